@@ -1,0 +1,108 @@
+//! The command line: `serve`, and `plugin inspect | list | call`.
+
+mod plugin;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use platos_host::runtime::{PluginHost, RuntimeConfig};
+
+/// The Platos provider host: sandboxed provider plugins, and the keys that
+/// feed them.
+#[derive(Parser)]
+#[command(name = "platos-host", version, about, long_about = None)]
+struct Cli {
+    /// Where the host keeps its data (store, compiled-plugin cache).
+    #[arg(long, env = "PLATOS_DATA_DIR", global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// A directory of extra plugin components (*.wasm) to load beside the bundled ones.
+    #[arg(long, env = "PLATOS_PLUGIN_DIR", global = true, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host's HTTP server.
+    Serve(serve::ServeArgs),
+    /// Inspect, list and call provider plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Parses arguments, runs the command, and turns errors into a message and
+/// exit code 1 (2 for usage errors, from clap).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLATOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let context = Context { data_dir: data_dir(cli.data_dir), plugin_dir: cli.plugin_dir };
+    match cli.command {
+        Command::Serve(args) => serve::run(&context, args).await,
+        Command::Plugin(command) => plugin::run(&context, command).await,
+    }
+}
+
+/// What every command shares.
+pub struct Context {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Extra plugins to load.
+    pub plugin_dir: Option<PathBuf>,
+}
+
+impl Context {
+    /// A plugin host with the compile cache under the data directory.
+    pub fn plugin_host(&self) -> anyhow::Result<PluginHost> {
+        PluginHost::new(RuntimeConfig {
+            cache_dir: Some(self.data_dir.join("cache").join("components")),
+            ..RuntimeConfig::default()
+        })
+    }
+
+    /// The bundled plugins plus those of `--plugin-dir`.
+    pub async fn registry(&self, host: &PluginHost) -> anyhow::Result<platos_host::runtime::PluginRegistry> {
+        let mut registry = platos_host::runtime::PluginRegistry::new();
+        platos_host::bundled::load_bundled(host, &mut registry).await?;
+        if let Some(dir) = &self.plugin_dir {
+            registry.load_dir(host, dir).await?;
+        }
+        Ok(registry)
+    }
+}
+
+/// `--data-dir`, else `$XDG_DATA_HOME/platos`, else `~/.local/share/platos`,
+/// else `./platos-data`.
+fn data_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|dir| PathBuf::from(dir).join("platos")))
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/platos")))
+        .unwrap_or_else(|| PathBuf::from("platos-data"))
+}

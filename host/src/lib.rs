@@ -1,0 +1,14 @@
+//! The Platos provider host.
+//!
+//! It loads provider plugins (sandboxed WebAssembly components behind the
+//! `platos:provider` WIT contract) and calls them under hard limits.
+//!
+//! - [`provider`]: the provider contract's domain types.
+//! - [`policy`]: pure rules (names, allowed hosts, imports, manifests).
+//! - [`runtime`]: the wasmtime host, plugins and their registry.
+//! - [`bundled`]: the plugins embedded in this binary.
+
+pub mod bundled;
+pub mod policy;
+pub mod provider;
+pub mod runtime;

@@ -1,0 +1,7 @@
+//! `platos-host`: the Platos provider host's command line.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

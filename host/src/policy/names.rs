@@ -1,0 +1,49 @@
+//! Name rules for provider slugs and environment variable names.
+
+/// The longest slug accepted.
+pub const MAX_SLUG_LEN: usize = 64;
+/// The longest environment variable name accepted.
+pub const MAX_ENV_VAR_LEN: usize = 128;
+
+/// Whether `slug` matches `^[a-z0-9][a-z0-9-]*$` and is at most [`MAX_SLUG_LEN`] long.
+pub fn is_valid_slug(slug: &str) -> bool {
+    let mut bytes = slug.bytes();
+    let Some(first) = bytes.next() else { return false };
+    slug.len() <= MAX_SLUG_LEN
+        && (first.is_ascii_lowercase() || first.is_ascii_digit())
+        && bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+}
+
+/// Whether `name` matches `^[A-Z][A-Z0-9_]*$` and is at most [`MAX_ENV_VAR_LEN`] long.
+pub fn is_valid_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let Some(first) = bytes.next() else { return false };
+    name.len() <= MAX_ENV_VAR_LEN
+        && first.is_ascii_uppercase()
+        && bytes.all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["openai", "a", "0", "azure-openai", "x9-"] {
+            assert!(is_valid_slug(good), "{good} should be valid");
+        }
+        for bad in ["", "-openai", "OpenAI", "open_ai", "open ai", "ópen", &"a".repeat(65)] {
+            assert!(!is_valid_slug(bad), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn env_var_names() {
+        for good in ["OPENAI_API_KEY", "A", "AWS_REGION", "X_2"] {
+            assert!(is_valid_env_var_name(good), "{good} should be valid");
+        }
+        for bad in ["", "_KEY", "2KEY", "openai_api_key", "OPENAI-KEY", "KEY ", &"A".repeat(129)] {
+            assert!(!is_valid_env_var_name(bad), "{bad} should be invalid");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The on-disk cache of compiled components, keyed by the sha256 of the wasm
+//! and a hash of everything that makes compiled code compatible (wasmtime's
+//! version, target and engine configuration). A restart does not recompile.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Whether a load hit the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded a precompiled artifact.
+    Hit,
+    /// Compiled (and stored, if there is a cache).
+    Compiled,
+}
+
+/// A directory of precompiled components written by this host only.
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    dir: PathBuf,
+    engine_tag: String,
+}
+
+impl ArtifactCache {
+    /// Opens (creating) the cache directory for `engine`.
+    pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(ArtifactCache { dir: dir.to_owned(), engine_tag: engine_tag(engine) })
+    }
+
+    /// The artifact path for `wasm`.
+    pub fn path_for(&self, wasm: &[u8]) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(wasm));
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_tag))
+    }
+}
+
+/// Compiles `wasm`, or loads its precompiled artifact from `cache`.
+pub fn load_component(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    wasm: &[u8],
+) -> wasmtime::Result<(Component, CacheOutcome)> {
+    let Some(cache) = cache else {
+        return Ok((Component::new(engine, wasm)?, CacheOutcome::Compiled));
+    };
+    let path = cache.path_for(wasm);
+    if path.is_file() {
+        // SAFETY: the file is in our own cache directory, was written by
+        // `Component::serialize` of this engine configuration (the name
+        // carries the configuration's hash), and wasmtime checks its header
+        // for version and configuration compatibility before using it.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok((component, CacheOutcome::Hit)),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "discarding unusable cached artifact")
+            }
+        }
+    }
+    let component = Component::new(engine, wasm)?;
+    if let Err(error) = store_artifact(&component, &path) {
+        tracing::warn!(path = %path.display(), %error, "cannot write the compiled-plugin cache");
+    }
+    Ok((component, CacheOutcome::Compiled))
+}
+
+fn store_artifact(component: &Component, path: &Path) -> anyhow::Result<()> {
+    let bytes = component.serialize()?;
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temp, bytes)?;
+    std::fs::rename(&temp, path)?;
+    Ok(())
+}
+
+/// A short hex tag of what makes compiled code compatible with `engine`.
+fn engine_tag(engine: &Engine) -> String {
+    struct ShaHasher(Sha256);
+    impl Hasher for ShaHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut hasher = ShaHasher(Sha256::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hex::encode(&hasher.0.finalize()[..8])
+}

@@ -1,0 +1,153 @@
+//! Typed errors of the runtime. Each names the plugin (slug and version, or
+//! where it was loaded from) and the part that failed; none carries a secret.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::hosts::OutboundRefusal;
+use crate::provider::ProviderError;
+
+/// Why a plugin did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this engine.
+    #[error("plugin {origin} is not a valid WebAssembly component: {message}")]
+    Compile {
+        /// Where the plugin came from.
+        origin: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// The component imports something the sandbox does not grant.
+    #[error(
+        "plugin {origin} imports what the sandbox does not grant: {}; a plugin may import only WASI 0.2 (io, clocks, random, cli, filesystem, sockets), which the host links deny-all",
+        imports.join(", ")
+    )]
+    DisallowedImports {
+        /// Where the plugin came from.
+        origin: String,
+        /// Every disallowed import.
+        imports: Vec<String>,
+    },
+    /// The component exports no provider API this host supports.
+    #[error(
+        "plugin {origin} exports no supported provider API (found exports: {}); this host supports {}",
+        found.join(", "),
+        supported.join(", ")
+    )]
+    UnsupportedApi {
+        /// Where the plugin came from.
+        origin: String,
+        /// What it exports.
+        found: Vec<String>,
+        /// What the host supports.
+        supported: Vec<String>,
+    },
+    /// Linking against the sandbox failed.
+    #[error("plugin {origin} cannot be linked: {message}")]
+    Link {
+        /// Where the plugin came from.
+        origin: String,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// Calling `manifest()` failed.
+    #[error("plugin {origin}: {source}")]
+    Manifest {
+        /// Where the plugin came from.
+        origin: String,
+        /// The call's error.
+        source: CallError,
+    },
+    /// The manifest breaks the host's rules.
+    #[error("plugin {plugin} (from {origin}) has an invalid manifest:\n  - {}", problems.join("\n  - "))]
+    InvalidManifest {
+        /// `slug@version` as the manifest says.
+        plugin: String,
+        /// Where the plugin came from.
+        origin: String,
+        /// Every broken rule.
+        problems: Vec<String>,
+    },
+    /// Two plugins declare one slug.
+    #[error("two plugins declare the slug {slug:?}: {first} and {second}; remove or rename one")]
+    DuplicateSlug {
+        /// The slug.
+        slug: String,
+        /// Where the first came from.
+        first: String,
+        /// Where the second came from.
+        second: String,
+    },
+}
+
+/// Why one call into a plugin failed.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin {plugin}: {function} {kind}")]
+pub struct CallError {
+    /// `slug@version`.
+    pub plugin: String,
+    /// The WIT function called.
+    pub function: &'static str,
+    /// What went wrong.
+    pub kind: CallErrorKind,
+}
+
+/// What went wrong in a call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallErrorKind {
+    /// The CPU budget ran out.
+    #[error("exceeded its CPU budget of {0:?}")]
+    CpuLimit(Duration),
+    /// Linear memory growth beyond the cap was refused.
+    #[error("exceeded its memory cap of {limit} bytes (wanted {wanted})")]
+    MemoryLimit {
+        /// The cap.
+        limit: usize,
+        /// What it asked for.
+        wanted: usize,
+    },
+    /// The wall-clock timeout passed.
+    #[error("did not finish within {0:?}")]
+    Timeout(Duration),
+    /// The result was larger than allowed.
+    #[error("returned {size} bytes, more than the limit of {limit}")]
+    OutputTooLarge {
+        /// What it returned.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The guest trapped or panicked.
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The plugin returned its own error.
+    #[error("failed: {0}")]
+    Provider(ProviderError),
+    /// The request the plugin described may not be sent.
+    #[error("described a request the host refuses to send: {0}")]
+    Refused(OutboundRefusal),
+}
+
+impl CallErrorKind {
+    /// A short stable code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallErrorKind::CpuLimit(_) => "cpu_limit",
+            CallErrorKind::MemoryLimit { .. } => "memory_limit",
+            CallErrorKind::Timeout(_) => "timeout",
+            CallErrorKind::OutputTooLarge { .. } => "output_too_large",
+            CallErrorKind::Trap(_) => "trap",
+            CallErrorKind::Provider(_) => "plugin_error",
+            CallErrorKind::Refused(_) => "refused_request",
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The plugin runtime: one wasmtime engine, deny-all WASI, and calls into
+//! provider plugins under hard limits.
+//!
+//! - [`PluginHost`] is the host type: a cheap handle to the engine, the
+//!   linker, the compile cache and the call semaphore.
+//! - [`Plugin`] is a cheap handle to one loaded plugin: its validated manifest
+//!   and its pre-linked component. Every call gets a fresh store and instance,
+//!   so nothing is shared between calls or tenants.
+//! - [`PluginRegistry`] holds the loaded plugins by slug.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod store;
+pub mod wit;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use self::cache::{ArtifactCache, CacheOutcome};
+pub use self::config::{CallLimits, RuntimeConfig};
+pub use self::error::{CallError, CallErrorKind, LoadError};
+use self::store::StoreState;
+use self::wit::ProviderApi;
+use crate::policy;
+use crate::policy::hosts::AllowedHosts;
+use crate::provider::{
+    Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize, ProviderError, Verdict,
+};
+
+/// The plugin host: a cheap, cloneable handle.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    config: RuntimeConfig,
+    cache: Option<ArtifactCache>,
+    permits: Semaphore,
+}
+
+impl PluginHost {
+    /// Builds the engine and the deny-all linker, opens the compile cache and
+    /// starts the epoch ticker (which stops when the last handle is dropped).
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.limits.memory_bytes <= config::MAX_MEMORY_BYTES,
+            "the per-call memory limit of {} bytes exceeds the pool's slot size of {} bytes",
+            config.limits.memory_bytes,
+            config::MAX_MEMORY_BYTES
+        );
+        let engine = config::build_engine(&config)?;
+        let mut linker = Linker::new(&engine);
+        // All of WASI 0.2, each capability denied by the store's WasiCtx.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|error| {
+                anyhow::anyhow!("cannot open the plugin cache {}: {error}", dir.display())
+            })?),
+            None => None,
+        };
+        spawn_epoch_ticker(&engine, config.epoch_tick);
+        let permits = Semaphore::new(config.max_concurrent_calls.max(1) as usize);
+        Ok(PluginHost { inner: Arc::new(HostInner { engine, linker, config, cache, permits }) })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Loads a plugin file.
+    pub async fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
+        let wasm = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        self.load(&wasm, &path.display().to_string()).await
+    }
+
+    /// Loads a plugin from its bytes. `origin` says where it came from, for
+    /// messages. Compiling runs on a blocking thread, off the async workers.
+    pub async fn load(&self, wasm: &[u8], origin: &str) -> Result<Plugin, LoadError> {
+        let started = Instant::now();
+        let host = self.clone();
+        let bytes = wasm.to_vec();
+        let compiled = tokio::task::spawn_blocking(move || {
+            cache::load_component(&host.inner.engine, host.inner.cache.as_ref(), &bytes)
+        })
+        .await
+        .map_err(|error| LoadError::Compile { origin: origin.to_owned(), message: error.to_string() })?;
+        let (component, outcome) = compiled.map_err(|error| LoadError::Compile {
+            origin: origin.to_owned(),
+            message: format!("{error:#}"),
+        })?;
+
+        let engine = &self.inner.engine;
+        let imports: Vec<String> =
+            component.component_type().imports(engine).map(|(name, _)| name.to_owned()).collect();
+        let disallowed = policy::imports::disallowed_imports(imports.iter().map(String::as_str));
+        if !disallowed.is_empty() {
+            return Err(LoadError::DisallowedImports { origin: origin.to_owned(), imports: disallowed });
+        }
+        let api = match ProviderApi::detect(&component, engine, &self.inner.linker) {
+            Some(Ok(api)) => api,
+            Some(Err(error)) => {
+                return Err(LoadError::Link { origin: origin.to_owned(), message: format!("{error:#}") });
+            }
+            None => {
+                return Err(LoadError::UnsupportedApi {
+                    origin: origin.to_owned(),
+                    found: wit::export_names(&component, engine),
+                    supported: wit::SUPPORTED_EXPORTS.iter().map(|name| name.to_string()).collect(),
+                });
+            }
+        };
+
+        let mut plugin = PluginInner {
+            host: self.clone(),
+            id: origin.to_owned(),
+            origin: origin.to_owned(),
+            sha256: hex::encode(Sha256::digest(wasm)),
+            manifest: None,
+            api,
+        };
+        let manifest = plugin
+            .call("manifest", None, |api, mut store| {
+                Box::pin(async move { (api.manifest(&mut store).await, store) })
+            })
+            .await
+            .map_err(|source| LoadError::Manifest { origin: origin.to_owned(), source })?;
+        let id = format!("{}@{}", manifest.slug, manifest.plugin_version);
+        policy::manifest::validate(&manifest).map_err(|problems| LoadError::InvalidManifest {
+            plugin: id.clone(),
+            origin: origin.to_owned(),
+            problems,
+        })?;
+        tracing::debug!(
+            plugin = %id,
+            api = plugin.api.version(),
+            cached = outcome == CacheOutcome::Hit,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugin loaded"
+        );
+        plugin.id = id;
+        plugin.manifest = Some(manifest);
+        Ok(Plugin { inner: Arc::new(plugin) })
+    }
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine, tick: std::time::Duration) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("platos-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// A loaded plugin: a cheap, cloneable handle.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    host: PluginHost,
+    /// `slug@version` once the manifest is known, the origin before.
+    id: String,
+    origin: String,
+    sha256: String,
+    manifest: Option<Manifest>,
+    api: ProviderApi,
+}
+
+/// A call's future: it owns the store and hands it back with the result.
+type CallFuture<'a, R> =
+    Pin<Box<dyn Future<Output = (wasmtime::Result<R>, Store<StoreState>)> + Send + 'a>>;
+
+impl Plugin {
+    /// The validated manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.inner.manifest.as_ref().expect("a loaded plugin has a manifest")
+    }
+
+    /// `slug@version`.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The slug.
+    pub fn slug(&self) -> &str {
+        &self.manifest().slug
+    }
+
+    /// Where the plugin was loaded from.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The sha256 of the component, hex.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// The WIT contract version the plugin was built against.
+    pub fn api_version(&self) -> &'static str {
+        self.inner.api.version()
+    }
+
+    /// The destinations requests for this key may go to.
+    pub fn allowed_hosts(&self, credentials: &Credentials) -> AllowedHosts {
+        let manifest = self.manifest();
+        AllowedHosts::new(&manifest.allowed_hosts, manifest.base_url(credentials))
+            .expect("allowed hosts were validated at load")
+    }
+
+    /// Calls `authorize`, then checks the returned request's destination and
+    /// headers; a refused request is an error, never sent.
+    pub async fn authorize(
+        &self,
+        credentials: &Credentials,
+        request: &HttpRequest,
+        now: u64,
+    ) -> Result<HttpRequest, CallError> {
+        let result = self
+            .inner
+            .call("authorize", Some(credentials), |api, mut store| {
+                Box::pin(async move {
+                    (api.authorize(&mut store, credentials, request, now).await, store)
+                })
+            })
+            .await?;
+        self.checked_request("authorize", credentials, result)
+    }
+
+    /// Calls `health-probe` and checks the probe's destination. The request
+    /// is not yet authorized: pass it through [`Plugin::authorize`].
+    pub async fn health_probe(&self, credentials: &Credentials) -> Result<HttpRequest, CallError> {
+        let result = self
+            .inner
+            .call("health-probe", Some(credentials), |api, mut store| {
+                Box::pin(async move { (api.health_probe(&mut store, credentials).await, store) })
+            })
+            .await?;
+        self.checked_request("health-probe", credentials, result)
+    }
+
+    /// Calls `interpret-health`.
+    pub async fn interpret_health(&self, response: &HttpResponse) -> Result<Verdict, CallError> {
+        self.inner
+            .call("interpret-health", None, |api, mut store| {
+                Box::pin(async move { (api.interpret_health(&mut store, response).await, store) })
+            })
+            .await
+    }
+
+    /// Calls `manifest` again (for `plugin call`; the loaded one is cached).
+    pub async fn call_manifest(&self) -> Result<Manifest, CallError> {
+        self.inner
+            .call("manifest", None, |api, mut store| {
+                Box::pin(async move { (api.manifest(&mut store).await, store) })
+            })
+            .await
+    }
+
+    fn checked_request(
+        &self,
+        function: &'static str,
+        credentials: &Credentials,
+        result: Result<HttpRequest, ProviderError>,
+    ) -> Result<HttpRequest, CallError> {
+        let error = |kind| CallError { plugin: self.inner.id.clone(), function, kind };
+        let request = result.map_err(|mut failure| {
+            failure.message = self.inner.redact(credentials, &failure.message);
+            error(CallErrorKind::Provider(failure))
+        })?;
+        self.allowed_hosts(credentials)
+            .check(&request.url, &request.headers)
+            .map_err(|refusal| error(CallErrorKind::Refused(refusal)))?;
+        Ok(request)
+    }
+}
+
+impl PluginInner {
+    /// Runs one call in a fresh store under every limit, logs what the guest
+    /// printed (with `credentials` redacted), and bounds the result's size.
+    async fn call<'a, R: PayloadSize>(
+        &'a self,
+        function: &'static str,
+        credentials: Option<&'a Credentials>,
+        run: impl FnOnce(&'a ProviderApi, Store<StoreState>) -> CallFuture<'a, R>,
+    ) -> Result<R, CallError> {
+        let host = &self.host.inner;
+        let limits = &host.config.limits;
+        let error = |kind| CallError { plugin: self.id.clone(), function, kind };
+        let _permit = host.permits.acquire().await.expect("the call semaphore is never closed");
+
+        let mut store = Store::new(&host.engine, StoreState::new(limits));
+        store.limiter(|state| &mut state.limiter);
+        let budget = (limits.cpu_time.as_nanos() / host.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut context| {
+            let state = context.data_mut();
+            state.ticks += 1;
+            if state.ticks >= budget {
+                state.cpu_exhausted = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield so a wall-clock timeout and other tasks can run.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let (stdout, stderr) = (store.data().stdout.clone(), store.data().stderr.clone());
+        let outcome = tokio::time::timeout(limits.wall_time, run(&self.api, store)).await;
+        self.log_guest_output(&stdout, &stderr, function, credentials);
+        let outcome = match outcome {
+            Err(_) => Err(CallErrorKind::Timeout(limits.wall_time)),
+            Ok((result, store)) => Ok((result, store)),
+        };
+        let result = match outcome {
+            Err(timeout) => Err(timeout),
+            Ok((Err(_), store)) if store.data().cpu_exhausted => {
+                Err(CallErrorKind::CpuLimit(limits.cpu_time))
+            }
+            Ok((Err(_), store)) if store.data().limiter.memory_denied.is_some() => {
+                Err(CallErrorKind::MemoryLimit {
+                    limit: limits.memory_bytes,
+                    wanted: store.data().limiter.memory_denied.unwrap_or_default(),
+                })
+            }
+            Ok((Err(trap), _)) => {
+                let message = format!("{trap:#}");
+                Err(CallErrorKind::Trap(match credentials {
+                    Some(credentials) => self.redact(credentials, &message),
+                    None => message,
+                }))
+            }
+            Ok((Ok(value), _)) => {
+                let size = value.payload_size();
+                if size > limits.output_bytes {
+                    Err(CallErrorKind::OutputTooLarge { size, limit: limits.output_bytes })
+                } else {
+                    Ok(value)
+                }
+            }
+        };
+        result.map_err(error)
+    }
+
+    /// `text` with the values of the manifest's secret variables redacted.
+    fn redact(&self, credentials: &Credentials, text: &str) -> String {
+        let Some(manifest) = &self.manifest else { return text.to_owned() };
+        credentials.redact(text, |name| {
+            manifest.env_vars.iter().any(|var| var.name == name && var.role == EnvVarRole::Secret)
+        })
+    }
+
+    fn log_guest_output(
+        &self,
+        stdout: &store::Capture,
+        stderr: &store::Capture,
+        function: &str,
+        credentials: Option<&Credentials>,
+    ) {
+        for (stream, capture) in [("stdout", stdout), ("stderr", stderr)] {
+            let (text, dropped) = capture.take();
+            if text.is_empty() {
+                continue;
+            }
+            let text = match credentials {
+                Some(credentials) => self.redact(credentials, &text),
+                None => text,
+            };
+            tracing::info!(plugin = %self.id, function, stream, dropped_bytes = dropped, "{}", text.trim_end());
+        }
+    }
+}
+
+/// The loaded plugins, by slug.
+#[derive(Clone, Default)]
+pub struct PluginRegistry {
+    plugins: BTreeMap<String, Plugin>,
+}
+
+impl PluginRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a plugin; a second plugin with the same slug is an error naming both.
+    pub fn insert(&mut self, plugin: Plugin) -> Result<(), LoadError> {
+        if let Some(existing) = self.plugins.get(plugin.slug()) {
+            return Err(LoadError::DuplicateSlug {
+                slug: plugin.slug().to_owned(),
+                first: existing.origin().to_owned(),
+                second: plugin.origin().to_owned(),
+            });
+        }
+        self.plugins.insert(plugin.slug().to_owned(), plugin);
+        Ok(())
+    }
+
+    /// The plugin for `slug`.
+    pub fn get(&self, slug: &str) -> Option<&Plugin> {
+        self.plugins.get(slug)
+    }
+
+    /// Every plugin, by slug.
+    pub fn iter(&self) -> impl Iterator<Item = &Plugin> {
+        self.plugins.values()
+    }
+
+    /// How many are loaded.
+    pub fn len(&self) -> usize {
+        self.plugins.len()
+    }
+
+    /// Whether none is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// Loads every `*.wasm` file of `dir` (sorted by name) into the registry.
+    pub async fn load_dir(&mut self, host: &PluginHost, dir: &Path) -> Result<usize, LoadError> {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|source| LoadError::Read { path: dir.to_owned(), source })?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+            .collect();
+        paths.sort();
+        for path in &paths {
+            self.insert(host.load_file(path).await?)?;
+        }
+        Ok(paths.len())
+    }
+}

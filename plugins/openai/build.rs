@@ -1,0 +1,1 @@
+fn main() { platos_plugin_build::embed_manifest("../../manifests/openai.toml"); }

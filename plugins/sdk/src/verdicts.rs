@@ -1,0 +1,84 @@
+//! Reading probe responses into verdicts.
+
+use crate::{HealthyInfo, HttpResponse, Verdict};
+
+/// What an HTTP status says about a key, before any provider-specific reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx.
+    Success,
+    /// 401 or 403: the provider refused the credential.
+    InvalidCredential,
+    /// 402 or 429: out of quota or rate limited.
+    QuotaLimited,
+    /// Status 0: the host could not reach the provider (the body says why).
+    Unreachable,
+    /// 5xx, and anything else unexpected.
+    Degraded,
+}
+
+/// Classifies an HTTP status the way most providers use it.
+pub fn classify_status(status: u16) -> StatusClass {
+    match status {
+        0 => StatusClass::Unreachable,
+        200..=299 => StatusClass::Success,
+        401 | 403 => StatusClass::InvalidCredential,
+        402 | 429 => StatusClass::QuotaLimited,
+        _ => StatusClass::Degraded,
+    }
+}
+
+/// The model ids of a models-list body: `{"data":[{"id":..}]}` (OpenAI style)
+/// or `{"models":[{"name"|"id":..}]}` (Gemini, Ollama style). `None` when the
+/// body is not such JSON.
+pub fn model_ids_from_json(body: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let list = value.get("data").or_else(|| value.get("models"))?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|model| {
+                model.get("id").or_else(|| model.get("name")).and_then(|id| id.as_str())
+            })
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The first 200 characters of a body, on one line, for verdict messages.
+pub fn body_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(200).collect()
+}
+
+/// The verdict for a models-list probe: 2xx with a parsable list is healthy,
+/// 2xx with anything else is degraded, and other statuses follow
+/// [`classify_status`].
+pub fn standard_verdict(response: &HttpResponse) -> Verdict {
+    let status = response.status;
+    match classify_status(status) {
+        StatusClass::Success => match model_ids_from_json(&response.body) {
+            Some(models) => Verdict::Healthy(HealthyInfo {
+                message: format!("listed {} models", models.len()),
+                models,
+            }),
+            None => Verdict::Degraded(format!(
+                "HTTP {status} but the body is not a model list: {}",
+                body_snippet(&response.body)
+            )),
+        },
+        StatusClass::InvalidCredential => {
+            Verdict::InvalidCredential(format!("HTTP {status}: the provider refused the key"))
+        }
+        StatusClass::QuotaLimited => {
+            Verdict::QuotaLimited(format!("HTTP {status}: out of quota or rate limited"))
+        }
+        StatusClass::Unreachable => {
+            Verdict::Unreachable(format!("unreachable: {}", body_snippet(&response.body)))
+        }
+        StatusClass::Degraded => Verdict::Degraded(format!(
+            "HTTP {status}: {}",
+            body_snippet(&response.body)
+        )),
+    }
+}
