@@ -43,14 +43,19 @@ fn main() {
         build.env_remove(var);
     }
     let status = build.status().expect("running cargo to build the plugins");
-    assert!(status.success(), "building the plugins in plugins/ for {WASM_TARGET} failed (see above)");
+    assert!(
+        status.success(),
+        "building the plugins in plugins/ for {WASM_TARGET} failed (see above)"
+    );
 
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
     let mut bundled = Vec::new();
     for entry in std::fs::read_dir(&wasm_dir).expect("the plugin build wrote its output") {
         let path = entry.expect("listing plugin outputs").path();
         let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
-        if let Some(slug) = name.strip_prefix("platos_plugin_").and_then(|rest| rest.strip_suffix(".wasm")) {
+        if let Some(slug) =
+            name.strip_prefix("platos_plugin_").and_then(|rest| rest.strip_suffix(".wasm"))
+        {
             bundled.push((slug.replace('_', "-"), path));
         }
     }
@@ -87,7 +92,10 @@ fn write_bundled(out_dir: &Path, wasm_dir: &Path, bundled: &[(String, PathBuf)])
          pub static BUNDLED_PLUGINS: &[(&str, &[u8])] = &[\n",
     );
     for (name, path) in bundled {
-        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     code.push_str(&format!(

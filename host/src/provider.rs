@@ -342,14 +342,13 @@ impl PayloadSize for Manifest {
             .env_vars
             .iter()
             .map(|var| {
-                var.name.len() + var.description.len() + var.default_value.as_ref().map_or(0, String::len)
+                var.name.len()
+                    + var.description.len()
+                    + var.default_value.as_ref().map_or(0, String::len)
             })
             .sum();
-        let models: usize = self
-            .default_models
-            .iter()
-            .map(|model| model.id.len() + model.display_name.len())
-            .sum();
+        let models: usize =
+            self.default_models.iter().map(|model| model.id.len() + model.display_name.len()).sum();
         let hosts: usize = self.allowed_hosts.iter().map(String::len).sum();
         self.slug.len()
             + self.display_name.len()

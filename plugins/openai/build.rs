@@ -1,1 +1,3 @@
-fn main() { platos_plugin_build::embed_manifest("../../manifests/openai.toml"); }
+fn main() {
+    platos_plugin_build::embed_manifest("../../manifests/openai.toml");
+}

@@ -40,10 +40,9 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLATOS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PLATOS_LOG").unwrap_or_else(
+            |_| tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn"),
+        ))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -88,7 +87,10 @@ impl Context {
     }
 
     /// The bundled plugins plus those of `--plugin-dir`.
-    pub async fn registry(&self, host: &PluginHost) -> anyhow::Result<platos_host::runtime::PluginRegistry> {
+    pub async fn registry(
+        &self,
+        host: &PluginHost,
+    ) -> anyhow::Result<platos_host::runtime::PluginRegistry> {
         let mut registry = platos_host::runtime::PluginRegistry::new();
         platos_host::bundled::load_bundled(host, &mut registry).await?;
         if let Some(dir) = &self.plugin_dir {
@@ -103,6 +105,8 @@ impl Context {
 fn data_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit
         .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|dir| PathBuf::from(dir).join("platos")))
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/platos")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/platos"))
+        })
         .unwrap_or_else(|| PathBuf::from("platos-data"))
 }

@@ -95,7 +95,9 @@ pub async fn run(context: &Context, command: PluginCommand) -> anyhow::Result<Ex
                         .manifest()
                         .env_vars
                         .iter()
-                        .map(|var| if var.required { var.name.clone() } else { format!("[{}]", var.name) })
+                        .map(|var| {
+                            if var.required { var.name.clone() } else { format!("[{}]", var.name) }
+                        })
                         .collect();
                     println!(
                         "{:<20} {:<10} {:<28} {}",
@@ -130,13 +132,20 @@ fn describe(manifest: &Manifest, api: &str, sha256: &str) -> String {
         AuthShape::Query { param, env_var } => format!("?{param}=${env_var}"),
         AuthShape::Custom { description } => format!("custom: {description}"),
     };
-    out.push_str(&format!("  auth: {auth}\n  allowed hosts: {}\n", manifest.allowed_hosts.join(", ")));
+    out.push_str(&format!(
+        "  auth: {auth}\n  allowed hosts: {}\n",
+        manifest.allowed_hosts.join(", ")
+    ));
     if let Some(cost) = &manifest.probe_cost {
         out.push_str(&format!("  probe cost: {cost}\n"));
     }
     out.push_str("  env vars:\n");
     for var in &manifest.env_vars {
-        let default = var.default_value.as_deref().map(|value| format!(" (default {value})")).unwrap_or_default();
+        let default = var
+            .default_value
+            .as_deref()
+            .map(|value| format!(" (default {value})"))
+            .unwrap_or_default();
         out.push_str(&format!(
             "    {:<28} {:?}{}{default}: {}\n",
             var.name,
@@ -147,8 +156,12 @@ fn describe(manifest: &Manifest, api: &str, sha256: &str) -> String {
     }
     out.push_str("  default models:\n");
     for model in &manifest.default_models {
-        let window = model.context_window.map(|tokens| format!(", {tokens} tokens")).unwrap_or_default();
-        out.push_str(&format!("    {:<28} {:?}{window}: {}\n", model.id, model.class, model.display_name));
+        let window =
+            model.context_window.map(|tokens| format!(", {tokens} tokens")).unwrap_or_default();
+        out.push_str(&format!(
+            "    {:<28} {:?}{window}: {}\n",
+            model.id, model.class, model.display_name
+        ));
     }
     out
 }
@@ -163,7 +176,8 @@ fn read_input(input: &str) -> anyhow::Result<serde_json::Value> {
     } else {
         input.to_owned()
     };
-    serde_json::from_str(&text).context("--input is not valid JSON (see `plugin call --help` for its shape)")
+    serde_json::from_str(&text)
+        .context("--input is not valid JSON (see `plugin call --help` for its shape)")
 }
 
 #[derive(Deserialize)]
@@ -208,7 +222,8 @@ async fn call(
         }
         Function::HealthProbe => request_json(&plugin.health_probe(&credentials).await?),
         Function::InterpretHealth => {
-            let response = input.response.context("interpret-health needs \"response\" in --input")?;
+            let response =
+                input.response.context("interpret-health needs \"response\" in --input")?;
             let response = HttpResponse {
                 status: response.status,
                 headers: response.headers,

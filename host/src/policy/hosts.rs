@@ -26,7 +26,9 @@ enum Label {
 
 /// Why an allowed-host pattern is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("allowed host {pattern:?} is malformed: {reason}; expected a lower-case DNS name such as `api.openai.com`, where `*` may stand for one label")]
+#[error(
+    "allowed host {pattern:?} is malformed: {reason}; expected a lower-case DNS name such as `api.openai.com`, where `*` may stand for one label"
+)]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
@@ -60,7 +62,9 @@ impl HostPattern {
                 && !label.ends_with('-')
                 && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !valid {
-                return Err(fail("a label is empty, too long, or not lower-case letters, digits and inner hyphens"));
+                return Err(fail(
+                    "a label is empty, too long, or not lower-case letters, digits and inner hyphens",
+                ));
             }
             parsed.push(Label::Exact((*label).to_owned()));
         }
@@ -165,7 +169,9 @@ impl AllowedHosts {
         let host = parsed.host_str().ok_or(OutboundRefusal::MalformedUrl)?.to_ascii_lowercase();
         for (name, value) in headers {
             if !is_header_name(name) || !is_header_value(value) {
-                return Err(OutboundRefusal::MalformedHeader { name: name.chars().take(64).collect() });
+                return Err(OutboundRefusal::MalformedHeader {
+                    name: name.chars().take(64).collect(),
+                });
             }
         }
         if self.base_origin.as_ref() == Some(&parsed.origin()) {
@@ -269,7 +275,10 @@ mod tests {
             assert!(!error.to_string().contains("CANARY"));
             assert!(error.to_string().contains("api.openai.com"));
         }
-        assert_eq!(hosts.check("https://user:pw@api.openai.com/", &[]), Err(OutboundRefusal::UserInfo));
+        assert_eq!(
+            hosts.check("https://user:pw@api.openai.com/", &[]),
+            Err(OutboundRefusal::UserInfo)
+        );
         assert_eq!(hosts.check("ftp://api.openai.com/", &[]), Err(OutboundRefusal::MalformedUrl));
         assert_eq!(hosts.check("/v1/models", &[]), Err(OutboundRefusal::MalformedUrl));
     }
@@ -289,7 +298,13 @@ mod tests {
         let url = "https://api.openai.com/v1/models";
         let bad_value = vec![("authorization".to_owned(), "Bearer a\r\nx: y".to_owned())];
         let bad_name = vec![("bad header".to_owned(), "v".to_owned())];
-        assert!(matches!(hosts.check(url, &bad_value), Err(OutboundRefusal::MalformedHeader { .. })));
-        assert!(matches!(hosts.check(url, &bad_name), Err(OutboundRefusal::MalformedHeader { .. })));
+        assert!(matches!(
+            hosts.check(url, &bad_value),
+            Err(OutboundRefusal::MalformedHeader { .. })
+        ));
+        assert!(matches!(
+            hosts.check(url, &bad_name),
+            Err(OutboundRefusal::MalformedHeader { .. })
+        ));
     }
 }

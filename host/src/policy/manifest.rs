@@ -42,7 +42,10 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
     let base_vars: Vec<_> =
         manifest.env_vars.iter().filter(|var| var.role == EnvVarRole::BaseUrl).collect();
     if base_vars.len() > 1 {
-        problems.push(format!("{} env vars have role `base-url`: at most one is expected", base_vars.len()));
+        problems.push(format!(
+            "{} env vars have role `base-url`: at most one is expected",
+            base_vars.len()
+        ));
     }
     for var in &base_vars {
         if let Some(default) = &var.default_value
@@ -67,7 +70,8 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
             Some(_) => {}
         }
     }
-    if let AuthShape::Header { header, .. } | AuthShape::Query { param: header, .. } = &manifest.auth
+    if let AuthShape::Header { header, .. } | AuthShape::Query { param: header, .. } =
+        &manifest.auth
         && header.trim().is_empty()
     {
         problems.push("auth names an empty header or query parameter".to_owned());
@@ -79,7 +83,8 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
         }
     }
     if manifest.allowed_hosts.is_empty() && base_vars.is_empty() {
-        problems.push("no allowed hosts and no base-url env var: requests could go nowhere".to_owned());
+        problems
+            .push("no allowed hosts and no base-url env var: requests could go nowhere".to_owned());
     }
 
     if manifest.model_classes.is_empty() {

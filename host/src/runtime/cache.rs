@@ -49,12 +49,14 @@ pub fn load_component(
         return Ok((Component::new(engine, wasm)?, CacheOutcome::Compiled));
     };
     let path = cache.path_for(wasm);
-    if path.is_file() {
-        // SAFETY: the file is in our own cache directory, was written by
-        // `Component::serialize` of this engine configuration (the name
-        // carries the configuration's hash), and wasmtime checks its header
-        // for version and configuration compatibility before using it.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+    // Read into memory rather than map the file: a file truncated under a
+    // mapping would crash the host with SIGBUS.
+    if let Ok(bytes) = std::fs::read(&path) {
+        // SAFETY: the bytes come from our own cache directory, written by
+        // `Component::serialize` of an engine whose configuration hash is in
+        // the file name, and wasmtime checks the header for version and
+        // configuration compatibility before using them.
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => return Ok((component, CacheOutcome::Hit)),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "discarding unusable cached artifact")

@@ -34,7 +34,8 @@ use self::wit::ProviderApi;
 use crate::policy;
 use crate::policy::hosts::AllowedHosts;
 use crate::provider::{
-    Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize, ProviderError, Verdict,
+    Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize, ProviderError,
+    Verdict,
 };
 
 /// The plugin host: a cheap, cloneable handle.
@@ -99,7 +100,10 @@ impl PluginHost {
             cache::load_component(&host.inner.engine, host.inner.cache.as_ref(), &bytes)
         })
         .await
-        .map_err(|error| LoadError::Compile { origin: origin.to_owned(), message: error.to_string() })?;
+        .map_err(|error| LoadError::Compile {
+            origin: origin.to_owned(),
+            message: error.to_string(),
+        })?;
         let (component, outcome) = compiled.map_err(|error| LoadError::Compile {
             origin: origin.to_owned(),
             message: format!("{error:#}"),
@@ -110,12 +114,18 @@ impl PluginHost {
             component.component_type().imports(engine).map(|(name, _)| name.to_owned()).collect();
         let disallowed = policy::imports::disallowed_imports(imports.iter().map(String::as_str));
         if !disallowed.is_empty() {
-            return Err(LoadError::DisallowedImports { origin: origin.to_owned(), imports: disallowed });
+            return Err(LoadError::DisallowedImports {
+                origin: origin.to_owned(),
+                imports: disallowed,
+            });
         }
         let api = match ProviderApi::detect(&component, engine, &self.inner.linker) {
             Some(Ok(api)) => api,
             Some(Err(error)) => {
-                return Err(LoadError::Link { origin: origin.to_owned(), message: format!("{error:#}") });
+                return Err(LoadError::Link {
+                    origin: origin.to_owned(),
+                    message: format!("{error:#}"),
+                });
             }
             None => {
                 return Err(LoadError::UnsupportedApi {
@@ -131,6 +141,7 @@ impl PluginHost {
             id: origin.to_owned(),
             origin: origin.to_owned(),
             sha256: hex::encode(Sha256::digest(wasm)),
+            from_cache: outcome == CacheOutcome::Hit,
             manifest: None,
             api,
         };
@@ -149,7 +160,7 @@ impl PluginHost {
         tracing::debug!(
             plugin = %id,
             api = plugin.api.version(),
-            cached = outcome == CacheOutcome::Hit,
+            cached = plugin.from_cache,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "plugin loaded"
         );
@@ -186,6 +197,7 @@ struct PluginInner {
     id: String,
     origin: String,
     sha256: String,
+    from_cache: bool,
     manifest: Option<Manifest>,
     api: ProviderApi,
 }
@@ -218,6 +230,11 @@ impl Plugin {
     /// The sha256 of the component, hex.
     pub fn sha256(&self) -> &str {
         &self.inner.sha256
+    }
+
+    /// Whether the compiled component came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
     }
 
     /// The WIT contract version the plugin was built against.
@@ -315,7 +332,8 @@ impl PluginInner {
 
         let mut store = Store::new(&host.engine, StoreState::new(limits));
         store.limiter(|state| &mut state.limiter);
-        let budget = (limits.cpu_time.as_nanos() / host.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
+        let budget =
+            (limits.cpu_time.as_nanos() / host.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut context| {
             let state = context.data_mut();

@@ -1,7 +1,7 @@
 //! The OpenAI provider plugin: bearer auth, probe `GET {base}/models`.
 
 use platos_plugin_sdk::{
-    Credentials, HttpRequest, ProviderManifest, PluginError, Provider, base_url, export_provider,
+    Credentials, HttpRequest, PluginError, Provider, ProviderManifest, base_url, export_provider,
     include_manifest, join_url,
 };
 

@@ -1,6 +1,8 @@
 //! Credentials and declarative auth shapes.
 
-use crate::{AuthShape, Credentials, EnvVarRole, ErrorCode, HttpRequest, ProviderManifest, PluginError};
+use crate::{
+    AuthShape, Credentials, EnvVarRole, ErrorCode, HttpRequest, PluginError, ProviderManifest,
+};
 
 /// The value of `name` in the env bag, if present and not empty.
 pub fn credential<'a>(credentials: &'a Credentials, name: &str) -> Option<&'a str> {
@@ -16,17 +18,20 @@ pub fn require_credential<'a>(
     credentials: &'a Credentials,
     name: &str,
 ) -> Result<&'a str, PluginError> {
-    credential(credentials, name).ok_or_else(|| {
-        PluginError::new(ErrorCode::MissingCredential, format!("{name} is not set"))
-    })
+    credential(credentials, name)
+        .ok_or_else(|| PluginError::new(ErrorCode::MissingCredential, format!("{name} is not set")))
 }
 
 /// The provider's base URL: the manifest's `base-url` variable from the env
 /// bag, else its default. Trailing slashes are removed.
-pub fn base_url(credentials: &Credentials, manifest: &ProviderManifest) -> Result<String, PluginError> {
-    let var = manifest.env_vars.iter().find(|var| var.role == EnvVarRole::BaseUrl).ok_or_else(
-        || PluginError::new(ErrorCode::Internal, "the manifest declares no base-url variable"),
-    )?;
+pub fn base_url(
+    credentials: &Credentials,
+    manifest: &ProviderManifest,
+) -> Result<String, PluginError> {
+    let var =
+        manifest.env_vars.iter().find(|var| var.role == EnvVarRole::BaseUrl).ok_or_else(|| {
+            PluginError::new(ErrorCode::Internal, "the manifest declares no base-url variable")
+        })?;
     let value = credential(credentials, &var.name)
         .map(str::to_owned)
         .or_else(|| var.default_value.clone())

@@ -38,7 +38,7 @@ pub mod bindings {
 pub use auth::{apply_declared_auth, base_url, credential, join_url, require_credential};
 pub use bindings::exports::platos::provider::plugin::{
     AuthShape, Credentials, EnvVar, EnvVarRole, ErrorCode, HeaderAuth, HealthyInfo, HttpRequest,
-    HttpResponse, ProviderManifest, Method, ModelClass, ModelInfo, PluginError, QueryAuth, Verdict,
+    HttpResponse, Method, ModelClass, ModelInfo, PluginError, ProviderManifest, QueryAuth, Verdict,
 };
 pub use verdicts::{
     StatusClass, body_snippet, classify_status, model_ids_from_json, standard_verdict,

@@ -76,9 +76,8 @@ pub fn standard_verdict(response: &HttpResponse) -> Verdict {
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", body_snippet(&response.body)))
         }
-        StatusClass::Degraded => Verdict::Degraded(format!(
-            "HTTP {status}: {}",
-            body_snippet(&response.body)
-        )),
+        StatusClass::Degraded => {
+            Verdict::Degraded(format!("HTTP {status}: {}", body_snippet(&response.body)))
+        }
     }
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: the host workspace (unit, end-to-end and CLI tests;
+# its build script builds every plugin once), then the plugin workspace's
+# native-testable libraries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --all-targets
+cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build
