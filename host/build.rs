@@ -16,19 +16,43 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PLATOS_SKIP_PLUGIN_BUILD");
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    check_wasm_target(&rustc);
-
     let out_dir = PathBuf::from(env("OUT_DIR"));
     // <target>/<profile>/build/<pkg>-<hash>/out -> <target>/platos-plugins
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("platos-plugins");
+    let wasm_dir = target_dir.join(WASM_TARGET).join("release");
+    // PLATOS_SKIP_PLUGIN_BUILD=1 reuses the components already built, for
+    // host-only work while plugin sources are mid-edit.
+    if std::env::var_os("PLATOS_SKIP_PLUGIN_BUILD").is_some() && wasm_dir.is_dir() {
+        println!("cargo:warning=PLATOS_SKIP_PLUGIN_BUILD is set: using the plugins already built");
+    } else {
+        check_wasm_target(&rustc);
+        build_plugins(&root, &rustc, &target_dir);
+    }
+
+    let mut bundled = Vec::new();
+    for entry in std::fs::read_dir(&wasm_dir).expect("the plugin build wrote its output") {
+        let path = entry.expect("listing plugin outputs").path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
+        if let Some(slug) =
+            name.strip_prefix("platos_plugin_").and_then(|rest| rest.strip_suffix(".wasm"))
+        {
+            bundled.push((slug.replace('_', "-"), path));
+        }
+    }
+    bundled.sort();
+    write_bundled(&out_dir, &wasm_dir, &bundled);
+}
+
+/// Builds the whole plugin workspace for the wasm target in one cargo run.
+fn build_plugins(root: &Path, rustc: &str, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
         .arg(root.join("plugins/Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir)
-        .env("RUSTC", &rustc);
+        .arg(target_dir)
+        .env("RUSTC", rustc);
     // The host build's own settings must not leak into the wasm build.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -47,20 +71,6 @@ fn main() {
         status.success(),
         "building the plugins in plugins/ for {WASM_TARGET} failed (see above)"
     );
-
-    let wasm_dir = target_dir.join(WASM_TARGET).join("release");
-    let mut bundled = Vec::new();
-    for entry in std::fs::read_dir(&wasm_dir).expect("the plugin build wrote its output") {
-        let path = entry.expect("listing plugin outputs").path();
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
-        if let Some(slug) =
-            name.strip_prefix("platos_plugin_").and_then(|rest| rest.strip_suffix(".wasm"))
-        {
-            bundled.push((slug.replace('_', "-"), path));
-        }
-    }
-    bundled.sort();
-    write_bundled(&out_dir, &wasm_dir, &bundled);
 }
 
 fn env(name: &str) -> String {

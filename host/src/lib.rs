@@ -5,10 +5,12 @@
 //!
 //! - [`provider`]: the provider contract's domain types.
 //! - [`policy`]: pure rules (names, allowed hosts, imports, manifests).
+//! - [`outbound`]: the SSRF-safe sender of plugin-described requests.
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
 //! - [`bundled`]: the plugins embedded in this binary.
 
 pub mod bundled;
+pub mod outbound;
 pub mod policy;
 pub mod provider;
 pub mod runtime;

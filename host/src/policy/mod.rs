@@ -1,11 +1,19 @@
 //! Policy: small pure functions with no I/O, each with its own unit tests.
 //!
 //! - [`names`]: what slugs and environment variable names may look like.
+//! - [`addresses`]: which IP addresses outbound requests may reach.
 //! - [`hosts`]: allowed-host patterns and the outbound request check.
 //! - [`imports`]: which component imports a plugin may have.
 //! - [`manifest`]: the rules a manifest must follow to load.
+//! - [`variants`]: numbered key variants and which variables feed a key's env bag.
+//! - [`hints`]: near-miss variable names (`OPENAI_KEY` → `OPENAI_API_KEY`).
+//! - [`verdicts`]: verdict classes and health badges.
 
+pub mod addresses;
+pub mod hints;
 pub mod hosts;
 pub mod imports;
 pub mod manifest;
 pub mod names;
+pub mod variants;
+pub mod verdicts;
