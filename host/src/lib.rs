@@ -7,9 +7,11 @@
 //! - [`policy`]: pure rules (names, allowed hosts, imports, manifests).
 //! - [`outbound`]: the SSRF-safe sender of plugin-described requests.
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
+//! - [`health`]: health probes through the plugins, in deduplicated rounds.
 //! - [`bundled`]: the plugins embedded in this binary.
 
 pub mod bundled;
+pub mod health;
 pub mod outbound;
 pub mod policy;
 pub mod provider;

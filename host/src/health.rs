@@ -1,0 +1,169 @@
+//! Health probes through the plugins.
+//!
+//! One probe: the plugin builds the request (`health-probe`), the plugin
+//! authorizes it, the host sends it through [`Outbound`] (allowed hosts,
+//! checked addresses, timeout, no redirects, body cap), and the plugin reads
+//! the answer (`interpret-health`). A round probes many keys with bounded
+//! concurrency, and a credential shared by several keys or scopes is probed
+//! once per round.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::outbound::Outbound;
+use crate::provider::{Credentials, ProviderErrorCode, Verdict};
+use crate::runtime::{CallError, CallErrorKind, Plugin};
+
+/// What one probe found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// From building the probe to reading the verdict.
+    pub latency: Duration,
+    /// When the probe finished, Unix seconds.
+    pub at: u64,
+}
+
+/// Probes one key.
+pub async fn probe(
+    plugin: &Plugin,
+    credentials: &Credentials,
+    outbound: &Outbound,
+) -> ProbeOutcome {
+    let started = Instant::now();
+    let verdict = match probe_verdict(plugin, credentials, outbound).await {
+        Ok(verdict) => verdict,
+        Err(error) => verdict_for_call_error(&error),
+    };
+    ProbeOutcome { verdict, latency: started.elapsed(), at: unix_now() }
+}
+
+async fn probe_verdict(
+    plugin: &Plugin,
+    credentials: &Credentials,
+    outbound: &Outbound,
+) -> Result<Verdict, CallError> {
+    let request = plugin.health_probe(credentials).await?;
+    let request = plugin.authorize(credentials, &request, unix_now()).await?;
+    let response = outbound.send(&request, &plugin.allowed_hosts(credentials)).await;
+    plugin.interpret_health(&response).await
+}
+
+/// The verdict for a probe that failed before the provider answered.
+fn verdict_for_call_error(error: &CallError) -> Verdict {
+    let message = error.to_string();
+    match &error.kind {
+        CallErrorKind::Provider(failure)
+            if matches!(
+                failure.code,
+                ProviderErrorCode::MissingCredential | ProviderErrorCode::InvalidCredential
+            ) =>
+        {
+            Verdict::InvalidCredential { message }
+        }
+        CallErrorKind::Refused(_) => Verdict::Unreachable { message },
+        _ => Verdict::Degraded { message },
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// One key to probe in a round. `K` identifies the key to the caller.
+pub struct ProbeTarget<K> {
+    /// The caller's key identity.
+    pub key: K,
+    /// The provider's plugin.
+    pub plugin: Plugin,
+    /// The key's env bag.
+    pub credentials: Credentials,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RoundStats {
+    /// Keys in the round.
+    pub keys: usize,
+    /// Probes sent (after deduplication).
+    pub probes: usize,
+}
+
+/// The dedupe key of a target: its provider and a hash of its env bag
+/// (names and values, sorted). The hash never leaves this process.
+fn credential_fingerprint(slug: &str, credentials: &Credentials) -> [u8; 32] {
+    let mut pairs: Vec<(&str, &str)> = credentials.expose().collect();
+    pairs.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(slug.as_bytes());
+    for (name, value) in pairs {
+        hasher.update([0]);
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+/// Probes every target, each distinct (provider, credential) once, at most
+/// `concurrency` at a time; returns every key with its outcome.
+pub async fn run_round<K: Send + 'static>(
+    targets: Vec<ProbeTarget<K>>,
+    outbound: &Outbound,
+    concurrency: usize,
+) -> (Vec<(K, ProbeOutcome)>, RoundStats) {
+    let keys = targets.len();
+    let mut groups: HashMap<[u8; 32], (Plugin, Credentials, Vec<K>)> = HashMap::new();
+    for target in targets {
+        let fingerprint = credential_fingerprint(target.plugin.slug(), &target.credentials);
+        groups
+            .entry(fingerprint)
+            .or_insert_with(|| (target.plugin, target.credentials, Vec::new()))
+            .2
+            .push(target.key);
+    }
+    let probes = groups.len();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (plugin, credentials, keys) in groups.into_values() {
+        let permits = permits.clone();
+        let outbound = outbound.clone();
+        tasks.spawn(async move {
+            let _permit =
+                permits.acquire_owned().await.expect("the round's semaphore is never closed");
+            let outcome = probe(&plugin, &credentials, &outbound).await;
+            (keys, outcome)
+        });
+    }
+    let mut results = Vec::with_capacity(keys);
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((keys, outcome)) => {
+                results.extend(keys.into_iter().map(|key| (key, outcome.clone())))
+            }
+            Err(error) => tracing::error!(%error, "a health probe task failed"),
+        }
+    }
+    (results, RoundStats { keys, probes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_order_and_separate_providers_and_values() {
+        let a = Credentials::new().with("A", "1").with("B", "2");
+        let b = Credentials::new().with("B", "2").with("A", "1");
+        let c = Credentials::new().with("A", "1").with("B", "3");
+        assert_eq!(credential_fingerprint("openai", &a), credential_fingerprint("openai", &b));
+        assert_ne!(credential_fingerprint("openai", &a), credential_fingerprint("openai", &c));
+        assert_ne!(credential_fingerprint("openai", &a), credential_fingerprint("voyage", &a));
+    }
+}

@@ -1,0 +1,182 @@
+//! Health probes through a real plugin against a mock upstream on loopback:
+//! every verdict class, deduplication of shared credentials, the concurrency
+//! bound, a hanging probe and a redirect.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use platos_host::health::{ProbeTarget, probe, run_round};
+use platos_host::outbound::{Outbound, OutboundConfig};
+use platos_host::policy::addresses::AddressPolicy;
+use platos_host::provider::{Credentials, Verdict};
+use platos_host::runtime::{Plugin, PluginHost, RuntimeConfig};
+
+#[derive(Default)]
+struct Mock {
+    hits: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// The key (`sk-canary-<behaviour>`) decides the answer: `good`, `bad`, `quota`, `broken`, `hang`,
+/// `moved`, or `slow-*` (healthy after 100 ms).
+async fn models(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> Response {
+    mock.hits.fetch_add(1, Ordering::SeqCst);
+    let now = mock.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    mock.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer sk-canary-"))
+        .unwrap_or("")
+        .to_owned();
+    let listing = r#"{"data":[{"id":"gpt-5"},{"id":"local-model"}]}"#;
+    let response = match key.as_str() {
+        "good" => (StatusCode::OK, listing).into_response(),
+        "bad" => {
+            (StatusCode::UNAUTHORIZED, r#"{"error":{"code":"invalid_api_key"}}"#).into_response()
+        }
+        "quota" => (StatusCode::TOO_MANY_REQUESTS, r#"{"error":{"type":"insufficient_quota"}}"#)
+            .into_response(),
+        "broken" => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        "moved" => {
+            (StatusCode::FOUND, [(header::LOCATION, "http://169.254.169.254/")]).into_response()
+        }
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            (StatusCode::OK, listing).into_response()
+        }
+        _ => {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            (StatusCode::OK, listing).into_response()
+        }
+    };
+    mock.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn mock_upstream() -> (SocketAddr, Arc<Mock>) {
+    let mock = Arc::new(Mock::default());
+    let app = Router::new().route("/v1/models", get(models)).with_state(mock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, mock)
+}
+
+async fn openai() -> Plugin {
+    let host = PluginHost::new(RuntimeConfig::default()).unwrap();
+    let (_, wasm) =
+        platos_host::bundled::BUNDLED_PLUGINS.iter().find(|(name, _)| *name == "openai").unwrap();
+    host.load(wasm, "bundled:openai").await.unwrap()
+}
+
+fn outbound() -> Outbound {
+    Outbound::new(OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: Duration::from_millis(700),
+        max_body_bytes: 1 << 20,
+    })
+    .unwrap()
+}
+
+/// A key whose secret is `sk-canary-<behaviour>`.
+fn key(address: SocketAddr, behaviour: &str) -> Credentials {
+    Credentials::new()
+        .with("OPENAI_API_KEY", format!("sk-canary-{behaviour}"))
+        .with("OPENAI_API_BASE", format!("http://{address}/v1"))
+}
+
+fn class(verdict: &Verdict) -> &'static str {
+    platos_host::policy::verdicts::class_name(verdict)
+}
+
+#[tokio::test]
+async fn each_verdict_class_through_the_plugin() {
+    let (address, _) = mock_upstream().await;
+    let plugin = openai().await;
+    let outbound = outbound();
+    for (secret, expected) in [
+        ("good", "healthy"),
+        ("bad", "invalid-credential"),
+        ("quota", "quota-limited"),
+        ("broken", "degraded"),
+        ("hang", "unreachable"),
+        ("moved", "degraded"),
+    ] {
+        let outcome = probe(&plugin, &key(address, secret), &outbound).await;
+        assert_eq!(class(&outcome.verdict), expected, "{secret}: {:?}", outcome.verdict);
+        assert!(!outcome.verdict.message().contains("sk-canary"), "{outcome:?}");
+    }
+    let outcome = probe(&plugin, &key(address, "good"), &outbound).await;
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Healthy {
+            message: "listed 2 models".into(),
+            models: vec!["gpt-5".into(), "local-model".into()]
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_closed_address_policy_makes_a_loopback_base_unreachable() {
+    let (address, mock) = mock_upstream().await;
+    let plugin = openai().await;
+    let closed = Outbound::new(OutboundConfig::default()).unwrap();
+    let outcome = probe(&plugin, &key(address, "good"), &closed).await;
+    assert_eq!(class(&outcome.verdict), "unreachable", "{:?}", outcome.verdict);
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_shared_credential_is_probed_once_per_round() {
+    let (address, mock) = mock_upstream().await;
+    let plugin = openai().await;
+    let targets: Vec<ProbeTarget<String>> = (0..6)
+        .map(|scope| ProbeTarget {
+            key: format!("org/project-{scope}/prod"),
+            plugin: plugin.clone(),
+            credentials: key(address, if scope < 4 { "good" } else { "bad" }),
+        })
+        .collect();
+    let (results, stats) = run_round(targets, &outbound(), 4).await;
+    assert_eq!((stats.keys, stats.probes), (6, 2));
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(results.len(), 6);
+    for (scope, outcome) in &results {
+        let expected = if scope.ends_with("-4/prod") || scope.ends_with("-5/prod") {
+            "invalid-credential"
+        } else {
+            "healthy"
+        };
+        assert_eq!(class(&outcome.verdict), expected, "{scope}");
+    }
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let (address, mock) = mock_upstream().await;
+    let plugin = openai().await;
+    let targets: Vec<ProbeTarget<usize>> = (0..12)
+        .map(|index| ProbeTarget {
+            key: index,
+            plugin: plugin.clone(),
+            credentials: key(address, &format!("slow-{index}")),
+        })
+        .collect();
+    let (results, stats) = run_round(targets, &outbound(), 3).await;
+    assert_eq!(stats.probes, 12);
+    assert!(results.iter().all(|(_, outcome)| class(&outcome.verdict) == "healthy"));
+    assert_eq!(
+        mock.max_in_flight.load(Ordering::SeqCst),
+        3,
+        "at most, and at best, 3 probes in flight"
+    );
+}
