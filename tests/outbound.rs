@@ -19,7 +19,8 @@ async fn mock_upstream() -> SocketAddr {
         .route(
             "/v1/models",
             get(|headers: HeaderMap| async move {
-                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let auth =
+                    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
                 if auth == "Bearer good" {
                     (StatusCode::OK, r#"{"data":[{"id":"m1"}]}"#).into_response()
                 } else {
@@ -68,17 +69,23 @@ fn get_with_key(url: String, key: &str) -> HttpRequest {
 async fn sends_to_an_allowed_loopback_upstream() {
     let address = mock_upstream().await;
     let outbound = sender(true);
-    let response = outbound.send(&get_with_key(format!("http://{address}/v1/models"), "good"), &base(address)).await;
+    let response = outbound
+        .send(&get_with_key(format!("http://{address}/v1/models"), "good"), &base(address))
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, br#"{"data":[{"id":"m1"}]}"#);
-    let response = outbound.send(&get_with_key(format!("http://{address}/v1/models"), "bad"), &base(address)).await;
+    let response = outbound
+        .send(&get_with_key(format!("http://{address}/v1/models"), "bad"), &base(address))
+        .await;
     assert_eq!(response.status, 401);
 }
 
 #[tokio::test]
 async fn loopback_is_refused_unless_the_operator_allows_it() {
     let address = mock_upstream().await;
-    let response = sender(false).send(&get_with_key(format!("http://{address}/v1/models"), "good"), &base(address)).await;
+    let response = sender(false)
+        .send(&get_with_key(format!("http://{address}/v1/models"), "good"), &base(address))
+        .await;
     assert_eq!(response.status, 0);
     let reason = String::from_utf8(response.body).unwrap();
     assert!(reason.contains("loopback"), "{reason}");
@@ -89,7 +96,8 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
 async fn names_resolving_to_refused_addresses_are_not_connected() {
     // `localhost` resolves to loopback only: refused by a closed policy, at DNS time.
     let allowed = AllowedHosts::new(&[], Some("http://localhost:9/v1")).unwrap();
-    let response = sender(false).send(&HttpRequest::get("http://localhost:9/v1/models"), &allowed).await;
+    let response =
+        sender(false).send(&HttpRequest::get("http://localhost:9/v1/models"), &allowed).await;
     assert_eq!(response.status, 0);
     let reason = String::from_utf8(response.body).unwrap();
     assert!(reason.contains("refused addresses") || reason.contains("loopback"), "{reason}");
@@ -98,7 +106,9 @@ async fn names_resolving_to_refused_addresses_are_not_connected() {
 #[tokio::test]
 async fn metadata_addresses_are_refused_even_when_allowed_as_base() {
     let allowed = AllowedHosts::new(&[], Some("http://169.254.169.254")).unwrap();
-    let response = sender(true).send(&HttpRequest::get("http://169.254.169.254/latest/meta-data/"), &allowed).await;
+    let response = sender(true)
+        .send(&HttpRequest::get("http://169.254.169.254/latest/meta-data/"), &allowed)
+        .await;
     assert_eq!(response.status, 0);
     assert!(String::from_utf8(response.body).unwrap().contains("metadata"));
 }
@@ -106,7 +116,9 @@ async fn metadata_addresses_are_refused_even_when_allowed_as_base() {
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let address = mock_upstream().await;
-    let response = sender(true).send(&HttpRequest::get(format!("http://{address}/redirect")), &base(address)).await;
+    let response = sender(true)
+        .send(&HttpRequest::get(format!("http://{address}/redirect")), &base(address))
+        .await;
     assert_eq!(response.status, 302, "the redirect itself is the answer");
 }
 
@@ -114,7 +126,9 @@ async fn redirects_are_not_followed() {
 async fn a_hanging_upstream_times_out() {
     let address = mock_upstream().await;
     let started = std::time::Instant::now();
-    let response = sender(true).send(&HttpRequest::get(format!("http://{address}/hang")), &base(address)).await;
+    let response = sender(true)
+        .send(&HttpRequest::get(format!("http://{address}/hang")), &base(address))
+        .await;
     assert_eq!(response.status, 0);
     assert!(String::from_utf8(response.body).unwrap().contains("timed out"));
     assert!(started.elapsed() < Duration::from_secs(10), "the timeout did not bound the request");
@@ -123,7 +137,8 @@ async fn a_hanging_upstream_times_out() {
 #[tokio::test]
 async fn the_body_is_capped() {
     let address = mock_upstream().await;
-    let response = sender(true).send(&HttpRequest::get(format!("http://{address}/big")), &base(address)).await;
+    let response =
+        sender(true).send(&HttpRequest::get(format!("http://{address}/big")), &base(address)).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body.len(), 1 << 20);
 }
@@ -132,7 +147,8 @@ async fn the_body_is_capped() {
 async fn hosts_outside_the_allowed_list_are_refused_before_sending() {
     let address = mock_upstream().await;
     let allowed = AllowedHosts::new(&["api.openai.com".to_owned()], None).unwrap();
-    let response = sender(true).send(&HttpRequest::get(format!("http://{address}/v1/models")), &allowed).await;
+    let response =
+        sender(true).send(&HttpRequest::get(format!("http://{address}/v1/models")), &allowed).await;
     assert_eq!(response.status, 0);
     assert!(String::from_utf8(response.body).unwrap().contains("is not allowed"));
 }

@@ -54,7 +54,8 @@ impl Resolve for CheckedResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusals = Vec::new();
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -110,14 +111,19 @@ impl Outbound {
         }
     }
 
-    async fn try_send(&self, request: &HttpRequest, allowed: &AllowedHosts) -> Result<HttpResponse, String> {
+    async fn try_send(
+        &self,
+        request: &HttpRequest,
+        allowed: &AllowedHosts,
+    ) -> Result<HttpResponse, String> {
         allowed.check(&request.url, &request.headers).map_err(|refusal| refusal.to_string())?;
         let url = reqwest::Url::parse(&request.url).map_err(|_| "malformed URL".to_owned())?;
         // Literal addresses skip DNS, so check them here.
         if let Some(host) = url.host_str() {
             let literal = host.trim_start_matches('[').trim_end_matches(']');
             if let Ok(address) = literal.parse::<IpAddr>() {
-                check_address(address, self.config.addresses).map_err(|refusal| refusal.to_string())?;
+                check_address(address, self.config.addresses)
+                    .map_err(|refusal| refusal.to_string())?;
             }
         }
         let method = match request.method {
@@ -141,7 +147,9 @@ impl Outbound {
             .headers()
             .iter()
             .take(100)
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(describe_error)? {

@@ -23,10 +23,14 @@ pub enum AddressRefusal {
     #[error("{0} is link-local or a cloud metadata address, which is never allowed")]
     Metadata(IpAddr),
     /// Loopback, not allowed by the operator.
-    #[error("{0} is a loopback address; allow it with --allow-loopback-upstreams for on-prem providers")]
+    #[error(
+        "{0} is a loopback address; allow it with --allow-loopback-upstreams for on-prem providers"
+    )]
     Loopback(IpAddr),
     /// A private range, not allowed by the operator.
-    #[error("{0} is a private address; allow it with --allow-private-upstreams for on-prem providers")]
+    #[error(
+        "{0} is a private address; allow it with --allow-private-upstreams for on-prem providers"
+    )]
     Private(IpAddr),
     /// Unspecified, multicast, broadcast or reserved: never a provider.
     #[error("{0} is not a unicast address a provider could have")]
@@ -94,9 +98,14 @@ mod tests {
 
     #[test]
     fn metadata_and_link_local_are_always_refused() {
-        for address in
-            ["169.254.169.254", "169.254.0.1", "fd00:ec2::254", "fe80::1", "100.100.100.200", "::ffff:169.254.169.254"]
-        {
+        for address in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "100.100.100.200",
+            "::ffff:169.254.169.254",
+        ] {
             assert!(
                 matches!(check_address(ip(address), OPEN), Err(AddressRefusal::Metadata(_))),
                 "{address}"

@@ -31,7 +31,10 @@ const GENERIC_WORDS: &[&str] = &["API", "KEY", "URL", "BASE", "TOKEN", "SECRET",
 /// `API_KEY_OPENAI`; not `API_KEY` vs every `*_API_KEY`).
 fn same_words(a: &str, b: &str) -> bool {
     let words = |text: &str| -> Vec<String> {
-        text.split(|c: char| c == '_' || c == '-').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+        text.split(|c: char| c == '_' || c == '-')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
     };
     let (a, b) = (words(a), words(b));
     let shared: Vec<&String> = a.iter().filter(|word| b.contains(word)).collect();
@@ -58,7 +61,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const EXPECTED: &[&str] = &["OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "VOYAGE_API_KEY"];
+    const EXPECTED: &[&str] =
+        &["OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "VOYAGE_API_KEY"];
 
     #[test]
     fn typical_mistakes_are_caught() {

@@ -46,9 +46,14 @@ mod tests {
         assert_eq!(variant_of("OPENAI_API_KEY", "OPENAI_API_KEY"), Some(1));
         assert_eq!(variant_of("OPENAI_API_KEY_2", "OPENAI_API_KEY"), Some(2));
         assert_eq!(variant_of("OPENAI_API_KEY_17", "OPENAI_API_KEY"), Some(17));
-        for not_a_variant in
-            ["OPENAI_API_KEY_1", "OPENAI_API_KEY_02", "OPENAI_API_KEY_", "OPENAI_API_KEYS", "OPENAI_API_KEY_X", "OPENAI_KEY"]
-        {
+        for not_a_variant in [
+            "OPENAI_API_KEY_1",
+            "OPENAI_API_KEY_02",
+            "OPENAI_API_KEY_",
+            "OPENAI_API_KEYS",
+            "OPENAI_API_KEY_X",
+            "OPENAI_KEY",
+        ] {
             assert_eq!(variant_of(not_a_variant, "OPENAI_API_KEY"), None, "{not_a_variant}");
         }
         assert_eq!(variant_name("OPENAI_API_KEY", 1), "OPENAI_API_KEY");
@@ -58,7 +63,10 @@ mod tests {
     #[test]
     fn companions_fall_back_to_the_plain_variable_but_keys_do_not() {
         assert_eq!(value_sources("OPENAI_API_BASE", 1, false), ["OPENAI_API_BASE"]);
-        assert_eq!(value_sources("OPENAI_API_BASE", 2, false), ["OPENAI_API_BASE_2", "OPENAI_API_BASE"]);
+        assert_eq!(
+            value_sources("OPENAI_API_BASE", 2, false),
+            ["OPENAI_API_BASE_2", "OPENAI_API_BASE"]
+        );
         assert_eq!(value_sources("OPENAI_API_KEY", 2, true), ["OPENAI_API_KEY_2"]);
     }
 }
