@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets
-cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build
+cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build -p platos-sigv4

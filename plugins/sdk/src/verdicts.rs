@@ -51,6 +51,38 @@ pub fn body_snippet(body: &[u8]) -> String {
     one_line.chars().take(200).collect()
 }
 
+/// Like [`body_snippet`], but every run of 20 or more characters that could
+/// be a credential (letters and digits mixed, with `-`, `_`, `+`, `/`, `=`)
+/// is replaced by `[redacted]`: an error page that echoes a key does not
+/// carry it into a verdict. `interpret-health` never sees the credentials,
+/// so it cannot redact them by value.
+pub fn redacted_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-_+/=".contains(c);
+    let mut out = String::with_capacity(one_line.len());
+    let mut run = String::new();
+    for c in one_line.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            push_masked(&mut out, &mut run);
+            out.push(c);
+        }
+    }
+    push_masked(&mut out, &mut run);
+    out.chars().take(200).collect()
+}
+
+/// Moves `run` to `out`, as `[redacted]` when it looks like a key.
+fn push_masked(out: &mut String, run: &mut String) {
+    let looks_like_key = run.len() >= 20
+        && run.bytes().any(|b| b.is_ascii_digit())
+        && run.bytes().any(|b| b.is_ascii_alphabetic());
+    out.push_str(if looks_like_key { "[redacted]" } else { run.as_str() });
+    run.clear();
+}
+
 /// The verdict for a models-list probe: 2xx with a parsable list is healthy,
 /// 2xx with anything else is degraded, and other statuses follow
 /// [`classify_status`].

@@ -1,0 +1,138 @@
+//! The Azure OpenAI provider plugin: `api-key` header auth plus the
+//! `api-version` query parameter every Azure OpenAI request needs, probe
+//! `GET {endpoint}/openai/models?api-version=..`.
+//!
+//! Azure's error bodies are `{"error":{"code":..,"message":..}}`: 401 and 403
+//! are an invalid credential, 429 is quota, 404 (a wrong endpoint or API
+//! version) and 5xx are degraded.
+
+use platos_plugin_sdk::{
+    Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider,
+    ProviderManifest, StatusClass, Verdict, apply_declared_auth, base_url, classify_status,
+    credential, export_provider, include_manifest, join_url, model_ids_from_json, redacted_snippet,
+};
+
+/// The variable naming the API version.
+const API_VERSION_VAR: &str = "AZURE_OPENAI_API_VERSION";
+
+struct AzureOpenAi;
+
+impl Provider for AzureOpenAi {
+    fn manifest() -> ProviderManifest {
+        include_manifest!()
+    }
+
+    fn authorize(
+        credentials: Credentials,
+        request: HttpRequest,
+        _now: u64,
+    ) -> Result<HttpRequest, PluginError> {
+        let manifest = Self::manifest();
+        let mut request = apply_declared_auth(&manifest, &credentials, request)?;
+        if !has_query_param(&request.url, "api-version") {
+            let version = api_version(&credentials, &manifest)?;
+            let (url, fragment) = match request.url.split_once('#') {
+                Some((url, fragment)) => (url, format!("#{fragment}")),
+                None => (request.url.as_str(), String::new()),
+            };
+            let separator = if url.contains('?') { '&' } else { '?' };
+            request.url = format!("{url}{separator}api-version={version}{fragment}");
+        }
+        Ok(request)
+    }
+
+    fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
+        let manifest = Self::manifest();
+        let endpoint = base_url(&credentials, &manifest)?;
+        // People often paste the endpoint with the `/openai` path the SDKs add.
+        let endpoint = endpoint.strip_suffix("/openai").unwrap_or(&endpoint);
+        let version = api_version(&credentials, &manifest)?;
+        Ok(HttpRequest::get(join_url(endpoint, &format!("openai/models?api-version={version}"))))
+    }
+
+    fn interpret_health(response: HttpResponse) -> Verdict {
+        verdict(&response)
+    }
+}
+
+export_provider!(AzureOpenAi);
+
+/// The configured API version, else the manifest's default. Only letters,
+/// digits, `-` and `.` are accepted, so it cannot alter the URL.
+fn api_version(
+    credentials: &Credentials,
+    manifest: &ProviderManifest,
+) -> Result<String, PluginError> {
+    let default = manifest
+        .env_vars
+        .iter()
+        .find(|var| var.name == API_VERSION_VAR)
+        .and_then(|var| var.default_value.clone());
+    let version = credential(credentials, API_VERSION_VAR)
+        .map(|value| value.trim().to_owned())
+        .or(default)
+        .ok_or_else(|| {
+            PluginError::new(ErrorCode::MissingCredential, format!("{API_VERSION_VAR} is not set"))
+        })?;
+    let valid = !version.is_empty()
+        && version.len() <= 32
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid {
+        Ok(version)
+    } else {
+        Err(PluginError::new(
+            ErrorCode::InvalidCredential,
+            format!("{API_VERSION_VAR} must be an API version such as 2024-10-21"),
+        ))
+    }
+}
+
+/// Whether the URL's query already has the parameter `name`.
+fn has_query_param(url: &str, name: &str) -> bool {
+    let query = url.split('#').next().unwrap_or_default().split_once('?').map(|(_, query)| query);
+    query.is_some_and(|query| query.split('&').any(|pair| pair.split('=').next() == Some(name)))
+}
+
+/// Reads a `GET /openai/models` response.
+fn verdict(response: &HttpResponse) -> Verdict {
+    let status = response.status;
+    let label = error_code(&response.body).map(|code| format!(" ({code})")).unwrap_or_default();
+    match classify_status(status) {
+        StatusClass::Success => match model_ids_from_json(&response.body) {
+            Some(models) => Verdict::Healthy(HealthyInfo {
+                message: format!("listed {} models", models.len()),
+                models,
+            }),
+            None => Verdict::Degraded(format!(
+                "HTTP {status} but the body is not a model list: {}",
+                redacted_snippet(&response.body)
+            )),
+        },
+        StatusClass::Unreachable => {
+            Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
+        }
+        StatusClass::InvalidCredential => Verdict::InvalidCredential(format!(
+            "HTTP {status}{label}: Azure refused the key (is it the key of this endpoint's resource?)"
+        )),
+        StatusClass::QuotaLimited => {
+            Verdict::QuotaLimited(format!("HTTP {status}{label}: out of quota or rate limited"))
+        }
+        StatusClass::Degraded if status == 404 => Verdict::Degraded(format!(
+            "HTTP 404{label}: not found; check AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_VERSION"
+        )),
+        StatusClass::Degraded => {
+            Verdict::Degraded(format!("HTTP {status}{label}: {}", redacted_snippet(&response.body)))
+        }
+    }
+}
+
+/// `error.code` when it is a plain identifier (Azure sends `"401"`,
+/// `"429"`, `"DeploymentNotFound"`, ...).
+fn error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = value["error"]["code"].as_str()?;
+    let plain = !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    plain.then(|| code.to_owned())
+}

@@ -1,0 +1,257 @@
+//! The Amazon Bedrock provider plugin: the plugin signs every request with
+//! AWS Signature Version 4 itself (`platos-sigv4`, signing name `bedrock` for
+//! both `bedrock.{region}.amazonaws.com` and
+//! `bedrock-runtime.{region}.amazonaws.com`), probe
+//! `GET https://bedrock.{region}.amazonaws.com/foundation-models`.
+//!
+//! AWS names an error in the `x-amzn-ErrorType` header or the body's
+//! `__type`. `UnrecognizedClientException`, `InvalidSignatureException`,
+//! `ExpiredTokenException` and any other 401 or 403 are an invalid
+//! credential (`AccessDeniedException`: a missing IAM permission);
+//! `ThrottlingException`, `ServiceQuotaExceededException` and 429 are quota;
+//! 5xx and the rest are degraded.
+
+use platos_plugin_sdk::{
+    Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, Method, PluginError, Provider,
+    ProviderManifest, StatusClass, Verdict, classify_status, credential, export_provider,
+    include_manifest, redacted_snippet, require_credential,
+};
+use platos_sigv4::SignError;
+
+/// The signing name of both Bedrock endpoints.
+const SERVICE: &str = "bedrock";
+const ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+const SESSION_TOKEN_VAR: &str = "AWS_SESSION_TOKEN";
+const REGION_VAR: &str = "AWS_REGION";
+
+/// Error types that mean AWS does not accept the credentials themselves.
+const CREDENTIAL_ERRORS: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "IncompleteSignature",
+    "MissingAuthenticationTokenException",
+    "AccessDeniedException",
+];
+
+/// Error types that mean the credentials work but are throttled or out of quota.
+const QUOTA_ERRORS: &[&str] =
+    &["ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"];
+
+struct Bedrock;
+
+impl Provider for Bedrock {
+    fn manifest() -> ProviderManifest {
+        include_manifest!()
+    }
+
+    fn authorize(
+        credentials: Credentials,
+        request: HttpRequest,
+        now: u64,
+    ) -> Result<HttpRequest, PluginError> {
+        let access_key_id = require_credential(&credentials, ACCESS_KEY_ID_VAR)?;
+        let secret_access_key = require_credential(&credentials, SECRET_ACCESS_KEY_VAR)?;
+        let session_token = credential(&credentials, SESSION_TOKEN_VAR);
+        let region = endpoint_region(&request.url).ok_or_else(|| {
+            PluginError::new(
+                ErrorCode::InvalidRequest,
+                "Bedrock requests go to https://bedrock.{region}.amazonaws.com or https://bedrock-runtime.{region}.amazonaws.com",
+            )
+        })?;
+        let to_sign = platos_sigv4::Request {
+            method: method_name(request.method),
+            url: &request.url,
+            headers: &request.headers,
+            body: request.body.as_deref().unwrap_or_default(),
+        };
+        let keys = platos_sigv4::Credentials { access_key_id, secret_access_key, session_token };
+        let headers = platos_sigv4::authorize(&to_sign, &keys, &region, SERVICE, now)
+            .map_err(signing_error)?;
+        Ok(HttpRequest { headers, ..request })
+    }
+
+    fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
+        let region = configured_region(&credentials, &Self::manifest())?;
+        Ok(HttpRequest::get(format!("https://bedrock.{region}.amazonaws.com/foundation-models")))
+    }
+
+    fn interpret_health(response: HttpResponse) -> Verdict {
+        verdict(&response)
+    }
+}
+
+export_provider!(Bedrock);
+
+/// `AWS_REGION`, else the manifest's default, checked to be a region name.
+fn configured_region(
+    credentials: &Credentials,
+    manifest: &ProviderManifest,
+) -> Result<String, PluginError> {
+    let default = manifest
+        .env_vars
+        .iter()
+        .find(|var| var.name == REGION_VAR)
+        .and_then(|var| var.default_value.clone());
+    let region = credential(credentials, REGION_VAR)
+        .map(|region| region.trim().to_owned())
+        .or(default)
+        .ok_or_else(|| {
+            PluginError::new(ErrorCode::MissingCredential, format!("{REGION_VAR} is not set"))
+        })?;
+    if is_region(&region) {
+        Ok(region)
+    } else {
+        Err(PluginError::new(
+            ErrorCode::InvalidCredential,
+            format!("{REGION_VAR} must be a region name such as us-east-1"),
+        ))
+    }
+}
+
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 32
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The region of a Bedrock endpoint URL (`https://bedrock[-runtime].{region}.amazonaws.com/..`).
+fn endpoint_region(url: &str) -> Option<String> {
+    let rest =
+        url.get(..8).filter(|scheme| scheme.eq_ignore_ascii_case("https://")).and(url.get(8..))?;
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let host = authority.strip_suffix(":443").unwrap_or(&authority);
+    let inner = host.strip_suffix(".amazonaws.com")?;
+    let region =
+        inner.strip_prefix("bedrock-runtime.").or_else(|| inner.strip_prefix("bedrock."))?;
+    is_region(region).then(|| region.to_owned())
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    }
+}
+
+/// A signing failure as a plugin error; the message names variables, never values.
+fn signing_error(error: SignError) -> PluginError {
+    let (code, message) = match error {
+        SignError::MalformedAccessKeyId => (
+            ErrorCode::InvalidCredential,
+            format!("{ACCESS_KEY_ID_VAR} has characters that cannot be an access key id"),
+        ),
+        SignError::MissingSecretAccessKey => {
+            (ErrorCode::MissingCredential, format!("{SECRET_ACCESS_KEY_VAR} is not set"))
+        }
+        SignError::MalformedSessionToken => (
+            ErrorCode::InvalidCredential,
+            format!("{SESSION_TOKEN_VAR} has characters that cannot go in a header"),
+        ),
+        SignError::MalformedScope => (
+            ErrorCode::InvalidCredential,
+            format!("{REGION_VAR} must be a region name such as us-east-1"),
+        ),
+        SignError::MalformedUrl | SignError::MalformedHeader | SignError::MalformedDate => {
+            (ErrorCode::InvalidRequest, format!("the request cannot be signed: {error}"))
+        }
+    };
+    PluginError::new(code, message)
+}
+
+/// Reads a `GET /foundation-models` response.
+fn verdict(response: &HttpResponse) -> Verdict {
+    let status = response.status;
+    let (kind, message) = aws_error(response);
+    let label = kind.as_deref().map(|kind| format!(" ({kind})")).unwrap_or_default();
+    let is = |names: &[&str]| kind.as_deref().is_some_and(|kind| names.contains(&kind));
+    match classify_status(status) {
+        StatusClass::Success => match model_ids(&response.body) {
+            Some(models) => Verdict::Healthy(HealthyInfo {
+                message: format!("listed {} foundation models", models.len()),
+                models,
+            }),
+            None => Verdict::Degraded(format!(
+                "HTTP {status} but the body is not a model list: {}",
+                redacted_snippet(&response.body)
+            )),
+        },
+        StatusClass::Unreachable => {
+            Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
+        }
+        _ if is(&["InvalidSignatureException"]) && message.contains("signature expired") => {
+            Verdict::Degraded(format!(
+                "HTTP {status}{label}: AWS says the signing time is off; check the host's clock"
+            ))
+        }
+        _ if is(&["AccessDeniedException"]) => Verdict::InvalidCredential(format!(
+            "HTTP {status}{label}: the credentials lack the IAM permission bedrock:ListFoundationModels"
+        )),
+        _ if is(CREDENTIAL_ERRORS) => {
+            Verdict::InvalidCredential(format!("HTTP {status}{label}: AWS refused the credentials"))
+        }
+        _ if is(QUOTA_ERRORS) => {
+            Verdict::QuotaLimited(format!("HTTP {status}{label}: throttled or out of quota"))
+        }
+        StatusClass::InvalidCredential => {
+            Verdict::InvalidCredential(format!("HTTP {status}{label}: AWS refused the credentials"))
+        }
+        StatusClass::QuotaLimited => {
+            Verdict::QuotaLimited(format!("HTTP {status}{label}: throttled or out of quota"))
+        }
+        StatusClass::Degraded => {
+            Verdict::Degraded(format!("HTTP {status}{label}: {}", redacted_snippet(&response.body)))
+        }
+    }
+}
+
+/// The model ids of `{"modelSummaries":[{"modelId":..},..]}`; `None` when
+/// the body is not such a list.
+fn model_ids(body: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let summaries = value.get("modelSummaries")?.as_array()?;
+    Some(
+        summaries
+            .iter()
+            .filter_map(|summary| summary.get("modelId")?.as_str())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The AWS error type (from `x-amzn-ErrorType`, else the body's `__type`
+/// or `code`), when it is a plain identifier, and the lower-cased message
+/// (for matching only, never shown).
+fn aws_error(response: &HttpResponse) -> (Option<String>, String) {
+    let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let from_header = response
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-amzn-errortype"))
+        .and_then(|(_, value)| value.split(':').next());
+    let from_body = || {
+        let text = value["__type"].as_str().or_else(|| value["code"].as_str())?;
+        text.rsplit('#').next()
+    };
+    let kind = from_header
+        .or_else(from_body)
+        .map(str::trim)
+        .filter(|kind| {
+            !kind.is_empty()
+                && kind.len() <= 64
+                && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .map(str::to_owned);
+    let message = value["message"]
+        .as_str()
+        .or_else(|| value["Message"].as_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    (kind, message)
+}
