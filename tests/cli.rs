@@ -141,3 +141,25 @@ fn bad_input_is_a_clear_error() {
     let output = run(&["plugin", "inspect", "/nonexistent/plugin.wasm"], "");
     assert!(text(&output.stderr).contains("cannot read plugin /nonexistent/plugin.wasm"));
 }
+
+#[test]
+fn the_committed_env_example_is_up_to_date() {
+    let output = run(&["env-example"], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let generated = text(&output.stdout);
+    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.env.example");
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        ".env.example is out of date: run `cargo run -p platos-host -- env-example > .env.example`"
+    );
+    for name in [
+        "OPENAI_API_KEY=",
+        "ANTHROPIC_API_KEY=",
+        "GOOGLE_GENERATIVE_AI_API_KEY=",
+        "VOYAGE_API_KEY=",
+        "ENCRYPTION_KEY=",
+    ] {
+        assert!(generated.contains(name), "{name} missing");
+    }
+}

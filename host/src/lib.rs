@@ -9,10 +9,20 @@
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
 //! - [`health`]: health probes through the plugins, in deduplicated rounds.
 //! - [`bundled`]: the plugins embedded in this binary.
+//! - [`scope`]: `org/project/env` scopes.
+//! - [`crypto`]: the master keys and AES-256-GCM sealing of stored values.
+//! - [`store`]: scoped, encrypted variables and provider-key metadata (sled).
+//! - [`selfhost`]: the `.env` / process-environment import of a self-hosted host.
 
 pub mod bundled;
+pub mod crypto;
+pub mod envexample;
+pub mod harness;
 pub mod health;
 pub mod outbound;
 pub mod policy;
 pub mod provider;
 pub mod runtime;
+pub mod scope;
+pub mod selfhost;
+pub mod store;

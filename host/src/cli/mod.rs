@@ -1,5 +1,6 @@
 //! The command line: `serve`, and `plugin inspect | list | call`.
 
+mod env;
 mod plugin;
 mod serve;
 
@@ -33,6 +34,19 @@ enum Command {
     /// Inspect, list and call provider plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Set, unset and list a scope's encrypted variables (ENCRYPTION_KEY from the environment).
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    /// List a scope's provider keys (metadata only).
+    #[command(subcommand)]
+    Keys(env::KeysCommand),
+    /// Re-encrypt every stored value under ENCRYPTION_KEY (after a rotation).
+    Rewrap(env::RewrapArgs),
+    /// Print `.env.example` for the loaded plugins (bundled, plus --plugin-dir).
+    EnvExample,
+    /// The crash test's writer (tests only).
+    #[command(hide = true)]
+    StoreTorture(env::TortureArgs),
 }
 
 /// Parses arguments, runs the command, and turns errors into a message and
@@ -66,6 +80,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Plugin(command) => plugin::run(&context, command).await,
+        Command::Env(command) => env::run_env(&context, command).await,
+        Command::Keys(command) => env::run_keys(&context, command).await,
+        Command::Rewrap(args) => env::run_rewrap(&context, args),
+        Command::EnvExample => {
+            let host = context.plugin_host()?;
+            let registry = context.registry(&host).await?;
+            let manifests: Vec<_> = registry.iter().map(|plugin| plugin.manifest()).collect();
+            print!("{}", platos_host::envexample::render(&manifests));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::StoreTorture(args) => env::run_torture(args),
     }
 }
 

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use super::Context;
 
+#[path = "plugin_test.rs"]
+mod plugin_test;
+
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Print a plugin's manifest.
@@ -49,6 +52,14 @@ pub enum PluginCommand {
         #[arg(long, default_value = "{}")]
         input: String,
     },
+    /// Check a plugin component against everything the host relies on: the
+    /// load rules, the declared auth shape, no leaked secret, allowed hosts,
+    /// verdicts on canned responses, the limits; with --fixtures, recorded
+    /// responses from a mock upstream too. Exit code 1 when a check fails.
+    Test(plugin_test::TestArgs),
+    /// Write a new Rust provider plugin crate that builds standalone for
+    /// wasm32-wasip2 and passes `plugin test` as written.
+    New(plugin_test::NewArgs),
 }
 
 /// A plugin export.
@@ -109,6 +120,8 @@ pub async fn run(context: &Context, command: PluginCommand) -> anyhow::Result<Ex
                 }
             }
         }
+        PluginCommand::Test(args) => return plugin_test::run_test(context, args).await,
+        PluginCommand::New(args) => return plugin_test::run_new(args),
         PluginCommand::Call { file, function, input } => {
             let input = read_input(&input)?;
             let host = context.plugin_host()?;

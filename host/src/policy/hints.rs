@@ -31,7 +31,7 @@ const GENERIC_WORDS: &[&str] = &["API", "KEY", "URL", "BASE", "TOKEN", "SECRET",
 /// `API_KEY_OPENAI`; not `API_KEY` vs every `*_API_KEY`).
 fn same_words(a: &str, b: &str) -> bool {
     let words = |text: &str| -> Vec<String> {
-        text.split(|c: char| c == '_' || c == '-')
+        text.split(['_', '-'])
             .filter(|w| !w.is_empty())
             .map(str::to_owned)
             .collect()

@@ -7,6 +7,7 @@
 //! - [`manifest`]: the rules a manifest must follow to load.
 //! - [`variants`]: numbered key variants and which variables feed a key's env bag.
 //! - [`hints`]: near-miss variable names (`OPENAI_KEY` → `OPENAI_API_KEY`).
+//! - [`models`]: the class of a discovered model.
 //! - [`verdicts`]: verdict classes and health badges.
 
 pub mod addresses;
@@ -14,6 +15,7 @@ pub mod hints;
 pub mod hosts;
 pub mod imports;
 pub mod manifest;
+pub mod models;
 pub mod names;
 pub mod variants;
 pub mod verdicts;

@@ -25,12 +25,13 @@ pub fn variant_name(base: &str, variant: u32) -> String {
 }
 
 /// For variant `n` and one manifest variable, the scope variables to read in
-/// order: the numbered one first (for n ≥ 2), then the plain one. The key's
-/// own secret variable never falls back: variant 2's key is `X_2` only.
-pub fn value_sources(manifest_var: &str, variant: u32, is_key_var: bool) -> Vec<String> {
+/// order: the numbered one first (for n ≥ 2), then the plain one. Secrets
+/// never fall back: variant 2's key and secret companions are `X_2` only, so
+/// one key's credentials never mix with another's.
+pub fn value_sources(manifest_var: &str, variant: u32, is_secret: bool) -> Vec<String> {
     if variant <= 1 {
         vec![manifest_var.to_owned()]
-    } else if is_key_var {
+    } else if is_secret {
         vec![variant_name(manifest_var, variant)]
     } else {
         vec![variant_name(manifest_var, variant), manifest_var.to_owned()]
@@ -61,12 +62,13 @@ mod tests {
     }
 
     #[test]
-    fn companions_fall_back_to_the_plain_variable_but_keys_do_not() {
+    fn companions_fall_back_to_the_plain_variable_but_secrets_do_not() {
         assert_eq!(value_sources("OPENAI_API_BASE", 1, false), ["OPENAI_API_BASE"]);
         assert_eq!(
             value_sources("OPENAI_API_BASE", 2, false),
             ["OPENAI_API_BASE_2", "OPENAI_API_BASE"]
         );
         assert_eq!(value_sources("OPENAI_API_KEY", 2, true), ["OPENAI_API_KEY_2"]);
+        assert_eq!(value_sources("AWS_SECRET_ACCESS_KEY", 3, true), ["AWS_SECRET_ACCESS_KEY_3"]);
     }
 }

@@ -1,0 +1,393 @@
+//! The self-host import: variables from a `.env` file and the process
+//! environment, written into one configured scope at start and on reload.
+//!
+//! Precedence (see `docs/store.md`):
+//!
+//! 1. Between the two sources, the process environment wins over the `.env`
+//!    file (as with Docker Compose and dotenv: the file supplies defaults).
+//! 2. In the self-host scope, self-host values win over API-set values of
+//!    the same name: the import overwrites them and marks them `self-host`,
+//!    and an API write or unset of a self-host variable is refused with a
+//!    message saying where to change it.
+//! 3. A self-host variable that disappears from both sources is unset on the
+//!    next reload.
+//!
+//! The `.env` file is imported whole (minus the master keys); from the
+//! process environment only the names a filter accepts are imported — the
+//! host accepts the variables its provider manifests declare and their
+//! numbered variants ([`manifest_var_filter`]), so `PATH` or `HOME` never
+//! end up in the store. `ENCRYPTION_KEY` and `ENCRYPTION_KEY_PREVIOUS` are
+//! never imported.
+//!
+//! Nothing here logs or returns a value: problems are reported by line
+//! number.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::policy::names::is_valid_env_var_name;
+use crate::provider::Manifest;
+use crate::scope::Scope;
+use crate::store::{ImportReport, RESERVED_NAMES, SecretStore, StoreError, variant_of};
+
+/// Where the self-host variables come from and where they go.
+#[derive(Debug, Clone)]
+pub struct SelfHostConfig {
+    /// The scope they are imported into.
+    pub scope: Scope,
+    /// The `.env` file, if any. A configured file that cannot be read fails
+    /// the import (nothing is changed), so a missing file never unsets keys.
+    pub env_file: Option<PathBuf>,
+    /// Whether to import from the process environment.
+    pub process_env: bool,
+}
+
+/// A line of a `.env` file that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// 1-based.
+    pub line: usize,
+    /// Why, without the line's content.
+    pub reason: &'static str,
+}
+
+/// Why a `.env` file was refused. Never carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfHostError {
+    /// The file could not be read.
+    #[error("cannot read the .env file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line is malformed.
+    #[error("{path}:{line}: {reason}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based.
+        line: usize,
+        /// What is wrong, without the line's content.
+        reason: &'static str,
+    },
+    /// The store refused the import.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The variables of a `.env` file, and the lines skipped.
+#[derive(Debug, Default)]
+pub struct Dotenv {
+    /// Names and values, in file order; a later line wins over an earlier one
+    /// when imported.
+    pub vars: Vec<(String, SecretString)>,
+    /// Lines skipped: names that break the variable-name rule, or reserved.
+    pub skipped: Vec<LineProblem>,
+}
+
+/// What a reload read and changed.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// What the store changed.
+    pub report: ImportReport,
+    /// `.env` lines not imported.
+    pub skipped: Vec<LineProblem>,
+}
+
+/// Parses `.env` text: `NAME=VALUE` lines, an optional `export ` prefix,
+/// blank lines and `#` comment lines, values optionally in single quotes
+/// (literal) or double quotes (with `\n`, `\r`, `\t`, `\"` and `\\` escapes);
+/// an unquoted value ends at ` #` (an inline comment) and is trimmed.
+///
+/// A line without `=`, or with an unterminated quote, is an error (the
+/// whole file is refused). A name that breaks the variable-name rule, or a
+/// reserved name, is skipped and reported.
+pub fn parse_dotenv(text: &str) -> Result<Dotenv, LineProblem> {
+    let mut dotenv = Dotenv::default();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let statement = trimmed.strip_prefix("export ").map_or(trimmed, str::trim_start);
+        let Some((name, value)) = statement.split_once('=') else {
+            return Err(LineProblem { line, reason: "expected NAME=VALUE" });
+        };
+        let name = name.trim_end();
+        let value =
+            parse_value(value.trim_start()).map_err(|reason| LineProblem { line, reason })?;
+        if !is_valid_env_var_name(name) {
+            dotenv.skipped.push(LineProblem {
+                line,
+                reason: "the name is not an uppercase variable name ([A-Z][A-Z0-9_]*)",
+            });
+        } else if RESERVED_NAMES.contains(&name) {
+            dotenv.skipped.push(LineProblem { line, reason: "the master key is not imported" });
+        } else {
+            dotenv.vars.push((name.to_owned(), SecretString::from(value.to_string())));
+        }
+    }
+    Ok(dotenv)
+}
+
+/// The value part of a line (after `=`, leading blanks removed).
+fn parse_value(text: &str) -> Result<Zeroizing<String>, &'static str> {
+    let mut value = Zeroizing::new(String::new());
+    if let Some(rest) = text.strip_prefix('\'') {
+        let end = rest.find('\'').ok_or("unterminated single quote")?;
+        check_after_quote(&rest[end + 1..])?;
+        value.push_str(&rest[..end]);
+    } else if let Some(rest) = text.strip_prefix('"') {
+        let mut chars = rest.char_indices();
+        let mut closed = None;
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => {
+                    closed = Some(at);
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, 'r')) => value.push('\r'),
+                    Some((_, 't')) => value.push('\t'),
+                    Some((_, other @ ('"' | '\\' | '$'))) => value.push(other),
+                    Some((_, other)) => {
+                        value.push('\\');
+                        value.push(other);
+                    }
+                    None => return Err("unterminated double quote"),
+                },
+                other => value.push(other),
+            }
+        }
+        let end = closed.ok_or("unterminated double quote")?;
+        check_after_quote(&rest[end + 1..])?;
+    } else {
+        let end = text
+            .char_indices()
+            .find(|(at, c)| *c == '#' && text[..*at].ends_with([' ', '\t']))
+            .map_or(text.len(), |(at, _)| at);
+        value.push_str(text[..end].trim_end());
+    }
+    Ok(value)
+}
+
+/// After a closing quote only blanks and a comment may follow.
+fn check_after_quote(rest: &str) -> Result<(), &'static str> {
+    let rest = rest.trim_start();
+    if rest.is_empty() || rest.starts_with('#') {
+        Ok(())
+    } else {
+        Err("unexpected text after the closing quote")
+    }
+}
+
+/// Reads and parses a `.env` file.
+pub fn read_dotenv(path: &Path) -> Result<Dotenv, SelfHostError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|source| SelfHostError::Read { path: path.to_owned(), source })?,
+    );
+    parse_dotenv(&text).map_err(|problem| SelfHostError::Syntax {
+        path: path.to_owned(),
+        line: problem.line,
+        reason: problem.reason,
+    })
+}
+
+/// A filter accepting every variable the manifests declare and the
+/// numbered variants of their names (`OPENAI_API_KEY_2`, …).
+pub fn manifest_var_filter<'a>(
+    manifests: impl IntoIterator<Item = &'a Manifest>,
+) -> Box<dyn Fn(&str) -> bool + Send + Sync> {
+    let names: Vec<String> = manifests
+        .into_iter()
+        .flat_map(|manifest| manifest.env_vars.iter().map(|var| var.name.clone()))
+        .collect();
+    Box::new(move |name: &str| names.iter().any(|base| variant_of(name, base).is_some()))
+}
+
+/// The self-host variables: the `.env` file's, then the accepted process
+/// variables over them (the process environment wins).
+pub fn collect(
+    dotenv: Option<Dotenv>,
+    process_env: impl IntoIterator<Item = (OsString, OsString)>,
+    accept: &dyn Fn(&str) -> bool,
+) -> (Vec<(String, SecretString)>, Vec<LineProblem>) {
+    let mut vars: BTreeMap<String, SecretString> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    if let Some(dotenv) = dotenv {
+        vars.extend(dotenv.vars);
+        skipped = dotenv.skipped;
+    }
+    for (name, value) in process_env {
+        let (Ok(name), Ok(value)) = (name.into_string(), value.into_string()) else { continue };
+        let value = Zeroizing::new(value);
+        if is_valid_env_var_name(&name) && !RESERVED_NAMES.contains(&name.as_str()) && accept(&name)
+        {
+            vars.insert(name, SecretString::from(value.as_str().to_owned()));
+        }
+    }
+    (vars.into_iter().collect(), skipped)
+}
+
+/// Imports the self-host variables into `config.scope`: call it at start
+/// and on every reload (SIGHUP, file change). The whole import is one
+/// atomic change; a read error or a malformed `.env` line changes nothing.
+pub fn reload(
+    store: &dyn SecretStore,
+    config: &SelfHostConfig,
+    accept: &dyn Fn(&str) -> bool,
+) -> Result<Reload, SelfHostError> {
+    let dotenv = config.env_file.as_deref().map(read_dotenv).transpose()?;
+    let process: Vec<(OsString, OsString)> =
+        if config.process_env { std::env::vars_os().collect() } else { Vec::new() };
+    let (vars, skipped) = collect(dotenv, process, accept);
+    for problem in &skipped {
+        tracing::warn!(
+            line = problem.line,
+            reason = problem.reason,
+            "a .env line was not imported"
+        );
+    }
+    let report = store.import_self_host(&config.scope, &vars)?;
+    Ok(Reload { report, skipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn values(dotenv: &Dotenv) -> Vec<(&str, &str)> {
+        dotenv.vars.iter().map(|(name, value)| (name.as_str(), value.expose_secret())).collect()
+    }
+
+    #[test]
+    fn parses_dotenv() {
+        let text = r#"
+# LLM providers
+ANTHROPIC_API_KEY=sk-ant-123
+export OPENAI_API_KEY = "sk-abc#not-a-comment"  # a comment
+OPENAI_API_KEY_2='sk-single \n literal'
+PLATOS_EMBEDDING_PROVIDER=voyage # or `openai`
+VOYAGE_API_KEY=pa-x#y
+EMPTY=
+QUOTED_EMPTY=""
+ESCAPES="a\nb\t\"c\"\\d"
+   INDENTED=  spaced value  
+"#;
+        let dotenv = parse_dotenv(text).unwrap();
+        assert_eq!(
+            values(&dotenv),
+            [
+                ("ANTHROPIC_API_KEY", "sk-ant-123"),
+                ("OPENAI_API_KEY", "sk-abc#not-a-comment"),
+                ("OPENAI_API_KEY_2", "sk-single \\n literal"),
+                ("PLATOS_EMBEDDING_PROVIDER", "voyage"),
+                ("VOYAGE_API_KEY", "pa-x#y"),
+                ("EMPTY", ""),
+                ("QUOTED_EMPTY", ""),
+                ("ESCAPES", "a\nb\t\"c\"\\d"),
+                ("INDENTED", "spaced value"),
+            ]
+        );
+        assert!(dotenv.skipped.is_empty());
+    }
+
+    #[test]
+    fn skips_bad_names_without_echoing_them() {
+        let dotenv =
+            parse_dotenv("node_env=dev\nOK=1\nsk-live-123=x\nENCRYPTION_KEY=abc\n").unwrap();
+        assert_eq!(values(&dotenv), [("OK", "1")]);
+        let lines: Vec<usize> = dotenv.skipped.iter().map(|problem| problem.line).collect();
+        assert_eq!(lines, [1, 3, 4]);
+        for problem in &dotenv.skipped {
+            assert!(!problem.reason.contains("sk-live") && !problem.reason.contains("abc"));
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        for (text, line, reason) in [
+            ("OK=1\nsk-pasted-secret-without-equals\n", 2, "expected NAME=VALUE"),
+            ("A=\"unterminated", 1, "unterminated double quote"),
+            ("A='unterminated", 1, "unterminated single quote"),
+            ("A=\"x\" trailing", 1, "unexpected text after the closing quote"),
+        ] {
+            assert_eq!(parse_dotenv(text).unwrap_err(), LineProblem { line, reason }, "{text}");
+        }
+        let error =
+            SelfHostError::Syntax { path: ".env".into(), line: 2, reason: "expected NAME=VALUE" };
+        assert_eq!(error.to_string(), ".env:2: expected NAME=VALUE");
+    }
+
+    #[test]
+    fn process_environment_wins_and_is_filtered() {
+        let dotenv = parse_dotenv("OPENAI_API_KEY=from-file\nOTHER=file-only\n").unwrap();
+        let process = [
+            ("OPENAI_API_KEY", "from-process"),
+            ("OPENAI_API_KEY_3", "variant"),
+            ("PATH", "/usr/bin"),
+            ("ENCRYPTION_KEY", "0123456789abcdef0123456789abcdef"),
+            ("lower", "x"),
+        ]
+        .map(|(name, value)| (OsString::from(name), OsString::from(value)));
+        let accept =
+            |name: &str| name == "ENCRYPTION_KEY" || variant_of(name, "OPENAI_API_KEY").is_some();
+        let (vars, skipped) = collect(Some(dotenv), process, &accept);
+        let vars: Vec<(&str, &str)> =
+            vars.iter().map(|(name, value)| (name.as_str(), value.expose_secret())).collect();
+        assert_eq!(
+            vars,
+            [
+                ("OPENAI_API_KEY", "from-process"),
+                ("OPENAI_API_KEY_3", "variant"),
+                ("OTHER", "file-only")
+            ]
+        );
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn manifest_filter_accepts_declared_names_and_variants() {
+        use crate::provider::{AuthShape, EnvVar, EnvVarRole};
+        let var = |name: &str, role| EnvVar {
+            name: name.into(),
+            role,
+            required: false,
+            description: String::new(),
+            default_value: None,
+        };
+        let manifest = Manifest {
+            slug: "openai".into(),
+            display_name: "OpenAI".into(),
+            plugin_version: "1".into(),
+            env_vars: vec![
+                var("OPENAI_API_KEY", EnvVarRole::Secret),
+                var("OPENAI_API_BASE", EnvVarRole::BaseUrl),
+            ],
+            auth: AuthShape::Bearer { env_var: "OPENAI_API_KEY".into() },
+            model_classes: Vec::new(),
+            default_models: Vec::new(),
+            allowed_hosts: Vec::new(),
+            docs_url: String::new(),
+            probe_cost: None,
+        };
+        let accept = manifest_var_filter([&manifest]);
+        for yes in ["OPENAI_API_KEY", "OPENAI_API_KEY_2", "OPENAI_API_BASE"] {
+            assert!(accept(yes), "{yes}");
+        }
+        for no in ["PATH", "HOME", "OPENAI_KEY", "OPENAI_API_KEY_1"] {
+            assert!(!accept(no), "{no}");
+        }
+    }
+}

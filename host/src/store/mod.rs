@@ -1,0 +1,445 @@
+//! Scoped, encrypted environment variables and provider-key metadata.
+//!
+//! [`SecretStore`] is the narrow interface every caller uses; [`SledStore`]
+//! implements it on an embedded sled database under `<data_dir>/store`.
+//! Another backend (a PostgreSQL shared by several hosts) implements the same
+//! trait without touching callers. See `docs/store.md` for the design.
+//!
+//! - Variables are scoped ([`Scope`]), encrypted ([`crate::crypto`]) and
+//!   versioned: each write makes a new version; the version it replaces stays
+//!   readable for a grace period so a turn holding it can finish.
+//! - Provider-key rows carry metadata only (label, variant, status, health,
+//!   last use) and follow the variables: setting `OPENAI_API_KEY_2` links a
+//!   row, unsetting it unlinks it ([`links`]).
+//! - Values never appear in `Debug`, errors or logs.
+
+pub mod links;
+mod sled_store;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
+pub use sled_store::{SledStore, StoreOptions};
+
+use crate::crypto::{CryptoError, KeyId};
+use crate::provider::Verdict;
+use crate::scope::Scope;
+
+/// Milliseconds since the Unix epoch.
+pub type UnixMillis = u64;
+
+/// The largest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// The most replaced versions of one variable kept in their grace period;
+/// beyond it the oldest is dropped early. It bounds the metadata row of a
+/// variable rewritten in a tight loop; a variable rewritten this often within
+/// one grace period is not a credential a turn should be holding.
+pub const MAX_RETIRED_VERSIONS: usize = 32;
+
+/// Names the store refuses to hold: the master keys belong to the host's
+/// environment, not to a scope.
+pub const RESERVED_NAMES: [&str; 2] =
+    [crate::crypto::ENCRYPTION_KEY_VAR, crate::crypto::ENCRYPTION_KEY_PREVIOUS_VAR];
+
+/// The current time in [`UnixMillis`].
+pub fn now_millis() -> UnixMillis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as UnixMillis)
+}
+
+/// Who wrote a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VarSource {
+    /// The self-host import (the `.env` file or the process environment).
+    /// Such a variable is managed there: API writes to it are refused.
+    SelfHost,
+    /// The API or the command line.
+    Api,
+}
+
+impl fmt::Display for VarSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VarSource::SelfHost => "self-host",
+            VarSource::Api => "api",
+        })
+    }
+}
+
+/// A variable without its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VarInfo {
+    /// The variable's name.
+    pub name: String,
+    /// The current value's version (1 for the first write).
+    pub version: u64,
+    /// When the current value was written.
+    pub updated_at: UnixMillis,
+    /// Who wrote it.
+    pub source: VarSource,
+}
+
+/// A decrypted value and its version. `Debug` redacts the value; it has no
+/// `Serialize`.
+#[derive(Debug, Clone)]
+pub struct VarValue {
+    /// The value's version.
+    pub version: u64,
+    /// The value.
+    pub value: SecretString,
+}
+
+/// Whether a provider key may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyStatus {
+    /// Usable; a candidate for the scope default.
+    Active,
+    /// Turned off by an operator: kept, but never the scope default.
+    Disabled,
+}
+
+impl fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Disabled => "disabled",
+        })
+    }
+}
+
+/// The kind of a health verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthVerdict {
+    /// The key works.
+    Healthy,
+    /// The provider refused the key.
+    InvalidCredential,
+    /// Out of quota or rate limited.
+    QuotaLimited,
+    /// The provider could not be reached.
+    Unreachable,
+    /// The provider failed on its side.
+    Degraded,
+}
+
+impl fmt::Display for HealthVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthVerdict::Healthy => "healthy",
+            HealthVerdict::InvalidCredential => "invalid-credential",
+            HealthVerdict::QuotaLimited => "quota-limited",
+            HealthVerdict::Unreachable => "unreachable",
+            HealthVerdict::Degraded => "degraded",
+        })
+    }
+}
+
+/// The last health check of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// The verdict.
+    pub verdict: HealthVerdict,
+    /// The verdict's message (already redacted by the runtime).
+    pub message: String,
+    /// When the check ran.
+    pub checked_at: UnixMillis,
+}
+
+impl HealthRecord {
+    /// A record of `verdict`, checked at `checked_at`.
+    pub fn from_verdict(verdict: &Verdict, checked_at: UnixMillis) -> Self {
+        let kind = match verdict {
+            Verdict::Healthy { .. } => HealthVerdict::Healthy,
+            Verdict::InvalidCredential { .. } => HealthVerdict::InvalidCredential,
+            Verdict::QuotaLimited { .. } => HealthVerdict::QuotaLimited,
+            Verdict::Unreachable { .. } => HealthVerdict::Unreachable,
+            Verdict::Degraded { .. } => HealthVerdict::Degraded,
+        };
+        HealthRecord { verdict: kind, message: verdict.message().to_owned(), checked_at }
+    }
+}
+
+/// A provider key's metadata, keyed `(scope, provider, env_var)`. Never the
+/// secret: that is the variable `env_var` of the same scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderKey {
+    /// The provider's slug.
+    pub provider: String,
+    /// The variable holding the key; also the key's name within the provider.
+    pub env_var: String,
+    /// 1 for the base variable, `n` for `{base}_{n}`.
+    pub variant: u32,
+    /// A name for people; the variable name until changed.
+    pub label: String,
+    /// When the row was linked.
+    pub created_at: UnixMillis,
+    /// When a turn last used the key.
+    pub last_used_at: Option<UnixMillis>,
+    /// Whether it may be used.
+    pub status: KeyStatus,
+    /// The last health check.
+    pub health: Option<HealthRecord>,
+}
+
+/// The scope default among `keys` for `provider`: its lowest active variant.
+pub fn default_key<'a>(keys: &'a [ProviderKey], provider: &str) -> Option<&'a ProviderKey> {
+    keys.iter()
+        .filter(|key| key.provider == provider && key.status == KeyStatus::Active)
+        .min_by_key(|key| key.variant)
+}
+
+/// A change to a provider key's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUpdate {
+    /// A turn used the key.
+    Used {
+        /// When.
+        at: UnixMillis,
+    },
+    /// A health check ran.
+    Health(HealthRecord),
+    /// An operator changed its status.
+    Status(KeyStatus),
+    /// An operator renamed it.
+    Label(String),
+}
+
+/// What a self-host import changed. Names only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Variables written (new, changed, or taken over from the API).
+    pub set: Vec<String>,
+    /// Variables whose value was already current.
+    pub unchanged: Vec<String>,
+    /// Self-host variables unset because they are gone from the source.
+    pub removed: Vec<String>,
+}
+
+/// What a re-link of provider-key rows changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Rows created for set variables that had none.
+    pub linked: usize,
+    /// Rows removed because their variable is unset or no longer a key.
+    pub unlinked: usize,
+}
+
+/// The progress of a [`SecretStore::rewrap`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RewrapProgress {
+    /// Records looked at so far.
+    pub done: u64,
+    /// Records in the store when the rewrap started (more may be written meanwhile).
+    pub total: u64,
+    /// Records re-encrypted under the current key.
+    pub rewrapped: u64,
+    /// Records already under the current key, or gone meanwhile.
+    pub skipped: u64,
+    /// Records that could not be decrypted with any key held.
+    pub failed: u64,
+}
+
+/// A record a rewrap could not decrypt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewrapFailure {
+    /// `org/project/env`.
+    pub scope: String,
+    /// The variable.
+    pub name: String,
+    /// The value version.
+    pub version: u64,
+    /// Why, without the value.
+    pub error: String,
+}
+
+/// The outcome of a [`SecretStore::rewrap`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RewrapReport {
+    /// The final counts.
+    pub progress: RewrapProgress,
+    /// The records that failed (their old versions stay as they were).
+    pub failures: Vec<RewrapFailure>,
+}
+
+/// Why a store operation failed. Never carries a value or a key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The name breaks the variable-name rule.
+    #[error(
+        "invalid variable name `{0}`: expected an uppercase letter, then uppercase letters, digits or `_` (at most {max} characters)",
+        max = crate::policy::names::MAX_ENV_VAR_LEN
+    )]
+    InvalidName(String),
+    /// The name is one of [`RESERVED_NAMES`].
+    #[error("`{0}` is the host's master key and cannot be stored in a scope")]
+    ReservedName(String),
+    /// The value is larger than [`MAX_VALUE_LEN`].
+    #[error("the value of {name} is {len} bytes; the limit is {max} bytes", max = MAX_VALUE_LEN)]
+    ValueTooLarge {
+        /// The variable.
+        name: String,
+        /// The value's length.
+        len: usize,
+    },
+    /// An API write to a variable the self-host configuration manages.
+    #[error(
+        "{name} in scope {scope} is managed by the self-host configuration (.env file or process environment); change it there and reload"
+    )]
+    ManagedBySelfHost {
+        /// `org/project/env`.
+        scope: String,
+        /// The variable.
+        name: String,
+    },
+    /// A value could not be encrypted or decrypted.
+    #[error("{name} version {version} in scope {scope}: {source}")]
+    Crypto {
+        /// `org/project/env`.
+        scope: String,
+        /// The variable.
+        name: String,
+        /// The value version.
+        version: u64,
+        /// What went wrong.
+        source: CryptoError,
+    },
+    /// Stored metadata is unreadable or inconsistent.
+    #[error("the store is inconsistent: {0}")]
+    Corrupt(String),
+    /// The store was written by a newer host.
+    #[error("the store has format {found}; this host understands format {expected}")]
+    Format {
+        /// The store's format.
+        found: u32,
+        /// This host's format.
+        expected: u32,
+    },
+    /// The storage backend failed.
+    #[error("storage error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
+}
+
+/// Checks a name for writing: the variable-name rule, and not reserved.
+pub fn check_name(name: &str) -> Result<(), StoreError> {
+    if !crate::policy::names::is_valid_env_var_name(name) {
+        return Err(StoreError::InvalidName(
+            name.chars().take(crate::policy::names::MAX_ENV_VAR_LEN).collect(),
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(StoreError::ReservedName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The store of scoped, encrypted variables and provider-key metadata.
+///
+/// Calls block (a durable write waits for the disk): from async code, call it
+/// in `tokio::task::spawn_blocking`. Every write method returns only once the
+/// change is durable, except the [`KeyUpdate::Used`] and
+/// [`KeyUpdate::Health`] updates, which are persisted by the next write or
+/// the backend's periodic flush.
+pub trait SecretStore: Send + Sync {
+    /// Writes a new version of `name` in `scope`. The version it replaces
+    /// stays readable for the grace period. If `name` is a provider key
+    /// variable, its provider-key row is linked. An [`VarSource::Api`] write to
+    /// a variable the self-host import manages is refused.
+    fn set_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &SecretString,
+        source: VarSource,
+    ) -> Result<VarInfo, StoreError>;
+
+    /// Unsets `name` in `scope`; its last value stays readable (by version)
+    /// for the grace period, and its provider-key rows are unlinked. `false`
+    /// if it was not set. An [`VarSource::Api`] unset of a self-host variable
+    /// is refused.
+    fn unset_var(&self, scope: &Scope, name: &str, source: VarSource) -> Result<bool, StoreError>;
+
+    /// The variables set in `scope`, by name, without values.
+    fn list_vars(&self, scope: &Scope) -> Result<Vec<VarInfo>, StoreError>;
+
+    /// The current value of `name` in `scope`, decrypted.
+    fn get_var(&self, scope: &Scope, name: &str) -> Result<Option<VarValue>, StoreError>;
+
+    /// Version `version` of `name` in `scope`, if it is the current one or
+    /// was replaced less than the grace period ago.
+    fn get_var_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<VarValue>, StoreError>;
+
+    /// Deletes every replaced version whose grace period is over. Returns how
+    /// many were deleted.
+    fn purge_expired(&self) -> Result<usize, StoreError>;
+
+    /// Makes `vars` the self-host variables of `scope`, in one atomic change:
+    /// each is written with [`VarSource::SelfHost`] unless its value is already
+    /// current (self-host wins over API values of the same name), and every
+    /// other self-host variable of `scope` is unset.
+    fn import_self_host(
+        &self,
+        scope: &Scope,
+        vars: &[(String, SecretString)],
+    ) -> Result<ImportReport, StoreError>;
+
+    /// The provider-key rows of `scope`, by provider then variant.
+    fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError>;
+
+    /// Updates the metadata of one provider key. `false` if there is no such row.
+    fn update_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        env_var: &str,
+        update: KeyUpdate,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the variable-to-provider mapping and re-links every scope's
+    /// provider-key rows to it: rows for set key variables that lack one are
+    /// created; rows whose variable is unset, or is no longer the key variable
+    /// of a provider the mapping knows, are removed. Rows of providers the
+    /// mapping does not know stay, dormant (a plugin that failed to load keeps
+    /// its keys' labels and history).
+    fn set_provider_vars(&self, vars: ProviderVars) -> Result<SyncReport, StoreError>;
+
+    /// Re-encrypts every stored value under the current key, while reads and
+    /// writes go on. Records already under the current key are skipped, so an
+    /// interrupted rewrap can simply be run again. `progress` is called now
+    /// and then and at the end.
+    fn rewrap(&self, progress: &mut dyn FnMut(&RewrapProgress))
+    -> Result<RewrapReport, StoreError>;
+
+    /// How many stored values each key encrypts. After a complete rewrap only
+    /// the current key appears, and the previous key can be retired.
+    fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError>;
+
+    /// The scope default key of `provider` in `scope`: its lowest active variant.
+    fn default_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+    ) -> Result<Option<ProviderKey>, StoreError> {
+        let keys = self.list_provider_keys(scope)?;
+        Ok(default_key(&keys, provider).cloned())
+    }
+}

@@ -1,0 +1,992 @@
+//! [`SecretStore`] on sled 0.34.
+//!
+//! Trees (keys use `\0` as separator: no scope id or name contains it):
+//!
+//! - `meta`: `format` → the store format (u32, big-endian).
+//! - `vars`: `{scope}\0{name}` → [`VarRecord`] (JSON): the current version
+//!   (the version pointer), the last version ever written, the source, and
+//!   the replaced versions still in their grace period.
+//! - `values`: `{scope}\0{name}\0{version: u64 BE}` → the sealed value.
+//! - `keys`: `{scope}\0{provider}\0{env_var}` → [`ProviderKey`] (JSON).
+//!
+//! One logical change — value, metadata, version pointer and provider-key
+//! rows — is one multi-tree transaction, and a write is acknowledged only
+//! after `flush` returned. Transaction closures may run more than once: they
+//! only read and write the trees and encrypt (no I/O, no logging).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionResult, TransactionalTree,
+};
+use sled::{Transactional, Tree};
+use subtle::ConstantTimeEq;
+
+use super::{
+    ImportReport, KeyLink, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, ProviderKey,
+    ProviderVars, RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport,
+    UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
+};
+use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
+use crate::scope::Scope;
+
+/// The on-disk format this host writes.
+pub const STORE_FORMAT: u32 = 1;
+/// The store's directory under the data directory.
+pub const STORE_DIR: &str = "store";
+/// How long a replaced version stays readable by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(15 * 60);
+/// A rewrap flushes and reports progress every this many records.
+const REWRAP_BATCH: u64 = 256;
+
+/// A source of the current time, replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> UnixMillis + Send + Sync>;
+
+/// How a [`SledStore`] behaves.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// How long a replaced or unset value stays readable by version.
+    pub grace: Duration,
+    /// Which variables are provider keys.
+    pub provider_vars: ProviderVars,
+    /// The current time.
+    pub clock: Clock,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            grace: DEFAULT_GRACE,
+            provider_vars: ProviderVars::new(),
+            clock: Arc::new(now_millis),
+        }
+    }
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("grace", &self.grace)
+            .field("provider_vars", &self.provider_vars)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A variable's metadata row: the version pointer and the retired versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VarRecord {
+    /// The current version; `None` once unset (the row stays, so versions
+    /// are never reused).
+    current: Option<u64>,
+    /// The highest version ever written.
+    last_version: u64,
+    /// When the variable was last set or unset.
+    updated_at: UnixMillis,
+    /// Who last set or unset it.
+    source: VarSource,
+    /// Replaced versions still readable, and until when.
+    retired: Vec<Retired>,
+}
+
+impl Default for VarRecord {
+    fn default() -> Self {
+        VarRecord {
+            current: None,
+            last_version: 0,
+            updated_at: 0,
+            source: VarSource::Api,
+            retired: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Retired {
+    version: u64,
+    expires_at: UnixMillis,
+}
+
+/// The trees of one transaction.
+struct Txn<'a> {
+    vars: &'a TransactionalTree,
+    values: &'a TransactionalTree,
+    keys: &'a TransactionalTree,
+}
+
+type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
+
+fn abort<T>(error: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn finish<T>(result: TransactionResult<T, StoreError>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::backend(error),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store metadata always serializes")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| StoreError::Corrupt(format!("unreadable {what} row: {error}")))
+}
+
+fn scope_prefix(scope: &Scope) -> Vec<u8> {
+    let mut key = scope.to_string().into_bytes();
+    key.push(0);
+    key
+}
+
+fn var_key(scope: &Scope, name: &str) -> Vec<u8> {
+    let mut key = scope_prefix(scope);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn value_key(scope: &Scope, name: &str, version: u64) -> Vec<u8> {
+    let mut key = var_key(scope, name);
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn key_row_key(scope: &Scope, provider: &str, env_var: &str) -> Vec<u8> {
+    let mut key = scope_prefix(scope);
+    key.extend_from_slice(provider.as_bytes());
+    key.push(0);
+    key.extend_from_slice(env_var.as_bytes());
+    key
+}
+
+/// `{a}\0{b}` → `(scope a, b)`.
+fn split_scoped(key: &[u8]) -> Result<(Scope, &str), StoreError> {
+    let corrupt = || StoreError::Corrupt("malformed row key".to_owned());
+    let text = std::str::from_utf8(key).map_err(|_| corrupt())?;
+    let (scope, rest) = text.split_once('\0').ok_or_else(corrupt)?;
+    Ok((scope.parse().map_err(|_| corrupt())?, rest))
+}
+
+fn parse_value_key(key: &[u8]) -> Result<(Scope, String, u64), StoreError> {
+    let corrupt = || StoreError::Corrupt("malformed value key".to_owned());
+    if key.len() < 9 || key[key.len() - 9] != 0 {
+        return Err(corrupt());
+    }
+    let (head, version) = key.split_at(key.len() - 8);
+    let version = u64::from_be_bytes(version.try_into().map_err(|_| corrupt())?);
+    let (scope, name) = split_scoped(&head[..head.len() - 1])?;
+    Ok((scope, name.to_owned(), version))
+}
+
+fn parse_key_row_key(key: &[u8]) -> Result<(Scope, String, String), StoreError> {
+    let (scope, rest) = split_scoped(key)?;
+    let (provider, env_var) = rest
+        .split_once('\0')
+        .ok_or_else(|| StoreError::Corrupt("malformed provider-key key".to_owned()))?;
+    Ok((scope, provider.to_owned(), env_var.to_owned()))
+}
+
+fn new_key_row(link: &KeyLink, env_var: &str, now: UnixMillis) -> ProviderKey {
+    ProviderKey {
+        provider: link.provider.clone(),
+        env_var: env_var.to_owned(),
+        variant: link.variant,
+        label: env_var.to_owned(),
+        created_at: now,
+        last_used_at: None,
+        status: KeyStatus::Active,
+        health: None,
+    }
+}
+
+/// How long [`SledStore::open`] waits for the directory's lock: a store just
+/// dropped in this process releases it once sled's background threads end.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the sled database in `path`, waiting a little for its lock, and
+/// working around a sled 0.34.7 crash bug: opening writes a new snapshot as
+/// `snap.{lsn}.generating` and renames it when complete, but the next open
+/// also considers `.generating` files and picks one over the last complete
+/// snapshot, so a process killed while opening leaves a store that fails
+/// with "Read corrupted data". An unfinished snapshot is never the committed
+/// state (the rename is the commit), so on that error it is removed and the
+/// open retried: sled then recovers from the last complete snapshot and the
+/// log, which hold every acknowledged write.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    match open_db_waiting(path) {
+        Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(path)? > 0 => {
+            tracing::warn!(
+                path = %path.display(),
+                "removed an unfinished sled snapshot left by a crash; recovering from the log"
+            );
+            open_db_waiting(path).map_err(StoreError::backend)
+        }
+        result => result.map_err(StoreError::backend),
+    }
+}
+
+fn open_db_waiting(path: &Path) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Removes the `snap.*.generating` files of `path`. Returns how many.
+fn remove_unfinished_snapshots(path: &Path) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(path).map_err(StoreError::backend)? {
+        let entry = entry.map_err(StoreError::backend)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(StoreError::backend)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The sled implementation of [`SecretStore`].
+pub struct SledStore {
+    db: sled::Db,
+    vars: Tree,
+    values: Tree,
+    keys: Tree,
+    keyring: Keyring,
+    grace_ms: u64,
+    provider_vars: RwLock<ProviderVars>,
+    clock: Clock,
+    import_lock: Mutex<()>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("keyring", &self.keyring)
+            .field("grace_ms", &self.grace_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in the directory `path`.
+    pub fn open(path: &Path, keyring: Keyring, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = open_db(path)?;
+        let tree = |name: &str| db.open_tree(name).map_err(StoreError::backend);
+        let meta = tree("meta")?;
+        match meta.get("format").map_err(StoreError::backend)? {
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("malformed format marker".to_owned()))?;
+                if found != STORE_FORMAT {
+                    return Err(StoreError::Format { found, expected: STORE_FORMAT });
+                }
+            }
+            None => {
+                meta.insert("format", &STORE_FORMAT.to_be_bytes()).map_err(StoreError::backend)?;
+                db.flush().map_err(StoreError::backend)?;
+            }
+        }
+        let store = SledStore {
+            vars: tree("vars")?,
+            values: tree("values")?,
+            keys: tree("keys")?,
+            db,
+            keyring,
+            grace_ms: u64::try_from(options.grace.as_millis()).unwrap_or(u64::MAX),
+            provider_vars: RwLock::new(options.provider_vars),
+            clock: options.clock,
+            import_lock: Mutex::new(()),
+            path: path.to_owned(),
+        };
+        tracing::debug!(path = %path.display(), key_id = %store.keyring.current_id(), "store opened");
+        Ok(store)
+    }
+
+    /// Opens the store at `<data_dir>/store`.
+    pub fn open_in_data_dir(
+        data_dir: &Path,
+        keyring: Keyring,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        SledStore::open(&data_dir.join(STORE_DIR), keyring, options)
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The keyring values are sealed with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Makes every write so far durable (as far as sled's `flush` goes: it
+    /// survives a process kill; see `docs/store.md` on power loss).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::backend)
+    }
+
+    fn now(&self) -> UnixMillis {
+        (self.clock)()
+    }
+
+    fn links(&self, name: &str) -> Vec<KeyLink> {
+        self.provider_vars.read().unwrap_or_else(PoisonError::into_inner).links(name)
+    }
+
+    fn record(&self, scope: &Scope, name: &str) -> Result<Option<VarRecord>, StoreError> {
+        match self.vars.get(var_key(scope, name)).map_err(StoreError::backend)? {
+            Some(bytes) => decode("variable", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn open_value(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+        sealed: &[u8],
+    ) -> Result<VarValue, StoreError> {
+        let binding = Binding { scope, name, version };
+        let value = self.keyring.open_text(&binding, sealed).map_err(|source| {
+            StoreError::Crypto { scope: scope.to_string(), name: name.to_owned(), version, source }
+        })?;
+        Ok(VarValue { version, value })
+    }
+
+    fn read_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<VarValue>, StoreError> {
+        match self.values.get(value_key(scope, name, version)).map_err(StoreError::backend)? {
+            Some(sealed) => self.open_value(scope, name, version, &sealed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The providers that have a key row for `env_var` in `scope`, whatever
+    /// the current mapping says.
+    fn linked_providers(
+        &self,
+        scope: &Scope,
+        env_var: &str,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut providers = BTreeSet::new();
+        for item in self.keys.scan_prefix(scope_prefix(scope)) {
+            let (key, _) = item.map_err(StoreError::backend)?;
+            let (_, provider, var) = parse_key_row_key(&key)?;
+            if var == env_var {
+                providers.insert(provider);
+            }
+        }
+        Ok(providers)
+    }
+
+    fn tx_record(&self, tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<VarRecord>> {
+        match tree.get(key)? {
+            Some(bytes) => match decode("variable", &bytes) {
+                Ok(record) => Ok(Some(record)),
+                Err(error) => abort(error),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the retired versions of `record` whose grace period is over,
+    /// and the oldest beyond [`MAX_RETIRED_VERSIONS`].
+    fn tx_drop_expired(
+        &self,
+        values: &TransactionalTree,
+        scope: &Scope,
+        name: &str,
+        record: &mut VarRecord,
+        now: UnixMillis,
+    ) -> TxResult<usize> {
+        let mut dropped = 0;
+        let mut kept = Vec::with_capacity(record.retired.len());
+        // Newest first, so the cap keeps the most recent versions.
+        record.retired.sort_by_key(|retired| std::cmp::Reverse(retired.version));
+        for retired in &record.retired {
+            if retired.expires_at <= now || kept.len() == MAX_RETIRED_VERSIONS {
+                values.remove(value_key(scope, name, retired.version))?;
+                dropped += 1;
+            } else {
+                kept.push(*retired);
+            }
+        }
+        kept.reverse();
+        record.retired = kept;
+        Ok(dropped)
+    }
+
+    /// Writes a new version of `name`: value, version pointer, retired list
+    /// and provider-key rows.
+    #[allow(clippy::too_many_arguments)]
+    fn tx_set(
+        &self,
+        txn: &Txn<'_>,
+        scope: &Scope,
+        name: &str,
+        plaintext: &[u8],
+        source: VarSource,
+        now: UnixMillis,
+        links: &[KeyLink],
+    ) -> TxResult<VarInfo> {
+        let key = var_key(scope, name);
+        let mut record = self.tx_record(txn.vars, &key)?.unwrap_or_default();
+        if source == VarSource::Api
+            && record.source == VarSource::SelfHost
+            && record.current.is_some()
+        {
+            return abort(StoreError::ManagedBySelfHost {
+                scope: scope.to_string(),
+                name: name.to_owned(),
+            });
+        }
+        let version = record.last_version + 1;
+        let sealed = match self.keyring.seal(&Binding { scope, name, version }, plaintext) {
+            Ok(sealed) => sealed,
+            Err(source) => {
+                return abort(StoreError::Crypto {
+                    scope: scope.to_string(),
+                    name: name.to_owned(),
+                    version,
+                    source,
+                });
+            }
+        };
+        txn.values.insert(value_key(scope, name, version), sealed)?;
+        if let Some(previous) = record.current {
+            record
+                .retired
+                .push(Retired { version: previous, expires_at: now.saturating_add(self.grace_ms) });
+        }
+        self.tx_drop_expired(txn.values, scope, name, &mut record, now)?;
+        record.current = Some(version);
+        record.last_version = version;
+        record.updated_at = now;
+        record.source = source;
+        txn.vars.insert(key, encode(&record))?;
+        for link in links {
+            let row_key = key_row_key(scope, &link.provider, name);
+            if txn.keys.get(&row_key)?.is_none() {
+                txn.keys.insert(row_key, encode(&new_key_row(link, name, now)))?;
+            }
+        }
+        Ok(VarInfo { name: name.to_owned(), version, updated_at: now, source })
+    }
+
+    /// Unsets `name`: retires its value and unlinks the key rows of
+    /// `providers`. `false` if it was not set.
+    #[allow(clippy::too_many_arguments)]
+    fn tx_unset(
+        &self,
+        txn: &Txn<'_>,
+        scope: &Scope,
+        name: &str,
+        source: VarSource,
+        now: UnixMillis,
+        providers: &BTreeSet<String>,
+    ) -> TxResult<bool> {
+        let key = var_key(scope, name);
+        let Some(mut record) = self.tx_record(txn.vars, &key)? else { return Ok(false) };
+        let Some(current) = record.current else { return Ok(false) };
+        if source == VarSource::Api && record.source == VarSource::SelfHost {
+            return abort(StoreError::ManagedBySelfHost {
+                scope: scope.to_string(),
+                name: name.to_owned(),
+            });
+        }
+        record
+            .retired
+            .push(Retired { version: current, expires_at: now.saturating_add(self.grace_ms) });
+        self.tx_drop_expired(txn.values, scope, name, &mut record, now)?;
+        record.current = None;
+        record.updated_at = now;
+        record.source = source;
+        txn.vars.insert(key, encode(&record))?;
+        for provider in providers {
+            txn.keys.remove(key_row_key(scope, provider, name))?;
+        }
+        Ok(true)
+    }
+
+    /// The providers whose rows an unset of `name` removes: those linked now
+    /// and those the current mapping names.
+    fn unlink_targets(&self, scope: &Scope, name: &str) -> Result<BTreeSet<String>, StoreError> {
+        let mut providers = self.linked_providers(scope, name)?;
+        providers.extend(self.links(name).into_iter().map(|link| link.provider));
+        Ok(providers)
+    }
+
+    /// Whether the current value of `name` (from `record`) equals `value`.
+    fn tx_is_current(
+        &self,
+        txn: &Txn<'_>,
+        scope: &Scope,
+        name: &str,
+        record: &VarRecord,
+        value: &[u8],
+    ) -> TxResult<bool> {
+        let Some(version) = record.current else { return Ok(false) };
+        let Some(sealed) = txn.values.get(value_key(scope, name, version))? else {
+            return Ok(false);
+        };
+        let binding = Binding { scope, name, version };
+        Ok(match self.keyring.open(&binding, &sealed) {
+            Ok(current) => bool::from(current.as_slice().ct_eq(value)),
+            Err(_) => false,
+        })
+    }
+}
+
+impl SecretStore for SledStore {
+    fn set_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &SecretString,
+        source: VarSource,
+    ) -> Result<VarInfo, StoreError> {
+        check_name(name)?;
+        let plaintext = value.expose_secret().as_bytes();
+        if plaintext.len() > MAX_VALUE_LEN {
+            return Err(StoreError::ValueTooLarge { name: name.to_owned(), len: plaintext.len() });
+        }
+        let links = self.links(name);
+        let now = self.now();
+        let info =
+            finish((&self.vars, &self.values, &self.keys).transaction(|(vars, values, keys)| {
+                self.tx_set(
+                    &Txn { vars, values, keys },
+                    scope,
+                    name,
+                    plaintext,
+                    source,
+                    now,
+                    &links,
+                )
+            }))?;
+        self.flush()?;
+        tracing::info!(scope = %scope, name, version = info.version, %source, "variable set");
+        Ok(info)
+    }
+
+    fn unset_var(&self, scope: &Scope, name: &str, source: VarSource) -> Result<bool, StoreError> {
+        check_name(name)?;
+        let providers = self.unlink_targets(scope, name)?;
+        let now = self.now();
+        let unset =
+            finish((&self.vars, &self.values, &self.keys).transaction(|(vars, values, keys)| {
+                self.tx_unset(&Txn { vars, values, keys }, scope, name, source, now, &providers)
+            }))?;
+        if unset {
+            self.flush()?;
+            tracing::info!(scope = %scope, name, %source, "variable unset");
+        }
+        Ok(unset)
+    }
+
+    fn list_vars(&self, scope: &Scope) -> Result<Vec<VarInfo>, StoreError> {
+        let mut vars = Vec::new();
+        for item in self.vars.scan_prefix(scope_prefix(scope)) {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let (_, name) = split_scoped(&key)?;
+            let record: VarRecord = decode("variable", &bytes)?;
+            if let Some(version) = record.current {
+                vars.push(VarInfo {
+                    name: name.to_owned(),
+                    version,
+                    updated_at: record.updated_at,
+                    source: record.source,
+                });
+            }
+        }
+        Ok(vars)
+    }
+
+    fn get_var(&self, scope: &Scope, name: &str) -> Result<Option<VarValue>, StoreError> {
+        // The value of the version read may be purged between the two reads
+        // (grace 0 and a concurrent write): read the pointer again.
+        for _ in 0..8 {
+            let Some(record) = self.record(scope, name)? else { return Ok(None) };
+            let Some(version) = record.current else { return Ok(None) };
+            if let Some(value) = self.read_version(scope, name, version)? {
+                tracing::trace!(scope = %scope, name, version, "variable read");
+                return Ok(Some(value));
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "{name} in scope {scope}: the current version has no value"
+        )))
+    }
+
+    fn get_var_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<VarValue>, StoreError> {
+        let Some(record) = self.record(scope, name)? else { return Ok(None) };
+        let now = self.now();
+        let readable = record.current == Some(version)
+            || record
+                .retired
+                .iter()
+                .any(|retired| retired.version == version && retired.expires_at > now);
+        if !readable {
+            return Ok(None);
+        }
+        self.read_version(scope, name, version)
+    }
+
+    fn purge_expired(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let mut purged = 0;
+        for item in self.vars.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let record: VarRecord = decode("variable", &bytes)?;
+            if !record.retired.iter().any(|retired| retired.expires_at <= now) {
+                continue;
+            }
+            let (scope, name) = split_scoped(&key)?;
+            purged += finish((&self.vars, &self.values).transaction(|(vars, values)| {
+                let Some(mut record) = self.tx_record(vars, &key)? else { return Ok(0) };
+                let dropped = self.tx_drop_expired(values, &scope, name, &mut record, now)?;
+                if dropped > 0 {
+                    vars.insert(&key, encode(&record))?;
+                }
+                Ok(dropped)
+            }))?;
+        }
+        if purged > 0 {
+            self.flush()?;
+            tracing::info!(purged, "expired value versions purged");
+        }
+        Ok(purged)
+    }
+
+    fn import_self_host(
+        &self,
+        scope: &Scope,
+        vars: &[(String, SecretString)],
+    ) -> Result<ImportReport, StoreError> {
+        let _one_import_at_a_time = self.import_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut wanted: BTreeMap<&str, &SecretString> = BTreeMap::new();
+        for (name, value) in vars {
+            check_name(name)?;
+            let len = value.expose_secret().len();
+            if len > MAX_VALUE_LEN {
+                return Err(StoreError::ValueTooLarge { name: name.clone(), len });
+            }
+            wanted.insert(name, value);
+        }
+        let mut stale = Vec::new();
+        for item in self.vars.scan_prefix(scope_prefix(scope)) {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let (_, name) = split_scoped(&key)?;
+            let record: VarRecord = decode("variable", &bytes)?;
+            if record.source == VarSource::SelfHost
+                && record.current.is_some()
+                && !wanted.contains_key(name)
+            {
+                let providers = self.unlink_targets(scope, name)?;
+                stale.push((name.to_owned(), providers));
+            }
+        }
+        let links: BTreeMap<&str, Vec<KeyLink>> =
+            wanted.keys().map(|name| (*name, self.links(name))).collect();
+        let now = self.now();
+        let report =
+            finish((&self.vars, &self.values, &self.keys).transaction(|(vars, values, keys)| {
+                let txn = Txn { vars, values, keys };
+                let mut report = ImportReport::default();
+                for (name, value) in &wanted {
+                    let plaintext = value.expose_secret().as_bytes();
+                    let record = self.tx_record(vars, &var_key(scope, name))?;
+                    if let Some(record) = &record
+                        && record.source == VarSource::SelfHost
+                        && self.tx_is_current(&txn, scope, name, record, plaintext)?
+                    {
+                        report.unchanged.push((*name).to_owned());
+                        continue;
+                    }
+                    self.tx_set(
+                        &txn,
+                        scope,
+                        name,
+                        plaintext,
+                        VarSource::SelfHost,
+                        now,
+                        &links[name],
+                    )?;
+                    report.set.push((*name).to_owned());
+                }
+                for (name, providers) in &stale {
+                    let still_self_host = self
+                        .tx_record(vars, &var_key(scope, name))?
+                        .is_some_and(|record| record.source == VarSource::SelfHost);
+                    if still_self_host
+                        && self.tx_unset(&txn, scope, name, VarSource::SelfHost, now, providers)?
+                    {
+                        report.removed.push(name.clone());
+                    }
+                }
+                Ok(report)
+            }))?;
+        self.flush()?;
+        tracing::info!(
+            scope = %scope,
+            set = %report.set.join(","),
+            removed = %report.removed.join(","),
+            unchanged = report.unchanged.len(),
+            "self-host variables imported"
+        );
+        Ok(report)
+    }
+
+    fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.keys.scan_prefix(scope_prefix(scope)) {
+            let (_, bytes) = item.map_err(StoreError::backend)?;
+            keys.push(decode::<ProviderKey>("provider-key", &bytes)?);
+        }
+        keys.sort_by(|a, b| {
+            (&a.provider, a.variant, &a.env_var).cmp(&(&b.provider, b.variant, &b.env_var))
+        });
+        Ok(keys)
+    }
+
+    fn update_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        env_var: &str,
+        update: KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        let apply = |row: &mut ProviderKey| match &update {
+            KeyUpdate::Used { at } => {
+                row.last_used_at = Some(row.last_used_at.map_or(*at, |last| last.max(*at)))
+            }
+            KeyUpdate::Health(record) => row.health = Some(record.clone()),
+            KeyUpdate::Status(status) => row.status = *status,
+            KeyUpdate::Label(label) => row.label.clone_from(label),
+        };
+        let previous = self
+            .keys
+            .fetch_and_update(key_row_key(scope, provider, env_var), |old| {
+                let old = old?;
+                match serde_json::from_slice::<ProviderKey>(old) {
+                    Ok(mut row) => {
+                        apply(&mut row);
+                        Some(encode(&row))
+                    }
+                    Err(_) => Some(old.to_vec()),
+                }
+            })
+            .map_err(StoreError::backend)?;
+        let durable = matches!(update, KeyUpdate::Status(_) | KeyUpdate::Label(_));
+        if previous.is_some() && durable {
+            self.flush()?;
+        }
+        Ok(previous.is_some())
+    }
+
+    fn set_provider_vars(&self, vars: ProviderVars) -> Result<SyncReport, StoreError> {
+        *self.provider_vars.write().unwrap_or_else(PoisonError::into_inner) = vars;
+        let mut report = SyncReport::default();
+        let now = self.now();
+        // Link set key variables that have no row.
+        for item in self.vars.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let record: VarRecord = decode("variable", &bytes)?;
+            if record.current.is_none() {
+                continue;
+            }
+            let (scope, name) = split_scoped(&key)?;
+            for link in self.links(name) {
+                let row_key = key_row_key(&scope, &link.provider, name);
+                if self.keys.contains_key(&row_key).map_err(StoreError::backend)? {
+                    continue;
+                }
+                let linked = finish((&self.vars, &self.keys).transaction(|(vars, keys)| {
+                    let set =
+                        self.tx_record(vars, &key)?.is_some_and(|record| record.current.is_some());
+                    if set && keys.get(&row_key)?.is_none() {
+                        keys.insert(row_key.as_slice(), encode(&new_key_row(&link, name, now)))?;
+                        return Ok(true);
+                    }
+                    Ok(false)
+                }))?;
+                report.linked += usize::from(linked);
+            }
+        }
+        // Unlink rows whose variable is unset, or is no longer the key
+        // variable of a provider the mapping knows. Rows of providers absent
+        // from the mapping stay (dormant): a plugin that failed to load must
+        // not cost its keys their labels and history.
+        let still_a_key = |provider: &str, env_var: &str| {
+            let mapping = self.provider_vars.read().unwrap_or_else(PoisonError::into_inner);
+            !mapping.has_provider(provider)
+                || mapping.links(env_var).iter().any(|link| link.provider == provider)
+        };
+        for item in self.keys.iter() {
+            let (row_key, _) = item.map_err(StoreError::backend)?;
+            let (scope, provider, env_var) = parse_key_row_key(&row_key)?;
+            if still_a_key(&provider, &env_var)
+                && self.record(&scope, &env_var)?.is_some_and(|record| record.current.is_some())
+            {
+                continue;
+            }
+            let var = var_key(&scope, &env_var);
+            let unlinked = finish((&self.vars, &self.keys).transaction(|(vars, keys)| {
+                let keep = still_a_key(&provider, &env_var)
+                    && self.tx_record(vars, &var)?.is_some_and(|record| record.current.is_some());
+                Ok(!keep && keys.remove(&row_key)?.is_some())
+            }))?;
+            report.unlinked += usize::from(unlinked);
+        }
+        self.flush()?;
+        if report.linked + report.unlinked > 0 {
+            tracing::info!(
+                linked = report.linked,
+                unlinked = report.unlinked,
+                "provider keys re-linked"
+            );
+        }
+        Ok(report)
+    }
+
+    fn rewrap(
+        &self,
+        progress: &mut dyn FnMut(&RewrapProgress),
+    ) -> Result<RewrapReport, StoreError> {
+        let current = self.keyring.current_id();
+        let mut report = RewrapReport::default();
+        report.progress.total = self.values.len() as u64;
+        progress(&report.progress);
+        for item in self.values.iter() {
+            let (key, sealed) = item.map_err(StoreError::backend)?;
+            let counts = &mut report.progress;
+            counts.done += 1;
+            if sealed_key_id(&sealed).is_ok_and(|id| id == current) {
+                counts.skipped += 1;
+            } else {
+                let (scope, name, version) = parse_value_key(&key)?;
+                let binding = Binding { scope: &scope, name: &name, version };
+                let resealed = self
+                    .keyring
+                    .open(&binding, &sealed)
+                    .and_then(|plaintext| self.keyring.seal(&binding, &plaintext));
+                match resealed {
+                    Ok(resealed) => {
+                        let swapped = self
+                            .values
+                            .compare_and_swap(&key, Some(&sealed), Some(resealed))
+                            .map_err(StoreError::backend)?;
+                        // A failed swap means the version was purged meanwhile.
+                        if swapped.is_ok() {
+                            counts.rewrapped += 1;
+                        } else {
+                            counts.skipped += 1;
+                        }
+                    }
+                    Err(error) => {
+                        counts.failed += 1;
+                        tracing::warn!(scope = %scope, name, version, %error, "cannot rewrap a value");
+                        report.failures.push(RewrapFailure {
+                            scope: scope.to_string(),
+                            name,
+                            version,
+                            error: error.to_string(),
+                        });
+                    }
+                }
+            }
+            if report.progress.done % REWRAP_BATCH == 0 {
+                self.flush()?;
+                progress(&report.progress);
+            }
+        }
+        self.flush()?;
+        progress(&report.progress);
+        tracing::info!(
+            key_id = %current,
+            rewrapped = report.progress.rewrapped,
+            skipped = report.progress.skipped,
+            failed = report.progress.failed,
+            "rewrap finished"
+        );
+        Ok(report)
+    }
+
+    fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError> {
+        let mut usage = BTreeMap::new();
+        for item in self.values.iter() {
+            let (key, sealed) = item.map_err(StoreError::backend)?;
+            let id = sealed_key_id(&sealed).map_err(|source| {
+                let (scope, name, version) = match parse_value_key(&key) {
+                    Ok((scope, name, version)) => (scope.to_string(), name, version),
+                    Err(_) => ("?".to_owned(), "?".to_owned(), 0),
+                };
+                StoreError::Crypto { scope, name, version, source }
+            })?;
+            *usage.entry(id).or_insert(0) += 1;
+        }
+        Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_layout_round_trips() {
+        let scope: Scope = "acme/shop/dev".parse().unwrap();
+        let key = value_key(&scope, "OPENAI_API_KEY", 0x0100_0000_0000_0000);
+        assert_eq!(
+            parse_value_key(&key).unwrap(),
+            (scope.clone(), "OPENAI_API_KEY".to_owned(), 1 << 56)
+        );
+        let key = value_key(&scope, "X", 0);
+        assert_eq!(parse_value_key(&key).unwrap(), (scope.clone(), "X".to_owned(), 0));
+        let key = key_row_key(&scope, "openai", "OPENAI_API_KEY_2");
+        assert_eq!(
+            parse_key_row_key(&key).unwrap(),
+            (scope.clone(), "openai".to_owned(), "OPENAI_API_KEY_2".to_owned())
+        );
+        assert_eq!(var_key(&scope, "X"), b"acme/shop/dev\0X");
+        // A scope's prefix does not match a longer environment id.
+        let longer: Scope = "acme/shop/dev2".parse().unwrap();
+        assert!(!var_key(&longer, "X").starts_with(&scope_prefix(&scope)));
+        assert!(parse_value_key(b"short").is_err());
+    }
+}

@@ -1,0 +1,441 @@
+//! The plugin author kit end to end: every bundled plugin passes the harness,
+//! each deliberately broken fixture fails the right check with the right
+//! message, live mode against a mock upstream on 127.0.0.1, the CLI, and a
+//! scaffolded plugin built from scratch for wasm32-wasip2.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use platos_host::bundled::{BUILT_PLUGIN_DIR, BUNDLED_PLUGINS};
+use platos_host::harness::scaffold::{ScaffoldOptions, scaffold};
+use platos_host::harness::{
+    Check, CheckStatus, HarnessOptions, HarnessReport, assert_passes, check_plugin, names,
+};
+
+fn component_path(stem: &str) -> PathBuf {
+    Path::new(BUILT_PLUGIN_DIR).join(format!("{stem}.wasm"))
+}
+
+fn component(stem: &str) -> Vec<u8> {
+    let path = component_path(stem);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn options(origin: &str) -> HarnessOptions {
+    HarnessOptions { origin: origin.to_owned(), ..HarnessOptions::default() }
+}
+
+async fn check(stem: &str) -> HarnessReport {
+    check_plugin(&component(stem), &options(stem)).await
+}
+
+fn failed_names(report: &HarnessReport) -> BTreeSet<&str> {
+    report.failures().map(|check| check.name.as_str()).collect()
+}
+
+/// The check `name`, which must have failed; the report is printed otherwise.
+fn failed<'a>(report: &'a HarnessReport, name: &str) -> &'a Check {
+    let check = report.check(name).unwrap_or_else(|| panic!("no check {name}"));
+    assert_eq!(check.status, CheckStatus::Failed, "{name}:\n{}", report.to_text());
+    check
+}
+
+/// No canary value (`hc-` + 32 hex digits) anywhere in the report.
+fn assert_no_canary(report: &HarnessReport) {
+    let text = serde_json::to_string(report).unwrap() + &report.to_text();
+    assert!(!text.contains("hc-"), "a canary secret is in the report:\n{text}");
+}
+
+#[tokio::test]
+async fn every_bundled_plugin_passes_the_harness() {
+    assert!(BUNDLED_PLUGINS.iter().any(|(name, _)| *name == "openai"));
+    let mut failures = String::new();
+    for (name, wasm) in BUNDLED_PLUGINS {
+        let report = check_plugin(wasm, &options(&format!("bundled:{name}"))).await;
+        assert_no_canary(&report);
+        if !report.passed() {
+            failures.push_str(&report.to_text());
+        }
+        // Every check ran: the only skip is live mode (no fixtures), plus
+        // the missing-credential check where no secret is required.
+        for check in &report.checks {
+            if check.status == CheckStatus::Skipped {
+                assert!(
+                    [names::LIVE, names::AUTHORIZE_MISSING_CREDENTIAL]
+                        .contains(&check.name.as_str()),
+                    "{name}: {} skipped: {}",
+                    check.name,
+                    check.got
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "bundled plugins fail the harness:\n{failures}");
+}
+
+#[tokio::test]
+async fn the_reference_plugin_passes_every_check_by_name() {
+    let report = check("platos_plugin_openai").await;
+    assert_passes(&report);
+    assert_eq!(report.plugin.as_deref(), Some("openai@0.1.0"));
+    let ran: Vec<&str> = report.checks.iter().map(|check| check.name.as_str()).collect();
+    for name in [
+        names::LOAD_COMPONENT,
+        names::LOAD_IMPORTS,
+        names::LOAD_EXPORTS,
+        names::LOAD_MANIFEST,
+        names::MANIFEST_RULES,
+    ]
+    .iter()
+    .chain(names::AFTER_LOAD)
+    {
+        assert!(ran.contains(name), "{name} did not run: {ran:?}");
+    }
+    let shape = report.check(names::AUTHORIZE_SHAPE).unwrap();
+    assert_eq!(shape.expected, "exactly one header `Authorization: Bearer <OPENAI_API_KEY>`");
+    assert!(shape.got.contains("authorization: Bearer <OPENAI_API_KEY>"), "{}", shape.got);
+    assert_eq!(report.check(names::LIVE).unwrap().status, CheckStatus::Skipped);
+}
+
+#[tokio::test]
+async fn a_wrong_401_verdict_fails_interpret_401() {
+    let report = check("platos_fixture_harness_wrong_401").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::INTERPRET_401, names::INTERPRET_403]));
+    let check = failed(&report, names::INTERPRET_401);
+    assert_eq!(check.expected, "invalid-credential");
+    assert!(check.got.starts_with("quota-limited: HTTP 401"), "{}", check.got);
+    assert!(check.fix.contains("401/403 → invalid-credential"), "{}", check.fix);
+    assert!(report.to_text().contains("✗ interpret.401"), "{}", report.to_text());
+}
+
+#[tokio::test]
+async fn a_secret_in_the_url_fails_no_leak() {
+    let report = check("platos_fixture_harness_leaky_url").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::AUTHORIZE_NO_LEAK]));
+    let check = failed(&report, names::AUTHORIZE_NO_LEAK);
+    assert!(
+        check.got.contains("FIXTURE_API_KEY in the URL query parameter `api_key`"),
+        "{}",
+        check.got
+    );
+    assert!(check.fix.contains("never copy a secret into the URL"), "{}", check.fix);
+    assert_no_canary(&report);
+}
+
+#[tokio::test]
+async fn a_foreign_host_fails_authorize_allowed_host() {
+    let report = check("platos_fixture_harness_foreign_host").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::AUTHORIZE_ALLOWED_HOST]));
+    let check = failed(&report, names::AUTHORIZE_ALLOWED_HOST);
+    assert!(check.got.contains("\"telemetry.evil.example.net\" is not allowed"), "{}", check.got);
+    assert!(check.expected.contains("api.example.com"), "{}", check.expected);
+    assert!(check.fix.contains("allowed_hosts"), "{}", check.fix);
+    // Nothing to inspect once the host refused: the request checks are skipped.
+    assert_eq!(report.check(names::AUTHORIZE_SHAPE).unwrap().status, CheckStatus::Skipped);
+    assert_no_canary(&report);
+}
+
+#[tokio::test]
+async fn a_forbidden_import_fails_load_imports() {
+    let report = check("platos_fixture_forbidden_import").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::LOAD_IMPORTS]));
+    let check = failed(&report, names::LOAD_IMPORTS);
+    assert!(check.got.contains("platos-fixture:forbidden/raw-net"), "{}", check.got);
+    assert!(check.fix.contains("sans-IO"), "{}", check.fix);
+    assert_eq!(report.check(names::LOAD_COMPONENT).unwrap().status, CheckStatus::Passed);
+    for name in [names::LOAD_EXPORTS, names::MANIFEST_RULES, names::AUTHORIZE_SHAPE, names::LIMITS]
+    {
+        assert_eq!(report.check(name).unwrap().status, CheckStatus::Skipped, "{name}");
+    }
+    assert!(report.plugin.is_none());
+}
+
+#[tokio::test]
+async fn a_trap_on_a_non_json_body_fails_interpret_non_json() {
+    let report = check("platos_fixture_harness_trap_non_json").await;
+    assert_eq!(
+        failed_names(&report),
+        BTreeSet::from([names::INTERPRET_EMPTY_BODY, names::INTERPRET_NON_JSON])
+    );
+    let check = failed(&report, names::INTERPRET_NON_JSON);
+    assert_eq!(check.expected, "degraded or unreachable");
+    assert_eq!(
+        check.got,
+        "interpret-health trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+    assert!(check.fix.contains("serde_json::from_slice(..).ok()"), "{}", check.fix);
+    // A trap is not a limit.
+    assert_eq!(report.check(names::LIMITS).unwrap().status, CheckStatus::Passed);
+}
+
+#[tokio::test]
+async fn a_call_over_a_limit_fails_the_limits_check_naming_it() {
+    let mut options = options("hostile");
+    options.values.insert("HOSTILE_MODE".into(), "memory".into());
+    let report = check_plugin(&component("platos_fixture_hostile"), &options).await;
+    let limits = failed(&report, names::LIMITS);
+    assert_eq!(limits.got, "authorize: memory limit (64 MiB) (3 calls)");
+    let shape = failed(&report, names::AUTHORIZE_SHAPE);
+    assert!(shape.got.contains("exceeded the memory limit"), "{}", shape.got);
+    assert!(shape.fix.contains("allocate less"), "{}", shape.fix);
+}
+
+#[tokio::test]
+async fn garbage_fails_load_component() {
+    let report = check_plugin(b"\0asm not really", &options("garbage")).await;
+    let check = failed(&report, names::LOAD_COMPONENT);
+    assert!(check.fix.contains("cargo build --release --target wasm32-wasip2"), "{}", check.fix);
+    assert_eq!(report.counts.failed, 1);
+}
+
+fn write_fixtures(dir: &Path, cases: &[(&str, serde_json::Value)]) {
+    for (stem, case) in cases {
+        std::fs::write(dir.join(format!("{stem}.json")), case.to_string()).unwrap();
+    }
+}
+
+fn standard_cases() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "1-valid",
+            serde_json::json!({
+                "name": "a valid key lists models",
+                "credentials": {"OPENAI_API_KEY": "sk-fixture-0123456789"},
+                "request": {"method": "GET", "path": "/v1/models"},
+                "response": {
+                    "status": 200,
+                    "headers": {"content-type": "application/json"},
+                    "body": {"object": "list", "data": [{"id": "gpt-5"}, {"id": "gpt-5-mini"}]}
+                },
+                "expect": "healthy",
+                "expect_models": ["gpt-5"]
+            }),
+        ),
+        (
+            "2-revoked",
+            serde_json::json!({
+                "response": {"status": 401, "body": "{\"error\":{\"code\":\"invalid_api_key\"}}"},
+                "expect": "invalid-credential"
+            }),
+        ),
+        (
+            "3-quota",
+            serde_json::json!({
+                "response": {"status": 429, "headers": {"retry-after": "20"}, "body": ""},
+                "expect": ["quota-limited"]
+            }),
+        ),
+        (
+            "4-outage",
+            serde_json::json!({
+                "response": {"status": 503, "body": "upstream connect error"},
+                "expect": ["degraded", "unreachable"]
+            }),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn live_mode_replays_fixtures_from_a_loopback_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), &standard_cases());
+    let mut options = options("openai-live");
+    options.fixtures = Some(dir.path().to_owned());
+    let report = check_plugin(&component("platos_plugin_openai"), &options).await;
+    assert_passes(&report);
+    let live = report.check(names::LIVE).unwrap();
+    assert!(live.got.starts_with("4 fixtures, mock at http://127.0.0.1:"), "{}", live.got);
+    assert!(live.got.ends_with("via OPENAI_API_BASE"), "{}", live.got);
+    let valid = report.check("live.1-valid").unwrap();
+    assert_eq!(valid.about, "live: a valid key lists models");
+    assert!(valid.got.starts_with("GET /v1/models → healthy"), "{}", valid.got);
+    for stem in ["2-revoked", "3-quota", "4-outage"] {
+        assert!(report.check(&format!("live.{stem}")).unwrap().passed(), "{stem}");
+    }
+    // The fixture's own secret is redacted like a canary.
+    assert!(!report.to_text().contains("sk-fixture-0123456789"));
+}
+
+#[tokio::test]
+async fn live_mode_reports_wrong_verdicts_and_bad_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), &standard_cases());
+    let mut options = options("wrong-401-live");
+    options.fixtures = Some(dir.path().to_owned());
+    let report = check_plugin(&component("platos_fixture_harness_wrong_401"), &options).await;
+    let revoked = failed(&report, "live.2-revoked");
+    assert!(revoked.got.starts_with("quota-limited"), "{}", revoked.got);
+    assert!(revoked.expected.starts_with("verdict invalid-credential"), "{}", revoked.expected);
+    assert!(report.check("live.1-valid").unwrap().passed());
+
+    // The mock saw the leaked URL but the declared header too; the verdicts hold.
+    let report = check_plugin(&component("platos_fixture_harness_leaky_url"), &options).await;
+    assert!(report.check("live.1-valid").unwrap().passed(), "{}", report.to_text());
+
+    // A malformed fixture is a failed `live` check naming the file.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("broken.json"), r#"{"response": {"status": 200}}"#).unwrap();
+    options.fixtures = Some(bad.path().to_owned());
+    let report = check_plugin(&component("platos_plugin_openai"), &options).await;
+    let live = failed(&report, names::LIVE);
+    assert!(live.got.contains("broken.json") && live.got.contains("expect"), "{}", live.got);
+
+    // Without a base-url variable, live mode is skipped with the reason.
+    options.fixtures = Some(dir.path().to_owned());
+    let report = check_plugin(&component("platos_fixture_hostile"), &options).await;
+    let live = report.check(names::LIVE).unwrap();
+    assert_eq!(live.status, CheckStatus::Skipped);
+    assert!(live.got.contains("no base-url variable"), "{}", live.got);
+}
+
+/// Runs the binary with a private data directory.
+fn cli(args: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_platos-host"))
+        .args(args)
+        .env("PLATOS_DATA_DIR", data.path())
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .env("PLATOS_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn plugin_test_prints_checks_and_exits_non_zero_on_failure() {
+    let good = component_path("platos_plugin_openai");
+    let output = cli(&["plugin", "test", good.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("✓ authorize.shape: "), "{stdout}");
+    assert!(stdout.contains("- live: "), "{stdout}");
+    assert!(stdout.contains("ok: all "), "{stdout}");
+
+    let bad = component_path("platos_fixture_harness_wrong_401");
+    let output = cli(&["plugin", "test", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("✗ interpret.401: "), "{stdout}");
+    assert!(stdout.contains("    expected: invalid-credential"), "{stdout}");
+    assert!(stdout.contains("    fix:      "), "{stdout}");
+    assert!(stdout.contains("FAILED: 2 of "), "{stdout}");
+
+    let output = cli(&["plugin", "test", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == names::INTERPRET_401)
+        .unwrap();
+    assert_eq!(check["status"], "failed");
+    assert_eq!(check["expected"], "invalid-credential");
+}
+
+#[test]
+fn plugin_new_validates_the_slug_and_writes_a_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(&["plugin", "new", "Not_A_Slug", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("slug \"Not_A_Slug\" is not valid"), "{stderr}");
+
+    let output = cli(&["plugin", "new", "acme-cloud", "--dir", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("platos_provider_acme_cloud.wasm"), "{stdout}");
+    let crate_dir = dir.path().join("acme-cloud");
+    for file in ["Cargo.toml", "build.rs", "manifest.toml", "src/lib.rs", "README.md"] {
+        assert!(crate_dir.join(file).is_file(), "{file} missing");
+    }
+    let readme = std::fs::read_to_string(crate_dir.join("README.md")).unwrap();
+    assert!(readme.contains("cargo build --release --target wasm32-wasip2"), "{readme}");
+    assert!(
+        readme.contains(
+            "platos-host plugin test target/wasm32-wasip2/release/platos_provider_acme_cloud.wasm"
+        ),
+        "{readme}"
+    );
+    let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(cargo_toml.contains("[workspace]"), "{cargo_toml}");
+    let sdk = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"))
+        .unwrap();
+    assert!(
+        cargo_toml.contains(&format!("path = {:?}", sdk.display().to_string())),
+        "{cargo_toml}"
+    );
+}
+
+/// The plugin workspace's target directory, shared with host/build.rs so the
+/// SDK and its dependencies are built once.
+fn shared_plugin_target() -> PathBuf {
+    Path::new(BUILT_PLUGIN_DIR).ancestors().nth(2).expect("<target>/platos-plugins").to_owned()
+}
+
+#[tokio::test]
+async fn a_scaffolded_plugin_builds_for_wasm32_wasip2_and_passes_the_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = scaffold(&ScaffoldOptions {
+        slug: "scaffold-check".into(),
+        dir: dir.path().to_owned(),
+        sdk_path: None,
+    })
+    .expect("scaffolding works");
+    let target = shared_plugin_target();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&made.crate_dir)
+        .env("CARGO_TARGET_DIR", &target);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_LLVM_COV",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the scaffolded plugin failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wasm_path = target.join("wasm32-wasip2/release").join(&made.wasm_file);
+    let wasm = std::fs::read(&wasm_path).unwrap_or_else(|e| panic!("{}: {e}", wasm_path.display()));
+    // Its own fixtures run in live mode too.
+    let options = HarnessOptions {
+        origin: made.wasm_file.clone(),
+        fixtures: Some(made.crate_dir.join("fixtures")),
+        ..HarnessOptions::default()
+    };
+    let report = check_plugin(&wasm, &options).await;
+    assert_passes(&report);
+    assert_eq!(report.plugin.as_deref(), Some("scaffold-check@0.1.0"));
+    assert!(report.check("live.valid-key").unwrap().passed());
+    // The build must not leave a file host/build.rs would bundle.
+    assert!(!made.wasm_file.starts_with("platos_plugin_"));
+}
+
+#[tokio::test]
+async fn a_manifest_breaking_the_load_rules_fails_manifest_rules_with_fixes() {
+    let report = check("platos_fixture_harness_bad_manifest").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::MANIFEST_RULES]));
+    let check = failed(&report, names::MANIFEST_RULES);
+    for problem in ["https://api.example.com", "docs URL", "not among the model classes"] {
+        assert!(check.got.contains(problem), "{problem}: {}", check.got);
+    }
+    for hint in
+        ["without scheme, port or path", "`docs_url` must be an https:// URL", "model_classes"]
+    {
+        assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
+    assert_eq!(report.check(names::LOAD_MANIFEST).unwrap().status, CheckStatus::Passed);
+    assert_eq!(report.check(names::AUTHORIZE_SHAPE).unwrap().status, CheckStatus::Skipped);
+}
