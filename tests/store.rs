@@ -398,6 +398,8 @@ fn numbered_variants_link_and_unlink_provider_key_rows() {
         verdict: HealthVerdict::InvalidCredential,
         message: "401".into(),
         checked_at: 2_500,
+        latency_ms: 12,
+        models: Vec::new(),
     };
     assert!(
         store

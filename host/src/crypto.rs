@@ -357,6 +357,15 @@ pub fn sealed_key_id(sealed: &[u8]) -> Result<KeyId, CryptoError> {
     Ok(KeyId(id))
 }
 
+/// `N` bytes from the operating system's secure random source (lease ids,
+/// tokens, jitter).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;

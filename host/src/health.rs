@@ -167,3 +167,163 @@ mod tests {
         assert_ne!(credential_fingerprint("openai", &a), credential_fingerprint("voyage", &a));
     }
 }
+
+/// How the background health service runs.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Each round starts up to this fraction of the interval early or late,
+    /// so many hosts do not probe in step.
+    pub jitter: f64,
+    /// Probes in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { interval: Duration::from_secs(300), jitter: 0.1, concurrency: 16 }
+    }
+}
+
+/// A linked key to probe: where it lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyLocation {
+    /// Its scope.
+    pub scope: crate::scope::Scope,
+    /// Its provider.
+    pub provider: String,
+    /// Its variable.
+    pub key_id: String,
+}
+
+/// Probes keys through the resolver's plugins and records verdicts on the
+/// keys' rows. A cheap handle.
+#[derive(Clone)]
+pub struct HealthService {
+    resolver: crate::resolution::Resolver,
+    outbound: Outbound,
+    config: HealthConfig,
+    counters: Arc<VerdictCounters>,
+}
+
+/// Probe verdicts by class, for metrics.
+#[derive(Debug, Default)]
+pub struct VerdictCounters {
+    /// healthy, invalid-credential, quota-limited, unreachable, degraded.
+    pub by_class: [std::sync::atomic::AtomicU64; 5],
+}
+
+impl VerdictCounters {
+    fn count(&self, verdict: &Verdict) {
+        let index = match verdict {
+            Verdict::Healthy { .. } => 0,
+            Verdict::InvalidCredential { .. } => 1,
+            Verdict::QuotaLimited { .. } => 2,
+            Verdict::Unreachable { .. } => 3,
+            Verdict::Degraded { .. } => 4,
+        };
+        self.by_class[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `(class, count)` pairs.
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+        let names = ["healthy", "invalid-credential", "quota-limited", "unreachable", "degraded"];
+        std::array::from_fn(|index| {
+            (names[index], self.by_class[index].load(std::sync::atomic::Ordering::Relaxed))
+        })
+    }
+}
+
+impl HealthService {
+    /// A service probing through `resolver`'s plugins and store.
+    pub fn new(
+        resolver: crate::resolution::Resolver,
+        outbound: Outbound,
+        config: HealthConfig,
+    ) -> Self {
+        HealthService { resolver, outbound, config, counters: Arc::default() }
+    }
+
+    /// The verdict counters.
+    pub fn counters(&self) -> &VerdictCounters {
+        &self.counters
+    }
+
+    /// Probes one key now ("test key") and records the verdict.
+    pub async fn probe_key(
+        &self,
+        location: &KeyLocation,
+    ) -> Result<ProbeOutcome, crate::resolution::ResolveError> {
+        let (plugin, credentials) = self.resolver.key_credentials(location)?;
+        let outcome = probe(&plugin, &credentials, &self.outbound).await;
+        self.record(location, &outcome);
+        Ok(outcome)
+    }
+
+    /// One round over every linked key of every scope.
+    pub async fn run_round(&self) -> Result<RoundStats, crate::store::StoreError> {
+        let mut targets = Vec::new();
+        for location in self.resolver.linked_keys()? {
+            match self.resolver.key_credentials(&location) {
+                Ok((plugin, credentials)) => {
+                    targets.push(ProbeTarget { key: location, plugin, credentials })
+                }
+                Err(error) => {
+                    // A key that cannot be assembled (a missing companion
+                    // variable) is a broken key: say so on its row.
+                    let outcome = ProbeOutcome {
+                        verdict: Verdict::InvalidCredential { message: error.to_string() },
+                        latency: Duration::ZERO,
+                        at: unix_now(),
+                    };
+                    self.record(&location, &outcome);
+                }
+            }
+        }
+        let (results, stats) = run_round(targets, &self.outbound, self.config.concurrency).await;
+        for (location, outcome) in &results {
+            self.record(location, outcome);
+        }
+        Ok(stats)
+    }
+
+    fn record(&self, location: &KeyLocation, outcome: &ProbeOutcome) {
+        self.counters.count(&outcome.verdict);
+        let record = crate::store::HealthRecord::from_outcome(outcome);
+        let update = crate::store::KeyUpdate::Health(record);
+        if let Err(error) = self.resolver.store().update_provider_key(
+            &location.scope,
+            &location.provider,
+            &location.key_id,
+            update,
+        ) {
+            tracing::warn!(%error, scope = %location.scope, provider = %location.provider, key = %location.key_id, "cannot record a health verdict");
+        }
+    }
+
+    /// Runs rounds forever, every interval with jitter. Spawn it.
+    pub async fn run(self) {
+        loop {
+            let jitter = self.config.jitter.clamp(0.0, 0.5);
+            let factor = 1.0 + jitter * (2.0 * random_unit() - 1.0);
+            tokio::time::sleep(self.config.interval.mul_f64(factor)).await;
+            let started = Instant::now();
+            match self.run_round().await {
+                Ok(stats) => tracing::info!(
+                    keys = stats.keys,
+                    probes = stats.probes,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "health round done"
+                ),
+                Err(error) => tracing::warn!(%error, "health round failed"),
+            }
+        }
+    }
+}
+
+/// A uniform random number in [0, 1).
+fn random_unit() -> f64 {
+    let bytes = crate::crypto::random_bytes::<8>();
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}

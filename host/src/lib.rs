@@ -16,12 +16,14 @@
 
 pub mod bundled;
 pub mod crypto;
+pub mod embedding;
 pub mod envexample;
 pub mod harness;
 pub mod health;
 pub mod outbound;
 pub mod policy;
 pub mod provider;
+pub mod resolution;
 pub mod runtime;
 pub mod scope;
 pub mod selfhost;

@@ -31,10 +31,7 @@ const GENERIC_WORDS: &[&str] = &["API", "KEY", "URL", "BASE", "TOKEN", "SECRET",
 /// `API_KEY_OPENAI`; not `API_KEY` vs every `*_API_KEY`).
 fn same_words(a: &str, b: &str) -> bool {
     let words = |text: &str| -> Vec<String> {
-        text.split(['_', '-'])
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect()
+        text.split(['_', '-']).filter(|w| !w.is_empty()).map(str::to_owned).collect()
     };
     let (a, b) = (words(a), words(b));
     let shared: Vec<&String> = a.iter().filter(|word| b.contains(word)).collect();

@@ -151,6 +151,12 @@ pub struct HealthRecord {
     pub message: String,
     /// When the check ran.
     pub checked_at: UnixMillis,
+    /// How long the probe took, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// The model ids a healthy probe listed (the picker shows them).
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 impl HealthRecord {
@@ -163,7 +169,25 @@ impl HealthRecord {
             Verdict::Unreachable { .. } => HealthVerdict::Unreachable,
             Verdict::Degraded { .. } => HealthVerdict::Degraded,
         };
-        HealthRecord { verdict: kind, message: verdict.message().to_owned(), checked_at }
+        let models = match verdict {
+            Verdict::Healthy { models, .. } => models.clone(),
+            _ => Vec::new(),
+        };
+        HealthRecord {
+            verdict: kind,
+            message: verdict.message().to_owned(),
+            checked_at,
+            latency_ms: 0,
+            models,
+        }
+    }
+
+    /// The record of a probe's outcome.
+    pub fn from_outcome(outcome: &crate::health::ProbeOutcome) -> Self {
+        HealthRecord {
+            latency_ms: outcome.latency.as_millis() as u64,
+            ..HealthRecord::from_verdict(&outcome.verdict, outcome.at.saturating_mul(1000))
+        }
     }
 }
 
@@ -404,6 +428,9 @@ pub trait SecretStore: Send + Sync {
 
     /// The provider-key rows of `scope`, by provider then variant.
     fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError>;
+
+    /// Every provider-key row of every scope (for health rounds).
+    fn list_all_provider_keys(&self) -> Result<Vec<(Scope, ProviderKey)>, StoreError>;
 
     /// Updates the metadata of one provider key. `false` if there is no such row.
     fn update_provider_key(

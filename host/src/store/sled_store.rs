@@ -784,6 +784,16 @@ impl SecretStore for SledStore {
         Ok(keys)
     }
 
+    fn list_all_provider_keys(&self) -> Result<Vec<(Scope, ProviderKey)>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.keys.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let (scope, _) = split_scoped(&key)?;
+            keys.push((scope, decode::<ProviderKey>("provider-key", &bytes)?));
+        }
+        Ok(keys)
+    }
+
     fn update_provider_key(
         &self,
         scope: &Scope,

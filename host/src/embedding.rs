@@ -1,0 +1,107 @@
+//! The embedding track: memory extraction and RAG writes need an embedding
+//! key of their own (`PLATOS_EMBEDDING_PROVIDER` = `voyage` or `openai`).
+//! Without one every remember call fails at write time and multi-turn agents
+//! look stateless, so the host says so loudly at start and per scope.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::resolution::Resolver;
+use crate::scope::Scope;
+use crate::store::StoreError;
+
+/// The variable choosing the embedding provider.
+pub const EMBEDDING_PROVIDER_VAR: &str = "PLATOS_EMBEDDING_PROVIDER";
+
+/// The providers the embedding track supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// Voyage AI (`VOYAGE_API_KEY`); the default.
+    Voyage,
+    /// OpenAI (`OPENAI_API_KEY`).
+    Openai,
+}
+
+impl EmbeddingProvider {
+    /// The provider's plugin slug.
+    pub fn slug(self) -> &'static str {
+        match self {
+            EmbeddingProvider::Voyage => "voyage",
+            EmbeddingProvider::Openai => "openai",
+        }
+    }
+
+    /// The variable its key lives in.
+    pub fn key_var(self) -> &'static str {
+        match self {
+            EmbeddingProvider::Voyage => "VOYAGE_API_KEY",
+            EmbeddingProvider::Openai => "OPENAI_API_KEY",
+        }
+    }
+}
+
+impl fmt::Display for EmbeddingProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.slug())
+    }
+}
+
+impl FromStr for EmbeddingProvider {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "voyage" => Ok(EmbeddingProvider::Voyage),
+            "openai" => Ok(EmbeddingProvider::Openai),
+            other => Err(format!(
+                "{EMBEDDING_PROVIDER_VAR}={other:?} is not supported: expected `voyage` or `openai`"
+            )),
+        }
+    }
+}
+
+/// Whether memory and RAG writes can work in a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmbeddingStatus {
+    /// The configured provider.
+    pub provider: EmbeddingProvider,
+    /// Whether it has an active key in the scope.
+    pub ready: bool,
+    /// What is missing, in words, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}
+
+/// The embedding status of `scope` for `provider`.
+pub fn status(
+    resolver: &Resolver,
+    scope: &Scope,
+    provider: EmbeddingProvider,
+) -> Result<EmbeddingStatus, StoreError> {
+    let ready = resolver.active_providers(scope)?.iter().any(|slug| slug == provider.slug());
+    let missing = (!ready).then(|| {
+        format!(
+            "no {} key in {scope}: set {} ({EMBEDDING_PROVIDER_VAR}={provider}); until then memory extraction and remember calls fail at write time",
+            provider.slug(),
+            provider.key_var()
+        )
+    });
+    Ok(EmbeddingStatus { provider, ready, missing })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_parse_with_a_clear_error() {
+        assert_eq!("voyage".parse::<EmbeddingProvider>(), Ok(EmbeddingProvider::Voyage));
+        assert_eq!(" OpenAI ".parse::<EmbeddingProvider>(), Ok(EmbeddingProvider::Openai));
+        assert_eq!("".parse::<EmbeddingProvider>(), Ok(EmbeddingProvider::Voyage));
+        let error = "cohere".parse::<EmbeddingProvider>().unwrap_err();
+        assert!(error.contains("expected `voyage` or `openai`"), "{error}");
+    }
+}

@@ -1,0 +1,690 @@
+//! Which key an agent turn spends, with which env bag.
+//!
+//! [`Resolver::resolve`] picks the pinned key, or the scope default (the
+//! lowest active variant); a pin that no longer exists falls back to the
+//! default with a warning (or, with `strict`, fails naming the missing key:
+//! never a different key spent silently). The answer holds a [`lease`] on
+//! the value versions it read, so a rotation does not pull a credential from
+//! under a turn in flight. [`catalog`] builds the model picker.
+
+pub mod catalog;
+pub mod leases;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use self::leases::{Lease, LeaseTable};
+use crate::policy::hints::near_misses;
+use crate::policy::variants::value_sources;
+use crate::policy::verdicts::{Badge, badge};
+use crate::provider::{Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
+use crate::runtime::{CallError, Plugin, PluginRegistry};
+use crate::scope::Scope;
+use crate::store::{
+    KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarSource, key_var,
+    now_millis,
+};
+
+/// How resolution behaves.
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// How long a lease holds its value versions unless released. The store's
+    /// grace period for replaced values must be at least this long.
+    pub lease_ttl: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig { lease_ttl: Duration::from_secs(15 * 60) }
+    }
+}
+
+/// What an agent asks for.
+#[derive(Debug, Clone)]
+pub struct ResolveRequest {
+    /// The scope of the turn.
+    pub scope: Scope,
+    /// The provider's slug.
+    pub provider: String,
+    /// A pinned key (its variable name, e.g. `ANTHROPIC_API_KEY_2`).
+    pub pinned_key: Option<String>,
+    /// Fail instead of falling back when the pin no longer exists.
+    pub strict: bool,
+}
+
+/// How the key was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChosenBy {
+    /// The pinned key.
+    Pinned,
+    /// No pin: the scope default.
+    ScopeDefault,
+    /// The pin no longer exists: the scope default instead.
+    FallbackPinMissing,
+}
+
+/// The key a turn gets.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChosenKey {
+    /// The provider's slug.
+    pub provider: String,
+    /// The key's variable, which is also its id for pinning.
+    pub key_id: String,
+    /// Its variant (1 for the plain variable).
+    pub variant: u32,
+    /// Its label.
+    pub label: String,
+}
+
+/// The answer to a resolve. `Debug` never shows values.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The key chosen.
+    pub key: ChosenKey,
+    /// How.
+    pub chosen_by: ChosenBy,
+    /// Set when the pin fell back.
+    pub warning: Option<String>,
+    /// The lease on the values read.
+    pub lease_id: String,
+    /// When the lease expires, Unix milliseconds.
+    pub lease_expires_at: UnixMillis,
+    /// The env bag under the manifest's plain names.
+    pub env: Credentials,
+}
+
+/// A scope variable that looks like a misspelt expected name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NearMiss {
+    /// The name set in the scope.
+    pub found: String,
+    /// The name it probably should be.
+    pub did_you_mean: String,
+}
+
+/// Why a resolve failed. Never carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// No plugin has that slug.
+    #[error("no provider {provider:?} is loaded; loaded: {}", known.join(", "))]
+    UnknownProvider {
+        /// The slug asked for.
+        provider: String,
+        /// The loaded slugs.
+        known: Vec<String>,
+    },
+    /// No key of the provider is linked in the scope.
+    #[error(
+        "no {provider} key is linked in {scope}: set {}{}",
+        expected.join(" or "),
+        hint_text(near_misses)
+    )]
+    NoKeyLinked {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The variable names that would link one.
+        expected: Vec<String>,
+        /// Variables set in the scope that look like misspellings.
+        near_misses: Vec<NearMiss>,
+    },
+    /// A strict pin that no longer exists.
+    #[error("the pinned key {pinned} of {provider} no longer exists in {scope} (strict: no fallback); linked keys: {}", if available.is_empty() { "none".to_owned() } else { available.join(", ") })]
+    PinnedKeyMissing {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The pin.
+        pinned: String,
+        /// The keys that exist.
+        available: Vec<String>,
+    },
+    /// A variable the key needs is not set and has no default.
+    #[error("{provider} key {key_id} in {scope} needs {missing}, which is not set")]
+    MissingVariable {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The key.
+        key_id: String,
+        /// The variable (variant name first).
+        missing: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hint_text(near_misses: &[NearMiss]) -> String {
+    if near_misses.is_empty() {
+        return String::new();
+    }
+    let hints: Vec<String> = near_misses
+        .iter()
+        .map(|miss| format!("{} → did you mean {}?", miss.found, miss.did_you_mean))
+        .collect();
+    format!(" (found {})", hints.join("; "))
+}
+
+impl ResolveError {
+    /// A stable code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ResolveError::UnknownProvider { .. } => "unknown_provider",
+            ResolveError::NoKeyLinked { .. } => "no_key_linked",
+            ResolveError::PinnedKeyMissing { .. } => "pinned_key_missing",
+            ResolveError::MissingVariable { .. } => "missing_variable",
+            ResolveError::Store(_) => "store_error",
+        }
+    }
+}
+
+/// Why authorize-by-lease failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// No such lease, or it expired or was released.
+    #[error("lease {0} does not exist or has expired; resolve again")]
+    Unknown(String),
+    /// The plugin failed or refused.
+    #[error(transparent)]
+    Plugin(#[from] CallError),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct ResolveCounters {
+    /// Resolves that chose a pinned key.
+    pub pinned: AtomicU64,
+    /// Resolves that chose the scope default.
+    pub scope_default: AtomicU64,
+    /// Resolves whose pin fell back to the default.
+    pub fallbacks: AtomicU64,
+    /// Resolves that failed.
+    pub errors: AtomicU64,
+}
+
+/// The resolver: a cheap handle.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<ResolverInner>,
+}
+
+struct ResolverInner {
+    store: Arc<dyn SecretStore>,
+    registry: PluginRegistry,
+    config: ResolverConfig,
+    leases: LeaseTable,
+    /// Last use per key, applied to the store in batches.
+    usage: Mutex<HashMap<(Scope, String, String), UnixMillis>>,
+    counters: ResolveCounters,
+}
+
+impl Resolver {
+    /// A resolver over `store` and the loaded plugins.
+    pub fn new(
+        store: Arc<dyn SecretStore>,
+        registry: PluginRegistry,
+        config: ResolverConfig,
+    ) -> Self {
+        Resolver {
+            inner: Arc::new(ResolverInner {
+                store,
+                registry,
+                config,
+                leases: LeaseTable::default(),
+                usage: Mutex::new(HashMap::new()),
+                counters: ResolveCounters::default(),
+            }),
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &ResolveCounters {
+        &self.inner.counters
+    }
+
+    /// Live leases.
+    pub fn lease_count(&self) -> usize {
+        self.inner.leases.len()
+    }
+
+    /// The plugins.
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.inner.registry
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SecretStore> {
+        &self.inner.store
+    }
+
+    fn plugin(&self, provider: &str) -> Result<&Plugin, ResolveError> {
+        self.inner.registry.get(provider).ok_or_else(|| ResolveError::UnknownProvider {
+            provider: provider.to_owned(),
+            known: self.inner.registry.iter().map(|plugin| plugin.slug().to_owned()).collect(),
+        })
+    }
+
+    /// Resolves a key for a turn and leases its values.
+    pub fn resolve(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
+        let result = self.resolve_inner(request);
+        let counters = &self.inner.counters;
+        let counter = match &result {
+            Ok(resolution) => match resolution.chosen_by {
+                ChosenBy::Pinned => &counters.pinned,
+                ChosenBy::ScopeDefault => &counters.scope_default,
+                ChosenBy::FallbackPinMissing => &counters.fallbacks,
+            },
+            Err(_) => &counters.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn resolve_inner(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
+        let plugin = self.plugin(&request.provider)?;
+        let manifest = plugin.manifest();
+        let scope = &request.scope;
+        let keys: Vec<ProviderKey> = self
+            .inner
+            .store
+            .list_provider_keys(scope)?
+            .into_iter()
+            .filter(|key| key.provider == request.provider)
+            .collect();
+        let default =
+            keys.iter().filter(|key| key.status == KeyStatus::Active).min_by_key(|key| key.variant);
+        let (key, chosen_by, warning) = match &request.pinned_key {
+            Some(pin) => match keys.iter().find(|key| &key.env_var == pin) {
+                Some(key) => (key, ChosenBy::Pinned, None),
+                None if request.strict => {
+                    return Err(ResolveError::PinnedKeyMissing {
+                        provider: request.provider.clone(),
+                        scope: scope.to_string(),
+                        pinned: pin.clone(),
+                        available: keys.iter().map(|key| key.env_var.clone()).collect(),
+                    });
+                }
+                None => {
+                    let key = default.ok_or_else(|| self.no_key_linked(scope, manifest))?;
+                    let warning = format!(
+                        "the pinned key {pin} no longer exists in {scope}; spending the scope default {} instead (pass strict to fail instead)",
+                        key.env_var
+                    );
+                    (key, ChosenBy::FallbackPinMissing, Some(warning))
+                }
+            },
+            None => (
+                default.ok_or_else(|| self.no_key_linked(scope, manifest))?,
+                ChosenBy::ScopeDefault,
+                None,
+            ),
+        };
+
+        let (env, versions) = self.env_bag(scope, manifest, key)?;
+        let lease = Lease::new(
+            scope.clone(),
+            request.provider.clone(),
+            key.env_var.clone(),
+            env.clone(),
+            versions,
+            self.inner.config.lease_ttl,
+        );
+        let (lease_id, lease_expires_at) = (lease.id.clone(), lease.expires_at_millis);
+        self.inner.leases.insert(lease);
+        self.note_use(scope, &request.provider, &key.env_var);
+        Ok(Resolution {
+            key: ChosenKey {
+                provider: request.provider.clone(),
+                key_id: key.env_var.clone(),
+                variant: key.variant,
+                label: key.label.clone(),
+            },
+            chosen_by,
+            warning,
+            lease_id,
+            lease_expires_at,
+            env,
+        })
+    }
+
+    fn no_key_linked(&self, scope: &Scope, manifest: &Manifest) -> ResolveError {
+        let expected: Vec<String> =
+            key_var(manifest).map(|name| vec![name.to_owned()]).unwrap_or_default();
+        let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
+        let found = self.inner.store.list_vars(scope).unwrap_or_default();
+        let near_misses = found
+            .iter()
+            .filter_map(|var| {
+                near_misses(&var.name, &names).first().map(|suggestion| NearMiss {
+                    found: var.name.clone(),
+                    did_you_mean: (*suggestion).to_owned(),
+                })
+            })
+            .collect();
+        ResolveError::NoKeyLinked {
+            provider: manifest.slug.clone(),
+            scope: scope.to_string(),
+            expected,
+            near_misses,
+        }
+    }
+
+    /// The env bag of `key`: each manifest variable from the key's variant
+    /// (companions fall back to the plain variable, secrets never), else its
+    /// default. Returns the versions read, for the lease.
+    fn env_bag(
+        &self,
+        scope: &Scope,
+        manifest: &Manifest,
+        key: &ProviderKey,
+    ) -> Result<(Credentials, Vec<(String, u64)>), ResolveError> {
+        let mut env = Credentials::new();
+        let mut versions = Vec::new();
+        for var in &manifest.env_vars {
+            let is_secret = var.role == EnvVarRole::Secret;
+            let mut found = false;
+            for source in value_sources(&var.name, key.variant, is_secret) {
+                if let Some(value) = self.inner.store.get_var(scope, &source)? {
+                    env.insert(var.name.clone(), value.value);
+                    versions.push((source, value.version));
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                if let Some(default) = &var.default_value {
+                    env.insert(var.name.clone(), default.clone().into());
+                } else if var.required {
+                    return Err(ResolveError::MissingVariable {
+                        provider: manifest.slug.clone(),
+                        scope: scope.to_string(),
+                        key_id: key.env_var.clone(),
+                        missing: value_sources(&var.name, key.variant, is_secret).join(" or "),
+                    });
+                }
+            }
+        }
+        Ok((env, versions))
+    }
+
+    fn note_use(&self, scope: &Scope, provider: &str, key: &str) {
+        let mut usage = self.inner.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        usage.insert((scope.clone(), provider.to_owned(), key.to_owned()), now_millis());
+    }
+
+    /// Writes the batched last-used times to the store (one update per key,
+    /// however many resolves it had). Returns how many keys were updated.
+    pub fn flush_usage(&self) -> Result<usize, StoreError> {
+        let batch: Vec<_> = {
+            let mut usage =
+                self.inner.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            usage.drain().collect()
+        };
+        for ((scope, provider, key), at) in &batch {
+            self.inner.store.update_provider_key(
+                scope,
+                provider,
+                key,
+                KeyUpdate::Used { at: *at },
+            )?;
+        }
+        Ok(batch.len())
+    }
+
+    /// The plugin and env bag of one linked key, without leasing (for probes).
+    pub fn key_credentials(
+        &self,
+        location: &crate::health::KeyLocation,
+    ) -> Result<(Plugin, Credentials), ResolveError> {
+        let plugin = self.plugin(&location.provider)?;
+        let key = self
+            .inner
+            .store
+            .list_provider_keys(&location.scope)?
+            .into_iter()
+            .find(|key| key.provider == location.provider && key.env_var == location.key_id)
+            .ok_or_else(|| ResolveError::PinnedKeyMissing {
+                provider: location.provider.clone(),
+                scope: location.scope.to_string(),
+                pinned: location.key_id.clone(),
+                available: Vec::new(),
+            })?;
+        let (env, _) = self.env_bag(&location.scope, plugin.manifest(), &key)?;
+        Ok((plugin.clone(), env))
+    }
+
+    /// Every linked key of every scope, for a health round.
+    pub fn linked_keys(&self) -> Result<Vec<crate::health::KeyLocation>, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .list_all_provider_keys()?
+            .into_iter()
+            .filter(|(_, key)| self.inner.registry.get(&key.provider).is_some())
+            .map(|(scope, key)| crate::health::KeyLocation {
+                scope,
+                provider: key.provider,
+                key_id: key.env_var,
+            })
+            .collect())
+    }
+
+    /// Ends a lease early. `false` if it did not exist.
+    pub fn release(&self, lease_id: &str) -> bool {
+        self.inner.leases.remove(lease_id)
+    }
+
+    /// Drops expired leases; returns how many.
+    pub fn expire_leases(&self) -> usize {
+        self.inner.leases.expire()
+    }
+
+    /// Has the plugin authorize `request` with the leased values, so an agent
+    /// that should not hold the raw key can have the host sign for it. The
+    /// lease must belong to `scope`.
+    pub async fn authorize(
+        &self,
+        scope: &Scope,
+        lease_id: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpRequest, LeaseError> {
+        let lease = self
+            .inner
+            .leases
+            .get(lease_id)
+            .filter(|lease| &lease.scope == scope)
+            .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
+        let plugin = self
+            .inner
+            .registry
+            .get(&lease.provider)
+            .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
+        Ok(plugin.authorize(&lease.credentials, request, crate::health::unix_now()).await?)
+    }
+
+    /// Every candidate key of `provider` in `scope`: why it would be chosen
+    /// or skipped, where each variable comes from, and its health.
+    pub fn explain(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        pinned_key: Option<&str>,
+    ) -> Result<Explanation, ResolveError> {
+        let plugin = self.plugin(provider)?;
+        let manifest = plugin.manifest();
+        let keys: Vec<ProviderKey> = self
+            .inner
+            .store
+            .list_provider_keys(scope)?
+            .into_iter()
+            .filter(|key| key.provider == provider)
+            .collect();
+        let vars = self.inner.store.list_vars(scope)?;
+        let default =
+            keys.iter().filter(|key| key.status == KeyStatus::Active).min_by_key(|key| key.variant);
+        let pin_exists = pinned_key.is_some_and(|pin| keys.iter().any(|key| key.env_var == pin));
+        let candidates = keys
+            .iter()
+            .map(|key| {
+                let is_default = default.is_some_and(|default| default.env_var == key.env_var);
+                let (chosen, reason) = match pinned_key {
+                    Some(pin) if pin == key.env_var => (true, "pinned".to_owned()),
+                    Some(pin) if !pin_exists && is_default => (
+                        true,
+                        format!("scope default, because the pin {pin} does not exist (fallback)"),
+                    ),
+                    Some(pin) => (false, format!("not pinned (the pin is {pin})")),
+                    None if is_default => {
+                        (true, "scope default: the lowest active variant".to_owned())
+                    }
+                    None if key.status == KeyStatus::Disabled => (false, "disabled".to_owned()),
+                    None => {
+                        (false, format!("variant {} is not the lowest active variant", key.variant))
+                    }
+                };
+                let sources = manifest
+                    .env_vars
+                    .iter()
+                    .map(|var| {
+                        let is_secret = var.role == EnvVarRole::Secret;
+                        let found = value_sources(&var.name, key.variant, is_secret)
+                            .into_iter()
+                            .find_map(|source| vars.iter().find(|info| info.name == source));
+                        VarSourceInfo {
+                            manifest_var: var.name.clone(),
+                            from: match found {
+                                Some(info) => VarOrigin::Scope {
+                                    variable: info.name.clone(),
+                                    version: info.version,
+                                    source: info.source,
+                                },
+                                None if var.default_value.is_some() => VarOrigin::ManifestDefault,
+                                None if var.required => VarOrigin::Missing,
+                                None => VarOrigin::Unset,
+                            },
+                        }
+                    })
+                    .collect();
+                let verdict = key.health.as_ref().map(health_verdict);
+                Candidate {
+                    key_id: key.env_var.clone(),
+                    variant: key.variant,
+                    label: key.label.clone(),
+                    status: key.status,
+                    chosen,
+                    reason,
+                    variables: sources,
+                    badge: badge(verdict.as_ref()),
+                    health: key.health.clone(),
+                }
+            })
+            .collect();
+        let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
+        let near_misses = vars
+            .iter()
+            .filter_map(|var| {
+                near_misses(&var.name, &names).first().map(|suggestion| NearMiss {
+                    found: var.name.clone(),
+                    did_you_mean: (*suggestion).to_owned(),
+                })
+            })
+            .collect();
+        Ok(Explanation {
+            scope: scope.to_string(),
+            provider: provider.to_owned(),
+            pinned_key: pinned_key.map(str::to_owned),
+            candidates,
+            near_misses,
+        })
+    }
+}
+
+/// The verdict a stored health record stands for (message only).
+pub fn health_verdict(record: &crate::store::HealthRecord) -> Verdict {
+    use crate::store::HealthVerdict;
+    let message = record.message.clone();
+    match record.verdict {
+        HealthVerdict::Healthy => Verdict::Healthy { message, models: Vec::new() },
+        HealthVerdict::InvalidCredential => Verdict::InvalidCredential { message },
+        HealthVerdict::QuotaLimited => Verdict::QuotaLimited { message },
+        HealthVerdict::Unreachable => Verdict::Unreachable { message },
+        HealthVerdict::Degraded => Verdict::Degraded { message },
+    }
+}
+
+/// The answer to an explain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// `org/project/env`.
+    pub scope: String,
+    /// The provider.
+    pub provider: String,
+    /// The pin asked about.
+    pub pinned_key: Option<String>,
+    /// Every key of the provider in the scope.
+    pub candidates: Vec<Candidate>,
+    /// Variables that look like misspelt expected names.
+    pub near_misses: Vec<NearMiss>,
+}
+
+/// One key in an explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// The key's variable.
+    pub key_id: String,
+    /// Its variant.
+    pub variant: u32,
+    /// Its label.
+    pub label: String,
+    /// Whether it may be used.
+    pub status: KeyStatus,
+    /// Whether a resolve would choose it.
+    pub chosen: bool,
+    /// Why, or why not.
+    pub reason: String,
+    /// Where each manifest variable would come from.
+    pub variables: Vec<VarSourceInfo>,
+    /// Its badge.
+    pub badge: Badge,
+    /// Its last health check.
+    pub health: Option<crate::store::HealthRecord>,
+}
+
+/// Where one manifest variable of a key comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct VarSourceInfo {
+    /// The manifest's name.
+    pub manifest_var: String,
+    /// Its origin.
+    pub from: VarOrigin,
+}
+
+/// The origin of a variable's value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VarOrigin {
+    /// A scope variable.
+    Scope {
+        /// Its name.
+        variable: String,
+        /// Its current version.
+        version: u64,
+        /// API or self-host.
+        source: VarSource,
+    },
+    /// The manifest's default.
+    ManifestDefault,
+    /// Required, and not set.
+    Missing,
+    /// Optional, and not set.
+    Unset,
+}

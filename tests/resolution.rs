@@ -1,0 +1,352 @@
+//! Resolution, leases, the picker, explain, the embedding track and the
+//! health service, on a real store with the bundled plugins; probes go to a
+//! mock upstream on loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::get;
+use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
+use platos_host::embedding::{EmbeddingProvider, status};
+use platos_host::health::{HealthConfig, HealthService, KeyLocation};
+use platos_host::outbound::{Outbound, OutboundConfig};
+use platos_host::policy::addresses::AddressPolicy;
+use platos_host::provider::{HttpRequest, ModelClass};
+use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, ResolverConfig};
+use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
+use platos_host::scope::Scope;
+use platos_host::store::{
+    HealthVerdict, ProviderVars, SecretStore, SledStore, StoreOptions, VarSource,
+};
+use secrecy::SecretString;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<SledStore>,
+    resolver: Resolver,
+}
+
+async fn fixture() -> Fixture {
+    let host = PluginHost::new(RuntimeConfig::default()).unwrap();
+    let mut registry = PluginRegistry::new();
+    platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
+    let provider_vars =
+        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::new(
+        EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
+        None,
+    );
+    let store = Arc::new(
+        SledStore::open(
+            dir.path(),
+            keyring,
+            StoreOptions { provider_vars, ..StoreOptions::default() },
+        )
+        .unwrap(),
+    );
+    let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
+    Fixture { _dir: dir, store, resolver }
+}
+
+fn scope(text: &str) -> Scope {
+    text.parse().unwrap()
+}
+
+fn set(store: &SledStore, scope: &Scope, name: &str, value: &str) {
+    store.set_var(scope, name, &SecretString::from(value.to_owned()), VarSource::Api).unwrap();
+}
+
+fn request(scope: &Scope, provider: &str, pin: Option<&str>, strict: bool) -> ResolveRequest {
+    ResolveRequest {
+        scope: scope.clone(),
+        provider: provider.into(),
+        pinned_key: pin.map(Into::into),
+        strict,
+    }
+}
+
+#[tokio::test]
+async fn the_scope_default_is_the_lowest_variant_and_pins_choose_their_key() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    set(&f.store, &dev, "ANTHROPIC_API_KEY_3", "sk-ant-three");
+    set(&f.store, &dev, "ANTHROPIC_API_KEY_2", "sk-ant-two");
+    let resolution = f.resolver.resolve(&request(&dev, "anthropic", None, false)).unwrap();
+    assert_eq!(resolution.chosen_by, ChosenBy::ScopeDefault);
+    assert_eq!(resolution.key.key_id, "ANTHROPIC_API_KEY_2");
+    assert_eq!(
+        resolution.env.get("ANTHROPIC_API_KEY"),
+        Some("sk-ant-two"),
+        "the bag uses the plain name"
+    );
+    assert_eq!(
+        resolution.env.get("ANTHROPIC_BASE_URL"),
+        Some("https://api.anthropic.com"),
+        "defaults fill in"
+    );
+
+    let pinned =
+        f.resolver.resolve(&request(&dev, "anthropic", Some("ANTHROPIC_API_KEY_3"), true)).unwrap();
+    assert_eq!((pinned.chosen_by, pinned.key.variant), (ChosenBy::Pinned, 3));
+    assert_eq!(pinned.env.get("ANTHROPIC_API_KEY"), Some("sk-ant-three"));
+    assert!(!format!("{pinned:?}").contains("sk-ant-three"), "Debug shows no value");
+}
+
+#[tokio::test]
+async fn a_vanished_pin_falls_back_loudly_or_fails_when_strict() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
+    let fallback =
+        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), false)).unwrap();
+    assert_eq!(fallback.chosen_by, ChosenBy::FallbackPinMissing);
+    assert_eq!(fallback.key.key_id, "OPENAI_API_KEY");
+    assert!(fallback.warning.as_deref().unwrap().contains("OPENAI_API_KEY_7"));
+    assert_eq!(f.resolver.counters().fallbacks.load(Ordering::Relaxed), 1);
+
+    let error =
+        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), true)).unwrap_err();
+    assert!(matches!(error, ResolveError::PinnedKeyMissing { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("OPENAI_API_KEY_7") && message.contains("OPENAI_API_KEY"),
+        "{message}"
+    );
+    assert!(!message.contains("sk-one"));
+}
+
+#[tokio::test]
+async fn no_key_names_the_expected_variable_and_the_near_misses() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    set(&f.store, &dev, "OPENAI_KEY", "sk-typo");
+    let error = f.resolver.resolve(&request(&dev, "openai", None, false)).unwrap_err();
+    match &error {
+        ResolveError::NoKeyLinked { expected, near_misses, .. } => {
+            assert_eq!(expected, &["OPENAI_API_KEY"]);
+            assert_eq!(near_misses.len(), 1);
+            assert_eq!(
+                (near_misses[0].found.as_str(), near_misses[0].did_you_mean.as_str()),
+                ("OPENAI_KEY", "OPENAI_API_KEY")
+            );
+        }
+        other => panic!("expected NoKeyLinked, got {other}"),
+    }
+    assert!(error.to_string().contains("OPENAI_KEY → did you mean OPENAI_API_KEY?"), "{error}");
+    // A key in dev does not apply to prod.
+    set(&f.store, &dev, "OPENAI_API_KEY", "sk-dev");
+    assert!(f.resolver.resolve(&request(&scope("acme/shop/prod"), "openai", None, false)).is_err());
+}
+
+#[tokio::test]
+async fn companions_follow_the_variant_and_fall_back_to_the_plain_variable() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    set(&f.store, &dev, "OPENAI_API_BASE", "https://proxy.example/v1");
+    set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
+    set(&f.store, &dev, "OPENAI_API_KEY_3", "sk-three");
+    set(&f.store, &dev, "OPENAI_API_BASE_3", "https://eu.proxy.example/v1");
+    let two = f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap();
+    assert_eq!(two.env.get("OPENAI_API_BASE"), Some("https://proxy.example/v1"));
+    let three =
+        f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_3"), true)).unwrap();
+    assert_eq!(three.env.get("OPENAI_API_BASE"), Some("https://eu.proxy.example/v1"));
+    // Bedrock: variant 2's secret never borrows variant 1's.
+    set(&f.store, &dev, "AWS_ACCESS_KEY_ID", "AKIAONE");
+    set(&f.store, &dev, "AWS_SECRET_ACCESS_KEY", "secret-one");
+    set(&f.store, &dev, "AWS_ACCESS_KEY_ID_2", "AKIATWO");
+    let error = f
+        .resolver
+        .resolve(&request(&dev, "bedrock", Some("AWS_ACCESS_KEY_ID_2"), true))
+        .unwrap_err();
+    assert!(error.to_string().contains("AWS_SECRET_ACCESS_KEY_2"), "{error}");
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the_new_one() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-old");
+    let held = f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-new");
+    let fresh = f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    assert_eq!(fresh.env.get("OPENAI_API_KEY"), Some("sk-new"));
+
+    let call = HttpRequest::get("https://api.openai.com/v1/models");
+    let old = f.resolver.authorize(&prod, &held.lease_id, &call).await.unwrap();
+    assert_eq!(old.header_values("authorization").collect::<Vec<_>>(), ["Bearer sk-old"]);
+    let new = f.resolver.authorize(&prod, &fresh.lease_id, &call).await.unwrap();
+    assert_eq!(new.header_values("authorization").collect::<Vec<_>>(), ["Bearer sk-new"]);
+
+    // A lease belongs to its scope, and ends when released.
+    assert!(f.resolver.authorize(&scope("acme/shop/dev"), &held.lease_id, &call).await.is_err());
+    assert_eq!(f.resolver.lease_count(), 2);
+    assert!(f.resolver.release(&held.lease_id));
+    assert!(f.resolver.authorize(&prod, &held.lease_id, &call).await.is_err());
+    assert!(!f.resolver.release(&held.lease_id));
+}
+
+#[tokio::test]
+async fn leases_expire() {
+    let f = fixture().await;
+    let resolver = Resolver::new(
+        f.store.clone(),
+        f.resolver.registry().clone(),
+        ResolverConfig { lease_ttl: Duration::from_millis(50) },
+    );
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
+    let lease = resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let call = HttpRequest::get("https://api.openai.com/v1/models");
+    assert!(resolver.authorize(&prod, &lease.lease_id, &call).await.is_err());
+    assert_eq!(resolver.expire_leases(), 0, "an expired lease is dropped on use");
+}
+
+#[tokio::test]
+async fn last_used_is_batched() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
+    for _ in 0..50 {
+        f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    }
+    let before = f.store.list_provider_keys(&prod).unwrap();
+    assert_eq!(before[0].last_used_at, None, "nothing written per resolve");
+    assert_eq!(f.resolver.flush_usage().unwrap(), 1, "one update for fifty resolves");
+    let after = f.store.list_provider_keys(&prod).unwrap();
+    assert!(after[0].last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn the_picker_shows_only_providers_with_a_key() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "no key, no models");
+    set(&f.store, &dev, "VOYAGE_API_KEY", "pa-key");
+    let models = f.resolver.models(&dev, None).unwrap();
+    assert!(!models.is_empty() && models.iter().all(|model| model.provider == "voyage"));
+    let reranks = f.resolver.models(&dev, Some(ModelClass::Rerank)).unwrap();
+    assert!(!reranks.is_empty() && reranks.iter().all(|model| model.class == ModelClass::Rerank));
+    assert!(f.resolver.models(&dev, Some(ModelClass::Chat)).unwrap().is_empty());
+    f.store.unset_var(&dev, "VOYAGE_API_KEY", VarSource::Api).unwrap();
+    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "unlinking hides the models again");
+}
+
+#[tokio::test]
+async fn explain_lists_every_candidate_and_where_its_values_come_from() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
+    set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
+    set(&f.store, &dev, "OPENAI_API_BASE_2", "https://proxy.example/v1");
+    let explanation = f.resolver.explain(&dev, "openai", Some("OPENAI_API_KEY_9")).unwrap();
+    let json = serde_json::to_value(&explanation).unwrap();
+    assert_eq!(json["candidates"][0]["key_id"], "OPENAI_API_KEY");
+    assert_eq!(json["candidates"][0]["chosen"], true);
+    assert!(json["candidates"][0]["reason"].as_str().unwrap().contains("fallback"));
+    assert_eq!(json["candidates"][1]["chosen"], false);
+    let base_of_two = &json["candidates"][1]["variables"][1];
+    assert_eq!(base_of_two["manifest_var"], "OPENAI_API_BASE");
+    assert_eq!(base_of_two["from"]["variable"], "OPENAI_API_BASE_2");
+    assert_eq!(base_of_two["from"]["source"], "api");
+    assert_eq!(json["candidates"][0]["variables"][1]["from"]["kind"], "manifest-default");
+    assert_eq!(json["candidates"][0]["badge"], "grey");
+    assert!(!json.to_string().contains("sk-one"));
+}
+
+#[tokio::test]
+async fn the_embedding_track_says_what_is_missing() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    let missing = status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap();
+    assert!(!missing.ready);
+    assert!(missing.missing.unwrap().contains("VOYAGE_API_KEY"));
+    set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
+    assert!(status(&f.resolver, &dev, EmbeddingProvider::Openai).unwrap().ready);
+    assert!(!status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready);
+}
+
+/// A models endpoint: `Bearer good` lists two models, anything else is 401.
+async fn mock_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/v1/models",
+            get(|State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap| async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if auth == "Bearer good" {
+                    (StatusCode::OK, r#"{"data":[{"id":"gpt-5"},{"id":"ft:gpt-4o:acme"},{"id":"text-embedding-3-small"}]}"#)
+                } else {
+                    (StatusCode::UNAUTHORIZED, r#"{"error":{"code":"invalid_api_key"}}"#)
+                }
+            }),
+        )
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, hits)
+}
+
+#[tokio::test]
+async fn health_rounds_record_verdicts_dedupe_and_feed_the_picker() {
+    let f = fixture().await;
+    let (address, hits) = mock_upstream().await;
+    let base = format!("http://{address}/v1");
+    let scopes: Vec<Scope> =
+        ["acme/a/prod", "acme/b/prod", "acme/c/prod"].iter().map(|s| scope(s)).collect();
+    for scope in &scopes {
+        set(&f.store, scope, "OPENAI_API_BASE", &base);
+        set(&f.store, scope, "OPENAI_API_KEY", "good");
+    }
+    set(&f.store, &scopes[0], "OPENAI_API_KEY_2", "revoked");
+    let outbound = Outbound::new(OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: Duration::from_secs(2),
+        max_body_bytes: 1 << 20,
+    })
+    .unwrap();
+    let service = HealthService::new(f.resolver.clone(), outbound, HealthConfig::default());
+    let stats = service.run_round().await.unwrap();
+    assert_eq!((stats.keys, stats.probes), (4, 2), "one shared credential, one revoked one");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    let keys = f.store.list_provider_keys(&scopes[0]).unwrap();
+    let health = |index: usize| keys[index].health.clone().unwrap();
+    assert_eq!(health(0).verdict, HealthVerdict::Healthy);
+    assert_eq!(health(0).models, ["gpt-5", "ft:gpt-4o:acme", "text-embedding-3-small"]);
+    assert_eq!(health(1).verdict, HealthVerdict::InvalidCredential);
+
+    let models = f.resolver.models(&scopes[1], None).unwrap();
+    let tuned = models
+        .iter()
+        .find(|model| model.id == "ft:gpt-4o:acme")
+        .expect("discovered models join the picker");
+    assert_eq!((tuned.source, tuned.class), ("discovered", ModelClass::Chat));
+    let embeddings = f.resolver.models(&scopes[1], Some(ModelClass::Embedding)).unwrap();
+    assert_eq!(
+        embeddings.iter().filter(|model| model.id == "text-embedding-3-small").count(),
+        1,
+        "no duplicates"
+    );
+
+    // On demand: "test key".
+    let location = KeyLocation {
+        scope: scopes[0].clone(),
+        provider: "openai".into(),
+        key_id: "OPENAI_API_KEY_2".into(),
+    };
+    set(&f.store, &scopes[0], "OPENAI_API_KEY_2", "good");
+    let outcome = service.probe_key(&location).await.unwrap();
+    assert_eq!(platos_host::policy::verdicts::class_name(&outcome.verdict), "healthy");
+    let keys = f.store.list_provider_keys(&scopes[0]).unwrap();
+    assert_eq!(keys[1].health.as_ref().unwrap().verdict, HealthVerdict::Healthy);
+}
