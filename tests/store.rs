@@ -1059,8 +1059,17 @@ fn acknowledged_writes_survive_sigkill() {
         let _ = errors.join();
         killed_mid_write += u64::from(!acks.is_empty());
 
-        let store = SledStore::open(&store_dir, keyring(KEY_A, None), options())
-            .unwrap_or_else(|error| panic!("cycle {cycle}: the store does not open: {error}"));
+        let store = match SledStore::open(&store_dir, keyring(KEY_A, None), options()) {
+            Ok(store) => store,
+            Err(error) => {
+                // Keep the evidence for a sled bug report.
+                let kept = dir.keep();
+                panic!(
+                    "cycle {cycle}: the store does not open: {error} (kept in {})",
+                    kept.display()
+                );
+            }
+        };
         for n in &acks {
             let value = value_of(&store, &torture, &format!("{prefix}_{n}"));
             assert_eq!(

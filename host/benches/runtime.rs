@@ -34,6 +34,12 @@ fn runtime_benches(c: &mut Criterion) {
         })
     });
 
+    // The fixed cost of a call: fresh store, instance and the smallest input.
+    let refused = HttpResponse { status: 401, headers: vec![], body: Vec::new() };
+    c.bench_function("interpret-health (401, empty body)", |b| {
+        b.to_async(&runtime).iter(|| async { plugin.interpret_health(&refused).await.unwrap() })
+    });
+
     let models: Vec<String> =
         (0..100).map(|i| format!(r#"{{"id":"model-{i}","object":"model"}}"#)).collect();
     let response = HttpResponse {

@@ -182,7 +182,7 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval: Duration::from_secs(300), jitter: 0.1, concurrency: 16 }
+        HealthConfig { interval: Duration::from_secs(300), jitter: 0.1, concurrency: 32 }
     }
 }
 

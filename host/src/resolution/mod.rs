@@ -483,6 +483,21 @@ impl Resolver {
         self.inner.leases.remove(lease_id)
     }
 
+    /// Ends a lease early if it belongs to `scope`. `false` if there is no
+    /// live lease with this id in `scope` (a lease of another scope is left
+    /// alone).
+    pub fn release_in(&self, scope: &Scope, lease_id: &str) -> bool {
+        match self.inner.leases.get(lease_id) {
+            Some(lease) if &lease.scope == scope => self.inner.leases.remove(lease_id),
+            _ => false,
+        }
+    }
+
+    /// The provider of a live lease of `scope`.
+    pub fn lease_provider(&self, scope: &Scope, lease_id: &str) -> Option<String> {
+        self.inner.leases.get(lease_id).filter(|lease| &lease.scope == scope).map(|lease| lease.provider)
+    }
+
     /// Drops expired leases; returns how many.
     pub fn expire_leases(&self) -> usize {
         self.inner.leases.expire()

@@ -72,7 +72,10 @@ pub fn load_component(
 
 fn store_artifact(component: &Component, path: &Path) -> anyhow::Result<()> {
     let bytes = component.serialize()?;
-    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    // A unique temporary name: concurrent loads of one component (threads or
+    // processes) each write their own file, and the rename is atomic.
+    let suffix = hex::encode(crate::crypto::random_bytes::<8>());
+    let temp = path.with_extension(format!("tmp-{}-{suffix}", std::process::id()));
     std::fs::write(&temp, bytes)?;
     std::fs::rename(&temp, path)?;
     Ok(())

@@ -64,6 +64,9 @@ impl Default for RuntimeConfig {
 /// Per-call limits ([`CallLimits::memory_bytes`]) must not exceed it.
 pub const MAX_MEMORY_BYTES: usize = 512 << 20;
 
+/// Linear memory per slot reset in place rather than decommitted.
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+
 /// Core instances one component may create. Rust components use a handful;
 /// componentize-py and jco components use more.
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
@@ -91,6 +94,13 @@ pub fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     pool.max_component_instance_size(4 << 20);
     // Keep a few slots warm so instantiation reuses mapped memory.
     pool.max_unused_warm_slots(calls.min(16));
+    // Reset used slots by rewriting only their dirty pages (PAGEMAP_SCAN,
+    // Linux 6.7+; falls back to memset) instead of madvise: a call's pages
+    // stay resident, so the next call on the slot takes no page faults and
+    // no TLB shootdown. Measured: this is most of a fresh call's cost.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+    pool.table_keep_resident(64 << 10);
 
     let mut wasm = Config::new();
     // Components only; core modules are not plugins.
