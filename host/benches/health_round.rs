@@ -53,26 +53,40 @@ async fn run() {
     let host = PluginHost::new(RuntimeConfig::default()).unwrap();
     let mut registry = PluginRegistry::new();
     platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
-    let provider_vars = ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+    let provider_vars =
+        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
     let dir = tempfile::tempdir().unwrap();
     let key = EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap();
     let store = Arc::new(
-        SledStore::open(dir.path(), Keyring::new(key, None), StoreOptions { provider_vars, ..StoreOptions::default() })
-            .unwrap(),
+        SledStore::open(
+            dir.path(),
+            Keyring::new(key, None),
+            StoreOptions { provider_vars, ..StoreOptions::default() },
+        )
+        .unwrap(),
     );
 
     let setup = Instant::now();
     let base = format!("http://{address}/v1");
     for scope_index in 0..SCOPES {
-        let scope: Scope = format!("org-{}/project-{scope_index}/prod", scope_index % 10).parse().unwrap();
+        let scope: Scope =
+            format!("org-{}/project-{scope_index}/prod", scope_index % 10).parse().unwrap();
         let mut vars = vec![("OPENAI_API_BASE".to_owned(), SecretString::from(base.clone()))];
         for variant in 1..=KEYS_PER_SCOPE {
-            let name = if variant == 1 { "OPENAI_API_KEY".to_owned() } else { format!("OPENAI_API_KEY_{variant}") };
+            let name = if variant == 1 {
+                "OPENAI_API_KEY".to_owned()
+            } else {
+                format!("OPENAI_API_KEY_{variant}")
+            };
             vars.push((name, SecretString::from(format!("sk-{scope_index}-{variant}"))));
         }
         store.import_self_host(&scope, &vars).unwrap();
     }
-    println!("setup: {} keys in {SCOPES} scopes in {:.1} s", SCOPES * KEYS_PER_SCOPE, setup.elapsed().as_secs_f64());
+    println!(
+        "setup: {} keys in {SCOPES} scopes in {:.1} s",
+        SCOPES * KEYS_PER_SCOPE,
+        setup.elapsed().as_secs_f64()
+    );
 
     let resolver = Resolver::new(store, registry, ResolverConfig::default());
     let outbound = Outbound::new(OutboundConfig {

@@ -18,12 +18,17 @@ fn resolve_benches(c: &mut Criterion) {
     let host = PluginHost::new(RuntimeConfig::default()).unwrap();
     let mut registry = PluginRegistry::new();
     runtime.block_on(platos_host::bundled::load_bundled(&host, &mut registry)).unwrap();
-    let provider_vars = ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+    let provider_vars =
+        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
     let dir = tempfile::tempdir().unwrap();
     let key = EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap();
     let store = Arc::new(
-        SledStore::open(dir.path(), Keyring::new(key, None), StoreOptions { provider_vars, ..StoreOptions::default() })
-            .unwrap(),
+        SledStore::open(
+            dir.path(),
+            Keyring::new(key, None),
+            StoreOptions { provider_vars, ..StoreOptions::default() },
+        )
+        .unwrap(),
     );
     let scope: Scope = "acme/shop/prod".parse().unwrap();
     for (name, value) in [
@@ -34,9 +39,19 @@ fn resolve_benches(c: &mut Criterion) {
         store.set_var(&scope, name, &SecretString::from(value.to_owned()), VarSource::Api).unwrap();
     }
     // A short lease so the table stays small however many iterations run.
-    let resolver = Resolver::new(store, registry, ResolverConfig { lease_ttl: Duration::from_millis(200) });
-    let default = ResolveRequest { scope: scope.clone(), provider: "openai".into(), pinned_key: None, strict: false };
-    let pinned = ResolveRequest { pinned_key: Some("OPENAI_API_KEY_2".into()), strict: true, ..default.clone() };
+    let resolver =
+        Resolver::new(store, registry, ResolverConfig { lease_ttl: Duration::from_millis(200) });
+    let default = ResolveRequest {
+        scope: scope.clone(),
+        provider: "openai".into(),
+        pinned_key: None,
+        strict: false,
+    };
+    let pinned = ResolveRequest {
+        pinned_key: Some("OPENAI_API_KEY_2".into()),
+        strict: true,
+        ..default.clone()
+    };
 
     let mut group = c.benchmark_group("resolve (in-process)");
     group.bench_function("scope default", |b| {

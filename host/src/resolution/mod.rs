@@ -495,7 +495,11 @@ impl Resolver {
 
     /// The provider of a live lease of `scope`.
     pub fn lease_provider(&self, scope: &Scope, lease_id: &str) -> Option<String> {
-        self.inner.leases.get(lease_id).filter(|lease| &lease.scope == scope).map(|lease| lease.provider)
+        self.inner
+            .leases
+            .get(lease_id)
+            .filter(|lease| &lease.scope == scope)
+            .map(|lease| lease.provider)
     }
 
     /// Drops expired leases; returns how many.
