@@ -9,7 +9,8 @@
 use platos_plugin_sdk::{
     Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider,
     ProviderManifest, StatusClass, Verdict, apply_declared_auth, base_url, classify_status,
-    credential, export_provider, include_manifest, join_url, model_ids_from_json, redacted_snippet,
+    credential_or_default, export_provider, include_manifest, join_url, model_ids_from_json,
+    redacted_snippet,
 };
 
 /// The variable naming the API version.
@@ -63,17 +64,7 @@ fn api_version(
     credentials: &Credentials,
     manifest: &ProviderManifest,
 ) -> Result<String, PluginError> {
-    let default = manifest
-        .env_vars
-        .iter()
-        .find(|var| var.name == API_VERSION_VAR)
-        .and_then(|var| var.default_value.clone());
-    let version = credential(credentials, API_VERSION_VAR)
-        .map(|value| value.trim().to_owned())
-        .or(default)
-        .ok_or_else(|| {
-            PluginError::new(ErrorCode::MissingCredential, format!("{API_VERSION_VAR} is not set"))
-        })?;
+    let version = credential_or_default(credentials, manifest, API_VERSION_VAR)?;
     let valid = !version.is_empty()
         && version.len() <= 32
         && version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');

@@ -13,8 +13,8 @@
 
 use platos_plugin_sdk::{
     Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, Verdict, classify_status, credential, export_provider,
-    include_manifest, redacted_snippet, require_credential,
+    ProviderManifest, StatusClass, Verdict, classify_status, credential, credential_or_default,
+    export_provider, include_manifest, redacted_snippet, require_credential,
 };
 use platos_sigv4::SignError;
 
@@ -90,17 +90,7 @@ fn configured_region(
     credentials: &Credentials,
     manifest: &ProviderManifest,
 ) -> Result<String, PluginError> {
-    let default = manifest
-        .env_vars
-        .iter()
-        .find(|var| var.name == REGION_VAR)
-        .and_then(|var| var.default_value.clone());
-    let region = credential(credentials, REGION_VAR)
-        .map(|region| region.trim().to_owned())
-        .or(default)
-        .ok_or_else(|| {
-            PluginError::new(ErrorCode::MissingCredential, format!("{REGION_VAR} is not set"))
-        })?;
+    let region = credential_or_default(credentials, manifest, REGION_VAR)?;
     if is_region(&region) {
         Ok(region)
     } else {

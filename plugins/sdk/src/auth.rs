@@ -22,6 +22,19 @@ pub fn require_credential<'a>(
         .ok_or_else(|| PluginError::new(ErrorCode::MissingCredential, format!("{name} is not set")))
 }
 
+/// The value of `name` from the env bag (trimmed), else the manifest's
+/// default for it, else a `missing-credential` error naming the variable.
+pub fn credential_or_default(
+    credentials: &Credentials,
+    manifest: &ProviderManifest,
+    name: &str,
+) -> Result<String, PluginError> {
+    credential(credentials, name)
+        .map(|value| value.trim().to_owned())
+        .or_else(|| manifest.env_vars.iter().find(|var| var.name == name)?.default_value.clone())
+        .ok_or_else(|| PluginError::new(ErrorCode::MissingCredential, format!("{name} is not set")))
+}
+
 /// The provider's base URL: the manifest's `base-url` variable from the env
 /// bag, else its default. Trailing slashes are removed.
 pub fn base_url(
@@ -32,12 +45,7 @@ pub fn base_url(
         manifest.env_vars.iter().find(|var| var.role == EnvVarRole::BaseUrl).ok_or_else(|| {
             PluginError::new(ErrorCode::Internal, "the manifest declares no base-url variable")
         })?;
-    let value = credential(credentials, &var.name)
-        .map(str::to_owned)
-        .or_else(|| var.default_value.clone())
-        .ok_or_else(|| {
-            PluginError::new(ErrorCode::MissingCredential, format!("{} is not set", var.name))
-        })?;
+    let value = credential_or_default(credentials, manifest, &var.name)?;
     if !(value.starts_with("https://") || value.starts_with("http://")) {
         return Err(PluginError::new(
             ErrorCode::InvalidCredential,

@@ -35,7 +35,9 @@ pub mod bindings {
     });
 }
 
-pub use auth::{apply_declared_auth, base_url, credential, join_url, require_credential};
+pub use auth::{
+    apply_declared_auth, base_url, credential, credential_or_default, join_url, require_credential,
+};
 pub use bindings::exports::platos::provider::plugin::{
     AuthShape, Credentials, EnvVar, EnvVarRole, ErrorCode, HeaderAuth, HealthyInfo, HttpRequest,
     HttpResponse, Method, ModelClass, ModelInfo, PluginError, ProviderManifest, QueryAuth, Verdict,
