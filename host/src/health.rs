@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::outbound::Outbound;
 use crate::provider::{Credentials, ProviderErrorCode, Verdict};
 use crate::runtime::{CallError, CallErrorKind, Plugin};
+use crate::store::HealthRecord;
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -290,7 +291,10 @@ impl HealthService {
 
     fn record(&self, location: &KeyLocation, outcome: &ProbeOutcome) {
         self.counters.count(&outcome.verdict);
-        let record = crate::store::HealthRecord::from_outcome(outcome);
+        let record = HealthRecord {
+            latency_ms: outcome.latency.as_millis() as u64,
+            ..HealthRecord::from_verdict(&outcome.verdict, outcome.at.saturating_mul(1000))
+        };
         let update = crate::store::KeyUpdate::Health(record);
         if let Err(error) = self.resolver.store().update_provider_key(
             &location.scope,

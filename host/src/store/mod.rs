@@ -181,14 +181,6 @@ impl HealthRecord {
             models,
         }
     }
-
-    /// The record of a probe's outcome.
-    pub fn from_outcome(outcome: &crate::health::ProbeOutcome) -> Self {
-        HealthRecord {
-            latency_ms: outcome.latency.as_millis() as u64,
-            ..HealthRecord::from_verdict(&outcome.verdict, outcome.at.saturating_mul(1000))
-        }
-    }
 }
 
 /// A provider key's metadata, keyed `(scope, provider, env_var)`. Never the
