@@ -166,3 +166,55 @@ fn option_string(value: &Option<String>) -> String {
         None => "None".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::manifest_code;
+
+    const GOOD: &str = r#"
+slug = "acme"
+display_name = "Acme"
+plugin_version = "1.0.0"
+docs_url = "https://acme.example/keys"
+model_classes = ["chat"]
+allowed_hosts = ["api.acme.example"]
+auth = { type = "header", header = "x-api-key", env_var = "ACME_API_KEY" }
+
+[[env_vars]]
+name = "ACME_API_KEY"
+role = "secret"
+required = true
+description = "Acme key"
+
+[[default_models]]
+id = "acme-1"
+class = "chat"
+display_name = "Acme 1"
+context_window = 8192
+"#;
+
+    #[test]
+    fn a_manifest_becomes_the_sdk_expression() {
+        let code = manifest_code(GOOD).unwrap();
+        for expected in [
+            r#"slug: "acme".into()"#,
+            r#"::platos_plugin_sdk::AuthShape::Header(::platos_plugin_sdk::HeaderAuth { header: "x-api-key".into(), env_var: "ACME_API_KEY".into() })"#,
+            r#"role: ::platos_plugin_sdk::EnvVarRole::Secret, required: true"#,
+            r#"context_window: Some(8192)"#,
+            r#"allowed_hosts: vec!["api.acme.example".into(),]"#,
+            "probe_cost: None",
+        ] {
+            assert!(code.contains(expected), "missing {expected:?} in {code}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_manifest_names_the_problem() {
+        let unknown_field = GOOD.replace("plugin_version", "plugin_versoin");
+        let error = manifest_code(&unknown_field).unwrap_err();
+        assert!(error.contains("plugin_versoin"), "{error}");
+        let bad_role = GOOD.replace(r#"role = "secret""#, r#"role = "password""#);
+        let error = manifest_code(&bad_role).unwrap_err();
+        assert!(error.contains("password"), "{error}");
+    }
+}
