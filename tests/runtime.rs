@@ -207,6 +207,16 @@ async fn hostile_plugins_hit_every_limit_and_the_host_keeps_serving() {
 }
 
 #[tokio::test]
+async fn a_panic_reports_the_guest_message_without_the_secret() {
+    let host = host();
+    let bad = hostile(&host).await;
+    let error = hostile_call(&bad, "panic").await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("the hostile fixture panics on purpose"), "{message}");
+    assert!(!message.contains(CANARY), "{message}");
+}
+
+#[tokio::test]
 async fn a_foreign_host_is_refused_before_sending() {
     let host = host();
     let bad = hostile(&host).await;

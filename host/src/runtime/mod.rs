@@ -349,7 +349,7 @@ impl PluginInner {
 
         let (stdout, stderr) = (store.data().stdout.clone(), store.data().stderr.clone());
         let outcome = tokio::time::timeout(limits.wall_time, run(&self.api, store)).await;
-        self.log_guest_output(&stdout, &stderr, function, credentials);
+        let stderr_text = self.log_guest_output(&stdout, &stderr, function, credentials);
         let outcome = match outcome {
             Err(_) => Err(CallErrorKind::Timeout(limits.wall_time)),
             Ok((result, store)) => Ok((result, store)),
@@ -366,7 +366,12 @@ impl PluginInner {
                 })
             }
             Ok((Err(trap), _)) => {
-                let message = format!("{trap:#}");
+                // The guest's last words (a Rust panic message, a Python
+                // traceback) say more than the trap itself.
+                let mut message = format!("{trap:#}");
+                if let Some(tail) = tail_lines(&stderr_text, 3, 400) {
+                    message = format!("{message}\n  guest stderr: {tail}");
+                }
                 Err(CallErrorKind::Trap(match credentials {
                     Some(credentials) => self.redact(credentials, &message),
                     None => message,
@@ -392,13 +397,15 @@ impl PluginInner {
         })
     }
 
+    /// Logs what the guest printed, redacted; returns its stderr (redacted).
     fn log_guest_output(
         &self,
         stdout: &store::Capture,
         stderr: &store::Capture,
         function: &str,
         credentials: Option<&Credentials>,
-    ) {
+    ) -> String {
+        let mut last_stderr = String::new();
         for (stream, capture) in [("stdout", stdout), ("stderr", stderr)] {
             let (text, dropped) = capture.take();
             if text.is_empty() {
@@ -409,8 +416,23 @@ impl PluginInner {
                 None => text,
             };
             tracing::info!(plugin = %self.id, function, stream, dropped_bytes = dropped, "{}", text.trim_end());
+            if stream == "stderr" {
+                last_stderr = text;
+            }
         }
+        last_stderr
     }
+}
+
+/// The last `lines` non-empty lines of `text`, joined with ` | ` and cut to
+/// `max_chars`; `None` when there are none.
+fn tail_lines(text: &str, lines: usize, max_chars: usize) -> Option<String> {
+    let kept: Vec<&str> = text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let tail = kept[kept.len().saturating_sub(lines)..].join(" | ");
+    Some(tail.chars().take(max_chars).collect())
 }
 
 /// The loaded plugins, by slug.
