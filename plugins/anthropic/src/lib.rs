@@ -8,9 +8,9 @@
 //! `overloaded_error` and other 5xx are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
-    include_manifest, join_url, model_ids_from_json, redacted_snippet,
+    Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
+    Verdict, apply_declared_auth, base_url, classify_status, export_provider, include_manifest,
+    join_url, listing_verdict, model_ids_from_json, redacted_snippet,
 };
 
 /// The API version every request must name in `anthropic-version`.
@@ -54,16 +54,9 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let (kind, message) = api_error(&response.body);
     let label = kind.as_deref().map(|kind| format!(" ({kind})")).unwrap_or_default();
     match classify_status(status) {
-        StatusClass::Success => match model_ids_from_json(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                redacted_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => {
+            listing_verdict(response, model_ids_from_json(&response.body), "models")
+        }
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }

@@ -7,9 +7,9 @@
 //! version) and 5xx are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider,
-    ProviderManifest, StatusClass, Verdict, apply_declared_auth, base_url, classify_status,
-    credential_or_default, export_provider, include_manifest, join_url, model_ids_from_json,
+    Credentials, ErrorCode, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest,
+    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, credential_or_default,
+    export_provider, include_manifest, join_url, listing_verdict, model_ids_from_json,
     redacted_snippet,
 };
 
@@ -89,16 +89,9 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
     let label = error_code(&response.body).map(|code| format!(" ({code})")).unwrap_or_default();
     match classify_status(status) {
-        StatusClass::Success => match model_ids_from_json(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                redacted_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => {
+            listing_verdict(response, model_ids_from_json(&response.body), "models")
+        }
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }

@@ -12,9 +12,9 @@
 //! 5xx and the rest are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, Method, PluginError, Provider,
+    Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
     ProviderManifest, StatusClass, Verdict, classify_status, credential, credential_or_default,
-    export_provider, include_manifest, redacted_snippet, require_credential,
+    export_provider, include_manifest, listing_verdict, redacted_snippet, require_credential,
 };
 use platos_sigv4::SignError;
 
@@ -162,16 +162,9 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let label = kind.as_deref().map(|kind| format!(" ({kind})")).unwrap_or_default();
     let is = |names: &[&str]| kind.as_deref().is_some_and(|kind| names.contains(&kind));
     match classify_status(status) {
-        StatusClass::Success => match model_ids(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} foundation models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                redacted_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => {
+            listing_verdict(response, model_ids(&response.body), "foundation models")
+        }
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }

@@ -8,9 +8,9 @@
 //! `RESOURCE_EXHAUSTED` is quota; other statuses are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
-    redacted_snippet,
+    Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
+    Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
+    listing_verdict, redacted_snippet,
 };
 
 struct Google;
@@ -39,16 +39,7 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let error = ApiError::parse(&response.body);
     let label = error.label();
     match classify_status(status) {
-        StatusClass::Success => match model_names(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                redacted_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => listing_verdict(response, model_names(&response.body), "models"),
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }

@@ -7,9 +7,9 @@
 //! that answers `{"object":"list","data":null}` (Ollama) is healthy.
 
 use platos_plugin_sdk::{
-    Credentials, HealthyInfo, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, credential,
-    export_provider, include_manifest, join_url, model_ids_from_json, redacted_snippet,
+    Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
+    Verdict, apply_declared_auth, base_url, classify_status, credential, export_provider,
+    include_manifest, join_url, listing_verdict, model_ids_from_json, redacted_snippet,
 };
 
 /// The variable holding the optional key.
@@ -51,16 +51,7 @@ export_provider!(OpenAiCompatible);
 fn verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
     match classify_status(status) {
-        StatusClass::Success => match models(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                redacted_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => listing_verdict(response, models(&response.body), "models"),
         StatusClass::Unreachable => Verdict::Unreachable(format!(
             "unreachable (is the server running?): {}",
             redacted_snippet(&response.body)

@@ -43,8 +43,8 @@ pub use bindings::exports::platos::provider::plugin::{
     HttpResponse, Method, ModelClass, ModelInfo, PluginError, ProviderManifest, QueryAuth, Verdict,
 };
 pub use verdicts::{
-    StatusClass, body_snippet, classify_status, model_ids_from_json, redacted_snippet,
-    standard_verdict,
+    StatusClass, body_snippet, classify_status, listing_verdict, model_ids_from_json,
+    redacted_snippet, standard_verdict,
 };
 
 /// One provider. Implement it on a unit struct and pass that to [`export_provider!`].

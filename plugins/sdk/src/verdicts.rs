@@ -83,22 +83,36 @@ fn push_masked(out: &mut String, run: &mut String) {
     run.clear();
 }
 
+/// The verdict for a 2xx answer to a models-list probe: healthy with the
+/// `models` parsed from it, or degraded when the body is not such a list.
+/// `noun` names what was listed (`models`, `foundation models`).
+pub fn listing_verdict(
+    response: &HttpResponse,
+    models: Option<Vec<String>>,
+    noun: &str,
+) -> Verdict {
+    match models {
+        Some(models) => Verdict::Healthy(HealthyInfo {
+            message: format!("listed {} {noun}", models.len()),
+            models,
+        }),
+        None => Verdict::Degraded(format!(
+            "HTTP {} but the body is not a model list: {}",
+            response.status,
+            redacted_snippet(&response.body)
+        )),
+    }
+}
+
 /// The verdict for a models-list probe: 2xx with a parsable list is healthy,
 /// 2xx with anything else is degraded, and other statuses follow
 /// [`classify_status`].
 pub fn standard_verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
     match classify_status(status) {
-        StatusClass::Success => match model_ids_from_json(&response.body) {
-            Some(models) => Verdict::Healthy(HealthyInfo {
-                message: format!("listed {} models", models.len()),
-                models,
-            }),
-            None => Verdict::Degraded(format!(
-                "HTTP {status} but the body is not a model list: {}",
-                body_snippet(&response.body)
-            )),
-        },
+        StatusClass::Success => {
+            listing_verdict(response, model_ids_from_json(&response.body), "models")
+        }
         StatusClass::InvalidCredential => {
             Verdict::InvalidCredential(format!("HTTP {status}: the provider refused the key"))
         }
@@ -106,7 +120,7 @@ pub fn standard_verdict(response: &HttpResponse) -> Verdict {
             Verdict::QuotaLimited(format!("HTTP {status}: out of quota or rate limited"))
         }
         StatusClass::Unreachable => {
-            Verdict::Unreachable(format!("unreachable: {}", body_snippet(&response.body)))
+            Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }
         StatusClass::Degraded => {
             Verdict::Degraded(format!("HTTP {status}: {}", body_snippet(&response.body)))
