@@ -13,7 +13,10 @@
 //! - [`crypto`]: the master keys and AES-256-GCM sealing of stored values.
 //! - [`store`]: scoped, encrypted variables and provider-key metadata (sled).
 //! - [`selfhost`]: the `.env` / process-environment import of a self-hosted host.
+//! - [`resolution`]: which key a turn spends, leases, explain, the model picker.
+//! - [`api`]: the HTTP API, tokens, OpenAPI, metrics and the providers page.
 
+pub mod api;
 pub mod bundled;
 pub mod crypto;
 pub mod embedding;

@@ -107,7 +107,13 @@ async fn provider_vars(context: &Context) -> anyhow::Result<(ProviderVars, Vec<S
 }
 
 fn open_store(context: &Context, provider_vars: ProviderVars) -> anyhow::Result<SledStore> {
-    let keyring = Keyring::from_env()?;
+    // ENCRYPTION_KEY from the environment, else the key `serve` generated
+    // on its first start.
+    let (keyring, _) = platos_host::api::bootstrap::keyring(
+        &context.data_dir,
+        &|name| std::env::var_os(name),
+        false,
+    )?;
     let options = StoreOptions { provider_vars, ..StoreOptions::default() };
     SledStore::open_in_data_dir(&context.data_dir, keyring, options).with_context(|| {
         format!(

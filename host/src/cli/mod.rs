@@ -1,8 +1,9 @@
-//! The command line: `serve`, and `plugin inspect | list | call`.
+//! The command line: `serve`, `token`, `plugin`, `env`, `keys`, `rewrap`.
 
 mod env;
 mod plugin;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Run the host's HTTP server.
     Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens (operator, or agent bound to one scope).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Inspect, list and call provider plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -79,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let context = Context { data_dir: data_dir(cli.data_dir), plugin_dir: cli.plugin_dir };
     match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
+        Command::Token(command) => token::run(&context, command),
         Command::Plugin(command) => plugin::run(&context, command).await,
         Command::Env(command) => env::run_env(&context, command).await,
         Command::Keys(command) => env::run_keys(&context, command).await,

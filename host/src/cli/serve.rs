@@ -1,15 +1,17 @@
-//! `platos-host serve`: the HTTP server.
+//! `platos-host serve`: the HTTP API and the providers page (see
+//! `platos_host::api::server` for what starts).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context as _;
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use clap::Args;
-use platos_host::runtime::PluginRegistry;
+use platos_host::api::server::{Server, ServerConfig};
+use platos_host::outbound::OutboundConfig;
+use platos_host::policy::addresses::AddressPolicy;
+use platos_host::scope::Scope;
+use platos_host::selfhost::SelfHostConfig;
 
 use super::Context;
 
@@ -19,41 +21,129 @@ pub struct ServeArgs {
     /// to serve other machines.
     #[arg(long, env = "PLATOS_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
+
+    /// The scope the self-host configuration (.env file and process
+    /// environment) is imported into.
+    #[arg(
+        long,
+        env = "PLATOS_SELF_HOST_SCOPE",
+        default_value = "self/host/default",
+        value_name = "ORG/PROJECT/ENV"
+    )]
+    self_host_scope: Scope,
+
+    /// The .env file imported into the self-host scope and re-imported when
+    /// it changes or on SIGHUP. Default: `.env` in the working directory, if
+    /// there is one.
+    #[arg(long, env = "PLATOS_ENV_FILE", value_name = "PATH")]
+    env_file: Option<PathBuf>,
+
+    /// Import the provider variables of the process environment too (the
+    /// process environment wins over the .env file).
+    #[arg(long, env = "PLATOS_IMPORT_PROCESS_ENV", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    import_process_env: bool,
+
+    /// Time between background health rounds (`300`, `300s`, `5m`, `1h`; `0` turns them off).
+    #[arg(long, env = "PLATOS_HEALTH_INTERVAL", default_value = "300s", value_parser = parse_duration)]
+    health_interval: Duration,
+
+    /// Let upstream base URLs resolve to loopback addresses (local mock or
+    /// gateway providers; tests).
+    #[arg(long, env = "PLATOS_ALLOW_LOOPBACK_UPSTREAMS")]
+    allow_loopback_upstreams: bool,
+
+    /// Let upstream base URLs resolve to private addresses (on-prem providers).
+    /// Link-local and metadata addresses stay refused.
+    #[arg(long, env = "PLATOS_ALLOW_PRIVATE_UPSTREAMS")]
+    allow_private_upstreams: bool,
+}
+
+/// `300`, `300s`, `5m`, `2h`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("invalid duration `{text}`: expected a number of seconds, or e.g. 300s, 5m, 1h")
+    })?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "ms" => return Ok(Duration::from_millis(number)),
+        _ => return Err(format!("invalid duration unit in `{text}`: expected ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
 }
 
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let host = context.plugin_host()?;
-    let registry = Arc::new(context.registry(&host).await?);
-    let slugs: Vec<&str> = registry.iter().map(|plugin| plugin.slug()).collect();
-    tracing::info!(plugins = %slugs.join(", "), data_dir = %context.data_dir.display(), "plugins loaded");
-
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/plugins", get(list_plugins))
-        .with_state(registry);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let env_file = match args.env_file {
+        Some(path) => Some(path),
+        None => Some(PathBuf::from(".env")).filter(|path| path.is_file()),
+    };
+    if let Some(path) = &env_file {
+        tracing::info!(
+            "self-host scope {}: importing {} and the process environment",
+            args.self_host_scope,
+            path.display()
+        );
+    }
+    let mut config = ServerConfig::new(args.listen, context.data_dir.clone());
+    config.plugin_dir = context.plugin_dir.clone();
+    config.self_host = Some(SelfHostConfig {
+        scope: args.self_host_scope,
+        env_file,
+        process_env: args.import_process_env,
+    });
+    config.health_interval = args.health_interval;
+    config.outbound = OutboundConfig {
+        addresses: AddressPolicy {
+            allow_loopback: args.allow_loopback_upstreams,
+            allow_private: args.allow_private_upstreams,
+        },
+        ..OutboundConfig::default()
+    };
+    let server = Server::start(config).await?;
+    server.log_start(&context.data_dir);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    server.shutdown(Duration::from_secs(10)).await?;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list_plugins(State(registry): State<Arc<PluginRegistry>>) -> Json<serde_json::Value> {
-    let plugins: Vec<_> = registry
-        .iter()
-        .map(|plugin| {
-            serde_json::json!({
-                "id": plugin.id(),
-                "api": plugin.api_version(),
-                "sha256": plugin.sha256(),
-                "manifest": plugin.manifest(),
-            })
-        })
-        .collect();
-    Json(serde_json::json!({ "plugins": plugins }))
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }

@@ -56,25 +56,45 @@ impl Lease {
     }
 }
 
-/// The live leases.
-#[derive(Debug, Default)]
+/// Shards of the lease table: a resolve locks one, and a shard's growth
+/// (a rehash, O(its size)) stalls only the resolves that hash to it, for
+/// 1/SHARDS of the time one big table would.
+const SHARDS: usize = 64;
+
+/// The live leases, in shards by id.
+#[derive(Debug)]
 pub struct LeaseTable {
-    leases: Mutex<HashMap<String, Lease>>,
+    shards: Box<[Mutex<HashMap<String, Lease>>]>,
+}
+
+impl Default for LeaseTable {
+    fn default() -> Self {
+        LeaseTable { shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
+    }
 }
 
 impl LeaseTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
-        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The shard of `id`: ids are random hex, so their last bytes spread evenly.
+    fn lock(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+        let digit = |byte: u8| char::from(byte).to_digit(16).unwrap_or(u32::from(byte)) as usize;
+        let index = id.bytes().rev().take(2).fold(0, |acc, byte| acc * 16 + digit(byte));
+        self.shards[index % SHARDS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn each(&self) -> impl Iterator<Item = std::sync::MutexGuard<'_, HashMap<String, Lease>>> {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Adds a lease.
     pub fn insert(&self, lease: Lease) {
-        self.lock().insert(lease.id.clone(), lease);
+        self.lock(&lease.id).insert(lease.id.clone(), lease);
     }
 
     /// A live lease by id (an expired one is gone).
     pub fn get(&self, id: &str) -> Option<Lease> {
-        let mut leases = self.lock();
+        let mut leases = self.lock(id);
         match leases.get(id) {
             Some(lease) if lease.expires_at > Instant::now() => Some(lease.clone()),
             Some(_) => {
@@ -87,25 +107,59 @@ impl LeaseTable {
 
     /// Removes a lease; `false` if it did not exist.
     pub fn remove(&self, id: &str) -> bool {
-        self.lock().remove(id).is_some()
+        self.lock(id).remove(id).is_some()
     }
 
     /// Drops every expired lease; returns how many.
     pub fn expire(&self) -> usize {
         let now = Instant::now();
-        let mut leases = self.lock();
-        let before = leases.len();
-        leases.retain(|_, lease| lease.expires_at > now);
-        before - leases.len()
+        self.each()
+            .map(|mut leases| {
+                let before = leases.len();
+                leases.retain(|_, lease| lease.expires_at > now);
+                before - leases.len()
+            })
+            .sum()
     }
 
     /// How many leases are live (expired ones not yet dropped included).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.each().map(|leases| leases.len()).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.each().all(|leases| leases.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_spread_over_shards_and_expire() {
+        let table = LeaseTable::default();
+        let scope: Scope = "a/b/c".parse().unwrap();
+        let lease = |ttl| {
+            Lease::new(scope.clone(), "p".into(), "K".into(), Credentials::new(), Vec::new(), ttl)
+        };
+        let ids: Vec<String> = (0..1000)
+            .map(|_| {
+                let lease = lease(Duration::from_secs(60));
+                let id = lease.id.clone();
+                table.insert(lease);
+                id
+            })
+            .collect();
+        table.insert(lease(Duration::ZERO));
+        assert_eq!(table.len(), 1001);
+        let used = table.each().filter(|shard| !shard.is_empty()).count();
+        assert_eq!(used, SHARDS, "every shard used");
+        assert_eq!(table.expire(), 1);
+        assert!(table.get(&ids[7]).is_some());
+        assert!(table.remove(&ids[7]) && !table.remove(&ids[7]));
+        assert_eq!(table.len(), 999);
+        assert!(!table.is_empty());
     }
 }

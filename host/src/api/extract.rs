@@ -1,0 +1,186 @@
+//! Extractors that answer every rejection with the API's JSON error: the
+//! caller (token), the caller in a scope, JSON bodies and query strings.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::ApiState;
+use super::auth::Caller;
+use super::error::{ApiError, redact_quoted};
+use crate::scope::Scope;
+
+/// The verified caller of any authenticated route.
+#[derive(Debug, Clone)]
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<ApiState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "this route needs a token: send `Authorization: Bearer <token>` (the operator token is in <data dir>/operator.token; agent tokens come from `platos-host token create --scope org/project/env`)",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|text| {
+                let (scheme, token) = text.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .unwrap_or("");
+        state.tokens().verify(token).map(Authed).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is malformed, unknown or revoked: expected `Authorization: Bearer platos_<id>_<secret>`",
+            )
+        })
+    }
+}
+
+/// An operator caller; any other token gets 403.
+#[derive(Debug, Clone)]
+pub struct OperatorCaller(pub Caller);
+
+impl FromRequestParts<ApiState> for OperatorCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let Authed(caller) = Authed::from_request_parts(parts, state).await?;
+        if caller.is_operator() {
+            Ok(OperatorCaller(caller))
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "operator_only",
+                "this route needs an operator token; agent tokens reach only their scope's routes under /v1/scopes/{organization}/{project}/{environment}",
+            ))
+        }
+    }
+}
+
+/// A caller acting in the scope of the path
+/// (`/v1/scopes/{organization}/{project}/{environment}/...`), and the path's
+/// other parameters. A token may see only the scopes it is bound to; any
+/// other scope gets the one answer a nonexistent scope gets.
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    /// The caller.
+    pub caller: Caller,
+    /// The path's scope.
+    pub scope: Scope,
+    /// Every path parameter.
+    pub params: HashMap<String, String>,
+}
+
+impl Scoped {
+    /// The path parameter `name` (the router guarantees it exists).
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+}
+
+impl FromRequestParts<ApiState> for Scoped {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let Authed(caller) = Authed::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let part = |name: &str| params.get(name).map_or("", String::as_str);
+        let scope = Scope::new(part("organization"), part("project"), part("environment"))
+            .map_err(|error| ApiError::bad_request("invalid_scope", error.to_string()))?;
+        if !caller.can_access(&scope) {
+            return Err(ApiError::scope_not_found());
+        }
+        Ok(Scoped { caller, scope, params })
+    }
+}
+
+/// The path parameters, or a JSON 400.
+pub async fn path_params(
+    parts: &mut Parts,
+    state: &ApiState,
+) -> Result<HashMap<String, String>, ApiError> {
+    Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map(|Path(params)| params)
+        .map_err(|rejection| {
+            ApiError::bad_request(
+                "invalid_path",
+                format!(
+                    "the path is malformed ({}): expected UTF-8 segments",
+                    redact_quoted(&rejection.body_text())
+                ),
+            )
+        })
+}
+
+/// A JSON body of `T`, read whatever the content type, within the body limit.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let limit = state.options().body_limit;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::bad_request("invalid_body", "the body could not be read")
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "the body is empty: this route expects a JSON object",
+            ));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!(
+                    "the body is not the JSON this route expects: {}; see /openapi.json",
+                    redact_quoted(&error.to_string())
+                ),
+            )
+        })
+    }
+}
+
+/// A query string of `T`.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| QueryParams(value))
+            .map_err(|rejection| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "the query string is malformed: {}; see /openapi.json",
+                        redact_quoted(&rejection.body_text())
+                    ),
+                )
+            })
+    }
+}

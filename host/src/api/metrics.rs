@@ -1,0 +1,276 @@
+//! `/metrics`: Prometheus text exposition, written by hand (no client
+//! library): resolves by outcome, fallbacks, probe verdicts by class, plugin
+//! call and probe latency histograms, HTTP requests by route, method and
+//! status with their latency, live leases and loaded plugins.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::http::Method;
+
+use super::ApiState;
+
+/// Histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// A latency histogram with fixed buckets, lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How many observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces =
+            |text: &str| if text.is_empty() { String::new() } else { format!("{{{text}}}") };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// The statuses counted one by one; any other is counted as `other`.
+const STATUSES: [u16; 15] =
+    [200, 201, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 502, 503, 504];
+
+/// The methods counted one by one.
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OTHER"];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET | Method::HEAD => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        _ => 5,
+    }
+}
+
+#[derive(Debug, Default)]
+struct MethodStats {
+    latency: Histogram,
+    statuses: [AtomicU64; STATUSES.len() + 1],
+}
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    methods: [MethodStats; METHODS.len()],
+}
+
+/// The API's own counters (the resolver and the health service keep theirs).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+    plugin_calls: RwLock<HashMap<(String, &'static str), Arc<Histogram>>>,
+    probes: RwLock<HashMap<String, Arc<Histogram>>>,
+}
+
+fn get_or_insert<K, V: Default>(
+    map: &RwLock<HashMap<K, Arc<V>>>,
+    key: &K,
+    owned: impl FnOnce() -> K,
+) -> Arc<V>
+where
+    K: std::hash::Hash + Eq,
+{
+    if let Some(value) = map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(key) {
+        return value.clone();
+    }
+    map.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(owned())
+        .or_default()
+        .clone()
+}
+
+impl Metrics {
+    /// Records an HTTP request: its route template (`None`: no route
+    /// matched), method, status and time taken.
+    pub fn record_request(
+        &self,
+        route: Option<&str>,
+        method: &Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let route = route.unwrap_or("unmatched");
+        let stats = {
+            let routes = self.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            routes.get(route).cloned()
+        };
+        let stats = stats.unwrap_or_else(|| {
+            self.routes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(route.to_owned())
+                .or_default()
+                .clone()
+        });
+        let method = &stats.methods[method_index(method)];
+        method.latency.observe(elapsed);
+        let index = STATUSES.iter().position(|known| *known == status).unwrap_or(STATUSES.len());
+        method.statuses[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one plugin call made by the API.
+    pub fn record_plugin_call(&self, plugin: &str, function: &'static str, elapsed: Duration) {
+        let key = (plugin.to_owned(), function);
+        get_or_insert(&self.plugin_calls, &key, || key.clone()).observe(elapsed);
+    }
+
+    /// Records one probe ("test key") made by the API.
+    pub fn record_probe(&self, provider: &str, elapsed: Duration) {
+        let key = provider.to_owned();
+        get_or_insert(&self.probes, &key, || key.clone()).observe(elapsed);
+    }
+}
+
+/// Escapes a label value.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The exposition text.
+pub fn render(state: &ApiState) -> String {
+    let mut out = String::with_capacity(8 << 10);
+    let resolver = state.resolver();
+    let counters = resolver.counters();
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+
+    out.push_str(
+        "# HELP platos_resolves_total Resolves by outcome.\n# TYPE platos_resolves_total counter\n",
+    );
+    for (outcome, value) in [
+        ("pinned", load(&counters.pinned)),
+        ("scope-default", load(&counters.scope_default)),
+        ("fallback-pin-missing", load(&counters.fallbacks)),
+        ("error", load(&counters.errors)),
+    ] {
+        let _ = writeln!(out, "platos_resolves_total{{outcome=\"{outcome}\"}} {value}");
+    }
+    out.push_str("# HELP platos_resolve_fallbacks_total Resolves whose pin no longer existed and fell back to the scope default.\n# TYPE platos_resolve_fallbacks_total counter\n");
+    let _ = writeln!(out, "platos_resolve_fallbacks_total {}", load(&counters.fallbacks));
+
+    out.push_str("# HELP platos_probe_verdicts_total Health probe verdicts by class (background rounds and test-key probes).\n# TYPE platos_probe_verdicts_total counter\n");
+    for (class, value) in state.health().counters().snapshot() {
+        let _ = writeln!(out, "platos_probe_verdicts_total{{class=\"{class}\"}} {value}");
+    }
+
+    out.push_str("# HELP platos_leases Live leases (expired ones not yet swept included).\n# TYPE platos_leases gauge\n");
+    let _ = writeln!(out, "platos_leases {}", resolver.lease_count());
+    out.push_str("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\n");
+    let _ = writeln!(out, "platos_plugins_loaded {}", resolver.registry().len());
+    out.push_str("# HELP platos_tokens Access tokens by kind.\n# TYPE platos_tokens gauge\n");
+    let tokens = state.tokens().list();
+    let operators =
+        tokens.iter().filter(|token| token.kind == super::auth::TokenKind::Operator).count();
+    let _ = writeln!(out, "platos_tokens{{kind=\"operator\"}} {operators}");
+    let _ = writeln!(out, "platos_tokens{{kind=\"agent\"}} {}", tokens.len() - operators);
+
+    let metrics = state.metrics();
+    out.push_str("# HELP platos_plugin_call_duration_seconds Plugin calls made by the API (authorize by lease), by plugin and function.\n# TYPE platos_plugin_call_duration_seconds histogram\n");
+    let calls = metrics.plugin_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut calls: Vec<_> = calls.iter().collect();
+    calls.sort_by(|a, b| a.0.cmp(b.0));
+    for ((plugin, function), histogram) in calls {
+        let labels = format!("plugin=\"{}\",function=\"{function}\"", label(plugin));
+        histogram.render(&mut out, "platos_plugin_call_duration_seconds", &labels);
+    }
+    out.push_str("# HELP platos_probe_duration_seconds Test-key probes made by the API (plugin calls and the upstream request), by provider.\n# TYPE platos_probe_duration_seconds histogram\n");
+    let probes = metrics.probes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut probes: Vec<_> = probes.iter().collect();
+    probes.sort_by(|a, b| a.0.cmp(b.0));
+    for (provider, histogram) in probes {
+        histogram.render(
+            &mut out,
+            "platos_probe_duration_seconds",
+            &format!("provider=\"{}\"", label(provider)),
+        );
+    }
+
+    let routes = metrics.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut routes: Vec<_> = routes.iter().collect();
+    routes.sort_by(|a, b| a.0.cmp(b.0));
+    out.push_str("# HELP platos_http_requests_total HTTP requests by route template, method and status.\n# TYPE platos_http_requests_total counter\n");
+    for (route, stats) in &routes {
+        for (method, method_stats) in METHODS.iter().zip(&stats.methods) {
+            for (index, counter) in method_stats.statuses.iter().enumerate() {
+                let value = counter.load(Ordering::Relaxed);
+                if value == 0 {
+                    continue;
+                }
+                let status = STATUSES.get(index).map_or_else(|| "other".to_owned(), u16::to_string);
+                let _ = writeln!(
+                    out,
+                    "platos_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {value}",
+                    label(route)
+                );
+            }
+        }
+    }
+    out.push_str("# HELP platos_http_request_duration_seconds HTTP request latency by route template and method.\n# TYPE platos_http_request_duration_seconds histogram\n");
+    for (route, stats) in &routes {
+        for (method, method_stats) in METHODS.iter().zip(&stats.methods) {
+            if method_stats.latency.count() > 0 {
+                let labels = format!("route=\"{}\",method=\"{method}\"", label(route));
+                method_stats.latency.render(
+                    &mut out,
+                    "platos_http_request_duration_seconds",
+                    &labels,
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_micros(50));
+        histogram.observe(Duration::from_millis(3));
+        histogram.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        histogram.render(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.0001\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"5\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+}

@@ -1,0 +1,411 @@
+//! Everything `platos-host serve` runs, as a library so tests can start the
+//! real server in-process: plugins, the master key (generated on a first
+//! start without `ENCRYPTION_KEY`), the store, tokens (an operator token on
+//! the first start), the self-host import and its reloads (SIGHUP, file
+//! change), the health loop, the maintenance loop, and the HTTP server with
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use axum::serve::ListenerExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::bootstrap::{self, KeySource, OperatorToken};
+use super::{ApiOptions, ApiState, auth::TokenStore};
+use crate::health::{HealthConfig, HealthService};
+use crate::outbound::{Outbound, OutboundConfig};
+use crate::resolution::{Resolver, ResolverConfig};
+use crate::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
+use crate::selfhost::{SelfHostConfig, manifest_var_filter};
+use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The data directory (store, tokens, generated key, plugin cache).
+    pub data_dir: PathBuf,
+    /// Extra plugins beside the bundled ones.
+    pub plugin_dir: Option<PathBuf>,
+    /// The compiled-plugin cache; `<data_dir>/cache/components` by default.
+    pub cache_dir: Option<PathBuf>,
+    /// The self-host import, if any.
+    pub self_host: Option<SelfHostConfig>,
+    /// How often the `.env` file's modification time is checked.
+    pub env_file_poll: Duration,
+    /// Time between background health rounds; zero turns them off.
+    pub health_interval: Duration,
+    /// Time between flushes of usage, lease expiry and store purges.
+    pub maintenance_interval: Duration,
+    /// Outbound requests (probes): address policy, timeout, body cap.
+    pub outbound: OutboundConfig,
+    /// API limits.
+    pub api: ApiOptions,
+    /// Generate `<data_dir>/encryption.key` when `ENCRYPTION_KEY` is unset.
+    pub generate_key: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for `data_dir`, listening on `listen`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen,
+            data_dir,
+            plugin_dir: None,
+            cache_dir: None,
+            self_host: None,
+            env_file_poll: Duration::from_secs(3),
+            health_interval: Duration::from_secs(300),
+            maintenance_interval: Duration::from_secs(10),
+            outbound: OutboundConfig::default(),
+            api: ApiOptions::default(),
+            generate_key: true,
+        }
+    }
+}
+
+/// What the start found and did, for the operator.
+#[derive(Debug, Clone)]
+pub struct StartReport {
+    /// `slug@version` of every loaded plugin.
+    pub plugins: Vec<String>,
+    /// Where the master key came from.
+    pub key_source: KeySource,
+    /// The operator token's state.
+    pub operator_token: OperatorToken,
+    /// The embedding warning for the self-host scope, if it has no key.
+    pub embedding_warning: Option<String>,
+}
+
+/// A running server.
+pub struct Server {
+    address: SocketAddr,
+    state: ApiState,
+    store: Arc<SledStore>,
+    report: StartReport,
+    shutdown: watch::Sender<bool>,
+    serving: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts everything and returns once the server listens.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+        let host = PluginHost::new(RuntimeConfig {
+            cache_dir: Some(
+                config
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("cache").join("components")),
+            ),
+            ..RuntimeConfig::default()
+        })?;
+        let mut registry = PluginRegistry::new();
+        crate::bundled::load_bundled(&host, &mut registry).await?;
+        if let Some(dir) = &config.plugin_dir {
+            registry.load_dir(&host, dir).await?;
+        }
+        let plugins: Vec<String> = registry.iter().map(|plugin| plugin.id().to_owned()).collect();
+
+        let (keyring, key_source) = bootstrap::keyring(
+            &config.data_dir,
+            &|name| std::env::var_os(name),
+            config.generate_key,
+        )?;
+        let provider_vars =
+            ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+        let store = Arc::new(
+            SledStore::open_in_data_dir(
+                &config.data_dir,
+                keyring,
+                StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() },
+            )
+            .with_context(|| {
+                format!(
+                    "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
+                    config.data_dir.join("store").display()
+                )
+            })?,
+        );
+        store.set_provider_vars(provider_vars)?;
+        let tokens = Arc::new(TokenStore::open_in_data_dir(&config.data_dir)?);
+        let operator_token = bootstrap::operator_token(&config.data_dir, &tokens)?;
+
+        let accept: Arc<dyn Fn(&str) -> bool + Send + Sync> =
+            Arc::from(manifest_var_filter(registry.iter().map(|plugin| plugin.manifest())));
+        if let Some(self_host) = &config.self_host {
+            import_self_host(store.clone(), self_host.clone(), accept.clone())
+                .await
+                .context("the self-host import failed (nothing was changed)")?;
+        }
+
+        let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
+        let outbound = Outbound::new(config.outbound.clone())?;
+        let health = HealthService::new(
+            resolver.clone(),
+            outbound,
+            HealthConfig {
+                interval: config.health_interval.max(Duration::from_secs(1)),
+                ..HealthConfig::default()
+            },
+        );
+        let mut api = config.api.clone();
+        api.self_host_scope = config.self_host.as_ref().map(|self_host| self_host.scope.clone());
+        let state = ApiState::new(resolver.clone(), health.clone(), tokens, api);
+
+        let embedding_warning = match &config.self_host {
+            Some(self_host) => {
+                let status = super::scopes::embedding_status(&state, &self_host.scope)
+                    .map_err(|error| anyhow::anyhow!("{}", error.message))?;
+                status.get("missing").and_then(|missing| missing.as_str()).map(str::to_owned)
+            }
+            None => None,
+        };
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let (shutdown, mut stopped) = watch::channel(false);
+        let app = super::router(state.clone());
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
+        let mut tasks = Vec::new();
+        if !config.health_interval.is_zero() {
+            tasks.push(tokio::spawn(health.run()));
+        }
+        tasks.push(tokio::spawn(maintenance(resolver, store.clone(), config.maintenance_interval)));
+        if let Some(self_host) = config.self_host.clone() {
+            // The SIGHUP handler is in place before the start returns (the
+            // default action of SIGHUP ends the process).
+            #[cfg(unix)]
+            let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|error| tracing::warn!(%error, "cannot handle SIGHUP; the .env file is still watched"))
+                .ok();
+            #[cfg(not(unix))]
+            let hangup = None;
+            tasks.push(tokio::spawn(watch_self_host(
+                store.clone(),
+                self_host,
+                accept,
+                config.env_file_poll,
+                hangup,
+                shutdown.subscribe(),
+            )));
+        }
+
+        let report = StartReport { plugins, key_source, operator_token, embedding_warning };
+        Ok(Server { address, state, store, report, shutdown, serving, tasks })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The API state (resolver, health, tokens, metrics).
+    pub fn state(&self) -> &ApiState {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<SledStore> {
+        &self.store
+    }
+
+    /// What the start found and did.
+    pub fn report(&self) -> &StartReport {
+        &self.report
+    }
+
+    /// Logs what an operator needs to know after a start.
+    pub fn log_start(&self, data_dir: &Path) {
+        let report = &self.report;
+        tracing::info!("plugins loaded: {}", report.plugins.join(", "));
+        match &report.key_source {
+            KeySource::Environment => {
+                tracing::info!("master key: ENCRYPTION_KEY from the environment")
+            }
+            KeySource::File(path) => tracing::warn!(
+                "master key: read from {} (generated on the first start); production sets ENCRYPTION_KEY itself",
+                path.display()
+            ),
+            KeySource::Generated(path) => tracing::warn!(
+                "\n*** ENCRYPTION_KEY is not set: generated a master key in {} (mode 0600).\n*** Every stored value is encrypted with it: keep it with the data directory, back it up, and never commit it.\n*** Production sets its own ENCRYPTION_KEY (exactly 32 ASCII bytes, e.g. `openssl rand -hex 16`).",
+                path.display()
+            ),
+        }
+        match &report.operator_token {
+            OperatorToken::Created(path) => tracing::warn!(
+                "created the first operator token in {} (mode 0600); use it as `Authorization: Bearer $(cat {})` or paste it into the page",
+                path.display(),
+                path.display()
+            ),
+            OperatorToken::InFile(path) => {
+                tracing::info!("the operator token is in {}", path.display())
+            }
+            OperatorToken::Exists => tracing::info!(
+                "an operator token exists (its file {} was removed); make another with POST /v1/tokens or, with the server stopped, `platos-host token create --operator`",
+                data_dir.join(bootstrap::OPERATOR_TOKEN_FILE).display()
+            ),
+        }
+        if let Some(warning) = &report.embedding_warning {
+            tracing::warn!(
+                "\n*** EMBEDDING KEY MISSING in the self-host scope: {warning}\n*** Multi-turn agents will look stateless until it is set."
+            );
+        }
+        tracing::info!("listening on http://{}", self.address);
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most `grace`),
+    /// stops the background tasks, writes batched usage and flushes the store.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(grace, self.serving).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the server stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "the server task failed"),
+            Err(_) => tracing::warn!("requests still in flight after {grace:?}; stopping anyway"),
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        let resolver = self.state.resolver().clone();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let flushed = resolver.flush_usage()?;
+            store.flush()?;
+            tracing::info!(keys = flushed, "usage written and the store flushed");
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+}
+
+async fn import_self_host(
+    store: Arc<SledStore>,
+    config: SelfHostConfig,
+    accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+) -> anyhow::Result<()> {
+    let scope = config.scope.clone();
+    let reload = tokio::task::spawn_blocking(move || {
+        crate::selfhost::reload(store.as_ref(), &config, &*accept)
+    })
+    .await??;
+    let report = &reload.report;
+    tracing::info!(
+        scope = %scope,
+        set = %report.set.join(","),
+        removed = %report.removed.join(","),
+        unchanged = report.unchanged.len(),
+        skipped_lines = reload.skipped.len(),
+        "self-host variables imported"
+    );
+    Ok(())
+}
+
+/// Every `interval`: batched last-used times to the store, expired leases
+/// dropped, replaced versions past their grace period purged.
+async fn maintenance(resolver: Resolver, store: Arc<SledStore>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let expired = resolver.expire_leases();
+        let (resolver, store) = (resolver.clone(), store.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let used = resolver.flush_usage()?;
+            let purged = store.purge_expired()?;
+            Ok::<_, crate::store::StoreError>((used, purged))
+        })
+        .await;
+        match result {
+            Ok(Ok((used, purged))) if used + purged + expired > 0 => {
+                tracing::debug!(used, purged, expired, "maintenance")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "maintenance failed"),
+            Err(error) => tracing::warn!(%error, "the maintenance task failed"),
+        }
+    }
+}
+
+/// The `.env` file's modification time and length, if it exists.
+fn file_stamp(path: Option<&Path>) -> Option<(SystemTime, u64)> {
+    let metadata = std::fs::metadata(path?).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
+}
+
+/// The SIGHUP stream.
+#[cfg(unix)]
+type HangupSignal = tokio::signal::unix::Signal;
+/// No SIGHUP off Unix.
+#[cfg(not(unix))]
+type HangupSignal = std::convert::Infallible;
+
+/// Re-imports the self-host variables on SIGHUP and when the `.env` file
+/// changes (its modification time or length, checked every `poll`).
+async fn watch_self_host(
+    store: Arc<SledStore>,
+    config: SelfHostConfig,
+    accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    poll: Duration,
+    mut hangup: Option<HangupSignal>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut stamp = file_stamp(config.env_file.as_deref());
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    if signal.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = {
+            let _ = &mut hangup;
+            std::future::pending::<()>()
+        };
+        let reason = tokio::select! {
+            _ = hup => "SIGHUP",
+            _ = tokio::time::sleep(poll.max(Duration::from_millis(50))) => {
+                let now = file_stamp(config.env_file.as_deref());
+                if now == stamp {
+                    continue;
+                }
+                "the .env file changed"
+            }
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        stamp = file_stamp(config.env_file.as_deref());
+        tracing::info!("reloading the self-host variables: {reason}");
+        if let Err(error) = import_self_host(store.clone(), config.clone(), accept.clone()).await {
+            tracing::error!("the self-host reload failed; the previous variables stay: {error:#}");
+        }
+    }
+}

@@ -1,0 +1,1267 @@
+//! The HTTP API end to end: the real server on a loopback port (in-process
+//! through `api::server`, and the real binary), a mock OpenAI-compatible
+//! upstream for probes. Keys set through the API, resolve with an agent
+//! token, rotation under a held lease, probes, the picker, scope isolation
+//! for every route, the OpenAPI document, metrics, self-host reloads, and a
+//! property test that no input gets a 5xx or a non-JSON error.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use platos_host::api::server::{Server, ServerConfig};
+use platos_host::api::{Access, routes};
+use platos_host::outbound::OutboundConfig;
+use platos_host::policy::addresses::AddressPolicy;
+use platos_host::selfhost::SelfHostConfig;
+use serde_json::{Value, json};
+use support::{Client, code, mock_upstream};
+
+/// The compiled-plugin cache shared by every test (a fresh data directory
+/// each, one compile overall).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api-test-plugin-cache")
+}
+
+fn config(data_dir: &Path) -> ServerConfig {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), data_dir.to_owned());
+    config.cache_dir = Some(cache_dir());
+    config.health_interval = Duration::ZERO;
+    config.outbound = OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: Duration::from_secs(5),
+        ..OutboundConfig::default()
+    };
+    config
+}
+
+struct Running {
+    _dir: tempfile::TempDir,
+    server: Server,
+    client: Client,
+    operator: String,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await.expect("the server starts");
+    let operator =
+        std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
+    let client = Client::new(server.address());
+    Running { _dir: dir, server, client, operator }
+}
+
+impl Running {
+    async fn agent_token(&self, scope: &str) -> String {
+        let (status, body) = self
+            .client
+            .call(
+                "POST",
+                "/v1/tokens",
+                Some(&self.operator),
+                Some(&json!({ "scope": scope, "label": "test agent" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn set(&self, token: &str, scope: &str, name: &str, value: &str) -> Value {
+        let (status, body) = self
+            .client
+            .call(
+                "PUT",
+                &format!("/v1/scopes/{scope}/env/{name}"),
+                Some(token),
+                Some(&json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+fn auth_header_of(request: &Value) -> String {
+    request["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pair| pair[0].as_str().unwrap().eq_ignore_ascii_case("authorization"))
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
+    let (upstream, mock) = mock_upstream().await;
+    let host = start().await;
+    let client = &host.client;
+    let scope = "acme/shop/prod";
+    let agent = host.agent_token(scope).await;
+
+    // Set a key and its base URL through the API (the value in the body).
+    let set = host.set(&host.operator, scope, "OPENAI_API_KEY", "sk-good-one").await;
+    assert_eq!(set["variable"]["version"], 1);
+    assert_eq!(set["linked_key"]["provider"], "openai");
+    host.set(&agent, scope, "OPENAI_API_BASE", &upstream).await;
+
+    // Listing never shows values.
+    let (status, listing) =
+        client.raw("GET", &format!("/v1/scopes/{scope}/env"), Some(&agent), None).await;
+    assert_eq!(status, 200);
+    assert!(listing.contains("OPENAI_API_KEY") && !listing.contains("sk-good-one"), "{listing}");
+
+    // Resolve with the agent token: the key, why, a lease, the env bag with values.
+    let resolve = json!({ "provider": "openai" });
+    let (status, first) = client
+        .call("POST", &format!("/v1/scopes/{scope}/resolve"), Some(&agent), Some(&resolve))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["key"]["key_id"], "OPENAI_API_KEY");
+    assert_eq!(first["chosen_by"], "scope-default");
+    assert_eq!(first["env"]["OPENAI_API_KEY"], "sk-good-one");
+    assert_eq!(first["env"]["OPENAI_API_BASE"], upstream.as_str());
+    let old_lease = first["lease"]["id"].as_str().unwrap().to_owned();
+    assert!(first["lease"]["expires_at"].as_u64().unwrap() > 0);
+
+    // Rotate with the lease held.
+    let rotated = host.set(&agent, scope, "OPENAI_API_KEY", "sk-good-two").await;
+    assert_eq!(rotated["variable"]["version"], 2);
+    let request = json!({ "request": {
+        "method": "POST",
+        "url": format!("{upstream}/chat/completions"),
+        "headers": [["content-type", "application/json"]],
+        "body": "{\"model\":\"gpt-5\"}",
+    }});
+    let authorize = |lease: String| {
+        let request = request.clone();
+        let agent = agent.clone();
+        async move {
+            client
+                .call(
+                    "POST",
+                    &format!("/v1/scopes/{scope}/leases/{lease}/authorize"),
+                    Some(&agent),
+                    Some(&request),
+                )
+                .await
+        }
+    };
+    let (status, old) = authorize(old_lease.clone()).await;
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(
+        auth_header_of(&old["request"]),
+        "Bearer sk-good-one",
+        "the turn in flight keeps the old value"
+    );
+    assert_eq!(old["request"]["body"], "{\"model\":\"gpt-5\"}");
+
+    let (_, second) = client
+        .call("POST", &format!("/v1/scopes/{scope}/resolve"), Some(&agent), Some(&resolve))
+        .await;
+    assert_eq!(second["env"]["OPENAI_API_KEY"], "sk-good-two", "a new resolve gets the new value");
+    let (status, new) = authorize(second["lease"]["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200);
+    assert_eq!(auth_header_of(&new["request"]), "Bearer sk-good-two");
+
+    // A request to a host the provider may not reach is refused, not signed.
+    let (status, refused) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{scope}/leases/{old_lease}/authorize"),
+            Some(&agent),
+            Some(&json!({ "request": { "method": "GET", "url": "https://evil.example/steal" } })),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "refused_request"), "{refused}");
+    assert!(!refused.to_string().contains("sk-good"), "{refused}");
+
+    // Release: the old lease is gone.
+    let lease_path = format!("/v1/scopes/{scope}/leases/{old_lease}");
+    assert_eq!(client.call("DELETE", &lease_path, Some(&agent), None).await.0, 200);
+    let (status, gone) = client.call("DELETE", &lease_path, Some(&agent), None).await;
+    assert_eq!((status, code(&gone)), (404, "lease_not_found"));
+    let (status, gone) = authorize(old_lease.clone()).await;
+    assert_eq!((status, code(&gone)), (404, "lease_not_found"));
+
+    // A pin that no longer exists: a fallback with a warning, or 404 when strict.
+    let (_, fallback) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{scope}/resolve"),
+            Some(&agent),
+            Some(&json!({ "provider": "openai", "pinned_key": "OPENAI_API_KEY_9" })),
+        )
+        .await;
+    assert_eq!(fallback["chosen_by"], "fallback-pin-missing");
+    assert!(fallback["warning"].as_str().unwrap().contains("OPENAI_API_KEY_9"));
+    let (status, strict) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{scope}/resolve"),
+            Some(&agent),
+            Some(
+                &json!({ "provider": "openai", "pinned_key": "OPENAI_API_KEY_9", "strict": true }),
+            ),
+        )
+        .await;
+    assert_eq!((status, code(&strict)), (404, "pinned_key_missing"));
+
+    // Probe through the mock: one key healthy, one invalid.
+    host.set(&agent, scope, "OPENAI_API_KEY_2", "sk-bad-key").await;
+    let probe = |key: &'static str| {
+        let agent = agent.clone();
+        async move {
+            client
+                .call(
+                    "POST",
+                    &format!("/v1/scopes/{scope}/providers/openai/keys/{key}/probe"),
+                    Some(&agent),
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, good) = probe("OPENAI_API_KEY").await;
+    assert_eq!(status, 200, "{good}");
+    assert_eq!(
+        (good["verdict"].as_str(), good["badge"].as_str()),
+        (Some("healthy"), Some("green"))
+    );
+    let (status, bad) = probe("OPENAI_API_KEY_2").await;
+    assert_eq!(status, 200, "{bad}");
+    assert_eq!(
+        (bad["verdict"].as_str(), bad["badge"].as_str()),
+        (Some("invalid-credential"), Some("red"))
+    );
+    assert_eq!(bad["provider_badge"], "red", "a provider shows its worst key");
+    assert!(!bad.to_string().contains("sk-bad-key"), "{bad}");
+    assert!(mock.authorizations.lock().unwrap().contains(&"Bearer sk-good-two".to_owned()));
+    let (status, missing) = probe("OPENAI_API_KEY_5").await;
+    assert_eq!((status, code(&missing)), (404, "key_not_found"));
+
+    // The providers list: every provider, badges, keys, expected names.
+    host.server.state().resolver().flush_usage().unwrap();
+    let (status, providers) =
+        client.call("GET", &format!("/v1/scopes/{scope}/providers"), Some(&agent), None).await;
+    assert_eq!(status, 200);
+    let list = providers["providers"].as_array().unwrap();
+    assert_eq!(list.len(), host.server.state().resolver().registry().len(), "linked or not");
+    let openai = list.iter().find(|provider| provider["slug"] == "openai").unwrap();
+    assert_eq!((openai["linked"].as_bool(), openai["badge"].as_str()), (Some(true), Some("red")));
+    let keys = openai["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0]["badge"].as_str(), keys[0]["scope_default"].as_bool()),
+        (Some("green"), Some(true))
+    );
+    assert!(keys[0]["last_used_at"].as_u64().is_some(), "resolves mark the key used: {openai}");
+    assert_eq!(keys[1]["badge"], "red");
+    let anthropic = list.iter().find(|provider| provider["slug"] == "anthropic").unwrap();
+    assert_eq!(
+        (anthropic["linked"].as_bool(), anthropic["badge"].as_str()),
+        (Some(false), Some("grey"))
+    );
+    assert_eq!(anthropic["expected_vars"][0]["name"], "ANTHROPIC_API_KEY");
+    assert!(!providers.to_string().contains("sk-good"), "no values in the providers list");
+
+    // The picker: defaults plus what the healthy probe discovered, by class.
+    let (status, chat) = client
+        .call("GET", &format!("/v1/scopes/{scope}/models?class=chat"), Some(&agent), None)
+        .await;
+    assert_eq!(status, 200, "{chat}");
+    let ids: Vec<&str> = chat["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| model["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"mock-chat-1"), "discovered: {ids:?}");
+    assert!(!ids.contains(&"text-embedding-3-small"), "chat only: {ids:?}");
+    assert_eq!(chat["providers"], json!(["openai"]));
+    let (status, bad_class) = client
+        .call("GET", &format!("/v1/scopes/{scope}/models?class=poetry"), Some(&agent), None)
+        .await;
+    assert_eq!((status, code(&bad_class)), (400, "invalid_class"));
+    let (_, empty) =
+        client.call("GET", "/v1/scopes/acme/shop/dev/models", Some(&host.operator), None).await;
+    assert_eq!(empty["models"], json!([]), "a scope without keys picks nothing");
+
+    // Explain and the embedding track.
+    let (status, explain) = client
+        .call(
+            "GET",
+            &format!("/v1/scopes/{scope}/providers/openai/explain?pinned_key=OPENAI_API_KEY_2"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{explain}");
+    let chosen: Vec<&str> = explain["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["chosen"] == true)
+        .map(|c| c["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(chosen, ["OPENAI_API_KEY_2"]);
+    let (_, embedding) =
+        client.call("GET", &format!("/v1/scopes/{scope}/embedding"), Some(&agent), None).await;
+    assert_eq!(
+        (embedding["provider"].as_str(), embedding["ready"].as_bool()),
+        (Some("voyage"), Some(false))
+    );
+    host.set(&agent, scope, "PLATOS_EMBEDDING_PROVIDER", "openai").await;
+    let (_, embedding) =
+        client.call("GET", &format!("/v1/scopes/{scope}/embedding"), Some(&agent), None).await;
+    assert_eq!(
+        (embedding["provider"].as_str(), embedding["ready"].as_bool()),
+        (Some("openai"), Some(true))
+    );
+
+    // Disable the default: the next variant becomes the default.
+    let (status, patched) = client
+        .call(
+            "PATCH",
+            &format!("/v1/scopes/{scope}/providers/openai/keys/OPENAI_API_KEY"),
+            Some(&agent),
+            Some(&json!({ "status": "disabled", "label": "prod-us" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (patched["key"]["label"].as_str(), patched["key"]["scope_default"].as_bool()),
+        (Some("prod-us"), Some(false))
+    );
+    let (_, third) = client
+        .call("POST", &format!("/v1/scopes/{scope}/resolve"), Some(&agent), Some(&resolve))
+        .await;
+    assert_eq!(third["key"]["key_id"], "OPENAI_API_KEY_2");
+
+    // Unset.
+    let var = format!("/v1/scopes/{scope}/env/OPENAI_API_KEY_2");
+    assert_eq!(client.call("DELETE", &var, Some(&agent), None).await.0, 200);
+    let (status, unset) = client.call("DELETE", &var, Some(&agent), None).await;
+    assert_eq!((status, code(&unset)), (404, "variable_not_set"));
+
+    // Metrics: resolves by outcome, fallbacks, verdicts, plugin calls, leases.
+    let (status, metrics) = client.raw("GET", "/metrics", Some(&host.operator), None).await;
+    assert_eq!(status, 200);
+    for line in [
+        "platos_resolves_total{outcome=\"scope-default\"} 3",
+        "platos_resolves_total{outcome=\"fallback-pin-missing\"} 1",
+        "platos_resolves_total{outcome=\"error\"} 1",
+        "platos_resolve_fallbacks_total 1",
+        "platos_probe_verdicts_total{class=\"healthy\"} 1",
+        "platos_probe_verdicts_total{class=\"invalid-credential\"} 1",
+        "platos_plugin_call_duration_seconds_count{plugin=\"openai@",
+        "platos_probe_duration_seconds_count{provider=\"openai\"} 2",
+        "platos_leases 3",
+        "platos_http_requests_total{route=\"/v1/scopes/{organization}/{project}/{environment}/resolve\",method=\"POST\",status=\"200\"} 4",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    assert!(!metrics.contains("sk-good"));
+    let (status, forbidden) = client.call("GET", "/metrics", Some(&agent), None).await;
+    assert_eq!((status, code(&forbidden)), (403, "operator_only"));
+
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// Fills a route template's parameters.
+fn fill(path: &str, scope: &str) -> String {
+    path.replace("{organization}/{project}/{environment}", scope)
+        .replace("{provider}", "openai")
+        .replace("{key}", "OPENAI_API_KEY")
+        .replace("{name}", "OPENAI_API_KEY")
+        .replace("{lease}", "00000000000000000000000000000000")
+        .replace("{id}", "000000000000")
+}
+
+/// A plausible body for a route.
+fn body_for(method: &str, path: &str) -> Option<Value> {
+    match method {
+        "PUT" => Some(json!({ "value": "sk-isolation-probe" })),
+        "PATCH" => Some(json!({ "label": "x" })),
+        "POST" if path.ends_with("/resolve") => Some(json!({ "provider": "openai" })),
+        "POST" if path.ends_with("/authorize") => Some(
+            json!({ "request": { "method": "GET", "url": "https://api.openai.com/v1/models" } }),
+        ),
+        "POST" if path == "/v1/tokens" => Some(json!({ "scope": "acme/shop/prod" })),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_one_scope_gets_nothing_from_another() {
+    let host = start().await;
+    let client = &host.client;
+    let (mine, theirs, nowhere) = ("acme/shop/dev", "acme/shop/prod", "ghost/none/never");
+    let agent = host.agent_token(mine).await;
+    // Their scope has a key and a live lease.
+    host.set(&host.operator, theirs, "OPENAI_API_KEY", "sk-theirs-secret").await;
+    let (_, resolved) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{theirs}/resolve"),
+            Some(&host.operator),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    let their_lease = resolved["lease"]["id"].as_str().unwrap().to_owned();
+
+    let scoped: Vec<_> =
+        routes().into_iter().filter(|route| route.access == Access::Scoped).collect();
+    assert!(scoped.len() >= 12, "{scoped:?}");
+    for route in &scoped {
+        let body = body_for(route.method, route.path);
+        let mut answers = Vec::new();
+        for scope in [theirs, nowhere] {
+            let mut path = fill(route.path, scope);
+            if scope == theirs {
+                path = path.replace("00000000000000000000000000000000", &their_lease);
+            }
+            answers.push(
+                client
+                    .raw(route.method, &path, Some(&agent), body.as_ref().map(Value::to_string))
+                    .await,
+            );
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{} {}: another scope must look like no scope",
+            route.method, route.path
+        );
+        let body: Value = serde_json::from_str(&answers[0].1).unwrap();
+        assert_eq!(
+            (answers[0].0, code(&body)),
+            (404, "scope_not_found"),
+            "{} {}",
+            route.method,
+            route.path
+        );
+        assert!(
+            !answers[0].1.contains(theirs) && !answers[0].1.contains("sk-theirs"),
+            "{}",
+            answers[0].1
+        );
+    }
+    // The lease of their scope cannot be used or released through mine either.
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/v1/scopes/{mine}/leases/{their_lease}/authorize"),
+            body_for("POST", "/authorize"),
+        ),
+        ("DELETE", format!("/v1/scopes/{mine}/leases/{their_lease}"), None),
+    ] {
+        let (status, answer) = client.call(method, &path, Some(&agent), body.as_ref()).await;
+        assert_eq!((status, code(&answer)), (404, "lease_not_found"), "{method} {path}");
+    }
+    let (_, still) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{theirs}/leases/{their_lease}/authorize"),
+            Some(&host.operator),
+            body_for("POST", "/authorize").as_ref(),
+        )
+        .await;
+    assert!(still["request"].is_object(), "their lease survived: {still}");
+
+    // Operator routes: 403 for an agent; every non-public route: 401 without a token.
+    for route in routes() {
+        let path = fill(route.path, mine);
+        let body = body_for(route.method, route.path);
+        let (status, answer) = client.call(route.method, &path, None, body.as_ref()).await;
+        if route.access == Access::Public {
+            assert_eq!(status, 200, "{} {}", route.method, route.path);
+            continue;
+        }
+        assert_eq!(
+            (status, code(&answer)),
+            (401, "missing_token"),
+            "{} {}",
+            route.method,
+            route.path
+        );
+        let (status, answer) =
+            client.call(route.method, &path, Some("platos_000000000000_nope"), body.as_ref()).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (401, "invalid_token"),
+            "{} {}",
+            route.method,
+            route.path
+        );
+        if route.access == Access::Operator {
+            let (status, answer) =
+                client.call(route.method, &path, Some(&agent), body.as_ref()).await;
+            assert_eq!(
+                (status, code(&answer)),
+                (403, "operator_only"),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+    // Their value is untouched and mine is reachable.
+    let (_, vars) =
+        client.call("GET", &format!("/v1/scopes/{theirs}/env"), Some(&host.operator), None).await;
+    assert_eq!(vars["variables"][0]["version"], 1);
+    assert_eq!(
+        client.call("GET", &format!("/v1/scopes/{mine}/providers"), Some(&agent), None).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_every_route_is_routed() {
+    let host = start().await;
+    let client = &host.client;
+    let (status, document) = client.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let codes: Vec<&str> = document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    let routes = routes();
+    for route in &routes {
+        let operation = &paths
+            .get(route.path)
+            .unwrap_or_else(|| panic!("{} is not in /openapi.json", route.path))
+            [route.method.to_ascii_lowercase()];
+        assert!(operation.is_object(), "{} {} is not in /openapi.json", route.method, route.path);
+        assert_ne!(operation["operationId"], "unknown", "{} {}", route.method, route.path);
+        assert!(
+            operation["responses"].as_object().unwrap().len() >= 2,
+            "{} {}",
+            route.method,
+            route.path
+        );
+        for name in route.path.split('{').skip(1).map(|rest| rest.split('}').next().unwrap()) {
+            assert!(
+                operation["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|param| param["name"] == name),
+                "{} {}: parameter {name} undocumented",
+                route.method,
+                route.path
+            );
+        }
+        if matches!(route.method, "POST" | "PUT" | "PATCH")
+            && body_for(route.method, route.path).is_some()
+        {
+            assert!(
+                operation["requestBody"].is_object(),
+                "{} {}: body undocumented",
+                route.method,
+                route.path
+            );
+        }
+        // Routed: the path and method reach a handler (not the 404/405 fallbacks).
+        let (_, answer) = client
+            .call(
+                route.method,
+                &fill(route.path, "acme/shop/dev"),
+                Some(&host.operator),
+                body_for(route.method, route.path).as_ref(),
+            )
+            .await;
+        assert!(
+            !matches!(code(&answer), "route_not_found" | "method_not_allowed"),
+            "{} {} is not routed: {answer}",
+            route.method,
+            route.path
+        );
+    }
+    // No documented path that is not routed.
+    let documented: usize = paths.values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(documented, routes.len());
+    for (code, _, _) in platos_host::api::error::ERROR_CODES {
+        assert!(codes.contains(code), "{code} missing from the Error schema");
+    }
+}
+
+#[tokio::test]
+async fn errors_name_what_is_expected_and_limits_hold() {
+    let host = start().await;
+    let client = &host.client;
+    let op = Some(host.operator.as_str());
+    for (method, path, body, status, expected) in [
+        ("GET", "/v1/nothing", None, 404, "route_not_found"),
+        ("DELETE", "/v1/ping", None, 405, "method_not_allowed"),
+        ("GET", "/v1/scopes/acme/sh%20op/dev/env", None, 400, "invalid_scope"),
+        (
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/lower_case",
+            Some(r#"{"value":"x"}"#),
+            400,
+            "invalid_name",
+        ),
+        (
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/ENCRYPTION_KEY",
+            Some(r#"{"value":"x"}"#),
+            400,
+            "reserved_name",
+        ),
+        (
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/OPENAI_API_KEY",
+            Some(r#"{"value":""}"#),
+            400,
+            "empty_value",
+        ),
+        (
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/OPENAI_API_KEY",
+            Some(r#"{"value":true}"#),
+            400,
+            "invalid_json",
+        ),
+        (
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/OPENAI_API_KEY",
+            Some(r#"{"valu":"sk-typo-secret"}"#),
+            400,
+            "invalid_json",
+        ),
+        ("PUT", "/v1/scopes/acme/shop/dev/env/OPENAI_API_KEY", None, 400, "invalid_json"),
+        (
+            "POST",
+            "/v1/scopes/acme/shop/dev/resolve",
+            Some(r#"{"provider":"nope"}"#),
+            404,
+            "unknown_provider",
+        ),
+        (
+            "POST",
+            "/v1/scopes/acme/shop/dev/resolve",
+            Some(r#"{"provider":"openai"}"#),
+            404,
+            "no_key_linked",
+        ),
+        (
+            "POST",
+            "/v1/tokens",
+            Some(r#"{"operator":true,"scope":"a/b/c"}"#),
+            400,
+            "invalid_token_request",
+        ),
+        ("POST", "/v1/tokens", Some(r#"{"scope":"a/b"}"#), 400, "invalid_scope"),
+        ("DELETE", "/v1/tokens/nope", None, 404, "token_not_found"),
+    ] {
+        let (got, answer) = client.raw(method, path, op, body.map(str::to_owned)).await;
+        let json: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+        assert_eq!((got, code(&json)), (status, expected), "{method} {path}: {answer}");
+        assert!(json["error"]["message"].as_str().unwrap().len() > 20, "{answer}");
+        assert!(!answer.contains("sk-typo-secret"), "a body's value is never echoed: {answer}");
+    }
+    // The type error names what is expected without echoing the value.
+    let (_, answer) = client
+        .raw(
+            "PUT",
+            "/v1/scopes/acme/shop/dev/env/OPENAI_API_KEY",
+            op,
+            Some(r#"{"value": 12345678}"#.to_owned()),
+        )
+        .await;
+    assert!(answer.contains("expected") && !answer.contains("12345678"), "{answer}");
+    // Near misses in the no-key error.
+    host.set(&host.operator, "acme/shop/dev", "OPENAI_KEY", "sk-typo").await;
+    let (_, answer) = client
+        .call(
+            "POST",
+            "/v1/scopes/acme/shop/dev/resolve",
+            op,
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("did you mean OPENAI_API_KEY"),
+        "{answer}"
+    );
+    // The body limit: 413 as JSON.
+    let big = format!("{{\"value\":\"{}\"}}", "x".repeat(300 << 10));
+    let (status, answer) =
+        client.raw("PUT", "/v1/scopes/acme/shop/dev/env/BIG", op, Some(big)).await;
+    let json: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!((status, code(&json)), (413, "body_too_large"));
+    // A value over the store's limit but within the body limit.
+    let large = json!({ "value": "y".repeat(100 << 10) });
+    let (status, answer) =
+        client.call("PUT", "/v1/scopes/acme/shop/dev/env/LARGE", op, Some(&large)).await;
+    assert_eq!((status, code(&answer)), (413, "value_too_large"));
+    // The last operator token cannot be revoked; tokens are listed without secrets.
+    let (_, list) = client.call("GET", "/v1/tokens", op, None).await;
+    let id = list["tokens"][0]["id"].as_str().unwrap().to_owned();
+    assert!(!list.to_string().contains(&host.operator), "{list}");
+    let (status, answer) = client.call("DELETE", &format!("/v1/tokens/{id}"), op, None).await;
+    assert_eq!((status, code(&answer)), (409, "last_operator_token"));
+    // An agent token revoked stops working at once.
+    let agent = host.agent_token("acme/shop/dev").await;
+    let (_, me) = client.call("GET", "/v1/whoami", Some(&agent), None).await;
+    assert_eq!((me["kind"].as_str(), me["scope"].as_str()), (Some("agent"), Some("acme/shop/dev")));
+    let agent_id = me["token_id"].as_str().unwrap().to_owned();
+    assert_eq!(client.call("DELETE", &format!("/v1/tokens/{agent_id}"), op, None).await.0, 200);
+    let (status, answer) = client.call("GET", "/v1/ping", Some(&agent), None).await;
+    assert_eq!((status, code(&answer)), (401, "invalid_token"));
+}
+
+#[tokio::test]
+async fn the_self_host_scope_is_imported_reloaded_and_read_only_through_the_api() {
+    let (upstream, _) = mock_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    std::fs::write(
+        &env_file,
+        format!("OPENAI_API_KEY=sk-good-selfhost\nOPENAI_API_BASE={upstream}\n"),
+    )
+    .unwrap();
+    let mut config = config(&dir.path().join("data"));
+    config.self_host = Some(SelfHostConfig {
+        scope: "self/host/default".parse().unwrap(),
+        env_file: Some(env_file.clone()),
+        process_env: false,
+    });
+    config.env_file_poll = Duration::from_millis(100);
+    let server = Server::start(config).await.unwrap();
+    assert!(server.report().embedding_warning.as_deref().unwrap().contains("VOYAGE_API_KEY"));
+    let operator = std::fs::read_to_string(dir.path().join("data/operator.token")).unwrap();
+    let operator = operator.trim();
+    let client = Client::new(server.address());
+    let env = "/v1/scopes/self/host/default/env";
+    let (_, vars) = client.call("GET", env, Some(operator), None).await;
+    assert_eq!(vars["variables"][1]["source"], "self-host", "{vars}");
+    let (status, refused) = client
+        .call(
+            "PUT",
+            &format!("{env}/OPENAI_API_KEY"),
+            Some(operator),
+            Some(&json!({ "value": "sk-api" })),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (409, "managed_by_self_host"));
+    assert!(refused["error"]["message"].as_str().unwrap().contains(".env"));
+
+    // Change the file: the host notices and re-imports.
+    std::fs::write(
+        &env_file,
+        format!(
+            "OPENAI_API_KEY=sk-good-rotated\nOPENAI_API_BASE={upstream}\nVOYAGE_API_KEY=pa-x\n"
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, vars) = client.call("GET", env, Some(operator), None).await;
+        let names: Vec<&str> = vars["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|var| var["name"].as_str().unwrap())
+            .collect();
+        if names.contains(&"VOYAGE_API_KEY") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the file change was not imported: {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, resolved) = client
+        .call(
+            "POST",
+            "/v1/scopes/self/host/default/resolve",
+            Some(operator),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(resolved["env"]["OPENAI_API_KEY"], "sk-good-rotated");
+    let (_, embedding) =
+        client.call("GET", "/v1/scopes/self/host/default/embedding", Some(operator), None).await;
+    assert_eq!(embedding["ready"], true);
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// No input gets a 5xx, and every error is JSON.
+
+mod fuzz {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    use super::*;
+
+    /// A raw HTTP/1.1 exchange: legal syntax, arbitrary content.
+    fn exchange(
+        address: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let split = response
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .expect("a complete response");
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status =
+            head.split(' ').nth(1).and_then(|status| status.parse().ok()).expect("a status line");
+        (status, head, response[split + 4..].to_vec())
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_.~-]{0,12}",
+            "[A-Z][A-Z0-9_]{0,10}",
+            Just("%FF%FE".to_owned()),
+            Just("%00".to_owned()),
+            Just("..".to_owned()),
+            Just("%2F".to_owned()),
+            Just("%C3%BC%E2%82%AC".to_owned()),
+            Just("a".repeat(300)),
+            "(%[0-9A-F]{2}){1,6}",
+            "[!$&'()*+,;=:@]{1,4}",
+        ]
+    }
+
+    /// A method and a target: mostly a route's own method with its template
+    /// filled with arbitrary segments, sometimes any method or any path.
+    fn request(
+        routes: Vec<(&'static str, &'static str)>,
+    ) -> impl Strategy<Value = (String, String)> {
+        let templated =
+            (prop::sample::select(routes), prop::collection::vec(segment(), 8), 0..3usize)
+                .prop_map(|((method, template), segments, valid)| {
+                    let mut out = String::new();
+                    let mut rest = template;
+                    let mut index = 0;
+                    while let Some(start) = rest.find('{') {
+                        out.push_str(&rest[..start]);
+                        let end = rest[start..].find('}').unwrap() + start;
+                        // Keep the scope and provider valid in most cases so deeper code runs.
+                        let value = match (&rest[start + 1..end], valid) {
+                            ("organization", 0 | 1) => "acme".to_owned(),
+                            ("project", 0 | 1) => "shop".to_owned(),
+                            ("environment", 0 | 1) => "dev".to_owned(),
+                            ("provider", 0) => "openai".to_owned(),
+                            ("name" | "key", 0) => "OPENAI_API_KEY".to_owned(),
+                            _ => segments[index % segments.len()].clone(),
+                        };
+                        out.push_str(&value);
+                        index += 1;
+                        rest = &rest[end + 1..];
+                    }
+                    out.push_str(rest);
+                    (method.to_owned(), out)
+                })
+                .boxed();
+        let any_method = prop::sample::select(vec![
+            "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW",
+        ]);
+        let random_path = prop::collection::vec(segment(), 0..6)
+            .prop_map(|segments| format!("/{}", segments.join("/")));
+        let other =
+            (any_method.clone(), random_path).prop_map(|(method, path)| (method.to_owned(), path));
+        let wrong_method = (any_method, templated.clone())
+            .prop_map(|(method, (_, path))| (method.to_owned(), path));
+        let query = prop_oneof![
+            3 => Just(String::new()),
+            1 => "\\?[a-z_]{1,8}=[A-Za-z0-9%]{0,12}(&[a-z_]{1,6}=[a-z%0-9]{0,6}){0,2}",
+            1 => prop::sample::select(vec!["?class=chat", "?class=%FF", "?class=", "?pinned_key=OPENAI_API_KEY_2", "?pinned_key=lower", "?pinned_key=%00"]).prop_map(str::to_owned),
+        ];
+        (prop_oneof![6 => templated, 1 => wrong_method, 1 => other], query)
+            .prop_map(|((method, path), query)| (method, format!("{path}{query}")))
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let json_value = prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+            Just(json!({ "method": "GET", "url": "https://api.openai.com/v1/models" })),
+            Just(json!([["a", "b"]])),
+        ];
+        let fields = prop::collection::btree_map(
+            prop::sample::select(vec![
+                "value",
+                "provider",
+                "pinned_key",
+                "strict",
+                "request",
+                "label",
+                "status",
+                "operator",
+                "scope",
+                "extra",
+            ]),
+            json_value,
+            0..4,
+        )
+        .prop_map(|map| serde_json::to_vec(&map).unwrap());
+        prop_oneof![
+            3 => fields,
+            1 => prop::collection::vec(any::<u8>(), 0..200),
+            1 => Just(Vec::new()),
+            1 => Just(b"{\"value\":".to_vec()),
+            1 => Just(b"{\"provider\":\"openai\",\"pinned_key\":\"\\ud800\"}".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn no_input_gets_a_5xx_or_a_non_json_error() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let host = runtime.block_on(async {
+            let host = start().await;
+            host.set(&host.operator, "acme/shop/dev", "OPENAI_API_KEY", "sk-fuzz-secret-value")
+                .await;
+            host
+        });
+        let agent = runtime.block_on(host.agent_token("acme/shop/dev"));
+        let address = host.server.address();
+        let table: Vec<(&'static str, &'static str)> =
+            routes().into_iter().map(|route| (route.method, route.path)).collect();
+        let tokens = vec![
+            String::new(),
+            format!("Bearer {}", host.operator),
+            format!("Bearer {agent}"),
+            "Bearer platos_000000000000_x".to_owned(),
+            "Basic Zm9vOmJhcg==".to_owned(),
+            "Bearer".to_owned(),
+        ];
+        let strategy = (
+            request(table),
+            prop::sample::select(tokens),
+            prop::sample::select(vec![
+                "application/json",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "",
+            ]),
+            "[ -~]{0,40}",
+            body(),
+        );
+        let mut runner =
+            TestRunner::new(Config { cases: 1500, failure_persistence: None, ..Config::default() });
+        let seen = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
+        runner
+            .run(&strategy, |((method, target), token, content_type, junk, body)| {
+                let method = method.as_str();
+                let mut headers = vec![("X-Junk".to_owned(), junk)];
+                if !token.is_empty() {
+                    headers.push(("Authorization".to_owned(), token));
+                }
+                if !content_type.is_empty() {
+                    headers.push(("Content-Type".to_owned(), content_type.to_owned()));
+                }
+                let (status, head, response) = exchange(address, method, &target, &headers, &body);
+                let error_code = serde_json::from_slice::<Value>(&response)
+                    .ok()
+                    .and_then(|json| json["error"]["code"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                *seen.lock().unwrap().entry(format!("{status} {error_code}")).or_default() += 1;
+                prop_assert!(
+                    status < 500,
+                    "{method} {target} -> {status}\n{head}\n{}",
+                    String::from_utf8_lossy(&response)
+                );
+                if status >= 400 && method != "HEAD" {
+                    let json: Value = serde_json::from_slice(&response).map_err(|error| {
+                        TestCaseError::fail(format!(
+                            "{method} {target} -> {status}: not JSON ({error}): {}",
+                            String::from_utf8_lossy(&response)
+                        ))
+                    })?;
+                    prop_assert!(
+                        json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+                        "{json}"
+                    );
+                    prop_assert!(
+                        !String::from_utf8_lossy(&response).contains("sk-fuzz-secret"),
+                        "{json}"
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The inputs reached past authentication and routing, into handlers.
+        let seen = seen.into_inner().unwrap();
+        eprintln!("answers seen: {seen:?}");
+        for expected in [
+            "200 ",
+            "401 invalid_token",
+            "401 missing_token",
+            "404 route_not_found",
+            "400 invalid_json",
+        ] {
+            assert!(seen.contains_key(expected), "no `{expected}` among {seen:?}");
+        }
+        assert!(seen.len() >= 12, "too little variety: {seen:?}");
+        runtime.block_on(host.server.shutdown(Duration::from_secs(5))).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The real binary.
+
+struct Binary {
+    child: Child,
+    address: SocketAddr,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn spawn_binary(data: &Path, env_file: &Path, extra_env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_platos-host"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-loopback-upstreams",
+            "--import-process-env",
+            "false",
+        ])
+        .arg("--env-file")
+        .arg(env_file)
+        .env("PLATOS_DATA_DIR", data)
+        .env("PLATOS_LOG", "info,cranelift=warn,wasmtime=warn")
+        .env("NO_COLOR", "1")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("ENCRYPTION_KEY_PREVIOUS")
+        .env_remove("PLATOS_LISTEN")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command
+}
+
+impl Binary {
+    fn start(mut command: Command) -> Binary {
+        let mut child = command.spawn().expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut binary =
+            Binary { child, address: "0.0.0.0:0".parse().unwrap(), log, seen: Vec::new() };
+        let line = binary.wait_for("listening on http://", Duration::from_secs(120));
+        let address = line.split("listening on http://").nth(1).unwrap();
+        let address: String =
+            address.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+        binary.address = address.parse().unwrap();
+        binary
+    }
+
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no `{needle}` in the log:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit status and the whole log.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_first_start_tokens_reload_and_restart() {
+    let (upstream, _) = mock_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env_file = dir.path().join("self.env");
+    std::fs::write(
+        &env_file,
+        format!("OPENAI_API_KEY=sk-good-binary\nOPENAI_API_BASE={upstream}\n"),
+    )
+    .unwrap();
+
+    // A malformed ENCRYPTION_KEY is refused, naming the rule, not the value.
+    let output =
+        spawn_binary(&data, &env_file, &[("ENCRYPTION_KEY", "CANARY-too-short")]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ENCRYPTION_KEY must be exactly 32 ASCII bytes")
+            && !stderr.contains("CANARY"),
+        "{stderr}"
+    );
+
+    // First start: a generated key and an operator token, both 0600, neither logged.
+    let mut binary = Binary::start(spawn_binary(&data, &env_file, &[]));
+    let key_file = data.join("encryption.key");
+    let token_file = data.join("operator.token");
+    assert_eq!((mode(&key_file), mode(&token_file)), (0o600, 0o600));
+    let key = std::fs::read_to_string(&key_file).unwrap().trim().to_owned();
+    let operator = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    assert_eq!(key.len(), 32);
+    let client = Client::new(binary.address);
+    assert_eq!(client.call("GET", "/healthz", None, None).await.0, 200);
+    let (status, page) = client.raw("GET", "/", None, None).await;
+    assert!(status == 200 && page.contains("<title>Providers"), "{page}");
+    let (status, resolved) = client
+        .call(
+            "POST",
+            "/v1/scopes/self/host/default/resolve",
+            Some(&operator),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["env"]["OPENAI_API_KEY"], "sk-good-binary");
+    let (_, probed) = client
+        .call(
+            "POST",
+            "/v1/scopes/self/host/default/providers/openai/keys/OPENAI_API_KEY/probe",
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(
+        probed["verdict"], "healthy",
+        "--allow-loopback-upstreams reaches the mock: {probed}"
+    );
+
+    // SIGHUP re-imports the file.
+    std::fs::write(&env_file, format!("OPENAI_API_KEY=sk-good-binary\nOPENAI_API_BASE={upstream}\nANTHROPIC_API_KEY=sk-ant-hup\n")).unwrap();
+    binary.signal("HUP");
+    binary.wait_for("self-host variables imported", Duration::from_secs(10));
+    let (_, vars) =
+        client.call("GET", "/v1/scopes/self/host/default/env", Some(&operator), None).await;
+    assert!(vars.to_string().contains("ANTHROPIC_API_KEY"), "{vars}");
+
+    let (status, log) = binary.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("generated a master key in")
+            && log.contains("Production sets its own ENCRYPTION_KEY"),
+        "{log}"
+    );
+    assert!(
+        log.contains("created the first operator token in") && log.contains("operator.token"),
+        "{log}"
+    );
+    assert!(log.contains("EMBEDDING KEY MISSING"), "{log}");
+    assert!(log.contains("plugins loaded: ") && log.contains("openai@"), "{log}");
+    assert!(log.contains("usage written and the store flushed"), "graceful shutdown: {log}");
+    for secret in [key.as_str(), operator.as_str(), "sk-good-binary", "sk-ant-hup"] {
+        assert!(!log.contains(secret), "a secret in the log:\n{log}");
+    }
+
+    // Tokens from the command line while the server is stopped: printed once, on stdout.
+    let token_cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_platos-host"))
+            .args(args)
+            .env("PLATOS_DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+    let created = token_cli(&["token", "create", "--scope", "self/host/default", "--label", "ci"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let agent = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(
+        agent.starts_with("platos_") && !String::from_utf8_lossy(&created.stderr).contains(&agent)
+    );
+    let listed = String::from_utf8(token_cli(&["token", "list"]).stdout).unwrap();
+    assert!(
+        listed.contains("self/host/default") && listed.contains("ci") && !listed.contains(&agent),
+        "{listed}"
+    );
+    let extra = token_cli(&["token", "create", "--scope", "other/scope/x"]);
+    let extra = String::from_utf8(extra.stdout).unwrap();
+    let extra_id =
+        extra.trim().strip_prefix("platos_").unwrap().split('_').next().unwrap().to_owned();
+    assert!(token_cli(&["token", "revoke", &extra_id]).status.success());
+    assert!(!token_cli(&["token", "revoke", &extra_id]).status.success());
+
+    // Restart: the same key file and operator token; values still decrypt.
+    let binary = Binary::start(spawn_binary(&data, &env_file, &[]));
+    let client = Client::new(binary.address);
+    let (status, me) = client.call("GET", "/v1/whoami", Some(&agent), None).await;
+    assert_eq!((status, me["scope"].as_str()), (200, Some("self/host/default")), "{me}");
+    let (status, resolved) = client
+        .call(
+            "POST",
+            "/v1/scopes/self/host/default/resolve",
+            Some(&agent),
+            Some(&json!({ "provider": "anthropic" })),
+        )
+        .await;
+    assert_eq!(
+        (status, resolved["env"]["ANTHROPIC_API_KEY"].as_str()),
+        (200, Some("sk-ant-hup")),
+        "{resolved}"
+    );
+    let (status, _) = client.call("GET", "/v1/scopes/acme/shop/prod/env", Some(&agent), None).await;
+    assert_eq!(status, 404);
+    let (status, log) = binary.stop();
+    assert!(status.success());
+    assert!(log.contains("read from") && log.contains("encryption.key"), "{log}");
+    assert!(log.contains("the operator token is in"), "{log}");
+}

@@ -1,0 +1,220 @@
+//! The providers page in headless Chromium: the real binary serves it, a
+//! mock OpenAI-compatible upstream on loopback makes one key healthy and one
+//! invalid, and a DevTools-protocol driver (`tests/browser/providers_page.mjs`,
+//! Node's built-in WebSocket) pastes a token, reads the badges, presses
+//! "Test key" on both keys and reloads.
+//!
+//! Needs Debian's `chromium` and Node.js; `.ci/run` installs Chromium. If
+//! either is missing the test fails and names the install command.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Client, mock_upstream};
+
+/// The first of `names` found on `PATH`.
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn provider<'a>(snapshot: &'a Value, slug: &str) -> &'a Value {
+    snapshot["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|provider| provider["slug"] == slug)
+        .unwrap_or_else(|| panic!("no {slug} card: {snapshot}"))
+}
+
+fn key_badges(snapshot: &Value) -> Vec<(String, String)> {
+    provider(snapshot, "openai")["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| {
+            (key["key"].as_str().unwrap().to_owned(), key["badge"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+fn pair(key: &str, badge: &str) -> (String, String) {
+    (key.to_owned(), badge.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_page_shows_badges_and_tests_keys() {
+    let chromium = which(&["chromium", "chromium-browser"]).unwrap_or_else(|| {
+        panic!(
+            "headless Chromium is needed for the providers-page test and is not installed: run `apt-get update && apt-get install -y chromium` (.ci/run does)"
+        )
+    });
+    let node = which(&["node", "nodejs"])
+        .unwrap_or_else(|| panic!("Node.js drives Chromium in this test and is not installed: run `apt-get install -y nodejs`"));
+
+    let (upstream, mock) = mock_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env_file = dir.path().join("page.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "OPENAI_API_KEY=sk-good-page\nOPENAI_API_KEY_2=sk-bad-page\nOPENAI_API_BASE={upstream}\nOPENAI_KEY=typo\n"
+        ),
+    )
+    .unwrap();
+
+    // The real binary, health rounds off so only the page's button probes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-loopback-upstreams",
+            "--health-interval",
+            "0",
+        ])
+        .args([
+            "--import-process-env",
+            "false",
+            "--self-host-scope",
+            "acme/shop/prod",
+            "--env-file",
+        ])
+        .arg(&env_file)
+        .env("PLATOS_DATA_DIR", &data)
+        .env("NO_COLOR", "1")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("PLATOS_LISTEN")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(120)).expect("the host starts");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let address: String =
+                rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+            break address;
+        }
+    };
+    let operator = std::fs::read_to_string(data.join("operator.token")).unwrap().trim().to_owned();
+    let client = Client::new(address.parse().unwrap());
+    // The page is used with an agent token of the scope (it fills the scope in from whoami).
+    let (status, created) = client
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&operator),
+            Some(&json!({ "scope": "acme/shop/prod", "label": "page" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/providers_page.mjs");
+    let output = tokio::process::Command::new(node)
+        .arg("--experimental-websocket")
+        .arg(&script)
+        .env("PAGE_URL", format!("http://{address}/"))
+        .env("PAGE_TOKEN", &token)
+        .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("NODE_NO_WARNINGS", "1")
+        .output()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser driver failed:\n{stderr}");
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("the driver printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout))
+    });
+
+    // Before any probe: scope filled from the token, every provider shown,
+    // expected names and the near-miss hint, keys unchecked (grey).
+    let before = &seen["before"];
+    assert_eq!(before["scope"], "acme/shop/prod", "{before}");
+    assert_eq!(before["tokenStored"], true);
+    assert!(before["providers"].as_array().unwrap().len() >= 6, "{before}");
+    let openai = provider(before, "openai");
+    assert_eq!(openai["badge"], "grey");
+    assert!(openai["expected"].as_array().unwrap().contains(&json!("OPENAI_API_KEY")), "{openai}");
+    assert!(openai["expected"].as_array().unwrap().contains(&json!("OPENAI_API_BASE")), "{openai}");
+    let hints = openai["nearMisses"].as_array().unwrap();
+    assert!(
+        hints.iter().any(|hint| hint.as_str().unwrap().contains("OPENAI_KEY")
+            && hint.as_str().unwrap().contains("did you mean OPENAI_API_KEY")),
+        "{openai}"
+    );
+    assert_eq!(
+        key_badges(before),
+        [pair("OPENAI_API_KEY", "grey"), pair("OPENAI_API_KEY_2", "grey")]
+    );
+    assert_eq!(openai["keys"][0]["button"], "Test key");
+    assert_eq!(openai["keys"][0]["lastUsed"], "never");
+    assert_eq!(provider(before, "anthropic")["linked"], "not linked");
+    assert!(before["embedding"].as_str().unwrap().contains("VOYAGE_API_KEY"), "{before}");
+    let models = before["models"].as_array().unwrap();
+    assert!(
+        !models.is_empty() && !models.contains(&json!("mock-chat-1")),
+        "defaults only before a probe: {models:?}"
+    );
+
+    // "Test key" on the good key: green, and the picker gains the discovered models.
+    let good = &seen["afterGood"];
+    assert_eq!(
+        key_badges(good),
+        [pair("OPENAI_API_KEY", "green"), pair("OPENAI_API_KEY_2", "grey")]
+    );
+    assert_eq!(provider(good, "openai")["badge"], "grey", "the worst key is still unchecked");
+    assert!(good["models"].as_array().unwrap().contains(&json!("mock-chat-1")), "{good}");
+    assert!(good["status"].as_str().unwrap().contains("healthy"), "{good}");
+
+    // On the bad key: red, and the provider badge (its worst key) red.
+    let bad = &seen["afterBad"];
+    assert_eq!(key_badges(bad), [pair("OPENAI_API_KEY", "green"), pair("OPENAI_API_KEY_2", "red")]);
+    assert_eq!(provider(bad, "openai")["badge"], "red");
+    assert!(bad["status"].as_str().unwrap().contains("invalid-credential"), "{bad}");
+
+    // A reload: the token stays in session storage and the verdicts were recorded.
+    let reload = &seen["afterReload"];
+    assert_eq!(
+        key_badges(reload),
+        [pair("OPENAI_API_KEY", "green"), pair("OPENAI_API_KEY_2", "red")]
+    );
+    assert_eq!(provider(reload, "openai")["badge"], "red");
+
+    assert_eq!(
+        seen["problems"],
+        json!([]),
+        "console errors, exceptions or CSP violations on the page"
+    );
+    let probes = mock.authorizations.lock().unwrap().clone();
+    assert_eq!(probes, ["Bearer sk-good-page", "Bearer sk-bad-page"], "one probe per button press");
+    let page_text = seen.to_string();
+    assert!(
+        !page_text.contains("sk-good-page") && !page_text.contains("sk-bad-page"),
+        "no secret on the page"
+    );
+}
