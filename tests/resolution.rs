@@ -139,6 +139,14 @@ async fn no_key_names_the_expected_variable_and_the_near_misses() {
         other => panic!("expected NoKeyLinked, got {other}"),
     }
     assert!(error.to_string().contains("OPENAI_KEY → did you mean OPENAI_API_KEY?"), "{error}");
+    // Another provider's own variable is no misspelling of this one's.
+    set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
+    match f.resolver.resolve(&request(&dev, "azure-openai", None, false)).unwrap_err() {
+        ResolveError::NoKeyLinked { near_misses, .. } => {
+            assert!(near_misses.is_empty(), "{near_misses:?}")
+        }
+        other => panic!("expected NoKeyLinked, got {other}"),
+    }
     // A key in dev does not apply to prod.
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-dev");
     assert!(f.resolver.resolve(&request(&scope("acme/shop/prod"), "openai", None, false)).is_err());

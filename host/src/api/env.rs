@@ -95,12 +95,7 @@ pub async fn set(
 
 /// A warning when `name` is no loaded provider's variable but looks like one.
 fn unknown_name_warning(state: &ApiState, name: &str) -> Option<String> {
-    let known: Vec<&str> = state
-        .resolver()
-        .registry()
-        .iter()
-        .flat_map(|plugin| plugin.manifest().env_vars.iter().map(|var| var.name.as_str()))
-        .collect();
+    let known = state.resolver().known_var_names();
     if known.iter().any(|base| variant_of(name, base).is_some()) {
         return None;
     }

@@ -176,6 +176,7 @@ impl From<LeaseError> for ApiError {
         match error {
             LeaseError::Unknown(_) => lease_not_found(),
             LeaseError::Plugin(error) => error.into(),
+            LeaseError::Store(error) => error.into(),
         }
     }
 }

@@ -13,11 +13,9 @@ use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::health::KeyLocation;
-use crate::policy::hints::near_misses;
-use crate::policy::variants::variant_of;
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
 use crate::provider::{Manifest, ModelClass};
-use crate::resolution::{NearMiss, health_verdict};
+use crate::resolution::{Resolver, health_verdict};
 use crate::runtime::Plugin;
 use crate::scope::Scope;
 use crate::store::{
@@ -79,39 +77,11 @@ fn shorten(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-/// The scope variables that look like misspellings of `manifest`'s names.
-/// A variable that is some loaded provider's own name (or a numbered variant
-/// of one) is never a miss (`OPENAI_API_KEY` is not a typo of
-/// `AZURE_OPENAI_API_KEY`), and a miss is shown only under the provider
-/// whose name it is closest to.
-fn near_miss_hints(vars: &[VarInfo], manifest: &Manifest, known: &[&str]) -> Vec<NearMiss> {
-    let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
-    vars.iter()
-        .filter(|var| !known.iter().any(|base| variant_of(&var.name, base).is_some()))
-        .filter_map(|var| {
-            let best = *near_misses(&var.name, known).first()?;
-            names
-                .contains(&best)
-                .then(|| NearMiss { found: var.name.clone(), did_you_mean: best.to_owned() })
-        })
-        .collect()
-}
-
-/// Every variable name the loaded manifests declare.
-fn known_names(state: &ApiState) -> Vec<&str> {
-    state
-        .resolver()
-        .registry()
-        .iter()
-        .flat_map(|plugin| plugin.manifest().env_vars.iter().map(|var| var.name.as_str()))
-        .collect()
-}
-
 fn provider_view(
+    resolver: &Resolver,
     manifest: &Manifest,
     keys: &[ProviderKey],
     vars: &[VarInfo],
-    known: &[&str],
 ) -> Value {
     let own: Vec<KeyView> = keys
         .iter()
@@ -127,7 +97,7 @@ fn provider_view(
         "badge": provider_badge(own.iter().map(|key| key.badge)),
         "key_var": key_var(manifest),
         "expected_vars": manifest.env_vars,
-        "near_misses": near_miss_hints(vars, manifest, known),
+        "near_misses": resolver.near_misses_for(vars, manifest),
         "model_classes": manifest.model_classes,
         "probe_cost": manifest.probe_cost,
         "keys": own,
@@ -142,12 +112,11 @@ pub async fn providers(
     let store = state.resolver().store();
     let keys = store.list_provider_keys(&scoped.scope)?;
     let vars = store.list_vars(&scoped.scope)?;
-    let known = known_names(&state);
-    let providers: Vec<Value> = state
-        .resolver()
+    let resolver = state.resolver();
+    let providers: Vec<Value> = resolver
         .registry()
         .iter()
-        .map(|plugin| provider_view(plugin.manifest(), &keys, &vars, &known))
+        .map(|plugin| provider_view(resolver, plugin.manifest(), &keys, &vars))
         .collect();
     Ok(Json(json!({ "scope": scoped.scope.to_string(), "providers": providers })))
 }
@@ -158,10 +127,8 @@ pub async fn keys(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<
     let store = state.resolver().store();
     let keys = store.list_provider_keys(&scoped.scope)?;
     let vars = store.list_vars(&scoped.scope)?;
-    let known = known_names(&state);
-    Ok(Json(
-        json!({ "scope": scoped.scope.to_string(), "provider": provider_view(manifest, &keys, &vars, &known) }),
-    ))
+    let provider = provider_view(state.resolver(), manifest, &keys, &vars);
+    Ok(Json(json!({ "scope": scoped.scope.to_string(), "provider": provider })))
 }
 
 /// The body of `PATCH .../keys/{key}`.

@@ -1,16 +1,29 @@
 //! Leases: a turn's hold on the value versions it was given.
 //!
-//! A lease keeps the env bag a resolve returned, so authorize-by-lease signs
-//! with exactly those values even after a rotation; new resolves read the new
-//! version. Leases live in memory: after a restart a turn resolves again.
+//! A lease records which value version of each variable a resolve handed
+//! out, so authorize-by-lease signs with exactly those values even after a
+//! rotation (it reads them back by version; the store keeps a replaced
+//! version for its grace period, at least the lease TTL), while new resolves
+//! read the new version. A lease holds no secret, only names and versions.
+//! Leases live in memory: after a restart a turn resolves again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::provider::Credentials;
 use crate::scope::Scope;
 use crate::store::{UnixMillis, now_millis};
+
+/// One variable of a lease's env bag: where its value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedVar {
+    /// The manifest's (plain) name, as the plugin sees it.
+    pub manifest_var: String,
+    /// The scope variable read (e.g. the numbered variant).
+    pub source: String,
+    /// The value version read.
+    pub version: u64,
+}
 
 /// One lease.
 #[derive(Debug, Clone)]
@@ -23,10 +36,8 @@ pub struct Lease {
     pub provider: String,
     /// The key's variable.
     pub key_id: String,
-    /// The env bag handed out.
-    pub credentials: Credentials,
-    /// The scope variables and versions read.
-    pub versions: Vec<(String, u64)>,
+    /// The value versions handed out.
+    pub versions: Vec<LeasedVar>,
     /// When it ends.
     pub expires_at: Instant,
     /// The same, in Unix milliseconds, for answers.
@@ -39,8 +50,7 @@ impl Lease {
         scope: Scope,
         provider: String,
         key_id: String,
-        credentials: Credentials,
-        versions: Vec<(String, u64)>,
+        versions: Vec<LeasedVar>,
         ttl: Duration,
     ) -> Self {
         Lease {
@@ -48,7 +58,6 @@ impl Lease {
             scope,
             provider,
             key_id,
-            credentials,
             versions,
             expires_at: Instant::now() + ttl,
             expires_at_millis: now_millis() + ttl.as_millis() as UnixMillis,
@@ -141,9 +150,7 @@ mod tests {
     fn leases_spread_over_shards_and_expire() {
         let table = LeaseTable::default();
         let scope: Scope = "a/b/c".parse().unwrap();
-        let lease = |ttl| {
-            Lease::new(scope.clone(), "p".into(), "K".into(), Credentials::new(), Vec::new(), ttl)
-        };
+        let lease = |ttl| Lease::new(scope.clone(), "p".into(), "K".into(), Vec::new(), ttl);
         let ids: Vec<String> = (0..1000)
             .map(|_| {
                 let lease = lease(Duration::from_secs(60));

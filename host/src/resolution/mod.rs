@@ -17,16 +17,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use self::leases::{Lease, LeaseTable};
+use self::leases::{Lease, LeaseTable, LeasedVar};
 use crate::policy::hints::near_misses;
-use crate::policy::variants::value_sources;
+use crate::policy::variants::{value_sources, variant_of};
 use crate::policy::verdicts::{Badge, badge};
 use crate::provider::{Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
 use crate::runtime::{CallError, Plugin, PluginRegistry};
 use crate::scope::Scope;
 use crate::store::{
-    KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarSource, key_var,
-    now_millis,
+    KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo, VarSource,
+    key_var, now_millis,
 };
 
 /// How resolution behaves.
@@ -196,6 +196,9 @@ pub enum LeaseError {
     /// The plugin failed or refused.
     #[error(transparent)]
     Plugin(#[from] CallError),
+    /// The store failed reading the leased values.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Counters for metrics.
@@ -334,7 +337,6 @@ impl Resolver {
             scope.clone(),
             request.provider.clone(),
             key.env_var.clone(),
-            env.clone(),
             versions,
             self.inner.config.lease_ttl,
         );
@@ -356,20 +358,39 @@ impl Resolver {
         })
     }
 
+    /// Every variable name the loaded manifests declare.
+    pub fn known_var_names(&self) -> Vec<&str> {
+        self.inner
+            .registry
+            .iter()
+            .flat_map(|plugin| plugin.manifest().env_vars.iter().map(|var| var.name.as_str()))
+            .collect()
+    }
+
+    /// The scope variables in `vars` that look like misspellings of
+    /// `manifest`'s names. A variable that is some loaded provider's own name
+    /// (or a numbered variant of one) is never a miss (`OPENAI_API_KEY` is not
+    /// a typo of `AZURE_OPENAI_API_KEY`), and a miss is reported only for the
+    /// provider whose name it is closest to.
+    pub fn near_misses_for(&self, vars: &[VarInfo], manifest: &Manifest) -> Vec<NearMiss> {
+        let known = self.known_var_names();
+        let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
+        vars.iter()
+            .filter(|var| !known.iter().any(|base| variant_of(&var.name, base).is_some()))
+            .filter_map(|var| {
+                let best = *near_misses(&var.name, &known).first()?;
+                names
+                    .contains(&best)
+                    .then(|| NearMiss { found: var.name.clone(), did_you_mean: best.to_owned() })
+            })
+            .collect()
+    }
+
     fn no_key_linked(&self, scope: &Scope, manifest: &Manifest) -> ResolveError {
         let expected: Vec<String> =
             key_var(manifest).map(|name| vec![name.to_owned()]).unwrap_or_default();
-        let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
         let found = self.inner.store.list_vars(scope).unwrap_or_default();
-        let near_misses = found
-            .iter()
-            .filter_map(|var| {
-                near_misses(&var.name, &names).first().map(|suggestion| NearMiss {
-                    found: var.name.clone(),
-                    did_you_mean: (*suggestion).to_owned(),
-                })
-            })
-            .collect();
+        let near_misses = self.near_misses_for(&found, manifest);
         ResolveError::NoKeyLinked {
             provider: manifest.slug.clone(),
             scope: scope.to_string(),
@@ -386,7 +407,7 @@ impl Resolver {
         scope: &Scope,
         manifest: &Manifest,
         key: &ProviderKey,
-    ) -> Result<(Credentials, Vec<(String, u64)>), ResolveError> {
+    ) -> Result<(Credentials, Vec<LeasedVar>), ResolveError> {
         let mut env = Credentials::new();
         let mut versions = Vec::new();
         for var in &manifest.env_vars {
@@ -395,7 +416,11 @@ impl Resolver {
             for source in value_sources(&var.name, key.variant, is_secret) {
                 if let Some(value) = self.inner.store.get_var(scope, &source)? {
                     env.insert(var.name.clone(), value.value);
-                    versions.push((source, value.version));
+                    versions.push(LeasedVar {
+                        manifest_var: var.name.clone(),
+                        source,
+                        version: value.version,
+                    });
                     found = true;
                     break;
                 }
@@ -527,7 +552,32 @@ impl Resolver {
             .registry
             .get(&lease.provider)
             .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
-        Ok(plugin.authorize(&lease.credentials, request, crate::health::unix_now()).await?)
+        let credentials = self.leased_env(&lease, plugin.manifest())?;
+        Ok(plugin.authorize(&credentials, request, crate::health::unix_now()).await?)
+    }
+
+    /// The env bag a lease handed out, read back by version; defaults fill
+    /// the variables that were not set.
+    fn leased_env(&self, lease: &Lease, manifest: &Manifest) -> Result<Credentials, LeaseError> {
+        let mut env = Credentials::new();
+        for var in &manifest.env_vars {
+            match lease.versions.iter().find(|leased| leased.manifest_var == var.name) {
+                Some(leased) => {
+                    let value = self
+                        .inner
+                        .store
+                        .get_var_version(&lease.scope, &leased.source, leased.version)?
+                        .ok_or_else(|| LeaseError::Unknown(lease.id.clone()))?;
+                    env.insert(var.name.clone(), value.value);
+                }
+                None => {
+                    if let Some(default) = &var.default_value {
+                        env.insert(var.name.clone(), default.clone().into());
+                    }
+                }
+            }
+        }
+        Ok(env)
     }
 
     /// Every candidate key of `provider` in `scope`: why it would be chosen
@@ -607,16 +657,7 @@ impl Resolver {
                 }
             })
             .collect();
-        let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
-        let near_misses = vars
-            .iter()
-            .filter_map(|var| {
-                near_misses(&var.name, &names).first().map(|suggestion| NearMiss {
-                    found: var.name.clone(),
-                    did_you_mean: (*suggestion).to_owned(),
-                })
-            })
-            .collect();
+        let near_misses = self.near_misses_for(&vars, manifest);
         Ok(Explanation {
             scope: scope.to_string(),
             provider: provider.to_owned(),
