@@ -39,7 +39,9 @@ pub struct ResolverConfig {
 
 impl Default for ResolverConfig {
     fn default() -> Self {
-        ResolverConfig { lease_ttl: Duration::from_secs(15 * 60) }
+        // A lease must not outlive the store's grace period for the
+        // versions it holds: the defaults are one and the same.
+        ResolverConfig { lease_ttl: crate::store::DEFAULT_GRACE }
     }
 }
 

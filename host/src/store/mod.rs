@@ -24,7 +24,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
-pub use sled_store::{SledStore, StoreOptions};
+pub use sled_store::{DEFAULT_GRACE, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, KeyId};
 use crate::provider::Verdict;
