@@ -13,7 +13,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::policy::addresses::{AddressPolicy, check_address};
 use crate::policy::hosts::AllowedHosts;
-use crate::provider::{HttpRequest, HttpResponse, Method};
+use crate::provider::{HttpRequest, HttpResponse};
 
 /// How outbound requests are bounded.
 #[derive(Debug, Clone)]
@@ -126,15 +126,7 @@ impl Outbound {
                     .map_err(|refusal| refusal.to_string())?;
             }
         }
-        let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut builder = self.client.request(method, url);
+        let mut builder = self.client.request(request.method.into(), url);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }

@@ -143,6 +143,19 @@ pub enum Method {
     Delete,
 }
 
+impl From<Method> for reqwest::Method {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
 /// An HTTP request a plugin describes and the host may send.
 ///
 /// Its `Debug` shows header names only: after `authorize` the values carry

@@ -8,24 +8,14 @@ use super::names;
 use super::report::Check;
 use super::samples::{SampleBag, sample_bag, sample_host};
 use crate::policy::hosts::OutboundRefusal;
-use crate::provider::{
-    AuthShape, EnvVarRole, HttpRequest, HttpResponse, Manifest, Method, Verdict,
-};
+use crate::provider::{AuthShape, EnvVarRole, HttpRequest, HttpResponse, Manifest, Method};
 use crate::runtime::{CallError, CallErrorKind, CallLimits, LoadError, Plugin};
 
 /// The `now` every `authorize` call of the harness gets, so runs compare.
 pub(crate) const HARNESS_NOW: u64 = 1_750_000_000;
 
 /// The class of a verdict as the WIT spells it: `healthy`, `invalid-credential`, ...
-pub fn verdict_class(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Healthy { .. } => "healthy",
-        Verdict::InvalidCredential { .. } => "invalid-credential",
-        Verdict::QuotaLimited { .. } => "quota-limited",
-        Verdict::Unreachable { .. } => "unreachable",
-        Verdict::Degraded { .. } => "degraded",
-    }
-}
+pub use crate::policy::verdicts::class_name as verdict_class;
 
 /// The five verdict classes.
 pub const VERDICT_CLASSES: &[&str] =

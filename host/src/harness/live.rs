@@ -44,7 +44,7 @@ use super::checks::{HARNESS_NOW, VERDICT_CLASSES, describe_call_error, verdict_c
 use super::names;
 use super::report::Check;
 use super::samples::{SampleBag, sample_bag};
-use crate::provider::{AuthShape, HttpRequest, HttpResponse, Method, Verdict};
+use crate::provider::{AuthShape, HttpRequest, HttpResponse, Verdict};
 use crate::runtime::Plugin;
 
 /// One recorded case of a fixture directory.
@@ -477,15 +477,7 @@ impl Case<'_> {
     }
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, String> {
-        let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut builder = self.client.request(method, &request.url);
+        let mut builder = self.client.request(request.method.into(), &request.url);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
