@@ -1081,7 +1081,7 @@ impl Binary {
             }
         });
         let mut binary =
-            Binary { child, address: "0.0.0.0:0".parse().unwrap(), log, seen: Vec::new() };
+            Binary { child, address: "127.0.0.1:0".parse().unwrap(), log, seen: Vec::new() };
         let line = binary.wait_for("listening on http://", Duration::from_secs(120));
         let address = line.split("listening on http://").nth(1).unwrap();
         let address: String =
