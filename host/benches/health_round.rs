@@ -4,6 +4,9 @@
 //! Run: `cargo bench -p platos-host --bench health_round`. Prints the figures
 //! recorded in docs/benchmarks.md.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,14 +14,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::health::{HealthConfig, HealthService};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::resolution::{Resolver, ResolverConfig};
-use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
-use platos_host::store::{ProviderVars, SecretStore, SledStore, StoreOptions};
+use platos_host::store::SecretStore;
 use secrecy::SecretString;
 
 const SCOPES: usize = 1_000;
@@ -50,21 +51,7 @@ async fn run() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let host = PluginHost::new(RuntimeConfig::default()).unwrap();
-    let mut registry = PluginRegistry::new();
-    platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
-    let provider_vars =
-        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-    let dir = tempfile::tempdir().unwrap();
-    let key = EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap();
-    let store = Arc::new(
-        SledStore::open(
-            dir.path(),
-            Keyring::new(key, None),
-            StoreOptions { provider_vars, ..StoreOptions::default() },
-        )
-        .unwrap(),
-    );
+    let (registry, store, _dir) = support::plugins_and_store().await;
 
     let setup = Instant::now();
     let base = format!("http://{address}/v1");

@@ -2,34 +2,20 @@
 //! lease, for a scope default and for a pinned variant with a companion.
 //! Figures are recorded in docs/benchmarks.md.
 
-use std::sync::Arc;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::resolution::{ResolveRequest, Resolver, ResolverConfig};
-use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
-use platos_host::store::{ProviderVars, SecretStore, SledStore, StoreOptions, VarSource};
+use platos_host::store::{SecretStore, VarSource};
 use secrecy::SecretString;
 
 fn resolve_benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let host = PluginHost::new(RuntimeConfig::default()).unwrap();
-    let mut registry = PluginRegistry::new();
-    runtime.block_on(platos_host::bundled::load_bundled(&host, &mut registry)).unwrap();
-    let provider_vars =
-        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-    let dir = tempfile::tempdir().unwrap();
-    let key = EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap();
-    let store = Arc::new(
-        SledStore::open(
-            dir.path(),
-            Keyring::new(key, None),
-            StoreOptions { provider_vars, ..StoreOptions::default() },
-        )
-        .unwrap(),
-    );
+    let (registry, store, _dir) = runtime.block_on(support::plugins_and_store());
     let scope: Scope = "acme/shop/prod".parse().unwrap();
     for (name, value) in [
         ("OPENAI_API_KEY", "sk-bench-one"),

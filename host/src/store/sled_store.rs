@@ -762,7 +762,7 @@ impl SecretStore for SledStore {
                 Ok(report)
             }))?;
         self.flush()?;
-        tracing::info!(
+        tracing::debug!(
             scope = %scope,
             set = %report.set.join(","),
             removed = %report.removed.join(","),
