@@ -77,7 +77,9 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
 }
 
-/// Fails with the exact command to run when the wasm target is missing.
+/// Installs the wasm target through rustup when it is missing (rustup adds a
+/// `rust-toolchain.toml` target only when it installs the toolchain itself);
+/// fails at once with the exact command when that is not possible.
 fn check_wasm_target(rustc: &str) {
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
@@ -87,7 +89,15 @@ fn check_wasm_target(rustc: &str) {
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
     let Some(sysroot) = sysroot else { return };
     let target_lib = Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET);
-    if !target_lib.is_dir() {
+    if target_lib.is_dir() {
+        return;
+    }
+    println!("cargo:warning=installing the Rust target {WASM_TARGET} with rustup (the bundled plugins need it)");
+    let installed = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed || !target_lib.is_dir() {
         panic!(
             "\n\nThe Rust target {WASM_TARGET} is not installed, and the bundled plugins need it.\n\
              Fix: rustup target add {WASM_TARGET}\n\

@@ -12,12 +12,15 @@
 //! 3. A self-host variable that disappears from both sources is unset on the
 //!    next reload.
 //!
-//! The `.env` file is imported whole (minus the master keys); from the
-//! process environment only the names a filter accepts are imported — the
-//! host accepts the variables its provider manifests declare and their
-//! numbered variants ([`manifest_var_filter`]), so `PATH` or `HOME` never
-//! end up in the store. `ENCRYPTION_KEY` and `ENCRYPTION_KEY_PREVIOUS` are
-//! never imported.
+//! The `.env` file is imported whole, minus the names of the host's own
+//! environment ([`is_host_reserved`]: the master keys, `PATH`, `LD_*`,
+//! `PLATOS_*` host settings, ...) except the scope settings the host reads
+//! from the scope ([`SCOPE_SETTINGS`]). From the process environment only
+//! the names a filter accepts are imported — the host accepts the variables
+//! its loaded provider plugins own and their numbered variants
+//! ([`manifest_var_filter`]) — and never a host-reserved name, so `PATH` or
+//! `HOME` never end up in the store, whatever a plugin declares. The log line
+//! of each import names the variables taken from the process environment.
 //!
 //! Nothing here logs or returns a value: problems are reported by line
 //! number.
@@ -29,10 +32,22 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::embedding::EMBEDDING_PROVIDER_VAR;
 use crate::policy::names::is_valid_env_var_name;
+use crate::policy::ownership::is_host_reserved;
 use crate::provider::Manifest;
 use crate::scope::Scope;
 use crate::store::{ImportReport, RESERVED_NAMES, SecretStore, StoreError, variant_of};
+
+/// Host-reserved names that are nevertheless scope settings, read from the
+/// scope by the host itself: a `.env` file may set them.
+pub const SCOPE_SETTINGS: &[&str] = &[EMBEDDING_PROVIDER_VAR];
+
+/// Whether a `.env` name is imported: not the host's own environment
+/// (unless a scope setting).
+fn importable_from_file(name: &str) -> bool {
+    SCOPE_SETTINGS.contains(&name) || !(is_host_reserved(name) || RESERVED_NAMES.contains(&name))
+}
 
 /// Where the self-host variables come from and where they go.
 #[derive(Debug, Clone)]
@@ -98,6 +113,19 @@ pub struct Reload {
     pub report: ImportReport,
     /// `.env` lines not imported.
     pub skipped: Vec<LineProblem>,
+    /// The names taken from the process environment, sorted.
+    pub from_process: Vec<String>,
+}
+
+/// The self-host variables [`collect`] gathered.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Names and values, sorted by name.
+    pub vars: Vec<(String, SecretString)>,
+    /// `.env` lines not imported.
+    pub skipped: Vec<LineProblem>,
+    /// The names taken from the process environment, sorted.
+    pub from_process: Vec<String>,
 }
 
 /// Parses `.env` text: `NAME=VALUE` lines, an optional `export ` prefix,
@@ -130,6 +158,11 @@ pub fn parse_dotenv(text: &str) -> Result<Dotenv, LineProblem> {
             });
         } else if RESERVED_NAMES.contains(&name) {
             dotenv.skipped.push(LineProblem { line, reason: "the master key is not imported" });
+        } else if !importable_from_file(name) {
+            dotenv.skipped.push(LineProblem {
+                line,
+                reason: "a name of the host's own environment (PATH, LD_*, PLATOS_* settings, ...) is not imported",
+            });
         } else {
             dotenv.vars.push((name.to_owned(), SecretString::from(value.to_string())));
         }
@@ -215,27 +248,35 @@ pub fn manifest_var_filter<'a>(
 }
 
 /// The self-host variables: the `.env` file's, then the accepted process
-/// variables over them (the process environment wins).
+/// variables over them (the process environment wins). A process variable
+/// is taken only when `accept` takes it and it is not host-reserved.
 pub fn collect(
     dotenv: Option<Dotenv>,
     process_env: impl IntoIterator<Item = (OsString, OsString)>,
     accept: &dyn Fn(&str) -> bool,
-) -> (Vec<(String, SecretString)>, Vec<LineProblem>) {
+) -> Collected {
     let mut vars: BTreeMap<String, SecretString> = BTreeMap::new();
     let mut skipped = Vec::new();
     if let Some(dotenv) = dotenv {
         vars.extend(dotenv.vars);
         skipped = dotenv.skipped;
     }
+    let mut from_process = Vec::new();
     for (name, value) in process_env {
         let (Ok(name), Ok(value)) = (name.into_string(), value.into_string()) else { continue };
         let value = Zeroizing::new(value);
-        if is_valid_env_var_name(&name) && !RESERVED_NAMES.contains(&name.as_str()) && accept(&name)
+        if is_valid_env_var_name(&name)
+            && !RESERVED_NAMES.contains(&name.as_str())
+            && !is_host_reserved(&name)
+            && accept(&name)
         {
-            vars.insert(name, SecretString::from(value.as_str().to_owned()));
+            vars.insert(name.clone(), SecretString::from(value.as_str().to_owned()));
+            from_process.push(name);
         }
     }
-    (vars.into_iter().collect(), skipped)
+    from_process.sort();
+    from_process.dedup();
+    Collected { vars: vars.into_iter().collect(), skipped, from_process }
 }
 
 /// Imports the self-host variables into `config.scope`: call it at start
@@ -249,7 +290,7 @@ pub fn reload(
     let dotenv = config.env_file.as_deref().map(read_dotenv).transpose()?;
     let process: Vec<(OsString, OsString)> =
         if config.process_env { std::env::vars_os().collect() } else { Vec::new() };
-    let (vars, skipped) = collect(dotenv, process, accept);
+    let Collected { vars, skipped, from_process } = collect(dotenv, process, accept);
     for problem in &skipped {
         tracing::warn!(
             line = problem.line,
@@ -258,7 +299,7 @@ pub fn reload(
         );
     }
     let report = store.import_self_host(&config.scope, &vars)?;
-    Ok(Reload { report, skipped })
+    Ok(Reload { report, skipped, from_process })
 }
 
 #[cfg(test)]
@@ -316,6 +357,18 @@ ESCAPES="a\nb\t\"c\"\\d"
     }
 
     #[test]
+    fn host_names_in_the_file_are_skipped_but_scope_settings_are_not() {
+        let dotenv = parse_dotenv(
+            "PATH=/tmp/evil\nLD_PRELOAD=/tmp/x.so\nPLATOS_LISTEN=0.0.0.0:1\nPLATOS_EMBEDDING_PROVIDER=openai\nACME_KEY=k\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = dotenv.vars.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["PLATOS_EMBEDDING_PROVIDER", "ACME_KEY"]);
+        let lines: Vec<usize> = dotenv.skipped.iter().map(|problem| problem.line).collect();
+        assert_eq!(lines, [1, 2, 3]);
+    }
+
+    #[test]
     fn refuses_malformed_lines() {
         for (text, line, reason) in [
             ("OK=1\nsk-pasted-secret-without-equals\n", 2, "expected NAME=VALUE"),
@@ -341,9 +394,13 @@ ESCAPES="a\nb\t\"c\"\\d"
             ("lower", "x"),
         ]
         .map(|(name, value)| (OsString::from(name), OsString::from(value)));
-        let accept =
-            |name: &str| name == "ENCRYPTION_KEY" || variant_of(name, "OPENAI_API_KEY").is_some();
-        let (vars, skipped) = collect(Some(dotenv), process, &accept);
+        // Even a filter that takes host names (a plugin that declared PATH)
+        // never imports them.
+        let accept = |name: &str| {
+            ["ENCRYPTION_KEY", "PATH"].contains(&name) || variant_of(name, "OPENAI_API_KEY").is_some()
+        };
+        let Collected { vars, skipped, from_process } = collect(Some(dotenv), process, &accept);
+        assert_eq!(from_process, ["OPENAI_API_KEY", "OPENAI_API_KEY_3"]);
         let vars: Vec<(&str, &str)> =
             vars.iter().map(|(name, value)| (name.as_str(), value.expose_secret())).collect();
         assert_eq!(

@@ -94,6 +94,8 @@ pub struct Metrics {
     routes: RwLock<HashMap<String, Arc<RouteStats>>>,
     plugin_calls: RwLock<HashMap<(String, &'static str), Arc<Histogram>>>,
     probes: RwLock<HashMap<String, Arc<Histogram>>>,
+    /// Client connections, counted by the connection loop.
+    pub(crate) connections: Arc<super::connections::ConnectionCounters>,
 }
 
 fn get_or_insert<K, V: Default>(
@@ -191,6 +193,20 @@ pub fn render(state: &ApiState) -> String {
     let _ = writeln!(out, "platos_leases {}", resolver.lease_count());
     out.push_str("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\n");
     let _ = writeln!(out, "platos_plugins_loaded {}", resolver.registry().len());
+    let connections = &state.metrics().connections;
+    out.push_str("# HELP platos_connections_open Client connections open now.\n# TYPE platos_connections_open gauge\n");
+    let _ = writeln!(out, "platos_connections_open {}", load(&connections.open));
+    out.push_str("# HELP platos_connections_refused_total Client connections answered 503 because the connection cap was reached.\n# TYPE platos_connections_refused_total counter\n");
+    let _ = writeln!(out, "platos_connections_refused_total {}", load(&connections.refused));
+    out.push_str("# HELP platos_plugins_refused Plugins refused at start, by file and reason code.\n# TYPE platos_plugins_refused gauge\n");
+    for refused in resolver.registry().refused() {
+        let _ = writeln!(
+            out,
+            "platos_plugins_refused{{origin=\"{}\",code=\"{}\"}} 1",
+            label(&refused.origin),
+            refused.code
+        );
+    }
     out.push_str("# HELP platos_tokens Access tokens by kind.\n# TYPE platos_tokens gauge\n");
     let tokens = state.tokens().list();
     let operators =

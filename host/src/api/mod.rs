@@ -6,7 +6,8 @@
 //! - [`error`]: the one JSON error shape and its stable codes.
 //! - [`extract`]: extractors whose rejections are JSON errors.
 //! - [`metrics`], [`openapi`], [`page`]: `/metrics`, `/openapi.json`, `/`.
-//! - [`server`]: everything `platos-host serve` starts, as a library.
+//! - [`server`]: everything `platos-host serve` starts, as a library;
+//!   [`connections`]: the connection loop and its limits.
 //! - [`bootstrap`]: the first start (generated master key, operator token).
 //!
 //! Every route but `/healthz`, `/openapi.json` and the page's static files
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -11,16 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::bootstrap::{self, KeySource, OperatorToken};
+use super::connections::ConnectionLimits;
 use super::{ApiOptions, ApiState, auth::TokenStore};
 use crate::health::{HealthConfig, HealthService};
 use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
-use crate::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
+use crate::bundled::PluginSources;
+use crate::runtime::{PluginHost, RuntimeConfig};
 use crate::selfhost::{SelfHostConfig, manifest_var_filter};
 use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions};
 
@@ -31,8 +32,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The data directory (store, tokens, generated key, plugin cache).
     pub data_dir: PathBuf,
-    /// Extra plugins beside the bundled ones.
-    pub plugin_dir: Option<PathBuf>,
+    /// Third-party plugins beside the bundled ones, and the operator's
+    /// plugin policy (name grants).
+    pub plugins: PluginSources,
+    /// Refuse to start when any third-party plugin is refused (fail closed);
+    /// by default a refused plugin is skipped, logged and listed.
+    pub require_all_plugins: bool,
     /// The compiled-plugin cache; `<data_dir>/cache/components` by default.
     pub cache_dir: Option<PathBuf>,
     /// The self-host import, if any.
@@ -47,6 +52,8 @@ pub struct ServerConfig {
     pub outbound: OutboundConfig,
     /// API limits.
     pub api: ApiOptions,
+    /// Client connection limits.
+    pub connections: ConnectionLimits,
     /// Generate `<data_dir>/encryption.key` when `ENCRYPTION_KEY` is unset.
     pub generate_key: bool,
 }
@@ -57,7 +64,8 @@ impl ServerConfig {
         ServerConfig {
             listen,
             data_dir,
-            plugin_dir: None,
+            plugins: PluginSources::default(),
+            require_all_plugins: false,
             cache_dir: None,
             self_host: None,
             env_file_poll: Duration::from_secs(3),
@@ -65,6 +73,7 @@ impl ServerConfig {
             maintenance_interval: Duration::from_secs(10),
             outbound: OutboundConfig::default(),
             api: ApiOptions::default(),
+            connections: ConnectionLimits::default(),
             generate_key: true,
         }
     }
@@ -75,6 +84,8 @@ impl ServerConfig {
 pub struct StartReport {
     /// `slug@version` of every loaded plugin.
     pub plugins: Vec<String>,
+    /// How many third-party plugins were refused (each was logged once).
+    pub refused_plugins: usize,
     /// Where the master key came from.
     pub key_source: KeySource,
     /// The operator token's state.
@@ -109,12 +120,18 @@ impl Server {
             ),
             ..RuntimeConfig::default()
         })?;
-        let mut registry = PluginRegistry::new();
-        crate::bundled::load_bundled(&host, &mut registry).await?;
-        if let Some(dir) = &config.plugin_dir {
-            registry.load_dir(&host, dir).await?;
+        let registry = crate::bundled::load_all(&host, &config.plugins).await?;
+        if config.require_all_plugins && !registry.refused().is_empty() {
+            let refused: Vec<String> =
+                registry.refused().iter().map(|refused| refused.message.clone()).collect();
+            anyhow::bail!(
+                "{} plugin(s) refused and --require-all-plugins is set:\n  - {}",
+                refused.len(),
+                refused.join("\n  - ")
+            );
         }
         let plugins: Vec<String> = registry.iter().map(|plugin| plugin.id().to_owned()).collect();
+        let refused_plugins = registry.refused().len();
 
         let (keyring, key_source) = bootstrap::keyring(
             &config.data_dir,
@@ -175,18 +192,15 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let (shutdown, mut stopped) = watch::channel(false);
+        let (shutdown, stopped) = watch::channel(false);
         let app = super::router(state.clone());
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let serving = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let serving = tokio::spawn(super::connections::serve(
+            listener,
+            app,
+            config.connections,
+            state.metrics().connections.clone(),
+            stopped,
+        ));
 
         let mut tasks = Vec::new();
         if !config.health_interval.is_zero() {
@@ -212,7 +226,8 @@ impl Server {
             )));
         }
 
-        let report = StartReport { plugins, key_source, operator_token, embedding_warning };
+        let report =
+            StartReport { plugins, refused_plugins, key_source, operator_token, embedding_warning };
         Ok(Server { address, state, store, report, shutdown, serving, tasks })
     }
 
@@ -240,6 +255,12 @@ impl Server {
     pub fn log_start(&self, data_dir: &Path) {
         let report = &self.report;
         tracing::info!("plugins loaded: {}", report.plugins.join(", "));
+        if report.refused_plugins > 0 {
+            tracing::warn!(
+                "{} plugin(s) refused (see above; also GET /v1/plugins and the providers page); the others are served",
+                report.refused_plugins
+            );
+        }
         match &report.key_source {
             KeySource::Environment => {
                 tracing::info!("master key: ENCRYPTION_KEY from the environment")
@@ -317,6 +338,7 @@ async fn import_self_host(
         set = %report.set.join(","),
         removed = %report.removed.join(","),
         unchanged = report.unchanged.len(),
+        from_process_env = %reload.from_process.join(","),
         skipped_lines = reload.skipped.len(),
         "self-host variables imported"
     );

@@ -31,7 +31,8 @@ pub async fn whoami(Authed(caller): Authed) -> Json<Value> {
     Json(json!({ "token_id": caller.token_id, "kind": kind, "scope": scope }))
 }
 
-/// `GET /v1/plugins`: every loaded plugin and its manifest.
+/// `GET /v1/plugins`: every loaded plugin and its manifest, and every refused
+/// plugin with its reason.
 pub async fn plugins(Authed(_): Authed, State(state): State<ApiState>) -> Json<Value> {
     let plugins: Vec<Value> = state
         .resolver()
@@ -47,7 +48,7 @@ pub async fn plugins(Authed(_): Authed, State(state): State<ApiState>) -> Json<V
             })
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Json(json!({ "plugins": plugins, "refused": state.resolver().registry().refused() }))
 }
 
 /// `GET /metrics`: Prometheus text (operator token).

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use platos_host::bundled::PluginSources;
 use platos_host::runtime::{PluginHost, RuntimeConfig};
 
 /// The Platos provider host: sandboxed provider plugins, and the keys that
@@ -23,6 +24,11 @@ struct Cli {
     /// A directory of extra plugin components (*.wasm) to load beside the bundled ones.
     #[arg(long, env = "PLATOS_PLUGIN_DIR", global = true, value_name = "DIR")]
     plugin_dir: Option<PathBuf>,
+
+    /// The plugin policy file: names a third-party plugin may read beyond its
+    /// own prefix (see docs/security.md).
+    #[arg(long, env = "PLATOS_PLUGIN_POLICY", global = true, value_name = "FILE")]
+    plugin_policy: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -80,7 +86,11 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let context = Context { data_dir: data_dir(cli.data_dir), plugin_dir: cli.plugin_dir };
+    let context = Context {
+        data_dir: data_dir(cli.data_dir),
+        plugin_dir: cli.plugin_dir,
+        plugin_policy: cli.plugin_policy,
+    };
     match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Token(command) => token::run(&context, command),
@@ -105,6 +115,8 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// Extra plugins to load.
     pub plugin_dir: Option<PathBuf>,
+    /// The plugin policy file, if any.
+    pub plugin_policy: Option<PathBuf>,
 }
 
 impl Context {
@@ -116,17 +128,22 @@ impl Context {
         })
     }
 
-    /// The bundled plugins plus those of `--plugin-dir`.
+    /// Where plugins come from: `--plugin-dir` and `--plugin-policy`.
+    pub fn plugin_sources(&self) -> anyhow::Result<PluginSources> {
+        let policy = match &self.plugin_policy {
+            Some(path) => platos_host::bundled::read_policy(path)?,
+            None => Default::default(),
+        };
+        Ok(PluginSources { plugin_dir: self.plugin_dir.clone(), policy })
+    }
+
+    /// The bundled plugins plus those of `--plugin-dir` that load and own
+    /// their names (each refused one is logged once).
     pub async fn registry(
         &self,
         host: &PluginHost,
     ) -> anyhow::Result<platos_host::runtime::PluginRegistry> {
-        let mut registry = platos_host::runtime::PluginRegistry::new();
-        platos_host::bundled::load_bundled(host, &mut registry).await?;
-        if let Some(dir) = &self.plugin_dir {
-            registry.load_dir(host, dir).await?;
-        }
-        Ok(registry)
+        Ok(platos_host::bundled::load_all(host, &self.plugin_sources()?).await?)
     }
 }
 

@@ -98,6 +98,7 @@ pub async fn run(context: &Context, command: PluginCommand) -> anyhow::Result<Ex
                         })
                     })
                     .collect();
+                // Refused plugins are logged (stderr); the list stays an array.
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 println!("{:<20} {:<10} {:<28} ENV VARS", "SLUG", "VERSION", "ORIGIN");
@@ -117,6 +118,9 @@ pub async fn run(context: &Context, command: PluginCommand) -> anyhow::Result<Ex
                         plugin.origin(),
                         vars.join(" ")
                     );
+                }
+                for refused in registry.refused() {
+                    println!("REFUSED {}: {}", refused.code, refused.message);
                 }
             }
         }

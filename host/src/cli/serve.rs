@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use platos_host::api::connections::ConnectionLimits;
 use platos_host::api::server::{Server, ServerConfig};
 use platos_host::outbound::OutboundConfig;
 use platos_host::policy::addresses::AddressPolicy;
@@ -52,6 +53,25 @@ pub struct ServeArgs {
     #[arg(long, env = "PLATOS_ALLOW_LOOPBACK_UPSTREAMS")]
     allow_loopback_upstreams: bool,
 
+    /// The most client connections held at once; more are answered 503.
+    /// Default: three quarters of the open-file limit, at most 8192.
+    #[arg(long, env = "PLATOS_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// The longest a client may take to send a request's headers.
+    #[arg(long, env = "PLATOS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+
+    /// The longest a connection may sit without moving a byte (idle keep-alive).
+    #[arg(long, env = "PLATOS_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+
+    /// Refuse to start when any plugin of --plugin-dir is refused (it does not
+    /// load, or declares variables it does not own). By default a refused
+    /// plugin is skipped, logged once and listed in GET /v1/plugins.
+    #[arg(long, env = "PLATOS_REQUIRE_ALL_PLUGINS")]
+    require_all_plugins: bool,
+
     /// Let upstream base URLs resolve to private addresses (on-prem providers).
     /// Link-local and metadata addresses stay refused.
     #[arg(long, env = "PLATOS_ALLOW_PRIVATE_UPSTREAMS")]
@@ -89,7 +109,13 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         );
     }
     let mut config = ServerConfig::new(args.listen, context.data_dir.clone());
-    config.plugin_dir = context.plugin_dir.clone();
+    config.plugins = context.plugin_sources()?;
+    config.require_all_plugins = args.require_all_plugins;
+    config.connections = ConnectionLimits {
+        max_connections: args.max_connections.unwrap_or(config.connections.max_connections),
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+    };
     config.self_host = Some(SelfHostConfig {
         scope: args.self_host_scope,
         env_file,

@@ -5,6 +5,8 @@
 //! - [`hosts`]: allowed-host patterns and the outbound request check.
 //! - [`imports`]: which component imports a plugin may have.
 //! - [`manifest`]: the rules a manifest must follow to load.
+//! - [`ownership`]: which plugin owns which variable name; the host's reserved names.
+//! - [`plugin_policy`]: the operator's plugin policy file (name grants).
 //! - [`variants`]: numbered key variants and which variables feed a key's env bag.
 //! - [`hints`]: near-miss variable names (`OPENAI_KEY` → `OPENAI_API_KEY`).
 //! - [`models`]: the class of a discovered model.
@@ -17,5 +19,7 @@ pub mod imports;
 pub mod manifest;
 pub mod models;
 pub mod names;
+pub mod ownership;
+pub mod plugin_policy;
 pub mod variants;
 pub mod verdicts;

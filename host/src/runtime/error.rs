@@ -77,6 +77,19 @@ pub enum LoadError {
         /// Every broken rule.
         problems: Vec<String>,
     },
+    /// The manifest declares variable names the plugin does not own.
+    #[error(
+        "plugin {plugin} (from {origin}) declares variables it does not own:\n  - {}",
+        problems.join("\n  - ")
+    )]
+    NameOwnership {
+        /// `slug@version` as the manifest says.
+        plugin: String,
+        /// Where the plugin came from.
+        origin: String,
+        /// Every offending name, with its owner.
+        problems: Vec<String>,
+    },
     /// Two plugins declare one slug.
     #[error("two plugins declare the slug {slug:?}: {first} and {second}; remove or rename one")]
     DuplicateSlug {
@@ -87,6 +100,38 @@ pub enum LoadError {
         /// Where the second came from.
         second: String,
     },
+}
+
+impl LoadError {
+    /// A short stable code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::Read { .. } => "unreadable",
+            LoadError::Compile { .. } => "not_a_component",
+            LoadError::DisallowedImports { .. } => "disallowed_imports",
+            LoadError::UnsupportedApi { .. } => "unsupported_api",
+            LoadError::Link { .. } => "link_failed",
+            LoadError::Manifest { .. } => "manifest_call_failed",
+            LoadError::InvalidManifest { .. } => "invalid_manifest",
+            LoadError::NameOwnership { .. } => "name_ownership",
+            LoadError::DuplicateSlug { .. } => "duplicate_slug",
+        }
+    }
+
+    /// Where the refused plugin came from.
+    pub fn origin(&self) -> String {
+        match self {
+            LoadError::Read { path, .. } => path.display().to_string(),
+            LoadError::Compile { origin, .. }
+            | LoadError::DisallowedImports { origin, .. }
+            | LoadError::UnsupportedApi { origin, .. }
+            | LoadError::Link { origin, .. }
+            | LoadError::Manifest { origin, .. }
+            | LoadError::InvalidManifest { origin, .. }
+            | LoadError::NameOwnership { origin, .. } => origin.clone(),
+            LoadError::DuplicateSlug { second, .. } => second.clone(),
+        }
+    }
 }
 
 /// Why one call into a plugin failed.

@@ -4,11 +4,37 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{LoadError, Plugin, PluginHost};
+use crate::policy::ownership::{self, Claim, NameGrants};
 
-/// The loaded plugins, by slug.
+/// A plugin that was not loaded, and why (for the log, `GET /v1/plugins`,
+/// the providers page and `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedPlugin {
+    /// Where it came from (its file).
+    pub origin: String,
+    /// A stable code ([`LoadError::code`]).
+    pub code: &'static str,
+    /// Why, in words (it names the file once).
+    pub message: String,
+}
+
+impl RefusedPlugin {
+    fn new(error: &LoadError) -> Self {
+        RefusedPlugin { origin: error.origin(), code: error.code(), message: error.to_string() }
+    }
+}
+
+/// The loaded plugins, by slug, and the plugins refused on the way.
 #[derive(Clone, Default)]
 pub struct PluginRegistry {
-    plugins: BTreeMap<String, Plugin>,
+    plugins: BTreeMap<String, Entry>,
+    refused: Vec<RefusedPlugin>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    plugin: Plugin,
+    bundled: bool,
 }
 
 impl PluginRegistry {
@@ -17,27 +43,43 @@ impl PluginRegistry {
         Self::default()
     }
 
-    /// Adds a plugin; a second plugin with the same slug is an error naming both.
+    /// Adds a third-party plugin; a second plugin with the same slug is an
+    /// error naming both.
     pub fn insert(&mut self, plugin: Plugin) -> Result<(), LoadError> {
+        self.insert_entry(Entry { plugin, bundled: false })
+    }
+
+    /// Adds a plugin bundled in the host: it owns the names it declares.
+    pub fn insert_bundled(&mut self, plugin: Plugin) -> Result<(), LoadError> {
+        self.insert_entry(Entry { plugin, bundled: true })
+    }
+
+    fn insert_entry(&mut self, entry: Entry) -> Result<(), LoadError> {
+        let plugin = &entry.plugin;
         if let Some(existing) = self.plugins.get(plugin.slug()) {
             return Err(LoadError::DuplicateSlug {
                 slug: plugin.slug().to_owned(),
-                first: existing.origin().to_owned(),
+                first: existing.plugin.origin().to_owned(),
                 second: plugin.origin().to_owned(),
             });
         }
-        self.plugins.insert(plugin.slug().to_owned(), plugin);
+        self.plugins.insert(plugin.slug().to_owned(), entry);
         Ok(())
     }
 
     /// The plugin for `slug`.
     pub fn get(&self, slug: &str) -> Option<&Plugin> {
-        self.plugins.get(slug)
+        self.plugins.get(slug).map(|entry| &entry.plugin)
+    }
+
+    /// Whether `slug` is a bundled plugin.
+    pub fn is_bundled(&self, slug: &str) -> bool {
+        self.plugins.get(slug).is_some_and(|entry| entry.bundled)
     }
 
     /// Every plugin, by slug.
     pub fn iter(&self) -> impl Iterator<Item = &Plugin> {
-        self.plugins.values()
+        self.plugins.values().map(|entry| &entry.plugin)
     }
 
     /// How many are loaded.
@@ -50,7 +92,16 @@ impl PluginRegistry {
         self.plugins.is_empty()
     }
 
-    /// Loads every `*.wasm` file of `dir` (sorted by name) into the registry.
+    /// The plugins refused by [`PluginRegistry::load_dir`] and
+    /// [`PluginRegistry::enforce_ownership`], in the order they were met.
+    pub fn refused(&self) -> &[RefusedPlugin] {
+        &self.refused
+    }
+
+    /// Loads every `*.wasm` file of `dir` (sorted by name). A file that does
+    /// not load (or repeats a slug) is refused, logged once and listed in
+    /// [`PluginRegistry::refused`]; the others load. Only an unreadable
+    /// directory is an error. Returns how many loaded.
     pub async fn load_dir(&mut self, host: &PluginHost, dir: &Path) -> Result<usize, LoadError> {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .map_err(|source| LoadError::Read { path: dir.to_owned(), source })?
@@ -58,9 +109,65 @@ impl PluginRegistry {
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
             .collect();
         paths.sort();
+        let mut loaded = 0;
         for path in &paths {
-            self.insert(host.load_file(path).await?)?;
+            let outcome = match host.load_file(path).await {
+                Ok(plugin) => self.insert(plugin),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => loaded += 1,
+                Err(error) => self.refuse(&error),
+            }
         }
-        Ok(paths.len())
+        Ok(loaded)
+    }
+
+    /// Applies the name-ownership rules ([`crate::policy::ownership`]) to
+    /// every loaded plugin at once: a third-party plugin that declares a
+    /// name it neither owns nor was granted is removed and refused, with
+    /// every offending name and its owner. A bundled plugin that breaks a
+    /// rule (two bundled plugins declaring one name) is a build defect: an
+    /// error, nothing removed.
+    pub fn enforce_ownership(&mut self, grants: &NameGrants) -> Result<(), LoadError> {
+        let problems = {
+            let claims: Vec<Claim<'_>> = self
+                .plugins
+                .values()
+                .map(|entry| Claim {
+                    slug: entry.plugin.slug(),
+                    bundled: entry.bundled,
+                    names: entry.plugin.manifest().env_vars.iter().map(|var| var.name.as_str()).collect(),
+                })
+                .collect();
+            ownership::check(&claims, grants)
+        };
+        let failures: Vec<(String, LoadError, bool)> = self
+            .plugins
+            .iter()
+            .zip(problems)
+            .filter(|(_, problems)| !problems.is_empty())
+            .map(|((slug, entry), problems)| {
+                let error = LoadError::NameOwnership {
+                    plugin: entry.plugin.id().to_owned(),
+                    origin: entry.plugin.origin().to_owned(),
+                    problems: problems.iter().map(ToString::to_string).collect(),
+                };
+                (slug.clone(), error, entry.bundled)
+            })
+            .collect();
+        for (slug, error, bundled) in failures {
+            if bundled {
+                return Err(error);
+            }
+            self.plugins.remove(&slug);
+            self.refuse(&error);
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, error: &LoadError) {
+        tracing::error!(code = error.code(), "plugin refused: {error}");
+        self.refused.push(RefusedPlugin::new(error));
     }
 }

@@ -89,6 +89,14 @@ function renderEmbedding(status) {
   }
 }
 
+function renderRefused(refused) {
+  const box = $("refused");
+  box.hidden = refused.length === 0;
+  box.replaceChildren(el("strong", { text: refused.length + " plugin(s) refused at start — the others are served:" }),
+    el("ul", {}, refused.map((plugin) => el("li", { "data-origin": plugin.origin },
+      el("code", { text: plugin.code }), " ", el("span", { class: "message", text: plugin.message })))));
+}
+
 function keyRow(provider, key) {
   const health = key.health;
   const healthCell = el("td", {},
@@ -162,9 +170,11 @@ async function loadAll() {
   if (!scope) return setStatus("Enter a scope: organization/project/environment.");
   setStatus("Loading " + scope + " …");
   try {
-    const [providers, embedding] = await Promise.all([api("GET", scopePath() + "/providers"), api("GET", scopePath() + "/embedding")]);
+    const [providers, embedding, plugins] = await Promise.all([api("GET", scopePath() + "/providers"),
+      api("GET", scopePath() + "/embedding"), api("GET", "/v1/plugins")]);
     renderProviders(providers);
     renderEmbedding(embedding);
+    renderRefused(plugins.refused || []);
     await loadModels();
     setStatus("Scope " + providers.scope + " · " + providers.providers.filter((p) => p.linked).length + " provider(s) linked");
     document.body.dataset.loaded = "true";

@@ -1,0 +1,262 @@
+//! The plugin set a server runs: who owns which variable name, what the
+//! self-host import takes from the process environment, and plugins that
+//! are refused without stopping the host. Hostile fixtures under
+//! `plugins/fixtures/lead-*` claim another provider's key, the host's PATH
+//! and HOME, or a name only an operator's grant gives.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use platos_host::api::server::{Server, ServerConfig};
+use platos_host::bundled::{BUILT_PLUGIN_DIR, PluginSources, read_policy};
+use platos_host::selfhost::SelfHostConfig;
+use serde_json::{Value, json};
+use support::{Client, code};
+
+const CANARY: &str = "sk-ant-canary-7d1f0c93b2a54e68";
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-set-test-plugin-cache")
+}
+
+fn fixture(stem: &str) -> PathBuf {
+    Path::new(BUILT_PLUGIN_DIR).join(format!("platos_fixture_{stem}.wasm"))
+}
+
+/// A plugin directory holding copies of the named fixtures and a file that
+/// is not a component at all.
+fn plugin_dir(fixtures: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for stem in fixtures {
+        std::fs::copy(fixture(stem), dir.path().join(format!("{stem}.wasm"))).unwrap();
+    }
+    std::fs::write(dir.path().join("garbage.wasm"), b"\0asm not really a component").unwrap();
+    dir
+}
+
+fn config(data_dir: &Path, plugins: PluginSources) -> ServerConfig {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), data_dir.to_owned());
+    config.cache_dir = Some(cache_dir());
+    config.health_interval = Duration::ZERO;
+    config.plugins = plugins;
+    config
+}
+
+fn operator_token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("operator.token")).unwrap().trim().to_owned()
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn plugins_that_claim_names_they_do_not_own_are_refused_and_the_rest_serve() {
+    let plugins = plugin_dir(&["lead_claims_anthropic", "lead_claims_path", "lead_granted"]);
+    let data = tempfile::tempdir().unwrap();
+    let env_file = data.path().join("self.env");
+    std::fs::write(&env_file, format!("ANTHROPIC_API_KEY={CANARY}\nPATH=/tmp/evil-bin\n")).unwrap();
+    let mut config = config(
+        data.path(),
+        PluginSources { plugin_dir: Some(plugins.path().to_owned()), ..PluginSources::default() },
+    );
+    config.self_host = Some(SelfHostConfig {
+        scope: "self/host/default".parse().unwrap(),
+        env_file: Some(env_file),
+        process_env: true,
+    });
+    let server = Server::start(config).await.expect("a bad plugin does not stop the start");
+    assert_eq!(server.report().refused_plugins, 4, "{:?}", server.report());
+    let client = Client::new(server.address());
+    let operator = operator_token(data.path());
+
+    // Every refused plugin is listed once with a stable code and a message
+    // naming the variable and its owner.
+    let (status, listing) = client.call("GET", "/v1/plugins", Some(&operator), None).await;
+    assert_eq!(status, 200);
+    let refused = listing["refused"].as_array().unwrap();
+    let by_file = |file: &str| -> &Value {
+        refused
+            .iter()
+            .find(|entry| entry["origin"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not refused: {listing}"))
+    };
+    let evil = by_file("lead_claims_anthropic.wasm");
+    assert_eq!(evil["code"], "name_ownership");
+    let message = evil["message"].as_str().unwrap();
+    assert!(message.contains("evil@0.0.1") && message.contains("ANTHROPIC_API_KEY"), "{message}");
+    assert!(message.contains("owned by the plugin anthropic"), "{message}");
+    assert_eq!(message.matches("lead_claims_anthropic.wasm").count(), 1, "{message}");
+    let path = by_file("lead_claims_path.wasm")["message"].as_str().unwrap().to_owned();
+    assert!(path.contains("PATH belongs to the host's own environment"), "{path}");
+    assert!(path.contains("HOME belongs to the host's own environment"), "{path}");
+    let granted = by_file("lead_granted.wasm")["message"].as_str().unwrap().to_owned();
+    assert!(granted.contains("OPENAI_API_KEY is owned by the plugin openai"), "{granted}");
+    assert!(granted.contains("grant"), "{granted}");
+    assert_eq!(by_file("garbage.wasm")["code"], "not_a_component");
+    let loaded: Vec<&str> = listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|plugin| plugin["manifest"]["slug"].as_str().unwrap())
+        .collect();
+    assert!(loaded.contains(&"anthropic") && loaded.contains(&"openai"), "{loaded:?}");
+    for slug in ["evil", "pathgrab", "openai-responses"] {
+        assert!(!loaded.contains(&slug), "{slug} loaded: {loaded:?}");
+    }
+
+    // A refused plugin cannot be resolved: its claim reaches nothing.
+    for scope in ["self/host/default", "acme/shop/prod"] {
+        let (status, body) = client
+            .call(
+                "PUT",
+                &format!("/v1/scopes/{scope}/env/ANTHROPIC_API_KEY"),
+                Some(&operator),
+                Some(&json!({ "value": CANARY })),
+            )
+            .await;
+        assert!(status == 200 || code(&body) == "managed_by_self_host", "{status} {body}");
+        for provider in ["evil", "pathgrab"] {
+            let (status, body) = client
+                .call(
+                    "POST",
+                    &format!("/v1/scopes/{scope}/resolve"),
+                    Some(&operator),
+                    Some(&json!({ "provider": provider })),
+                )
+                .await;
+            assert_eq!((status, code(&body)), (404, "unknown_provider"), "{body}");
+            assert!(!body.to_string().contains(CANARY), "{body}");
+        }
+    }
+
+    // The self-host import took neither PATH from the file nor from the
+    // process environment; the Anthropic key is there, for Anthropic.
+    let (_, vars) = client.call("GET", "/v1/scopes/self/host/default/env", Some(&operator), None).await;
+    let names: Vec<&str> =
+        vars["variables"].as_array().unwrap().iter().map(|var| var["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"ANTHROPIC_API_KEY"), "{vars}");
+    for name in ["PATH", "HOME"] {
+        assert!(!names.contains(&name), "{name} imported: {vars}");
+    }
+
+    // Metrics list the refused plugins by file and code.
+    let (_, metrics) = client.raw("GET", "/metrics", Some(&operator), None).await;
+    assert!(
+        metrics.contains("platos_plugins_refused{origin=")
+            && metrics.contains("code=\"name_ownership\"} 1")
+            && metrics.contains("code=\"not_a_component\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+
+    // The canary is nowhere in plaintext on disk.
+    for (path, bytes) in files_under(data.path()) {
+        assert!(!contains(&bytes, CANARY), "the canary is in {}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn require_all_plugins_refuses_to_start_naming_each_plugin_once() {
+    let plugins = plugin_dir(&["lead_claims_anthropic"]);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config(
+        data.path(),
+        PluginSources { plugin_dir: Some(plugins.path().to_owned()), ..PluginSources::default() },
+    );
+    config.require_all_plugins = true;
+    let error = match Server::start(config).await {
+        Ok(_) => panic!("a refused plugin must stop a fail-closed start"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("2 plugin(s) refused and --require-all-plugins is set"), "{error}");
+    assert_eq!(error.matches("lead_claims_anthropic.wasm").count(), 1, "{error}");
+    assert_eq!(error.matches("garbage.wasm").count(), 1, "{error}");
+}
+
+#[tokio::test]
+async fn an_operators_grant_lets_a_third_party_plugin_read_a_bundled_key() {
+    let plugins = plugin_dir(&["lead_granted"]);
+    let data = tempfile::tempdir().unwrap();
+    let policy_file = data.path().join("plugin-policy.toml");
+    std::fs::write(&policy_file, "[plugins.openai-responses]\ngrant = [\"OPENAI_API_KEY\"]\n")
+        .unwrap();
+    let sources =
+        PluginSources { plugin_dir: Some(plugins.path().to_owned()), policy: read_policy(&policy_file).unwrap() };
+    let server = Server::start(config(data.path(), sources)).await.unwrap();
+    assert_eq!(server.report().refused_plugins, 1, "only garbage.wasm: {:?}", server.report());
+    let client = Client::new(server.address());
+    let operator = operator_token(data.path());
+    let scope = "acme/shop/prod";
+    let (status, body) = client
+        .call(
+            "PUT",
+            &format!("/v1/scopes/{scope}/env/OPENAI_API_KEY"),
+            Some(&operator),
+            Some(&json!({ "value": "sk-granted-value" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for provider in ["openai", "openai-responses"] {
+        let (status, body) = client
+            .call(
+                "POST",
+                &format!("/v1/scopes/{scope}/resolve"),
+                Some(&operator),
+                Some(&json!({ "provider": provider })),
+            )
+            .await;
+        assert_eq!(status, 200, "{provider}: {body}");
+        assert_eq!(body["env"]["OPENAI_API_KEY"], "sk-granted-value", "{provider}");
+    }
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let data = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_platos-host"))
+        .args(args)
+        .env("PLATOS_DATA_DIR", data.path())
+        .env("PLATOS_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn the_cli_lists_refused_plugins_and_rejects_a_bad_policy_file() {
+    let plugins = plugin_dir(&["lead_claims_anthropic"]);
+    let dir = plugins.path().to_str().unwrap();
+    let output = cli(&["plugin", "list", "--plugin-dir", dir]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().any(|line| line.starts_with("anthropic ")), "{stdout}");
+    assert!(!stdout.lines().any(|line| line.starts_with("evil ")), "{stdout}");
+    assert!(stdout.contains("REFUSED name_ownership") && stdout.contains("ANTHROPIC_API_KEY"), "{stdout}");
+
+    let policy = plugins.path().join("policy.toml");
+    std::fs::write(&policy, "[plugins.evil]\ngrant = [\"PATH\"]\ngrants = []\n").unwrap();
+    let output = cli(&["plugin", "list", "--plugin-dir", dir, "--plugin-policy", policy.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("policy.toml") && stderr.contains("grants"), "{stderr}");
+}
