@@ -6,9 +6,11 @@
 //! Three layers: the binary sets its umask to 077 first thing
 //! ([`restrict_umask`]), so whatever a dependency (sled) creates is private;
 //! the host creates its own directories and files with explicit modes
-//! ([`create_private_dir`], [`create_private_file`]); and opening a store
-//! tightens what an earlier, more permissive run left ([`tighten_or_warn`],
-//! [`tighten_data_dir`]). Off Unix these are plain creations.
+//! ([`create_private_dir`], [`create_private_file`]), and restrict what a
+//! library created under a permissive umask right after it did
+//! ([`tighten_created`]); and opening a store tightens what an earlier, more
+//! permissive run left, with a warning ([`tighten_data_dir`],
+//! [`tighten_or_warn`]). Off Unix these are plain creations.
 
 use std::fs::File;
 use std::io;
@@ -86,8 +88,22 @@ pub fn tighten(path: &Path) -> io::Result<usize> {
     Ok(changed)
 }
 
-/// [`tighten`], logging what changed or why it could not (the store still
-/// opens: its directory is private either way).
+/// [`tighten`] after a library (sled) created files under `path`: what it
+/// changed is logged at debug level (this process made it, under a
+/// permissive umask), a failure as a warning.
+pub fn tighten_created(path: &Path) {
+    match tighten(path) {
+        Ok(0) => {}
+        Ok(changed) => tracing::debug!(changed, "restricted new files under {}", path.display()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot restrict the permissions under {}", path.display())
+        }
+    }
+}
+
+/// [`tighten`] on what an earlier run left, with a warning naming what
+/// changed or why it could not (the store still opens: its directory is
+/// private either way).
 pub fn tighten_or_warn(path: &Path) {
     match tighten(path) {
         Ok(0) => {}

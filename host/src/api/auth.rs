@@ -210,7 +210,7 @@ impl TokenStore {
                 result => break result?,
             }
         };
-        crate::private_fs::tighten_or_warn(path);
+        crate::private_fs::tighten_created(path);
         let tree = db.open_tree("tokens")?;
         let mut cache = HashMap::new();
         for entry in tree.iter() {

@@ -378,7 +378,7 @@ impl SledStore {
     pub fn open(path: &Path, keyring: Keyring, options: StoreOptions) -> Result<Self, StoreError> {
         crate::private_fs::create_private_dir(path).map_err(StoreError::backend)?;
         let db = open_db(path)?;
-        crate::private_fs::tighten_or_warn(path);
+        crate::private_fs::tighten_created(path);
         let tree = |name: &str| db.open_tree(name).map_err(StoreError::backend);
         let meta = tree("meta")?;
         match meta.get("format").map_err(StoreError::backend)? {
