@@ -3,7 +3,5 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    // Before any thread or file: everything the host creates is owner-only.
-    platos_host::private_fs::restrict_umask();
     cli::main()
 }

@@ -28,7 +28,8 @@ pub fn is_private(mode: u32) -> bool {
 
 /// Sets the process umask to 077, so every file and directory this process
 /// creates, through any library, has no group or other permissions. Call it
-/// first in `main`, before any thread starts.
+/// first in `main`, before any thread starts (the command line does, for
+/// every command but `plugin new`).
 pub fn restrict_umask() {
     #[cfg(unix)]
     {
