@@ -1265,3 +1265,70 @@ async fn the_binary_first_start_tokens_reload_and_restart() {
     assert!(log.contains("read from") && log.contains("encryption.key"), "{log}");
     assert!(log.contains("the operator token is in"), "{log}");
 }
+
+/// Every entry under `root` (itself included) open to group or others.
+#[cfg(unix)]
+fn open_to_others(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let metadata = std::fs::symlink_metadata(root).unwrap();
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        found.push(format!("{} {mode:03o}", root.display()));
+    }
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(root).unwrap() {
+            found.extend(open_to_others(&entry.unwrap().path()));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_wrong_master_key() {
+    let host = start().await;
+    host.set(&host.operator, "acme/shop/prod", "OPENAI_API_KEY", "sk-wrong-key-canary").await;
+    let data = host._dir.path().to_owned();
+    let Running { _dir, server, .. } = host;
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    // The library creates owner-only files whatever this process's umask.
+    #[cfg(unix)]
+    assert_eq!(open_to_others(&data), Vec::<String>::new());
+
+    // Another key in the generated key file: the start is refused.
+    let key_file = data.join("encryption.key");
+    let right = std::fs::read_to_string(&key_file).unwrap();
+    let wrong = "0123456789abcdef0123456789abcdef";
+    assert_ne!(right.trim(), wrong);
+    std::fs::remove_file(&key_file).unwrap();
+    std::fs::write(&key_file, format!("{wrong}\n")).unwrap();
+    let error = match Server::start(config(&data)).await {
+        Ok(_) => panic!("a server started with a wrong master key"),
+        Err(error) => error,
+    };
+    let store_error =
+        error.downcast_ref::<platos_host::store::StoreError>().expect("a store error");
+    assert_eq!(store_error.code(), "key_mismatch");
+    let message = format!("{error:#} {error:?}");
+    assert!(message.contains("does not match the store"), "{message}");
+    assert!(!message.contains("another `platos-host serve`"), "{message}");
+    for secret in [right.trim(), wrong, "sk-wrong-key-canary"] {
+        assert!(!message.contains(secret), "{message}");
+    }
+    // Nothing listens, nothing was written: the right key starts it again.
+    std::fs::remove_file(&key_file).unwrap();
+    std::fs::write(&key_file, &right).unwrap();
+    let server = Server::start(config(&data)).await.expect("the right key starts");
+    let scope: platos_host::scope::Scope = "acme/shop/prod".parse().unwrap();
+    let store = server.store().clone();
+    let value = tokio::task::spawn_blocking(move || {
+        use platos_host::store::SecretStore;
+        store.get_var(&scope, "OPENAI_API_KEY").unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(value.value.expose_secret(), "sk-wrong-key-canary");
+    assert_eq!(value.version, 1);
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+}

@@ -163,3 +163,247 @@ fn the_committed_env_example_is_up_to_date() {
         assert!(generated.contains(name), "{name} missing");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The master key and the data directory.
+
+const KEY_A: &str = "0123456789abcdef0123456789abcdef";
+const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+const KEY_C: &str = "00112233445566778899aabbccddeeff";
+
+/// Runs the binary on the data directory `data` under umask `umask`
+/// (through `sh`), with `env` set (`ENCRYPTION_KEY*` only from there) and
+/// `stdin` piped in.
+fn run_on(data: &Path, umask: &str, env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_platos-host"))
+        .args(args)
+        .env("PLATOS_DATA_DIR", data)
+        .env("PLATOS_LOG", "debug,cranelift=warn,wasmtime=warn")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("ENCRYPTION_KEY_PREVIOUS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("sh starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn key_id(key: &str) -> String {
+    platos_host::crypto::EncryptionKey::parse("ENCRYPTION_KEY", key).unwrap().id().to_string()
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_by_every_store_command() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let mut outputs = Vec::new();
+    let mut run = |env: &[(&str, &str)], args: &[&str], stdin: &str| {
+        let output = run_on(data, "022", env, args, stdin);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        outputs.push(format!("{stdout}{stderr}"));
+        (output.status.code(), stdout, stderr)
+    };
+    let a = [("ENCRYPTION_KEY", KEY_A)];
+    let (code, _, stderr) = run(&a, &["env", "set", "acme/shop/prod", "OPENAI_API_KEY"], CANARY);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let commands: [&[&str]; 5] = [
+        &["env", "set", "acme/shop/prod", "OPENAI_API_KEY_2"],
+        &["env", "unset", "acme/shop/prod", "OPENAI_API_KEY"],
+        &["env", "list", "acme/shop/prod"],
+        &["keys", "list", "acme/shop/prod"],
+        &["rewrap"],
+    ];
+    let wrong: [&[(&str, &str)]; 2] = [
+        &[("ENCRYPTION_KEY", KEY_B)],
+        &[("ENCRYPTION_KEY", KEY_B), ("ENCRYPTION_KEY_PREVIOUS", KEY_C)],
+    ];
+    for env in wrong {
+        for args in commands {
+            let (code, stdout, stderr) = run(env, args, "sk-cli-second-canary");
+            assert_eq!(code, Some(1), "{args:?}: {stdout}{stderr}");
+            let says = if env.len() == 1 {
+                "error: the master key (ENCRYPTION_KEY) does not match the store in"
+            } else {
+                "error: neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS matches the store in"
+            };
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+            assert!(stderr.contains("run `platos-host rewrap`"), "{stderr}");
+            assert!(!stderr.contains("is `platos-host serve` running"), "{stderr}");
+        }
+    }
+    // The key generated on a first start, in the data directory, is checked too.
+    std::fs::write(data.join("encryption.key"), format!("{KEY_C}\n")).unwrap();
+    let (code, _, stderr) = run(&[], &["env", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not match the store"), "{stderr}");
+    // Tokens do not touch the store.
+    let (code, _, stderr) = run(&[("ENCRYPTION_KEY", KEY_B)], &["token", "list"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // Nothing was written: the right key lists version 1 of the one variable.
+    let (code, stdout, _) = run(&a, &["env", "list", "acme/shop/prod", "--json"], "");
+    assert_eq!(code, Some(0));
+    let vars: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(vars.as_array().unwrap().len(), 1, "{vars}");
+    assert_eq!(vars[0]["version"], 1);
+
+    // A rotation: the store's key as ENCRYPTION_KEY_PREVIOUS, then rewrap;
+    // then the new key alone opens the store, and the old one is refused.
+    let rotation = [("ENCRYPTION_KEY", KEY_B), ("ENCRYPTION_KEY_PREVIOUS", KEY_A)];
+    let (code, stdout, stderr) = run(&rotation, &["rewrap"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("every value is under the current key"), "{stdout}");
+    let (code, stdout, stderr) =
+        run(&[("ENCRYPTION_KEY", KEY_B)], &["keys", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OPENAI_API_KEY*"), "{stdout}");
+    let (code, _, stderr) = run(&a, &["env", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not match the store"), "{stderr}");
+
+    let ids = [key_id(KEY_A), key_id(KEY_B), key_id(KEY_C)];
+    for output in &outputs {
+        for secret in [CANARY, "sk-cli-second-canary", KEY_A, KEY_B, KEY_C] {
+            assert!(!output.contains(secret), "{secret} leaked: {output}");
+        }
+        if output.contains("does not match") {
+            for id in &ids {
+                assert!(!output.contains(id.as_str()), "a key id in a refusal: {output}");
+            }
+        }
+    }
+}
+
+/// Every file and folder under `root` (itself included) with its mode.
+#[cfg(unix)]
+fn modes_under(root: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::symlink_metadata(root).unwrap();
+    let mut found = vec![(root.to_owned(), metadata.permissions().mode() & 0o777)];
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(root).unwrap() {
+            found.extend(modes_under(&entry.unwrap().path()));
+        }
+    }
+    found
+}
+
+/// Runs `serve` on `data` under umask 000 until it listens, then stops it
+/// with SIGTERM; returns its log.
+#[cfg(unix)]
+fn serve_once(data: &Path, env: &[(&str, &str)]) -> String {
+    use std::io::BufRead;
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_platos-host"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--import-process-env", "false"])
+        .env("PLATOS_DATA_DIR", data)
+        .env("PLATOS_LOG", "info,cranelift=warn,wasmtime=warn")
+        .env("NO_COLOR", "1")
+        .env_remove("PLATOS_LISTEN")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .env_remove("PLATOS_ENV_FILE")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("ENCRYPTION_KEY_PREVIOUS")
+        .current_dir(data.parent().unwrap())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut log = String::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut listening = false;
+    for line in lines.by_ref().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening on http://") {
+            listening = true;
+            break;
+        }
+    }
+    if listening {
+        let status =
+            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        for line in lines.map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let status = child.wait().unwrap();
+    // `serve` logs that it listens just before it handles SIGTERM: an early
+    // signal ends it by default action, which is no fault here.
+    use std::os::unix::process::ExitStatusExt;
+    let stopped = status.success() || status.signal() == Some(15);
+    assert!(listening && stopped, "serve did not run ({status}): {log}");
+    log
+}
+
+#[cfg(unix)]
+#[test]
+fn data_files_and_folders_are_private_whatever_the_umask() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    // A first start (generated key, operator token, store, tokens, plugin
+    // cache), then every command that writes, all under umask 000.
+    let log = serve_once(&data, &[]);
+    assert!(log.contains("generated a master key"), "{log}");
+    let umask_000 = |args: &[&str], stdin: &str| {
+        let output = run_on(&data, "000", &[], args, stdin);
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+    };
+    umask_000(&["env", "set", "acme/shop/prod", "OPENAI_API_KEY"], CANARY);
+    umask_000(&["env", "set", "acme/shop/prod", "OPENAI_API_KEY_2"], CANARY);
+    umask_000(&["env", "unset", "acme/shop/prod", "OPENAI_API_KEY_2"], "");
+    umask_000(&["keys", "list", "acme/shop/prod"], "");
+    umask_000(&["token", "create", "--operator"], "");
+    umask_000(&["rewrap"], "");
+    serve_once(&data, &[]);
+    let modes = modes_under(&data);
+    assert!(modes.len() > 10, "{modes:?}");
+    for (path, mode) in &modes {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:03o}", path.display());
+    }
+    for entry in ["store", "tokens", "cache", "encryption.key", "operator.token"] {
+        assert!(data.join(entry).exists(), "{entry}");
+    }
+
+    // A data directory left open by an earlier run (as a release that did
+    // not restrict modes, under umask 022): the next start restricts it and
+    // says so; a file that is not the host's is left alone.
+    use std::os::unix::fs::PermissionsExt;
+    for (path, _) in &modes {
+        let open = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(open)).unwrap();
+    }
+    let foreign = data.join("notes.txt");
+    std::fs::write(&foreign, "not the host's").unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = serve_once(&data, &[]);
+    assert!(log.contains("was mode 755, open to other users; set it to 700"), "{log}");
+    assert!(log.contains("were readable by other users; now owner-only"), "{log}");
+    for (path, mode) in modes_under(&data) {
+        if path == foreign {
+            assert_eq!(mode, 0o644);
+        } else {
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{} is {mode:03o}", path.display());
+        }
+    }
+}

@@ -322,6 +322,13 @@ async fn compiled_components_are_cached_across_restarts() {
     drop(first);
     let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
     assert_eq!(artifacts.len(), 1, "one artifact written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let artifact = artifacts[0].as_ref().unwrap().path();
+        let mode = std::fs::metadata(artifact).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an artifact is owner-only");
+    }
 
     let restarted = host_with(config.clone());
     let plugin = openai(&restarted).await;

@@ -311,14 +311,27 @@ fn rotation_then_rewrap_leaves_everything_readable_under_the_new_key() {
     }
     drop(store);
 
-    // With an unrelated key nothing decrypts, and the error names key ids only.
-    let store = open(dir.path(), keyring(KEY_C, None));
-    let message = store.get_var(&scopes[0], "VAR_1").unwrap_err().to_string();
-    assert!(message.contains(&id_b.to_string()) && message.contains("unset"), "{message}");
+    // An unrelated key is refused at open: the rewrap moved the key check to B.
+    for ring in [keyring(KEY_C, None), keyring(KEY_A, None), keyring(KEY_C, Some(KEY_A))] {
+        let error = SledStore::open(dir.path(), ring, options()).unwrap_err();
+        assert_eq!(error.code(), "key_mismatch", "{error}");
+    }
+
+    // A rollback to A after writes under B (the key check is still under A,
+    // as rewrap did not run): the store opens, the values under B do not
+    // decrypt, and the error names key ids only.
+    let store = open(dir.path(), keyring(KEY_C, Some(KEY_B)));
+    set(&store, &scopes[0], "UNDER_C", "c");
+    drop(store);
+    let store = open(dir.path(), keyring(KEY_B, None));
+    let message = store.get_var(&scopes[0], "UNDER_C").unwrap_err().to_string();
+    let id_c = keyring(KEY_C, None).current_id();
+    assert!(message.contains(&id_c.to_string()) && message.contains("unset"), "{message}");
     assert!(!message.contains(KEY_B) && !message.contains(KEY_C));
     let report = store.rewrap(&mut |_| {}).unwrap();
-    assert_eq!(report.progress.failed, expected.len() as u64);
-    assert_eq!(report.failures.len(), expected.len());
+    assert_eq!(report.progress.failed, 1);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].name, "UNDER_C");
 }
 
 #[test]
@@ -753,9 +766,17 @@ fn canary_secrets_never_reach_logs_errors_or_debug() {
         seen.push(format!("{bad} {bad:?}"));
         let good = EncryptionKey::parse(ENCRYPTION_KEY_VAR, CANARY_KEY).unwrap();
         seen.push(format!("{good:?}"));
-        // Decryption failures: a value read without its key.
+        // A wrong master key, refused at open.
         drop(store);
-        let without = open(dir.path(), keyring(KEY_B, None));
+        let mismatch = SledStore::open(dir.path(), keyring(KEY_B, None), options()).unwrap_err();
+        assert_eq!(mismatch.code(), "key_mismatch");
+        seen.push(format!("{mismatch} {mismatch:?}"));
+        // Decryption failures: a value written during a rotation to B, read
+        // after a rollback to the canary key alone.
+        let rotated = open(dir.path(), keyring(KEY_B, Some(CANARY_KEY)));
+        rotated.set_var(&dev, "OPENAI_API_KEY", &secret(CANARY), VarSource::Api).unwrap();
+        drop(rotated);
+        let without = open(dir.path(), keyring(CANARY_KEY, None));
         let failed = without.get_var(&dev, "OPENAI_API_KEY").unwrap_err();
         seen.push(format!("{failed} {failed:?}"));
         let report = without.rewrap(&mut |_| {}).unwrap();
@@ -971,10 +992,11 @@ fn cli_sets_lists_links_unsets_and_rewraps() {
     assert_eq!(value_of(&store, &prod, "OPENAI_API_KEY_2").unwrap(), CANARY);
     assert_eq!(store.get_var_version(&prod, "OPENAI_API_KEY", 1).unwrap().unwrap().version, 1);
     drop(store);
-    // The wrong key fails the rewrap, naming what to do.
+    // The wrong key is refused before the rewrap, naming what to do.
     let (code, _, stderr) = run(KEY_C, None, &["rewrap"], "");
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("set ENCRYPTION_KEY_PREVIOUS"), "{stderr}");
+    assert!(stderr.contains("does not match the store"), "{stderr}");
+    assert!(stderr.contains("ENCRYPTION_KEY_PREVIOUS"), "{stderr}");
 
     for output in &outputs {
         assert!(!output.contains(CANARY) && !output.contains("canary"), "leaked: {output}");
@@ -1112,3 +1134,372 @@ fn acknowledged_writes_survive_sigkill() {
         acked.len()
     );
 }
+
+// ---------------------------------------------------------------------------
+// The key check: a wrong master key is refused at open.
+
+/// Every key id of `keys`, in hex: no error may name them (a key id is a
+/// hash prefix of the key).
+fn key_ids(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|key| keyring(key, None).current_id().to_string()).collect()
+}
+
+/// Opens `dir` with `ring`, expecting a key mismatch; returns its message
+/// after checking it names neither a key nor a key id.
+fn refused(dir: &Path, ring: Keyring, keys: &[&str]) -> String {
+    let previous_set = ring.previous_id().is_some();
+    let error = SledStore::open(dir, ring, options()).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::KeyMismatch { previous_set: set, .. } if *set == previous_set),
+        "{error}"
+    );
+    assert_eq!(error.code(), "key_mismatch");
+    let message = format!("{error} {error:?}");
+    assert!(message.contains("does not match") || message.contains("matches"), "{message}");
+    assert!(message.contains("ENCRYPTION_KEY_PREVIOUS") && message.contains("rewrap"), "{message}");
+    assert!(message.contains(&dir.display().to_string()), "names the store: {message}");
+    for secret in keys.iter().map(|key| key.to_string()).chain(key_ids(keys)) {
+        assert!(!message.contains(&secret), "{secret} in: {message}");
+    }
+    message
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = scope("acme/shop/dev");
+    // An empty store takes any key (first start), and B again while it is
+    // still empty.
+    drop(open(dir.path(), keyring(KEY_A, None)));
+    drop(open(dir.path(), keyring(KEY_B, None)));
+    {
+        let store = open(dir.path(), keyring(KEY_A, None));
+        set(&store, &dev, "OPENAI_API_KEY", "sk-a");
+    }
+    let keys = [KEY_A, KEY_B, KEY_C];
+    let message = refused(dir.path(), keyring(KEY_B, None), &keys);
+    assert!(message.contains("the master key (ENCRYPTION_KEY) does not match"), "{message}");
+    let message = refused(dir.path(), keyring(KEY_B, Some(KEY_C)), &keys);
+    assert!(message.contains("neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS"), "{message}");
+    // The refused opens wrote nothing: the right key reads the value.
+    let store = open(dir.path(), keyring(KEY_A, None));
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").unwrap(), "sk-a");
+    assert_eq!(store.key_usage().unwrap().len(), 1);
+    drop(store);
+
+    // A rotation: the store's key as the previous one opens it; writes go
+    // under the new key; after rewrap the new key alone opens it and the old
+    // one is refused.
+    let store = open(dir.path(), keyring(KEY_B, Some(KEY_A)));
+    set(&store, &dev, "ANTHROPIC_API_KEY", "sk-b");
+    drop(store);
+    refused(dir.path(), keyring(KEY_B, None), &keys);
+    let store = open(dir.path(), keyring(KEY_B, Some(KEY_A)));
+    assert_eq!(store.rewrap(&mut |_| {}).unwrap().progress.failed, 0);
+    drop(store);
+    let store = open(dir.path(), keyring(KEY_B, None));
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").unwrap(), "sk-a");
+    assert_eq!(value_of(&store, &dev, "ANTHROPIC_API_KEY").unwrap(), "sk-b");
+    drop(store);
+    refused(dir.path(), keyring(KEY_A, None), &keys);
+    // Swapped roles still hold the store's key: a rotation back.
+    drop(open(dir.path(), keyring(KEY_A, Some(KEY_B))));
+
+    // Once every value is purged, the store is empty again and takes any key.
+    let (_, mut grace_zero) = manual_clock(0);
+    grace_zero.grace = Duration::ZERO;
+    let store = SledStore::open(dir.path(), keyring(KEY_B, None), grace_zero).unwrap();
+    for name in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"] {
+        store.unset_var(&dev, name, VarSource::Api).unwrap();
+    }
+    store.purge_expired().unwrap();
+    drop(store);
+    drop(open(dir.path(), keyring(KEY_C, None)));
+    drop(open(dir.path(), keyring(KEY_A, None)));
+}
+
+#[test]
+fn a_store_without_a_key_check_is_checked_against_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = scope("acme/shop/dev");
+    {
+        let store = open(dir.path(), keyring(KEY_A, None));
+        set(&store, &dev, "OPENAI_API_KEY", "sk-a");
+        set(&store, &dev, "OPENAI_API_KEY_2", "sk-a2");
+    }
+    let remove_check = || {
+        let db = raw_db(dir.path());
+        assert!(db.open_tree("meta").unwrap().remove("key-check").unwrap().is_some());
+        db.flush().unwrap();
+    };
+    // As a release without key checks left it: a wrong key is refused by
+    // its values, and nothing is written.
+    remove_check();
+    refused(dir.path(), keyring(KEY_B, None), &[KEY_A, KEY_B]);
+    refused(dir.path(), keyring(KEY_B, Some(KEY_C)), &[KEY_A, KEY_B, KEY_C]);
+    assert!(raw_db(dir.path()).open_tree("meta").unwrap().get("key-check").unwrap().is_none());
+    // The right key as the previous one opens it and records the check
+    // under it (not under the new key, which holds no value yet).
+    drop(open(dir.path(), keyring(KEY_B, Some(KEY_A))));
+    assert!(raw_db(dir.path()).open_tree("meta").unwrap().get("key-check").unwrap().is_some());
+    refused(dir.path(), keyring(KEY_B, None), &[KEY_A, KEY_B]);
+    let store = open(dir.path(), keyring(KEY_A, None));
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY_2").unwrap(), "sk-a2");
+    drop(store);
+
+    // A value under the right key id that fails authentication (altered) is
+    // skipped when another opens; when every one fails, it is the error.
+    remove_check();
+    let values_of = |db: &sled::Db| {
+        let values = db.open_tree("values").unwrap();
+        values.iter().map(|item| item.unwrap()).collect::<Vec<_>>()
+    };
+    {
+        let db = raw_db(dir.path());
+        let values = db.open_tree("values").unwrap();
+        let (key, sealed) = values_of(&db).remove(0);
+        let mut altered = sealed.to_vec();
+        *altered.last_mut().unwrap() ^= 1;
+        values.insert(key, altered).unwrap();
+        db.flush().unwrap();
+    }
+    drop(open(dir.path(), keyring(KEY_A, None)));
+    remove_check();
+    {
+        let db = raw_db(dir.path());
+        let values = db.open_tree("values").unwrap();
+        for (key, sealed) in values_of(&db) {
+            // Another byte of the tag than before: the first stays altered.
+            let mut altered = sealed.to_vec();
+            let at = altered.len() - 2;
+            altered[at] ^= 1;
+            values.insert(key, altered).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let error = SledStore::open(dir.path(), keyring(KEY_A, None), options()).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Crypto { source: CryptoError::Authentication, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_altered_key_check_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), keyring(KEY_A, None));
+        set(&store, &scope("a/b/c"), "X", "y");
+    }
+    {
+        let db = raw_db(dir.path());
+        let meta = db.open_tree("meta").unwrap();
+        let mut record = meta.get("key-check").unwrap().unwrap().to_vec();
+        *record.last_mut().unwrap() ^= 1;
+        meta.insert("key-check", record).unwrap();
+        db.flush().unwrap();
+    }
+    let error = SledStore::open(dir.path(), keyring(KEY_A, None), options()).unwrap_err();
+    assert_eq!(error.code(), "store_corrupt", "{error}");
+    assert!(error.to_string().contains("key-check record"), "{error}");
+}
+
+// ---------------------------------------------------------------------------
+// The upgrade promise: a data directory written by release 0.1 (before key
+// checks) opens and reads the same. `tests/fixtures/datadir-v0.1/README.md`
+// says how it was made.
+
+/// The fixture's data directory.
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/datadir-v0.1/data");
+/// Its master key (a test key; also its `encryption.key`).
+const FIXTURE_KEY: &str = "f1x7ure0da7ad1r0v01te57key000001";
+/// The clock it was written with.
+const FIXTURE_T0: u64 = 1_764_000_000_000;
+
+/// A copy of the fixture (opening a store writes to it).
+fn fixture_copy() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(Path::new(FIXTURE), dir.path());
+    dir
+}
+
+/// Options reading the fixture a minute after it was written (its replaced
+/// versions are still in their grace period).
+fn fixture_options() -> StoreOptions {
+    StoreOptions { clock: Arc::new(|| FIXTURE_T0 + 60_000), ..options() }
+}
+
+fn open_fixture(data: &Path, ring: Keyring) -> Result<SledStore, StoreError> {
+    SledStore::open_in_data_dir(data, ring, fixture_options())
+}
+
+/// Checks everything the fixture holds.
+fn assert_fixture_reads_the_same(store: &SledStore) {
+    let prod = scope("acme/shop/prod");
+    let dev = scope("acme/shop/dev");
+    let selfhost = scope("self/host/default");
+    let listed = |scope: &Scope| {
+        store
+            .list_vars(scope)
+            .unwrap()
+            .into_iter()
+            .map(|var| (var.name, var.version, var.source, var.updated_at))
+            .collect::<Vec<_>>()
+    };
+    let api = VarSource::Api;
+    assert_eq!(
+        listed(&prod),
+        [
+            ("ANTHROPIC_API_KEY".to_owned(), 1, api, FIXTURE_T0),
+            ("OPENAI_API_BASE".to_owned(), 1, api, FIXTURE_T0),
+            ("OPENAI_API_KEY".to_owned(), 2, api, FIXTURE_T0),
+            ("OPENAI_API_KEY_2".to_owned(), 1, api, FIXTURE_T0),
+            ("UNICODE_NOTE".to_owned(), 1, api, FIXTURE_T0),
+        ]
+    );
+    assert_eq!(listed(&dev), [("OPENAI_API_KEY".to_owned(), 1, api, FIXTURE_T0)]);
+    assert_eq!(
+        listed(&selfhost),
+        [("ANTHROPIC_API_KEY".to_owned(), 1, VarSource::SelfHost, FIXTURE_T0)]
+    );
+    for (scope, name, value) in [
+        (&prod, "OPENAI_API_KEY", "sk-fixture-openai-prod-v2"),
+        (&prod, "OPENAI_API_KEY_2", "sk-fixture-openai-prod-second"),
+        (&prod, "OPENAI_API_BASE", "https://api.openai.com/v1"),
+        (&prod, "ANTHROPIC_API_KEY", "sk-ant-fixture-prod"),
+        (&prod, "UNICODE_NOTE", "ключ 🔑 \"quoted\"\nline two"),
+        (&dev, "OPENAI_API_KEY", "sk-fixture-openai-dev"),
+        (&selfhost, "ANTHROPIC_API_KEY", "sk-ant-fixture-selfhost"),
+    ] {
+        assert_eq!(value_of(store, scope, name).as_deref(), Some(value), "{scope} {name}");
+    }
+    // Replaced and unset versions, in their grace period.
+    let version = |scope: &Scope, name: &str, version: u64| {
+        let value = store.get_var_version(scope, name, version).unwrap();
+        value.map(|value| value.value.expose_secret().to_owned())
+    };
+    assert_eq!(version(&prod, "OPENAI_API_KEY", 1).unwrap(), "sk-fixture-openai-prod-v1");
+    assert_eq!(value_of(store, &dev, "OPENAI_API_KEY_3"), None);
+    assert_eq!(version(&dev, "OPENAI_API_KEY_3", 1).unwrap(), "sk-fixture-openai-dev-third");
+
+    // Provider-key rows: labels, status, health, last use; the defaults
+    // (what a turn without a pin gets) and the pinnable names.
+    let rows = store.list_provider_keys(&prod).unwrap();
+    let names: Vec<_> =
+        rows.iter().map(|row| (row.provider.as_str(), row.env_var.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            ("anthropic", "ANTHROPIC_API_KEY"),
+            ("openai", "OPENAI_API_KEY"),
+            ("openai", "OPENAI_API_KEY_2")
+        ]
+    );
+    assert_eq!(rows[0].status, KeyStatus::Disabled);
+    assert_eq!((rows[1].label.as_str(), rows[1].status), ("OPENAI_API_KEY", KeyStatus::Active));
+    let second = &rows[2];
+    assert_eq!((second.label.as_str(), second.variant), ("team backup", 2));
+    assert_eq!(second.created_at, FIXTURE_T0);
+    assert_eq!(second.last_used_at, Some(FIXTURE_T0 + 2_000));
+    assert_eq!(
+        second.health,
+        Some(HealthRecord {
+            verdict: HealthVerdict::Healthy,
+            message: "models listed".to_owned(),
+            checked_at: FIXTURE_T0 + 1_000,
+            latency_ms: 42,
+            models: vec!["gpt-4o".to_owned(), "gpt-4o-mini".to_owned()],
+        })
+    );
+    let default = |scope: &Scope, provider: &str| {
+        store.default_provider_key(scope, provider).unwrap().map(|row| row.env_var)
+    };
+    assert_eq!(default(&prod, "openai").as_deref(), Some("OPENAI_API_KEY"));
+    assert_eq!(default(&prod, "anthropic"), None, "disabled");
+    assert_eq!(default(&selfhost, "anthropic").as_deref(), Some("ANTHROPIC_API_KEY"));
+    let dev_rows = store.list_provider_keys(&dev).unwrap();
+    assert_eq!(dev_rows.len(), 1);
+    assert_eq!(dev_rows[0].env_var, "OPENAI_API_KEY");
+    assert_eq!(store.list_all_provider_keys().unwrap().len(), 5);
+}
+
+#[test]
+fn a_data_dir_of_release_0_1_opens_and_reads_the_same() {
+    let data = fixture_copy();
+    let data = data.path();
+    assert_eq!(
+        std::fs::read_to_string(data.join("encryption.key")).unwrap().trim(),
+        FIXTURE_KEY,
+        "the fixture's key file is its key"
+    );
+    let store_dir = data.join("store");
+    let keys = [FIXTURE_KEY, KEY_A, KEY_B];
+    // A wrong key is refused by its values (it has no key-check record).
+    for ring in [keyring(KEY_A, None), keyring(KEY_A, Some(KEY_B))] {
+        let error = open_fixture(data, ring).unwrap_err();
+        assert_eq!(error.code(), "key_mismatch", "{error}");
+        refused(&store_dir, keyring(KEY_A, None), &keys);
+    }
+    // Its key reads everything, twice (the second open goes through the
+    // key-check record the first wrote).
+    for _ in 0..2 {
+        let store = open_fixture(data, keyring(FIXTURE_KEY, None)).unwrap();
+        assert_fixture_reads_the_same(&store);
+        let id = keyring(FIXTURE_KEY, None).current_id();
+        assert_eq!(store.key_usage().unwrap(), BTreeMap::from([(id, 9)]));
+    }
+    refused(&store_dir, keyring(KEY_A, None), &keys);
+
+    // Its tokens still verify; the revoked one does not.
+    let tokens = platos_host::api::auth::TokenStore::open_in_data_dir(data).unwrap();
+    let mut labels: Vec<_> = tokens.list().into_iter().map(|token| token.label).collect();
+    labels.sort();
+    assert_eq!(labels, ["fixture agent prod", "fixture operator"]);
+    let operator = tokens.verify(FIXTURE_OPERATOR_TOKEN).unwrap();
+    assert!(operator.is_operator());
+    let agent = tokens.verify(FIXTURE_AGENT_TOKEN).unwrap();
+    assert!(!agent.is_operator());
+    assert!(agent.can_access(&scope("acme/shop/prod")));
+    assert!(!agent.can_access(&scope("acme/shop/dev")));
+    assert!(tokens.verify(FIXTURE_REVOKED_TOKEN).is_none());
+}
+
+#[test]
+fn a_data_dir_of_release_0_1_rotates_to_a_new_key() {
+    let data = fixture_copy();
+    let data = data.path();
+    let store_dir = data.join("store");
+    // The release's key as the previous one: a rotation.
+    let store = open_fixture(data, keyring(KEY_A, Some(FIXTURE_KEY))).unwrap();
+    assert_fixture_reads_the_same(&store);
+    drop(store);
+    refused(&store_dir, keyring(KEY_A, None), &[FIXTURE_KEY, KEY_A]);
+    let store = open_fixture(data, keyring(KEY_A, Some(FIXTURE_KEY))).unwrap();
+    let report = store.rewrap(&mut |_| {}).unwrap();
+    assert_eq!((report.progress.rewrapped, report.progress.failed), (9, 0));
+    drop(store);
+    let store = open_fixture(data, keyring(KEY_A, None)).unwrap();
+    assert_fixture_reads_the_same(&store);
+    drop(store);
+    refused(&store_dir, keyring(FIXTURE_KEY, None), &[FIXTURE_KEY, KEY_A]);
+}
+
+/// The fixture's tokens (test tokens), as its generator printed them.
+const FIXTURE_OPERATOR_TOKEN: &str =
+    "platos_a52aefc91b42_a7c36556637472497d59145af36b288b7bdd65cdb3f3e8d2f52002a54720ea29";
+const FIXTURE_AGENT_TOKEN: &str =
+    "platos_6ff88cce471e_f86fb391c08b75e70f9a59dd2e600dbe2b87e41aec9b4c0be1f5ffa38972a72d";
+const FIXTURE_REVOKED_TOKEN: &str =
+    "platos_892a7830b8bd_a8c4f0f0c5f89e78d736e5f38f0083cd22c7a0ed2f024a16d74c8ffc74a11bfc";

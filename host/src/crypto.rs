@@ -8,6 +8,10 @@
 //! scope, variable name and value version — so a ciphertext copied to another
 //! row, scope or version fails authentication instead of decrypting.
 //!
+//! A key-check record is a known plaintext sealed the same way, with its own
+//! associated data (`"platos key check\0" || format version || key id`): a
+//! store keeps one to tell, at open, whether the keyring holds its key.
+//!
 //! Keys never leave this module: they are held in zeroize-on-drop types, their
 //! `Debug` shows only the key id, they have no `Serialize`, and every error
 //! names the variable and lengths, never the value.
@@ -39,6 +43,10 @@ const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 /// Domain separation for key ids and associated data.
 const KEY_ID_CONTEXT: &[u8] = b"platos key id v1\0";
 const AAD_CONTEXT: &[u8] = b"platos sealed value\0";
+/// Domain separation for the associated data of key-check records.
+const KEY_CHECK_CONTEXT: &[u8] = b"platos key check\0";
+/// The known plaintext of a key-check record.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"platos master key check v1";
 /// How to make a key, for error messages.
 const HOW_TO_GENERATE: &str = "generate one with `openssl rand -hex 16` (32 hex characters)";
 
@@ -277,19 +285,7 @@ impl Keyring {
     /// random nonce.
     pub fn seal(&self, binding: &Binding<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let key = &self.current;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let mut sealed = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
-        sealed.push(FORMAT_VERSION);
-        sealed.extend_from_slice(key.id.as_bytes());
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(plaintext);
-        let aad = binding.associated_data(FORMAT_VERSION, key.id);
-        let tag = key
-            .cipher
-            .encrypt_in_place_detached(&nonce, &aad, &mut sealed[HEADER_LEN..])
-            .map_err(|_| CryptoError::TooLarge)?;
-        sealed.extend_from_slice(&tag);
-        Ok(sealed)
+        seal_with(key, &binding.associated_data(FORMAT_VERSION, key.id), plaintext)
     }
 
     /// Decrypts a value sealed for `binding` under the current or the
@@ -299,25 +295,45 @@ impl Keyring {
         binding: &Binding<'_>,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let found = sealed_key_id(sealed)?;
-        let key = [Some(&self.current), self.previous.as_ref()]
+        let key = self.key_for(sealed_key_id(sealed)?)?;
+        open_with(key, &binding.associated_data(FORMAT_VERSION, key.id), sealed)
+    }
+
+    /// Whether `id` is the current or the previous key.
+    pub fn holds(&self, id: KeyId) -> bool {
+        self.key_for(id).is_ok()
+    }
+
+    /// A key-check record sealed under the held key `under` (the current or
+    /// the previous one): a known plaintext with a fresh nonce.
+    pub fn seal_key_check(&self, under: KeyId) -> Result<Vec<u8>, CryptoError> {
+        let key = self.key_for(under)?;
+        seal_with(key, &key_check_associated_data(key.id), KEY_CHECK_PLAINTEXT)
+    }
+
+    /// Opens a key-check record and returns the id of the key it is sealed
+    /// under: [`CryptoError::UnknownKey`] when the keyring holds neither
+    /// that key, [`CryptoError::Authentication`] when it was altered.
+    pub fn open_key_check(&self, sealed: &[u8]) -> Result<KeyId, CryptoError> {
+        let key = self.key_for(sealed_key_id(sealed)?)?;
+        let plaintext = open_with(key, &key_check_associated_data(key.id), sealed)?;
+        if plaintext.as_slice() != KEY_CHECK_PLAINTEXT {
+            return Err(CryptoError::Authentication);
+        }
+        Ok(key.id)
+    }
+
+    /// The held key with id `id`.
+    fn key_for(&self, id: KeyId) -> Result<&EncryptionKey, CryptoError> {
+        [Some(&self.current), self.previous.as_ref()]
             .into_iter()
             .flatten()
-            .find(|key| key.id == found)
+            .find(|key| key.id == id)
             .ok_or(CryptoError::UnknownKey {
-                found,
+                found: id,
                 current: self.current.id,
                 previous: self.previous_id(),
-            })?;
-        let (header, rest) = sealed.split_at(HEADER_LEN);
-        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let nonce = Nonce::from_slice(&header[1 + KEY_ID_LEN..]);
-        let aad = binding.associated_data(FORMAT_VERSION, found);
-        let mut plaintext = Zeroizing::new(ciphertext.to_vec());
-        key.cipher
-            .decrypt_in_place_detached(nonce, &aad, &mut plaintext, Tag::from_slice(tag))
-            .map_err(|_| CryptoError::Authentication)?;
-        Ok(plaintext)
+            })
     }
 
     /// [`Keyring::open`], as text in a zeroize-on-drop string.
@@ -341,6 +357,49 @@ impl fmt::Debug for Keyring {
             .field("previous", &self.previous_id())
             .finish()
     }
+}
+
+/// `"platos key check\0" || format || key id`.
+fn key_check_associated_data(key: KeyId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(KEY_CHECK_CONTEXT.len() + 1 + KEY_ID_LEN);
+    aad.extend_from_slice(KEY_CHECK_CONTEXT);
+    aad.push(FORMAT_VERSION);
+    aad.extend_from_slice(key.as_bytes());
+    aad
+}
+
+/// `[format] [key id] [fresh nonce] [ciphertext] [tag]` of `plaintext` under
+/// `key` with associated data `aad`.
+fn seal_with(key: &EncryptionKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let mut sealed = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+    sealed.push(FORMAT_VERSION);
+    sealed.extend_from_slice(key.id.as_bytes());
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(plaintext);
+    let tag = key
+        .cipher
+        .encrypt_in_place_detached(&nonce, aad, &mut sealed[HEADER_LEN..])
+        .map_err(|_| CryptoError::TooLarge)?;
+    sealed.extend_from_slice(&tag);
+    Ok(sealed)
+}
+
+/// The plaintext of `sealed` (already checked by [`sealed_key_id`] to be
+/// under `key`), zeroed when dropped.
+fn open_with(
+    key: &EncryptionKey,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let (header, rest) = sealed.split_at(HEADER_LEN);
+    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce = Nonce::from_slice(&header[1 + KEY_ID_LEN..]);
+    let mut plaintext = Zeroizing::new(ciphertext.to_vec());
+    key.cipher
+        .decrypt_in_place_detached(nonce, aad, &mut plaintext, Tag::from_slice(tag))
+        .map_err(|_| CryptoError::Authentication)?;
+    Ok(plaintext)
 }
 
 /// The id of the key a sealed value was encrypted under, after checking the
@@ -502,6 +561,39 @@ mod tests {
             CryptoError::UnknownFormat { found: 9 }
         );
         assert_eq!(ring.open(&binding, &[1; 10]).unwrap_err(), CryptoError::Malformed("too short"));
+    }
+
+    #[test]
+    fn key_check_records_name_the_key_and_are_bound() {
+        let ring = Keyring::new(key(KEY_A), None);
+        let check = ring.seal_key_check(ring.current_id()).unwrap();
+        assert_ne!(check, ring.seal_key_check(ring.current_id()).unwrap());
+        assert_eq!(ring.open_key_check(&check).unwrap(), key(KEY_A).id());
+        // Another key: unknown, whatever its length or form.
+        let other = Keyring::new(key(KEY_B), None);
+        assert!(matches!(other.open_key_check(&check), Err(CryptoError::UnknownKey { .. })));
+        // The same key as the previous one of a rotation opens it.
+        let rotated = Keyring::new(key(KEY_B), Some(key(KEY_A)));
+        assert_eq!(rotated.open_key_check(&check).unwrap(), key(KEY_A).id());
+        assert_eq!(
+            rotated.open_key_check(&rotated.seal_key_check(key(KEY_A).id()).unwrap()).unwrap(),
+            key(KEY_A).id()
+        );
+        assert!(matches!(
+            ring.seal_key_check(key(KEY_B).id()),
+            Err(CryptoError::UnknownKey { .. })
+        ));
+        // Altered, or a sealed value passed off as a check record: refused.
+        let mut altered = check.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(ring.open_key_check(&altered).unwrap_err(), CryptoError::Authentication);
+        let dev = scope("acme/shop/dev");
+        let binding = Binding { scope: &dev, name: "X", version: 1 };
+        let value = ring.seal(&binding, KEY_CHECK_PLAINTEXT).unwrap();
+        assert_eq!(ring.open_key_check(&value).unwrap_err(), CryptoError::Authentication);
+        assert_eq!(ring.open(&binding, &check).unwrap_err(), CryptoError::Authentication);
+        assert!(ring.holds(key(KEY_A).id()) && !ring.holds(key(KEY_B).id()));
+        assert!(rotated.holds(key(KEY_A).id()) && rotated.holds(key(KEY_B).id()));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`health`]: health probes through the plugins, in deduplicated rounds.
 //! - [`bundled`]: the plugins embedded in this binary.
 //! - [`scope`]: `org/project/env` scopes.
+//! - [`private_fs`]: owner-only files and directories (0600/0700) whatever the umask.
 //! - [`crypto`]: the master keys and AES-256-GCM sealing of stored values.
 //! - [`store`]: scoped, encrypted variables and provider-key metadata (sled).
 //! - [`selfhost`]: the `.env` / process-environment import of a self-hosted host.
@@ -25,6 +26,7 @@ pub mod harness;
 pub mod health;
 pub mod outbound;
 pub mod policy;
+pub mod private_fs;
 pub mod provider;
 pub mod resolution;
 pub mod runtime;

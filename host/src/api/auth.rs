@@ -186,6 +186,7 @@ pub fn valid_label(label: &str) -> bool {
 impl TokenStore {
     /// Opens (or creates) the token database at `<data_dir>/tokens`.
     pub fn open_in_data_dir(data_dir: &Path) -> Result<Self, TokenError> {
+        crate::private_fs::tighten_data_dir(data_dir);
         TokenStore::open(&data_dir.join(TOKENS_DIR))
     }
 
@@ -193,6 +194,8 @@ impl TokenStore {
     /// waiting up to two seconds for another handle in this process to let
     /// go of it.
     pub fn open(path: &Path) -> Result<Self, TokenError> {
+        // Owner-only (0700 / 0600), whatever the umask.
+        crate::private_fs::create_private_dir(path).map_err(sled::Error::Io)?;
         let started = std::time::Instant::now();
         let db = loop {
             match sled::Config::new().path(path).open() {
@@ -207,6 +210,7 @@ impl TokenStore {
                 result => break result?,
             }
         };
+        crate::private_fs::tighten_created(path);
         let tree = db.open_tree("tokens")?;
         let mut cache = HashMap::new();
         for entry in tree.iter() {

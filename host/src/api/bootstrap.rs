@@ -29,20 +29,10 @@ pub enum KeySource {
     Generated(PathBuf),
 }
 
-/// Writes `contents` to a new file `path` readable by its owner only (0600),
-/// failing if it exists.
+/// Writes `contents` to a new file `path` readable by its owner only (0600,
+/// its parent 0700 if missing), failing if it exists.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::private_fs::create_private_file(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -61,7 +51,10 @@ pub fn keyring(
     }
     let path = data_dir.join(ENCRYPTION_KEY_FILE);
     let (text, source) = match std::fs::read_to_string(&path) {
-        Ok(text) => (Zeroizing::new(text), KeySource::File(path.clone())),
+        Ok(text) => {
+            crate::private_fs::tighten_or_warn(&path);
+            (Zeroizing::new(text), KeySource::File(path.clone()))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && generate => {
             let key = Zeroizing::new(hex::encode(crate::crypto::random_bytes::<16>()));
             let mut line = Zeroizing::new(key.as_str().to_owned());
@@ -104,7 +97,11 @@ pub enum OperatorToken {
 pub fn operator_token(data_dir: &Path, tokens: &TokenStore) -> anyhow::Result<OperatorToken> {
     let path = data_dir.join(OPERATOR_TOKEN_FILE);
     if tokens.operator_count() > 0 {
-        return Ok(if path.exists() { OperatorToken::InFile(path) } else { OperatorToken::Exists });
+        if !path.exists() {
+            return Ok(OperatorToken::Exists);
+        }
+        crate::private_fs::tighten_or_warn(&path);
+        return Ok(OperatorToken::InFile(path));
     }
     let issued = tokens.create(&Grant::Operator, "first start")?;
     if path.exists() {

@@ -135,6 +135,7 @@ impl From<StoreError> for ApiError {
             StoreError::Crypto { .. }
             | StoreError::Corrupt(_)
             | StoreError::Format { .. }
+            | StoreError::KeyMismatch { .. }
             | StoreError::Backend(_) => ApiError::store(&error),
         }
     }

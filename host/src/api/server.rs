@@ -108,7 +108,7 @@ pub struct Server {
 impl Server {
     /// Starts everything and returns once the server listens.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        crate::private_fs::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())
         })?;
         let host = PluginHost::new(RuntimeConfig {
@@ -146,11 +146,13 @@ impl Server {
                 keyring,
                 StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() },
             )
-            .with_context(|| {
-                format!(
+            .map_err(|error| match error {
+                // A wrong master key is refused, and says so itself.
+                crate::store::StoreError::KeyMismatch { .. } => anyhow::Error::new(error),
+                error => anyhow::Error::new(error).context(format!(
                     "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
                     config.data_dir.join("store").display()
-                )
+                )),
             })?,
         );
         store.set_provider_vars(provider_vars)?;

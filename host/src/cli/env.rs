@@ -16,8 +16,8 @@ use platos_host::policy::hints::near_misses;
 use platos_host::policy::variants::variant_of;
 use platos_host::scope::Scope;
 use platos_host::store::{
-    MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore, SledStore, StoreOptions, UnixMillis,
-    VarSource, default_key,
+    MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore, SledStore, StoreError, StoreOptions,
+    UnixMillis, VarSource, default_key,
 };
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -115,11 +115,15 @@ fn open_store(context: &Context, provider_vars: ProviderVars) -> anyhow::Result<
         false,
     )?;
     let options = StoreOptions { provider_vars, ..StoreOptions::default() };
-    SledStore::open_in_data_dir(&context.data_dir, keyring, options).with_context(|| {
-        format!(
+    SledStore::open_in_data_dir(&context.data_dir, keyring, options).map_err(|error| {
+        // A wrong key says so itself; the hint is for a store in use.
+        if let StoreError::KeyMismatch { .. } = error {
+            return anyhow::Error::new(error);
+        }
+        anyhow::Error::new(error).context(format!(
             "cannot open the store in {} (is `platos-host serve` running on this data directory?)",
             context.data_dir.join("store").display()
-        )
+        ))
     })
 }
 

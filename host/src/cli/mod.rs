@@ -63,6 +63,11 @@ enum Command {
 /// exit code 1 (2 for usage errors, from clap).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread or file: everything the host keeps is owner-only.
+    // `plugin new` writes a source tree for people, under their umask.
+    if !matches!(cli.command, Command::Plugin(plugin::PluginCommand::New(_))) {
+        platos_host::private_fs::restrict_umask();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PLATOS_LOG").unwrap_or_else(
             |_| tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn"),

@@ -28,7 +28,7 @@ pub struct ArtifactCache {
 impl ArtifactCache {
     /// Opens (creating) the cache directory for `engine`.
     pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::private_fs::create_private_dir(dir)?;
         Ok(ArtifactCache { dir: dir.to_owned(), engine_tag: engine_tag(engine) })
     }
 
@@ -76,7 +76,7 @@ fn store_artifact(component: &Component, path: &Path) -> anyhow::Result<()> {
     // processes) each write their own file, and the rename is atomic.
     let suffix = hex::encode(crate::crypto::random_bytes::<8>());
     let temp = path.with_extension(format!("tmp-{}-{suffix}", std::process::id()));
-    std::fs::write(&temp, bytes)?;
+    std::io::Write::write_all(&mut crate::private_fs::create_private_file(&temp)?, &bytes)?;
     std::fs::rename(&temp, path)?;
     Ok(())
 }

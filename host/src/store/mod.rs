@@ -24,9 +24,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
-pub use sled_store::{DEFAULT_GRACE, SledStore, StoreOptions};
+pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
-use crate::crypto::{CryptoError, KeyId};
+use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};
 use crate::provider::Verdict;
 use crate::scope::Scope;
 
@@ -338,12 +338,45 @@ pub enum StoreError {
         /// This host's format.
         expected: u32,
     },
+    /// The master key does not match the store: the keyring holds neither
+    /// the key the store's key-check record is sealed under nor (for a store
+    /// written before key checks) the key of any stored value. Names no key
+    /// and no key id.
+    #[error(
+        "{held} the store in {path}: it was written under another key. Start with {ENCRYPTION_KEY_VAR} set to the store's key; to change keys, set the new key as {ENCRYPTION_KEY_VAR} and the store's key as {ENCRYPTION_KEY_PREVIOUS_VAR}, then run `platos-host rewrap`",
+        held = if *previous_set {
+            format!("neither {ENCRYPTION_KEY_VAR} nor {ENCRYPTION_KEY_PREVIOUS_VAR} matches")
+        } else {
+            format!("the master key ({ENCRYPTION_KEY_VAR}) does not match")
+        }
+    )]
+    KeyMismatch {
+        /// The store's directory.
+        path: std::path::PathBuf,
+        /// Whether the keyring had a previous key too.
+        previous_set: bool,
+    },
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
+    /// A stable code for programs, tests and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::InvalidName(_) => "invalid_name",
+            StoreError::ReservedName(_) => "reserved_name",
+            StoreError::ValueTooLarge { .. } => "value_too_large",
+            StoreError::ManagedBySelfHost { .. } => "managed_by_self_host",
+            StoreError::Crypto { .. } => "crypto_error",
+            StoreError::Corrupt(_) => "store_corrupt",
+            StoreError::Format { .. } => "store_format",
+            StoreError::KeyMismatch { .. } => "key_mismatch",
+            StoreError::Backend(_) => "storage_error",
+        }
+    }
+
     /// Wraps a backend error.
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
@@ -444,7 +477,9 @@ pub trait SecretStore: Send + Sync {
     /// Re-encrypts every stored value under the current key, while reads and
     /// writes go on. Records already under the current key are skipped, so an
     /// interrupted rewrap can simply be run again. `progress` is called now
-    /// and then and at the end.
+    /// and then and at the end. A finished rewrap makes the current key the
+    /// store's key: opening the store with the previous key alone is then
+    /// refused ([`StoreError::KeyMismatch`]).
     fn rewrap(&self, progress: &mut dyn FnMut(&RewrapProgress))
     -> Result<RewrapReport, StoreError>;
 

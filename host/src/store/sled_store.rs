@@ -2,7 +2,8 @@
 //!
 //! Trees (keys use `\0` as separator: no scope id or name contains it):
 //!
-//! - `meta`: `format` → the store format (u32, big-endian).
+//! - `meta`: `format` → the store format (u32, big-endian); `key-check` →
+//!   a key-check record ([`Keyring::seal_key_check`]) under the store's key.
 //! - `vars`: `{scope}\0{name}` → [`VarRecord`] (JSON): the current version
 //!   (the version pointer), the last version ever written, the source, and
 //!   the replaced versions still in their grace period.
@@ -34,7 +35,7 @@ use super::{
     ProviderVars, RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport,
     UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
 };
-use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
+use crate::crypto::{Binding, CryptoError, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
 
 /// The on-disk format this host writes.
@@ -43,6 +44,8 @@ pub const STORE_FORMAT: u32 = 1;
 pub const STORE_DIR: &str = "store";
 /// How long a replaced version stays readable by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(15 * 60);
+/// The `meta` entry of the key-check record.
+const KEY_CHECK: &str = "key-check";
 /// A rewrap flushes and reports progress every this many records.
 const REWRAP_BATCH: u64 = 256;
 
@@ -265,9 +268,88 @@ fn remove_unfinished_snapshots(path: &Path) -> Result<usize, StoreError> {
     Ok(removed)
 }
 
+/// Makes sure `keyring` holds the key the store in `path` is written under,
+/// so a wrong master key is refused at open instead of answering every read
+/// with an error and sealing new writes under a key the old values do not
+/// share:
+///
+/// - a store without values (a first start, or every value purged) takes
+///   any key: its key-check record is (re)written under the current key;
+/// - with a key-check record, it must open under the current or the
+///   previous key (a rotation in progress);
+/// - without one (a store written before key checks), a value under a held
+///   key must open; the record is then written under that key. No value
+///   under a held key is a mismatch.
+///
+/// `rewrap` re-seals the record under the current key.
+fn check_master_key(
+    path: &Path,
+    db: &sled::Db,
+    meta: &Tree,
+    values: &Tree,
+    keyring: &Keyring,
+) -> Result<(), StoreError> {
+    let mismatch = || StoreError::KeyMismatch {
+        path: path.to_owned(),
+        previous_set: keyring.previous_id().is_some(),
+    };
+    let record = meta.get(KEY_CHECK).map_err(StoreError::backend)?;
+    let under = if values.is_empty() {
+        let current = keyring.current_id();
+        if record.is_some_and(|record| keyring.open_key_check(&record) == Ok(current)) {
+            return Ok(());
+        }
+        current
+    } else if let Some(record) = record {
+        return match keyring.open_key_check(&record) {
+            Ok(_) => Ok(()),
+            Err(CryptoError::UnknownKey { .. }) => Err(mismatch()),
+            Err(error) => Err(StoreError::Corrupt(format!("the key-check record: {error}"))),
+        };
+    } else {
+        key_of_a_value(values, keyring)?.ok_or_else(mismatch)?
+    };
+    let record = keyring.seal_key_check(under).map_err(|source| {
+        StoreError::Corrupt(format!("cannot seal the key-check record: {source}"))
+    })?;
+    meta.insert(KEY_CHECK, record).map_err(StoreError::backend)?;
+    db.flush().map_err(StoreError::backend)?;
+    tracing::info!(key_id = %under, "key-check record written");
+    Ok(())
+}
+
+/// For a store without a key-check record: the id of a held key some stored
+/// value opens under, `None` if no value is under a held key. A value under
+/// a held key that fails authentication (altered) is skipped; if every such
+/// value fails, the first failure is the error.
+fn key_of_a_value(values: &Tree, keyring: &Keyring) -> Result<Option<KeyId>, StoreError> {
+    let mut first_failure = None;
+    for item in values.iter() {
+        let (key, sealed) = item.map_err(StoreError::backend)?;
+        let Ok(id) = sealed_key_id(&sealed) else { continue };
+        if !keyring.holds(id) {
+            continue;
+        }
+        let (scope, name, version) = parse_value_key(&key)?;
+        match keyring.open(&Binding { scope: &scope, name: &name, version }, &sealed) {
+            Ok(_) => return Ok(Some(id)),
+            Err(source) => {
+                first_failure.get_or_insert(StoreError::Crypto {
+                    scope: scope.to_string(),
+                    name,
+                    version,
+                    source,
+                });
+            }
+        }
+    }
+    first_failure.map_or(Ok(None), Err)
+}
+
 /// The sled implementation of [`SecretStore`].
 pub struct SledStore {
     db: sled::Db,
+    meta: Tree,
     vars: Tree,
     values: Tree,
     keys: Tree,
@@ -290,9 +372,13 @@ impl fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in the directory `path`.
+    /// Opens (or creates) the store in the directory `path` (mode 0700, its
+    /// files 0600), and refuses a keyring that holds not the store's key
+    /// ([`StoreError::KeyMismatch`]; see "The key check" in `docs/store.md`).
     pub fn open(path: &Path, keyring: Keyring, options: StoreOptions) -> Result<Self, StoreError> {
+        crate::private_fs::create_private_dir(path).map_err(StoreError::backend)?;
         let db = open_db(path)?;
+        crate::private_fs::tighten_created(path);
         let tree = |name: &str| db.open_tree(name).map_err(StoreError::backend);
         let meta = tree("meta")?;
         match meta.get("format").map_err(StoreError::backend)? {
@@ -309,9 +395,12 @@ impl SledStore {
                 db.flush().map_err(StoreError::backend)?;
             }
         }
+        let values = tree("values")?;
+        check_master_key(path, &db, &meta, &values, &keyring)?;
         let store = SledStore {
+            meta,
             vars: tree("vars")?,
-            values: tree("values")?,
+            values,
             keys: tree("keys")?,
             db,
             keyring,
@@ -325,12 +414,14 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Opens the store at `<data_dir>/store`.
+    /// Opens the store at `<data_dir>/store`, creating the data directory
+    /// 0700 or tightening it (with a warning) if it is open to others.
     pub fn open_in_data_dir(
         data_dir: &Path,
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
+        crate::private_fs::tighten_data_dir(data_dir);
         SledStore::open(&data_dir.join(STORE_DIR), keyring, options)
     }
 
@@ -945,6 +1036,12 @@ impl SecretStore for SledStore {
                 progress(&report.progress);
             }
         }
+        // The store is now under the current key: so is its key check (a
+        // value no key held could open stays as it was, and is reported).
+        let check = self.keyring.seal_key_check(current).map_err(|source| {
+            StoreError::Corrupt(format!("cannot seal the key-check record: {source}"))
+        })?;
+        self.meta.insert(KEY_CHECK, check).map_err(StoreError::backend)?;
         self.flush()?;
         progress(&report.progress);
         tracing::info!(
