@@ -27,7 +27,7 @@ use crate::runtime::{CallError, Plugin, PluginRegistry};
 use crate::scope::Scope;
 use crate::store::{
     KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo, VarSource,
-    key_var, now_millis,
+    default_key, key_var, now_millis,
 };
 
 /// How resolution behaves.
@@ -110,12 +110,16 @@ pub enum Choice<'a> {
     NoActiveKey,
 }
 
-/// The resolution rule: the pinned key if it exists and is active; else,
-/// unless `strict`, the scope default (the lowest active variant). `keys`
-/// are one provider's keys in one scope.
-pub fn choose_key<'a>(keys: &'a [ProviderKey], pin: Option<&str>, strict: bool) -> Choice<'a> {
-    let default =
-        keys.iter().filter(|key| key.status == KeyStatus::Active).min_by_key(|key| key.variant);
+/// The resolution rule: `provider`'s pinned key if it exists and is
+/// active; else, unless `strict`, the scope default ([`default_key`]: the
+/// lowest active variant). `keys` are one scope's keys.
+pub fn choose_key<'a>(
+    keys: &'a [ProviderKey],
+    provider: &str,
+    pin: Option<&str>,
+    strict: bool,
+) -> Choice<'a> {
+    let default = default_key(keys, provider);
     let fallback = |chosen_by| match default {
         Some(key) => Choice::Key { key, chosen_by },
         None => Choice::NoActiveKey,
@@ -123,7 +127,7 @@ pub fn choose_key<'a>(keys: &'a [ProviderKey], pin: Option<&str>, strict: bool) 
     let Some(pin) = pin else {
         return fallback(ChosenBy::ScopeDefault);
     };
-    let problem = match keys.iter().find(|key| key.env_var == pin) {
+    let problem = match keys.iter().find(|key| key.provider == provider && key.env_var == pin) {
         Some(key) if key.status == KeyStatus::Active => {
             return Choice::Key { key, chosen_by: ChosenBy::Pinned };
         }
@@ -427,7 +431,7 @@ impl Resolver {
             .filter(|key| key.provider == request.provider)
             .collect();
         let pin = request.pinned_key.as_deref();
-        let (key, chosen_by) = match choose_key(&keys, pin, request.strict) {
+        let (key, chosen_by) = match choose_key(&keys, &request.provider, pin, request.strict) {
             Choice::Key { key, chosen_by } => (key, chosen_by),
             Choice::PinRefused(problem) => {
                 return Err(self.pin_refused(
@@ -763,7 +767,7 @@ impl Resolver {
             .collect();
         let vars = self.inner.store.list_vars(scope)?;
         // What a resolve (not strict) would do, by the one rule.
-        let choice = choose_key(&keys, pinned_key, false);
+        let choice = choose_key(&keys, provider, pinned_key, false);
         let (chosen_key, chosen_by) = match choice {
             Choice::Key { key, chosen_by } => (Some(key.env_var.as_str()), Some(chosen_by)),
             Choice::PinRefused(_) | Choice::NoActiveKey => (None, None),
@@ -775,7 +779,7 @@ impl Resolver {
             .map(|((problem, pin), spent)| fallback_warning(pin, problem, scope, spent));
         let error = matches!(choice, Choice::NoActiveKey)
             .then(|| ExplainedError::of(&self.no_active_key(scope, manifest, &keys)));
-        let strict_error = match (choose_key(&keys, pinned_key, true), pinned_key) {
+        let strict_error = match (choose_key(&keys, provider, pinned_key, true), pinned_key) {
             (Choice::PinRefused(problem), Some(pin)) => {
                 Some(ExplainedError::of(&self.pin_refused(scope, manifest, pin, problem, &keys)))
             }
@@ -960,4 +964,78 @@ pub enum VarOrigin {
     Missing,
     /// Optional, and not set.
     Unset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(provider: &str, env_var: &str, variant: u32, status: KeyStatus) -> ProviderKey {
+        ProviderKey {
+            provider: provider.into(),
+            env_var: env_var.into(),
+            variant,
+            label: env_var.into(),
+            created_at: 0,
+            last_used_at: None,
+            status,
+            health: None,
+        }
+    }
+
+    fn chosen(choice: Choice<'_>) -> Option<(&str, ChosenBy)> {
+        match choice {
+            Choice::Key { key, chosen_by } => Some((key.env_var.as_str(), chosen_by)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_pin_is_honoured_only_when_it_exists_and_is_active() {
+        use KeyStatus::{Active, Disabled};
+        let keys = [
+            key("openai", "OPENAI_API_KEY_3", 3, Active),
+            key("openai", "OPENAI_API_KEY", 1, Disabled),
+            key("openai", "OPENAI_API_KEY_2", 2, Active),
+            key("anthropic", "ANTHROPIC_API_KEY", 1, Active),
+        ];
+        let choose = |pin, strict| choose_key(&keys, "openai", pin, strict);
+        for strict in [false, true] {
+            assert_eq!(
+                chosen(choose(None, strict)),
+                Some(("OPENAI_API_KEY_2", ChosenBy::ScopeDefault))
+            );
+            assert_eq!(
+                chosen(choose(Some("OPENAI_API_KEY_3"), strict)),
+                Some(("OPENAI_API_KEY_3", ChosenBy::Pinned))
+            );
+        }
+        assert_eq!(
+            chosen(choose(Some("OPENAI_API_KEY"), false)),
+            Some(("OPENAI_API_KEY_2", ChosenBy::FallbackPinDisabled))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY"), true), Choice::PinRefused(PinProblem::Disabled));
+        // Another provider's key is no pin of this one.
+        assert_eq!(
+            chosen(choose(Some("ANTHROPIC_API_KEY"), false)),
+            Some(("OPENAI_API_KEY_2", ChosenBy::FallbackPinMissing))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY_9"), true), Choice::PinRefused(PinProblem::Missing));
+    }
+
+    #[test]
+    fn without_an_active_key_nothing_is_chosen() {
+        let keys = [
+            key("openai", "OPENAI_API_KEY", 1, KeyStatus::Disabled),
+            key("openai", "OPENAI_API_KEY_2", 2, KeyStatus::Disabled),
+        ];
+        for pin in [None, Some("OPENAI_API_KEY"), Some("OPENAI_API_KEY_7")] {
+            assert_eq!(choose_key(&keys, "openai", pin, false), Choice::NoActiveKey, "{pin:?}");
+        }
+        assert_eq!(
+            choose_key(&keys, "openai", Some("OPENAI_API_KEY_2"), true),
+            Choice::PinRefused(PinProblem::Disabled)
+        );
+        assert_eq!(choose_key(&[], "openai", None, true), Choice::NoActiveKey);
+    }
 }
