@@ -58,16 +58,25 @@ async fn start() -> Running {
 
 impl Running {
     async fn agent_token(&self, scope: &str) -> String {
+        self.scope_token(scope, "agent").await
+    }
+
+    async fn admin_token(&self, scope: &str) -> String {
+        self.scope_token(scope, "admin").await
+    }
+
+    async fn scope_token(&self, scope: &str, role: &str) -> String {
         let (status, body) = self
             .client
             .call(
                 "POST",
                 "/v1/tokens",
                 Some(&self.operator),
-                Some(&json!({ "scope": scope, "label": "test agent" })),
+                Some(&json!({ "scope": scope, "role": role, "label": format!("test {role}") })),
             )
             .await;
         assert_eq!(status, 201, "{body}");
+        assert_eq!(body["info"]["kind"], role, "{body}");
         body["token"].as_str().unwrap().to_owned()
     }
 
@@ -103,12 +112,13 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
     let client = &host.client;
     let scope = "acme/shop/prod";
     let agent = host.agent_token(scope).await;
+    let admin = host.admin_token(scope).await;
 
     // Set a key and its base URL through the API (the value in the body).
     let set = host.set(&host.operator, scope, "OPENAI_API_KEY", "sk-good-one").await;
     assert_eq!(set["variable"]["version"], 1);
     assert_eq!(set["linked_key"]["provider"], "openai");
-    host.set(&agent, scope, "OPENAI_API_BASE", &upstream).await;
+    host.set(&admin, scope, "OPENAI_API_BASE", &upstream).await;
 
     // Listing never shows values.
     let (status, listing) =
@@ -130,7 +140,7 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
     assert!(first["lease"]["expires_at"].as_u64().unwrap() > 0);
 
     // Rotate with the lease held.
-    let rotated = host.set(&agent, scope, "OPENAI_API_KEY", "sk-good-two").await;
+    let rotated = host.set(&admin, scope, "OPENAI_API_KEY", "sk-good-two").await;
     assert_eq!(rotated["variable"]["version"], 2);
     let request = json!({ "request": {
         "method": "POST",
@@ -213,15 +223,15 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
     assert_eq!((status, code(&strict)), (404, "pinned_key_missing"));
 
     // Probe through the mock: one key healthy, one invalid.
-    host.set(&agent, scope, "OPENAI_API_KEY_2", "sk-bad-key").await;
+    host.set(&admin, scope, "OPENAI_API_KEY_2", "sk-bad-key").await;
     let probe = |key: &'static str| {
-        let agent = agent.clone();
+        let admin = admin.clone();
         async move {
             client
                 .call(
                     "POST",
                     &format!("/v1/scopes/{scope}/providers/openai/keys/{key}/probe"),
-                    Some(&agent),
+                    Some(&admin),
                     None,
                 )
                 .await
@@ -316,7 +326,7 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
         (embedding["provider"].as_str(), embedding["ready"].as_bool()),
         (Some("voyage"), Some(false))
     );
-    host.set(&agent, scope, "PLATOS_EMBEDDING_PROVIDER", "openai").await;
+    host.set(&admin, scope, "PLATOS_EMBEDDING_PROVIDER", "openai").await;
     let (_, embedding) =
         client.call("GET", &format!("/v1/scopes/{scope}/embedding"), Some(&agent), None).await;
     assert_eq!(
@@ -329,7 +339,7 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
         .call(
             "PATCH",
             &format!("/v1/scopes/{scope}/providers/openai/keys/OPENAI_API_KEY"),
-            Some(&agent),
+            Some(&admin),
             Some(&json!({ "status": "disabled", "label": "prod-us" })),
         )
         .await;
@@ -345,8 +355,8 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
 
     // Unset.
     let var = format!("/v1/scopes/{scope}/env/OPENAI_API_KEY_2");
-    assert_eq!(client.call("DELETE", &var, Some(&agent), None).await.0, 200);
-    let (status, unset) = client.call("DELETE", &var, Some(&agent), None).await;
+    assert_eq!(client.call("DELETE", &var, Some(&admin), None).await.0, 200);
+    let (status, unset) = client.call("DELETE", &var, Some(&admin), None).await;
     assert_eq!((status, code(&unset)), (404, "variable_not_set"));
 
     // Metrics: resolves by outcome, fallbacks, verdicts, plugin calls, leases.
@@ -415,10 +425,10 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
         .await;
     let their_lease = resolved["lease"]["id"].as_str().unwrap().to_owned();
 
-    let scoped: Vec<_> =
-        routes().into_iter().filter(|route| route.access == Access::Scoped).collect();
+    let admin = host.admin_token(mine).await;
+    let scoped: Vec<_> = routes().into_iter().filter(|route| route.access.is_scoped()).collect();
     assert!(scoped.len() >= 12, "{scoped:?}");
-    for route in &scoped {
+    for (route, token) in scoped.iter().flat_map(|route| [(route, &agent), (route, &admin)]) {
         let body = body_for(route.method, route.path);
         let mut answers = Vec::new();
         for scope in [theirs, nowhere] {
@@ -428,7 +438,7 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             }
             answers.push(
                 client
-                    .raw(route.method, &path, Some(&agent), body.as_ref().map(Value::to_string))
+                    .raw(route.method, &path, Some(token), body.as_ref().map(Value::to_string))
                     .await,
             );
         }
@@ -499,15 +509,17 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             route.path
         );
         if route.access == Access::Operator {
-            let (status, answer) =
-                client.call(route.method, &path, Some(&agent), body.as_ref()).await;
-            assert_eq!(
-                (status, code(&answer)),
-                (403, "operator_only"),
-                "{} {}",
-                route.method,
-                route.path
-            );
+            for token in [&agent, &admin] {
+                let (status, answer) =
+                    client.call(route.method, &path, Some(token), body.as_ref()).await;
+                assert_eq!(
+                    (status, code(&answer)),
+                    (403, "operator_only"),
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+            }
         }
     }
     // Their value is untouched and mine is reachable.
@@ -518,6 +530,300 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
         client.call("GET", &format!("/v1/scopes/{mine}/providers"), Some(&agent), None).await.0,
         200
     );
+}
+
+#[tokio::test]
+async fn agents_read_and_resolve_admins_change_their_scope_and_operators_manage_tokens() {
+    let (upstream, _) = mock_upstream().await;
+    let host = start().await;
+    let client = &host.client;
+    let (mine, theirs) = ("acme/shop/dev", "acme/shop/prod");
+    let canary = "sk-good-roles-canary-5f1c";
+    host.set(&host.operator, mine, "OPENAI_API_KEY", canary).await;
+    host.set(&host.operator, mine, "OPENAI_API_BASE", &upstream).await;
+    let agent = host.agent_token(mine).await;
+    let admin = host.admin_token(mine).await;
+    let mut answers: Vec<String> = Vec::new();
+
+    // An agent token reaches no changing route of its own scope: 403 admin_only, nothing changed.
+    let changing: Vec<_> =
+        routes().into_iter().filter(|route| route.access == Access::ScopeAdmin).collect();
+    let names: Vec<(&str, &str)> =
+        changing.iter().map(|route| (route.method, route.path)).collect();
+    for expected in [
+        ("PUT", "/env/{name}"),
+        ("DELETE", "/env/{name}"),
+        ("PATCH", "/keys/{key}"),
+        ("POST", "/keys/{key}/probe"),
+    ] {
+        assert!(
+            names.iter().any(|(method, path)| *method == expected.0 && path.ends_with(expected.1)),
+            "{expected:?} must need an admin token: {names:?}"
+        );
+    }
+    for route in &changing {
+        let path = fill(route.path, mine);
+        let (status, answer) = client
+            .raw(
+                route.method,
+                &path,
+                Some(&agent),
+                body_for(route.method, route.path).map(|b| b.to_string()),
+            )
+            .await;
+        let json: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!((status, code(&json)), (403, "admin_only"), "{} {}", route.method, route.path);
+        assert!(json["error"]["message"].as_str().unwrap().contains("admin token"), "{answer}");
+        answers.push(answer);
+    }
+    let (_, vars) = client.call("GET", &format!("/v1/scopes/{mine}/env"), Some(&agent), None).await;
+    let key = vars["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "OPENAI_API_KEY")
+        .unwrap();
+    assert_eq!(key["version"], 1, "the agent's PUT changed nothing: {vars}");
+    let (_, keys) = client
+        .call("GET", &format!("/v1/scopes/{mine}/providers/openai/keys"), Some(&agent), None)
+        .await;
+    let row = &keys["provider"]["keys"][0];
+    assert_eq!(
+        (row["label"].as_str(), row["status"].as_str(), row["health"].is_null()),
+        (Some("OPENAI_API_KEY"), Some("active"), true),
+        "{keys}"
+    );
+    answers.extend([vars.to_string(), keys.to_string()]);
+
+    // It still reads and resolves.
+    for path in ["/providers", "/env", "/models", "/embedding", "/providers/openai/explain"] {
+        let (status, answer) =
+            client.raw("GET", &format!("/v1/scopes/{mine}{path}"), Some(&agent), None).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        answers.push(answer);
+    }
+    let (status, resolved) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{mine}/resolve"),
+            Some(&agent),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(
+        (status, resolved["env"]["OPENAI_API_KEY"].as_str()),
+        (200, Some(canary)),
+        "{resolved}"
+    );
+
+    // An admin token of the scope changes it.
+    let env = format!("/v1/scopes/{mine}/env/OPENAI_API_KEY_2");
+    let (status, answer) = client
+        .call("PUT", &env, Some(&admin), Some(&json!({ "value": format!("{canary}-two") })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answers.push(answer.to_string());
+    let (status, answer) = client
+        .call(
+            "PATCH",
+            &format!("/v1/scopes/{mine}/providers/openai/keys/OPENAI_API_KEY_2"),
+            Some(&admin),
+            Some(&json!({ "label": "second", "status": "disabled" })),
+        )
+        .await;
+    assert_eq!((status, answer["key"]["label"].as_str()), (200, Some("second")), "{answer}");
+    answers.push(answer.to_string());
+    let (status, answer) = client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{mine}/providers/openai/keys/OPENAI_API_KEY/probe"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, answer["verdict"].as_str()), (200, Some("healthy")), "{answer}");
+    answers.push(answer.to_string());
+    let (status, answer) = client.call("DELETE", &env, Some(&admin), None).await;
+    assert_eq!(status, 200, "{answer}");
+    answers.push(answer.to_string());
+    let (status, me) = client.call("GET", "/v1/whoami", Some(&admin), None).await;
+    assert_eq!(
+        (status, me["kind"].as_str(), me["scope"].as_str()),
+        (200, Some("admin"), Some(mine))
+    );
+
+    // ... but not another scope (the answer of a scope that does not exist),
+    // and manages no tokens.
+    let (status, answer) = client
+        .call(
+            "PUT",
+            &format!("/v1/scopes/{theirs}/env/OPENAI_API_KEY"),
+            Some(&admin),
+            Some(&json!({ "value": "x" })),
+        )
+        .await;
+    assert_eq!((status, code(&answer)), (404, "scope_not_found"));
+    for (method, path, body) in [
+        ("GET", "/v1/tokens", None),
+        ("POST", "/v1/tokens", Some(json!({ "scope": mine, "role": "admin" }))),
+        ("POST", "/v1/tokens", Some(json!({ "operator": true }))),
+    ] {
+        let (status, answer) = client.call(method, path, Some(&admin), body.as_ref()).await;
+        assert_eq!((status, code(&answer)), (403, "operator_only"), "{method} {path}");
+    }
+
+    // Token requests: the role field, and combinations that do not fit.
+    let op = Some(host.operator.as_str());
+    for (body, kind) in [
+        (json!({ "role": "operator" }), "operator"),
+        (json!({ "operator": true, "role": "operator" }), "operator"),
+        (json!({ "scope": theirs }), "agent"),
+        (json!({ "scope": theirs, "role": "agent" }), "agent"),
+        (json!({ "scope": theirs, "role": "admin", "label": "deployer" }), "admin"),
+    ] {
+        let (status, created) = client.call("POST", "/v1/tokens", op, Some(&body)).await;
+        assert_eq!(
+            (status, created["info"]["kind"].as_str()),
+            (201, Some(kind)),
+            "{body}: {created}"
+        );
+    }
+    for (body, expected) in [
+        (json!({ "operator": true, "role": "agent" }), "invalid_token_request"),
+        (json!({ "role": "admin" }), "invalid_token_request"),
+        (json!({ "role": "operator", "scope": theirs }), "invalid_token_request"),
+        (json!({ "operator": true, "scope": theirs }), "invalid_token_request"),
+        (json!({}), "invalid_token_request"),
+        (json!({ "scope": theirs, "role": "root" }), "invalid_json"),
+    ] {
+        let (status, answer) = client.call("POST", "/v1/tokens", op, Some(&body)).await;
+        assert_eq!((status, code(&answer)), (400, expected), "{body}: {answer}");
+        answers.push(answer.to_string());
+    }
+    let (_, list) = client.call("GET", "/v1/tokens", op, None).await;
+    let kinds: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|kind| **kind == "admin").count(), 2, "{list}");
+    let (_, metrics) = client.raw("GET", "/metrics", op, None).await;
+    assert!(metrics.contains("platos_tokens{kind=\"admin\"} 2"), "{metrics}");
+    assert!(metrics.contains("platos_tokens{kind=\"agent\"} 3"), "{metrics}");
+    answers.extend([list.to_string(), metrics]);
+
+    for answer in &answers {
+        assert!(
+            !answer.contains(canary),
+            "an answer not meant for an agent carries the key: {answer}"
+        );
+    }
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_key_is_never_spent_and_explain_says_why() {
+    let host = start().await;
+    let client = &host.client;
+    let scope = "acme/shop/prod";
+    let (one, two) = ("sk-canary-enabled-0b7e", "sk-canary-disabled-93ad");
+    host.set(&host.operator, scope, "OPENAI_API_KEY", one).await;
+    host.set(&host.operator, scope, "OPENAI_API_KEY_2", two).await;
+    let agent = host.agent_token(scope).await;
+    let key_path = |key: &str| format!("/v1/scopes/{scope}/providers/openai/keys/{key}");
+    let set_status = |key: &'static str, status: &'static str| {
+        let path = key_path(key);
+        let operator = host.operator.clone();
+        async move {
+            let (code, answer) = client
+                .call("PATCH", &path, Some(&operator), Some(&json!({ "status": status })))
+                .await;
+            assert_eq!(code, 200, "{answer}");
+            answer.to_string()
+        }
+    };
+    let resolve = |pin: Option<&str>, strict: bool| {
+        let mut body = json!({ "provider": "openai", "strict": strict });
+        if let Some(pin) = pin {
+            body["pinned_key"] = json!(pin);
+        }
+        let agent = agent.clone();
+        async move {
+            client
+                .call("POST", &format!("/v1/scopes/{scope}/resolve"), Some(&agent), Some(&body))
+                .await
+        }
+    };
+    let explain = |pin: &str| {
+        let agent = agent.clone();
+        let path = format!("/v1/scopes/{scope}/providers/openai/explain?pinned_key={pin}");
+        async move { client.call("GET", &path, Some(&agent), None).await }
+    };
+    let mut answers = vec![set_status("OPENAI_API_KEY_2", "disabled").await];
+
+    // A pin to the disabled key: the default, with a warning saying it is disabled.
+    let (status, fallback) = resolve(Some("OPENAI_API_KEY_2"), false).await;
+    assert_eq!(status, 200, "{fallback}");
+    assert_eq!(
+        (fallback["chosen_by"].as_str(), fallback["key"]["key_id"].as_str()),
+        (Some("fallback-pin-disabled"), Some("OPENAI_API_KEY"))
+    );
+    assert_eq!(fallback["env"]["OPENAI_API_KEY"], one);
+    assert!(!fallback.to_string().contains(two), "the disabled key was handed out: {fallback}");
+    let warning = fallback["warning"].as_str().unwrap().to_owned();
+    assert!(warning.contains("OPENAI_API_KEY_2 is disabled"), "{warning}");
+    // Strict: its own code.
+    let (status, strict) = resolve(Some("OPENAI_API_KEY_2"), true).await;
+    assert_eq!((status, code(&strict)), (409, "pinned_key_disabled"), "{strict}");
+    answers.push(strict.to_string());
+    // Explain says the same, word for word.
+    let (status, explained) = explain("OPENAI_API_KEY_2").await;
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(explained["chosen_by"], "fallback-pin-disabled");
+    assert_eq!(explained["warning"], warning.as_str());
+    assert_eq!(explained["strict_error"], strict["error"], "{explained}");
+    let chosen: Vec<&str> = explained["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["chosen"] == true)
+        .map(|c| c["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(chosen, ["OPENAI_API_KEY"]);
+    answers.push(explained.to_string());
+
+    // Every key disabled: the error says they are disabled.
+    answers.push(set_status("OPENAI_API_KEY", "disabled").await);
+    let (status, none) = resolve(None, false).await;
+    assert_eq!((status, code(&none)), (409, "all_keys_disabled"), "{none}");
+    let message = none["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is disabled") && !message.contains("set OPENAI_API_KEY"),
+        "{message}"
+    );
+    let (_, explained) = explain("OPENAI_API_KEY").await;
+    assert_eq!(explained["error"], none["error"], "{explained}");
+    assert_eq!(explained["chosen_by"], Value::Null);
+    answers.extend([none.to_string(), explained.to_string()]);
+
+    // Enabled again: the pin is honoured.
+    answers.push(set_status("OPENAI_API_KEY_2", "active").await);
+    let (status, pinned) = resolve(Some("OPENAI_API_KEY_2"), true).await;
+    assert_eq!((status, pinned["chosen_by"].as_str()), (200, Some("pinned")), "{pinned}");
+    assert_eq!(pinned["env"]["OPENAI_API_KEY"], two);
+
+    let (_, metrics) = client.raw("GET", "/metrics", Some(&host.operator), None).await;
+    assert!(
+        metrics.contains("platos_resolves_total{outcome=\"fallback-pin-disabled\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("platos_resolve_fallbacks_total 1"), "{metrics}");
+    answers.push(metrics);
+    for answer in &answers {
+        assert!(!answer.contains(one) && !answer.contains(two), "{answer}");
+    }
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test]
@@ -1233,6 +1539,30 @@ async fn the_binary_first_start_tokens_reload_and_restart() {
         listed.contains("self/host/default") && listed.contains("ci") && !listed.contains(&agent),
         "{listed}"
     );
+    let created = token_cli(&[
+        "token",
+        "create",
+        "--scope",
+        "acme/shop/prod",
+        "--admin",
+        "--label",
+        "deployer",
+    ]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(String::from_utf8_lossy(&created.stderr).contains("an admin token for acme/shop/prod"));
+    let admin = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let listed = String::from_utf8(token_cli(&["token", "list"]).stdout).unwrap();
+    let admin_row = listed.lines().find(|line| line.contains("deployer")).unwrap();
+    assert!(
+        admin_row.contains(" admin ")
+            && admin_row.contains("read, resolve, change")
+            && admin_row.contains("acme/shop/prod"),
+        "{listed}"
+    );
+    assert!(listed.lines().any(|line| line.contains(" agent ") && line.contains("read, resolve ")));
+    assert!(!listed.contains(&admin), "{listed}");
+    let refused = token_cli(&["token", "create", "--admin"]);
+    assert!(!refused.status.success() && refused.stdout.is_empty());
     let extra = token_cli(&["token", "create", "--scope", "other/scope/x"]);
     let extra = String::from_utf8(extra.stdout).unwrap();
     let extra_id =
@@ -1260,6 +1590,18 @@ async fn the_binary_first_start_tokens_reload_and_restart() {
     );
     let (status, _) = client.call("GET", "/v1/scopes/acme/shop/prod/env", Some(&agent), None).await;
     assert_eq!(status, 404);
+    // The admin token made on the command line changes its scope; the agent token does not.
+    let (status, me) = client.call("GET", "/v1/whoami", Some(&admin), None).await;
+    assert_eq!((status, me["kind"].as_str()), (200, Some("admin")), "{me}");
+    let put = json!({ "value": "sk-ant-cli-admin" });
+    let (status, answer) = client
+        .call("PUT", "/v1/scopes/acme/shop/prod/env/ANTHROPIC_API_KEY", Some(&admin), Some(&put))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = client
+        .call("PUT", "/v1/scopes/self/host/default/env/MY_SETTING", Some(&agent), Some(&put))
+        .await;
+    assert_eq!((status, code(&answer)), (403, "admin_only"), "{answer}");
     let (status, log) = binary.stop();
     assert!(status.success());
     assert!(log.contains("read from") && log.contains("encryption.key"), "{log}");

@@ -117,13 +117,14 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
     };
     let operator = std::fs::read_to_string(data.join("operator.token")).unwrap().trim().to_owned();
     let client = Client::new(address.parse().unwrap());
-    // The page is used with an agent token of the scope (it fills the scope in from whoami).
+    // The page is used with an admin token of the scope (it fills the scope in
+    // from whoami; "Test key" is a change, which agent tokens may not make).
     let (status, created) = client
         .call(
             "POST",
             "/v1/tokens",
             Some(&operator),
-            Some(&json!({ "scope": "acme/shop/prod", "label": "page" })),
+            Some(&json!({ "scope": "acme/shop/prod", "role": "admin", "label": "page" })),
         )
         .await;
     assert_eq!(status, 201, "{created}");

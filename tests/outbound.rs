@@ -152,3 +152,144 @@ async fn hosts_outside_the_allowed_list_are_refused_before_sending() {
     assert_eq!(response.status, 0);
     assert!(String::from_utf8(response.body).unwrap().contains("is not allowed"));
 }
+
+/// A listener on 127.0.0.1 that counts the connections it accepts and
+/// answers each with a bare 200: any connection at all shows in the count.
+async fn tripwire() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    (port, connections)
+}
+
+/// Sends a GET with a canary key to `url`, with `url` itself as the base
+/// URL (so only the address policy stands in the way), and returns the
+/// status and the body as text.
+async fn send_to(outbound: &Outbound, url: &str) -> (u16, String) {
+    let allowed = AllowedHosts::new(&[], Some(url)).unwrap();
+    let response =
+        outbound.send(&get_with_key(url.to_owned(), "sk-canary-outbound"), &allowed).await;
+    (response.status, String::from_utf8(response.body).unwrap())
+}
+
+#[tokio::test]
+async fn every_spelling_of_loopback_is_refused_without_connecting() {
+    use std::sync::atomic::Ordering;
+    let (port, connections) = tripwire().await;
+    let closed = sender(false);
+    for host in [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "0x7f.0.0.1",
+        "0177.0.0.1",
+        "0177.1",
+        "127.0.0.1.",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[64:ff9b::127.0.0.1]",
+        "[2002:7f00:1::]",
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+        "[::1]",
+        "[0:0:0:0:0:0:0:1]",
+    ] {
+        let url = format!("http://{host}:{port}/v1/models");
+        let (status, reason) = send_to(&closed, &url).await;
+        assert_eq!(status, 0, "{url}: {reason}");
+        assert!(reason.contains("is a loopback address"), "{url}: {reason}");
+        assert!(!reason.contains("sk-canary"), "{url}: {reason}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused address was connected to");
+
+    // The tripwire does see a connection the policy allows.
+    let (status, body) = send_to(&sender(true), &format!("http://2130706433:{port}/")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn metadata_and_reserved_addresses_in_every_spelling_are_refused_whatever_is_allowed() {
+    let open = Outbound::new(OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: true },
+        timeout: Duration::from_millis(500),
+        max_body_bytes: 1 << 20,
+    })
+    .unwrap();
+    for (host, expected) in [
+        ("169.254.169.254", "never allowed"),
+        ("2852039166", "never allowed"),
+        ("0xa9.0xfe.0xa9fe", "never allowed"),
+        ("0xa9fe.0xa9fe", "not an absolute http(s) URL"),
+        ("0xa9fea9fe", "never allowed"),
+        ("0251.0376.0251.0376", "never allowed"),
+        ("169.254.43518", "never allowed"),
+        ("100.100.100.200", "never allowed"),
+        ("[::ffff:a9fe:a9fe]", "never allowed"),
+        ("[::ffff:169.254.169.254]", "never allowed"),
+        ("[::a9fe:a9fe]", "never allowed"),
+        ("[64:ff9b::a9fe:a9fe]", "never allowed"),
+        ("[64:ff9b:1::a9fe:a9fe]", "never allowed"),
+        ("[2002:a9fe:a9fe::1]", "never allowed"),
+        ("[2001:0:4136:e378:8000:63bf:5601:5601]", "never allowed"),
+        ("[fe80::1]", "never allowed"),
+        ("[fd00:ec2::254]", "never allowed"),
+        ("0.0.0.0", "not a unicast address"),
+        ("0", "not a unicast address"),
+        ("[::]", "not a unicast address"),
+        ("255.255.255.255", "not a unicast address"),
+        ("192.0.2.1", "is reserved"),
+        ("198.51.100.1", "is reserved"),
+        ("203.0.113.1", "is reserved"),
+        ("192.0.0.170", "is reserved"),
+        ("[2001:db8::1]", "is reserved"),
+        ("[100::1]", "is reserved"),
+        ("[64:ff9b::c000:201]", "is reserved"),
+    ] {
+        let url = format!("http://{host}/latest/meta-data/");
+        let (status, reason) = send_to(&open, &url).await;
+        assert_eq!(status, 0, "{url}: {reason}");
+        assert!(reason.contains(expected), "{url}: {reason}");
+        assert!(
+            !reason.contains("could not connect") && !reason.contains("timed out"),
+            "{url} was attempted: {reason}"
+        );
+        assert!(!reason.contains("sk-canary"), "{url}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn private_addresses_in_every_spelling_need_the_operator() {
+    let closed = sender(true);
+    for host in [
+        "10.0.0.1",
+        "167772161",
+        "198.18.0.1",
+        "[::ffff:10.0.0.1]",
+        "[64:ff9b::a00:1]",
+        "[2002:c0a8:101::1]",
+        "[fec0::1]",
+        "[fd00::1]",
+        "[64:ff9b:1::808:808]",
+    ] {
+        let url = format!("http://{host}/v1/models");
+        let (status, reason) = send_to(&closed, &url).await;
+        assert_eq!(status, 0, "{url}: {reason}");
+        assert!(reason.contains("--allow-private-upstreams"), "{url}: {reason}");
+    }
+}

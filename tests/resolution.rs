@@ -21,7 +21,8 @@ use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, 
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    HealthVerdict, ProviderVars, SecretStore, SledStore, StoreOptions, VarSource,
+    HealthVerdict, KeyStatus, KeyUpdate, ProviderVars, SecretStore, SledStore, StoreOptions,
+    VarSource,
 };
 use secrecy::SecretString;
 
@@ -357,4 +358,132 @@ async fn health_rounds_record_verdicts_dedupe_and_feed_the_picker() {
     assert_eq!(platos_host::policy::verdicts::class_name(&outcome.verdict), "healthy");
     let keys = f.store.list_provider_keys(&scopes[0]).unwrap();
     assert_eq!(keys[1].health.as_ref().unwrap().verdict, HealthVerdict::Healthy);
+}
+
+fn disable(store: &SledStore, scope: &Scope, key: &str) {
+    store
+        .update_provider_key(scope, "openai", key, KeyUpdate::Status(KeyStatus::Disabled))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-canary-active-one");
+    set(&f.store, &prod, "OPENAI_API_KEY_2", "sk-canary-disabled-two");
+    disable(&f.store, &prod, "OPENAI_API_KEY_2");
+
+    // Not strict: the scope default, with a warning that says why.
+    let fallback =
+        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), false)).unwrap();
+    assert_eq!(fallback.chosen_by, ChosenBy::FallbackPinDisabled);
+    assert_eq!(fallback.key.key_id, "OPENAI_API_KEY");
+    assert_eq!(fallback.env.get("OPENAI_API_KEY"), Some("sk-canary-active-one"));
+    let warning = fallback.warning.clone().unwrap();
+    assert!(warning.contains("OPENAI_API_KEY_2 is disabled"), "{warning}");
+    assert_eq!(f.resolver.counters().disabled_pin_fallbacks.load(Ordering::Relaxed), 1);
+    assert_eq!(f.resolver.counters().fallbacks.load(Ordering::Relaxed), 0);
+
+    // Strict: its own error, naming the pin and the active keys.
+    let error =
+        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap_err();
+    assert_eq!(error.code(), "pinned_key_disabled");
+    let message = error.to_string();
+    assert!(message.contains("OPENAI_API_KEY_2 of openai is disabled"), "{message}");
+    assert!(message.ends_with("pin an active key: OPENAI_API_KEY"), "{message}");
+
+    // Explain: the same choice, warning and strict error, word for word.
+    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).unwrap();
+    assert_eq!(explanation.chosen_by, Some(ChosenBy::FallbackPinDisabled));
+    assert_eq!(explanation.warning.as_deref(), Some(warning.as_str()));
+    let strict = explanation.strict_error.as_ref().unwrap();
+    assert_eq!((strict.code, strict.message.as_str()), ("pinned_key_disabled", message.as_str()));
+    assert!(explanation.error.is_none());
+    let chosen: Vec<(&str, bool, &str)> = explanation
+        .candidates
+        .iter()
+        .map(|c| (c.key_id.as_str(), c.chosen, c.reason.as_str()))
+        .collect();
+    assert_eq!(chosen[0].0, "OPENAI_API_KEY");
+    assert!(chosen[0].1 && chosen[0].2.contains("is disabled (fallback)"), "{chosen:?}");
+    assert_eq!((chosen[1].0, chosen[1].1), ("OPENAI_API_KEY_2", false));
+    assert!(chosen[1].2.starts_with("pinned, but disabled"), "{chosen:?}");
+
+    // A missing pin keeps its own wording and code.
+    let missing = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_7")).unwrap();
+    assert_eq!(missing.chosen_by, Some(ChosenBy::FallbackPinMissing));
+    assert_eq!(missing.strict_error.unwrap().code, "pinned_key_missing");
+
+    // Every key disabled: the error says so, not "set OPENAI_API_KEY".
+    disable(&f.store, &prod, "OPENAI_API_KEY");
+    for pin in [None, Some("OPENAI_API_KEY_2"), Some("OPENAI_API_KEY_7")] {
+        let error = f.resolver.resolve(&request(&prod, "openai", pin, false)).unwrap_err();
+        assert_eq!(error.code(), "all_keys_disabled", "{pin:?}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "every openai key in acme/shop/prod is disabled (OPENAI_API_KEY, OPENAI_API_KEY_2)"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("set OPENAI_API_KEY"), "{message}");
+        let explanation = f.resolver.explain(&prod, "openai", pin).unwrap();
+        assert_eq!(explanation.chosen_by, None);
+        let explained = explanation.error.unwrap();
+        assert_eq!((explained.code, explained.message), ("all_keys_disabled", message));
+        assert!(explanation.candidates.iter().all(|c| !c.chosen));
+    }
+    // No key at all is still "no key linked".
+    let error =
+        f.resolver.resolve(&request(&scope("acme/shop/dev"), "openai", None, false)).unwrap_err();
+    assert_eq!(error.code(), "no_key_linked");
+
+    // Enabled again, the pin is honoured.
+    f.store
+        .update_provider_key(
+            &prod,
+            "openai",
+            "OPENAI_API_KEY_2",
+            KeyUpdate::Status(KeyStatus::Active),
+        )
+        .unwrap();
+    let pinned =
+        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap();
+    assert_eq!(
+        (pinned.chosen_by, pinned.key.key_id.as_str()),
+        (ChosenBy::Pinned, "OPENAI_API_KEY_2")
+    );
+
+    // No error or explanation carries a value.
+    let texts = [
+        format!("{:?}", f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).unwrap()),
+        serde_json::to_string(&f.resolver.explain(&prod, "openai", None).unwrap()).unwrap(),
+        message,
+        warning,
+    ];
+    for text in texts {
+        assert!(!text.contains("sk-canary"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn probing_a_vanished_key_says_the_key_is_not_found() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-canary-probe");
+    let outbound = Outbound::new(OutboundConfig::default()).unwrap();
+    let service = HealthService::new(f.resolver.clone(), outbound, HealthConfig::default());
+    let location = KeyLocation {
+        scope: prod.clone(),
+        provider: "openai".into(),
+        key_id: "OPENAI_API_KEY_3".into(),
+    };
+    let error = service.probe_key(&location).await.unwrap_err();
+    assert!(matches!(error, ResolveError::KeyNotFound { .. }), "{error}");
+    assert_eq!(error.code(), "key_not_found");
+    assert_eq!(
+        error.to_string(),
+        "openai has no key OPENAI_API_KEY_3 in acme/shop/prod; its keys: OPENAI_API_KEY"
+    );
 }

@@ -56,27 +56,37 @@ impl Resolve for CheckedResolver {
         Box::pin(async move {
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusals = Vec::new();
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|address| match check_address(address.ip(), policy) {
-                    Ok(()) => true,
-                    Err(refusal) => {
-                        refusals.push(refusal.to_string());
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let reason = if refusals.is_empty() {
-                    format!("{host} has no address")
-                } else {
-                    format!("{host} resolves only to refused addresses: {}", refusals.join("; "))
-                };
-                return Err(reason.into());
-            }
+            let allowed = checked_addresses(&host, resolved, policy)?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
+    }
+}
+
+/// The addresses of a DNS answer for `host` that the policy allows; an
+/// answer with none left is an error naming every refusal, so nothing
+/// connects to the name.
+fn checked_addresses(
+    host: &str,
+    resolved: Vec<SocketAddr>,
+    policy: AddressPolicy,
+) -> Result<Vec<SocketAddr>, String> {
+    let mut refusals = Vec::new();
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|address| match check_address(address.ip(), policy) {
+            Ok(()) => true,
+            Err(refusal) => {
+                refusals.push(refusal.to_string());
+                false
+            }
+        })
+        .collect();
+    if !allowed.is_empty() {
+        Ok(allowed)
+    } else if refusals.is_empty() {
+        Err(format!("{host} has no address"))
+    } else {
+        Err(format!("{host} resolves only to refused addresses: {}", refusals.join("; ")))
     }
 }
 
@@ -118,13 +128,11 @@ impl Outbound {
     ) -> Result<HttpResponse, String> {
         allowed.check(&request.url, &request.headers).map_err(|refusal| refusal.to_string())?;
         let url = reqwest::Url::parse(&request.url).map_err(|_| "malformed URL".to_owned())?;
-        // Literal addresses skip DNS, so check them here.
-        if let Some(host) = url.host_str() {
-            let literal = host.trim_start_matches('[').trim_end_matches(']');
-            if let Ok(address) = literal.parse::<IpAddr>() {
-                check_address(address, self.config.addresses)
-                    .map_err(|refusal| refusal.to_string())?;
-            }
+        // Literal addresses skip DNS, so check them here. The URL parser has
+        // already turned every IPv4 spelling (`2852039166`, `0xa9fe.0xa9fe`,
+        // `0251.0376.0251.0376`, `169.254.43518`) into its address.
+        if let Some(address) = literal_address(&url) {
+            check_address(address, self.config.addresses).map_err(|refusal| refusal.to_string())?;
         }
         let mut builder = self.client.request(request.method.into(), url);
         for (name, value) in &request.headers {
@@ -155,6 +163,15 @@ impl Outbound {
     }
 }
 
+/// The address of a URL whose host is an IP literal.
+fn literal_address(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(address) => Some(IpAddr::V4(address)),
+        url::Host::Ipv6(address) => Some(IpAddr::V6(address)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// A transport error in words, without the URL (its query may hold a key).
 fn describe_error(error: reqwest::Error) -> String {
     let kind = if error.is_timeout() {
@@ -173,4 +190,75 @@ fn describe_error(error: reqwest::Error) -> String {
         source = cause.source();
     }
     if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLOSED: AddressPolicy = AddressPolicy { allow_loopback: false, allow_private: false };
+
+    fn socket(text: &str) -> SocketAddr {
+        SocketAddr::new(text.parse().unwrap(), 0)
+    }
+
+    #[test]
+    fn every_dns_answer_is_checked_and_refused_ones_are_dropped() {
+        let answer = vec![
+            socket("64:ff9b::a9fe:a9fe"),
+            socket("8.8.8.8"),
+            socket("::ffff:127.0.0.1"),
+            socket("2001:db8::1"),
+            socket("2606:4700::1"),
+        ];
+        assert_eq!(
+            checked_addresses("api.example", answer, CLOSED).unwrap(),
+            [socket("8.8.8.8"), socket("2606:4700::1")]
+        );
+        let hostile = vec![socket("2002:a9fe:a9fe::1"), socket("::a9fe:a9fe")];
+        let reason = checked_addresses("evil.example", hostile, CLOSED).unwrap_err();
+        assert!(reason.starts_with("evil.example resolves only to refused addresses"), "{reason}");
+        assert_eq!(reason.matches("169.254.169.254").count(), 2, "{reason}");
+        assert_eq!(
+            checked_addresses("empty.example", Vec::new(), CLOSED).unwrap_err(),
+            "empty.example has no address"
+        );
+    }
+
+    #[test]
+    fn every_ipv4_and_ipv6_spelling_reaches_the_check_as_an_address() {
+        for (url, address) in [
+            ("http://2852039166/", "169.254.169.254"),
+            ("http://0xa9.0xfe.0xa9fe/", "169.254.169.254"),
+            ("http://0xa9.0xfea9fe/", "169.254.169.254"),
+            ("http://0xA9.0xFE.0xA9.0xFE/", "169.254.169.254"),
+            ("http://0251.0376.0251.0376/", "169.254.169.254"),
+            ("http://169.254.43518/", "169.254.169.254"),
+            ("http://169.16689662/", "169.254.169.254"),
+            ("http://0xa9fea9fe/", "169.254.169.254"),
+            ("http://169.254.169.254./", "169.254.169.254"),
+            ("http://127.1/", "127.0.0.1"),
+            ("http://0/", "0.0.0.0"),
+            ("http://%31%32%37.0.0.1/", "127.0.0.1"),
+            ("http://[::ffff:a9fe:a9fe]/", "::ffff:169.254.169.254"),
+            ("http://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254"),
+            ("http://[64:ff9b::169.254.169.254]/", "64:ff9b::a9fe:a9fe"),
+            ("http://[0:0:0:0:0:0:0:1]/", "::1"),
+        ] {
+            let parsed = reqwest::Url::parse(url).unwrap_or_else(|error| panic!("{url}: {error}"));
+            assert_eq!(literal_address(&parsed), Some(address.parse().unwrap()), "{url}");
+            assert!(check_address(address.parse().unwrap(), CLOSED).is_err(), "{url}");
+        }
+        let parsed = reqwest::Url::parse("https://api.openai.com/v1").unwrap();
+        assert_eq!(literal_address(&parsed), None);
+        // Spellings the parser rejects never become a request at all.
+        for url in [
+            "http://0xa9fe.0xa9fe/",
+            "http://256.0.0.1/",
+            "http://1.2.3.4.5/",
+            "http://[::ffff:1.2.3]/",
+        ] {
+            assert!(reqwest::Url::parse(url).is_err(), "{url}");
+        }
+    }
 }

@@ -1,6 +1,16 @@
-//! Access tokens: one kind for operators (every scope, token management,
-//! metrics) and one bound to a single `organization/project/environment`
-//! for agents.
+//! Access tokens, of three kinds ([`TokenKind`]):
+//!
+//! - **operator**: every scope, token management, metrics;
+//! - **admin**, bound to one `organization/project/environment`: everything
+//!   an agent may do there, plus changing it: set and unset variables,
+//!   relabel, enable and disable keys, and "test key" probes (a probe spends
+//!   a request with the key and records its health for the whole scope);
+//! - **agent**, bound to one scope: read it (providers, keys' metadata,
+//!   variable names, explain, the picker, embedding status) and resolve in
+//!   it (resolve, authorize and release its leases).
+//!
+//! Token management stays with operator tokens. A token bound to one scope
+//! sees any other scope exactly as a scope that does not exist.
 //!
 //! A token is `platos_<id>_<secret>`: a 12-hex-digit public id and 256
 //! random bits. Only `sha256(token)` is stored, in a small sled database at
@@ -38,11 +48,52 @@ pub const MAX_LABEL_LEN: usize = 128;
 pub enum Grant {
     /// Every scope, token management and metrics.
     Operator,
-    /// One scope.
-    Scope(Scope),
+    /// Read and resolve in one scope.
+    Agent(Scope),
+    /// Read, resolve and change one scope.
+    Admin(Scope),
 }
 
-/// The kind of a token, as the API spells it.
+impl Grant {
+    /// The grant of a token of `kind`, bound to `scope`; `None` when they do
+    /// not fit together (an operator token has no scope, the others need one).
+    pub fn new(kind: TokenKind, scope: Option<Scope>) -> Option<Grant> {
+        match (kind, scope) {
+            (TokenKind::Operator, None) => Some(Grant::Operator),
+            (TokenKind::Agent, Some(scope)) => Some(Grant::Agent(scope)),
+            (TokenKind::Admin, Some(scope)) => Some(Grant::Admin(scope)),
+            _ => None,
+        }
+    }
+
+    /// The kind of token that carries this grant.
+    pub fn kind(&self) -> TokenKind {
+        match self {
+            Grant::Operator => TokenKind::Operator,
+            Grant::Agent(_) => TokenKind::Agent,
+            Grant::Admin(_) => TokenKind::Admin,
+        }
+    }
+
+    /// The scope it is bound to (none for an operator).
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Grant::Operator => None,
+            Grant::Agent(scope) | Grant::Admin(scope) => Some(scope),
+        }
+    }
+
+    /// The label of a token created without one.
+    pub fn default_label(&self) -> String {
+        match self.scope() {
+            None => "operator".to_owned(),
+            Some(scope) => format!("{} {scope}", self.kind().name()),
+        }
+    }
+}
+
+/// The kind of a token, as the API spells it (its `kind`, and the `role` a
+/// token request asks for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
@@ -50,6 +101,19 @@ pub enum TokenKind {
     Operator,
     /// An agent token bound to one scope.
     Agent,
+    /// An admin token bound to one scope.
+    Admin,
+}
+
+impl TokenKind {
+    /// The name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Operator => "operator",
+            TokenKind::Agent => "agent",
+            TokenKind::Admin => "admin",
+        }
+    }
 }
 
 /// A token's public description: never the token or its digest.
@@ -57,9 +121,9 @@ pub enum TokenKind {
 pub struct TokenInfo {
     /// The public id (the `<id>` in `platos_<id>_<secret>`).
     pub id: String,
-    /// Operator or agent.
+    /// Operator, admin or agent.
     pub kind: TokenKind,
-    /// The scope of an agent token, `org/project/env`.
+    /// The scope of an agent or admin token, `org/project/env`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// A name for people.
@@ -68,7 +132,8 @@ pub struct TokenInfo {
     pub created_at: UnixMillis,
 }
 
-/// The stored row: the description and the digest.
+/// The stored row: the description and the digest. Rows written before
+/// admin tokens existed (kinds `operator` and `agent`) read unchanged.
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredToken {
     id: String,
@@ -102,11 +167,21 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Whether the caller may act in `scope`.
+    /// Whether the caller may read and resolve in `scope`.
     pub fn can_access(&self, scope: &Scope) -> bool {
         match &self.grant {
             Grant::Operator => true,
-            Grant::Scope(own) => own == scope,
+            Grant::Agent(own) | Grant::Admin(own) => own == scope,
+        }
+    }
+
+    /// Whether the caller may change `scope`: its variables and its keys'
+    /// metadata, and probe its keys.
+    pub fn can_administer(&self, scope: &Scope) -> bool {
+        match &self.grant {
+            Grant::Operator => true,
+            Grant::Admin(own) => own == scope,
+            Grant::Agent(_) => false,
         }
     }
 
@@ -241,14 +316,10 @@ impl TokenStore {
             { SECRET_HEX_LEN / 2 },
         >()));
         let token = SecretString::from(format!("{TOKEN_PREFIX}{id}_{}", secret.as_str()));
-        let (kind, scope) = match grant {
-            Grant::Operator => (TokenKind::Operator, None),
-            Grant::Scope(scope) => (TokenKind::Agent, Some(scope.to_string())),
-        };
         let row = StoredToken {
             id: id.clone(),
-            kind,
-            scope,
+            kind: grant.kind(),
+            scope: grant.scope().map(ToString::to_string),
             label: label.trim().to_owned(),
             created_at: now_millis(),
             digest: hex::encode(digest_of(token.expose_secret())),
@@ -309,8 +380,8 @@ impl TokenStore {
         let row = row.filter(|_| matches)?;
         let grant = match (row.kind, &row.scope) {
             (TokenKind::Operator, _) => Grant::Operator,
-            (TokenKind::Agent, Some(scope)) => Grant::Scope(scope.parse().ok()?),
-            (TokenKind::Agent, None) => return None,
+            (kind, Some(scope)) => Grant::new(kind, Some(scope.parse().ok()?))?,
+            (_, None) => return None,
         };
         Some(Caller { token_id: row.id.clone(), grant })
     }
@@ -330,14 +401,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
         let scope: Scope = "acme/shop/dev".parse().unwrap();
-        let agent = store.create(&Grant::Scope(scope.clone()), "ci").unwrap();
+        let agent = store.create(&Grant::Agent(scope.clone()), "ci").unwrap();
         let operator = store.create(&Grant::Operator, "root").unwrap();
         let text = agent.token.expose_secret();
         assert!(text.starts_with("platos_") && text.len() == 7 + 12 + 1 + 64, "{}", text.len());
         assert!(!format!("{agent:?}").contains(text));
         let caller = store.verify(text).unwrap();
-        assert_eq!(caller.grant, Grant::Scope(scope.clone()));
+        assert_eq!(caller.grant, Grant::Agent(scope.clone()));
         assert!(caller.can_access(&scope));
+        assert!(!caller.can_administer(&scope), "an agent token reads and resolves only");
         assert!(!caller.can_access(&"acme/shop/prod".parse().unwrap()));
         assert!(store.verify(operator.token.expose_secret()).unwrap().is_operator());
 
@@ -360,5 +432,90 @@ mod tests {
         assert_eq!(store.list().len(), 1);
         assert!(store.verify(&operator_text).is_some());
         assert!(matches!(store.create(&Grant::Operator, " "), Err(TokenError::InvalidLabel)));
+    }
+
+    #[test]
+    fn admin_tokens_administer_their_scope_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        let (dev, prod): (Scope, Scope) =
+            ("acme/shop/dev".parse().unwrap(), "acme/shop/prod".parse().unwrap());
+        let admin = store.create(&Grant::Admin(dev.clone()), "deployer").unwrap();
+        assert_eq!(
+            (admin.info.kind, admin.info.scope.as_deref()),
+            (TokenKind::Admin, Some("acme/shop/dev"))
+        );
+        let caller = store.verify(admin.token.expose_secret()).unwrap();
+        assert_eq!(caller.grant, Grant::Admin(dev.clone()));
+        assert!(caller.can_access(&dev) && caller.can_administer(&dev));
+        assert!(!caller.can_access(&prod) && !caller.can_administer(&prod));
+        assert!(!caller.is_operator());
+        let operator = store.create(&Grant::Operator, "root").unwrap();
+        let operator = store.verify(operator.token.expose_secret()).unwrap();
+        assert!(operator.can_administer(&prod));
+        assert_eq!(store.operator_count(), 1, "an admin token is not an operator token");
+
+        // Persisted with its kind.
+        let text = admin.token.expose_secret().to_owned();
+        drop(store);
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(store.verify(&text).unwrap().grant, Grant::Admin(dev.clone()));
+        let listed = serde_json::to_value(store.get(&admin.info.id).unwrap()).unwrap();
+        assert_eq!(listed["kind"], "admin");
+
+        // Kinds and scopes that do not fit together make no grant.
+        assert_eq!(Grant::new(TokenKind::Operator, Some(dev.clone())), None);
+        assert_eq!(Grant::new(TokenKind::Admin, None), None);
+        assert_eq!(Grant::new(TokenKind::Agent, None), None);
+        assert_eq!(Grant::Admin(dev.clone()).default_label(), "admin acme/shop/dev");
+        assert_eq!(Grant::Agent(dev).default_label(), "agent acme/shop/dev");
+    }
+
+    /// The rows a token database held before admin tokens existed, byte for
+    /// byte as that version wrote them.
+    const OLD_ROWS: [(&str, &[u8]); 2] = [
+        (
+            "0a1b2c3d4e5f",
+            br#"{"id":"0a1b2c3d4e5f","kind":"operator","scope":null,"label":"first start","created_at":1764175577000,"digest":"07e5837d4d9fea1ee8a3326ad1fc99c3cfe361e4c50bd12cf8a34566f60230c5"}"#,
+        ),
+        (
+            "a1b2c3d4e5f6",
+            br#"{"id":"a1b2c3d4e5f6","kind":"agent","scope":"acme/shop/prod","label":"checkout-agent","created_at":1764175578000,"digest":"d6c4aaa5e6a5d269c2616eb3d6d3d53ad573749c4ed9a252ad75af8db98cc707"}"#,
+        ),
+    ];
+
+    #[test]
+    fn a_token_database_from_before_admin_tokens_loads_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let tree = db.open_tree("tokens").unwrap();
+            for (id, row) in OLD_ROWS {
+                tree.insert(id.as_bytes(), row).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = TokenStore::open(dir.path()).unwrap();
+        let operator_text = format!("platos_0a1b2c3d4e5f_{}", "1".repeat(64));
+        let agent_text = format!("platos_a1b2c3d4e5f6_{}", "2".repeat(64));
+        assert_eq!(store.verify(&operator_text).unwrap().grant, Grant::Operator);
+        let agent = store.verify(&agent_text).unwrap();
+        assert_eq!(agent.grant, Grant::Agent("acme/shop/prod".parse().unwrap()));
+        assert!(!agent.can_administer(&"acme/shop/prod".parse().unwrap()));
+        let listed = serde_json::to_value(store.list()).unwrap();
+        assert_eq!(
+            listed,
+            serde_json::json!([
+                { "id": "0a1b2c3d4e5f", "kind": "operator", "label": "first start", "created_at": 1764175577000u64 },
+                { "id": "a1b2c3d4e5f6", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1764175578000u64 },
+            ])
+        );
+        assert_eq!(store.operator_count(), 1);
+        // A new token beside them, and every row still reads after a reopen.
+        store.create(&Grant::Admin("acme/shop/prod".parse().unwrap()), "ops").unwrap();
+        drop(store);
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(store.list().len(), 3);
+        assert!(store.verify(&agent_text).is_some() && store.verify(&operator_text).is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! A scope's environment variables: list (names, versions, times, sources;
-//! never values), set (the value in the JSON body, never in the URL) and
-//! unset. Writes are durable before the answer, off the async workers.
+//! never values; any token of the scope), set (the value in the JSON body,
+//! never in the URL) and unset (an admin token of the scope or an operator
+//! token). Writes are durable before the answer, off the async workers.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::ApiState;
 use super::error::ApiError;
-use super::extract::{JsonBody, Scoped};
+use super::extract::{AdminScoped, JsonBody, Scoped};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
 use crate::store::{StoreError, VarSource, check_name};
@@ -58,7 +59,7 @@ fn join_failed() -> ApiError {
 /// it replaces stays readable for the grace period (turns holding a lease
 /// on it finish). A provider key variable links its key.
 pub async fn set(
-    scoped: Scoped,
+    AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<SetVar>,
 ) -> Result<Json<Value>, ApiError> {
@@ -106,7 +107,10 @@ fn unknown_name_warning(state: &ApiState, name: &str) -> Option<String> {
 
 /// `DELETE .../env/{name}`: unsets; the last value stays readable by version
 /// for the grace period, and the key it linked is unlinked.
-pub async fn unset(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub async fn unset(
+    AdminScoped(scoped): AdminScoped,
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
     let name = scoped.param("name").to_owned();
     check_name(&name)?;
     let store = state.resolver().store().clone();

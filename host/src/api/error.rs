@@ -18,6 +18,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("missing_token", 401, "no `Authorization: Bearer <token>` header"),
     ("invalid_token", 401, "the token is malformed, unknown or revoked"),
     ("operator_only", 403, "the route needs an operator token"),
+    (
+        "admin_only",
+        403,
+        "the route changes the scope's variables or keys: it needs an admin token of the scope or an operator token",
+    ),
     ("scope_not_found", 404, "the scope does not exist or the token is not bound to it"),
     ("route_not_found", 404, "no route has this path"),
     ("method_not_allowed", 405, "the path exists, the method does not"),
@@ -34,11 +39,17 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid_label", 400, "a key label is empty, too long or has control characters"),
     ("invalid_class", 400, "`class` is not a model class"),
     ("invalid_request", 400, "the request to authorize is malformed"),
-    ("invalid_token_request", 400, "a token request names neither or both of operator and scope"),
+    (
+        "invalid_token_request",
+        400,
+        "a token request's operator, role and scope do not fit together",
+    ),
     ("managed_by_self_host", 409, "the variable is managed by the self-host configuration"),
     ("unknown_provider", 404, "no loaded plugin has this slug"),
     ("no_key_linked", 404, "the provider has no active key in the scope"),
     ("pinned_key_missing", 404, "a strict pin names a key that no longer exists"),
+    ("pinned_key_disabled", 409, "a strict pin names a key that is disabled"),
+    ("all_keys_disabled", 409, "every key of the provider in the scope is disabled"),
     ("key_not_found", 404, "the provider has no such key in the scope"),
     ("variable_not_set", 404, "the variable is not set in the scope"),
     ("lease_not_found", 404, "the lease does not exist, expired or was released"),
@@ -148,8 +159,11 @@ impl From<ResolveError> for ApiError {
             ResolveError::Store(error) => error.into(),
             ResolveError::UnknownProvider { .. }
             | ResolveError::NoKeyLinked { .. }
-            | ResolveError::PinnedKeyMissing { .. } => ApiError::not_found(code, message),
-            ResolveError::MissingVariable { .. } => ApiError::conflict(code, message),
+            | ResolveError::PinnedKeyMissing { .. }
+            | ResolveError::KeyNotFound { .. } => ApiError::not_found(code, message),
+            ResolveError::MissingVariable { .. }
+            | ResolveError::PinnedKeyDisabled { .. }
+            | ResolveError::AllKeysDisabled { .. } => ApiError::conflict(code, message),
         }
     }
 }

@@ -62,7 +62,7 @@ impl FromRequestParts<ApiState> for OperatorCaller {
             Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "operator_only",
-                "this route needs an operator token; agent tokens reach only their scope's routes under /v1/scopes/{organization}/{project}/{environment}",
+                "this route needs an operator token; agent and admin tokens reach only their scope's routes under /v1/scopes/{organization}/{project}/{environment}",
             ))
         }
     }
@@ -102,6 +102,30 @@ impl FromRequestParts<ApiState> for Scoped {
             return Err(ApiError::scope_not_found());
         }
         Ok(Scoped { caller, scope, params })
+    }
+}
+
+/// A caller allowed to change the scope of the path: an operator, or an
+/// admin token of that scope. The scope is checked first, so a token of
+/// another scope still gets the answer of a scope that does not exist; an
+/// agent token of this scope gets 403 `admin_only`.
+#[derive(Debug, Clone)]
+pub struct AdminScoped(pub Scoped);
+
+impl FromRequestParts<ApiState> for AdminScoped {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let scoped = Scoped::from_request_parts(parts, state).await?;
+        if scoped.caller.can_administer(&scoped.scope) {
+            Ok(AdminScoped(scoped))
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "admin_only",
+                "this route changes the scope (its variables, its keys' labels and status, or a probe of a key): it needs an admin token of this scope or an operator token; an agent token reads and resolves only (an operator creates admin tokens: POST /v1/tokens with {\"scope\": \"...\", \"role\": \"admin\"})",
+            ))
+        }
     }
 }
 

@@ -177,12 +177,14 @@ pub fn render(state: &ApiState) -> String {
         ("pinned", load(&counters.pinned)),
         ("scope-default", load(&counters.scope_default)),
         ("fallback-pin-missing", load(&counters.fallbacks)),
+        ("fallback-pin-disabled", load(&counters.disabled_pin_fallbacks)),
         ("error", load(&counters.errors)),
     ] {
         let _ = writeln!(out, "platos_resolves_total{{outcome=\"{outcome}\"}} {value}");
     }
-    out.push_str("# HELP platos_resolve_fallbacks_total Resolves whose pin no longer existed and fell back to the scope default.\n# TYPE platos_resolve_fallbacks_total counter\n");
-    let _ = writeln!(out, "platos_resolve_fallbacks_total {}", load(&counters.fallbacks));
+    out.push_str("# HELP platos_resolve_fallbacks_total Resolves whose pin no longer existed or was disabled and fell back to the scope default.\n# TYPE platos_resolve_fallbacks_total counter\n");
+    let fallbacks = load(&counters.fallbacks) + load(&counters.disabled_pin_fallbacks);
+    let _ = writeln!(out, "platos_resolve_fallbacks_total {fallbacks}");
 
     out.push_str("# HELP platos_probe_verdicts_total Health probe verdicts by class (background rounds and test-key probes).\n# TYPE platos_probe_verdicts_total counter\n");
     for (class, value) in state.health().counters().snapshot() {
@@ -209,10 +211,14 @@ pub fn render(state: &ApiState) -> String {
     }
     out.push_str("# HELP platos_tokens Access tokens by kind.\n# TYPE platos_tokens gauge\n");
     let tokens = state.tokens().list();
-    let operators =
-        tokens.iter().filter(|token| token.kind == super::auth::TokenKind::Operator).count();
-    let _ = writeln!(out, "platos_tokens{{kind=\"operator\"}} {operators}");
-    let _ = writeln!(out, "platos_tokens{{kind=\"agent\"}} {}", tokens.len() - operators);
+    for kind in [
+        super::auth::TokenKind::Operator,
+        super::auth::TokenKind::Admin,
+        super::auth::TokenKind::Agent,
+    ] {
+        let count = tokens.iter().filter(|token| token.kind == kind).count();
+        let _ = writeln!(out, "platos_tokens{{kind=\"{}\"}} {count}", kind.name());
+    }
 
     let metrics = state.metrics();
     out.push_str("# HELP platos_plugin_call_duration_seconds Plugin calls made by the API (authorize by lease), by plugin and function.\n# TYPE platos_plugin_call_duration_seconds histogram\n");

@@ -2,7 +2,8 @@
 //!
 //! - [`router`] builds the axum router over an [`ApiState`]; [`routes`]
 //!   lists every route (the OpenAPI document and the tests read it).
-//! - [`auth`]: operator and per-scope agent tokens, stored hashed.
+//! - [`auth`]: operator tokens and per-scope admin and agent tokens, stored
+//!   hashed.
 //! - [`error`]: the one JSON error shape and its stable codes.
 //! - [`extract`]: extractors whose rejections are JSON errors.
 //! - [`metrics`], [`openapi`], [`page`]: `/metrics`, `/openapi.json`, `/`.
@@ -12,9 +13,11 @@
 //!
 //! Every route but `/healthz`, `/openapi.json` and the page's static files
 //! needs a token (deny by default). Scoped routes live under
-//! `/v1/scopes/{organization}/{project}/{environment}`; an agent token sees
-//! only its own scope, and any other scope gets exactly the answer a scope
-//! that does not exist gets.
+//! `/v1/scopes/{organization}/{project}/{environment}`; an agent or admin
+//! token sees only its own scope, and any other scope gets exactly the
+//! answer a scope that does not exist gets. Within its scope an agent token
+//! reads and resolves; changes ([`Access::ScopeAdmin`]) need an admin token
+//! of the scope or an operator token.
 
 pub mod auth;
 pub mod bootstrap;
@@ -139,8 +142,19 @@ pub enum Access {
     AnyToken,
     /// An operator token.
     Operator,
-    /// An operator token, or an agent token bound to the path's scope.
+    /// An operator token, or an agent or admin token bound to the path's
+    /// scope: reads and resolution.
     Scoped,
+    /// An operator token, or an admin token bound to the path's scope:
+    /// changes to the scope (variables, keys' metadata, probes).
+    ScopeAdmin,
+}
+
+impl Access {
+    /// Whether the route lives under a scope (`/v1/scopes/{organization}/...`).
+    pub fn is_scoped(self) -> bool {
+        matches!(self, Access::Scoped | Access::ScopeAdmin)
+    }
 }
 
 /// One route: its method, path template and who may call it.
@@ -185,21 +199,21 @@ fn table() -> Vec<(RouteInfo, MethodRouter<ApiState>)> {
         route(
             "PATCH",
             scoped!("/providers/{provider}/keys/{key}"),
-            Scoped,
+            ScopeAdmin,
             patch(scopes::update_key),
         ),
         route(
             "POST",
             scoped!("/providers/{provider}/keys/{key}/probe"),
-            Scoped,
+            ScopeAdmin,
             post(scopes::probe),
         ),
         route("GET", scoped!("/providers/{provider}/explain"), Scoped, get(scopes::explain)),
         route("GET", scoped!("/models"), Scoped, get(scopes::models)),
         route("GET", scoped!("/embedding"), Scoped, get(scopes::embedding)),
         route("GET", scoped!("/env"), Scoped, get(env::list)),
-        route("PUT", scoped!("/env/{name}"), Scoped, put(env::set)),
-        route("DELETE", scoped!("/env/{name}"), Scoped, delete(env::unset)),
+        route("PUT", scoped!("/env/{name}"), ScopeAdmin, put(env::set)),
+        route("DELETE", scoped!("/env/{name}"), ScopeAdmin, delete(env::unset)),
         route("POST", scoped!("/resolve"), Scoped, post(resolve::resolve)),
         route("POST", scoped!("/leases/{lease}/authorize"), Scoped, post(resolve::authorize)),
         route("DELETE", scoped!("/leases/{lease}"), Scoped, delete(resolve::release)),

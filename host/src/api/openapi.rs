@@ -128,7 +128,7 @@ fn operation(method: &str, path: &str) -> Op {
             .ok(200, "The plugins.", json_content(json!({ "type": "object", "properties": { "plugins": { "type": "array", "items": schema_ref("Plugin") } } }))),
         ("GET", "/v1/tokens") => op("listTokens", "tokens", "List tokens", "Every token's id, kind, scope, label and creation time; never the token. Operator token.")
             .ok(200, "The tokens.", json_content(json!({ "type": "object", "properties": { "tokens": { "type": "array", "items": schema_ref("TokenInfo") } } }))),
-        ("POST", "/v1/tokens") => op("createToken", "tokens", "Create a token", "An operator token (`{\"operator\": true}`) or an agent token bound to one scope (`{\"scope\": \"org/project/env\"}`). The token is in this answer only. Operator token.")
+        ("POST", "/v1/tokens") => op("createToken", "tokens", "Create a token", "An operator token (`{\"operator\": true}` or `{\"role\": \"operator\"}`), or a token bound to one scope (`{\"scope\": \"org/project/env\"}`) with a `role`: `agent` (the default: read the scope and resolve in it) or `admin` (also set and unset variables, relabel, enable, disable and probe keys). The token is in this answer only. Operator token.")
             .body(schema_ref("CreateToken"), "What to create.")
             .ok(201, "Created; `token` is shown once.", json_ok("CreatedToken"))
             .errors(&["invalid_token_request", "invalid_scope", "invalid_label", "store_error"]),
@@ -143,16 +143,16 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![provider_param()])
             .ok(200, "The provider and its keys.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "provider": schema_ref("Provider") } })))
             .errors(&["unknown_provider", "store_error"]),
-        ("PATCH", _) => op("updateKey", "providers", "Relabel, enable or disable a key", "A disabled key is kept but never the scope default.")
+        ("PATCH", _) => op("updateKey", "providers", "Relabel, enable or disable a key", "A disabled key is kept but never spent: not the scope default, and a pin to it falls back (or fails with `strict`). Admin token of the scope or operator token.")
             .params(vec![provider_param(), key_param()])
             .body(schema_ref("UpdateKey"), "The changes.")
             .ok(200, "The key after the change.", json_content(json!({ "type": "object", "properties": { "key": schema_ref("Key") } })))
             .errors(&["unknown_provider", "key_not_found", "invalid_label", "store_error"]),
-        (_, path) if path.ends_with("/probe") => op("probeKey", "providers", "Test a key now", "Runs the provider's health probe through its plugin (a cheap list-models call for most providers), records the verdict on the key and answers with it and the new badges.")
+        (_, path) if path.ends_with("/probe") => op("probeKey", "providers", "Test a key now", "Runs the provider's health probe through its plugin (a cheap list-models call for most providers), records the verdict on the key and answers with it and the new badges. A probe spends a request with the key and changes what the scope shows, so it needs an admin token of the scope or an operator token; agents read the recorded health.")
             .params(vec![provider_param(), key_param()])
             .ok(200, "The verdict.", json_ok("ProbeResult"))
             .errors(&["unknown_provider", "key_not_found", "missing_variable", "store_error"]),
-        (_, path) if path.ends_with("/explain") => op("explain", "resolution", "Explain a resolve", "Every key of the provider: whether a resolve (with this pin) would choose it and why, where each variable would come from, and its health.")
+        (_, path) if path.ends_with("/explain") => op("explain", "resolution", "Explain a resolve", "Every key of the provider: whether a resolve (with this pin) would choose it and why, where each variable would come from, and its health; and what the resolve would answer: how it chooses, its warning, its error, and the error a `strict` resolve would answer.")
             .params(vec![provider_param(), query_param("pinned_key", "A pin to explain (a key id).", json!({ "type": "string" }))])
             .ok(200, "The explanation.", json_ok("Explanation"))
             .errors(&["unknown_provider", "invalid_name", "invalid_query", "store_error"]),
@@ -166,19 +166,19 @@ fn operation(method: &str, path: &str) -> Op {
         ("GET", path) if path.ends_with("/env") => op("listEnv", "env", "Variables of a scope", "Names, versions, update times and sources; values are write-only and never returned.")
             .ok(200, "The variables.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "variables": { "type": "array", "items": schema_ref("Variable") } } })))
             .errors(&["store_error"]),
-        ("PUT", _) => op("setEnv", "env", "Set a variable", "Writes a new version (durable before the answer). The value is in the body, never the URL. The replaced version stays readable for the grace period so turns holding a lease on it finish (rotation). A provider key variable (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) links its key.")
+        ("PUT", _) => op("setEnv", "env", "Set a variable", "Writes a new version (durable before the answer). The value is in the body, never the URL. The replaced version stays readable for the grace period so turns holding a lease on it finish (rotation). A provider key variable (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) links its key. Admin token of the scope or operator token.")
             .params(vec![path_param("name", "The variable's name: [A-Z][A-Z0-9_]*, at most 128 characters.", "OPENAI_API_KEY")])
             .body(schema_ref("SetVariable"), "The value.")
             .ok(200, "Set.", json_ok("SetResult"))
             .errors(&["invalid_name", "reserved_name", "empty_value", "value_too_large", "managed_by_self_host", "store_error"]),
-        ("DELETE", path) if path.contains("/env/") => op("unsetEnv", "env", "Unset a variable", "Its last value stays readable by version for the grace period; the key it linked is unlinked.")
+        ("DELETE", path) if path.contains("/env/") => op("unsetEnv", "env", "Unset a variable", "Its last value stays readable by version for the grace period; the key it linked is unlinked. Admin token of the scope or operator token.")
             .params(vec![path_param("name", "The variable's name.", "OPENAI_API_KEY_2")])
             .ok(200, "Unset.", json_content(json!({ "type": "object", "properties": { "unset": { "const": true }, "name": { "type": "string" } } })))
             .errors(&["invalid_name", "reserved_name", "variable_not_set", "managed_by_self_host", "store_error"]),
-        (_, path) if path.ends_with("/resolve") => op("resolve", "resolution", "Resolve a key for a turn", "The pinned key, or the scope default (the lowest active variant). A pin that no longer exists falls back to the default with a warning, or fails with `strict`. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.")
+        (_, path) if path.ends_with("/resolve") => op("resolve", "resolution", "Resolve a key for a turn", "The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.")
             .body(schema_ref("ResolveRequest"), "What to resolve.")
             .ok(200, "The key, why, the lease and the env bag.", json_ok("Resolution"))
-            .errors(&["unknown_provider", "no_key_linked", "pinned_key_missing", "missing_variable", "invalid_name", "store_error"]),
+            .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "invalid_name", "store_error"]),
         (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts.")
             .params(vec![path_param("lease", "A lease id from a resolve.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
             .body(schema_ref("AuthorizeRequest"), "The request to authorize.")
@@ -224,9 +224,12 @@ pub fn document() -> Value {
     for route in routes() {
         let mut op = operation(route.method, route.path);
         let mut params = Vec::new();
-        if route.access == Access::Scoped {
+        if route.access.is_scoped() {
             params.extend(scope_params());
             op.errors.extend(["scope_not_found", "invalid_scope", "invalid_path"]);
+        }
+        if route.access == Access::ScopeAdmin {
+            op.errors.push("admin_only");
         }
         params.append(&mut op.params);
         if route.access != Access::Public {
@@ -260,7 +263,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Platos provider host API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Provider keys per scope (organization/project/environment): set and list variables, see providers and their health, resolve the key a turn spends with a lease, authorize requests by lease, the model picker, tokens and metrics. Every error is `{\"error\": {\"code\", \"message\"}}` with a stable code. Every route but /healthz, /openapi.json and the page needs `Authorization: Bearer <token>`; an agent token reaches only its own scope, and any other scope answers exactly as a scope that does not exist (404 `scope_not_found`).",
+            "description": "Provider keys per scope (organization/project/environment): set and list variables, see providers and their health, resolve the key a turn spends with a lease, authorize requests by lease, the model picker, tokens and metrics. Every error is `{\"error\": {\"code\", \"message\"}}` with a stable code. Every route but /healthz, /openapi.json and the page needs `Authorization: Bearer <token>`. An operator token reaches everything; an agent token reads its own scope and resolves in it; an admin token may also change its scope (variables, keys' labels and status, probes), which otherwise answers 403 `admin_only`. A token bound to a scope sees any other scope exactly as a scope that does not exist (404 `scope_not_found`).",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" },
         },
         "servers": [{ "url": "http://127.0.0.1:7878" }],
@@ -268,13 +271,13 @@ pub fn document() -> Value {
             { "name": "providers", "description": "Providers and keys of a scope." },
             { "name": "env", "description": "A scope's encrypted variables (write-only values)." },
             { "name": "resolution", "description": "Resolve, leases, explain and the model picker." },
-            { "name": "tokens", "description": "Operator and agent tokens." },
+            { "name": "tokens", "description": "Operator, admin and agent tokens." },
             { "name": "host", "description": "Liveness, plugins, metrics." },
             { "name": "page", "description": "The providers page." },
         ],
         "paths": paths,
         "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An operator token (every scope) or an agent token (one scope): platos_<id>_<secret>." } },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An operator token (every scope), an admin token (one scope: read, resolve, change) or an agent token (one scope: read, resolve): platos_<id>_<secret>." } },
             "schemas": schemas(),
         },
     })
@@ -292,10 +295,10 @@ fn schemas() -> Value {
                 "message": { "type": "string", "description": "What was wrong and what is expected; never a secret." },
             } } },
         },
-        "Whoami": { "type": "object", "properties": { "token_id": { "type": "string" }, "kind": { "enum": ["operator", "agent"] }, "scope": { "type": ["string", "null"] } } },
+        "Whoami": { "type": "object", "properties": { "token_id": { "type": "string" }, "kind": { "enum": ["operator", "admin", "agent"] }, "scope": { "type": ["string", "null"] } } },
         "Plugin": { "type": "object", "properties": { "id": { "type": "string" }, "api": { "type": "string" }, "sha256": { "type": "string" }, "origin": { "type": "string" }, "manifest": { "type": "object" } } },
-        "TokenInfo": { "type": "object", "properties": { "id": { "type": "string" }, "kind": { "enum": ["operator", "agent"] }, "scope": { "type": "string" }, "label": { "type": "string" }, "created_at": { "type": "integer", "description": "Unix ms" } } },
-        "CreateToken": { "type": "object", "additionalProperties": false, "properties": { "operator": { "type": "boolean" }, "scope": { "type": "string", "example": "acme/shop/prod" }, "label": { "type": "string", "maxLength": 128 } } },
+        "TokenInfo": { "type": "object", "properties": { "id": { "type": "string" }, "kind": { "enum": ["operator", "admin", "agent"] }, "scope": { "type": "string" }, "label": { "type": "string" }, "created_at": { "type": "integer", "description": "Unix ms" } } },
+        "CreateToken": { "type": "object", "additionalProperties": false, "properties": { "operator": { "type": "boolean" }, "scope": { "type": "string", "example": "acme/shop/prod" }, "role": { "enum": ["operator", "admin", "agent"], "description": "With a scope: `agent` (default) or `admin`; `operator` without a scope." }, "label": { "type": "string", "maxLength": 128 } } },
         "CreatedToken": { "type": "object", "properties": { "token": { "type": "string", "description": "Shown once." }, "info": schema_ref("TokenInfo") } },
         "Health": { "type": ["object", "null"], "properties": { "verdict": verdict, "message": { "type": "string" }, "checked_at": { "type": "integer" }, "latency_ms": { "type": "integer" }, "models": { "type": "array", "items": { "type": "string" } } } },
         "Key": { "type": "object", "properties": {
@@ -314,7 +317,11 @@ fn schemas() -> Value {
             "keys": { "type": "array", "items": schema_ref("Key") } } },
         "UpdateKey": { "type": "object", "additionalProperties": false, "properties": { "label": { "type": "string", "maxLength": 128 }, "status": { "enum": ["active", "disabled"] } } },
         "ProbeResult": { "type": "object", "properties": { "verdict": verdict, "message": { "type": "string" }, "latency_ms": { "type": "integer" }, "badge": badge, "provider_badge": badge, "key": schema_ref("Key") } },
-        "Explanation": { "type": "object", "properties": { "scope": { "type": "string" }, "provider": { "type": "string" }, "pinned_key": { "type": ["string", "null"] }, "candidates": { "type": "array", "items": { "type": "object" } }, "near_misses": { "type": "array", "items": schema_ref("NearMiss") } } },
+        "Explanation": { "type": "object", "properties": { "scope": { "type": "string" }, "provider": { "type": "string" }, "pinned_key": { "type": ["string", "null"] },
+            "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled", null], "description": "How a resolve would choose; null when it would fail." },
+            "warning": { "type": ["string", "null"], "description": "The warning that resolve would carry." },
+            "error": { "type": ["object", "null"], "description": "The error a resolve would answer (`no_key_linked`, `all_keys_disabled`).", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } },
+            "strict_error": { "type": ["object", "null"], "description": "The error a strict resolve would answer for the pin (`pinned_key_missing`, `pinned_key_disabled`).", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } }, "candidates": { "type": "array", "items": { "type": "object" } }, "near_misses": { "type": "array", "items": schema_ref("NearMiss") } } },
         "Model": { "type": "object", "properties": { "provider": { "type": "string" }, "id": { "type": "string" }, "class": { "type": "string" }, "display_name": { "type": "string" }, "context_window": { "type": "integer" }, "source": { "enum": ["default", "discovered"] } } },
         "EmbeddingStatus": { "type": "object", "properties": { "provider": { "type": ["string", "null"], "enum": ["voyage", "openai", null] }, "ready": { "type": "boolean" }, "missing": { "type": "string" }, "configured_by": { "enum": ["default", "variable"] }, "variable": { "type": "string" } } },
         "Variable": { "type": "object", "properties": { "name": { "type": "string" }, "version": { "type": "integer" }, "updated_at": { "type": "integer" }, "source": { "enum": ["api", "self-host"] } } },
@@ -323,7 +330,7 @@ fn schemas() -> Value {
         "ResolveRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": { "type": "string", "example": "openai" }, "pinned_key": { "type": "string", "example": "OPENAI_API_KEY_2" }, "strict": { "type": "boolean", "default": false } } },
         "Resolution": { "type": "object", "properties": {
             "key": { "type": "object", "properties": { "provider": { "type": "string" }, "key_id": { "type": "string" }, "variant": { "type": "integer" }, "label": { "type": "string" } } },
-            "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing"] },
+            "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled"] },
             "warning": { "type": ["string", "null"] },
             "lease": { "type": "object", "properties": { "id": { "type": "string" }, "expires_at": { "type": "integer", "description": "Unix ms" } } },
             "env": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The env bag under the manifest's plain names, with values." } } },

@@ -1,5 +1,9 @@
 //! A scope's providers and keys: the providers page's data, key updates,
 //! "test key" probes, explain, the model picker and the embedding track.
+//! Key updates and probes need an admin token of the scope or an operator
+//! token: a probe spends a request with the key upstream and records its
+//! verdict on the key for the whole scope (badges, the picker), so it is a
+//! change, not a read; an agent reads the recorded health instead.
 
 use std::time::Instant;
 
@@ -10,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::extract::{JsonBody, QueryParams, Scoped};
+use super::extract::{AdminScoped, JsonBody, QueryParams, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::health::KeyLocation;
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
@@ -175,7 +179,7 @@ fn key_not_found(provider: &str, keys: &[ProviderKey]) -> ApiError {
 
 /// `PATCH .../providers/{provider}/keys/{key}`: relabel, enable or disable.
 pub async fn update_key(
-    scoped: Scoped,
+    AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<UpdateKey>,
 ) -> Result<Json<Value>, ApiError> {
@@ -226,7 +230,10 @@ pub async fn update_key(
 
 /// `POST .../providers/{provider}/keys/{key}/probe`: "test key" now; the
 /// verdict is recorded on the key like a background round's.
-pub async fn probe(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub async fn probe(
+    AdminScoped(scoped): AdminScoped,
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
     find_key(&state, &scoped.scope, &provider, &key)?;

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::auth::Grant;
 use super::extract::{Authed, OperatorCaller};
 
 /// `GET /healthz`: the process answers.
@@ -24,11 +23,8 @@ pub async fn ping(Authed(_): Authed) -> Json<Value> {
 
 /// `GET /v1/whoami`: what the presented token is.
 pub async fn whoami(Authed(caller): Authed) -> Json<Value> {
-    let (kind, scope) = match &caller.grant {
-        Grant::Operator => ("operator", None),
-        Grant::Scope(scope) => ("agent", Some(scope.to_string())),
-    };
-    Json(json!({ "token_id": caller.token_id, "kind": kind, "scope": scope }))
+    let scope = caller.grant.scope().map(ToString::to_string);
+    Json(json!({ "token_id": caller.token_id, "kind": caller.grant.kind(), "scope": scope }))
 }
 
 /// `GET /v1/plugins`: every loaded plugin and its manifest, and every refused

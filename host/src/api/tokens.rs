@@ -1,4 +1,5 @@
-//! Token management (operator tokens only): list, create, revoke.
+//! Token management (operator tokens only): list, create (operator, admin
+//! or agent tokens), revoke.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -19,17 +20,21 @@ pub async fn list(OperatorCaller(_): OperatorCaller, State(state): State<ApiStat
     Json(json!({ "tokens": state.tokens().list() }))
 }
 
-/// The body of `POST /v1/tokens`: `{"operator": true}` or
-/// `{"scope": "org/project/env"}`, with an optional label.
+/// The body of `POST /v1/tokens`: `{"operator": true}` (or `{"role":
+/// "operator"}`), or `{"scope": "org/project/env"}` with an optional `role`
+/// (`agent`, the default, or `admin`), and an optional label.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// An operator token.
     #[serde(default)]
     operator: bool,
-    /// An agent token bound to this scope.
+    /// The scope an agent or admin token is bound to.
     #[serde(default)]
     scope: Option<String>,
+    /// `operator`, `agent` or `admin`.
+    #[serde(default)]
+    role: Option<TokenKind>,
     /// A name for people.
     #[serde(default)]
     label: Option<String>,
@@ -41,24 +46,27 @@ pub async fn create(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let grant = match (body.operator, body.scope) {
-        (true, None) => Grant::Operator,
-        (false, Some(scope)) => Grant::Scope(
+    let scope = body
+        .scope
+        .map(|scope| {
             scope
                 .parse::<Scope>()
-                .map_err(|error| ApiError::bad_request("invalid_scope", error.to_string()))?,
-        ),
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_token_request",
-                "expected either {\"operator\": true} or {\"scope\": \"organization/project/environment\"}, with an optional \"label\"",
-            ));
-        }
+                .map_err(|error| ApiError::bad_request("invalid_scope", error.to_string()))
+        })
+        .transpose()?;
+    let kind = match (body.operator, body.role) {
+        (true, None | Some(TokenKind::Operator)) => Some(TokenKind::Operator),
+        (true, Some(_)) => None,
+        (false, Some(role)) => Some(role),
+        (false, None) => Some(TokenKind::Agent),
     };
-    let label = body.label.unwrap_or_else(|| match &grant {
-        Grant::Operator => "operator".to_owned(),
-        Grant::Scope(scope) => format!("agent {scope}"),
-    });
+    let grant = kind.and_then(|kind| Grant::new(kind, scope)).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_token_request",
+            "expected {\"operator\": true} (or {\"role\": \"operator\"}) without a scope, or {\"scope\": \"organization/project/environment\"} with an optional \"role\": \"agent\" (the default: read and resolve) or \"admin\" (also change the scope's variables and keys); and an optional \"label\"",
+        )
+    })?;
+    let label = body.label.unwrap_or_else(|| grant.default_label());
     if !valid_label(&label) {
         return Err(ApiError::bad_request("invalid_label", TokenError::InvalidLabel.to_string()));
     }

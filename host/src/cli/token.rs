@@ -1,4 +1,5 @@
-//! `platos-host token create | list | revoke`: operator and agent tokens.
+//! `platos-host token create | list | revoke`: operator, admin and agent
+//! tokens.
 //!
 //! The token database is held by a running server, so these commands work
 //! while it is stopped; with the server running, use its API (`POST
@@ -8,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use platos_host::api::auth::{Grant, TokenStore};
+use platos_host::api::auth::{Grant, TokenKind, TokenStore};
 use platos_host::scope::Scope;
 use secrecy::ExposeSecret;
 
@@ -18,19 +19,25 @@ use super::Context;
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it once on stdout: an operator token (every
-    /// scope) or an agent token bound to one scope.
+    /// scope), or a token bound to one scope: an agent token (read and
+    /// resolve) or, with --admin, an admin token (also set variables and
+    /// change or probe keys).
     Create {
         /// An operator token.
         #[arg(long, conflicts_with = "scope", required_unless_present = "scope")]
         operator: bool,
-        /// An agent token bound to this scope.
+        /// A token bound to this scope (an agent token unless --admin).
         #[arg(long, value_name = "ORG/PROJECT/ENV")]
         scope: Option<Scope>,
+        /// An admin token of the --scope: it may also change the scope.
+        #[arg(long, requires = "scope")]
+        admin: bool,
         /// A name for people.
         #[arg(long)]
         label: Option<String>,
     },
-    /// List tokens (ids, kinds, scopes, labels; never the tokens).
+    /// List tokens (ids, kinds, what they may do, scopes, labels; never the
+    /// tokens).
     List {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -47,20 +54,22 @@ pub enum TokenCommand {
 pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let tokens = TokenStore::open_in_data_dir(&context.data_dir)?;
     match command {
-        TokenCommand::Create { operator, scope, label } => {
-            let grant = match (operator, scope) {
-                (true, _) => Grant::Operator,
-                (false, Some(scope)) => Grant::Scope(scope),
-                (false, None) => anyhow::bail!("pass --operator or --scope org/project/env"),
+        TokenCommand::Create { operator, scope, admin, label } => {
+            let kind = match (operator, admin) {
+                (true, _) => TokenKind::Operator,
+                (false, true) => TokenKind::Admin,
+                (false, false) => TokenKind::Agent,
             };
-            let label = label.unwrap_or_else(|| match &grant {
-                Grant::Operator => "operator".to_owned(),
-                Grant::Scope(scope) => format!("agent {scope}"),
-            });
+            let grant = Grant::new(kind, scope).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "pass --operator, or --scope org/project/env (with --admin for an admin token)"
+                )
+            })?;
+            let label = label.unwrap_or_else(|| grant.default_label());
             let issued = tokens.create(&grant, &label)?;
-            let kind = match &grant {
-                Grant::Operator => "an operator token".to_owned(),
-                Grant::Scope(scope) => format!("an agent token for {scope}"),
+            let kind = match grant.scope() {
+                None => "an operator token".to_owned(),
+                Some(scope) => format!("an {} token for {scope}", grant.kind().name()),
             };
             eprintln!(
                 "created {kind}, id {} ({}); it is printed once, on stdout:",
@@ -75,12 +84,13 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
             } else if list.is_empty() {
                 println!("no tokens");
             } else {
-                println!("{:<14} {:<9} {:<40} LABEL", "ID", "KIND", "SCOPE");
+                println!("{:<14} {:<9} {:<22} {:<40} LABEL", "ID", "KIND", "MAY", "SCOPE");
                 for token in &list {
                     println!(
-                        "{:<14} {:<9} {:<40} {}",
+                        "{:<14} {:<9} {:<22} {:<40} {}",
                         token.id,
-                        format!("{:?}", token.kind).to_lowercase(),
+                        token.kind.name(),
+                        rights(token.kind),
                         token.scope.as_deref().unwrap_or("(every scope)"),
                         token.label
                     );
@@ -96,4 +106,13 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a token of `kind` may do, for `token list`.
+fn rights(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Operator => "everything, tokens",
+        TokenKind::Admin => "read, resolve, change",
+        TokenKind::Agent => "read, resolve",
+    }
 }

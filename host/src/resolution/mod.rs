@@ -1,11 +1,12 @@
 //! Which key an agent turn spends, with which env bag.
 //!
 //! [`Resolver::resolve`] picks the pinned key, or the scope default (the
-//! lowest active variant); a pin that no longer exists falls back to the
-//! default with a warning (or, with `strict`, fails naming the missing key:
-//! never a different key spent silently). The answer holds a [`lease`] on
-//! the value versions it read, so a rotation does not pull a credential from
-//! under a turn in flight. [`catalog`] builds the model picker.
+//! lowest active variant); a pin that no longer exists or is disabled falls
+//! back to the default with a warning (or, with `strict`, fails naming the
+//! pin and why: never a different key spent silently, never a disabled key
+//! spent at all). [`choose_key`] is that rule, shared by resolve and explain.
+//! The answer holds a [`lease`] on the value versions it read, so a rotation
+//! does not pull a credential from under a turn in flight. [`catalog`] builds the model picker.
 
 pub mod catalog;
 pub mod leases;
@@ -26,7 +27,7 @@ use crate::runtime::{CallError, Plugin, PluginRegistry};
 use crate::scope::Scope;
 use crate::store::{
     KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo, VarSource,
-    key_var, now_millis,
+    default_key, key_var, now_millis,
 };
 
 /// How resolution behaves.
@@ -68,6 +69,90 @@ pub enum ChosenBy {
     ScopeDefault,
     /// The pin no longer exists: the scope default instead.
     FallbackPinMissing,
+    /// The pinned key is disabled: the scope default instead.
+    FallbackPinDisabled,
+}
+
+impl ChosenBy {
+    /// Why the pin was not honoured, for a fallback.
+    pub fn pin_problem(self) -> Option<PinProblem> {
+        match self {
+            ChosenBy::Pinned | ChosenBy::ScopeDefault => None,
+            ChosenBy::FallbackPinMissing => Some(PinProblem::Missing),
+            ChosenBy::FallbackPinDisabled => Some(PinProblem::Disabled),
+        }
+    }
+}
+
+/// Why a pin cannot be honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinProblem {
+    /// No key of the provider has the pinned id.
+    Missing,
+    /// The pinned key exists but is disabled.
+    Disabled,
+}
+
+/// What the resolution rule chooses among one provider's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice<'a> {
+    /// Spend this key.
+    Key {
+        /// The key.
+        key: &'a ProviderKey,
+        /// Why this one.
+        chosen_by: ChosenBy,
+    },
+    /// `strict`, and the pin cannot be honoured.
+    PinRefused(PinProblem),
+    /// The provider has no active key: none at all, or every one disabled.
+    NoActiveKey,
+}
+
+/// The resolution rule: `provider`'s pinned key if it exists and is
+/// active; else, unless `strict`, the scope default ([`default_key`]: the
+/// lowest active variant). `keys` are one scope's keys.
+pub fn choose_key<'a>(
+    keys: &'a [ProviderKey],
+    provider: &str,
+    pin: Option<&str>,
+    strict: bool,
+) -> Choice<'a> {
+    let default = default_key(keys, provider);
+    let fallback = |chosen_by| match default {
+        Some(key) => Choice::Key { key, chosen_by },
+        None => Choice::NoActiveKey,
+    };
+    let Some(pin) = pin else {
+        return fallback(ChosenBy::ScopeDefault);
+    };
+    let problem = match keys.iter().find(|key| key.provider == provider && key.env_var == pin) {
+        Some(key) if key.status == KeyStatus::Active => {
+            return Choice::Key { key, chosen_by: ChosenBy::Pinned };
+        }
+        Some(_) => PinProblem::Disabled,
+        None => PinProblem::Missing,
+    };
+    if strict {
+        Choice::PinRefused(problem)
+    } else {
+        fallback(match problem {
+            PinProblem::Missing => ChosenBy::FallbackPinMissing,
+            PinProblem::Disabled => ChosenBy::FallbackPinDisabled,
+        })
+    }
+}
+
+/// The warning of a resolve whose pin fell back to `spent`.
+fn fallback_warning(pin: &str, problem: PinProblem, scope: &Scope, spent: &str) -> String {
+    let what = match problem {
+        PinProblem::Missing => "no longer exists",
+        PinProblem::Disabled => "is disabled",
+    };
+    format!(
+        "the pinned key {pin} {what} in {scope}; spending the scope default {spent} instead (pass strict to fail instead)"
+    )
 }
 
 /// The key a turn gets.
@@ -148,6 +233,40 @@ pub enum ResolveError {
         /// The keys that exist.
         available: Vec<String>,
     },
+    /// A strict pin to a key that is disabled.
+    #[error("the pinned key {pinned} of {provider} is disabled in {scope} (strict: no fallback); enable it (PATCH .../providers/{provider}/keys/{pinned} with {{\"status\": \"active\"}}) or pin an active key: {}", if active.is_empty() { "none".to_owned() } else { active.join(", ") })]
+    PinnedKeyDisabled {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The pin.
+        pinned: String,
+        /// The active keys.
+        active: Vec<String>,
+    },
+    /// The provider has keys in the scope, and every one is disabled.
+    #[error("every {provider} key in {scope} is disabled ({}): enable one (PATCH .../providers/{provider}/keys/{{key}} with {{\"status\": \"active\"}}) or set a new one", disabled.join(", "))]
+    AllKeysDisabled {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The disabled keys.
+        disabled: Vec<String>,
+    },
+    /// A key asked for by id (a probe) does not exist.
+    #[error("{provider} has no key {key_id} in {scope}; its keys: {}", if available.is_empty() { "none".to_owned() } else { available.join(", ") })]
+    KeyNotFound {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The key asked for.
+        key_id: String,
+        /// The keys that exist.
+        available: Vec<String>,
+    },
     /// A variable the key needs is not set and has no default.
     #[error("{provider} key {key_id} in {scope} needs {missing}, which is not set")]
     MissingVariable {
@@ -183,6 +302,9 @@ impl ResolveError {
             ResolveError::UnknownProvider { .. } => "unknown_provider",
             ResolveError::NoKeyLinked { .. } => "no_key_linked",
             ResolveError::PinnedKeyMissing { .. } => "pinned_key_missing",
+            ResolveError::PinnedKeyDisabled { .. } => "pinned_key_disabled",
+            ResolveError::AllKeysDisabled { .. } => "all_keys_disabled",
+            ResolveError::KeyNotFound { .. } => "key_not_found",
             ResolveError::MissingVariable { .. } => "missing_variable",
             ResolveError::Store(_) => "store_error",
         }
@@ -210,8 +332,10 @@ pub struct ResolveCounters {
     pub pinned: AtomicU64,
     /// Resolves that chose the scope default.
     pub scope_default: AtomicU64,
-    /// Resolves whose pin fell back to the default.
+    /// Resolves whose pin no longer existed and fell back to the default.
     pub fallbacks: AtomicU64,
+    /// Resolves whose pinned key was disabled and fell back to the default.
+    pub disabled_pin_fallbacks: AtomicU64,
     /// Resolves that failed.
     pub errors: AtomicU64,
 }
@@ -287,6 +411,7 @@ impl Resolver {
                 ChosenBy::Pinned => &counters.pinned,
                 ChosenBy::ScopeDefault => &counters.scope_default,
                 ChosenBy::FallbackPinMissing => &counters.fallbacks,
+                ChosenBy::FallbackPinDisabled => &counters.disabled_pin_fallbacks,
             },
             Err(_) => &counters.errors,
         };
@@ -305,34 +430,24 @@ impl Resolver {
             .into_iter()
             .filter(|key| key.provider == request.provider)
             .collect();
-        let default =
-            keys.iter().filter(|key| key.status == KeyStatus::Active).min_by_key(|key| key.variant);
-        let (key, chosen_by, warning) = match &request.pinned_key {
-            Some(pin) => match keys.iter().find(|key| &key.env_var == pin) {
-                Some(key) => (key, ChosenBy::Pinned, None),
-                None if request.strict => {
-                    return Err(ResolveError::PinnedKeyMissing {
-                        provider: request.provider.clone(),
-                        scope: scope.to_string(),
-                        pinned: pin.clone(),
-                        available: keys.iter().map(|key| key.env_var.clone()).collect(),
-                    });
-                }
-                None => {
-                    let key = default.ok_or_else(|| self.no_key_linked(scope, manifest))?;
-                    let warning = format!(
-                        "the pinned key {pin} no longer exists in {scope}; spending the scope default {} instead (pass strict to fail instead)",
-                        key.env_var
-                    );
-                    (key, ChosenBy::FallbackPinMissing, Some(warning))
-                }
-            },
-            None => (
-                default.ok_or_else(|| self.no_key_linked(scope, manifest))?,
-                ChosenBy::ScopeDefault,
-                None,
-            ),
+        let pin = request.pinned_key.as_deref();
+        let (key, chosen_by) = match choose_key(&keys, &request.provider, pin, request.strict) {
+            Choice::Key { key, chosen_by } => (key, chosen_by),
+            Choice::PinRefused(problem) => {
+                return Err(self.pin_refused(
+                    scope,
+                    manifest,
+                    pin.unwrap_or_default(),
+                    problem,
+                    &keys,
+                ));
+            }
+            Choice::NoActiveKey => return Err(self.no_active_key(scope, manifest, &keys)),
         };
+        let warning = chosen_by
+            .pin_problem()
+            .zip(pin)
+            .map(|(problem, pin)| fallback_warning(pin, problem, scope, &key.env_var));
 
         let (env, versions) = self.env_bag(scope, manifest, key)?;
         let lease = Lease::new(
@@ -386,6 +501,54 @@ impl Resolver {
                     .then(|| NearMiss { found: var.name.clone(), did_you_mean: best.to_owned() })
             })
             .collect()
+    }
+
+    /// The error of a strict pin that cannot be honoured.
+    fn pin_refused(
+        &self,
+        scope: &Scope,
+        manifest: &Manifest,
+        pin: &str,
+        problem: PinProblem,
+        keys: &[ProviderKey],
+    ) -> ResolveError {
+        let (provider, scope, pinned) = (manifest.slug.clone(), scope.to_string(), pin.to_owned());
+        match problem {
+            PinProblem::Missing => ResolveError::PinnedKeyMissing {
+                provider,
+                scope,
+                pinned,
+                available: keys.iter().map(|key| key.env_var.clone()).collect(),
+            },
+            PinProblem::Disabled => ResolveError::PinnedKeyDisabled {
+                provider,
+                scope,
+                pinned,
+                active: keys
+                    .iter()
+                    .filter(|key| key.status == KeyStatus::Active)
+                    .map(|key| key.env_var.clone())
+                    .collect(),
+            },
+        }
+    }
+
+    /// The error of a provider without an active key: every key disabled,
+    /// or none linked (with the names that would link one).
+    fn no_active_key(
+        &self,
+        scope: &Scope,
+        manifest: &Manifest,
+        keys: &[ProviderKey],
+    ) -> ResolveError {
+        if keys.is_empty() {
+            return self.no_key_linked(scope, manifest);
+        }
+        ResolveError::AllKeysDisabled {
+            provider: manifest.slug.clone(),
+            scope: scope.to_string(),
+            disabled: keys.iter().map(|key| key.env_var.clone()).collect(),
+        }
     }
 
     fn no_key_linked(&self, scope: &Scope, manifest: &Manifest) -> ResolveError {
@@ -473,19 +636,22 @@ impl Resolver {
         location: &crate::health::KeyLocation,
     ) -> Result<(Plugin, Credentials), ResolveError> {
         let plugin = self.plugin(&location.provider)?;
-        let key = self
+        let keys: Vec<ProviderKey> = self
             .inner
             .store
             .list_provider_keys(&location.scope)?
             .into_iter()
-            .find(|key| key.provider == location.provider && key.env_var == location.key_id)
-            .ok_or_else(|| ResolveError::PinnedKeyMissing {
+            .filter(|key| key.provider == location.provider)
+            .collect();
+        let key = keys.iter().find(|key| key.env_var == location.key_id).ok_or_else(|| {
+            ResolveError::KeyNotFound {
                 provider: location.provider.clone(),
                 scope: location.scope.to_string(),
-                pinned: location.key_id.clone(),
-                available: Vec::new(),
-            })?;
-        let (env, _) = self.env_bag(&location.scope, plugin.manifest(), &key)?;
+                key_id: location.key_id.clone(),
+                available: keys.iter().map(|key| key.env_var.clone()).collect(),
+            }
+        })?;
+        let (env, _) = self.env_bag(&location.scope, plugin.manifest(), key)?;
         Ok((plugin.clone(), env))
     }
 
@@ -600,26 +766,47 @@ impl Resolver {
             .filter(|key| key.provider == provider)
             .collect();
         let vars = self.inner.store.list_vars(scope)?;
-        let default =
-            keys.iter().filter(|key| key.status == KeyStatus::Active).min_by_key(|key| key.variant);
-        let pin_exists = pinned_key.is_some_and(|pin| keys.iter().any(|key| key.env_var == pin));
+        // What a resolve (not strict) would do, by the one rule.
+        let choice = choose_key(&keys, provider, pinned_key, false);
+        let (chosen_key, chosen_by) = match choice {
+            Choice::Key { key, chosen_by } => (Some(key.env_var.as_str()), Some(chosen_by)),
+            Choice::PinRefused(_) | Choice::NoActiveKey => (None, None),
+        };
+        let pin_problem = chosen_by.and_then(ChosenBy::pin_problem);
+        let warning = pin_problem
+            .zip(pinned_key)
+            .zip(chosen_key)
+            .map(|((problem, pin), spent)| fallback_warning(pin, problem, scope, spent));
+        let error = matches!(choice, Choice::NoActiveKey)
+            .then(|| ExplainedError::of(&self.no_active_key(scope, manifest, &keys)));
+        let strict_error = match (choose_key(&keys, provider, pinned_key, true), pinned_key) {
+            (Choice::PinRefused(problem), Some(pin)) => {
+                Some(ExplainedError::of(&self.pin_refused(scope, manifest, pin, problem, &keys)))
+            }
+            _ => None,
+        };
         let candidates = keys
             .iter()
             .map(|key| {
-                let is_default = default.is_some_and(|default| default.env_var == key.env_var);
-                let (chosen, reason) = match pinned_key {
-                    Some(pin) if pin == key.env_var => (true, "pinned".to_owned()),
-                    Some(pin) if !pin_exists && is_default => (
-                        true,
-                        format!("scope default, because the pin {pin} does not exist (fallback)"),
-                    ),
-                    Some(pin) => (false, format!("not pinned (the pin is {pin})")),
-                    None if is_default => {
-                        (true, "scope default: the lowest active variant".to_owned())
+                let chosen = chosen_key == Some(key.env_var.as_str());
+                let is_pin = pinned_key == Some(key.env_var.as_str());
+                let reason = match (chosen_by, pinned_key) {
+                    (Some(ChosenBy::Pinned), _) if chosen => "pinned".to_owned(),
+                    (Some(ChosenBy::ScopeDefault), _) if chosen => {
+                        "scope default: the lowest active variant".to_owned()
                     }
-                    None if key.status == KeyStatus::Disabled => (false, "disabled".to_owned()),
-                    None => {
-                        (false, format!("variant {} is not the lowest active variant", key.variant))
+                    (Some(ChosenBy::FallbackPinMissing), Some(pin)) if chosen => {
+                        format!("scope default, because the pin {pin} does not exist (fallback)")
+                    }
+                    (Some(ChosenBy::FallbackPinDisabled), Some(pin)) if chosen => {
+                        format!("scope default, because the pin {pin} is disabled (fallback)")
+                    }
+                    _ if is_pin && chosen_key.is_some() => "pinned, but disabled: a resolve falls back to the scope default (strict fails with pinned_key_disabled)".to_owned(),
+                    _ if is_pin => "pinned, but disabled, like every other key".to_owned(),
+                    _ if key.status == KeyStatus::Disabled => "disabled".to_owned(),
+                    (_, Some(pin)) => format!("not pinned (the pin is {pin})"),
+                    (_, None) => {
+                        format!("variant {} is not the lowest active variant", key.variant)
                     }
                 };
                 let sources = manifest
@@ -664,6 +851,10 @@ impl Resolver {
             scope: scope.to_string(),
             provider: provider.to_owned(),
             pinned_key: pinned_key.map(str::to_owned),
+            chosen_by,
+            warning,
+            error,
+            strict_error,
             candidates,
             near_misses,
         })
@@ -692,10 +883,34 @@ pub struct Explanation {
     pub provider: String,
     /// The pin asked about.
     pub pinned_key: Option<String>,
+    /// How a resolve would choose (none when it would fail).
+    pub chosen_by: Option<ChosenBy>,
+    /// The warning a resolve would carry (a pin that falls back).
+    pub warning: Option<String>,
+    /// The error a resolve would answer (no active key).
+    pub error: Option<ExplainedError>,
+    /// The error a `strict` resolve would answer for the pin (missing or
+    /// disabled).
+    pub strict_error: Option<ExplainedError>,
     /// Every key of the provider in the scope.
     pub candidates: Vec<Candidate>,
     /// Variables that look like misspelt expected names.
     pub near_misses: Vec<NearMiss>,
+}
+
+/// A resolve error as an explanation shows it: the API's code and message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedError {
+    /// The stable code ([`ResolveError::code`]).
+    pub code: &'static str,
+    /// The message.
+    pub message: String,
+}
+
+impl ExplainedError {
+    fn of(error: &ResolveError) -> Self {
+        ExplainedError { code: error.code(), message: error.to_string() }
+    }
 }
 
 /// One key in an explanation.
@@ -749,4 +964,78 @@ pub enum VarOrigin {
     Missing,
     /// Optional, and not set.
     Unset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(provider: &str, env_var: &str, variant: u32, status: KeyStatus) -> ProviderKey {
+        ProviderKey {
+            provider: provider.into(),
+            env_var: env_var.into(),
+            variant,
+            label: env_var.into(),
+            created_at: 0,
+            last_used_at: None,
+            status,
+            health: None,
+        }
+    }
+
+    fn chosen(choice: Choice<'_>) -> Option<(&str, ChosenBy)> {
+        match choice {
+            Choice::Key { key, chosen_by } => Some((key.env_var.as_str(), chosen_by)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_pin_is_honoured_only_when_it_exists_and_is_active() {
+        use KeyStatus::{Active, Disabled};
+        let keys = [
+            key("openai", "OPENAI_API_KEY_3", 3, Active),
+            key("openai", "OPENAI_API_KEY", 1, Disabled),
+            key("openai", "OPENAI_API_KEY_2", 2, Active),
+            key("anthropic", "ANTHROPIC_API_KEY", 1, Active),
+        ];
+        let choose = |pin, strict| choose_key(&keys, "openai", pin, strict);
+        for strict in [false, true] {
+            assert_eq!(
+                chosen(choose(None, strict)),
+                Some(("OPENAI_API_KEY_2", ChosenBy::ScopeDefault))
+            );
+            assert_eq!(
+                chosen(choose(Some("OPENAI_API_KEY_3"), strict)),
+                Some(("OPENAI_API_KEY_3", ChosenBy::Pinned))
+            );
+        }
+        assert_eq!(
+            chosen(choose(Some("OPENAI_API_KEY"), false)),
+            Some(("OPENAI_API_KEY_2", ChosenBy::FallbackPinDisabled))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY"), true), Choice::PinRefused(PinProblem::Disabled));
+        // Another provider's key is no pin of this one.
+        assert_eq!(
+            chosen(choose(Some("ANTHROPIC_API_KEY"), false)),
+            Some(("OPENAI_API_KEY_2", ChosenBy::FallbackPinMissing))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY_9"), true), Choice::PinRefused(PinProblem::Missing));
+    }
+
+    #[test]
+    fn without_an_active_key_nothing_is_chosen() {
+        let keys = [
+            key("openai", "OPENAI_API_KEY", 1, KeyStatus::Disabled),
+            key("openai", "OPENAI_API_KEY_2", 2, KeyStatus::Disabled),
+        ];
+        for pin in [None, Some("OPENAI_API_KEY"), Some("OPENAI_API_KEY_7")] {
+            assert_eq!(choose_key(&keys, "openai", pin, false), Choice::NoActiveKey, "{pin:?}");
+        }
+        assert_eq!(
+            choose_key(&keys, "openai", Some("OPENAI_API_KEY_2"), true),
+            Choice::PinRefused(PinProblem::Disabled)
+        );
+        assert_eq!(choose_key(&[], "openai", None, true), Choice::NoActiveKey);
+    }
 }
