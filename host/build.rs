@@ -92,7 +92,9 @@ fn check_wasm_target(rustc: &str) {
     if target_lib.is_dir() {
         return;
     }
-    println!("cargo:warning=installing the Rust target {WASM_TARGET} with rustup (the bundled plugins need it)");
+    println!(
+        "cargo:warning=installing the Rust target {WASM_TARGET} with rustup (the bundled plugins need it)"
+    );
     let installed = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .status()

@@ -94,9 +94,7 @@ async fn half_open_connections_are_capped_and_timed_out() {
     let client = reqwest::Client::new();
     let metrics = client
         .get(format!("http://{address}/metrics"))
-        .bearer_auth(
-            std::fs::read_to_string(_dir.path().join("operator.token")).unwrap().trim(),
-        )
+        .bearer_auth(std::fs::read_to_string(_dir.path().join("operator.token")).unwrap().trim())
         .send()
         .await
         .unwrap()

@@ -74,7 +74,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn plugins_that_claim_names_they_do_not_own_are_refused_and_the_rest_serve() {
     let plugins = plugin_dir(&["lead_claims_anthropic", "lead_claims_path", "lead_granted"]);
     let data = tempfile::tempdir().unwrap();
-    let env_file = data.path().join("self.env");
+    let config_dir = tempfile::tempdir().unwrap();
+    let env_file = config_dir.path().join("self.env");
     std::fs::write(&env_file, format!("ANTHROPIC_API_KEY={CANARY}\nPATH=/tmp/evil-bin\n")).unwrap();
     let mut config = config(
         data.path(),
@@ -152,9 +153,14 @@ async fn plugins_that_claim_names_they_do_not_own_are_refused_and_the_rest_serve
 
     // The self-host import took neither PATH from the file nor from the
     // process environment; the Anthropic key is there, for Anthropic.
-    let (_, vars) = client.call("GET", "/v1/scopes/self/host/default/env", Some(&operator), None).await;
-    let names: Vec<&str> =
-        vars["variables"].as_array().unwrap().iter().map(|var| var["name"].as_str().unwrap()).collect();
+    let (_, vars) =
+        client.call("GET", "/v1/scopes/self/host/default/env", Some(&operator), None).await;
+    let names: Vec<&str> = vars["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|var| var["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"ANTHROPIC_API_KEY"), "{vars}");
     for name in ["PATH", "HOME"] {
         assert!(!names.contains(&name), "{name} imported: {vars}");
@@ -201,8 +207,10 @@ async fn an_operators_grant_lets_a_third_party_plugin_read_a_bundled_key() {
     let policy_file = data.path().join("plugin-policy.toml");
     std::fs::write(&policy_file, "[plugins.openai-responses]\ngrant = [\"OPENAI_API_KEY\"]\n")
         .unwrap();
-    let sources =
-        PluginSources { plugin_dir: Some(plugins.path().to_owned()), policy: read_policy(&policy_file).unwrap() };
+    let sources = PluginSources {
+        plugin_dir: Some(plugins.path().to_owned()),
+        policy: read_policy(&policy_file).unwrap(),
+    };
     let server = Server::start(config(data.path(), sources)).await.unwrap();
     assert_eq!(server.report().refused_plugins, 1, "only garbage.wasm: {:?}", server.report());
     let client = Client::new(server.address());
@@ -251,11 +259,15 @@ fn the_cli_lists_refused_plugins_and_rejects_a_bad_policy_file() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.lines().any(|line| line.starts_with("anthropic ")), "{stdout}");
     assert!(!stdout.lines().any(|line| line.starts_with("evil ")), "{stdout}");
-    assert!(stdout.contains("REFUSED name_ownership") && stdout.contains("ANTHROPIC_API_KEY"), "{stdout}");
+    assert!(
+        stdout.contains("REFUSED name_ownership") && stdout.contains("ANTHROPIC_API_KEY"),
+        "{stdout}"
+    );
 
     let policy = plugins.path().join("policy.toml");
     std::fs::write(&policy, "[plugins.evil]\ngrant = [\"PATH\"]\ngrants = []\n").unwrap();
-    let output = cli(&["plugin", "list", "--plugin-dir", dir, "--plugin-policy", policy.to_str().unwrap()]);
+    let output =
+        cli(&["plugin", "list", "--plugin-dir", dir, "--plugin-policy", policy.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("policy.toml") && stderr.contains("grants"), "{stderr}");

@@ -45,7 +45,10 @@ pub async fn load_all(
     registry.enforce_ownership(&sources.policy.grants)?;
     for slug in sources.policy.grants.slugs() {
         if registry.get(slug).is_none() {
-            tracing::warn!(plugin = slug, "the plugin policy grants names to a plugin that is not loaded");
+            tracing::warn!(
+                plugin = slug,
+                "the plugin policy grants names to a plugin that is not loaded"
+            );
         }
     }
     Ok(registry)
@@ -53,8 +56,9 @@ pub async fn load_all(
 
 /// Reads the plugin policy file; its errors name the file and every problem.
 pub fn read_policy(path: &Path) -> anyhow::Result<PluginPolicy> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| anyhow::anyhow!("cannot read the plugin policy {}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        anyhow::anyhow!("cannot read the plugin policy {}: {error}", path.display())
+    })?;
     plugin_policy::parse(&text).map_err(|problems| {
         anyhow::anyhow!(
             "the plugin policy {} is invalid:\n  - {}",

@@ -397,7 +397,8 @@ ESCAPES="a\nb\t\"c\"\\d"
         // Even a filter that takes host names (a plugin that declared PATH)
         // never imports them.
         let accept = |name: &str| {
-            ["ENCRYPTION_KEY", "PATH"].contains(&name) || variant_of(name, "OPENAI_API_KEY").is_some()
+            ["ENCRYPTION_KEY", "PATH"].contains(&name)
+                || variant_of(name, "OPENAI_API_KEY").is_some()
         };
         let Collected { vars, skipped, from_process } = collect(Some(dotenv), process, &accept);
         assert_eq!(from_process, ["OPENAI_API_KEY", "OPENAI_API_KEY_3"]);

@@ -23,7 +23,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-
 /// Limits on client connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -105,7 +104,7 @@ impl Drop for OpenConnection {
 }
 
 /// The answer to a connection over the cap.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 95\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server holds its maximum of connections\"}}";
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 97\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server holds its maximum of connections\"}}";
 
 /// Serves `app` on `listener` under `limits` until `stopped` turns true,
 /// then lets connections in flight finish their requests.
@@ -134,7 +133,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stopped.wait_for(|stop| *stop) => break,
+            _ = async { drop(stopped.wait_for(|stop| *stop).await) } => break,
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -144,8 +143,8 @@ pub async fn serve(
         };
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
-        let connection =
-            graceful.watch(builder.serve_connection_with_upgrades(io, service.clone()).into_owned());
+        let connection = graceful
+            .watch(builder.serve_connection_with_upgrades(io, service.clone()).into_owned());
         let open = OpenConnection::new(&counters);
         let idle = limits.idle_timeout;
         tokio::spawn(async move {

@@ -96,6 +96,11 @@ pub(crate) fn load_checks(
         Err(LoadError::InvalidManifest { problems, .. }) => {
             (4, problems.join("\n"), manifest_fixes(problems))
         }
+        Err(LoadError::NameOwnership { problems, .. }) => (
+            4,
+            problems.join("\n"),
+            "declare only variables under your own prefix (your slug upper-cased, `-` as `_`, then `_`), or ask the operator to grant you the name in the plugin policy file".to_owned(),
+        ),
         Err(LoadError::DuplicateSlug { slug, .. }) => (
             4,
             format!("slug {slug:?} is taken"),

@@ -96,7 +96,8 @@ const RESERVED_PREFIXES: &[&str] = &[
 /// Whether `name` belongs to the host's own environment: never imported
 /// from it, never declared by a plugin.
 pub fn is_host_reserved(name: &str) -> bool {
-    RESERVED_EXACT.contains(&name) || RESERVED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+    RESERVED_EXACT.contains(&name)
+        || RESERVED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// The prefix a third-party plugin's names live under: `acme-ai` → `ACME_AI_`.
@@ -214,7 +215,7 @@ pub enum OwnershipProblem {
 /// Checks every claim against the others; the result has one list of
 /// problems per claim, in order (empty: the plugin may load).
 pub fn check(claims: &[Claim<'_>], grants: &NameGrants) -> Vec<Vec<OwnershipProblem>> {
-    claims.iter().enumerate().map(|(index, claim)| check_one(claims, index, grants)).collect()
+    (0..claims.len()).map(|index| check_one(claims, index, grants)).collect()
 }
 
 fn check_one(claims: &[Claim<'_>], index: usize, grants: &NameGrants) -> Vec<OwnershipProblem> {
@@ -227,7 +228,9 @@ fn check_one(claims: &[Claim<'_>], index: usize, grants: &NameGrants) -> Vec<Own
             problems.push(OwnershipProblem::HostReserved { name: name.to_owned() });
             continue;
         }
-        if let Some(base) = claim.names.iter().find(|base| variant_of(name, base).is_some_and(|n| n >= 2)) {
+        if let Some(base) =
+            claim.names.iter().find(|base| variant_of(name, base).is_some_and(|n| n >= 2))
+        {
             problems.push(OwnershipProblem::OwnVariant {
                 name: name.to_owned(),
                 base: (*base).to_owned(),
@@ -276,8 +279,10 @@ fn check_one(claims: &[Claim<'_>], index: usize, grants: &NameGrants) -> Vec<Own
                 owner: claims[at].slug.to_owned(),
                 prefix: prefix.clone(),
             }),
-            None => problems
-                .push(OwnershipProblem::OutsidePrefix { name: name.to_owned(), prefix: prefix.clone() }),
+            None => problems.push(OwnershipProblem::OutsidePrefix {
+                name: name.to_owned(),
+                prefix: prefix.clone(),
+            }),
         }
     }
     problems
@@ -351,7 +356,9 @@ mod tests {
         claims.push(third("openai-api-key", &["OPENAI_API_KEY_2", "OPENAI_API_KEY_EXTRA"]));
         let problems = problems_of(&claims, &NameGrants::new(), "openai-api-key");
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(matches!(&problems[0], OwnershipProblem::OwnedByOther { owner, .. } if owner == "openai"));
+        assert!(
+            matches!(&problems[0], OwnershipProblem::OwnedByOther { owner, .. } if owner == "openai")
+        );
     }
 
     #[test]
@@ -363,7 +370,9 @@ mod tests {
             [OwnershipProblem::HostReserved { .. }]
         ));
         assert_eq!(problems_of(&claims, &grants, "evil").len(), 2);
-        for name in ["PATH", "LD_LIBRARY_PATH", "PLATOS_LISTEN", "ENCRYPTION_KEY_PREVIOUS", "LC_ALL"] {
+        for name in
+            ["PATH", "LD_LIBRARY_PATH", "PLATOS_LISTEN", "ENCRYPTION_KEY_PREVIOUS", "LC_ALL"]
+        {
             assert!(is_host_reserved(name), "{name}");
         }
         for name in ["OPENAI_API_KEY", "AWS_REGION", "ACME_PATH"] {
@@ -373,9 +382,12 @@ mod tests {
 
     #[test]
     fn names_outside_the_prefix_need_a_grant() {
-        let claims = [bundled_set(), vec![third("acme", &["ACME_API_KEY", "SHARED_TOKEN"])]].concat();
+        let claims =
+            [bundled_set(), vec![third("acme", &["ACME_API_KEY", "SHARED_TOKEN"])]].concat();
         let problems = problems_of(&claims, &NameGrants::new(), "acme");
-        assert!(matches!(problems.as_slice(), [OwnershipProblem::OutsidePrefix { name, .. }] if name == "SHARED_TOKEN"));
+        assert!(
+            matches!(problems.as_slice(), [OwnershipProblem::OutsidePrefix { name, .. }] if name == "SHARED_TOKEN")
+        );
         let grants = NameGrants::new().with("acme", "SHARED_TOKEN");
         assert!(problems_of(&claims, &grants, "acme").is_empty());
     }
@@ -393,12 +405,17 @@ mod tests {
     fn the_longest_prefix_owns_a_name() {
         let claims = vec![third("acme", &["ACME_AI_KEY"]), third("acme-ai", &["ACME_AI_KEY"])];
         let problems = problems_of(&claims, &NameGrants::new(), "acme");
-        assert!(matches!(problems.as_slice(), [OwnershipProblem::OwnedByOther { owner, .. }] if owner == "acme-ai"));
+        assert!(
+            matches!(problems.as_slice(), [OwnershipProblem::OwnedByOther { owner, .. }] if owner == "acme-ai")
+        );
         assert!(problems_of(&claims, &NameGrants::new(), "acme-ai").is_empty());
         // Without acme-ai loaded, acme owns the name.
         assert!(check(&claims[..1], &NameGrants::new())[0].is_empty());
         // A bundled plugin's prefix counts too: `azure` does not own AZURE_OPENAI_X.
-        let claims = vec![bundled("azure-openai", &["AZURE_OPENAI_API_KEY"]), third("azure", &["AZURE_OPENAI_X"])];
+        let claims = vec![
+            bundled("azure-openai", &["AZURE_OPENAI_API_KEY"]),
+            third("azure", &["AZURE_OPENAI_X"]),
+        ];
         assert!(!problems_of(&claims, &NameGrants::new(), "azure").is_empty());
     }
 

@@ -43,9 +43,7 @@ struct PluginEntry {
 /// plugin and the name, and what is expected.
 pub fn parse(text: &str) -> Result<PluginPolicy, Vec<String>> {
     let file: PolicyFile = basic_toml::from_str(text).map_err(|error| {
-        vec![format!(
-            "{error}; expected [plugins.<slug>] tables with `grant = [\"NAME\", ...]`"
-        )]
+        vec![format!("{error}; expected [plugins.<slug>] tables with `grant = [\"NAME\", ...]`")]
     })?;
     let mut problems = Vec::new();
     let mut grants = NameGrants::new();
@@ -97,7 +95,12 @@ mod tests {
         .unwrap_err();
         let text = problems.join("\n");
         assert_eq!(problems.len(), 4, "{text}");
-        for expected in ["\"Bad_Slug\" is not a plugin slug", "\"lower\": not a variable name", "grant PATH", "grant LD_PRELOAD"] {
+        for expected in [
+            "\"Bad_Slug\" is not a plugin slug",
+            "\"lower\": not a variable name",
+            "grant PATH",
+            "grant LD_PRELOAD",
+        ] {
             assert!(text.contains(expected), "missing {expected:?} in {text}");
         }
     }

@@ -137,7 +137,13 @@ impl PluginRegistry {
                 .map(|entry| Claim {
                     slug: entry.plugin.slug(),
                     bundled: entry.bundled,
-                    names: entry.plugin.manifest().env_vars.iter().map(|var| var.name.as_str()).collect(),
+                    names: entry
+                        .plugin
+                        .manifest()
+                        .env_vars
+                        .iter()
+                        .map(|var| var.name.as_str())
+                        .collect(),
                 })
                 .collect();
             ownership::check(&claims, grants)
