@@ -54,7 +54,7 @@ fn pair(key: &str, badge: &str) -> (String, String) {
 async fn the_providers_page_shows_badges_and_tests_keys() {
     let chromium = which(&["chromium", "chromium-browser"]).unwrap_or_else(|| {
         panic!(
-            "headless Chromium is needed for the providers-page test and is not installed: run `apt-get update && apt-get install -y chromium` (.ci/run does)"
+            "headless Chromium is needed for the providers-page test and is not installed: run `apt-get update && apt-get install -y chromium` (`bash scripts/test.sh` does)"
         )
     });
     let node = which(&["node", "nodejs"])
