@@ -75,10 +75,22 @@ async fn every_bundled_plugin_passes_the_harness() {
 }
 
 #[tokio::test]
+async fn the_frozen_0_1_0_plugin_still_passes_the_harness() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1.0/openai.wasm");
+    let wasm = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let report = check_plugin(&wasm, &options("fixture:openai-0.1.0")).await;
+    assert_no_canary(&report);
+    assert_passes(&report);
+    assert_eq!(report.plugin.as_deref(), Some("openai@0.1.0"));
+    let exports = report.check(names::LOAD_EXPORTS).expect("the exports check ran");
+    assert_eq!(exports.got, "exports platos:provider/plugin@0.1.0");
+}
+
+#[tokio::test]
 async fn the_reference_plugin_passes_every_check_by_name() {
     let report = check("platos_plugin_openai").await;
     assert_passes(&report);
-    assert_eq!(report.plugin.as_deref(), Some("openai@0.1.0"));
+    assert_eq!(report.plugin.as_deref(), Some("openai@0.2.0"));
     let ran: Vec<&str> = report.checks.iter().map(|check| check.name.as_str()).collect();
     for name in [
         names::LOAD_COMPONENT,
