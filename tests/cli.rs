@@ -112,7 +112,8 @@ fn plugin_call_read_usage_and_the_0_1_0_answer() {
     })
     .to_string();
     let path = component("platos_plugin_openai");
-    let output = run(&["plugin", "call", path.to_str().unwrap(), "read-usage", "--input", &input], "");
+    let output =
+        run(&["plugin", "call", path.to_str().unwrap(), "read-usage", "--input", &input], "");
     assert!(output.status.success(), "{}", text(&output.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(

@@ -929,8 +929,10 @@ async fn manifests_carry_the_client_names_and_forms() {
     for name in ["GOOGLE_API_KEY", "GEMINI_API_KEY"] {
         assert!(google.contains(&json!({"name": name, "client": "all", "form": "verbatim"})));
     }
-    assert!(aliases("azure-openai", "AZURE_OPENAI_API_VERSION")
-        .contains(&json!({"name": "OPENAI_API_VERSION", "client": "all", "form": "verbatim"})));
+    assert!(
+        aliases("azure-openai", "AZURE_OPENAI_API_VERSION")
+            .contains(&json!({"name": "OPENAI_API_VERSION", "client": "all", "form": "verbatim"}))
+    );
     assert!(aliases("anthropic", "ANTHROPIC_BASE_URL").contains(&json!({
         "name": "ANTHROPIC_BASE_URL", "client": "ai-sdk", "form": "append-suffix", "suffix": "/v1"
     })));

@@ -272,10 +272,7 @@ async fn the_current_openai_plugin_reads_usage_and_has_no_token_exchange() {
     let plugin = openai(&host).await;
     let body = r#"{"model":"gpt-5-2025-08-07","usage":{"prompt_tokens":120,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":100}}}"#;
     let usage = plugin.read_usage(&models_request(), &response(200, body)).await.unwrap().unwrap();
-    assert_eq!(
-        (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
-        (20, 30, 100)
-    );
+    assert_eq!((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens), (20, 30, 100));
     assert_eq!(usage.model.as_deref(), Some("gpt-5-2025-08-07"));
     let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
     let error = plugin.token_request(&credentials, 0).await.unwrap_err();
@@ -296,7 +293,10 @@ async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token
     let credentials = Credentials::new().with("H4_CLIENT_SECRET", CANARY);
 
     let request = plugin.token_request(&credentials, 1_700_000_000).await.unwrap();
-    assert_eq!((request.method, request.url.as_str()), (Method::Post, "https://auth.token.example/oauth/token"));
+    assert_eq!(
+        (request.method, request.url.as_str()),
+        (Method::Post, "https://auth.token.example/oauth/token")
+    );
     let body = String::from_utf8(request.body.clone().unwrap()).unwrap();
     assert_eq!(body, format!("grant_type=client_credentials&client_secret={CANARY}"));
     assert!(!format!("{request:?}").contains(CANARY));
@@ -332,7 +332,10 @@ async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token
     let with_token = credentials.clone().with(ACCESS_TOKEN_VAR, "at-Zq81xYwV");
     let probe = plugin.health_probe(&with_token).await.unwrap();
     let authorized = plugin.authorize(&with_token, &probe, 0).await.unwrap();
-    assert_eq!(authorized.header_values("authorization").collect::<Vec<_>>(), ["Bearer at-Zq81xYwV"]);
+    assert_eq!(
+        authorized.header_values("authorization").collect::<Vec<_>>(),
+        ["Bearer at-Zq81xYwV"]
+    );
     let error = plugin.authorize(&credentials, &probe, 0).await.unwrap_err();
     assert!(error.to_string().contains(ACCESS_TOKEN_VAR), "{error}");
 

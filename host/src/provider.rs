@@ -681,7 +681,8 @@ mod tests {
 
     #[test]
     fn prices_selectors_and_forms_serialize_as_manifest_files_write_them() {
-        let price = TokenPrice { input: MicroUsd(150_000), output: MicroUsd(600_000), cached_input: None };
+        let price =
+            TokenPrice { input: MicroUsd(150_000), output: MicroUsd(600_000), cached_input: None };
         assert_eq!(
             serde_json::to_value(price).unwrap(),
             serde_json::json!({"input": 0.15, "output": 0.6})
@@ -730,7 +731,8 @@ mod tests {
 
     #[test]
     fn an_access_token_never_shows_its_value() {
-        let token = AccessToken { value: SecretString::from("at-canary-81xYwV".to_owned()), expires_at: 7 };
+        let token =
+            AccessToken { value: SecretString::from("at-canary-81xYwV".to_owned()), expires_at: 7 };
         let shown = format!("{token:?}");
         assert!(!shown.contains("at-canary-81xYwV") && shown.contains("expires_at: 7"), "{shown}");
     }

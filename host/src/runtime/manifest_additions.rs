@@ -16,8 +16,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     check_clients(manifest, &mut problems);
     check_aliases(manifest, &mut problems);
-    if manifest.token_exchange && manifest.env_vars.iter().any(|var| var.name == ACCESS_TOKEN_VAR)
-    {
+    if manifest.token_exchange && manifest.env_vars.iter().any(|var| var.name == ACCESS_TOKEN_VAR) {
         problems.push(format!(
             "env var {ACCESS_TOKEN_VAR} is reserved for the access token a token exchange gives; name the variable otherwise"
         ));
@@ -105,7 +104,9 @@ fn check_form(at: &str, alias: &EnvAlias, problems: &mut Vec<String>) {
         ValueForm::HostLabelOfUrl { domain }
             if !domain.contains('.')
                 || domain.starts_with('.')
-                || !domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)) =>
+                || !domain.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)
+                }) =>
         {
             problems.push(format!(
                 "{at}: domain {domain:?} must be a lower-case DNS name such as openai.azure.com"
@@ -273,7 +274,11 @@ mod tests {
     fn forms_carry_what_they_need() {
         let mut manifest = good();
         let aliases = &mut manifest.env_vars[1].aliases;
-        aliases.push(alias("A_SUFFIX", only("official"), ValueForm::StripSuffix { suffix: "".into() }));
+        aliases.push(alias(
+            "A_SUFFIX",
+            only("official"),
+            ValueForm::StripSuffix { suffix: "".into() },
+        ));
         aliases.push(alias(
             "A_LABEL",
             only("official"),

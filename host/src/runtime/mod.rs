@@ -339,9 +339,9 @@ impl Plugin {
         let result = self
             .inner
             .call(FUNCTION, None, |api, mut store| {
-                Box::pin(async move {
-                    (routed(api.read_token(&mut store, response, now).await), store)
-                })
+                Box::pin(
+                    async move { (routed(api.read_token(&mut store, response, now).await), store) },
+                )
             })
             .await?;
         result.map_err(|unsupported| self.unsupported(FUNCTION, unsupported))
