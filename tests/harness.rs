@@ -451,3 +451,21 @@ async fn a_manifest_breaking_the_load_rules_fails_manifest_rules_with_fixes() {
     assert_eq!(report.check(names::LOAD_MANIFEST).unwrap().status, CheckStatus::Passed);
     assert_eq!(report.check(names::AUTHORIZE_SHAPE).unwrap().status, CheckStatus::Skipped);
 }
+
+#[tokio::test]
+async fn broken_0_2_0_additions_fail_manifest_rules_with_fixes() {
+    let report = check("platos_fixture_h4_bad_aliases").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::MANIFEST_RULES]));
+    let check = failed(&report, names::MANIFEST_RULES);
+    for problem in [
+        "default client \"langchain\" is not among the declared clients (official)",
+        "alias BAD_KEY of BAD_ALIASES_KEY: client \"ai-sdk\" is not declared (declared: official)",
+        "alias BAD_ALIASES_BASE of BAD_ALIASES_KEY: BAD_ALIASES_BASE is another declared variable",
+        "alias BAD_NOTE of BAD_ALIASES_KEY: a note-only alias needs a note",
+    ] {
+        assert!(check.got.contains(problem), "{problem}: {}", check.got);
+    }
+    for hint in ["give each alias an env var name", "name the official SDK's in `default_client`"] {
+        assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
+}

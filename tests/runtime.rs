@@ -54,14 +54,33 @@ async fn frozen_openai(host: &PluginHost) -> Plugin {
     host.load(&frozen_openai_component(), "test:openai-0.1.0").await.expect("the 0.1.0 build loads")
 }
 
-/// The current OpenAI plugin and its frozen 0.1.0 build: every OpenAI check
-/// runs on both.
-async fn both_openai(host: &PluginHost) -> [Plugin; 2] {
-    [openai(host).await, frozen_openai(host).await]
+/// The current OpenAI plugin and its frozen 0.1.0 build, loaded once for the
+/// whole file (every compile is CPU the limit tests would compete with):
+/// every OpenAI check runs on both.
+async fn both_openai() -> &'static [Plugin; 2] {
+    static PLUGINS: tokio::sync::OnceCell<[Plugin; 2]> = tokio::sync::OnceCell::const_new();
+    PLUGINS
+        .get_or_init(|| async {
+            let host = host();
+            [openai(&host).await, frozen_openai(&host).await]
+        })
+        .await
 }
 
-async fn hostile(host: &PluginHost) -> Plugin {
-    host.load(&component("platos_fixture_hostile"), "test:hostile").await.expect("hostile loads")
+/// A good plugin (OpenAI) and the hostile fixture on one host, loaded once
+/// for the whole file, like [`both_openai`].
+async fn good_and_hostile() -> &'static (Plugin, Plugin) {
+    static PLUGINS: tokio::sync::OnceCell<(Plugin, Plugin)> = tokio::sync::OnceCell::const_new();
+    PLUGINS
+        .get_or_init(|| async {
+            let host = host();
+            let hostile = host
+                .load(&component("platos_fixture_hostile"), "test:hostile")
+                .await
+                .expect("hostile loads");
+            (openai(&host).await, hostile)
+        })
+        .await
 }
 
 async fn token_exchange(host: &PluginHost) -> Plugin {
@@ -93,8 +112,7 @@ async fn assert_good_plugin_answers(plugin: &Plugin) {
 
 #[tokio::test]
 async fn openai_manifest_round_trips_from_its_toml_file() {
-    let host = host();
-    let plugin = openai(&host).await;
+    let [plugin, _] = both_openai().await;
     assert_eq!(plugin.id(), "openai@0.2.0");
     assert_eq!(plugin.api_version(), "0.2.0");
     let toml_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/openai.toml");
@@ -106,8 +124,7 @@ async fn openai_manifest_round_trips_from_its_toml_file() {
 
 #[tokio::test]
 async fn the_frozen_0_1_0_plugin_loads_with_its_manifest_and_no_additions() {
-    let host = host();
-    let plugin = frozen_openai(&host).await;
+    let [_, plugin] = both_openai().await;
     assert_eq!(plugin.id(), "openai@0.1.0");
     assert_eq!(plugin.api_version(), "0.1.0");
     let manifest = plugin.manifest();
@@ -132,8 +149,7 @@ async fn the_frozen_0_1_0_plugin_loads_with_its_manifest_and_no_additions() {
 
 #[tokio::test]
 async fn authorize_adds_exactly_the_bearer_header() {
-    let host = host();
-    for plugin in both_openai(&host).await {
+    for plugin in both_openai().await {
         let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
         let mut request = models_request();
         request.method = Method::Post;
@@ -163,8 +179,7 @@ async fn authorize_adds_exactly_the_bearer_header() {
 
 #[tokio::test]
 async fn authorize_without_a_key_names_the_missing_variable() {
-    let host = host();
-    for plugin in both_openai(&host).await {
+    for plugin in both_openai().await {
         let error = plugin.authorize(&Credentials::new(), &models_request(), 0).await.unwrap_err();
         match &error.kind {
             CallErrorKind::Provider(failure) => {
@@ -179,8 +194,7 @@ async fn authorize_without_a_key_names_the_missing_variable() {
 
 #[tokio::test]
 async fn probe_lists_models_at_the_configured_base() {
-    let host = host();
-    for plugin in both_openai(&host).await {
+    for plugin in both_openai().await {
         let probe =
             plugin.health_probe(&Credentials::new().with("OPENAI_API_KEY", CANARY)).await.unwrap();
         assert_eq!(probe.method, Method::Get);
@@ -206,8 +220,7 @@ async fn probe_lists_models_at_the_configured_base() {
 
 #[tokio::test]
 async fn verdicts_on_canned_responses() {
-    let host = host();
-    for plugin in both_openai(&host).await {
+    for plugin in both_openai().await {
         let listing = r#"{"object":"list","data":[{"id":"gpt-5","object":"model"},{"id":"text-embedding-3-small","object":"model"}]}"#;
         match plugin.interpret_health(&response(200, listing)).await.unwrap() {
             Verdict::Healthy { models, .. } => {
@@ -249,8 +262,7 @@ fn assert_unsupported_by_0_1_0(result: Result<impl std::fmt::Debug, CallError>, 
 
 #[tokio::test]
 async fn the_0_2_0_functions_on_a_0_1_0_plugin_answer_unsupported_not_a_trap() {
-    let host = host();
-    let plugin = frozen_openai(&host).await;
+    let [_, plugin] = both_openai().await;
     let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
     assert_unsupported_by_0_1_0(plugin.token_request(&credentials, 0).await, "token-request");
     assert_unsupported_by_0_1_0(
@@ -263,13 +275,12 @@ async fn the_0_2_0_functions_on_a_0_1_0_plugin_answer_unsupported_not_a_trap() {
         "read-usage",
     );
     // The plugin still answers everything else afterwards.
-    assert_good_plugin_answers(&plugin).await;
+    assert_good_plugin_answers(plugin).await;
 }
 
 #[tokio::test]
 async fn the_current_openai_plugin_reads_usage_and_has_no_token_exchange() {
-    let host = host();
-    let plugin = openai(&host).await;
+    let [plugin, _] = both_openai().await;
     let body = r#"{"model":"gpt-5-2025-08-07","usage":{"prompt_tokens":120,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":100}}}"#;
     let usage = plugin.read_usage(&models_request(), &response(200, body)).await.unwrap().unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens), (20, 30, 100));
@@ -359,9 +370,7 @@ async fn hostile_call(
 
 #[tokio::test]
 async fn hostile_plugins_hit_every_limit_and_the_host_keeps_serving() {
-    let host = host();
-    let good = openai(&host).await;
-    let bad = hostile(&host).await;
+    let (good, bad) = good_and_hostile().await;
     for (mode, expected) in [
         ("loop", "cpu_limit"),
         ("memory", "memory_limit"),
@@ -371,20 +380,19 @@ async fn hostile_plugins_hit_every_limit_and_the_host_keeps_serving() {
         ("foreign-host", "refused_request"),
         ("sleep", "timeout"),
     ] {
-        let error = hostile_call(&bad, mode).await.expect_err(mode);
+        let error = hostile_call(bad, mode).await.expect_err(mode);
         assert_eq!(error.kind.code(), expected, "{mode}: {error}");
         let message = error.to_string();
         assert!(message.contains("hostile@0.0.1"), "{mode}: {message}");
         assert!(!message.contains(CANARY), "{mode} leaked the secret: {message}");
-        assert_good_plugin_answers(&good).await;
+        assert_good_plugin_answers(good).await;
     }
 }
 
 #[tokio::test]
 async fn a_panic_reports_the_guest_message_without_the_secret() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let error = hostile_call(&bad, "panic").await.unwrap_err();
+    let (_, bad) = good_and_hostile().await;
+    let error = hostile_call(bad, "panic").await.unwrap_err();
     let message = error.to_string();
     assert!(message.contains("the hostile fixture panics on purpose"), "{message}");
     assert!(!message.contains(CANARY), "{message}");
@@ -392,9 +400,8 @@ async fn a_panic_reports_the_guest_message_without_the_secret() {
 
 #[tokio::test]
 async fn a_foreign_host_is_refused_before_sending() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let error = hostile_call(&bad, "foreign-host").await.unwrap_err();
+    let (_, bad) = good_and_hostile().await;
+    let error = hostile_call(bad, "foreign-host").await.unwrap_err();
     match error.kind {
         CallErrorKind::Refused(OutboundRefusal::ForeignHost { host, allowed }) => {
             assert_eq!(host, "evil.example.net");
@@ -409,9 +416,8 @@ async fn the_sandbox_grants_no_filesystem_network_environment_or_args() {
     // SAFETY: set before any thread of this test reads the environment; the
     // point is that the plugin must not see it.
     unsafe { std::env::set_var("PLATOS_TEST_HOST_SECRET", CANARY) };
-    let host = host();
-    let bad = hostile(&host).await;
-    let report = hostile_call(&bad, "sandbox").await.expect("the sandbox probe returns");
+    let (_, bad) = good_and_hostile().await;
+    let report = hostile_call(bad, "sandbox").await.expect("the sandbox probe returns");
     let header = |name: &str| report.header_values(name).next().unwrap_or_default().to_owned();
     for capability in ["x-fs-list", "x-fs-read", "x-net-connect", "x-net-lookup"] {
         assert!(header(capability).starts_with("denied"), "{capability}: {}", header(capability));
@@ -422,9 +428,8 @@ async fn the_sandbox_grants_no_filesystem_network_environment_or_args() {
 
 #[tokio::test]
 async fn a_chatty_plugin_is_captured_not_failed() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let request = hostile_call(&bad, "flood-stdio").await.expect("flooding stdio is not an error");
+    let (_, bad) = good_and_hostile().await;
+    let request = hostile_call(bad, "flood-stdio").await.expect("flooding stdio is not an error");
     assert_eq!(
         request.header_values("authorization").collect::<Vec<_>>(),
         [format!("Bearer {CANARY}")]
@@ -433,10 +438,8 @@ async fn a_chatty_plugin_is_captured_not_failed() {
 
 #[tokio::test]
 async fn a_runaway_plugin_does_not_block_other_calls() {
-    let host = host();
-    let good = openai(&host).await;
-    let bad = hostile(&host).await;
-    let (runaway, good_result) = tokio::join!(hostile_call(&bad, "loop"), async {
+    let (good, bad) = good_and_hostile().await;
+    let (runaway, good_result) = tokio::join!(hostile_call(bad, "loop"), async {
         let credentials = Credentials::new().with("OPENAI_API_KEY", "sk-good");
         good.authorize(&credentials, &models_request(), 0).await
     });
@@ -517,4 +520,22 @@ async fn bundled_plugins_load_into_the_registry() {
     platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
     let openai = registry.get("openai").expect("openai is bundled");
     assert_eq!(openai.origin(), "bundled:openai");
+}
+
+#[tokio::test]
+async fn a_0_2_0_manifest_breaking_the_alias_rules_is_refused_at_load() {
+    let host = host();
+    let error = host
+        .load(&component("platos_fixture_h4_bad_aliases"), "test:bad-aliases")
+        .await
+        .err()
+        .expect("the broken aliases are refused");
+    match &error {
+        LoadError::InvalidManifest { plugin, problems, .. } => {
+            assert_eq!(plugin, "h4-bad-aliases@0.2.0");
+            assert_eq!(problems.len(), 4, "{problems:#?}");
+        }
+        other => panic!("expected InvalidManifest, got {other}"),
+    }
+    assert!(error.to_string().contains("a note-only alias needs a note"), "{error}");
 }

@@ -134,6 +134,18 @@ fn first_line(text: &str) -> &str {
 fn manifest_fixes(problems: &[String]) -> String {
     const HINTS: &[(&str, &str)] = &[
         (
+            "alias ",
+            "give each alias an env var name, `client = \"all\"` or a declared client id, the `suffix`, `domain` or `note` its form needs, and no clash with another variable or alias for the same client",
+        ),
+        (
+            "client",
+            "declare `[[clients]]` with unique lower-case ids (not `all`) and name the official SDK's in `default_client`",
+        ),
+        (
+            "reserved",
+            "rename the variable: the host hands the access token to `authorize` as PLATOS_ACCESS_TOKEN",
+        ),
+        (
             "slug",
             "`slug`: lower-case letters, digits and hyphens, starting with a letter or digit, at most 64 characters (e.g. `acme`)",
         ),
