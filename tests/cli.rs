@@ -105,6 +105,34 @@ fn plugin_call_interpret_health_and_probe() {
 }
 
 #[test]
+fn plugin_call_read_usage_and_the_0_1_0_answer() {
+    let input = serde_json::json!({
+        "request": {"method": "POST", "url": "https://api.openai.com/v1/chat/completions"},
+        "response": {"status": 200, "body": r#"{"model":"gpt-5","usage":{"prompt_tokens":7,"completion_tokens":2}}"#},
+    })
+    .to_string();
+    let path = component("platos_plugin_openai");
+    let output =
+        run(&["plugin", "call", path.to_str().unwrap(), "read-usage", "--input", &input], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"usage": {"input_tokens": 7, "output_tokens": 2, "cached_input_tokens": 0, "model": "gpt-5"}})
+    );
+
+    let frozen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1.0/openai.wasm");
+    let output =
+        run(&["plugin", "call", frozen.to_str().unwrap(), "read-usage", "--input", &input], "");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("openai@0.1.0: read-usage is not supported by contract 0.1.0"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn limit_violations_and_refusals_exit_non_zero_with_a_message() {
     let hostile = component("platos_fixture_hostile");
     let input = format!(

@@ -75,10 +75,22 @@ async fn every_bundled_plugin_passes_the_harness() {
 }
 
 #[tokio::test]
+async fn the_frozen_0_1_0_plugin_still_passes_the_harness() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1.0/openai.wasm");
+    let wasm = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let report = check_plugin(&wasm, &options("fixture:openai-0.1.0")).await;
+    assert_no_canary(&report);
+    assert_passes(&report);
+    assert_eq!(report.plugin.as_deref(), Some("openai@0.1.0"));
+    let exports = report.check(names::LOAD_EXPORTS).expect("the exports check ran");
+    assert_eq!(exports.got, "exports platos:provider/plugin@0.1.0");
+}
+
+#[tokio::test]
 async fn the_reference_plugin_passes_every_check_by_name() {
     let report = check("platos_plugin_openai").await;
     assert_passes(&report);
-    assert_eq!(report.plugin.as_deref(), Some("openai@0.1.0"));
+    assert_eq!(report.plugin.as_deref(), Some("openai@0.2.0"));
     let ran: Vec<&str> = report.checks.iter().map(|check| check.name.as_str()).collect();
     for name in [
         names::LOAD_COMPONENT,
@@ -438,4 +450,22 @@ async fn a_manifest_breaking_the_load_rules_fails_manifest_rules_with_fixes() {
     }
     assert_eq!(report.check(names::LOAD_MANIFEST).unwrap().status, CheckStatus::Passed);
     assert_eq!(report.check(names::AUTHORIZE_SHAPE).unwrap().status, CheckStatus::Skipped);
+}
+
+#[tokio::test]
+async fn broken_0_2_0_additions_fail_manifest_rules_with_fixes() {
+    let report = check("platos_fixture_h4_bad_aliases").await;
+    assert_eq!(failed_names(&report), BTreeSet::from([names::MANIFEST_RULES]));
+    let check = failed(&report, names::MANIFEST_RULES);
+    for problem in [
+        "default client \"langchain\" is not among the declared clients (official)",
+        "alias BAD_KEY of BAD_ALIASES_KEY: client \"ai-sdk\" is not declared (declared: official)",
+        "alias BAD_ALIASES_BASE of BAD_ALIASES_KEY: BAD_ALIASES_BASE is another declared variable",
+        "alias BAD_NOTE of BAD_ALIASES_KEY: a note-only alias needs a note",
+    ] {
+        assert!(check.got.contains(problem), "{problem}: {}", check.got);
+    }
+    for hint in ["give each alias an env var name", "name the official SDK's in `default_client`"] {
+        assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
 }

@@ -113,7 +113,7 @@ async fn every_bundled_manifest_loads_validates_and_matches_its_file() {
     assert_eq!(slugs, expected);
     for (slug, vars) in BUNDLED {
         let plugin = registry.get(slug).unwrap();
-        assert_eq!(plugin.id(), format!("{slug}@0.1.0"));
+        assert_eq!(plugin.id(), format!("{slug}@0.2.0"));
         assert_eq!(plugin.origin(), format!("bundled:{slug}"));
         let manifest = plugin.manifest();
         platos_host::policy::manifest::validate(manifest).expect("the manifest validates");
@@ -740,6 +740,19 @@ async fn hostile_inputs_never_trap_any_plugin() {
                 };
                 let verdict = plugin.interpret_health(&response).await;
                 assert!(verdict.is_ok(), "{} trapped on HTTP {status}: {verdict:?}", plugin.slug());
+                let stream = HttpResponse {
+                    headers: vec![("content-type".into(), "text/event-stream".into())],
+                    ..response.clone()
+                };
+                for response in [&response, &stream] {
+                    if let Err(error) = plugin.read_usage(&chat_request(), response).await {
+                        assert!(
+                            matches!(&error.kind, CallErrorKind::Provider(failure) if failure.code == ProviderErrorCode::Unsupported),
+                            "{} failed read-usage on HTTP {status}: {error}",
+                            plugin.slug()
+                        );
+                    }
+                }
             }
         }
         for url in ["", "not a url", "https://", "https://[::1", "http://a b/"] {
@@ -758,4 +771,190 @@ async fn hostile_inputs_never_trap_any_plugin() {
             }
         }
     }
+}
+
+/// A chat request as an agent sends it (the model is the request's).
+fn chat_request() -> HttpRequest {
+    HttpRequest {
+        method: Method::Post,
+        url: "https://api.example.com/v1/chat/completions".into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Some(br#"{"model":"requested-model","messages":[]}"#.to_vec()),
+    }
+}
+
+fn stream(body: &str) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/event-stream; charset=utf-8".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// `(input, output, cached input, model)` of what `read-usage` read.
+async fn usage_of(plugin: &Plugin, response: &HttpResponse) -> Option<(u64, u64, u64, String)> {
+    let usage = plugin.read_usage(&chat_request(), response).await.unwrap()?;
+    Some((
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.model.unwrap_or_default(),
+    ))
+}
+
+fn counts(input: u64, output: u64, cached: u64, model: &str) -> Option<(u64, u64, u64, String)> {
+    Some((input, output, cached, model.to_owned()))
+}
+
+#[tokio::test]
+async fn openai_style_plugins_read_usage_from_bodies_and_streams() {
+    for slug in ["openai", "openai-compatible"] {
+        let plugin = plugin(slug).await;
+        let chat = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-5-2025-08-07","choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":80,"total_tokens":1280,"prompt_tokens_details":{"cached_tokens":1024},"completion_tokens_details":{"reasoning_tokens":64}}}"#;
+        let responses = r#"{"id":"resp_1","object":"response","model":"gpt-5-mini","usage":{"input_tokens":50,"input_tokens_details":{"cached_tokens":0},"output_tokens":9,"total_tokens":59}}"#;
+        let embeddings = r#"{"object":"list","data":[],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#;
+        let ollama = r#"{"model":"llama3.1:8b","choices":[],"usage":{"prompt_tokens":26,"completion_tokens":298,"total_tokens":324}}"#;
+        let chat_stream = concat!(
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":3}}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let responses_stream = concat!(
+            "event: response.created\r\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null}}\r\n\r\n",
+            "event: response.output_text.delta\r\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\r\n\r\n",
+            "event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-5\",\"usage\":{\"input_tokens\":40,\"input_tokens_details\":{\"cached_tokens\":32},\"output_tokens\":7}}}\r\n\r\n",
+        );
+        let without_usage = "data: {\"model\":\"gpt-4o-mini\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n";
+        for (response, expected) in [
+            (response(200, chat), counts(176, 80, 1024, "gpt-5-2025-08-07")),
+            (response(200, responses), counts(50, 9, 0, "gpt-5-mini")),
+            (response(200, embeddings), counts(8, 0, 0, "text-embedding-3-small")),
+            (response(200, ollama), counts(26, 298, 0, "llama3.1:8b")),
+            (stream(chat_stream), counts(16, 10, 3, "gpt-4o-mini")),
+            (stream(responses_stream), counts(8, 7, 32, "gpt-5")),
+            // A body that starts like a stream is one, whatever its content type.
+            (response(200, chat_stream), counts(16, 10, 3, "gpt-4o-mini")),
+            (stream(without_usage), None),
+            (response(401, r#"{"error":{"code":"invalid_api_key"}}"#), None),
+            (response(200, "not json"), None),
+        ] {
+            assert_eq!(
+                usage_of(&plugin, &response).await,
+                expected,
+                "{slug}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+        // Without a model in the answer, the request's.
+        let anonymous = r#"{"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        assert_eq!(
+            usage_of(&plugin, &response(200, anonymous)).await,
+            counts(1, 2, 0, "requested-model")
+        );
+    }
+}
+
+#[tokio::test]
+async fn anthropic_reads_usage_from_messages_and_their_streams() {
+    let plugin = plugin("anthropic").await;
+    let message = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"usage":{"input_tokens":21,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":393}}"#;
+    let message_stream = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":128,\"output_tokens\":1}}}\n\n",
+        ": a comment line\n",
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":89}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}",
+    );
+    // Newer streams repeat the input counts in the last message_delta.
+    let cumulative_stream = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-opus-4-1\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":12,\"cache_read_input_tokens\":5,\"output_tokens\":30}}\n\n",
+    );
+    for (response, expected) in [
+        (response(200, message), counts(121, 393, 2000, "claude-sonnet-4-5-20250929")),
+        (stream(message_stream), counts(472, 89, 128, "claude-haiku-4-5")),
+        (stream(cumulative_stream), counts(12, 30, 5, "claude-opus-4-1")),
+        (
+            response(
+                401,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+            ),
+            None,
+        ),
+        (stream("event: ping\ndata: {\"type\":\"ping\"}\n\n"), None),
+    ] {
+        assert_eq!(
+            usage_of(&plugin, &response).await,
+            expected,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn plugins_without_usage_reading_say_unsupported() {
+    for slug in ["google", "voyage", "azure-openai", "bedrock"] {
+        let plugin = plugin(slug).await;
+        let error = plugin.read_usage(&chat_request(), &response(200, "{}")).await.unwrap_err();
+        let (code, _) = provider_error(&error);
+        assert_eq!(code, ProviderErrorCode::Unsupported, "{slug}: {error}");
+        assert!(error.to_string().contains(&format!("{slug}@0.2.0")), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn manifests_carry_the_client_names_and_forms() {
+    let registry = registry().await;
+    let aliases = |slug: &str, var: &str| -> Vec<serde_json::Value> {
+        let manifest = registry.get(slug).unwrap().manifest();
+        let var = manifest.env_vars.iter().find(|candidate| candidate.name == var).unwrap();
+        var.aliases.iter().map(|alias| serde_json::to_value(alias).unwrap()).collect()
+    };
+    use serde_json::json;
+    assert!(
+        aliases("openai", "OPENAI_API_BASE")
+            .contains(&json!({"name": "OPENAI_BASE_URL", "client": "all", "form": "verbatim"}))
+    );
+    let google = aliases("google", "GOOGLE_GENERATIVE_AI_API_KEY");
+    for name in ["GOOGLE_API_KEY", "GEMINI_API_KEY"] {
+        assert!(google.contains(&json!({"name": name, "client": "all", "form": "verbatim"})));
+    }
+    assert!(
+        aliases("azure-openai", "AZURE_OPENAI_API_VERSION")
+            .contains(&json!({"name": "OPENAI_API_VERSION", "client": "all", "form": "verbatim"}))
+    );
+    assert!(aliases("anthropic", "ANTHROPIC_BASE_URL").contains(&json!({
+        "name": "ANTHROPIC_BASE_URL", "client": "ai-sdk", "form": "append-suffix", "suffix": "/v1"
+    })));
+    let resource = aliases("azure-openai", "AZURE_OPENAI_ENDPOINT");
+    assert_eq!(resource[0]["form"], "host-label-of-url");
+    assert_eq!(resource[0]["domain"], "openai.azure.com");
+    assert!(resource[0]["note"].as_str().unwrap().contains("baseURL"));
+    for plugin in registry.iter() {
+        let manifest = plugin.manifest();
+        let ids: Vec<&str> = manifest.clients.iter().map(|client| client.id.as_str()).collect();
+        if !ids.is_empty() {
+            assert_eq!(manifest.default_client.as_deref(), Some("official"), "{}", plugin.slug());
+            assert!(ids.contains(&"ai-sdk"), "{}", plugin.slug());
+        }
+        assert!(!manifest.token_exchange, "{}", plugin.slug());
+    }
+    // Prices are in micro-USD per million tokens.
+    let openai = registry.get("openai").unwrap().manifest();
+    let gpt5 = openai.default_models.iter().find(|model| model.id == "gpt-5").unwrap();
+    let price = gpt5.price.expect("gpt-5 has a price");
+    assert_eq!(
+        (price.input.0, price.output.0, price.cached_input.map(|micros| micros.0)),
+        (1_250_000, 10_000_000, Some(125_000))
+    );
 }

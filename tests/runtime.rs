@@ -1,6 +1,8 @@
 //! The plugin runtime end to end: the OpenAI plugin through the real engine,
-//! and hostile plugins against every limit. After each hostile call a good
-//! plugin must still answer.
+//! in its current build (contract 0.2.0) and as the frozen 0.1.0 component
+//! kept in `tests/fixtures/v0.1.0` (the same checks, forever), a 0.2.0
+//! token-exchange fixture, and hostile plugins against every limit. After
+//! each hostile call a good plugin must still answer.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,16 +10,24 @@ use std::time::Duration;
 use platos_host::bundled::BUILT_PLUGIN_DIR;
 use platos_host::policy::hosts::OutboundRefusal;
 use platos_host::provider::{
-    Credentials, HttpRequest, HttpResponse, Method, ProviderErrorCode, Verdict,
+    ACCESS_TOKEN_VAR, Credentials, HttpRequest, HttpResponse, Method, ProviderErrorCode, Verdict,
 };
 use platos_host::runtime::{
-    CallErrorKind, CallLimits, LoadError, Plugin, PluginHost, PluginRegistry, RuntimeConfig,
+    CallError, CallErrorKind, CallLimits, LoadError, Plugin, PluginHost, PluginRegistry,
+    RuntimeConfig,
 };
+use secrecy::ExposeSecret;
 
 const CANARY: &str = "sk-canary-7f3a9c1e5b";
 
 fn component(stem: &str) -> Vec<u8> {
     let path = Path::new(BUILT_PLUGIN_DIR).join(format!("{stem}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The OpenAI plugin as built from its 0.1.0 sources, committed as bytes.
+fn frozen_openai_component() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1.0/openai.wasm");
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -40,8 +50,43 @@ async fn openai(host: &PluginHost) -> Plugin {
     host.load(&component("platos_plugin_openai"), "test:openai").await.expect("openai loads")
 }
 
-async fn hostile(host: &PluginHost) -> Plugin {
-    host.load(&component("platos_fixture_hostile"), "test:hostile").await.expect("hostile loads")
+async fn frozen_openai(host: &PluginHost) -> Plugin {
+    host.load(&frozen_openai_component(), "test:openai-0.1.0").await.expect("the 0.1.0 build loads")
+}
+
+/// The current OpenAI plugin and its frozen 0.1.0 build, loaded once for the
+/// whole file (every compile is CPU the limit tests would compete with):
+/// every OpenAI check runs on both.
+async fn both_openai() -> &'static [Plugin; 2] {
+    static PLUGINS: tokio::sync::OnceCell<[Plugin; 2]> = tokio::sync::OnceCell::const_new();
+    PLUGINS
+        .get_or_init(|| async {
+            let host = host();
+            [openai(&host).await, frozen_openai(&host).await]
+        })
+        .await
+}
+
+/// A good plugin (OpenAI) and the hostile fixture on one host, loaded once
+/// for the whole file, like [`both_openai`].
+async fn good_and_hostile() -> &'static (Plugin, Plugin) {
+    static PLUGINS: tokio::sync::OnceCell<(Plugin, Plugin)> = tokio::sync::OnceCell::const_new();
+    PLUGINS
+        .get_or_init(|| async {
+            let host = host();
+            let hostile = host
+                .load(&component("platos_fixture_hostile"), "test:hostile")
+                .await
+                .expect("hostile loads");
+            (openai(&host).await, hostile)
+        })
+        .await
+}
+
+async fn token_exchange(host: &PluginHost) -> Plugin {
+    host.load(&component("platos_fixture_h4_token_exchange"), "test:token-exchange")
+        .await
+        .expect("the token-exchange fixture loads")
 }
 
 fn models_request() -> HttpRequest {
@@ -67,10 +112,9 @@ async fn assert_good_plugin_answers(plugin: &Plugin) {
 
 #[tokio::test]
 async fn openai_manifest_round_trips_from_its_toml_file() {
-    let host = host();
-    let plugin = openai(&host).await;
-    assert_eq!(plugin.id(), "openai@0.1.0");
-    assert_eq!(plugin.api_version(), "0.1.0");
+    let [plugin, _] = both_openai().await;
+    assert_eq!(plugin.id(), "openai@0.2.0");
+    assert_eq!(plugin.api_version(), "0.2.0");
     let toml_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/openai.toml");
     let from_file: serde_json::Value =
         basic_toml::from_str(&std::fs::read_to_string(toml_path).unwrap()).unwrap();
@@ -79,98 +123,239 @@ async fn openai_manifest_round_trips_from_its_toml_file() {
 }
 
 #[tokio::test]
-async fn authorize_adds_exactly_the_bearer_header() {
-    let host = host();
-    let plugin = openai(&host).await;
-    let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
-    let mut request = models_request();
-    request.method = Method::Post;
-    request.body = Some(b"{\"x\":1}".to_vec());
-    let authorized = plugin.authorize(&credentials, &request, 1_700_000_000).await.unwrap();
-    assert_eq!(authorized.method, Method::Post);
-    assert_eq!(authorized.url, request.url);
-    assert_eq!(authorized.body, request.body);
+async fn the_frozen_0_1_0_plugin_loads_with_its_manifest_and_no_additions() {
+    let [_, plugin] = both_openai().await;
+    assert_eq!(plugin.id(), "openai@0.1.0");
+    assert_eq!(plugin.api_version(), "0.1.0");
+    let manifest = plugin.manifest();
+    let names: Vec<&str> = manifest.env_vars.iter().map(|var| var.name.as_str()).collect();
+    assert_eq!(names, ["OPENAI_API_KEY", "OPENAI_API_BASE"]);
     assert_eq!(
-        authorized.headers,
-        [
-            ("accept".to_owned(), "application/json".to_owned()),
-            ("authorization".to_owned(), format!("Bearer {CANARY}")),
-        ]
+        serde_json::to_value(&manifest.auth).unwrap(),
+        serde_json::json!({"type": "bearer", "env_var": "OPENAI_API_KEY"})
     );
-    // Same input, same output; an existing Authorization header is replaced.
-    let mut with_stale = request.clone();
-    with_stale.headers.push(("Authorization".into(), "Bearer stale".into()));
-    let again = plugin.authorize(&credentials, &with_stale, 1_700_000_000).await.unwrap();
-    assert_eq!(again, authorized);
-    // Debug output of both never shows the secret.
-    assert!(!format!("{authorized:?} {credentials:?}").contains(CANARY));
+    assert_eq!(manifest.allowed_hosts, ["api.openai.com"]);
+    assert!(manifest.default_models.iter().any(|model| model.id == "gpt-5"));
+    // What 0.2.0 added is empty, and serializes as a 0.1.0 manifest did.
+    assert!(manifest.env_vars.iter().all(|var| var.aliases.is_empty()));
+    assert!(manifest.default_models.iter().all(|model| model.price.is_none()));
+    assert!(manifest.clients.is_empty() && manifest.default_client.is_none());
+    assert!(!manifest.token_exchange);
+    let json = serde_json::to_value(manifest).unwrap();
+    for added in ["clients", "default_client", "token_exchange"] {
+        assert!(json.get(added).is_none(), "{added} in {json}");
+    }
+}
+
+#[tokio::test]
+async fn authorize_adds_exactly_the_bearer_header() {
+    for plugin in both_openai().await {
+        let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
+        let mut request = models_request();
+        request.method = Method::Post;
+        request.body = Some(b"{\"x\":1}".to_vec());
+        let authorized = plugin.authorize(&credentials, &request, 1_700_000_000).await.unwrap();
+        assert_eq!(authorized.method, Method::Post);
+        assert_eq!(authorized.url, request.url);
+        assert_eq!(authorized.body, request.body);
+        assert_eq!(
+            authorized.headers,
+            [
+                ("accept".to_owned(), "application/json".to_owned()),
+                ("authorization".to_owned(), format!("Bearer {CANARY}")),
+            ],
+            "{}",
+            plugin.id()
+        );
+        // Same input, same output; an existing Authorization header is replaced.
+        let mut with_stale = request.clone();
+        with_stale.headers.push(("Authorization".into(), "Bearer stale".into()));
+        let again = plugin.authorize(&credentials, &with_stale, 1_700_000_000).await.unwrap();
+        assert_eq!(again, authorized);
+        // Debug output of both never shows the secret.
+        assert!(!format!("{authorized:?} {credentials:?}").contains(CANARY));
+    }
 }
 
 #[tokio::test]
 async fn authorize_without_a_key_names_the_missing_variable() {
-    let host = host();
-    let plugin = openai(&host).await;
-    let error = plugin.authorize(&Credentials::new(), &models_request(), 0).await.unwrap_err();
-    match &error.kind {
-        CallErrorKind::Provider(failure) => {
-            assert_eq!(failure.code, ProviderErrorCode::MissingCredential);
-            assert!(failure.message.contains("OPENAI_API_KEY"), "{failure:?}");
+    for plugin in both_openai().await {
+        let error = plugin.authorize(&Credentials::new(), &models_request(), 0).await.unwrap_err();
+        match &error.kind {
+            CallErrorKind::Provider(failure) => {
+                assert_eq!(failure.code, ProviderErrorCode::MissingCredential);
+                assert!(failure.message.contains("OPENAI_API_KEY"), "{failure:?}");
+            }
+            other => panic!("expected a provider error, got {other:?}"),
         }
-        other => panic!("expected a provider error, got {other:?}"),
+        assert!(error.to_string().contains(plugin.id()), "{error}");
     }
-    assert!(error.to_string().contains("openai@0.1.0"));
 }
 
 #[tokio::test]
 async fn probe_lists_models_at_the_configured_base() {
-    let host = host();
-    let plugin = openai(&host).await;
-    let probe =
-        plugin.health_probe(&Credentials::new().with("OPENAI_API_KEY", CANARY)).await.unwrap();
-    assert_eq!(probe.method, Method::Get);
-    assert_eq!(probe.url, "https://api.openai.com/v1/models");
-    assert!(probe.headers.is_empty(), "the probe is authorized separately");
+    for plugin in both_openai().await {
+        let probe =
+            plugin.health_probe(&Credentials::new().with("OPENAI_API_KEY", CANARY)).await.unwrap();
+        assert_eq!(probe.method, Method::Get);
+        assert_eq!(probe.url, "https://api.openai.com/v1/models");
+        assert!(probe.headers.is_empty(), "the probe is authorized separately");
 
-    let on_prem = Credentials::new()
-        .with("OPENAI_API_KEY", CANARY)
-        .with("OPENAI_API_BASE", "http://127.0.0.1:8089/v1/");
-    let probe = plugin.health_probe(&on_prem).await.unwrap();
-    assert_eq!(probe.url, "http://127.0.0.1:8089/v1/models");
-    plugin.authorize(&on_prem, &probe, 0).await.expect("the base URL's origin is allowed");
+        let on_prem = Credentials::new()
+            .with("OPENAI_API_KEY", CANARY)
+            .with("OPENAI_API_BASE", "http://127.0.0.1:8089/v1/");
+        let probe = plugin.health_probe(&on_prem).await.unwrap();
+        assert_eq!(probe.url, "http://127.0.0.1:8089/v1/models");
+        plugin.authorize(&on_prem, &probe, 0).await.expect("the base URL's origin is allowed");
 
-    let bad_base =
-        Credentials::new().with("OPENAI_API_KEY", CANARY).with("OPENAI_API_BASE", "ftp://x");
-    let error = plugin.health_probe(&bad_base).await.unwrap_err();
-    assert!(
-        matches!(&error.kind, CallErrorKind::Provider(failure) if failure.code == ProviderErrorCode::InvalidCredential),
-        "{error}"
-    );
+        let bad_base =
+            Credentials::new().with("OPENAI_API_KEY", CANARY).with("OPENAI_API_BASE", "ftp://x");
+        let error = plugin.health_probe(&bad_base).await.unwrap_err();
+        assert!(
+            matches!(&error.kind, CallErrorKind::Provider(failure) if failure.code == ProviderErrorCode::InvalidCredential),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn verdicts_on_canned_responses() {
-    let host = host();
-    let plugin = openai(&host).await;
-    let listing = r#"{"object":"list","data":[{"id":"gpt-5","object":"model"},{"id":"text-embedding-3-small","object":"model"}]}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
-        Verdict::Healthy { models, .. } => assert_eq!(models, ["gpt-5", "text-embedding-3-small"]),
-        other => panic!("200 should be healthy: {other:?}"),
+    for plugin in both_openai().await {
+        let listing = r#"{"object":"list","data":[{"id":"gpt-5","object":"model"},{"id":"text-embedding-3-small","object":"model"}]}"#;
+        match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+            Verdict::Healthy { models, .. } => {
+                assert_eq!(models, ["gpt-5", "text-embedding-3-small"])
+            }
+            other => panic!("200 should be healthy: {other:?}"),
+        }
+        let invalid = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        for (status, body, expected) in [
+            (401, invalid, "invalid-credential"),
+            (403, r#"{"error":{"message":"forbidden"}}"#, "invalid-credential"),
+            (429, r#"{"error":{"type":"insufficient_quota"}}"#, "quota-limited"),
+            (500, r#"{"error":{"message":"server error"}}"#, "degraded"),
+            (503, "", "degraded"),
+            (200, "", "degraded"),
+            (200, "<html>not json</html>", "degraded"),
+            (0, "connection refused", "unreachable"),
+        ] {
+            let verdict = plugin.interpret_health(&response(status, body)).await.unwrap();
+            let class =
+                serde_json::to_value(&verdict).unwrap()["verdict"].as_str().unwrap().to_owned();
+            assert_eq!(class, expected, "{}: HTTP {status} {body:?} gave {verdict:?}", plugin.id());
+        }
     }
-    let invalid = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+}
+
+/// The answer a 0.1.0 plugin gives for a function its contract lacks.
+fn assert_unsupported_by_0_1_0(result: Result<impl std::fmt::Debug, CallError>, function: &str) {
+    let error = result.expect_err(function);
+    assert_eq!(error.kind.code(), "unsupported_by_contract", "{function}: {error}");
+    assert_eq!(error.function, function);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "plugin openai@0.1.0: {function} is not supported by contract 0.1.0 (added in 0.2.0; rebuild the plugin against platos:provider@0.2.0)"
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_0_2_0_functions_on_a_0_1_0_plugin_answer_unsupported_not_a_trap() {
+    let [_, plugin] = both_openai().await;
+    let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
+    assert_unsupported_by_0_1_0(plugin.token_request(&credentials, 0).await, "token-request");
+    assert_unsupported_by_0_1_0(
+        plugin.read_token(&response(200, r#"{"access_token":"x"}"#), 0).await,
+        "read-token",
+    );
+    let usage = r#"{"model":"gpt-5","usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+    assert_unsupported_by_0_1_0(
+        plugin.read_usage(&models_request(), &response(200, usage)).await,
+        "read-usage",
+    );
+    // The plugin still answers everything else afterwards.
+    assert_good_plugin_answers(plugin).await;
+}
+
+#[tokio::test]
+async fn the_current_openai_plugin_reads_usage_and_has_no_token_exchange() {
+    let [plugin, _] = both_openai().await;
+    let body = r#"{"model":"gpt-5-2025-08-07","usage":{"prompt_tokens":120,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":100}}}"#;
+    let usage = plugin.read_usage(&models_request(), &response(200, body)).await.unwrap().unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens), (20, 30, 100));
+    assert_eq!(usage.model.as_deref(), Some("gpt-5-2025-08-07"));
+    let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
+    let error = plugin.token_request(&credentials, 0).await.unwrap_err();
+    match &error.kind {
+        CallErrorKind::Provider(failure) => {
+            assert_eq!(failure.code, ProviderErrorCode::Unsupported, "{failure:?}")
+        }
+        other => panic!("expected the plugin's unsupported error, got {other:?}"),
+    }
+    assert!(!error.to_string().contains(CANARY));
+}
+
+#[tokio::test]
+async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token() {
+    let host = host();
+    let plugin = token_exchange(&host).await;
+    assert!(plugin.manifest().token_exchange);
+    let credentials = Credentials::new().with("H4_CLIENT_SECRET", CANARY);
+
+    let request = plugin.token_request(&credentials, 1_700_000_000).await.unwrap();
+    assert_eq!(
+        (request.method, request.url.as_str()),
+        (Method::Post, "https://auth.token.example/oauth/token")
+    );
+    let body = String::from_utf8(request.body.clone().unwrap()).unwrap();
+    assert_eq!(body, format!("grant_type=client_credentials&client_secret={CANARY}"));
+    assert!(!format!("{request:?}").contains(CANARY));
+    let error = plugin.token_request(&Credentials::new(), 0).await.unwrap_err();
+    assert!(
+        matches!(&error.kind, CallErrorKind::Provider(failure) if failure.code == ProviderErrorCode::MissingCredential && failure.message.contains("H4_CLIENT_SECRET")),
+        "{error}"
+    );
+
+    let token_answer = r#"{"access_token":"at-Zq81xYwV","token_type":"Bearer","expires_in":3600}"#;
+    let token = plugin.read_token(&response(200, token_answer), 1_700_000_000).await.unwrap();
+    let token = token.expect("a 200 with a token is a token");
+    assert_eq!(token.value.expose_secret(), "at-Zq81xYwV");
+    assert_eq!(token.expires_at, 1_700_003_600);
+    assert!(!format!("{token:?}").contains("at-Zq81xYwV"), "{token:?}");
+
     for (status, body, expected) in [
-        (401, invalid, "invalid-credential"),
-        (403, r#"{"error":{"message":"forbidden"}}"#, "invalid-credential"),
-        (429, r#"{"error":{"type":"insufficient_quota"}}"#, "quota-limited"),
-        (500, r#"{"error":{"message":"server error"}}"#, "degraded"),
-        (503, "", "degraded"),
-        (200, "", "degraded"),
-        (200, "<html>not json</html>", "degraded"),
+        (401, r#"{"error":"invalid_client"}"#, "invalid-credential"),
+        (400, r#"{"error":"invalid_grant","error_description":"expired"}"#, "invalid-credential"),
+        (429, "", "quota-limited"),
         (0, "connection refused", "unreachable"),
+        (503, "", "degraded"),
+        (200, r#"{"token_type":"Bearer"}"#, "degraded"),
+        (200, "<html>", "degraded"),
     ] {
-        let verdict = plugin.interpret_health(&response(status, body)).await.unwrap();
+        let failure = plugin.read_token(&response(status, body), 0).await.unwrap();
+        let verdict = failure.expect_err("no token");
         let class = serde_json::to_value(&verdict).unwrap()["verdict"].as_str().unwrap().to_owned();
         assert_eq!(class, expected, "HTTP {status} {body:?} gave {verdict:?}");
     }
+
+    // `authorize` gets the token under the reserved name, never the secret on the wire.
+    let with_token = credentials.clone().with(ACCESS_TOKEN_VAR, "at-Zq81xYwV");
+    let probe = plugin.health_probe(&with_token).await.unwrap();
+    let authorized = plugin.authorize(&with_token, &probe, 0).await.unwrap();
+    assert_eq!(
+        authorized.header_values("authorization").collect::<Vec<_>>(),
+        ["Bearer at-Zq81xYwV"]
+    );
+    let error = plugin.authorize(&credentials, &probe, 0).await.unwrap_err();
+    assert!(error.to_string().contains(ACCESS_TOKEN_VAR), "{error}");
+
+    // A 0.2.0 plugin that keeps the SDK's default `read-usage` says so.
+    let error = plugin.read_usage(&probe, &response(200, "{}")).await.unwrap_err();
+    assert!(
+        matches!(&error.kind, CallErrorKind::Provider(failure) if failure.code == ProviderErrorCode::Unsupported),
+        "{error}"
+    );
 }
 
 /// Runs the hostile plugin's `authorize` in `mode`.
@@ -185,9 +370,7 @@ async fn hostile_call(
 
 #[tokio::test]
 async fn hostile_plugins_hit_every_limit_and_the_host_keeps_serving() {
-    let host = host();
-    let good = openai(&host).await;
-    let bad = hostile(&host).await;
+    let (good, bad) = good_and_hostile().await;
     for (mode, expected) in [
         ("loop", "cpu_limit"),
         ("memory", "memory_limit"),
@@ -197,20 +380,19 @@ async fn hostile_plugins_hit_every_limit_and_the_host_keeps_serving() {
         ("foreign-host", "refused_request"),
         ("sleep", "timeout"),
     ] {
-        let error = hostile_call(&bad, mode).await.expect_err(mode);
+        let error = hostile_call(bad, mode).await.expect_err(mode);
         assert_eq!(error.kind.code(), expected, "{mode}: {error}");
         let message = error.to_string();
         assert!(message.contains("hostile@0.0.1"), "{mode}: {message}");
         assert!(!message.contains(CANARY), "{mode} leaked the secret: {message}");
-        assert_good_plugin_answers(&good).await;
+        assert_good_plugin_answers(good).await;
     }
 }
 
 #[tokio::test]
 async fn a_panic_reports_the_guest_message_without_the_secret() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let error = hostile_call(&bad, "panic").await.unwrap_err();
+    let (_, bad) = good_and_hostile().await;
+    let error = hostile_call(bad, "panic").await.unwrap_err();
     let message = error.to_string();
     assert!(message.contains("the hostile fixture panics on purpose"), "{message}");
     assert!(!message.contains(CANARY), "{message}");
@@ -218,9 +400,8 @@ async fn a_panic_reports_the_guest_message_without_the_secret() {
 
 #[tokio::test]
 async fn a_foreign_host_is_refused_before_sending() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let error = hostile_call(&bad, "foreign-host").await.unwrap_err();
+    let (_, bad) = good_and_hostile().await;
+    let error = hostile_call(bad, "foreign-host").await.unwrap_err();
     match error.kind {
         CallErrorKind::Refused(OutboundRefusal::ForeignHost { host, allowed }) => {
             assert_eq!(host, "evil.example.net");
@@ -235,9 +416,8 @@ async fn the_sandbox_grants_no_filesystem_network_environment_or_args() {
     // SAFETY: set before any thread of this test reads the environment; the
     // point is that the plugin must not see it.
     unsafe { std::env::set_var("PLATOS_TEST_HOST_SECRET", CANARY) };
-    let host = host();
-    let bad = hostile(&host).await;
-    let report = hostile_call(&bad, "sandbox").await.expect("the sandbox probe returns");
+    let (_, bad) = good_and_hostile().await;
+    let report = hostile_call(bad, "sandbox").await.expect("the sandbox probe returns");
     let header = |name: &str| report.header_values(name).next().unwrap_or_default().to_owned();
     for capability in ["x-fs-list", "x-fs-read", "x-net-connect", "x-net-lookup"] {
         assert!(header(capability).starts_with("denied"), "{capability}: {}", header(capability));
@@ -248,9 +428,8 @@ async fn the_sandbox_grants_no_filesystem_network_environment_or_args() {
 
 #[tokio::test]
 async fn a_chatty_plugin_is_captured_not_failed() {
-    let host = host();
-    let bad = hostile(&host).await;
-    let request = hostile_call(&bad, "flood-stdio").await.expect("flooding stdio is not an error");
+    let (_, bad) = good_and_hostile().await;
+    let request = hostile_call(bad, "flood-stdio").await.expect("flooding stdio is not an error");
     assert_eq!(
         request.header_values("authorization").collect::<Vec<_>>(),
         [format!("Bearer {CANARY}")]
@@ -259,10 +438,8 @@ async fn a_chatty_plugin_is_captured_not_failed() {
 
 #[tokio::test]
 async fn a_runaway_plugin_does_not_block_other_calls() {
-    let host = host();
-    let good = openai(&host).await;
-    let bad = hostile(&host).await;
-    let (runaway, good_result) = tokio::join!(hostile_call(&bad, "loop"), async {
+    let (good, bad) = good_and_hostile().await;
+    let (runaway, good_result) = tokio::join!(hostile_call(bad, "loop"), async {
         let credentials = Credentials::new().with("OPENAI_API_KEY", "sk-good");
         good.authorize(&credentials, &models_request(), 0).await
     });
@@ -350,4 +527,22 @@ async fn bundled_plugins_load_into_the_registry() {
     platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
     let openai = registry.get("openai").expect("openai is bundled");
     assert_eq!(openai.origin(), "bundled:openai");
+}
+
+#[tokio::test]
+async fn a_0_2_0_manifest_breaking_the_alias_rules_is_refused_at_load() {
+    let host = host();
+    let error = host
+        .load(&component("platos_fixture_h4_bad_aliases"), "test:bad-aliases")
+        .await
+        .err()
+        .expect("the broken aliases are refused");
+    match &error {
+        LoadError::InvalidManifest { plugin, problems, .. } => {
+            assert_eq!(plugin, "h4-bad-aliases@0.2.0");
+            assert_eq!(problems.len(), 4, "{problems:#?}");
+        }
+        other => panic!("expected InvalidManifest, got {other}"),
+    }
+    assert!(error.to_string().contains("a note-only alias needs a note"), "{error}");
 }

@@ -86,6 +86,7 @@ mod tests {
                     required: *required,
                     description: "desc".into(),
                     default_value: default.map(Into::into),
+                    aliases: Vec::new(),
                 })
                 .collect(),
             auth: AuthShape::Custom { description: String::new() },
@@ -95,10 +96,14 @@ mod tests {
                 class,
                 display_name: "m".into(),
                 context_window: None,
+                price: None,
             }],
             allowed_hosts: vec![],
             docs_url: format!("https://{slug}.example/keys"),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

@@ -33,6 +33,124 @@ pub struct EnvVar {
     /// The value used when unset (`default` in the manifest file).
     #[serde(rename = "default", skip_serializing_if = "Option::is_none")]
     pub default_value: Option<String>,
+    /// The other names client libraries read this value under (contract
+    /// 0.2.0; empty for 0.1.0 plugins).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<EnvAlias>,
+}
+
+/// The credential name under which a token-exchange provider's `authorize`
+/// gets the current access token. No manifest may declare it.
+pub const ACCESS_TOKEN_VAR: &str = "PLATOS_ACCESS_TOKEN";
+
+/// The client selector that stands for every client; no client id may be it.
+pub const ALL_CLIENTS: &str = "all";
+
+/// Which clients an alias is for; serialized as `"all"` or the client's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSelector {
+    /// Every client, and a request naming none.
+    All,
+    /// Only the client with this id.
+    Only(String),
+}
+
+impl ClientSelector {
+    /// Whether the alias applies to the client `id`.
+    pub fn includes(&self, id: &str) -> bool {
+        match self {
+            ClientSelector::All => true,
+            ClientSelector::Only(only) => only == id,
+        }
+    }
+}
+
+impl Serialize for ClientSelector {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ClientSelector::All => serializer.serialize_str(ALL_CLIENTS),
+            ClientSelector::Only(id) => serializer.serialize_str(id),
+        }
+    }
+}
+
+/// How an alias's value is derived from its variable's stored value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "form", rename_all = "kebab-case")]
+pub enum ValueForm {
+    /// Unchanged.
+    Verbatim,
+    /// With `suffix` appended unless it already ends with it.
+    AppendSuffix {
+        /// E.g. `/v1`.
+        suffix: String,
+    },
+    /// Without `suffix` if it ends with it.
+    StripSuffix {
+        /// E.g. `/v1`.
+        suffix: String,
+    },
+    /// The first DNS label of the URL's host, when the host is that label
+    /// followed by `.` and `domain`; else not derivable.
+    HostLabelOfUrl {
+        /// E.g. `openai.azure.com`.
+        domain: String,
+    },
+    /// Never derivable: the alias's note says what to do.
+    NoteOnly,
+}
+
+impl ValueForm {
+    /// The alias's value for the stored `value`, as the WIT defines each
+    /// form; `None` when it cannot be derived (the alias's note says why).
+    pub fn derive(&self, value: &str) -> Option<String> {
+        match self {
+            ValueForm::Verbatim => Some(value.to_owned()),
+            ValueForm::AppendSuffix { suffix } => {
+                let base = value.trim_end_matches('/');
+                Some(if base.ends_with(suffix.as_str()) {
+                    base.to_owned()
+                } else {
+                    format!("{base}{suffix}")
+                })
+            }
+            ValueForm::StripSuffix { suffix } => {
+                let base = value.trim_end_matches('/');
+                Some(base.strip_suffix(suffix.as_str()).unwrap_or(base).to_owned())
+            }
+            ValueForm::HostLabelOfUrl { domain } => {
+                let url = url::Url::parse(value).ok()?;
+                let host = url.host_str()?.to_ascii_lowercase();
+                let label = host.strip_suffix(domain.as_str())?.strip_suffix('.')?;
+                (!label.is_empty() && !label.contains('.')).then(|| label.to_owned())
+            }
+            ValueForm::NoteOnly => None,
+        }
+    }
+}
+
+/// Another name a client library reads a variable's value under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvAlias {
+    /// The alias name; may repeat its variable's name for one client.
+    pub name: String,
+    /// The clients that read it.
+    pub client: ClientSelector,
+    /// How its value is derived.
+    #[serde(flatten)]
+    pub form: ValueForm,
+    /// Said when the value cannot be derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A client library a manifest's aliases name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientInfo {
+    /// `^[a-z0-9][a-z0-9-]*$`, not `all`.
+    pub id: String,
+    /// A name for people.
+    pub display_name: String,
 }
 
 /// How a provider's requests are authorized.
@@ -90,6 +208,76 @@ pub struct ModelInfo {
     /// Tokens, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u32>,
+    /// The list price, where known (contract 0.2.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<TokenPrice>,
+}
+
+/// An amount of US dollars in millionths (micro-USD), exact for adding up
+/// spend. Serialized as dollars (`1250000` as `1.25`), as manifests write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MicroUsd(pub u64);
+
+impl Serialize for MicroUsd {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.0 as f64 / 1_000_000.0)
+    }
+}
+
+/// What a model costs per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TokenPrice {
+    /// Per million input tokens not served from a prompt cache.
+    pub input: MicroUsd,
+    /// Per million output tokens.
+    pub output: MicroUsd,
+    /// Per million cached input tokens; `input` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<MicroUsd>,
+}
+
+impl TokenPrice {
+    /// What `usage` costs at this price, in micro-USD (rounded up, saturating).
+    pub fn cost(&self, usage: &Usage) -> MicroUsd {
+        let cached = self.cached_input.unwrap_or(self.input);
+        let millionths = u128::from(usage.input_tokens) * u128::from(self.input.0)
+            + u128::from(usage.output_tokens) * u128::from(self.output.0)
+            + u128::from(usage.cached_input_tokens) * u128::from(cached.0);
+        MicroUsd(u64::try_from(millionths.div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    }
+}
+
+/// The tokens one response consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Usage {
+    /// Prompt tokens not served from a cache (cache writes included).
+    pub input_tokens: u64,
+    /// Completion tokens, reasoning included.
+    pub output_tokens: u64,
+    /// Prompt tokens served from a cache.
+    pub cached_input_tokens: u64,
+    /// The model that served it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// A short-lived access token a token exchange gave. The value is secret:
+/// redacted in `Debug`, zeroed on drop, never serialized.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub value: SecretString,
+    /// Its expiry, Unix seconds.
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A provider's manifest, as its plugin declares it.
@@ -116,6 +304,15 @@ pub struct Manifest {
     /// Whether a probe is billed, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_cost: Option<String>,
+    /// The client libraries the aliases name (contract 0.2.0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientInfo>,
+    /// The client whose form a resolve naming none gets (contract 0.2.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_client: Option<String>,
+    /// Whether the secret is traded for short-lived access tokens (contract 0.2.0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub token_exchange: bool,
 }
 
 impl Manifest {
@@ -358,8 +555,15 @@ impl PayloadSize for Manifest {
                 var.name.len()
                     + var.description.len()
                     + var.default_value.as_ref().map_or(0, String::len)
+                    + var.aliases.iter().map(EnvAlias::payload_size).sum::<usize>()
             })
             .sum();
+        let clients: usize = self
+            .clients
+            .iter()
+            .map(|client| client.id.len() + client.display_name.len())
+            .sum::<usize>()
+            + self.default_client.as_ref().map_or(0, String::len);
         let models: usize =
             self.default_models.iter().map(|model| model.id.len() + model.display_name.len()).sum();
         let hosts: usize = self.allowed_hosts.iter().map(String::len).sum();
@@ -371,7 +575,38 @@ impl PayloadSize for Manifest {
             + vars
             + models
             + hosts
+            + clients
             + self.model_classes.len()
+    }
+}
+
+impl PayloadSize for EnvAlias {
+    fn payload_size(&self) -> usize {
+        let client = match &self.client {
+            ClientSelector::All => 0,
+            ClientSelector::Only(id) => id.len(),
+        };
+        let form = match &self.form {
+            ValueForm::AppendSuffix { suffix } | ValueForm::StripSuffix { suffix } => suffix.len(),
+            ValueForm::HostLabelOfUrl { domain } => domain.len(),
+            ValueForm::Verbatim | ValueForm::NoteOnly => 0,
+        };
+        self.name.len() + client + form + self.note.as_ref().map_or(0, String::len)
+    }
+}
+
+impl PayloadSize for Option<Usage> {
+    fn payload_size(&self) -> usize {
+        self.as_ref().and_then(|usage| usage.model.as_ref()).map_or(0, String::len)
+    }
+}
+
+impl PayloadSize for Result<AccessToken, Verdict> {
+    fn payload_size(&self) -> usize {
+        match self {
+            Ok(token) => token.value.expose_secret().len(),
+            Err(verdict) => verdict.payload_size(),
+        }
     }
 }
 
@@ -385,6 +620,8 @@ pub enum ProviderErrorCode {
     InvalidCredential,
     /// The request cannot be authorized.
     InvalidRequest,
+    /// The provider does not offer the function called (contract 0.2.0).
+    Unsupported,
     /// Anything else.
     Internal,
 }
@@ -411,5 +648,92 @@ impl<T: PayloadSize> PayloadSize for Result<T, ProviderError> {
             Ok(value) => value.payload_size(),
             Err(error) => error.payload_size(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_price_costs_usage_exactly_and_rounds_up() {
+        let price = TokenPrice {
+            input: MicroUsd(1_250_000),
+            output: MicroUsd(10_000_000),
+            cached_input: Some(MicroUsd(125_000)),
+        };
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 2_000,
+            cached_input_tokens: 9,
+            model: None,
+        };
+        // $1.25 + 2000 * $0.00001 + 9 * $0.000000125 = $1.270001125, rounded up.
+        assert_eq!(price.cost(&usage), MicroUsd(1_270_002));
+        // Without a cached price, cached input costs the input price.
+        let flat = TokenPrice { cached_input: None, ..price };
+        let cached_only = Usage { cached_input_tokens: 1_000_000, ..Usage::default() };
+        assert_eq!(flat.cost(&cached_only), MicroUsd(1_250_000));
+        assert_eq!(price.cost(&Usage::default()), MicroUsd(0));
+        let huge = Usage { output_tokens: u64::MAX, ..Usage::default() };
+        assert_eq!(price.cost(&huge), MicroUsd(u64::MAX), "saturates, never wraps");
+    }
+
+    #[test]
+    fn prices_selectors_and_forms_serialize_as_manifest_files_write_them() {
+        let price =
+            TokenPrice { input: MicroUsd(150_000), output: MicroUsd(600_000), cached_input: None };
+        assert_eq!(
+            serde_json::to_value(price).unwrap(),
+            serde_json::json!({"input": 0.15, "output": 0.6})
+        );
+        let alias = EnvAlias {
+            name: "ANTHROPIC_BASE_URL".into(),
+            client: ClientSelector::Only("ai-sdk".into()),
+            form: ValueForm::AppendSuffix { suffix: "/v1".into() },
+            note: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&alias).unwrap(),
+            serde_json::json!({"name": "ANTHROPIC_BASE_URL", "client": "ai-sdk", "form": "append-suffix", "suffix": "/v1"})
+        );
+        assert!(alias.client.includes("ai-sdk") && !alias.client.includes("official"));
+        assert!(ClientSelector::All.includes("anything"));
+    }
+
+    #[test]
+    fn value_forms_derive_as_the_contract_says() {
+        let append = ValueForm::AppendSuffix { suffix: "/v1".into() };
+        for (stored, expected) in [
+            ("https://api.anthropic.com", "https://api.anthropic.com/v1"),
+            ("https://api.anthropic.com/", "https://api.anthropic.com/v1"),
+            ("https://proxy.example/v1/", "https://proxy.example/v1"),
+        ] {
+            assert_eq!(append.derive(stored).as_deref(), Some(expected), "{stored}");
+        }
+        let strip = ValueForm::StripSuffix { suffix: "/v1".into() };
+        assert_eq!(strip.derive("https://a.example/v1/").as_deref(), Some("https://a.example"));
+        assert_eq!(strip.derive("https://a.example").as_deref(), Some("https://a.example"));
+        let label = ValueForm::HostLabelOfUrl { domain: "openai.azure.com".into() };
+        assert_eq!(label.derive("https://Acme-1.openai.azure.com/").as_deref(), Some("acme-1"));
+        for underivable in [
+            "https://gateway.example.com",
+            "https://a.b.openai.azure.com",
+            "https://openai.azure.com",
+            "https://evilopenai.azure.com",
+            "not a url",
+        ] {
+            assert_eq!(label.derive(underivable), None, "{underivable}");
+        }
+        assert_eq!(ValueForm::Verbatim.derive("x").as_deref(), Some("x"));
+        assert_eq!(ValueForm::NoteOnly.derive("x"), None);
+    }
+
+    #[test]
+    fn an_access_token_never_shows_its_value() {
+        let token =
+            AccessToken { value: SecretString::from("at-canary-81xYwV".to_owned()), expires_at: 7 };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("at-canary-81xYwV") && shown.contains("expires_at: 7"), "{shown}");
     }
 }

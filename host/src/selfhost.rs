@@ -424,6 +424,7 @@ ESCAPES="a\nb\t\"c\"\\d"
             required: false,
             description: String::new(),
             default_value: None,
+            aliases: Vec::new(),
         };
         let manifest = Manifest {
             slug: "openai".into(),
@@ -439,6 +440,9 @@ ESCAPES="a\nb\t\"c\"\\d"
             allowed_hosts: Vec::new(),
             docs_url: String::new(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         };
         let accept = manifest_var_filter([&manifest]);
         for yes in ["OPENAI_API_KEY", "OPENAI_API_KEY_2", "OPENAI_API_BASE"] {

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use platos_host::provider::{AuthShape, Credentials, HttpRequest, HttpResponse, Manifest};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::Context;
@@ -39,10 +40,14 @@ pub enum PluginCommand {
     ///   authorize:         {"credentials": {"OPENAI_API_KEY": "..."}, "request": {"method": "GET", "url": "...", "headers": [["name", "value"]]}, "now": 1700000000}
     ///   health-probe:      {"credentials": {...}}
     ///   interpret-health:  {"response": {"status": 200, "headers": [], "body": "..."}}
+    ///   read-usage:        {"request": {...}, "response": {...}}          (contract 0.2.0)
+    ///   token-request:     {"credentials": {...}, "now": 1700000000}      (contract 0.2.0)
+    ///   read-token:        {"response": {...}, "now": 1700000000}         (contract 0.2.0)
     ///
     /// Pass credentials on stdin (`--input -`) or in a file (`--input @file.json`),
     /// never on the command line, where other users can read them. The output of
-    /// `authorize` contains the credential it applied.
+    /// `authorize` and `token-request` contains the credential it applied, that of
+    /// `read-token` the access token.
     Call {
         /// The plugin component.
         file: PathBuf,
@@ -69,6 +74,9 @@ pub enum Function {
     Authorize,
     HealthProbe,
     InterpretHealth,
+    ReadUsage,
+    TokenRequest,
+    ReadToken,
 }
 
 pub async fn run(context: &Context, command: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -207,7 +215,7 @@ struct CallInput {
     response: Option<ResponseInput>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct ResponseInput {
     status: u16,
@@ -228,26 +236,43 @@ async fn call(
     for (name, value) in input.credentials {
         credentials = credentials.with(name, value);
     }
+    let now = input.now.unwrap_or_else(|| {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    });
+    let response = |function: &str| -> anyhow::Result<HttpResponse> {
+        let response = input
+            .response
+            .clone()
+            .with_context(|| format!("{function} needs \"response\" in --input"))?;
+        Ok(HttpResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body.into_bytes(),
+        })
+    };
     Ok(match function {
         Function::Manifest => serde_json::to_value(plugin.call_manifest().await?)?,
         Function::Authorize => {
             let request = input.request.context("authorize needs \"request\" in --input")?;
-            let now = input.now.unwrap_or_else(|| {
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
-            });
             request_json(&plugin.authorize(&credentials, &request, now).await?)
         }
         Function::HealthProbe => request_json(&plugin.health_probe(&credentials).await?),
         Function::InterpretHealth => {
-            let response =
-                input.response.context("interpret-health needs \"response\" in --input")?;
-            let response = HttpResponse {
-                status: response.status,
-                headers: response.headers,
-                body: response.body.into_bytes(),
-            };
-            serde_json::to_value(plugin.interpret_health(&response).await?)?
+            serde_json::to_value(plugin.interpret_health(&response("interpret-health")?).await?)?
         }
+        Function::ReadUsage => {
+            let request =
+                input.request.as_ref().context("read-usage needs \"request\" in --input")?;
+            let usage = plugin.read_usage(request, &response("read-usage")?).await?;
+            serde_json::json!({ "usage": usage })
+        }
+        Function::TokenRequest => request_json(&plugin.token_request(&credentials, now).await?),
+        Function::ReadToken => match plugin.read_token(&response("read-token")?, now).await? {
+            Ok(token) => serde_json::json!({
+                "token": { "value": token.value.expose_secret(), "expires_at": token.expires_at }
+            }),
+            Err(verdict) => serde_json::json!({ "failure": verdict }),
+        },
     })
 }
 

@@ -260,6 +260,7 @@ mod tests {
                     required: true,
                     description: String::new(),
                     default_value: None,
+                    aliases: Vec::new(),
                 },
                 EnvVar {
                     name: "ACME_OTHER_SECRET".into(),
@@ -267,6 +268,7 @@ mod tests {
                     required: false,
                     description: String::new(),
                     default_value: None,
+                    aliases: Vec::new(),
                 },
             ],
             auth,
@@ -276,10 +278,14 @@ mod tests {
                 class: ModelClass::Chat,
                 display_name: "A".into(),
                 context_window: None,
+                price: None,
             }],
             allowed_hosts: vec!["api.acme.com".into()],
             docs_url: "https://example.com".into(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

@@ -46,7 +46,7 @@ pub(crate) fn load_checks(
     let expected = [
         "a component built for wasm32-wasip2 (or by componentize-py / jco)",
         "imports only from wasi:{io,clocks,random,cli,filesystem,sockets}@0.2.x",
-        "the export platos:provider/plugin@0.1.0",
+        "the export platos:provider/plugin@0.2.0 (or @0.1.0)",
         "a manifest, without a trap and within the limits",
         "no broken rule",
     ];
@@ -80,14 +80,14 @@ pub(crate) fn load_checks(
             2,
             format!("exports {}", if found.is_empty() { "nothing".to_owned() } else { found.join(", ") }),
             format!(
-                "export {}: in Rust implement `platos_plugin_sdk::Provider` and call `export_provider!(YourType)`; other languages target the world `provider` in wit/since_v0.1.0/provider.wit",
+                "export {}: in Rust implement `platos_plugin_sdk::Provider` and call `export_provider!(YourType)`; other languages target the world `provider` in wit/since_v0.2.0/provider.wit (or the older wit/since_v0.1.0)",
                 supported.join(" or ")
             ),
         ),
         Err(LoadError::Link { message, .. }) => (
             2,
             format!("cannot be linked: {}", first_line(message)),
-            "build against wit/since_v0.1.0/provider.wit unchanged (the platos-plugin-sdk crate does); the provider world imports nothing".to_owned(),
+            "build against wit/since_v0.2.0/provider.wit (or wit/since_v0.1.0) unchanged (the platos-plugin-sdk crate does); the provider world imports nothing".to_owned(),
         ),
         Err(LoadError::Manifest { source, .. }) => {
             let (got, fix) = describe_call_error(source, hits, None);
@@ -138,6 +138,18 @@ fn first_line(text: &str) -> &str {
 /// Fix hints for the manifest problems the policy reported, one per kind.
 fn manifest_fixes(problems: &[String]) -> String {
     const HINTS: &[(&str, &str)] = &[
+        (
+            "alias ",
+            "give each alias an env var name, `client = \"all\"` or a declared client id, the `suffix`, `domain` or `note` its form needs, and no clash with another variable or alias for the same client",
+        ),
+        (
+            "client",
+            "declare `[[clients]]` with unique lower-case ids (not `all`) and name the official SDK's in `default_client`",
+        ),
+        (
+            "reserved",
+            "rename the variable: the host hands the access token to `authorize` as PLATOS_ACCESS_TOKEN",
+        ),
         (
             "slug",
             "`slug`: lower-case letters, digits and hyphens, starting with a letter or digit, at most 64 characters (e.g. `acme`)",
@@ -246,6 +258,13 @@ pub(crate) fn describe_call_error(
         CallErrorKind::Refused(refusal) => (
             format!("the host refused the request {function} described: {refusal}"),
             refusal_fix(refusal),
+        ),
+        CallErrorKind::Unsupported(unsupported) => (
+            format!("{function} {unsupported}"),
+            format!(
+                "build the plugin against platos:provider@{} (the platos-plugin-sdk crate does)",
+                unsupported.since
+            ),
         ),
     }
 }

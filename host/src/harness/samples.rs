@@ -159,6 +159,7 @@ mod tests {
             required,
             description: String::new(),
             default_value: default.map(Into::into),
+            aliases: Vec::new(),
         }
     }
 
@@ -175,10 +176,14 @@ mod tests {
                 class: ModelClass::Chat,
                 display_name: "A".into(),
                 context_window: None,
+                price: None,
             }],
             allowed_hosts: hosts.iter().map(|host| host.to_string()).collect(),
             docs_url: "https://example.com".into(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

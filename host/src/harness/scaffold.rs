@@ -303,7 +303,7 @@ fn readme(names: &Names) -> String {
         r#"# {display} provider plugin
 
 A provider plugin for the Platos host: a WebAssembly component behind the
-`platos:provider@0.1.0` contract. `manifest.toml` declares the provider (env
+`platos:provider@0.2.0` contract. `manifest.toml` declares the provider (env
 vars, auth, allowed hosts, models); `src/lib.rs` builds the health probe and
 reads its response.
 

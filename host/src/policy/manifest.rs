@@ -129,6 +129,7 @@ mod tests {
                 required: true,
                 description: "key".into(),
                 default_value: None,
+                aliases: Vec::new(),
             }],
             auth: AuthShape::Bearer { env_var: "ACME_API_KEY".into() },
             model_classes: vec![ModelClass::Chat],
@@ -137,10 +138,14 @@ mod tests {
                 class: ModelClass::Chat,
                 display_name: "Acme 1".into(),
                 context_window: None,
+                price: None,
             }],
             allowed_hosts: vec!["api.acme.com".into()],
             docs_url: "https://acme.com/keys".into(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

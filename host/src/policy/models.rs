@@ -48,10 +48,14 @@ mod tests {
                 class: ModelClass::Chat,
                 display_name: "x".into(),
                 context_window: None,
+                price: None,
             }],
             allowed_hosts: vec![],
             docs_url: String::new(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

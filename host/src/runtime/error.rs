@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::wit::Unsupported;
 use crate::policy::hosts::OutboundRefusal;
 use crate::provider::ProviderError;
 
@@ -180,6 +181,9 @@ pub enum CallErrorKind {
     /// The request the plugin described may not be sent.
     #[error("described a request the host refuses to send: {0}")]
     Refused(OutboundRefusal),
+    /// The plugin's contract version lacks the function; nothing was called.
+    #[error("{0}")]
+    Unsupported(Unsupported),
 }
 
 impl CallErrorKind {
@@ -193,6 +197,7 @@ impl CallErrorKind {
             CallErrorKind::Trap(_) => "trap",
             CallErrorKind::Provider(_) => "plugin_error",
             CallErrorKind::Refused(_) => "refused_request",
+            CallErrorKind::Unsupported(_) => "unsupported_by_contract",
         }
     }
 }

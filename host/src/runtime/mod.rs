@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod manifest_additions;
 pub mod registry;
 pub mod store;
 pub mod wit;
@@ -31,12 +32,12 @@ pub use self::config::{CallLimits, RuntimeConfig};
 pub use self::error::{CallError, CallErrorKind, LoadError};
 pub use self::registry::PluginRegistry;
 use self::store::StoreState;
-use self::wit::ProviderApi;
+use self::wit::{ApiResult, ProviderApi, Unsupported};
 use crate::policy;
 use crate::policy::hosts::AllowedHosts;
 use crate::provider::{
-    Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize, ProviderError,
-    Verdict,
+    AccessToken, Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize,
+    ProviderError, Usage, Verdict,
 };
 
 /// The plugin host: a cheap, cloneable handle.
@@ -153,7 +154,7 @@ impl PluginHost {
             .await
             .map_err(|source| LoadError::Manifest { origin: origin.to_owned(), source })?;
         let id = format!("{}@{}", manifest.slug, manifest.plugin_version);
-        policy::manifest::validate(&manifest).map_err(|problems| LoadError::InvalidManifest {
+        validate_manifest(&manifest).map_err(|problems| LoadError::InvalidManifest {
             plugin: id.clone(),
             origin: origin.to_owned(),
             problems,
@@ -169,6 +170,13 @@ impl PluginHost {
         plugin.manifest = Some(manifest);
         Ok(Plugin { inner: Arc::new(plugin) })
     }
+}
+
+/// Every load rule: the manifest's, then those of the 0.2.0 additions.
+fn validate_manifest(manifest: &Manifest) -> Result<(), Vec<String>> {
+    let mut problems = policy::manifest::validate(manifest).err().unwrap_or_default();
+    problems.extend(manifest_additions::validate(manifest).err().unwrap_or_default());
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
 /// Advances the engine's epoch every `tick` until the engine is dropped.
@@ -299,6 +307,77 @@ impl Plugin {
             .await
     }
 
+    /// Calls `token-request` (contract 0.2.0) and checks the request's
+    /// destination: the request that trades the key's secret for an access
+    /// token, sent as is (not through [`Plugin::authorize`]).
+    pub async fn token_request(
+        &self,
+        credentials: &Credentials,
+        now: u64,
+    ) -> Result<HttpRequest, CallError> {
+        const FUNCTION: &str = "token-request";
+        let result = self
+            .inner
+            .call(FUNCTION, Some(credentials), |api, mut store| {
+                Box::pin(async move {
+                    (routed(api.token_request(&mut store, credentials, now).await), store)
+                })
+            })
+            .await?;
+        let result = result.map_err(|unsupported| self.unsupported(FUNCTION, unsupported))?;
+        self.checked_request(FUNCTION, credentials, result)
+    }
+
+    /// Calls `read-token` (contract 0.2.0): the access token in the token
+    /// endpoint's response, or the verdict the key gets when there is none.
+    pub async fn read_token(
+        &self,
+        response: &HttpResponse,
+        now: u64,
+    ) -> Result<Result<AccessToken, Verdict>, CallError> {
+        const FUNCTION: &str = "read-token";
+        let result = self
+            .inner
+            .call(FUNCTION, None, |api, mut store| {
+                Box::pin(
+                    async move { (routed(api.read_token(&mut store, response, now).await), store) },
+                )
+            })
+            .await?;
+        result.map_err(|unsupported| self.unsupported(FUNCTION, unsupported))
+    }
+
+    /// Calls `read-usage` (contract 0.2.0): the tokens `response` consumed for
+    /// the agent's `request` (before authorization), `None` when it carries no usage.
+    pub async fn read_usage(
+        &self,
+        request: &HttpRequest,
+        response: &HttpResponse,
+    ) -> Result<Option<Usage>, CallError> {
+        const FUNCTION: &str = "read-usage";
+        let result = self
+            .inner
+            .call(FUNCTION, None, |api, mut store| {
+                Box::pin(async move {
+                    (routed(api.read_usage(&mut store, request, response).await), store)
+                })
+            })
+            .await?;
+        let error = |kind| CallError { plugin: self.inner.id.clone(), function: FUNCTION, kind };
+        result
+            .map_err(|unsupported| self.unsupported(FUNCTION, unsupported))?
+            .map_err(|failure| error(CallErrorKind::Provider(failure)))
+    }
+
+    /// The error for a function the plugin's contract version lacks.
+    fn unsupported(&self, function: &'static str, unsupported: Unsupported) -> CallError {
+        CallError {
+            plugin: self.inner.id.clone(),
+            function,
+            kind: CallErrorKind::Unsupported(unsupported),
+        }
+    }
+
     fn checked_request(
         &self,
         function: &'static str,
@@ -422,6 +501,15 @@ impl PluginInner {
             }
         }
         last_stderr
+    }
+}
+
+/// A routed call's outcome in the shape [`PluginInner::call`] runs: the
+/// engine's result outside, [`Unsupported`] inside.
+fn routed<T>(result: ApiResult<T>) -> wasmtime::Result<Result<T, Unsupported>> {
+    match result {
+        Ok(engine) => engine.map(Ok),
+        Err(unsupported) => Ok(Err(unsupported)),
     }
 }
 

@@ -124,6 +124,7 @@ mod tests {
                     required: *required,
                     description: String::new(),
                     default_value: None,
+                    aliases: Vec::new(),
                 })
                 .collect(),
             auth,
@@ -132,6 +133,9 @@ mod tests {
             allowed_hosts: Vec::new(),
             docs_url: String::new(),
             probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 

@@ -5,12 +5,14 @@
 //! Verdicts: 401 `authentication_error` and 403 `permission_error` are an
 //! invalid credential; 402 `billing_error`, 429 `rate_limit_error` and a 400
 //! about the credit balance or a spend limit are quota; 529
-//! `overloaded_error` and other 5xx are degraded.
+//! `overloaded_error` and other 5xx are degraded. Usage is read from Messages
+//! answers and streams (`message_start`, then the cumulative `message_delta`s).
 
 use platos_plugin_sdk::{
     Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
-    Verdict, apply_declared_auth, base_url, classify_status, export_provider, include_manifest,
-    join_url, listing_verdict, model_ids_from_json, redacted_snippet,
+    Usage, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
+    include_manifest, join_url, listing_verdict, model_ids_from_json, read_anthropic_usage,
+    redacted_snippet,
 };
 
 /// The API version every request must name in `anthropic-version`.
@@ -43,6 +45,13 @@ impl Provider for Anthropic {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_anthropic_usage(&request, &response))
     }
 }
 

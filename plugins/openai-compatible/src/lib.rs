@@ -4,12 +4,14 @@
 //!
 //! Requests go only to the configured base URL's origin: the manifest allows
 //! no other host. Verdicts follow the OpenAI shapes; a server without models
-//! that answers `{"object":"list","data":null}` (Ollama) is healthy.
+//! that answers `{"object":"list","data":null}` (Ollama) is healthy. Usage
+//! is read in the OpenAI shapes (Ollama, vLLM and LM Studio report it so).
 
 use platos_plugin_sdk::{
     Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
-    Verdict, apply_declared_auth, base_url, classify_status, credential, export_provider,
-    include_manifest, join_url, listing_verdict, model_ids_from_json, redacted_snippet,
+    Usage, Verdict, apply_declared_auth, base_url, classify_status, credential, export_provider,
+    include_manifest, join_url, listing_verdict, model_ids_from_json, read_openai_usage,
+    redacted_snippet,
 };
 
 /// The variable holding the optional key.
@@ -42,6 +44,13 @@ impl Provider for OpenAiCompatible {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_openai_usage(&request, &response))
     }
 }
 

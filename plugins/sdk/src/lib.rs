@@ -1,10 +1,13 @@
 //! The Platos provider plugin SDK.
 //!
 //! A plugin implements [`Provider`] and calls [`export_provider!`]. The SDK
-//! carries the WIT bindings (`platos:provider@0.1.0`), embeds the manifest that
+//! carries the WIT bindings (`platos:provider@0.2.0`), embeds the manifest that
 //! `platos-plugin-build` generated from the provider's TOML file
-//! ([`include_manifest!`]), applies declarative auth shapes ([`apply_declared_auth`]) and classifies probe responses
-//! ([`classify_status`], [`model_ids_from_json`]).
+//! ([`include_manifest!`]), applies declarative auth shapes ([`apply_declared_auth`]),
+//! classifies probe responses ([`classify_status`], [`model_ids_from_json`]),
+//! reads token usage from OpenAI-style and Anthropic-style bodies and streams
+//! ([`read_openai_usage`], [`read_anthropic_usage`]) and OAuth-style token
+//! answers ([`read_oauth_token`]).
 //!
 //! ```ignore
 //! use platos_plugin_sdk::*;
@@ -22,13 +25,15 @@
 //! ```
 
 mod auth;
+mod token;
+mod usage;
 mod verdicts;
 
-/// The bindings generated from `wit/since_v0.1.0`. Plugins rarely need them directly.
+/// The bindings generated from `wit/since_v0.2.0`. Plugins rarely need them directly.
 pub mod bindings {
     wit_bindgen::generate!({
         world: "provider",
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "platos_plugin_sdk::bindings",
@@ -38,9 +43,15 @@ pub mod bindings {
 pub use auth::{
     apply_declared_auth, base_url, credential, credential_or_default, join_url, require_credential,
 };
-pub use bindings::exports::platos::provider::plugin::{
-    AuthShape, Credentials, EnvVar, EnvVarRole, ErrorCode, HeaderAuth, HealthyInfo, HttpRequest,
-    HttpResponse, Method, ModelClass, ModelInfo, PluginError, ProviderManifest, QueryAuth, Verdict,
+pub use bindings::exports::platos::provider::types::{
+    AccessToken, AuthShape, ClientInfo, ClientSelector, Credentials, EnvAlias, EnvVar, EnvVarRole,
+    ErrorCode, HeaderAuth, HealthyInfo, HttpRequest, HttpResponse, Method, ModelClass, ModelInfo,
+    PluginError, ProviderManifest, QueryAuth, TokenFailure, TokenPrice, Usage, ValueForm, Verdict,
+};
+pub use token::{ACCESS_TOKEN_VAR, read_oauth_token};
+pub use usage::{
+    ServerSentEvent, anthropic_usage_from_json, is_event_stream, openai_usage_from_json,
+    read_anthropic_usage, read_openai_usage, requested_model, server_sent_events,
 };
 pub use verdicts::{
     StatusClass, body_snippet, classify_status, listing_verdict, model_ids_from_json,
@@ -69,6 +80,31 @@ pub trait Provider {
     /// Reads a probe response into a verdict. The default is [`standard_verdict`].
     fn interpret_health(response: HttpResponse) -> Verdict {
         standard_verdict(&response)
+    }
+
+    /// For a manifest with `token_exchange`: the request that trades the
+    /// secret for an access token. The default answers `unsupported`.
+    fn token_request(credentials: Credentials, now: u64) -> Result<HttpRequest, PluginError> {
+        let _ = (credentials, now);
+        Err(PluginError::new(ErrorCode::Unsupported, "this provider has no token exchange"))
+    }
+
+    /// Reads the token endpoint's answer; [`read_oauth_token`] reads the
+    /// OAuth 2.0 shape. The default (no token exchange) is a degraded failure.
+    fn read_token(response: HttpResponse, now: u64) -> Result<AccessToken, TokenFailure> {
+        let _ = (response, now);
+        Err(TokenFailure::Degraded("this provider has no token exchange".into()))
+    }
+
+    /// The tokens a response consumed; [`read_openai_usage`] and
+    /// [`read_anthropic_usage`] read the common shapes. The default answers
+    /// `unsupported`.
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        let _ = (request, response);
+        Err(PluginError::new(ErrorCode::Unsupported, "this provider does not report usage"))
     }
 }
 
@@ -106,6 +142,25 @@ macro_rules! export_provider {
             }
             fn interpret_health(response: $crate::HttpResponse) -> $crate::Verdict {
                 <$provider as $crate::Provider>::interpret_health(response)
+            }
+            fn token_request(
+                credentials: $crate::Credentials,
+                now: u64,
+            ) -> ::core::result::Result<$crate::HttpRequest, $crate::PluginError> {
+                <$provider as $crate::Provider>::token_request(credentials, now)
+            }
+            fn read_token(
+                response: $crate::HttpResponse,
+                now: u64,
+            ) -> ::core::result::Result<$crate::AccessToken, $crate::TokenFailure> {
+                <$provider as $crate::Provider>::read_token(response, now)
+            }
+            fn read_usage(
+                request: $crate::HttpRequest,
+                response: $crate::HttpResponse,
+            ) -> ::core::result::Result<::core::option::Option<$crate::Usage>, $crate::PluginError>
+            {
+                <$provider as $crate::Provider>::read_usage(request, response)
             }
         }
 

@@ -2,9 +2,9 @@
 //! types and the domain types, all in one place. Frozen with the contract.
 
 use wasmtime::Store;
-use zeroize::Zeroize;
 
 use super::super::store::StoreState;
+use super::ExposedCredentials;
 use crate::provider as domain;
 
 wasmtime::component::bindgen!({
@@ -15,27 +15,11 @@ wasmtime::component::bindgen!({
 
 use self::exports::platos::provider::plugin as wit;
 
+/// The contract version, e.g. for messages.
+pub const VERSION: &str = "0.1.0";
+
 /// The export this version's plugins provide.
 pub const EXPORT_NAME: &str = "platos:provider/plugin@0.1.0";
-
-/// The env bag as WIT wants it; zeroed when dropped.
-struct ExposedCredentials(Vec<(String, String)>);
-
-impl ExposedCredentials {
-    fn new(credentials: &domain::Credentials) -> Self {
-        ExposedCredentials(
-            credentials.expose().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
-        )
-    }
-}
-
-impl Drop for ExposedCredentials {
-    fn drop(&mut self) {
-        for (_, value) in &mut self.0 {
-            value.zeroize();
-        }
-    }
-}
 
 pub(crate) async fn manifest(
     pre: &ProviderPre<StoreState>,
@@ -104,6 +88,10 @@ impl From<wit::ProviderManifest> for domain::Manifest {
             allowed_hosts: manifest.allowed_hosts,
             docs_url: manifest.docs_url,
             probe_cost: manifest.probe_cost,
+            // Added in 0.2.0: a 0.1.0 plugin declares none.
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
         }
     }
 }
@@ -120,6 +108,7 @@ impl From<wit::EnvVar> for domain::EnvVar {
             required: var.required,
             description: var.description,
             default_value: var.default_value,
+            aliases: Vec::new(),
         }
     }
 }
@@ -160,6 +149,7 @@ impl From<wit::ModelInfo> for domain::ModelInfo {
             class: model.class.into(),
             display_name: model.display_name,
             context_window: model.context_window,
+            price: None,
         }
     }
 }
