@@ -242,7 +242,7 @@ async fn call(
                 headers: response.headers,
                 body: response.body.into_bytes(),
             };
-            serde_json::to_value(plugin.interpret_health(&response).await?)?
+            serde_json::to_value(plugin.interpret_health(&credentials, &response).await?)?
         }
     })
 }

@@ -443,7 +443,7 @@ impl Case<'_> {
         }
 
         let verdict =
-            self.plugin.interpret_health(&response).await.map_err(|e| failure(&e, hits))?;
+            self.plugin.interpret_health(&bag.credentials, &response).await.map_err(|e| failure(&e, hits))?;
         let class = verdict_class(&verdict);
         let got = format!("{class}: {}", verdict.message().chars().take(160).collect::<String>());
         if !fixture.expect.classes().contains(&class) {

@@ -43,7 +43,7 @@ pub use bindings::exports::platos::provider::plugin::{
     HttpResponse, Method, ModelClass, ModelInfo, PluginError, ProviderManifest, QueryAuth, Verdict,
 };
 pub use verdicts::{
-    StatusClass, body_snippet, classify_status, listing_verdict, model_ids_from_json,
+    MAX_MODEL_IDS, StatusClass, classify_status, listing_verdict, model_ids_from_json,
     redacted_snippet, standard_verdict,
 };
 
