@@ -223,7 +223,7 @@ async fn an_upstream_that_echoes_the_key_puts_it_in_no_verdict_or_record() {
     for (mode, class_expected, says) in [
         ("echo-message", "degraded", "upstream said [redacted]; percent [redacted]"),
         ("echo-models", "healthy", "listed models for Bearer [redacted]"),
-        ("empty-models", "degraded", "more than the limit"),
+        ("empty-models", "degraded", "h1-secret-echo@0.0.1: interpret-health"),
         ("many-models", "degraded", "5000 model ids, more than the limit of 4096"),
     ] {
         let credentials = Credentials::new()

@@ -27,6 +27,8 @@ use crate::provider::{AuthShape, HttpRequest};
 /// the request keeps to the shape. Places never quote a secret.
 pub fn violations(shape: &AuthShape, secrets: &Redactor, request: &HttpRequest) -> Vec<String> {
     let mut found = Vec::new();
+    // The body may be large: search it once.
+    let in_body = request.body.as_deref().map(|body| secrets.names_in(body)).unwrap_or_default();
     for name in secrets.names() {
         let declared = declared_var(shape) == Some(name);
         for (header, value) in &request.headers {
@@ -44,9 +46,7 @@ pub fn violations(shape: &AuthShape, secrets: &Redactor, request: &HttpRequest) 
         for place in url_places(&request.url, secrets, name, allowed_param) {
             found.push(format!("{name} in {place}"));
         }
-        if let Some(body) = &request.body
-            && secrets.names_in(body).contains(&name)
-        {
+        if in_body.contains(&name) {
             found.push(format!("{name} in the body"));
         }
     }
@@ -57,7 +57,7 @@ pub fn violations(shape: &AuthShape, secrets: &Redactor, request: &HttpRequest) 
             request.headers.iter().any(|(header, value)| {
                 secrets.finds(name, header) || secrets.finds(name, value)
             }) || secrets.finds(name, &request.url)
-                || request.body.as_deref().is_some_and(|body| secrets.names_in(body).contains(&name))
+                || in_body.contains(&name)
         };
         let names: Vec<&str> = secrets.names().collect();
         if !names.is_empty() && names.iter().all(|name| on_the_wire(name)) {
