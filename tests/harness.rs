@@ -467,7 +467,7 @@ fn plugin_test_reports_secrets_out_of_place_without_showing_them() {
         ("base64-url", names::AUTHORIZE_NO_LEAK, "H1_KEY in the URL query parameter `t`"),
         ("host", names::AUTHORIZE_ALLOWED_HOST, "[redacted].evil.example"),
         ("error", names::AUTHORIZE_SHAPE, "cannot authorize with [redacted]"),
-        ("panic", names::AUTHORIZE_SHAPE, "panics holding"),
+        ("panic", names::AUTHORIZE_SHAPE, "authorize trapped"),
     ] {
         let mode_var = format!("H1_MODE={mode}");
         let output = cli(&["plugin", "test", path, "--var", &key, "--var", &mode_var, "--json"]);
