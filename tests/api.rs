@@ -1293,7 +1293,8 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
     let upstream = support::echoing_upstream().await;
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(
-        Path::new(platos_host::bundled::BUILT_PLUGIN_DIR).join("platos_fixture_h1_secret_echo.wasm"),
+        Path::new(platos_host::bundled::BUILT_PLUGIN_DIR)
+            .join("platos_fixture_h1_secret_echo.wasm"),
         plugins.path().join("h1-secret-echo.wasm"),
     )
     .unwrap();
@@ -1391,7 +1392,10 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
                 "POST",
                 &format!("/v1/scopes/{scope}/leases/{lease}/authorize"),
                 Some(&op),
-                Some(json!({ "request": { "method": "GET", "url": format!("{upstream}/models") } }).to_string()),
+                Some(
+                    json!({ "request": { "method": "GET", "url": format!("{upstream}/models") } })
+                        .to_string(),
+                ),
             )
             .await;
         let body: Value = serde_json::from_str(&refused).unwrap();

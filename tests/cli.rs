@@ -194,11 +194,17 @@ fn plugin_call_never_prints_a_key_the_plugin_echoes() {
             "credentials": {"H1_KEY": H1_CANARY, "H1_MODE": mode},
             "request": {"method": "GET", "url": "https://api.h1-echo.example/v1/models"},
         });
-        let output =
-            run_logged(&["plugin", "call", path, "authorize", "--input", "-"], &input.to_string(), "info");
+        let output = run_logged(
+            &["plugin", "call", path, "authorize", "--input", "-"],
+            &input.to_string(),
+            "info",
+        );
         assert_eq!(output.status.code(), Some(1), "{mode}");
         let stderr = text(&output.stderr);
-        assert!(stderr.contains("h1-secret-echo@0.0.1") && stderr.contains(says), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("h1-secret-echo@0.0.1") && stderr.contains(says),
+            "{mode}: {stderr}"
+        );
         support::assert_no_secret(&output.stderr, H1_CANARY, mode);
         support::assert_no_secret(&output.stdout, H1_CANARY, mode);
     }
@@ -209,10 +215,17 @@ fn plugin_call_never_prints_a_key_the_plugin_echoes() {
         "credentials": {"H1_KEY": H1_CANARY, "H1_MODE": "stderr"},
         "request": {"method": "GET", "url": "https://api.h1-echo.example/v1/models"},
     });
-    let output =
-        run_logged(&["plugin", "call", path, "authorize", "--input", "-"], &input.to_string(), "info");
+    let output = run_logged(
+        &["plugin", "call", path, "authorize", "--input", "-"],
+        &input.to_string(),
+        "info",
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stderr).contains("stderr sees [redacted] and [redacted]"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("stderr sees [redacted] and [redacted]"),
+        "{}",
+        text(&output.stderr)
+    );
     support::assert_no_secret(&output.stderr, H1_CANARY, "the log");
     assert!(text(&output.stdout).contains(&format!("Bearer {H1_CANARY}")));
 
@@ -221,11 +234,17 @@ fn plugin_call_never_prints_a_key_the_plugin_echoes() {
         "credentials": {"H1_KEY": H1_CANARY},
         "response": {"status": 500, "body": format!("mode=echo-message;echo=Bearer {H1_CANARY}")},
     });
-    let output =
-        run_logged(&["plugin", "call", path, "interpret-health", "--input", "-"], &input.to_string(), "info");
+    let output = run_logged(
+        &["plugin", "call", path, "interpret-health", "--input", "-"],
+        &input.to_string(),
+        "info",
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(verdict["message"].as_str().unwrap().starts_with("upstream said [redacted];"), "{verdict}");
+    assert!(
+        verdict["message"].as_str().unwrap().starts_with("upstream said [redacted];"),
+        "{verdict}"
+    );
     support::assert_no_secret(&output.stdout, H1_CANARY, "the verdict");
 }
 

@@ -258,8 +258,15 @@ fn a_stored_record_is_bounded() {
         models: (0..4_096).map(|index| format!("{index}-{}", "x".repeat(200))).collect(),
     };
     let record = HealthRecord::from_verdict(&verdict, 0);
-    assert_eq!(record.message.chars().count(), platos_host::policy::bounds::MAX_RECORD_MESSAGE_CHARS + 1);
+    assert_eq!(
+        record.message.chars().count(),
+        platos_host::policy::bounds::MAX_RECORD_MESSAGE_CHARS + 1
+    );
     let stored = serde_json::to_string(&record).unwrap();
-    assert!(stored.len() <= platos_host::policy::bounds::MAX_RECORD_MODEL_BYTES + (8 << 10), "{}", stored.len());
+    assert!(
+        stored.len() <= platos_host::policy::bounds::MAX_RECORD_MODEL_BYTES + (8 << 10),
+        "{}",
+        stored.len()
+    );
     assert!(record.models.len() < 4_096 && record.models[0].starts_with("0-"));
 }

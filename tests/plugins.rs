@@ -74,7 +74,8 @@ fn class(verdict: &Verdict) -> String {
 /// repeats the canary (some bodies echo it, as careless servers do).
 async fn assert_verdicts(plugin: &Plugin, cases: &[(u16, &str, &str)]) {
     for (status, body, expected) in cases {
-        let verdict = plugin.interpret_health(&Credentials::new(), &response(*status, body)).await.unwrap();
+        let verdict =
+            plugin.interpret_health(&Credentials::new(), &response(*status, body)).await.unwrap();
         assert_eq!(
             class(&verdict),
             *expected,
@@ -250,7 +251,8 @@ async fn anthropic() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&Credentials::new(), &response(529, &overloaded)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(529, &overloaded)).await.unwrap();
     assert!(verdict.message().contains("overloaded_error"), "{verdict:?}");
 }
 
@@ -309,7 +311,8 @@ async fn google() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&Credentials::new(), &response(400, bad_key)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(400, bad_key)).await.unwrap();
     assert!(verdict.message().contains("API_KEY_INVALID"), "{verdict:?}");
 }
 
@@ -454,7 +457,8 @@ async fn azure_openai() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&Credentials::new(), &response(404, not_found)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(404, not_found)).await.unwrap();
     assert!(verdict.message().contains("AZURE_OPENAI_ENDPOINT"), "{verdict:?}");
 }
 

@@ -173,7 +173,8 @@ async fn verdicts_on_canned_responses() {
         (200, "<html>not json</html>", "degraded"),
         (0, "connection refused", "unreachable"),
     ] {
-        let verdict = plugin.interpret_health(&Credentials::new(), &response(status, body)).await.unwrap();
+        let verdict =
+            plugin.interpret_health(&Credentials::new(), &response(status, body)).await.unwrap();
         let class = serde_json::to_value(&verdict).unwrap()["verdict"].as_str().unwrap().to_owned();
         assert_eq!(class, expected, "HTTP {status} {body:?} gave {verdict:?}");
     }
@@ -408,7 +409,10 @@ async fn a_secret_out_of_place_is_refused_even_beside_a_correct_bearer() {
     let plugin = secret_echo(&host).await;
     let request = HttpRequest::get("https://api.h1-echo.example/v1/models");
     let good = plugin.authorize(&echo_credentials("none"), &request, 0).await.unwrap();
-    assert_eq!(good.header_values("authorization").collect::<Vec<_>>(), [format!("Bearer {H1_CANARY}")]);
+    assert_eq!(
+        good.header_values("authorization").collect::<Vec<_>>(),
+        [format!("Bearer {H1_CANARY}")]
+    );
     let error = plugin.authorize(&echo_credentials("query"), &request, 0).await.unwrap_err();
     match &error.kind {
         CallErrorKind::SecretOutOfPlace { expected, places } => {
@@ -426,7 +430,12 @@ async fn a_secret_out_of_place_is_refused_even_beside_a_correct_bearer() {
     let error = openai.authorize(&credentials, &mine, 0).await.unwrap_err();
     assert_eq!(error.kind.code(), "secret_out_of_place");
     let message = error.to_string();
-    assert!(message.contains("OPENAI_API_KEY in header `x-mine` (already in the request handed to authorize)"), "{message}");
+    assert!(
+        message.contains(
+            "OPENAI_API_KEY in header `x-mine` (already in the request handed to authorize)"
+        ),
+        "{message}"
+    );
     assert!(!message.contains(CANARY), "{message}");
 }
 
@@ -442,7 +451,10 @@ async fn verdicts_that_echo_the_key_are_redacted_against_the_probed_key() {
     let verdict =
         plugin.interpret_health(&credentials, &echo_response("echo-message", 500)).await.unwrap();
     let message = verdict.message().to_owned();
-    assert!(message.starts_with("upstream said [redacted]; percent [redacted]; base64 [redacted]"), "{message}");
+    assert!(
+        message.starts_with("upstream said [redacted]; percent [redacted]; base64 [redacted]"),
+        "{message}"
+    );
     support::assert_no_secret(&message, H1_CANARY, "the verdict message");
 
     let verdict =
@@ -464,8 +476,8 @@ async fn verdicts_that_echo_the_key_are_redacted_against_the_probed_key() {
     let openai = openai(&host).await;
     let key = Credentials::new().with("OPENAI_API_KEY", "sk-short-Echo");
     for status in [400, 404, 500, 503] {
-        let body = format!("{{\"error\":\"bad header Authorization: Bearer sk-short-Echo\"}}");
-        let verdict = openai.interpret_health(&key, &response(status, &body)).await.unwrap();
+        let body = r#"{"error":"bad header Authorization: Bearer sk-short-Echo"}"#;
+        let verdict = openai.interpret_health(&key, &response(status, body)).await.unwrap();
         assert!(!verdict.message().contains("sk-short-Echo"), "{status}: {verdict:?}");
         assert!(verdict.message().contains("[redacted]"), "{status}: {verdict:?}");
     }
@@ -484,20 +496,29 @@ async fn list_sizes_count_every_element() {
     });
     let plugin = secret_echo(&host).await;
     let credentials = echo_credentials("");
-    let error =
-        plugin.interpret_health(&credentials, &echo_response("empty-models", 200)).await.unwrap_err();
+    let error = plugin
+        .interpret_health(&credentials, &echo_response("empty-models", 200))
+        .await
+        .unwrap_err();
     match &error.kind {
         CallErrorKind::OutputTooLarge { size, limit } => {
-            assert_eq!((*size, *limit), (2_500_000 * 16 + 16 + "listed 2,500,000 models".len(), 1 << 20));
+            assert_eq!(
+                (*size, *limit),
+                (2_500_000 * 16 + 16 + "listed 2,500,000 models".len(), 1 << 20)
+            );
         }
         other => panic!("expected output_too_large, got {other:?}"),
     }
     assert!(error.to_string().len() < 300, "{error}");
 
-    let error =
-        plugin.interpret_health(&credentials, &echo_response("many-models", 200)).await.unwrap_err();
+    let error = plugin
+        .interpret_health(&credentials, &echo_response("many-models", 200))
+        .await
+        .unwrap_err();
     match &error.kind {
-        CallErrorKind::TooManyModels { count, limit } => assert_eq!((*count, *limit), (5_000, 4_096)),
+        CallErrorKind::TooManyModels { count, limit } => {
+            assert_eq!((*count, *limit), (5_000, 4_096))
+        }
         other => panic!("expected too_many_models, got {other:?}"),
     }
     assert!(error.to_string().contains("h1-secret-echo@0.0.1"), "{error}");

@@ -165,9 +165,9 @@ pub fn secret_forms(secret: &str) -> Vec<String> {
 
 /// The first form of `secret` (see [`secret_forms`]) found in `haystack`.
 pub fn find_secret(haystack: &[u8], secret: &str) -> Option<String> {
-    secret_forms(secret).into_iter().find(|form| {
-        haystack.windows(form.len()).any(|window| window == form.as_bytes())
-    })
+    secret_forms(secret)
+        .into_iter()
+        .find(|form| haystack.windows(form.len()).any(|window| window == form.as_bytes()))
 }
 
 /// Panics naming the form and the place when `haystack` holds `secret`.

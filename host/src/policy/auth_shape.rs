@@ -53,12 +53,13 @@ pub fn violations(shape: &AuthShape, secrets: &Redactor, request: &HttpRequest) 
     // A custom shape signs: at least one secret (the signing key) never goes
     // on the wire, or the "signature" is the secrets in the clear.
     if let AuthShape::Custom { .. } = shape {
-        let on_the_wire = |name: &str| {
-            request.headers.iter().any(|(header, value)| {
-                secrets.finds(name, header) || secrets.finds(name, value)
-            }) || secrets.finds(name, &request.url)
-                || in_body.contains(&name)
-        };
+        let on_the_wire =
+            |name: &str| {
+                request.headers.iter().any(|(header, value)| {
+                    secrets.finds(name, header) || secrets.finds(name, value)
+                }) || secrets.finds(name, &request.url)
+                    || in_body.contains(&name)
+            };
         let names: Vec<&str> = secrets.names().collect();
         if !names.is_empty() && names.iter().all(|name| on_the_wire(name)) {
             found.push(format!(
@@ -223,8 +224,11 @@ mod tests {
                 "ACME_OTHER_SECRET in header `x-debug`"
             ]
         );
-        let other_in_auth =
-            request("https://api.acme.com/", &[("authorization", &format!("Bearer {OTHER}"))], None);
+        let other_in_auth = request(
+            "https://api.acme.com/",
+            &[("authorization", &format!("Bearer {OTHER}"))],
+            None,
+        );
         assert_eq!(
             violations(&bearer(), &secrets(), &other_in_auth),
             ["ACME_OTHER_SECRET in header `authorization`"]
@@ -235,14 +239,38 @@ mod tests {
     fn hosts_header_names_and_encodings_are_found() {
         let b64 = "aGMta2V5LTAxMjM0NTY3ODlhYmNkZWY"; // base64("hc-key-0123456789abcdef")
         let cases = [
-            (request(&format!("https://{KEY}.evil.example/"), &[], None), "ACME_KEY in the URL's authority"),
-            (request("https://api.acme.com/", &[(&format!("x-{KEY}"), "1")], None), "ACME_KEY in a header name"),
-            (request(&format!("https://api.acme.com/{}", KEY.replace('-', "%2D")), &[], None), "ACME_KEY in the URL path"),
-            (request(&format!("https://api.acme.com/?b={b64}"), &[], None), "ACME_KEY in the URL query parameter `b`"),
-            (request("https://api.acme.com/", &[("x-b", &format!("Basic {b64}"))], None), "ACME_KEY in header `x-b`"),
-            (request(&format!("https://api.acme.com/#{}", hex::encode(KEY)), &[], None), "ACME_KEY in the URL fragment"),
-            (request(&format!("https://api.acme.com/?{KEY}=1"), &[], None), "ACME_KEY in the URL query parameter `[redacted]`"),
-            (request(&format!("https://u:{KEY}@api.acme.com/"), &[], None), "ACME_KEY in the URL's authority"),
+            (
+                request(&format!("https://{KEY}.evil.example/"), &[], None),
+                "ACME_KEY in the URL's authority",
+            ),
+            (
+                request("https://api.acme.com/", &[(&format!("x-{KEY}"), "1")], None),
+                "ACME_KEY in a header name",
+            ),
+            (
+                request(&format!("https://api.acme.com/{}", KEY.replace('-', "%2D")), &[], None),
+                "ACME_KEY in the URL path",
+            ),
+            (
+                request(&format!("https://api.acme.com/?b={b64}"), &[], None),
+                "ACME_KEY in the URL query parameter `b`",
+            ),
+            (
+                request("https://api.acme.com/", &[("x-b", &format!("Basic {b64}"))], None),
+                "ACME_KEY in header `x-b`",
+            ),
+            (
+                request(&format!("https://api.acme.com/#{}", hex::encode(KEY)), &[], None),
+                "ACME_KEY in the URL fragment",
+            ),
+            (
+                request(&format!("https://api.acme.com/?{KEY}=1"), &[], None),
+                "ACME_KEY in the URL query parameter `[redacted]`",
+            ),
+            (
+                request(&format!("https://u:{KEY}@api.acme.com/"), &[], None),
+                "ACME_KEY in the URL's authority",
+            ),
         ];
         for (request, expected) in cases {
             assert_eq!(violations(&bearer(), &secrets(), &request), [expected], "{}", request.url);
@@ -257,7 +285,10 @@ mod tests {
         let twice = request(&format!("https://api.acme.com/{KEY}/models?key={KEY}"), &[], None);
         assert_eq!(violations(&shape, &secrets(), &twice), ["ACME_KEY in the URL path"]);
         let again = request(&format!("https://api.acme.com/?key={KEY}&key={KEY}"), &[], None);
-        assert_eq!(violations(&shape, &secrets(), &again), ["ACME_KEY in the URL query parameter `key`"]);
+        assert_eq!(
+            violations(&shape, &secrets(), &again),
+            ["ACME_KEY in the URL query parameter `key`"]
+        );
         let header = request("https://api.acme.com/", &[("x-key", KEY)], None);
         assert_eq!(violations(&shape, &secrets(), &header), ["ACME_KEY in header `x-key`"]);
         assert_eq!(
@@ -276,16 +307,22 @@ mod tests {
             &[("X-Api-Key", KEY), ("authorization", &format!("Bearer {KEY}"))],
             None,
         );
-        assert_eq!(violations(&shape, &secrets(), &bearer_too), ["ACME_KEY in header `authorization`"]);
+        assert_eq!(
+            violations(&shape, &secrets(), &bearer_too),
+            ["ACME_KEY in header `authorization`"]
+        );
     }
 
     #[test]
     fn custom_shape_keeps_its_signing_key_off_the_wire() {
-        let shape = AuthShape::Custom {
-            description: "signs; x-token carries ACME_OTHER_SECRET".into(),
-        };
+        let shape =
+            AuthShape::Custom { description: "signs; x-token carries ACME_OTHER_SECRET".into() };
         let signing = "hc-signing-key-never-sent";
-        let three = Redactor::new([("ACME_KEY", KEY), ("ACME_OTHER_SECRET", OTHER), ("ACME_SIGNING", signing)]);
+        let three = Redactor::new([
+            ("ACME_KEY", KEY),
+            ("ACME_OTHER_SECRET", OTHER),
+            ("ACME_SIGNING", signing),
+        ]);
         let signed = request(
             "https://api.acme.com/",
             &[
@@ -297,10 +334,15 @@ mod tests {
         assert!(violations(&shape, &three, &signed).is_empty());
         assert_eq!(
             violations(&shape, &secrets(), &signed),
-            ["every secret (ACME_KEY, ACME_OTHER_SECRET) verbatim in the request: a custom shape must keep its signing key off the wire"]
+            [
+                "every secret (ACME_KEY, ACME_OTHER_SECRET) verbatim in the request: a custom shape must keep its signing key off the wire"
+            ]
         );
         let in_url = request(&format!("https://api.acme.com/?k={KEY}"), &[], None);
-        assert_eq!(violations(&shape, &three, &in_url), ["ACME_KEY in the URL query parameter `k`"]);
+        assert_eq!(
+            violations(&shape, &three, &in_url),
+            ["ACME_KEY in the URL query parameter `k`"]
+        );
         let in_body = request("https://api.acme.com/", &[], Some(&hex::encode(signing)));
         assert_eq!(violations(&shape, &three, &in_body), ["ACME_SIGNING in the body"]);
         let other_header = request("https://api.acme.com/", &[("x-sig", signing)], None);

@@ -201,6 +201,10 @@ mod tests {
             places: vec!["K in the body".into()],
         };
         assert_eq!(out_of_place.code(), "secret_out_of_place");
-        assert!(out_of_place.to_string().contains("(`Authorization: Bearer <K>`) does not: K in the body"));
+        assert!(
+            out_of_place
+                .to_string()
+                .contains("(`Authorization: Bearer <K>`) does not: K in the body")
+        );
     }
 }

@@ -12,9 +12,10 @@
 //! 5xx and the rest are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, Verdict, classify_status, credential, credential_or_default,
-    MAX_MODEL_IDS, export_provider, include_manifest, listing_verdict, redacted_snippet, require_credential,
+    Credentials, ErrorCode, HttpRequest, HttpResponse, MAX_MODEL_IDS, Method, PluginError,
+    Provider, ProviderManifest, StatusClass, Verdict, classify_status, credential,
+    credential_or_default, export_provider, include_manifest, listing_verdict, redacted_snippet,
+    require_credential,
 };
 use platos_sigv4::SignError;
 

@@ -8,8 +8,8 @@
 //! `RESOURCE_EXHAUSTED` is quota; other statuses are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, HttpRequest, MAX_MODEL_IDS, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
-    Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
+    Credentials, HttpRequest, HttpResponse, MAX_MODEL_IDS, PluginError, Provider, ProviderManifest,
+    StatusClass, Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
     listing_verdict, redacted_snippet,
 };
 
