@@ -470,3 +470,49 @@ impl<T: PluginOutput> PluginOutput for Result<T, ProviderError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_model_ids_are_not_free() {
+        let verdict = Verdict::Healthy { message: "m".into(), models: vec![String::new(); 1000] };
+        assert_eq!(verdict.payload_size(), (1 + ELEMENT_OVERHEAD) + 1000 * ELEMENT_OVERHEAD);
+        assert_eq!(verdict.model_ids(), 1000);
+        let failed: Result<Verdict, ProviderError> =
+            Err(ProviderError { code: ProviderErrorCode::Internal, message: "abc".into() });
+        assert_eq!((failed.payload_size(), failed.model_ids()), (3 + ELEMENT_OVERHEAD, 0));
+    }
+
+    #[test]
+    fn verdicts_and_errors_are_redacted_requests_are_not() {
+        let redactor = Redactor::new([("KEY", "sk-Secret-1234")]);
+        let mut verdict = Verdict::Healthy {
+            message: "for sk-secret-1234".into(),
+            models: vec!["gpt-5".into(), "ft:sk-Secret-1234".into()],
+        };
+        verdict.redact(&redactor);
+        assert_eq!(
+            verdict,
+            Verdict::Healthy {
+                message: "for [redacted]".into(),
+                models: vec!["gpt-5".into(), "ft:[redacted]".into()]
+            }
+        );
+        let mut degraded = Verdict::Degraded { message: "sk-Secret-1234".into() };
+        degraded.redact(&redactor);
+        assert_eq!(degraded.message(), "[redacted]");
+        let mut failed: Result<HttpRequest, ProviderError> = Err(ProviderError {
+            code: ProviderErrorCode::Internal,
+            message: "sk-Secret-1234".into(),
+        });
+        failed.redact(&redactor);
+        assert_eq!(failed.unwrap_err().message, "[redacted]");
+        let mut request = HttpRequest::get("https://a.example/");
+        request.headers.push(("authorization".into(), "Bearer sk-Secret-1234".into()));
+        let before = request.clone();
+        request.redact(&redactor);
+        assert_eq!(request, before, "the auth shape check governs an authorized request");
+    }
+}
