@@ -1674,3 +1674,161 @@ async fn serve_refuses_to_start_with_a_wrong_master_key() {
     assert_eq!(value.version, 1);
     server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+/// A canary for the leak tests: upper-case letters (a host name is
+/// lower-cased), nothing that needs encoding.
+const H1_CANARY: &str = "sk-H1Api-Canary-4b7Qz9d2e8";
+/// The OpenAI key of the same test: an upstream echoes it.
+const H1_OPENAI_CANARY: &str = "sk-h1Openai-Echo-3c5Wx1";
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
+    let (subscriber, logs) = support::capture_logs();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let upstream = support::echoing_upstream().await;
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(platos_host::bundled::BUILT_PLUGIN_DIR)
+            .join("platos_fixture_h1_secret_echo.wasm"),
+        plugins.path().join("h1-secret-echo.wasm"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.plugin_dir = Some(plugins.path().to_owned());
+    let server = Server::start(config).await.expect("the server starts");
+    let operator =
+        std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
+    let client = Client::new(server.address());
+    let host = Running { _dir: dir, server, client, operator };
+    let client = &host.client;
+    let op = host.operator.clone();
+    let scope = "acme/h1/prod";
+    let mut answers = String::new();
+
+    host.set(&op, scope, "H1_KEY", H1_CANARY).await;
+    host.set(&op, scope, "H1_BASE", &upstream).await;
+    host.set(&op, scope, "OPENAI_API_KEY", H1_OPENAI_CANARY).await;
+    host.set(&op, scope, "OPENAI_API_BASE", &upstream).await;
+    let probe = |provider: &'static str, key: &'static str| {
+        let op = op.clone();
+        async move {
+            client
+                .call(
+                    "POST",
+                    &format!("/v1/scopes/{scope}/providers/{provider}/keys/{key}/probe"),
+                    Some(&op),
+                    None,
+                )
+                .await
+        }
+    };
+
+    // The upstream echoes the key; the plugins quote it, plain and encoded.
+    for (mode, verdict) in [
+        ("echo-message", "degraded"),
+        ("empty-models", "degraded"),
+        ("many-models", "degraded"),
+        ("echo-models", "healthy"),
+    ] {
+        host.set(&op, scope, "H1_MODE", mode).await;
+        let (status, answer) = probe("h1-secret-echo", "H1_KEY").await;
+        assert_eq!((status, answer["verdict"].as_str()), (200, Some(verdict)), "{mode}: {answer}");
+        answers.push_str(&answer.to_string());
+    }
+    let (_, last) = probe("h1-secret-echo", "H1_KEY").await;
+    assert!(last["message"].as_str().unwrap().contains("[redacted]"), "{last}");
+    let (status, openai) = probe("openai", "OPENAI_API_KEY").await;
+    assert_eq!((status, openai["verdict"].as_str()), (200, Some("degraded")), "{openai}");
+    assert!(openai["message"].as_str().unwrap().contains("HTTP 502"), "{openai}");
+    answers.push_str(&openai.to_string());
+
+    // The stored records, through every answer that shows them.
+    for path in [
+        format!("/v1/scopes/{scope}/providers"),
+        format!("/v1/scopes/{scope}/providers/h1-secret-echo/keys"),
+        format!("/v1/scopes/{scope}/providers/openai/keys"),
+        format!("/v1/scopes/{scope}/providers/h1-secret-echo/explain"),
+        format!("/v1/scopes/{scope}/providers/openai/explain"),
+        format!("/v1/scopes/{scope}/models"),
+    ] {
+        let (status, text) = client.raw("GET", &path, Some(&op), None).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        answers.push_str(&text);
+    }
+    assert!(answers.contains("h1-model-ok"), "the echo-models verdict was recorded");
+
+    // Authorize by lease: each attack is refused, and the error holds no key.
+    for (mode, expected) in [
+        ("host", "refused_request"),
+        ("bad-header-name", "refused_request"),
+        ("header-name", "secret_out_of_place"),
+        ("query", "secret_out_of_place"),
+        ("other-header", "secret_out_of_place"),
+        ("body", "secret_out_of_place"),
+        ("percent-url", "secret_out_of_place"),
+        ("base64-url", "secret_out_of_place"),
+        ("error", "plugin_error"),
+        ("panic", "plugin_failed"),
+        ("trap-stderr", "plugin_failed"),
+    ] {
+        host.set(&op, scope, "H1_MODE", mode).await;
+        let (_, resolved) = client
+            .call(
+                "POST",
+                &format!("/v1/scopes/{scope}/resolve"),
+                Some(&op),
+                Some(&json!({ "provider": "h1-secret-echo" })),
+            )
+            .await;
+        let lease = resolved["lease"]["id"].as_str().unwrap();
+        let (status, refused) = client
+            .raw(
+                "POST",
+                &format!("/v1/scopes/{scope}/leases/{lease}/authorize"),
+                Some(&op),
+                Some(
+                    json!({ "request": { "method": "GET", "url": format!("{upstream}/models") } })
+                        .to_string(),
+                ),
+            )
+            .await;
+        let body: Value = serde_json::from_str(&refused).unwrap();
+        assert_eq!(code(&body), expected, "{mode}: {status} {refused}");
+        assert!(refused.contains("h1-secret-echo@0.0.1"), "{mode}: {refused}");
+        answers.push_str(&refused);
+    }
+    support::assert_no_secret(&answers, H1_CANARY, "the answers");
+    support::assert_no_secret(&answers, H1_OPENAI_CANARY, "the answers");
+
+    // Nothing on disk holds either key in any form but the encrypted values.
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+    let files = files_under(host._dir.path());
+    assert!(files.len() > 3, "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for canary in [H1_CANARY, H1_OPENAI_CANARY] {
+            support::assert_no_secret(&bytes, canary, &file.display().to_string());
+        }
+    }
+    // Nor the log.
+    let logs = logs.lock().unwrap().clone();
+    assert!(!logs.is_empty());
+    for canary in [H1_CANARY, H1_OPENAI_CANARY] {
+        support::assert_no_secret(&logs, canary, "the log");
+    }
+}

@@ -1,5 +1,7 @@
 //! The `platos-host` command line, run as a user would run it.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,12 +16,17 @@ fn component(stem: &str) -> PathBuf {
 
 /// Runs the binary with a private data directory and `stdin` piped in.
 fn run(args: &[&str], stdin: &str) -> Output {
+    run_logged(args, stdin, "warn")
+}
+
+/// [`run`] with `PLATOS_LOG` set to `log`.
+fn run_logged(args: &[&str], stdin: &str, log: &str) -> Output {
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
         .args(args)
         .env("PLATOS_DATA_DIR", data.path())
         .env_remove("PLATOS_PLUGIN_DIR")
-        .env("PLATOS_LOG", "warn")
+        .env("PLATOS_LOG", log)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -434,4 +441,96 @@ fn data_files_and_folders_are_private_whatever_the_umask() {
             assert_eq!(mode, want, "{} is {mode:03o}", path.display());
         }
     }
+}
+
+/// The secret-echo fixture's key: upper-case letters, nothing to encode.
+const H1_CANARY: &str = "sk-H1Cli-Canary-6yT2m8";
+
+#[test]
+fn plugin_call_never_prints_a_key_the_plugin_echoes() {
+    let path = component("platos_fixture_h1_secret_echo");
+    let path = path.to_str().unwrap();
+    for (mode, says) in [
+        ("host", "[redacted].evil.example"),
+        ("header-name", "H1_KEY in a header name"),
+        ("query", "H1_KEY in the URL query parameter `leak`"),
+        ("other-header", "H1_KEY in header `x-copy`"),
+        ("body", "H1_KEY in the body"),
+        ("percent-url", "H1_KEY in the URL path"),
+        ("base64-url", "H1_KEY in the URL query parameter `t`"),
+        ("error", "cannot authorize with [redacted]"),
+        ("panic", "the fixture panics holding [redacted]"),
+        ("trap-stderr", "last words: [redacted] [redacted]"),
+    ] {
+        let input = serde_json::json!({
+            "credentials": {"H1_KEY": H1_CANARY, "H1_MODE": mode},
+            "request": {"method": "GET", "url": "https://api.h1-echo.example/v1/models"},
+        });
+        let output = run_logged(
+            &["plugin", "call", path, "authorize", "--input", "-"],
+            &input.to_string(),
+            "info",
+        );
+        assert_eq!(output.status.code(), Some(1), "{mode}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("h1-secret-echo@0.0.1") && stderr.contains(says),
+            "{mode}: {stderr}"
+        );
+        support::assert_no_secret(&output.stderr, H1_CANARY, mode);
+        support::assert_no_secret(&output.stdout, H1_CANARY, mode);
+    }
+
+    // What the plugin prints goes to the log, redacted; the authorized
+    // request on stdout is the one place the key belongs.
+    let input = serde_json::json!({
+        "credentials": {"H1_KEY": H1_CANARY, "H1_MODE": "stderr"},
+        "request": {"method": "GET", "url": "https://api.h1-echo.example/v1/models"},
+    });
+    let output = run_logged(
+        &["plugin", "call", path, "authorize", "--input", "-"],
+        &input.to_string(),
+        "info",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("stderr sees [redacted] and [redacted]"),
+        "{}",
+        text(&output.stderr)
+    );
+    support::assert_no_secret(&output.stderr, H1_CANARY, "the log");
+    assert!(text(&output.stdout).contains(&format!("Bearer {H1_CANARY}")));
+
+    // A verdict that quotes the echoed key, redacted against the input's credentials.
+    let input = serde_json::json!({
+        "credentials": {"H1_KEY": H1_CANARY},
+        "response": {"status": 500, "body": format!("mode=echo-message;echo=Bearer {H1_CANARY}")},
+    });
+    let output = run_logged(
+        &["plugin", "call", path, "interpret-health", "--input", "-"],
+        &input.to_string(),
+        "info",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        verdict["message"].as_str().unwrap().starts_with("upstream said [redacted];"),
+        "{verdict}"
+    );
+    support::assert_no_secret(&output.stdout, H1_CANARY, "the verdict");
+}
+
+#[test]
+fn a_manifest_of_500_000_model_ids_is_refused_briefly() {
+    let path = component("platos_fixture_h1_huge_manifest");
+    let output = run(&["plugin", "inspect", path.to_str().unwrap()], "");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    // Refused by its size, or (on a loaded machine) by the time lifting it
+    // takes; either way a short message, not 500,000 problems.
+    assert!(
+        stderr.contains("more than the limit") || stderr.contains("did not finish within"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 1_000, "{} bytes of error", stderr.len());
 }

@@ -3,6 +3,8 @@
 //! message, live mode against a mock upstream on 127.0.0.1, the CLI, and a
 //! scaffolded plugin built from scratch for wasm32-wasip2.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -281,9 +283,15 @@ async fn live_mode_reports_wrong_verdicts_and_bad_fixtures() {
     assert!(revoked.expected.starts_with("verdict invalid-credential"), "{}", revoked.expected);
     assert!(report.check("live.1-valid").unwrap().passed());
 
-    // The mock saw the leaked URL but the declared header too; the verdicts hold.
+    // The host refuses the leaky request: it never reaches the mock.
     let report = check_plugin(&component("platos_fixture_harness_leaky_url"), &options).await;
-    assert!(report.check("live.1-valid").unwrap().passed(), "{}", report.to_text());
+    let valid = failed(&report, "live.1-valid");
+    assert!(
+        valid.got.contains("FIXTURE_API_KEY in the URL query parameter `api_key`"),
+        "{}",
+        valid.got
+    );
+    assert_no_canary(&report);
 
     // A malformed fixture is a failed `live` check naming the file.
     let bad = tempfile::tempdir().unwrap();
@@ -467,5 +475,44 @@ async fn broken_0_2_0_additions_fail_manifest_rules_with_fixes() {
     }
     for hint in ["give each alias an env var name", "name the official SDK's in `default_client`"] {
         assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
+}
+
+/// The secret-echo fixture's key for the harness: given with `--var`, so
+/// the test knows what to search for.
+const H1_CANARY: &str = "sk-H1Harness-Canary-2pQ8v4";
+
+#[test]
+fn plugin_test_reports_secrets_out_of_place_without_showing_them() {
+    let path = component_path("platos_fixture_h1_secret_echo");
+    let path = path.to_str().unwrap();
+    let key = format!("H1_KEY={H1_CANARY}");
+    let output = cli(&["plugin", "test", path, "--var", &key]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    for (mode, failing, says) in [
+        ("query", names::AUTHORIZE_NO_LEAK, "H1_KEY in the URL query parameter `leak`"),
+        ("other-header", names::AUTHORIZE_NO_LEAK, "H1_KEY in header `x-copy`"),
+        ("body", names::AUTHORIZE_NO_LEAK, "H1_KEY in the body"),
+        ("header-name", names::AUTHORIZE_NO_LEAK, "H1_KEY in a header name"),
+        ("base64-url", names::AUTHORIZE_NO_LEAK, "H1_KEY in the URL query parameter `t`"),
+        ("host", names::AUTHORIZE_ALLOWED_HOST, "[redacted].evil.example"),
+        ("error", names::AUTHORIZE_SHAPE, "cannot authorize with [redacted]"),
+        ("panic", names::AUTHORIZE_SHAPE, "authorize trapped"),
+    ] {
+        let mode_var = format!("H1_MODE={mode}");
+        let output = cli(&["plugin", "test", path, "--var", &key, "--var", &mode_var, "--json"]);
+        assert_eq!(output.status.code(), Some(1), "{mode}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == failing)
+            .unwrap_or_else(|| panic!("{mode}: no {failing} in {report}"));
+        assert_eq!(check["status"], "failed", "{mode}: {check}");
+        let text = report.to_string();
+        assert!(text.contains(says), "{mode}: {text}");
+        support::assert_no_secret(&output.stdout, H1_CANARY, mode);
+        support::assert_no_secret(&output.stderr, H1_CANARY, mode);
     }
 }

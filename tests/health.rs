@@ -2,10 +2,12 @@
 //! every verdict class, deduplication of shared credentials, the concurrency
 //! bound, a hanging probe and a redirect.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +19,7 @@ use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::{Credentials, Verdict};
 use platos_host::runtime::{Plugin, PluginHost, RuntimeConfig};
+use platos_host::store::HealthRecord;
 
 #[derive(Default)]
 struct Mock {
@@ -26,7 +29,7 @@ struct Mock {
 }
 
 /// The key (`sk-canary-<behaviour>`) decides the answer: `good`, `bad`, `quota`, `broken`, `hang`,
-/// `moved`, or `slow-*` (healthy after 100 ms).
+/// `moved`, `huge-list` (90,000 empty model ids), or `slow-*` (healthy after 100 ms).
 async fn models(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> Response {
     mock.hits.fetch_add(1, Ordering::SeqCst);
     let now = mock.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -46,6 +49,13 @@ async fn models(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> Response {
         "quota" => (StatusCode::TOO_MANY_REQUESTS, r#"{"error":{"type":"insufficient_quota"}}"#)
             .into_response(),
         "broken" => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        "huge-list" => {
+            // 90,000 empty ids within the 1 MiB body cap, and one real one.
+            let mut body = String::from(r#"{"data":["#);
+            body.push_str(&r#"{"id":""},"#.repeat(90_000));
+            body.push_str(r#"{"id":"gpt-5"}]}"#);
+            (StatusCode::OK, body).into_response()
+        }
         "moved" => {
             (StatusCode::FOUND, [(header::LOCATION, "http://169.254.169.254/")]).into_response()
         }
@@ -179,4 +189,84 @@ async fn concurrency_is_bounded() {
         3,
         "at most, and at best, 3 probes in flight"
     );
+}
+
+#[tokio::test]
+async fn a_huge_model_list_is_bounded_by_the_sdk_and_the_record() {
+    let (address, _) = mock_upstream().await;
+    let plugin = openai().await;
+    let started = Instant::now();
+    let outcome = probe(&plugin, &key(address, "huge-list"), &outbound()).await;
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Healthy { message: "listed 1 models".into(), models: vec!["gpt-5".into()] }
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+/// The secret-echo fixture's key: upper-case letters, nothing to encode.
+const H1_CANARY: &str = "sk-H1Health-Canary-9aZ3k7";
+
+async fn secret_echo() -> Plugin {
+    let host = PluginHost::new(RuntimeConfig::default()).unwrap();
+    let path = std::path::Path::new(platos_host::bundled::BUILT_PLUGIN_DIR)
+        .join("platos_fixture_h1_secret_echo.wasm");
+    host.load(&std::fs::read(path).unwrap(), "test:h1-secret-echo").await.unwrap()
+}
+
+#[tokio::test]
+async fn an_upstream_that_echoes_the_key_puts_it_in_no_verdict_or_record() {
+    let upstream = support::echoing_upstream().await;
+    let plugin = secret_echo().await;
+    let openai = openai().await;
+    let outbound = outbound();
+    for (mode, class_expected, says) in [
+        ("echo-message", "degraded", "upstream said [redacted]; percent [redacted]"),
+        ("echo-models", "healthy", "listed models for Bearer [redacted]"),
+        ("empty-models", "degraded", "h1-secret-echo@0.0.1: interpret-health"),
+        ("many-models", "degraded", "5000 model ids, more than the limit of 4096"),
+    ] {
+        let credentials = Credentials::new()
+            .with("H1_KEY", H1_CANARY)
+            .with("H1_BASE", upstream.as_str())
+            .with("H1_MODE", mode);
+        let outcome = probe(&plugin, &credentials, &outbound).await;
+        assert_eq!(class(&outcome.verdict), class_expected, "{mode}: {:?}", outcome.verdict);
+        assert!(outcome.verdict.message().contains(says), "{mode}: {}", outcome.verdict.message());
+        let record = HealthRecord::from_verdict(&outcome.verdict, 0);
+        let stored = serde_json::to_string(&record).unwrap();
+        assert!(stored.len() < 8 << 10, "{mode}: a record of {} bytes", stored.len());
+        support::assert_no_secret(serde_json::to_string(&outcome).unwrap(), H1_CANARY, mode);
+        support::assert_no_secret(&stored, H1_CANARY, mode);
+    }
+
+    // The bundled OpenAI plugin, behind a gateway that echoes the key in a
+    // 502 body.
+    let key = Credentials::new()
+        .with("OPENAI_API_KEY", H1_CANARY)
+        .with("OPENAI_API_BASE", upstream.as_str());
+    let outcome = probe(&openai, &key, &outbound).await;
+    assert_eq!(class(&outcome.verdict), "degraded", "{:?}", outcome.verdict);
+    assert!(outcome.verdict.message().starts_with("HTTP 502"), "{:?}", outcome.verdict);
+    support::assert_no_secret(outcome.verdict.message(), H1_CANARY, "the OpenAI verdict");
+}
+
+#[test]
+fn a_stored_record_is_bounded() {
+    let verdict = Verdict::Healthy {
+        message: "m".repeat(100_000),
+        models: (0..4_096).map(|index| format!("{index}-{}", "x".repeat(200))).collect(),
+    };
+    let record = HealthRecord::from_verdict(&verdict, 0);
+    assert_eq!(
+        record.message.chars().count(),
+        platos_host::policy::bounds::MAX_RECORD_MESSAGE_CHARS + 1
+    );
+    let stored = serde_json::to_string(&record).unwrap();
+    assert!(
+        stored.len() <= platos_host::policy::bounds::MAX_RECORD_MODEL_BYTES + (8 << 10),
+        "{}",
+        stored.len()
+    );
+    assert!(record.models.len() < 4_096 && record.models[0].starts_with("0-"));
 }

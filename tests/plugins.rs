@@ -74,7 +74,8 @@ fn class(verdict: &Verdict) -> String {
 /// repeats the canary (some bodies echo it, as careless servers do).
 async fn assert_verdicts(plugin: &Plugin, cases: &[(u16, &str, &str)]) {
     for (status, body, expected) in cases {
-        let verdict = plugin.interpret_health(&response(*status, body)).await.unwrap();
+        let verdict =
+            plugin.interpret_health(&Credentials::new(), &response(*status, body)).await.unwrap();
         assert_eq!(
             class(&verdict),
             *expected,
@@ -200,7 +201,7 @@ async fn anthropic() {
     plugin.authorize(&proxied, &probe, NOW).await.expect("the base URL's origin is allowed");
 
     let listing = r#"{"data":[{"type":"model","id":"claude-sonnet-4-5-20250929","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"},{"type":"model","id":"claude-haiku-4-5-20251001","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-sonnet-4-5-20250929","last_id":"claude-haiku-4-5-20251001"}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
         Verdict::Healthy { models, .. } => {
             assert_eq!(models, ["claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"])
         }
@@ -250,7 +251,8 @@ async fn anthropic() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&response(529, &overloaded)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(529, &overloaded)).await.unwrap();
     assert!(verdict.message().contains("overloaded_error"), "{verdict:?}");
 }
 
@@ -273,7 +275,7 @@ async fn google() {
     plugin.authorize(&credentials, &probe, NOW).await.unwrap();
 
     let listing = r#"{"models":[{"name":"models/gemini-2.5-flash","version":"001","displayName":"Gemini 2.5 Flash","inputTokenLimit":1048576,"outputTokenLimit":65536,"supportedGenerationMethods":["generateContent","countTokens"]},{"name":"models/gemini-embedding-001","version":"001","displayName":"Gemini Embedding 001","inputTokenLimit":2048,"outputTokenLimit":1,"supportedGenerationMethods":["embedContent"]}],"nextPageToken":""}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
         Verdict::Healthy { models, .. } => {
             assert_eq!(models, ["gemini-2.5-flash", "gemini-embedding-001"])
         }
@@ -309,7 +311,8 @@ async fn google() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&response(400, bad_key)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(400, bad_key)).await.unwrap();
     assert!(verdict.message().contains("API_KEY_INVALID"), "{verdict:?}");
 }
 
@@ -334,7 +337,7 @@ async fn voyage() {
     );
 
     let embedded = r#"{"object":"list","data":[{"object":"embedding","embedding":[0.0123,-0.0456,0.0789],"index":0}],"model":"voyage-3.5-lite","usage":{"total_tokens":1}}"#;
-    match plugin.interpret_health(&response(200, embedded)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, embedded)).await.unwrap() {
         Verdict::Healthy { message, models } => {
             assert!(models.is_empty());
             assert!(
@@ -426,7 +429,7 @@ async fn azure_openai() {
     assert!(message.contains("AZURE_OPENAI_ENDPOINT"));
 
     let listing = r#"{"data":[{"status":"succeeded","capabilities":{"fine_tune":false,"inference":true,"completion":false,"chat_completion":true,"embeddings":false},"lifecycle_status":"generally-available","id":"gpt-4o-2024-08-06","created_at":1722902400,"object":"model"},{"status":"succeeded","capabilities":{"embeddings":true},"id":"text-embedding-3-small","object":"model"}],"object":"list"}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
         Verdict::Healthy { models, .. } => {
             assert_eq!(models, ["gpt-4o-2024-08-06", "text-embedding-3-small"])
         }
@@ -454,7 +457,8 @@ async fn azure_openai() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&response(404, not_found)).await.unwrap();
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(404, not_found)).await.unwrap();
     assert!(verdict.message().contains("AZURE_OPENAI_ENDPOINT"), "{verdict:?}");
 }
 
@@ -560,7 +564,7 @@ async fn bedrock() {
     assert!(message.contains("AWS_SECRET_ACCESS_KEY"));
 
     let listing = r#"{"modelSummaries":[{"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0","modelId":"amazon.titan-embed-text-v2:0","modelName":"Titan Text Embeddings V2","providerName":"Amazon","inputModalities":["TEXT"],"outputModalities":["EMBEDDING"],"responseStreamingSupported":false,"customizationsSupported":[],"inferenceTypesSupported":["ON_DEMAND"],"modelLifecycle":{"status":"ACTIVE"}},{"modelId":"anthropic.claude-sonnet-4-5-20250929-v1:0","modelName":"Claude Sonnet 4.5","providerName":"Anthropic"}]}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
         Verdict::Healthy { models, .. } => {
             assert_eq!(
                 models,
@@ -634,7 +638,7 @@ async fn bedrock() {
             "invalid-credential",
         ),
     ] {
-        let verdict = plugin.interpret_health(&response).await.unwrap();
+        let verdict = plugin.interpret_health(&Credentials::new(), &response).await.unwrap();
         assert_eq!(class(&verdict), expected, "{response:?} gave {verdict:?}");
     }
     assert_verdicts(
@@ -685,7 +689,7 @@ async fn openai_compatible() {
     }
 
     let listing = r#"{"object":"list","data":[{"id":"llama3.1:8b","object":"model","created":1721430000,"owned_by":"library"},{"id":"nomic-embed-text:latest","object":"model","created":1721430000,"owned_by":"library"}]}"#;
-    match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
         Verdict::Healthy { models, .. } => {
             assert_eq!(models, ["llama3.1:8b", "nomic-embed-text:latest"])
         }
@@ -711,7 +715,7 @@ async fn openai_compatible() {
         ],
     )
     .await;
-    let verdict = plugin.interpret_health(&response(401, "")).await.unwrap();
+    let verdict = plugin.interpret_health(&Credentials::new(), &response(401, "")).await.unwrap();
     assert!(verdict.message().contains("OPENAI_COMPATIBLE_API_KEY"), "{verdict:?}");
 }
 
@@ -738,7 +742,7 @@ async fn hostile_inputs_never_trap_any_plugin() {
                     headers: vec![("x-amzn-ErrorType".into(), ":::".into())],
                     body: body.clone(),
                 };
-                let verdict = plugin.interpret_health(&response).await;
+                let verdict = plugin.interpret_health(&Credentials::new(), &response).await;
                 assert!(verdict.is_ok(), "{} trapped on HTTP {status}: {verdict:?}", plugin.slug());
                 let stream = HttpResponse {
                     headers: vec![("content-type".into(), "text/event-stream".into())],

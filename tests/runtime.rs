@@ -18,7 +18,13 @@ use platos_host::runtime::{
 };
 use secrecy::ExposeSecret;
 
+mod support;
+
 const CANARY: &str = "sk-canary-7f3a9c1e5b";
+
+/// A canary with upper-case letters (a URL's host is lower-cased) and no
+/// characters that need encoding.
+const H1_CANARY: &str = "sk-H1Canary-7f3aZ9c1e5bQx";
 
 fn component(stem: &str) -> Vec<u8> {
     let path = Path::new(BUILT_PLUGIN_DIR).join(format!("{stem}.wasm"));
@@ -222,7 +228,7 @@ async fn probe_lists_models_at_the_configured_base() {
 async fn verdicts_on_canned_responses() {
     for plugin in both_openai().await {
         let listing = r#"{"object":"list","data":[{"id":"gpt-5","object":"model"},{"id":"text-embedding-3-small","object":"model"}]}"#;
-        match plugin.interpret_health(&response(200, listing)).await.unwrap() {
+        match plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap() {
             Verdict::Healthy { models, .. } => {
                 assert_eq!(models, ["gpt-5", "text-embedding-3-small"])
             }
@@ -239,7 +245,10 @@ async fn verdicts_on_canned_responses() {
             (200, "<html>not json</html>", "degraded"),
             (0, "connection refused", "unreachable"),
         ] {
-            let verdict = plugin.interpret_health(&response(status, body)).await.unwrap();
+            let verdict = plugin
+                .interpret_health(&Credentials::new(), &response(status, body))
+                .await
+                .unwrap();
             let class =
                 serde_json::to_value(&verdict).unwrap()["verdict"].as_str().unwrap().to_owned();
             assert_eq!(class, expected, "{}: HTTP {status} {body:?} gave {verdict:?}", plugin.id());
@@ -266,7 +275,7 @@ async fn the_0_2_0_functions_on_a_0_1_0_plugin_answer_unsupported_not_a_trap() {
     let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
     assert_unsupported_by_0_1_0(plugin.token_request(&credentials, 0).await, "token-request");
     assert_unsupported_by_0_1_0(
-        plugin.read_token(&response(200, r#"{"access_token":"x"}"#), 0).await,
+        plugin.read_token(&Credentials::new(), &response(200, r#"{"access_token":"x"}"#), 0).await,
         "read-token",
     );
     let usage = r#"{"model":"gpt-5","usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
@@ -318,7 +327,7 @@ async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token
     );
 
     let token_answer = r#"{"access_token":"at-Zq81xYwV","token_type":"Bearer","expires_in":3600}"#;
-    let token = plugin.read_token(&response(200, token_answer), 1_700_000_000).await.unwrap();
+    let token = plugin.read_token(&credentials, &response(200, token_answer), 1_700_000_000).await.unwrap();
     let token = token.expect("a 200 with a token is a token");
     assert_eq!(token.value.expose_secret(), "at-Zq81xYwV");
     assert_eq!(token.expires_at, 1_700_003_600);
@@ -333,7 +342,7 @@ async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token
         (200, r#"{"token_type":"Bearer"}"#, "degraded"),
         (200, "<html>", "degraded"),
     ] {
-        let failure = plugin.read_token(&response(status, body), 0).await.unwrap();
+        let failure = plugin.read_token(&credentials, &response(status, body), 0).await.unwrap();
         let verdict = failure.expect_err("no token");
         let class = serde_json::to_value(&verdict).unwrap()["verdict"].as_str().unwrap().to_owned();
         assert_eq!(class, expected, "HTTP {status} {body:?} gave {verdict:?}");
@@ -545,4 +554,189 @@ async fn a_0_2_0_manifest_breaking_the_alias_rules_is_refused_at_load() {
         other => panic!("expected InvalidManifest, got {other}"),
     }
     assert!(error.to_string().contains("a note-only alias needs a note"), "{error}");
+}
+
+async fn secret_echo(host: &PluginHost) -> Plugin {
+    host.load(&component("platos_fixture_h1_secret_echo"), "test:h1-secret-echo")
+        .await
+        .expect("the secret-echo fixture loads")
+}
+
+fn echo_credentials(mode: &str) -> Credentials {
+    Credentials::new()
+        .with("H1_KEY", H1_CANARY)
+        .with("H1_MODE", mode)
+        .with("H1_BASE", "https://api.h1-echo.example/v1")
+}
+
+#[tokio::test]
+async fn a_key_put_anywhere_in_a_request_or_error_never_comes_back() {
+    let host = host();
+    let plugin = secret_echo(&host).await;
+    let (subscriber, logs) = support::capture_logs();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let request = HttpRequest::get("https://api.h1-echo.example/v1/models");
+    for (mode, code, says) in [
+        ("host", "refused_request", "[redacted].evil.example"),
+        ("bad-header-name", "refused_request", "header \"x-[redacted] bad\""),
+        ("header-name", "secret_out_of_place", "H1_KEY in a header name"),
+        ("query", "secret_out_of_place", "H1_KEY in the URL query parameter `leak`"),
+        ("other-header", "secret_out_of_place", "H1_KEY in header `x-copy`"),
+        ("body", "secret_out_of_place", "H1_KEY in the body"),
+        ("percent-url", "secret_out_of_place", "H1_KEY in the URL path"),
+        ("base64-url", "secret_out_of_place", "H1_KEY in the URL query parameter `t`"),
+        // Base64 keeps its last character, which carries two bits of the key.
+        ("error", "plugin_error", "cannot authorize with [redacted] (or [redacted], or [redacted]"),
+        ("panic", "trap", "the fixture panics holding [redacted]"),
+        ("trap-stderr", "trap", "last words: [redacted] [redacted]"),
+    ] {
+        let error = plugin.authorize(&echo_credentials(mode), &request, 0).await.expect_err(mode);
+        assert_eq!(error.kind.code(), code, "{mode}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("h1-secret-echo@0.0.1"), "{mode}: {message}");
+        assert!(message.contains(says), "{mode}: {message}");
+        support::assert_no_secret(&message, H1_CANARY, mode);
+        support::assert_no_secret(format!("{error:?}"), H1_CANARY, mode);
+    }
+    // What the guest printed is logged, redacted.
+    plugin.authorize(&echo_credentials("stderr"), &request, 0).await.expect("stderr is no error");
+    let logs = logs.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("stdout sees [redacted]"), "{text}");
+    assert!(text.contains("stderr sees [redacted] and [redacted]"), "{text}");
+    support::assert_no_secret(&logs, H1_CANARY, "the log");
+}
+
+#[tokio::test]
+async fn a_secret_out_of_place_is_refused_even_beside_a_correct_bearer() {
+    let host = host();
+    let plugin = secret_echo(&host).await;
+    let request = HttpRequest::get("https://api.h1-echo.example/v1/models");
+    let good = plugin.authorize(&echo_credentials("none"), &request, 0).await.unwrap();
+    assert_eq!(
+        good.header_values("authorization").collect::<Vec<_>>(),
+        [format!("Bearer {H1_CANARY}")]
+    );
+    let error = plugin.authorize(&echo_credentials("query"), &request, 0).await.unwrap_err();
+    match &error.kind {
+        CallErrorKind::SecretOutOfPlace { expected, places } => {
+            assert_eq!(expected, "`Authorization: Bearer <H1_KEY>`");
+            assert_eq!(places, &["H1_KEY in the URL query parameter `leak`"]);
+        }
+        other => panic!("expected secret_out_of_place, got {other:?}"),
+    }
+
+    // The caller's own request carrying the key is refused too, and said so.
+    let openai = openai(&host).await;
+    let credentials = Credentials::new().with("OPENAI_API_KEY", CANARY);
+    let mut mine = models_request();
+    mine.headers.push(("x-mine".into(), CANARY.into()));
+    let error = openai.authorize(&credentials, &mine, 0).await.unwrap_err();
+    assert_eq!(error.kind.code(), "secret_out_of_place");
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "OPENAI_API_KEY in header `x-mine` (already in the request handed to authorize)"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains(CANARY), "{message}");
+}
+
+fn echo_response(mode: &str, status: u16) -> HttpResponse {
+    response(status, &format!("mode={mode};echo=Bearer {H1_CANARY}"))
+}
+
+#[tokio::test]
+async fn verdicts_that_echo_the_key_are_redacted_against_the_probed_key() {
+    let host = host();
+    let plugin = secret_echo(&host).await;
+    let credentials = echo_credentials("");
+    let verdict =
+        plugin.interpret_health(&credentials, &echo_response("echo-message", 500)).await.unwrap();
+    let message = verdict.message().to_owned();
+    assert!(
+        message.starts_with("upstream said [redacted]; percent [redacted]; base64 [redacted]"),
+        "{message}"
+    );
+    support::assert_no_secret(&message, H1_CANARY, "the verdict message");
+
+    let verdict =
+        plugin.interpret_health(&credentials, &echo_response("echo-models", 200)).await.unwrap();
+    let Verdict::Healthy { message, models } = &verdict else { panic!("{verdict:?}") };
+    assert_eq!(message, "listed models for Bearer [redacted]");
+    assert_eq!(models.last().map(String::as_str), Some("h1-model-ok"));
+    assert_eq!(models[0], "[redacted]");
+    let all = serde_json::to_string(&verdict).unwrap();
+    support::assert_no_secret(&all, H1_CANARY, "the model ids");
+
+    // Without the key's credentials there is nothing to redact against: the
+    // host's redaction is what keeps the secret out.
+    let unredacted =
+        plugin.interpret_health(&Credentials::new(), &echo_response("echo-message", 500)).await;
+    assert!(unredacted.unwrap().message().contains(H1_CANARY));
+
+    // The bundled OpenAI plugin quoting an upstream that echoes the key.
+    let openai = openai(&host).await;
+    let key = Credentials::new().with("OPENAI_API_KEY", "sk-short-Echo");
+    for status in [400, 404, 500, 503] {
+        let body = r#"{"error":"bad header Authorization: Bearer sk-short-Echo"}"#;
+        let verdict = openai.interpret_health(&key, &response(status, body)).await.unwrap();
+        assert!(!verdict.message().contains("sk-short-Echo"), "{status}: {verdict:?}");
+        assert!(verdict.message().contains("[redacted]"), "{status}: {verdict:?}");
+    }
+}
+
+#[tokio::test]
+async fn list_sizes_count_every_element() {
+    // Time enough on a loaded machine: this is about counting, not speed.
+    let host = host_with(RuntimeConfig {
+        limits: CallLimits {
+            cpu_time: Duration::from_secs(10),
+            wall_time: Duration::from_secs(20),
+            ..CallLimits::default()
+        },
+        ..RuntimeConfig::default()
+    });
+    let plugin = secret_echo(&host).await;
+    let credentials = echo_credentials("");
+    let error = plugin
+        .interpret_health(&credentials, &echo_response("empty-models", 200))
+        .await
+        .unwrap_err();
+    match &error.kind {
+        CallErrorKind::OutputTooLarge { size, limit } => {
+            assert_eq!(
+                (*size, *limit),
+                (2_500_000 * 16 + 16 + "listed 2,500,000 models".len(), 1 << 20)
+            );
+        }
+        other => panic!("expected output_too_large, got {other:?}"),
+    }
+    assert!(error.to_string().len() < 300, "{error}");
+
+    let error = plugin
+        .interpret_health(&credentials, &echo_response("many-models", 200))
+        .await
+        .unwrap_err();
+    match &error.kind {
+        CallErrorKind::TooManyModels { count, limit } => {
+            assert_eq!((*count, *limit), (5_000, 4_096))
+        }
+        other => panic!("expected too_many_models, got {other:?}"),
+    }
+    assert!(error.to_string().contains("h1-secret-echo@0.0.1"), "{error}");
+
+    // A manifest of 500,000 empty model ids is refused at load, briefly.
+    let error = host
+        .load(&component("platos_fixture_h1_huge_manifest"), "test:h1-huge-manifest")
+        .await
+        .err()
+        .expect("the huge manifest is refused");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, LoadError::Manifest { source, .. } if matches!(source.kind, CallErrorKind::OutputTooLarge { .. } | CallErrorKind::TooManyModels { .. })),
+        "{message}"
+    );
+    assert!(message.len() < 400, "{} bytes: {}", message.len(), &message[..400.min(message.len())]);
 }

@@ -37,7 +37,9 @@ fn runtime_benches(c: &mut Criterion) {
     // The fixed cost of a call: fresh store, instance and the smallest input.
     let refused = HttpResponse { status: 401, headers: vec![], body: Vec::new() };
     c.bench_function("interpret-health (401, empty body)", |b| {
-        b.to_async(&runtime).iter(|| async { plugin.interpret_health(&refused).await.unwrap() })
+        b.to_async(&runtime).iter(|| async {
+            plugin.interpret_health(&Credentials::new(), &refused).await.unwrap()
+        })
     });
 
     let models: Vec<String> =
@@ -48,7 +50,9 @@ fn runtime_benches(c: &mut Criterion) {
         body: format!(r#"{{"object":"list","data":[{}]}}"#, models.join(",")).into_bytes(),
     };
     c.bench_function("interpret-health (100 models)", |b| {
-        b.to_async(&runtime).iter(|| async { plugin.interpret_health(&response).await.unwrap() })
+        b.to_async(&runtime).iter(|| async {
+            plugin.interpret_health(&Credentials::new(), &response).await.unwrap()
+        })
     });
 
     c.bench_function("load plugin from the compile cache", |b| {

@@ -30,7 +30,10 @@ pub struct ProbeOutcome {
     pub at: u64,
 }
 
-/// Probes one key.
+/// Probes one key. Every text in the outcome has passed the runtime's
+/// redaction against `credentials` (the plugin's errors, the refusals that
+/// quote its requests, and the verdict, which may quote an upstream that
+/// echoed the key).
 pub async fn probe(
     plugin: &Plugin,
     credentials: &Credentials,
@@ -52,7 +55,7 @@ async fn probe_verdict(
     let request = plugin.health_probe(credentials).await?;
     let request = plugin.authorize(credentials, &request, unix_now()).await?;
     let response = outbound.send(&request, &plugin.allowed_hosts(credentials)).await;
-    plugin.interpret_health(&response).await
+    plugin.interpret_health(credentials, &response).await
 }
 
 /// The verdict for a probe that failed before the provider answered.

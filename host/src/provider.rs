@@ -7,6 +7,9 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::policy::bounds::{ELEMENT_OVERHEAD, string_size, strings_size};
+use crate::policy::redaction::Redactor;
+
 /// What an environment variable holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -498,19 +501,6 @@ impl Credentials {
     pub fn expose(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().map(|(name, value)| (name.as_str(), value.expose_secret()))
     }
-
-    /// Replaces in `text` every value (of at least four characters) of the
-    /// variables `is_secret` selects with `[redacted]`, so plugin output can
-    /// be logged and returned.
-    pub fn redact(&self, text: &str, is_secret: impl Fn(&str) -> bool) -> String {
-        let mut out = text.to_owned();
-        for (name, value) in self.expose() {
-            if is_secret(name) && value.len() >= 4 && out.contains(value) {
-                out = out.replace(value, "[redacted]");
-            }
-        }
-        out
-    }
 }
 
 impl fmt::Debug for Credentials {
@@ -519,93 +509,170 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// The number of bytes of strings and lists a value carries, to bound what a
-/// plugin may return.
-pub trait PayloadSize {
-    /// The bytes of every string and list in the value, recursively.
+/// What the host does with every value a plugin returns, in the runtime,
+/// before anyone else sees it: measure it and redact it.
+pub trait PluginOutput {
+    /// The bytes of every string and list in the value, recursively, each
+    /// string and list element counting [`ELEMENT_OVERHEAD`] more.
     fn payload_size(&self) -> usize;
-}
 
-fn pairs_size(pairs: &[(String, String)]) -> usize {
-    pairs.iter().map(|(name, value)| name.len() + value.len()).sum()
-}
-
-impl PayloadSize for HttpRequest {
-    fn payload_size(&self) -> usize {
-        self.url.len() + pairs_size(&self.headers) + self.body.as_ref().map_or(0, Vec::len)
+    /// The model ids the value carries (discovered or default models).
+    fn model_ids(&self) -> usize {
+        0
     }
+
+    /// Redacts the call's secrets from the text in the value meant for
+    /// people and storage. An authorized request keeps its secrets: the auth
+    /// shape check decides where they may be.
+    fn redact(&mut self, redactor: &Redactor);
 }
 
-impl PayloadSize for Verdict {
+impl PluginOutput for HttpRequest {
+    fn payload_size(&self) -> usize {
+        let headers: usize =
+            self.headers.iter().map(|(name, value)| string_size(name) + string_size(value)).sum();
+        string_size(&self.url) + headers + self.body.as_ref().map_or(0, Vec::len)
+    }
+
+    fn redact(&mut self, _redactor: &Redactor) {}
+}
+
+impl PluginOutput for Verdict {
     fn payload_size(&self) -> usize {
         let models = match self {
-            Verdict::Healthy { models, .. } => models.iter().map(String::len).sum(),
+            Verdict::Healthy { models, .. } => strings_size(models),
             _ => 0,
         };
-        self.message().len() + models
+        string_size(self.message()) + models
+    }
+
+    fn model_ids(&self) -> usize {
+        match self {
+            Verdict::Healthy { models, .. } => models.len(),
+            _ => 0,
+        }
+    }
+
+    fn redact(&mut self, redactor: &Redactor) {
+        match self {
+            Verdict::Healthy { message, models } => {
+                redactor.redact_in_place(message);
+                for model in models {
+                    redactor.redact_in_place(model);
+                }
+            }
+            Verdict::InvalidCredential { message }
+            | Verdict::QuotaLimited { message }
+            | Verdict::Unreachable { message }
+            | Verdict::Degraded { message } => {
+                redactor.redact_in_place(message);
+            }
+        }
     }
 }
 
-impl PayloadSize for Manifest {
+impl PluginOutput for Manifest {
     fn payload_size(&self) -> usize {
         let vars: usize = self
             .env_vars
             .iter()
             .map(|var| {
-                var.name.len()
-                    + var.description.len()
-                    + var.default_value.as_ref().map_or(0, String::len)
-                    + var.aliases.iter().map(EnvAlias::payload_size).sum::<usize>()
+                string_size(&var.name)
+                    + string_size(&var.description)
+                    + var.default_value.as_deref().map_or(0, string_size)
+                    + var
+                        .aliases
+                        .iter()
+                        .map(|alias| alias.payload_size() + ELEMENT_OVERHEAD)
+                        .sum::<usize>()
             })
             .sum();
         let clients: usize = self
             .clients
             .iter()
-            .map(|client| client.id.len() + client.display_name.len())
+            .map(|client| string_size(&client.id) + string_size(&client.display_name))
             .sum::<usize>()
-            + self.default_client.as_ref().map_or(0, String::len);
-        let models: usize =
-            self.default_models.iter().map(|model| model.id.len() + model.display_name.len()).sum();
-        let hosts: usize = self.allowed_hosts.iter().map(String::len).sum();
-        self.slug.len()
-            + self.display_name.len()
-            + self.plugin_version.len()
-            + self.docs_url.len()
-            + self.probe_cost.as_ref().map_or(0, String::len)
+            + self.default_client.as_deref().map_or(0, string_size);
+        let models: usize = self
+            .default_models
+            .iter()
+            .map(|model| string_size(&model.id) + string_size(&model.display_name))
+            .sum();
+        let auth = match &self.auth {
+            AuthShape::Bearer { env_var } => string_size(env_var),
+            AuthShape::Header { header, env_var } | AuthShape::Query { param: header, env_var } => {
+                string_size(header) + string_size(env_var)
+            }
+            AuthShape::Custom { description } => string_size(description),
+        };
+        string_size(&self.slug)
+            + string_size(&self.display_name)
+            + string_size(&self.plugin_version)
+            + string_size(&self.docs_url)
+            + self.probe_cost.as_deref().map_or(0, string_size)
             + vars
             + models
-            + hosts
             + clients
-            + self.model_classes.len()
+            + strings_size(&self.allowed_hosts)
+            + auth
+            + self.model_classes.len() * ELEMENT_OVERHEAD
     }
+
+    fn model_ids(&self) -> usize {
+        self.default_models.len()
+    }
+
+    /// A manifest is read at load, with no credentials: nothing to redact.
+    fn redact(&mut self, _redactor: &Redactor) {}
 }
 
-impl PayloadSize for EnvAlias {
+impl EnvAlias {
+    /// The alias's size as plugin output.
     fn payload_size(&self) -> usize {
         let client = match &self.client {
             ClientSelector::All => 0,
-            ClientSelector::Only(id) => id.len(),
+            ClientSelector::Only(id) => string_size(id),
         };
         let form = match &self.form {
-            ValueForm::AppendSuffix { suffix } | ValueForm::StripSuffix { suffix } => suffix.len(),
-            ValueForm::HostLabelOfUrl { domain } => domain.len(),
+            ValueForm::AppendSuffix { suffix } | ValueForm::StripSuffix { suffix } => {
+                string_size(suffix)
+            }
+            ValueForm::HostLabelOfUrl { domain } => string_size(domain),
             ValueForm::Verbatim | ValueForm::NoteOnly => 0,
         };
-        self.name.len() + client + form + self.note.as_ref().map_or(0, String::len)
+        string_size(&self.name) + client + form + self.note.as_deref().map_or(0, string_size)
     }
 }
 
-impl PayloadSize for Option<Usage> {
+impl PluginOutput for Option<Usage> {
     fn payload_size(&self) -> usize {
-        self.as_ref().and_then(|usage| usage.model.as_ref()).map_or(0, String::len)
+        self.as_ref().and_then(|usage| usage.model.as_deref()).map_or(0, string_size)
+    }
+
+    fn redact(&mut self, redactor: &Redactor) {
+        if let Some(model) = self.as_mut().and_then(|usage| usage.model.as_mut()) {
+            redactor.redact_in_place(model);
+        }
     }
 }
 
-impl PayloadSize for Result<AccessToken, Verdict> {
+impl PluginOutput for Result<AccessToken, Verdict> {
     fn payload_size(&self) -> usize {
         match self {
-            Ok(token) => token.value.expose_secret().len(),
+            Ok(token) => string_size(token.value.expose_secret()),
             Err(verdict) => verdict.payload_size(),
+        }
+    }
+
+    fn model_ids(&self) -> usize {
+        self.as_ref().err().map_or(0, PluginOutput::model_ids)
+    }
+
+    /// The token is the answer (a secret for `authorize`, never shown); a
+    /// failure's verdict is redacted like any verdict.
+    fn redact(&mut self, redactor: &Redactor) {
+        if let Err(verdict) = self {
+            verdict.redact(redactor);
         }
     }
 }
@@ -636,18 +703,79 @@ pub struct ProviderError {
     pub message: String,
 }
 
-impl PayloadSize for ProviderError {
+impl PluginOutput for ProviderError {
     fn payload_size(&self) -> usize {
-        self.message.len()
+        string_size(&self.message)
+    }
+
+    fn redact(&mut self, redactor: &Redactor) {
+        redactor.redact_in_place(&mut self.message);
     }
 }
 
-impl<T: PayloadSize> PayloadSize for Result<T, ProviderError> {
+impl<T: PluginOutput> PluginOutput for Result<T, ProviderError> {
     fn payload_size(&self) -> usize {
         match self {
             Ok(value) => value.payload_size(),
             Err(error) => error.payload_size(),
         }
+    }
+
+    fn model_ids(&self) -> usize {
+        self.as_ref().map_or(0, PluginOutput::model_ids)
+    }
+
+    fn redact(&mut self, redactor: &Redactor) {
+        match self {
+            Ok(value) => value.redact(redactor),
+            Err(error) => error.redact(redactor),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_model_ids_are_not_free() {
+        let verdict = Verdict::Healthy { message: "m".into(), models: vec![String::new(); 1000] };
+        assert_eq!(verdict.payload_size(), (1 + ELEMENT_OVERHEAD) + 1000 * ELEMENT_OVERHEAD);
+        assert_eq!(verdict.model_ids(), 1000);
+        let failed: Result<Verdict, ProviderError> =
+            Err(ProviderError { code: ProviderErrorCode::Internal, message: "abc".into() });
+        assert_eq!((failed.payload_size(), failed.model_ids()), (3 + ELEMENT_OVERHEAD, 0));
+    }
+
+    #[test]
+    fn verdicts_and_errors_are_redacted_requests_are_not() {
+        let redactor = Redactor::new([("KEY", "sk-Secret-1234")]);
+        let mut verdict = Verdict::Healthy {
+            message: "for sk-secret-1234".into(),
+            models: vec!["gpt-5".into(), "ft:sk-Secret-1234".into()],
+        };
+        verdict.redact(&redactor);
+        assert_eq!(
+            verdict,
+            Verdict::Healthy {
+                message: "for [redacted]".into(),
+                models: vec!["gpt-5".into(), "ft:[redacted]".into()]
+            }
+        );
+        let mut degraded = Verdict::Degraded { message: "sk-Secret-1234".into() };
+        degraded.redact(&redactor);
+        assert_eq!(degraded.message(), "[redacted]");
+        let mut failed: Result<HttpRequest, ProviderError> = Err(ProviderError {
+            code: ProviderErrorCode::Internal,
+            message: "sk-Secret-1234".into(),
+        });
+        failed.redact(&redactor);
+        assert_eq!(failed.unwrap_err().message, "[redacted]");
+        let mut request = HttpRequest::get("https://a.example/");
+        request.headers.push(("authorization".into(), "Bearer sk-Secret-1234".into()));
+        let before = request.clone();
+        request.redact(&redactor);
+        assert_eq!(request, before, "the auth shape check governs an authorized request");
     }
 }
 

@@ -1,13 +1,15 @@
-//! Shared by the API and browser tests: a mock OpenAI-compatible upstream
-//! on loopback, and a small JSON client.
+//! Shared by the end-to-end tests: mock upstreams on loopback (an
+//! OpenAI-compatible one, one that echoes the key), a small JSON client, a
+//! log capture and the search for a secret in every encoding.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,6 +48,36 @@ async fn models(State(log): State<Arc<MockLog>>, headers: HeaderMap) -> Response
         )
             .into_response()
     }
+}
+
+/// `GET /v1/models` echoing the `Authorization` header it got: with
+/// `?mode=<m>` (the h1-secret-echo fixture's probe) as `mode=<m>;echo=<value>`
+/// with 200; without (the OpenAI plugin's probe) in a 502 error body, the way
+/// a misconfigured gateway does.
+async fn echo_models(Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    match query.get("mode") {
+        Some(mode) => (StatusCode::OK, format!("mode={mode};echo={auth}")).into_response(),
+        None => (
+            StatusCode::BAD_GATEWAY,
+            format!("{{\"error\":\"gateway refused header Authorization: {auth}\"}}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Starts the echoing mock ([`echo_models`]) on 127.0.0.1; returns its base
+/// URL (`http://addr/v1`).
+pub async fn echoing_upstream() -> String {
+    let app = Router::new().route("/v1/models", get(echo_models));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/v1")
 }
 
 /// Starts the mock on 127.0.0.1; returns its base URL (`http://addr/v1`).
@@ -108,4 +140,88 @@ impl Client {
 /// The code of an error answer.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// Every form of `secret` a leak could take: plain, lower- and upper-case,
+/// percent-encoded (every byte), standard and url-safe base64 (padded and
+/// not), and hex in both cases.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    let percent: String = secret.bytes().map(|byte| format!("%{byte:02X}")).collect();
+    let hex: String = secret.bytes().map(|byte| format!("{byte:02x}")).collect();
+    let standard = base64(secret.as_bytes(), b"+/");
+    let url_safe = base64(secret.as_bytes(), b"-_");
+    vec![
+        secret.to_owned(),
+        secret.to_lowercase(),
+        secret.to_uppercase(),
+        percent.clone(),
+        percent.to_lowercase(),
+        standard.trim_end_matches('=').to_owned(),
+        url_safe.trim_end_matches('=').to_owned(),
+        hex.clone(),
+        hex.to_uppercase(),
+    ]
+}
+
+/// The first form of `secret` (see [`secret_forms`]) found in `haystack`.
+pub fn find_secret(haystack: &[u8], secret: &str) -> Option<String> {
+    secret_forms(secret)
+        .into_iter()
+        .find(|form| haystack.windows(form.len()).any(|window| window == form.as_bytes()))
+}
+
+/// Panics naming the form and the place when `haystack` holds `secret`.
+pub fn assert_no_secret(haystack: impl AsRef<[u8]>, secret: &str, place: &str) {
+    if let Some(form) = find_secret(haystack.as_ref(), secret) {
+        let text = String::from_utf8_lossy(haystack.as_ref());
+        let at = text.find(&form).unwrap_or(0);
+        let context: String = text[at.saturating_sub(80)..].chars().take(200).collect();
+        panic!("{place} holds the secret as {form:?}: ...{context}...");
+    }
+}
+
+/// Plain padded base64 with the two given last characters of the alphabet.
+fn base64(bytes: &[u8], last: &[u8; 2]) -> String {
+    let mut alphabet: Vec<u8> =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec();
+    alphabet.extend_from_slice(last);
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let b = [group[0], *group.get(1).unwrap_or(&0), *group.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (index, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if index <= group.len() {
+                out.push(alphabet[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A tracing subscriber that writes every event (all levels) into a
+/// shared buffer, for tests that search the log.
+pub fn capture_logs() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<u8>>>) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || LogWriter(writer.clone()))
+        .finish();
+    (subscriber, buffer)
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -58,6 +58,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("missing_variable", 409, "the key needs a variable that is not set"),
     ("plugin_error", 422, "the plugin refused the request"),
     ("refused_request", 422, "the plugin described a request the host refuses to send"),
+    (
+        "secret_out_of_place",
+        422,
+        "the request would carry a secret where the provider's declared auth shape does not put it; not signed, not sent",
+    ),
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
     ("store_error", 500, "the store failed; the host's log says why"),
     ("request_timeout", 503, "the request took longer than the host allows"),
@@ -177,6 +182,9 @@ impl From<CallError> for ApiError {
             }
             CallErrorKind::Refused(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused_request", message)
+            }
+            CallErrorKind::SecretOutOfPlace { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "secret_out_of_place", message)
             }
             _ => {
                 tracing::warn!(%error, "a plugin call failed while answering an API request");

@@ -258,7 +258,9 @@ async fn call(
         }
         Function::HealthProbe => request_json(&plugin.health_probe(&credentials).await?),
         Function::InterpretHealth => {
-            serde_json::to_value(plugin.interpret_health(&response("interpret-health")?).await?)?
+            serde_json::to_value(
+                plugin.interpret_health(&credentials, &response("interpret-health")?).await?,
+            )?
         }
         Function::ReadUsage => {
             let request =
@@ -267,7 +269,7 @@ async fn call(
             serde_json::json!({ "usage": usage })
         }
         Function::TokenRequest => request_json(&plugin.token_request(&credentials, now).await?),
-        Function::ReadToken => match plugin.read_token(&response("read-token")?, now).await? {
+        Function::ReadToken => match plugin.read_token(&credentials, &response("read-token")?, now).await? {
             Ok(token) => serde_json::json!({
                 "token": { "value": token.value.expose_secret(), "expires_at": token.expires_at }
             }),

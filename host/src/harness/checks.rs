@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::auth::{check_shape, describe_request, expected_shape, leaks};
+use super::auth::{check_shape, describe_request, expected_shape};
 use super::names;
 use super::report::Check;
 use super::samples::{SampleBag, sample_bag, sample_host};
 use crate::policy::hosts::OutboundRefusal;
-use crate::provider::{AuthShape, EnvVarRole, HttpRequest, HttpResponse, Manifest, Method};
+use crate::provider::{
+    AuthShape, Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, Method,
+};
 use crate::runtime::{CallError, CallErrorKind, CallLimits, LoadError, Plugin};
 
 /// The `now` every `authorize` call of the harness gets, so runs compare.
@@ -236,9 +238,23 @@ pub(crate) fn describe_call_error(
             limit(&format!("output limit ({cap} bytes)"), hits);
             (
                 format!("{function} returned {size} bytes, more than the output limit of {cap}"),
-                "return less: cap messages (e.g. `body_snippet`, 200 characters) and model lists; never echo a whole response body".to_owned(),
+                "return less: cap messages (e.g. `redacted_snippet`, 200 characters) and model lists; never echo a whole response body".to_owned(),
             )
         }
+        CallErrorKind::TooManyModels { count, limit: cap } => {
+            limit(&format!("model-id limit ({cap})"), hits);
+            (
+                format!("{function} returned {count} model ids, more than the limit of {cap}"),
+                "list fewer models: the discovered models of one key, or a handful of default models".to_owned(),
+            )
+        }
+        CallErrorKind::SecretOutOfPlace { expected, places } => (
+            format!(
+                "the host refused the request {function} described: a secret outside {expected}: {}",
+                places.join("; ")
+            ),
+            "apply only the declared shape (the SDK's default `authorize` does exactly that); never copy a secret into the URL, another header or the body".to_owned(),
+        ),
         CallErrorKind::Trap(message) => (
             format!("{function} trapped: {}", trap_cause(&redact(message))),
             format!(
@@ -353,10 +369,16 @@ impl<'a> Session<'a> {
         let mut authorized = Vec::new();
         let mut refused = None;
         let mut errored = None;
+        // Secrets out of place: the runtime refuses such a request and names
+        // every place; the harness reports them.
+        let mut leaked = Vec::new();
         for (label, request) in [("the probe request", &target), ("a POST with a JSON body", &post)]
         {
             match plugin.authorize(&bag.credentials, request, HARNESS_NOW).await {
                 Ok(result) => authorized.push((label, request.clone(), result)),
+                Err(CallError { kind: CallErrorKind::SecretOutOfPlace { places, .. }, .. }) => {
+                    leaked.extend(places.iter().map(|place| format!("for {label}: {place}")));
+                }
                 Err(error) => {
                     let is_refusal = matches!(error.kind, CallErrorKind::Refused(_));
                     let (got, fix) = self.failure(&error, Some(&bag));
@@ -401,11 +423,12 @@ impl<'a> Session<'a> {
         if let Some((got, fix)) = &errored {
             self.checks.push(Check::fail(names::AUTHORIZE_SHAPE, SHAPE_ABOUT, &shape, got, fix));
         } else if authorized.is_empty() {
-            self.checks.push(Check::skip(
-                names::AUTHORIZE_SHAPE,
-                SHAPE_ABOUT,
-                "authorize returned no request",
-            ));
+            let why = if leaked.is_empty() {
+                "authorize returned no request"
+            } else {
+                "the host refused every authorized request (see the no-leak check)"
+            };
+            self.checks.push(Check::skip(names::AUTHORIZE_SHAPE, SHAPE_ABOUT, why));
         } else if shape_problems.is_empty() {
             let got = describe_request(&bag, &authorized[0].2);
             self.checks.push(Check::pass(names::AUTHORIZE_SHAPE, SHAPE_ABOUT, &shape, got));
@@ -420,12 +443,6 @@ impl<'a> Session<'a> {
         }
 
         // No leak anywhere else.
-        let mut leaked = Vec::new();
-        for (label, _, result) in &authorized {
-            for place in leaks(manifest, &bag, result) {
-                leaked.push(format!("for {label}: {place}"));
-            }
-        }
         let leak_expected = match &manifest.auth {
             AuthShape::Custom { .. } => {
                 "no secret verbatim in the URL or body; in headers only in Authorization or a header the auth description names; at least one secret (the signing key) nowhere"
@@ -435,7 +452,7 @@ impl<'a> Session<'a> {
             }
             _ => "the secret only in its header: not in other headers, the URL or the body",
         };
-        if authorized.is_empty() {
+        if authorized.is_empty() && leaked.is_empty() {
             self.checks.push(Check::skip(
                 names::AUTHORIZE_NO_LEAK,
                 LEAK_ABOUT,
@@ -552,7 +569,7 @@ impl<'a> Session<'a> {
         for case in canned_responses() {
             let about = format!("`interpret-health` on {}", case.description);
             let expected = case.accept.join(" or ");
-            match self.plugin.interpret_health(&case.response).await {
+            match self.plugin.interpret_health(&Credentials::new(), &case.response).await {
                 Ok(verdict) => {
                     let class = verdict_class(&verdict);
                     if case.model_list {

@@ -442,8 +442,11 @@ impl Case<'_> {
             check_seen_request(expected, seen)?;
         }
 
-        let verdict =
-            self.plugin.interpret_health(&response).await.map_err(|e| failure(&e, hits))?;
+        let verdict = self
+            .plugin
+            .interpret_health(&bag.credentials, &response)
+            .await
+            .map_err(|e| failure(&e, hits))?;
         let class = verdict_class(&verdict);
         let got = format!("{class}: {}", verdict.message().chars().take(160).collect::<String>());
         if !fixture.expect.classes().contains(&class) {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::provider::{AuthShape, Credentials, EnvVarRole, Manifest};
+use crate::policy::redaction::Redactor;
+use crate::provider::{Credentials, EnvVarRole, Manifest};
 
 /// An env bag the harness built, with the plain values it needs to look for
 /// leaks and to redact its own report.
@@ -23,18 +24,16 @@ impl SampleBag {
         self.secrets.iter().find(|(var, _)| var == name).map(|(_, value)| value.as_str())
     }
 
-    /// `text` with every secret value replaced by `<NAME>`, so a report can
-    /// quote what the plugin returned without showing a secret.
+    /// `text` with every secret value, in any form the host searches for,
+    /// replaced by `<NAME>`, so a report can quote what the plugin returned
+    /// without showing a secret.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        let mut secrets: Vec<&(String, String)> =
-            self.secrets.iter().filter(|(_, value)| !value.is_empty()).collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-        for (name, value) in secrets {
-            out = out.replace(value.as_str(), &format!("<{name}>"));
-        }
-        out
+        self.redactor().redact_named(text)
+    }
+
+    /// The redactor of the bag's secrets.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.secrets.iter().map(|(name, value)| (name.as_str(), value.as_str())))
     }
 
     /// The same bag without any secret, for the missing-credential check.
@@ -137,20 +136,10 @@ pub(crate) fn sample_bag(manifest: &Manifest, given: &BTreeMap<String, String>) 
     SampleBag { credentials, secrets }
 }
 
-/// The variable the declarative auth shape reads, if the shape is declarative.
-pub(crate) fn auth_var(shape: &AuthShape) -> Option<&str> {
-    match shape {
-        AuthShape::Bearer { env_var }
-        | AuthShape::Header { env_var, .. }
-        | AuthShape::Query { env_var, .. } => Some(env_var),
-        AuthShape::Custom { .. } => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{EnvVar, ModelClass, ModelInfo};
+    use crate::provider::{AuthShape, EnvVar, ModelClass, ModelInfo};
 
     fn var(name: &str, role: EnvVarRole, required: bool, default: Option<&str>) -> EnvVar {
         EnvVar {

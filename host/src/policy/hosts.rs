@@ -12,6 +12,12 @@ use std::fmt;
 
 use url::Url;
 
+use super::bounds::truncate_chars;
+use super::redaction::Redactor;
+
+/// Characters of a refused header name a message quotes.
+const MAX_QUOTED_NAME_CHARS: usize = 64;
+
 /// A parsed allowed-host pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
@@ -129,11 +135,33 @@ pub enum OutboundRefusal {
         host: String,
     },
     /// A header name or value that cannot go on the wire.
-    #[error("header {name:?} has a name or value that is not valid HTTP")]
+    #[error(
+        "header {:?} has a name or value that is not valid HTTP",
+        truncate_chars(name, MAX_QUOTED_NAME_CHARS)
+    )]
     MalformedHeader {
-        /// The header name (never its value).
+        /// The header name (never its value); shown cut to 64 characters.
         name: String,
     },
+}
+
+impl OutboundRefusal {
+    /// The refusal with the host or header name it quotes redacted: a
+    /// plugin can put a secret into either (`https://<key>.evil.example/`).
+    pub fn redacted(self, redactor: &Redactor) -> Self {
+        match self {
+            OutboundRefusal::ForeignHost { host, allowed } => {
+                OutboundRefusal::ForeignHost { host: redactor.redact(&host), allowed }
+            }
+            OutboundRefusal::InsecureScheme { host } => {
+                OutboundRefusal::InsecureScheme { host: redactor.redact(&host) }
+            }
+            OutboundRefusal::MalformedHeader { name } => {
+                OutboundRefusal::MalformedHeader { name: redactor.redact(&name) }
+            }
+            other @ (OutboundRefusal::MalformedUrl | OutboundRefusal::UserInfo) => other,
+        }
+    }
 }
 
 /// The set of destinations one key's requests may go to: the manifest's
@@ -169,9 +197,7 @@ impl AllowedHosts {
         let host = parsed.host_str().ok_or(OutboundRefusal::MalformedUrl)?.to_ascii_lowercase();
         for (name, value) in headers {
             if !is_header_name(name) || !is_header_value(value) {
-                return Err(OutboundRefusal::MalformedHeader {
-                    name: name.chars().take(64).collect(),
-                });
+                return Err(OutboundRefusal::MalformedHeader { name: name.clone() });
             }
         }
         if self.base_origin.as_ref() == Some(&parsed.origin()) {
@@ -290,6 +316,19 @@ mod tests {
         assert!(hosts.check("http://127.0.0.1:11435/v1/models", &[]).is_err());
         assert!(hosts.check("https://127.0.0.1:11434/v1/models", &[]).is_err());
         assert!(hosts.describe().contains("http://127.0.0.1:11434 (base URL)"));
+    }
+
+    #[test]
+    fn refusals_redact_what_they_quote() {
+        let hosts = allowed(&["api.openai.com"], None);
+        let redactor = Redactor::new([("KEY", "Sk-Canary-1234")]);
+        let refusal = hosts.check("https://sk-canary-1234.evil.example/", &[]).unwrap_err();
+        assert!(refusal.to_string().contains("sk-canary-1234"), "the check itself quotes");
+        let redacted = refusal.redacted(&redactor).to_string();
+        assert!(redacted.contains("\"[redacted].evil.example\""), "{redacted}");
+        let header = vec![("x-Sk-Canary-1234 ".to_owned(), "v".to_owned())];
+        let refusal = hosts.check("https://api.openai.com/", &header).unwrap_err();
+        assert!(!refusal.redacted(&redactor).to_string().to_lowercase().contains("canary"));
     }
 
     #[test]

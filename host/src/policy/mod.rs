@@ -11,8 +11,13 @@
 //! - [`hints`]: near-miss variable names (`OPENAI_KEY` → `OPENAI_API_KEY`).
 //! - [`models`]: the class of a discovered model.
 //! - [`verdicts`]: verdict classes and health badges.
+//! - [`redaction`]: the secrets of a call, found in any encoding and redacted.
+//! - [`auth_shape`]: where a request may carry the call's secrets.
+//! - [`bounds`]: size caps on plugin output and the messages that quote it.
 
 pub mod addresses;
+pub mod auth_shape;
+pub mod bounds;
 pub mod hints;
 pub mod hosts;
 pub mod imports;
@@ -21,5 +26,6 @@ pub mod models;
 pub mod names;
 pub mod ownership;
 pub mod plugin_policy;
+pub mod redaction;
 pub mod variants;
 pub mod verdicts;

@@ -16,8 +16,15 @@ pub struct CallLimits {
     pub cpu_time: Duration,
     /// Wall-clock time one call may take, including time blocked in WASI.
     pub wall_time: Duration,
-    /// Bytes of strings and lists one call may return.
+    /// Bytes one call may return: every string's and list's bytes, each
+    /// string and list element counting
+    /// [`ELEMENT_OVERHEAD`](crate::policy::bounds::ELEMENT_OVERHEAD) more, so
+    /// a list of empty strings is not free. 1 MiB.
     pub output_bytes: usize,
+    /// Model ids one verdict (discovered models) or manifest (default
+    /// models) may carry. 4,096: the largest public catalogues list a few
+    /// hundred; a picker of thousands is already unusable.
+    pub model_ids: usize,
     /// Bytes of stdout and of stderr kept per call; the rest is dropped.
     pub stdio_bytes: usize,
 }
@@ -30,6 +37,7 @@ impl Default for CallLimits {
             cpu_time: Duration::from_millis(500),
             wall_time: Duration::from_secs(2),
             output_bytes: 1 << 20,
+            model_ids: 4_096,
             stdio_bytes: 64 << 10,
         }
     }

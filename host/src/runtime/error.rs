@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::wit::Unsupported;
+use crate::policy::bounds::listed;
 use crate::policy::hosts::OutboundRefusal;
 use crate::provider::ProviderError;
 
@@ -30,7 +31,7 @@ pub enum LoadError {
     /// The component imports something the sandbox does not grant.
     #[error(
         "plugin {origin} imports what the sandbox does not grant: {}; a plugin may import only WASI 0.2 (io, clocks, random, cli, filesystem, sockets), which the host links deny-all",
-        imports.join(", ")
+        listed(imports).join(", ")
     )]
     DisallowedImports {
         /// Where the plugin came from.
@@ -41,7 +42,7 @@ pub enum LoadError {
     /// The component exports no provider API this host supports.
     #[error(
         "plugin {origin} exports no supported provider API (found exports: {}); this host supports {}",
-        found.join(", "),
+        listed(found).join(", "),
         supported.join(", ")
     )]
     UnsupportedApi {
@@ -69,7 +70,7 @@ pub enum LoadError {
         source: CallError,
     },
     /// The manifest breaks the host's rules.
-    #[error("plugin {plugin} (from {origin}) has an invalid manifest:\n  - {}", problems.join("\n  - "))]
+    #[error("plugin {plugin} (from {origin}) has an invalid manifest:\n  - {}", listed(problems).join("\n  - "))]
     InvalidManifest {
         /// `slug@version` as the manifest says.
         plugin: String,
@@ -172,6 +173,26 @@ pub enum CallErrorKind {
         /// The limit.
         limit: usize,
     },
+    /// The result carried more model ids than allowed.
+    #[error("returned {count} model ids, more than the limit of {limit}")]
+    TooManyModels {
+        /// How many it returned.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The request put a secret where the declared auth shape does not:
+    /// refused, never sent. Places name variables, never values.
+    #[error(
+        "described a request that puts a secret where its declared auth shape ({expected}) does not: {}; the host refuses to send it",
+        listed(places).join("; ")
+    )]
+    SecretOutOfPlace {
+        /// Where the shape allows secrets, in words.
+        expected: String,
+        /// Every place a secret was found outside the shape.
+        places: Vec<String>,
+    },
     /// The guest trapped or panicked.
     #[error("trapped: {0}")]
     Trap(String),
@@ -194,10 +215,46 @@ impl CallErrorKind {
             CallErrorKind::MemoryLimit { .. } => "memory_limit",
             CallErrorKind::Timeout(_) => "timeout",
             CallErrorKind::OutputTooLarge { .. } => "output_too_large",
+            CallErrorKind::TooManyModels { .. } => "too_many_models",
+            CallErrorKind::SecretOutOfPlace { .. } => "secret_out_of_place",
             CallErrorKind::Trap(_) => "trap",
             CallErrorKind::Provider(_) => "plugin_error",
             CallErrorKind::Refused(_) => "refused_request",
             CallErrorKind::Unsupported(_) => "unsupported_by_contract",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_problem_list_is_cut_with_a_count() {
+        let error = LoadError::InvalidManifest {
+            plugin: "acme@1.0.0".into(),
+            origin: "test".into(),
+            problems: vec!["a default model has an empty id".to_owned(); 500_000],
+        };
+        let message = error.to_string();
+        assert!(message.len() < 2_000, "{} bytes", message.len());
+        assert!(message.ends_with("\n  - ... and 499980 more"), "{message}");
+        assert_eq!(message.matches("empty id").count(), crate::policy::bounds::MAX_LISTED_ITEMS);
+    }
+
+    #[test]
+    fn new_kinds_have_stable_codes() {
+        let too_many = CallErrorKind::TooManyModels { count: 5, limit: 4 };
+        assert_eq!(too_many.code(), "too_many_models");
+        let out_of_place = CallErrorKind::SecretOutOfPlace {
+            expected: "`Authorization: Bearer <K>`".into(),
+            places: vec!["K in the body".into()],
+        };
+        assert_eq!(out_of_place.code(), "secret_out_of_place");
+        assert!(
+            out_of_place
+                .to_string()
+                .contains("(`Authorization: Bearer <K>`) does not: K in the body")
+        );
     }
 }

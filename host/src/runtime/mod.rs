@@ -34,10 +34,12 @@ pub use self::registry::PluginRegistry;
 use self::store::StoreState;
 use self::wit::{ApiResult, ProviderApi, Unsupported};
 use crate::policy;
+use crate::policy::auth_shape;
 use crate::policy::hosts::AllowedHosts;
+use crate::policy::redaction::Redactor;
 use crate::provider::{
-    AccessToken, Credentials, EnvVarRole, HttpRequest, HttpResponse, Manifest, PayloadSize,
-    ProviderError, Usage, Verdict,
+    AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PluginOutput, ProviderError,
+    Usage, Verdict,
 };
 
 /// The plugin host: a cheap, cloneable handle.
@@ -148,7 +150,7 @@ impl PluginHost {
             api,
         };
         let manifest = plugin
-            .call("manifest", None, |api, mut store| {
+            .call("manifest", &Redactor::default(), |api, mut store| {
                 Box::pin(async move { (api.manifest(&mut store).await, store) })
             })
             .await
@@ -258,41 +260,57 @@ impl Plugin {
             .expect("allowed hosts were validated at load")
     }
 
-    /// Calls `authorize`, then checks the returned request's destination and
-    /// headers; a refused request is an error, never sent.
+    /// The redactor for calls with `credentials`: the values of the
+    /// manifest's secret variables, in every form the host searches for.
+    pub fn redactor(&self, credentials: &Credentials) -> Redactor {
+        Redactor::for_call(self.manifest(), credentials)
+    }
+
+    /// Calls `authorize`, then checks the returned request's destination,
+    /// headers and where it carries secrets (only where the declared auth
+    /// shape puts them); a refused request is an error, never sent.
     pub async fn authorize(
         &self,
         credentials: &Credentials,
         request: &HttpRequest,
         now: u64,
     ) -> Result<HttpRequest, CallError> {
+        let redactor = self.redactor(credentials);
         let result = self
             .inner
-            .call("authorize", Some(credentials), |api, mut store| {
+            .call("authorize", &redactor, |api, mut store| {
                 Box::pin(async move {
                     (api.authorize(&mut store, credentials, request, now).await, store)
                 })
             })
             .await?;
-        self.checked_request("authorize", credentials, result)
+        self.checked_request("authorize", credentials, &redactor, Some(request), result)
     }
 
     /// Calls `health-probe` and checks the probe's destination. The request
     /// is not yet authorized: pass it through [`Plugin::authorize`].
     pub async fn health_probe(&self, credentials: &Credentials) -> Result<HttpRequest, CallError> {
+        let redactor = self.redactor(credentials);
         let result = self
             .inner
-            .call("health-probe", Some(credentials), |api, mut store| {
+            .call("health-probe", &redactor, |api, mut store| {
                 Box::pin(async move { (api.health_probe(&mut store, credentials).await, store) })
             })
             .await?;
-        self.checked_request("health-probe", credentials, result)
+        self.checked_request("health-probe", credentials, &redactor, None, result)
     }
 
-    /// Calls `interpret-health`.
-    pub async fn interpret_health(&self, response: &HttpResponse) -> Result<Verdict, CallError> {
+    /// Calls `interpret-health` on the answer to a probe of the key with
+    /// `credentials`. The plugin never sees them; the host redacts them from
+    /// the verdict, since the provider's answer may echo the key.
+    pub async fn interpret_health(
+        &self,
+        credentials: &Credentials,
+        response: &HttpResponse,
+    ) -> Result<Verdict, CallError> {
+        let redactor = self.redactor(credentials);
         self.inner
-            .call("interpret-health", None, |api, mut store| {
+            .call("interpret-health", &redactor, |api, mut store| {
                 Box::pin(async move { (api.interpret_health(&mut store, response).await, store) })
             })
             .await
@@ -301,7 +319,7 @@ impl Plugin {
     /// Calls `manifest` again (for `plugin call`; the loaded one is cached).
     pub async fn call_manifest(&self) -> Result<Manifest, CallError> {
         self.inner
-            .call("manifest", None, |api, mut store| {
+            .call("manifest", &Redactor::default(), |api, mut store| {
                 Box::pin(async move { (api.manifest(&mut store).await, store) })
             })
             .await
@@ -316,29 +334,36 @@ impl Plugin {
         now: u64,
     ) -> Result<HttpRequest, CallError> {
         const FUNCTION: &str = "token-request";
+        let redactor = self.redactor(credentials);
         let result = self
             .inner
-            .call(FUNCTION, Some(credentials), |api, mut store| {
+            .call(FUNCTION, &redactor, |api, mut store| {
                 Box::pin(async move {
                     (routed(api.token_request(&mut store, credentials, now).await), store)
                 })
             })
             .await?;
         let result = result.map_err(|unsupported| self.unsupported(FUNCTION, unsupported))?;
-        self.checked_request(FUNCTION, credentials, result)
+        // The exchange carries the secret by design (a client secret, a
+        // signed assertion): its destination is checked, not the auth shape.
+        self.checked_destination(FUNCTION, credentials, &redactor, result)
     }
 
     /// Calls `read-token` (contract 0.2.0): the access token in the token
-    /// endpoint's response, or the verdict the key gets when there is none.
+    /// endpoint's response to the exchange for the key with `credentials`
+    /// (redacted from a failure's verdict: the endpoint may echo them), or
+    /// the verdict the key gets when there is none.
     pub async fn read_token(
         &self,
+        credentials: &Credentials,
         response: &HttpResponse,
         now: u64,
     ) -> Result<Result<AccessToken, Verdict>, CallError> {
         const FUNCTION: &str = "read-token";
+        let redactor = self.redactor(credentials);
         let result = self
             .inner
-            .call(FUNCTION, None, |api, mut store| {
+            .call(FUNCTION, &redactor, |api, mut store| {
                 Box::pin(
                     async move { (routed(api.read_token(&mut store, response, now).await), store) },
                 )
@@ -357,7 +382,7 @@ impl Plugin {
         const FUNCTION: &str = "read-usage";
         let result = self
             .inner
-            .call(FUNCTION, None, |api, mut store| {
+            .call(FUNCTION, &Redactor::default(), |api, mut store| {
                 Box::pin(async move {
                     (routed(api.read_usage(&mut store, request, response).await), store)
                 })
@@ -378,31 +403,69 @@ impl Plugin {
         }
     }
 
+    /// Checks a request `function` returned: allowed destination and valid
+    /// headers, then secrets only where the auth shape allows. `given` is the
+    /// request handed to `authorize`: a place it already carried a secret in
+    /// is said so (the caller's doing, still refused: the rule is about what
+    /// is sent).
+    /// Checks a request `function` returned goes to an allowed destination
+    /// with valid headers.
+    fn checked_destination(
+        &self,
+        function: &'static str,
+        credentials: &Credentials,
+        redactor: &Redactor,
+        result: Result<HttpRequest, ProviderError>,
+    ) -> Result<HttpRequest, CallError> {
+        let error = |kind| CallError { plugin: self.inner.id.clone(), function, kind };
+        let request = result.map_err(|failure| error(CallErrorKind::Provider(failure)))?;
+        self.allowed_hosts(credentials)
+            .check(&request.url, &request.headers)
+            .map_err(|refusal| error(CallErrorKind::Refused(refusal.redacted(redactor))))?;
+        Ok(request)
+    }
+
     fn checked_request(
         &self,
         function: &'static str,
         credentials: &Credentials,
+        redactor: &Redactor,
+        given: Option<&HttpRequest>,
         result: Result<HttpRequest, ProviderError>,
     ) -> Result<HttpRequest, CallError> {
         let error = |kind| CallError { plugin: self.inner.id.clone(), function, kind };
-        let request = result.map_err(|mut failure| {
-            failure.message = self.inner.redact(credentials, &failure.message);
-            error(CallErrorKind::Provider(failure))
-        })?;
-        self.allowed_hosts(credentials)
-            .check(&request.url, &request.headers)
-            .map_err(|refusal| error(CallErrorKind::Refused(refusal)))?;
+        let request = self.checked_destination(function, credentials, redactor, result)?;
+        let auth = &self.manifest().auth;
+        let places = auth_shape::violations(auth, redactor, &request);
+        if !places.is_empty() {
+            let already = given.map(|given| auth_shape::violations(auth, redactor, given));
+            let places = places
+                .into_iter()
+                .map(|place| match &already {
+                    Some(already) if already.contains(&place) => {
+                        format!("{place} (already in the request handed to authorize)")
+                    }
+                    _ => place,
+                })
+                .collect();
+            return Err(error(CallErrorKind::SecretOutOfPlace {
+                expected: auth_shape::describe(auth),
+                places,
+            }));
+        }
         Ok(request)
     }
 }
 
 impl PluginInner {
     /// Runs one call in a fresh store under every limit, logs what the guest
-    /// printed (with `credentials` redacted), and bounds the result's size.
-    async fn call<'a, R: PayloadSize>(
+    /// printed, bounds the result's size and model ids, and redacts the
+    /// call's secrets (`redactor`) from the result, the log and any error:
+    /// the one way plugin output enters the host.
+    async fn call<'a, R: PluginOutput>(
         &'a self,
         function: &'static str,
-        credentials: Option<&'a Credentials>,
+        redactor: &Redactor,
         run: impl FnOnce(&'a ProviderApi, Store<StoreState>) -> CallFuture<'a, R>,
     ) -> Result<R, CallError> {
         let host = &self.host.inner;
@@ -429,7 +492,7 @@ impl PluginInner {
 
         let (stdout, stderr) = (store.data().stdout.clone(), store.data().stderr.clone());
         let outcome = tokio::time::timeout(limits.wall_time, run(&self.api, store)).await;
-        let stderr_text = self.log_guest_output(&stdout, &stderr, function, credentials);
+        let stderr_text = self.log_guest_output(&stdout, &stderr, function, redactor);
         let outcome = match outcome {
             Err(_) => Err(CallErrorKind::Timeout(limits.wall_time)),
             Ok((result, store)) => Ok((result, store)),
@@ -452,29 +515,22 @@ impl PluginInner {
                 if let Some(tail) = tail_lines(&stderr_text, 3, 400) {
                     message = format!("{message}\n  guest stderr: {tail}");
                 }
-                Err(CallErrorKind::Trap(match credentials {
-                    Some(credentials) => self.redact(credentials, &message),
-                    None => message,
-                }))
+                Err(CallErrorKind::Trap(redactor.redact(&message)))
             }
-            Ok((Ok(value), _)) => {
+            Ok((Ok(mut value), _)) => {
                 let size = value.payload_size();
+                let models = value.model_ids();
                 if size > limits.output_bytes {
                     Err(CallErrorKind::OutputTooLarge { size, limit: limits.output_bytes })
+                } else if models > limits.model_ids {
+                    Err(CallErrorKind::TooManyModels { count: models, limit: limits.model_ids })
                 } else {
+                    value.redact(redactor);
                     Ok(value)
                 }
             }
         };
         result.map_err(error)
-    }
-
-    /// `text` with the values of the manifest's secret variables redacted.
-    fn redact(&self, credentials: &Credentials, text: &str) -> String {
-        let Some(manifest) = &self.manifest else { return text.to_owned() };
-        credentials.redact(text, |name| {
-            manifest.env_vars.iter().any(|var| var.name == name && var.role == EnvVarRole::Secret)
-        })
     }
 
     /// Logs what the guest printed, redacted; returns its stderr (redacted).
@@ -483,7 +539,7 @@ impl PluginInner {
         stdout: &store::Capture,
         stderr: &store::Capture,
         function: &str,
-        credentials: Option<&Credentials>,
+        redactor: &Redactor,
     ) -> String {
         let mut last_stderr = String::new();
         for (stream, capture) in [("stdout", stdout), ("stderr", stderr)] {
@@ -491,10 +547,7 @@ impl PluginInner {
             if text.is_empty() {
                 continue;
             }
-            let text = match credentials {
-                Some(credentials) => self.redact(credentials, &text),
-                None => text,
-            };
+            let text = redactor.redact(&text);
             tracing::info!(plugin = %self.id, function, stream, dropped_bytes = dropped, "{}", text.trim_end());
             if stream == "stderr" {
                 last_stderr = text;

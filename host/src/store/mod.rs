@@ -27,6 +27,7 @@ pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};
+use crate::policy::bounds;
 use crate::provider::Verdict;
 use crate::scope::Scope;
 
@@ -147,20 +148,24 @@ impl fmt::Display for HealthVerdict {
 pub struct HealthRecord {
     /// The verdict.
     pub verdict: HealthVerdict,
-    /// The verdict's message (already redacted by the runtime).
+    /// The verdict's message (redacted by the runtime; at most
+    /// [`MAX_RECORD_MESSAGE_CHARS`](crate::policy::bounds::MAX_RECORD_MESSAGE_CHARS)).
     pub message: String,
     /// When the check ran.
     pub checked_at: UnixMillis,
     /// How long the probe took, in milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
-    /// The model ids a healthy probe listed (the picker shows them).
+    /// The model ids a healthy probe listed (the picker shows them), as
+    /// many as fit
+    /// [`MAX_RECORD_MODEL_BYTES`](crate::policy::bounds::MAX_RECORD_MODEL_BYTES).
     #[serde(default)]
     pub models: Vec<String>,
 }
 
 impl HealthRecord {
-    /// A record of `verdict`, checked at `checked_at`.
+    /// A record of `verdict`, checked at `checked_at`, within the record's
+    /// size bounds.
     pub fn from_verdict(verdict: &Verdict, checked_at: UnixMillis) -> Self {
         let kind = match verdict {
             Verdict::Healthy { .. } => HealthVerdict::Healthy,
@@ -170,12 +175,12 @@ impl HealthRecord {
             Verdict::Degraded { .. } => HealthVerdict::Degraded,
         };
         let models = match verdict {
-            Verdict::Healthy { models, .. } => models.clone(),
+            Verdict::Healthy { models, .. } => bounds::record_models(models),
             _ => Vec::new(),
         };
         HealthRecord {
             verdict: kind,
-            message: verdict.message().to_owned(),
+            message: bounds::truncate_chars(verdict.message(), bounds::MAX_RECORD_MESSAGE_CHARS),
             checked_at,
             latency_ms: 0,
             models,

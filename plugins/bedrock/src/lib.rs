@@ -12,9 +12,10 @@
 //! 5xx and the rest are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, Verdict, classify_status, credential, credential_or_default,
-    export_provider, include_manifest, listing_verdict, redacted_snippet, require_credential,
+    Credentials, ErrorCode, HttpRequest, HttpResponse, MAX_MODEL_IDS, Method, PluginError,
+    Provider, ProviderManifest, StatusClass, Verdict, classify_status, credential,
+    credential_or_default, export_provider, include_manifest, listing_verdict, redacted_snippet,
+    require_credential,
 };
 use platos_sigv4::SignError;
 
@@ -194,8 +195,8 @@ fn verdict(response: &HttpResponse) -> Verdict {
     }
 }
 
-/// The model ids of `{"modelSummaries":[{"modelId":..},..]}`; `None` when
-/// the body is not such a list.
+/// The model ids of `{"modelSummaries":[{"modelId":..},..]}` (empty ids
+/// skipped, at most [`MAX_MODEL_IDS`]); `None` when the body is not such a list.
 fn model_ids(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let summaries = value.get("modelSummaries")?.as_array()?;
@@ -203,6 +204,8 @@ fn model_ids(body: &[u8]) -> Option<Vec<String>> {
         summaries
             .iter()
             .filter_map(|summary| summary.get("modelId")?.as_str())
+            .filter(|id| !id.trim().is_empty())
+            .take(MAX_MODEL_IDS)
             .map(str::to_owned)
             .collect(),
     )

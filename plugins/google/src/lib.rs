@@ -8,8 +8,8 @@
 //! `RESOURCE_EXHAUSTED` is quota; other statuses are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
-    Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
+    Credentials, HttpRequest, HttpResponse, MAX_MODEL_IDS, PluginError, Provider, ProviderManifest,
+    StatusClass, Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
     listing_verdict, redacted_snippet,
 };
 
@@ -62,7 +62,8 @@ fn verdict(response: &HttpResponse) -> Verdict {
 }
 
 /// The model ids of `{"models":[{"name":"models/gemini-2.5-flash"},..]}`,
-/// without the `models/` prefix. `None` when the body is not such a list.
+/// without the `models/` prefix (empty ids skipped, at most [`MAX_MODEL_IDS`]).
+/// `None` when the body is not such a list.
 fn model_names(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let models = value.get("models")?.as_array()?;
@@ -70,7 +71,10 @@ fn model_names(body: &[u8]) -> Option<Vec<String>> {
         models
             .iter()
             .filter_map(|model| model.get("name")?.as_str())
-            .map(|name| name.strip_prefix("models/").unwrap_or(name).to_owned())
+            .map(|name| name.strip_prefix("models/").unwrap_or(name))
+            .filter(|id| !id.trim().is_empty())
+            .take(MAX_MODEL_IDS)
+            .map(str::to_owned)
             .collect(),
     )
 }

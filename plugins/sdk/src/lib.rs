@@ -54,7 +54,7 @@ pub use usage::{
     read_anthropic_usage, read_openai_usage, requested_model, server_sent_events,
 };
 pub use verdicts::{
-    StatusClass, body_snippet, classify_status, listing_verdict, model_ids_from_json,
+    MAX_MODEL_IDS, StatusClass, classify_status, listing_verdict, model_ids_from_json,
     redacted_snippet, standard_verdict,
 };
 

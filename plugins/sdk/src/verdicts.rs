@@ -28,9 +28,14 @@ pub fn classify_status(status: u16) -> StatusClass {
     }
 }
 
+/// The most model ids [`model_ids_from_json`] keeps: the host's default
+/// limit per verdict (a verdict with more is refused as a whole).
+pub const MAX_MODEL_IDS: usize = 4_096;
+
 /// The model ids of a models-list body: `{"data":[{"id":..}]}` (OpenAI style)
-/// or `{"models":[{"name"|"id":..}]}` (Gemini, Ollama style). `None` when the
-/// body is not such JSON.
+/// or `{"models":[{"name"|"id":..}]}` (Gemini, Ollama style); empty ids are
+/// skipped and at most [`MAX_MODEL_IDS`] kept. `None` when the body is not
+/// such JSON.
 pub fn model_ids_from_json(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let list = value.get("data").or_else(|| value.get("models"))?.as_array()?;
@@ -39,23 +44,18 @@ pub fn model_ids_from_json(body: &[u8]) -> Option<Vec<String>> {
             .filter_map(|model| {
                 model.get("id").or_else(|| model.get("name")).and_then(|id| id.as_str())
             })
+            .filter(|id| !id.trim().is_empty())
+            .take(MAX_MODEL_IDS)
             .map(str::to_owned)
             .collect(),
     )
 }
 
-/// The first 200 characters of a body, on one line, for verdict messages.
-pub fn body_snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line.chars().take(200).collect()
-}
-
-/// Like [`body_snippet`], but every run of 20 or more characters that could
-/// be a credential (letters and digits mixed, with `-`, `_`, `+`, `/`, `=`)
+/// The first 200 characters of a body, on one line, for verdict messages,
+/// with every run of 20 or more characters that could be a credential (letters and digits mixed, with `-`, `_`, `+`, `/`, `=`)
 /// is replaced by `[redacted]`: an error page that echoes a key does not
 /// carry it into a verdict. `interpret-health` never sees the credentials,
-/// so it cannot redact them by value.
+/// so it cannot redact them by value (the host does, as well).
 pub fn redacted_snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -123,7 +123,7 @@ pub fn standard_verdict(response: &HttpResponse) -> Verdict {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }
         StatusClass::Degraded => {
-            Verdict::Degraded(format!("HTTP {status}: {}", body_snippet(&response.body)))
+            Verdict::Degraded(format!("HTTP {status}: {}", redacted_snippet(&response.body)))
         }
     }
 }

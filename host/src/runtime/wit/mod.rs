@@ -16,8 +16,9 @@ use wasmtime::{Engine, Store};
 use zeroize::Zeroize;
 
 use super::store::StoreState;
+use crate::policy::redaction::Redactor;
 use crate::provider::{
-    AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PayloadSize, ProviderError,
+    AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PluginOutput, ProviderError,
     Usage, Verdict,
 };
 
@@ -51,9 +52,19 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
-impl<T: PayloadSize> PayloadSize for Result<T, Unsupported> {
+impl<T: PluginOutput> PluginOutput for Result<T, Unsupported> {
     fn payload_size(&self) -> usize {
-        self.as_ref().map_or(0, PayloadSize::payload_size)
+        self.as_ref().map_or(0, PluginOutput::payload_size)
+    }
+
+    fn model_ids(&self) -> usize {
+        self.as_ref().map_or(0, PluginOutput::model_ids)
+    }
+
+    fn redact(&mut self, redactor: &Redactor) {
+        if let Ok(value) = self {
+            value.redact(redactor);
+        }
     }
 }
 
