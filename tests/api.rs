@@ -1709,8 +1709,19 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.plugin_dir = Some(plugins.path().to_owned());
+    config.plugins.plugin_dir = Some(plugins.path().to_owned());
+    // Its names are outside its prefix (H1_SECRET_ECHO_*): the operator grants them.
+    config.plugins.policy = platos_host::policy::plugin_policy::parse(
+        "[plugins.h1-secret-echo]\ngrant = [\"H1_KEY\", \"H1_BASE\", \"H1_MODE\"]\n",
+    )
+    .unwrap();
     let server = Server::start(config).await.expect("the server starts");
+    assert_eq!(
+        server.report().refused_plugins,
+        0,
+        "{:?}",
+        server.state().resolver().registry().refused()
+    );
     let operator =
         std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
     let client = Client::new(server.address());

@@ -327,7 +327,8 @@ async fn a_token_exchange_plugin_trades_the_secret_and_authorizes_with_the_token
     );
 
     let token_answer = r#"{"access_token":"at-Zq81xYwV","token_type":"Bearer","expires_in":3600}"#;
-    let token = plugin.read_token(&credentials, &response(200, token_answer), 1_700_000_000).await.unwrap();
+    let token =
+        plugin.read_token(&credentials, &response(200, token_answer), 1_700_000_000).await.unwrap();
     let token = token.expect("a 200 with a token is a token");
     assert_eq!(token.value.expose_secret(), "at-Zq81xYwV");
     assert_eq!(token.expires_at, 1_700_003_600);
@@ -727,7 +728,7 @@ async fn list_sizes_count_every_element() {
     }
     assert!(error.to_string().contains("h1-secret-echo@0.0.1"), "{error}");
 
-    // A manifest of 500,000 empty model ids is refused at load, briefly.
+    // A manifest of 200,000 empty model ids is refused at load, briefly.
     let error = host
         .load(&component("platos_fixture_h1_huge_manifest"), "test:h1-huge-manifest")
         .await
@@ -735,7 +736,7 @@ async fn list_sizes_count_every_element() {
         .expect("the huge manifest is refused");
     let message = error.to_string();
     assert!(
-        matches!(&error, LoadError::Manifest { source, .. } if matches!(source.kind, CallErrorKind::OutputTooLarge { .. } | CallErrorKind::TooManyModels { .. })),
+        matches!(&error, LoadError::Manifest { call, .. } if matches!(call.kind, CallErrorKind::OutputTooLarge { .. } | CallErrorKind::TooManyModels { .. })),
         "{message}"
     );
     assert!(message.len() < 400, "{} bytes: {}", message.len(), &message[..400.min(message.len())]);

@@ -685,13 +685,18 @@ fn self_host_reads_the_process_environment_through_the_filter() {
     let store = open(dir.path(), keyring(KEY_A, None));
     let home = scope("self/default/prod");
     let config = SelfHostConfig { scope: home.clone(), env_file: None, process_env: true };
-    // PATH is set in every test process; only accepted names are imported.
-    let accept = |name: &str| name == "PATH";
-    let report = reload(&store, &config, &accept).unwrap().report;
-    assert_eq!(report.set, ["PATH"]);
+    // Only accepted names are imported, and never a name of the host's own
+    // environment (PATH is set in every test process), whatever the filter.
+    // SAFETY: no other test of this binary reads or writes this variable,
+    // and the std environment functions are locked against each other.
+    unsafe { std::env::set_var("SELFHOST_FILTER_TEST_KEY", "sk-process-value") };
+    let accept = |name: &str| ["PATH", "HOME", "SELFHOST_FILTER_TEST_KEY"].contains(&name);
+    let reload_report = reload(&store, &config, &accept).unwrap();
+    assert_eq!(reload_report.report.set, ["SELFHOST_FILTER_TEST_KEY"]);
+    assert_eq!(reload_report.from_process, ["SELFHOST_FILTER_TEST_KEY"]);
     let reject = |_: &str| false;
     let report = reload(&store, &config, &reject).unwrap().report;
-    assert_eq!(report.removed, ["PATH"]);
+    assert_eq!(report.removed, ["SELFHOST_FILTER_TEST_KEY"]);
     assert!(store.list_vars(&home).unwrap().is_empty());
 }
 

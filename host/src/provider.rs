@@ -777,11 +777,6 @@ mod tests {
         request.redact(&redactor);
         assert_eq!(request, before, "the auth shape check governs an authorized request");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn a_price_costs_usage_exactly_and_rounds_up() {

@@ -257,11 +257,9 @@ async fn call(
             request_json(&plugin.authorize(&credentials, &request, now).await?)
         }
         Function::HealthProbe => request_json(&plugin.health_probe(&credentials).await?),
-        Function::InterpretHealth => {
-            serde_json::to_value(
-                plugin.interpret_health(&credentials, &response("interpret-health")?).await?,
-            )?
-        }
+        Function::InterpretHealth => serde_json::to_value(
+            plugin.interpret_health(&credentials, &response("interpret-health")?).await?,
+        )?,
         Function::ReadUsage => {
             let request =
                 input.request.as_ref().context("read-usage needs \"request\" in --input")?;
@@ -269,12 +267,14 @@ async fn call(
             serde_json::json!({ "usage": usage })
         }
         Function::TokenRequest => request_json(&plugin.token_request(&credentials, now).await?),
-        Function::ReadToken => match plugin.read_token(&credentials, &response("read-token")?, now).await? {
-            Ok(token) => serde_json::json!({
-                "token": { "value": token.value.expose_secret(), "expires_at": token.expires_at }
-            }),
-            Err(verdict) => serde_json::json!({ "failure": verdict }),
-        },
+        Function::ReadToken => {
+            match plugin.read_token(&credentials, &response("read-token")?, now).await? {
+                Ok(token) => serde_json::json!({
+                    "token": { "value": token.value.expose_secret(), "expires_at": token.expires_at }
+                }),
+                Err(verdict) => serde_json::json!({ "failure": verdict }),
+            }
+        }
     })
 }
 

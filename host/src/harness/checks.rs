@@ -91,7 +91,7 @@ pub(crate) fn load_checks(
             format!("cannot be linked: {}", first_line(message)),
             "build against wit/since_v0.2.0/provider.wit (or wit/since_v0.1.0) unchanged (the platos-plugin-sdk crate does); the provider world imports nothing".to_owned(),
         ),
-        Err(LoadError::Manifest { source, .. }) => {
+        Err(LoadError::Manifest { call: source, .. }) => {
             let (got, fix) = describe_call_error(source, hits, None);
             (3, got, fix)
         }

@@ -61,13 +61,15 @@ pub enum LoadError {
         /// wasmtime's message.
         message: String,
     },
-    /// Calling `manifest()` failed.
-    #[error("plugin {origin}: {source}")]
+    /// Calling `manifest()` failed. The call's error names the plugin by
+    /// where it came from (its manifest is not known yet), so the message
+    /// says it once.
+    #[error("{call}")]
     Manifest {
         /// Where the plugin came from.
         origin: String,
         /// The call's error.
-        source: CallError,
+        call: CallError,
     },
     /// The manifest breaks the host's rules.
     #[error("plugin {plugin} (from {origin}) has an invalid manifest:\n  - {}", listed(problems).join("\n  - "))]

@@ -154,7 +154,7 @@ impl PluginHost {
                 Box::pin(async move { (api.manifest(&mut store).await, store) })
             })
             .await
-            .map_err(|source| LoadError::Manifest { origin: origin.to_owned(), source })?;
+            .map_err(|call| LoadError::Manifest { origin: origin.to_owned(), call })?;
         let id = format!("{}@{}", manifest.slug, manifest.plugin_version);
         validate_manifest(&manifest).map_err(|problems| LoadError::InvalidManifest {
             plugin: id.clone(),
