@@ -434,6 +434,18 @@ async fn the_sandbox_grants_no_filesystem_network_environment_or_args() {
     }
     assert_eq!(header("x-env"), "", "the plugin saw environment variables");
     assert_eq!(header("x-args"), "0");
+
+    // A plugin receives only its manifest's variables, whatever the caller
+    // hands the host: another provider's key never reaches it.
+    let credentials = Credentials::new()
+        .with("HOSTILE_KEY", CANARY)
+        .with("HOSTILE_MODE", "sandbox")
+        .with("ANTHROPIC_API_KEY", "sk-ant-not-yours")
+        .with("PATH", "/usr/bin");
+    let request = HttpRequest::get("https://api.example.com/v1/models");
+    let report = bad.authorize(&credentials, &request, 0).await.unwrap();
+    let names = report.header_values("x-credential-names").next().unwrap_or_default().to_owned();
+    assert_eq!(names, "HOSTILE_KEY;HOSTILE_MODE");
 }
 
 #[tokio::test]

@@ -501,6 +501,13 @@ impl Credentials {
     pub fn expose(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().map(|(name, value)| (name.as_str(), value.expose_secret()))
     }
+
+    /// The entries whose names `keep` takes.
+    pub fn only(&self, keep: impl Fn(&str) -> bool) -> Credentials {
+        Credentials {
+            entries: self.entries.iter().filter(|(name, _)| keep(name)).cloned().collect(),
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {

@@ -148,8 +148,9 @@ pub fn code(body: &Value) -> &str {
 pub fn secret_forms(secret: &str) -> Vec<String> {
     let percent: String = secret.bytes().map(|byte| format!("%{byte:02X}")).collect();
     let hex: String = secret.bytes().map(|byte| format!("{byte:02x}")).collect();
-    let standard = base64(secret.as_bytes(), b"+/");
-    let url_safe = base64(secret.as_bytes(), b"-_");
+    use base64::Engine as _;
+    let standard = base64::engine::general_purpose::STANDARD.encode(secret.as_bytes());
+    let url_safe = base64::engine::general_purpose::URL_SAFE.encode(secret.as_bytes());
     vec![
         secret.to_owned(),
         secret.to_lowercase(),
@@ -178,26 +179,6 @@ pub fn assert_no_secret(haystack: impl AsRef<[u8]>, secret: &str, place: &str) {
         let context: String = text[at.saturating_sub(80)..].chars().take(200).collect();
         panic!("{place} holds the secret as {form:?}: ...{context}...");
     }
-}
-
-/// Plain padded base64 with the two given last characters of the alphabet.
-fn base64(bytes: &[u8], last: &[u8; 2]) -> String {
-    let mut alphabet: Vec<u8> =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec();
-    alphabet.extend_from_slice(last);
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let b = [group[0], *group.get(1).unwrap_or(&0), *group.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (index, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if index <= group.len() {
-                out.push(alphabet[(n >> shift & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A tracing subscriber that writes every event (all levels) into a

@@ -38,8 +38,8 @@ use crate::policy::auth_shape;
 use crate::policy::hosts::AllowedHosts;
 use crate::policy::redaction::Redactor;
 use crate::provider::{
-    AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PluginOutput, ProviderError,
-    Usage, Verdict,
+    ACCESS_TOKEN_VAR, AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PluginOutput,
+    ProviderError, Usage, Verdict,
 };
 
 /// The plugin host: a cheap, cloneable handle.
@@ -260,6 +260,17 @@ impl Plugin {
             .expect("allowed hosts were validated at load")
     }
 
+    /// `credentials` cut to what this plugin may receive: its manifest's
+    /// variables (names it owns or was granted) and the access token the
+    /// host hands a token-exchange plugin. Anything else a caller passes
+    /// (`plugin call` input, a bag built for another plugin) never reaches it.
+    fn own_credentials(&self, credentials: &Credentials) -> Credentials {
+        let manifest = self.manifest();
+        credentials.only(|name| {
+            name == ACCESS_TOKEN_VAR || manifest.env_vars.iter().any(|var| var.name == name)
+        })
+    }
+
     /// The redactor for calls with `credentials`: the values of the
     /// manifest's secret variables, in every form the host searches for.
     pub fn redactor(&self, credentials: &Credentials) -> Redactor {
@@ -275,6 +286,7 @@ impl Plugin {
         request: &HttpRequest,
         now: u64,
     ) -> Result<HttpRequest, CallError> {
+        let credentials = &self.own_credentials(credentials);
         let redactor = self.redactor(credentials);
         let result = self
             .inner
@@ -290,6 +302,7 @@ impl Plugin {
     /// Calls `health-probe` and checks the probe's destination. The request
     /// is not yet authorized: pass it through [`Plugin::authorize`].
     pub async fn health_probe(&self, credentials: &Credentials) -> Result<HttpRequest, CallError> {
+        let credentials = &self.own_credentials(credentials);
         let redactor = self.redactor(credentials);
         let result = self
             .inner
@@ -334,6 +347,7 @@ impl Plugin {
         now: u64,
     ) -> Result<HttpRequest, CallError> {
         const FUNCTION: &str = "token-request";
+        let credentials = &self.own_credentials(credentials);
         let redactor = self.redactor(credentials);
         let result = self
             .inner
