@@ -1681,20 +1681,6 @@ const H1_CANARY: &str = "sk-H1Api-Canary-4b7Qz9d2e8";
 /// The OpenAI key of the same test: an upstream echoes it.
 const H1_OPENAI_CANARY: &str = "sk-h1Openai-Echo-3c5Wx1";
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[tokio::test]
 async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
     let (subscriber, logs) = support::capture_logs();
@@ -1828,7 +1814,7 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
 
     // Nothing on disk holds either key in any form but the encrypted values.
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
-    let files = files_under(host._dir.path());
+    let files = support::files_under(host._dir.path());
     assert!(files.len() > 3, "{files:?}");
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
