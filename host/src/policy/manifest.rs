@@ -110,6 +110,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
     if !manifest.docs_url.starts_with("https://") {
         problems.push(format!("docs URL {:?} must be an https:// URL", manifest.docs_url));
     }
+    problems.extend(super::manifest_additions::validate(manifest).err().unwrap_or_default());
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 

@@ -4,7 +4,8 @@
 //! - [`addresses`]: which IP addresses outbound requests may reach.
 //! - [`hosts`]: allowed-host patterns and the outbound request check.
 //! - [`imports`]: which component imports a plugin may have.
-//! - [`manifest`]: the rules a manifest must follow to load.
+//! - [`manifest`]: the rules a manifest must follow to load;
+//!   [`manifest_additions`]: those of what contract 0.2.0 added (clients, aliases).
 //! - [`ownership`]: which plugin owns which variable name; the host's reserved names.
 //! - [`plugin_policy`]: the operator's plugin policy file (name grants).
 //! - [`variants`]: numbered key variants and which variables feed a key's env bag.
@@ -22,6 +23,7 @@ pub mod hints;
 pub mod hosts;
 pub mod imports;
 pub mod manifest;
+pub mod manifest_additions;
 pub mod models;
 pub mod names;
 pub mod ownership;

@@ -11,7 +11,6 @@
 pub mod cache;
 pub mod config;
 pub mod error;
-pub mod manifest_additions;
 pub mod registry;
 pub mod store;
 pub mod wit;
@@ -156,7 +155,7 @@ impl PluginHost {
             .await
             .map_err(|call| LoadError::Manifest { origin: origin.to_owned(), call })?;
         let id = format!("{}@{}", manifest.slug, manifest.plugin_version);
-        validate_manifest(&manifest).map_err(|problems| LoadError::InvalidManifest {
+        policy::manifest::validate(&manifest).map_err(|problems| LoadError::InvalidManifest {
             plugin: id.clone(),
             origin: origin.to_owned(),
             problems,
@@ -172,13 +171,6 @@ impl PluginHost {
         plugin.manifest = Some(manifest);
         Ok(Plugin { inner: Arc::new(plugin) })
     }
-}
-
-/// Every load rule: the manifest's, then those of the 0.2.0 additions.
-fn validate_manifest(manifest: &Manifest) -> Result<(), Vec<String>> {
-    let mut problems = policy::manifest::validate(manifest).err().unwrap_or_default();
-    problems.extend(manifest_additions::validate(manifest).err().unwrap_or_default());
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
 /// Advances the engine's epoch every `tick` until the engine is dropped.

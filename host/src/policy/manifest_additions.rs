@@ -1,12 +1,12 @@
 //! The load rules for what contract 0.2.0 added to the manifest: clients,
 //! env var aliases and the reserved access-token name. A 0.1.0 manifest has
 //! none of these and always passes. Every broken rule is reported, in words
-//! that say what was found and what is expected. (They sit beside the
-//! runtime, not in `policy::manifest`, only until the two are merged.)
+//! that say what was found and what is expected. [`super::manifest::validate`]
+//! applies them after its own.
 
 use std::collections::HashSet;
 
-use crate::policy::names::{is_valid_env_var_name, is_valid_slug};
+use super::names::{is_valid_env_var_name, is_valid_slug};
 use crate::provider::{
     ACCESS_TOKEN_VAR, ALL_CLIENTS, ClientSelector, EnvAlias, Manifest, ValueForm,
 };
