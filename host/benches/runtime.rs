@@ -34,6 +34,18 @@ fn runtime_benches(c: &mut Criterion) {
         })
     });
 
+    // The same plugin frozen at contract 0.1.0, beside it in the same run: what
+    // the contract version costs, apart from the host's own checks.
+    let frozen =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/v0.1.0/openai.wasm"))
+            .unwrap();
+    let frozen = runtime.block_on(host.load(&frozen, "bench:openai@0.1.0")).unwrap();
+    c.bench_function("authorize (fresh instance, contract 0.1.0 build)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            frozen.authorize(&credentials, &request, 1_700_000_000).await.unwrap()
+        })
+    });
+
     // The fixed cost of a call: fresh store, instance and the smallest input.
     let refused = HttpResponse { status: 401, headers: vec![], body: Vec::new() };
     c.bench_function("interpret-health (401, empty body)", |b| {
