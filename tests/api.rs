@@ -1829,3 +1829,65 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
         support::assert_no_secret(&logs, canary, "the log");
     }
 }
+
+#[tokio::test]
+async fn a_resolve_names_its_client_and_gets_the_bag_in_that_clients_form() {
+    let host = start().await;
+    let client = &host.client;
+    let scope = "acme/shop/dev";
+    let agent = host.agent_token(scope).await;
+    host.set(&host.operator, scope, "ANTHROPIC_API_KEY", "sk-ant-canary-7f3e").await;
+    host.set(&host.operator, scope, "ANTHROPIC_BASE_URL", "https://llm-gw.internal.example/").await;
+    let resolve = |body: Value| {
+        let agent = agent.clone();
+        async move {
+            client
+                .call("POST", &format!("/v1/scopes/{scope}/resolve"), Some(&agent), Some(&body))
+                .await
+        }
+    };
+
+    // No client named: the provider's official SDK's form.
+    let (status, official) = resolve(json!({ "provider": "anthropic" })).await;
+    assert_eq!(status, 200, "{official}");
+    assert_eq!(official["client"]["id"], "official");
+    assert_eq!(official["env"]["ANTHROPIC_API_KEY"], "sk-ant-canary-7f3e");
+    assert_eq!(official["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example/");
+    assert_eq!(official["warnings"], json!([]));
+
+    // The AI SDK reads the same name with the version segment.
+    let (status, ai_sdk) = resolve(json!({ "provider": "anthropic", "client": "ai-sdk" })).await;
+    assert_eq!(status, 200, "{ai_sdk}");
+    assert_eq!(ai_sdk["client"]["id"], "ai-sdk");
+    assert_eq!(ai_sdk["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example/v1");
+    assert_eq!(ai_sdk["env"]["ANTHROPIC_API_KEY"], "sk-ant-canary-7f3e");
+
+    // A client the manifest does not list: a clear 400 naming the ones it does.
+    let (status, unknown) = resolve(json!({ "provider": "anthropic", "client": "curl" })).await;
+    assert_eq!((status, code(&unknown)), (400, "unknown_client"), "{unknown}");
+    let message = unknown["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"curl\"") && message.contains("ai-sdk"), "{message}");
+    assert!(!unknown.to_string().contains("canary"), "{unknown}");
+
+    // An Azure endpoint the AI SDK cannot name by resource: a warning naming
+    // the variable and the client, never the endpoint or the key.
+    host.set(&host.operator, scope, "AZURE_OPENAI_API_KEY", "azure-canary-91c2").await;
+    host.set(&host.operator, scope, "AZURE_OPENAI_ENDPOINT", "https://gw.corp.example/azure").await;
+    let (status, azure) = resolve(json!({ "provider": "azure-openai", "client": "ai-sdk" })).await;
+    assert_eq!(status, 200, "{azure}");
+    assert!(azure["env"].get("AZURE_RESOURCE_NAME").is_none(), "{azure}");
+    let warnings = azure["warnings"].as_array().unwrap();
+    let ignored: Vec<&Value> =
+        warnings.iter().filter(|warning| warning["code"] == "base_url_ignored").collect();
+    assert_eq!(ignored.len(), 1, "{azure}");
+    assert_eq!(ignored[0]["variable"], "AZURE_OPENAI_ENDPOINT");
+    assert_eq!(ignored[0]["client"], "ai-sdk");
+    let text = azure["warnings"].to_string();
+    assert!(!text.contains("gw.corp.example") && !text.contains("azure-canary"), "{text}");
+    // With the resource's own endpoint the AI SDK gets the resource name.
+    host.set(&host.operator, scope, "AZURE_OPENAI_ENDPOINT", "https://acme-east.openai.azure.com/")
+        .await;
+    let (_, azure) = resolve(json!({ "provider": "azure-openai", "client": "ai-sdk" })).await;
+    assert_eq!(azure["env"]["AZURE_RESOURCE_NAME"], "acme-east", "{azure}");
+    assert_eq!(azure["env"]["AZURE_API_KEY"], "azure-canary-91c2", "{azure}");
+}

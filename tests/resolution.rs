@@ -69,6 +69,7 @@ fn request(scope: &Scope, provider: &str, pin: Option<&str>, strict: bool) -> Re
         provider: provider.into(),
         pinned_key: pin.map(Into::into),
         strict,
+        client: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn resolve_benches(c: &mut Criterion) {
         provider: "openai".into(),
         pinned_key: None,
         strict: false,
+        client: None,
     };
     let pinned = ResolveRequest {
         pinned_key: Some("OPENAI_API_KEY_2".into()),

@@ -46,6 +46,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("managed_by_self_host", 409, "the variable is managed by the self-host configuration"),
     ("unknown_provider", 404, "no loaded plugin has this slug"),
+    ("unknown_client", 400, "`client` is not one of the provider's client libraries"),
     ("no_key_linked", 404, "the provider has no active key in the scope"),
     ("pinned_key_missing", 404, "a strict pin names a key that no longer exists"),
     ("pinned_key_disabled", 409, "a strict pin names a key that is disabled"),
@@ -169,6 +170,7 @@ impl From<ResolveError> for ApiError {
             ResolveError::MissingVariable { .. }
             | ResolveError::PinnedKeyDisabled { .. }
             | ResolveError::AllKeysDisabled { .. } => ApiError::conflict(code, message),
+            ResolveError::UnknownClient(_) => ApiError::bad_request(code, message),
         }
     }
 }

@@ -327,13 +327,16 @@ fn schemas() -> Value {
         "Variable": { "type": "object", "properties": { "name": { "type": "string" }, "version": { "type": "integer" }, "updated_at": { "type": "integer" }, "source": { "enum": ["api", "self-host"] } } },
         "SetVariable": { "type": "object", "additionalProperties": false, "required": ["value"], "properties": { "value": { "type": "string", "minLength": 1, "maxLength": 65536, "writeOnly": true } } },
         "SetResult": { "type": "object", "properties": { "variable": schema_ref("Variable"), "linked_key": { "type": ["object", "null"], "properties": { "provider": { "type": "string" }, "key_id": { "type": "string" }, "variant": { "type": "integer" } } }, "warning": { "type": ["string", "null"] } } },
-        "ResolveRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": { "type": "string", "example": "openai" }, "pinned_key": { "type": "string", "example": "OPENAI_API_KEY_2" }, "strict": { "type": "boolean", "default": false } } },
+        "ResolveRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": { "type": "string", "example": "openai" }, "pinned_key": { "type": "string", "example": "OPENAI_API_KEY_2" }, "strict": { "type": "boolean", "default": false }, "client": { "type": "string", "example": "ai-sdk", "description": "The client library whose names and value forms the env bag takes: one of the provider's `clients` (GET /v1/plugins); absent: the provider's default client." } } },
         "Resolution": { "type": "object", "properties": {
             "key": { "type": "object", "properties": { "provider": { "type": "string" }, "key_id": { "type": "string" }, "variant": { "type": "integer" }, "label": { "type": "string" } } },
             "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled"] },
             "warning": { "type": ["string", "null"] },
             "lease": { "type": "object", "properties": { "id": { "type": "string" }, "expires_at": { "type": "integer", "description": "Unix ms" } } },
-            "env": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The env bag under the manifest's plain names, with values." } } },
+            "client": { "type": ["object", "null"], "description": "The client whose form the env bag has; null for a provider that lists no clients.", "properties": { "id": { "type": "string" }, "display_name": { "type": "string" } } },
+            "env": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The env bag in the client's form, with values: the manifest's plain names and every alias the client reads." },
+            "warnings": { "type": "array", "description": "Values the env bag cannot carry in the client's form; a base URL the client would ignore is always here.", "items": schema_ref("EnvWarning") } } },
+        "EnvWarning": { "type": "object", "properties": { "code": { "enum": ["base_url_ignored", "value_not_derivable"] }, "variable": { "type": "string" }, "alias": { "type": "string" }, "client": { "type": "string" }, "message": { "type": "string" } } },
         "HttpRequest": { "type": "object", "additionalProperties": false, "required": ["method", "url"], "properties": {
             "method": { "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] }, "url": { "type": "string", "format": "uri" },
             "headers": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }], "minItems": 2, "maxItems": 2 } },

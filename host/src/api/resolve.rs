@@ -13,7 +13,8 @@ use super::ApiState;
 use super::error::{ApiError, lease_not_found};
 use super::extract::{JsonBody, Scoped};
 use super::scopes::check_key_name;
-use crate::provider::{Credentials, HttpRequest, Method};
+use crate::policy::client_env::EnvWarning;
+use crate::provider::{ClientInfo, Credentials, HttpRequest, Method};
 use crate::resolution::{ChosenBy, ChosenKey, ResolveRequest};
 use crate::store::UnixMillis;
 
@@ -29,6 +30,10 @@ pub struct ResolveBody {
     /// Fail instead of falling back when the pin no longer exists.
     #[serde(default)]
     strict: bool,
+    /// The client library whose names and forms the env bag takes, one of
+    /// the provider's `clients` (e.g. `ai-sdk`); absent: its default client.
+    #[serde(default)]
+    client: Option<String>,
 }
 
 /// `POST .../resolve`: the key a turn spends, with a lease on its values.
@@ -47,6 +52,7 @@ pub async fn resolve(
         provider: body.provider.chars().take(128).collect(),
         pinned_key,
         strict: body.strict,
+        client: body.client,
     };
     let resolution = state.resolver().resolve(&request)?;
     let answer = ResolveAnswer {
@@ -54,7 +60,9 @@ pub async fn resolve(
         chosen_by: resolution.chosen_by,
         warning: resolution.warning.as_deref(),
         lease: LeaseAnswer { id: &resolution.lease_id, expires_at: resolution.lease_expires_at },
+        client: resolution.client.as_ref(),
         env: EnvBag(&resolution.env),
+        warnings: &resolution.env_warnings,
     };
     Ok(Json(answer).into_response())
 }
@@ -66,7 +74,9 @@ struct ResolveAnswer<'a> {
     chosen_by: ChosenBy,
     warning: Option<&'a str>,
     lease: LeaseAnswer<'a>,
+    client: Option<&'a ClientInfo>,
     env: EnvBag<'a>,
+    warnings: &'a [EnvWarning],
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use super::names::{is_valid_env_var_name, is_valid_slug};
+use super::ownership::is_host_reserved;
 use crate::provider::{
     ACCESS_TOKEN_VAR, ALL_CLIENTS, ClientSelector, EnvAlias, Manifest, ValueForm,
 };
@@ -63,6 +64,11 @@ fn check_aliases(manifest: &Manifest, problems: &mut Vec<String>) {
             if !is_valid_env_var_name(&alias.name) || alias.name == ACCESS_TOKEN_VAR {
                 problems.push(format!(
                     "{at}: the name must match ^[A-Z][A-Z0-9_]*$ and not be {ACCESS_TOKEN_VAR}"
+                ));
+            } else if is_host_reserved(&alias.name) {
+                problems.push(format!(
+                    "{at}: {} belongs to the process environment (PATH, HOME, LD_*, PLATOS_*, ...); an env bag never sets it",
+                    alias.name
                 ));
             }
             if let ClientSelector::Only(id) = &alias.client
@@ -252,6 +258,7 @@ mod tests {
         aliases.push(alias("ACME_BASE_URL", ClientSelector::All, ValueForm::Verbatim));
         aliases.push(alias("acme_lower", ClientSelector::All, ValueForm::Verbatim));
         aliases.push(alias(ACCESS_TOKEN_VAR, ClientSelector::All, ValueForm::Verbatim));
+        aliases.push(alias("LD_PRELOAD", ClientSelector::All, ValueForm::Verbatim));
         let text = problems(&manifest);
         for expected in [
             "alias ACME_API_BASE of ACME_BASE_URL: ACME_API_BASE is already an alias of ACME_BASE_URL for the same client",
@@ -260,6 +267,7 @@ mod tests {
             "alias ACME_BASE_URL of ACME_BASE_URL: an alias repeating its variable's name must name one client",
             "alias acme_lower of ACME_BASE_URL: the name must match",
             "alias PLATOS_ACCESS_TOKEN of ACME_BASE_URL: the name must match",
+            "alias LD_PRELOAD of ACME_BASE_URL: LD_PRELOAD belongs to the process environment",
         ] {
             assert!(text.contains(expected), "{expected:?} missing in {text}");
         }

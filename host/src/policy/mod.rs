@@ -19,6 +19,7 @@
 pub mod addresses;
 pub mod auth_shape;
 pub mod bounds;
+pub mod client_env;
 pub mod hints;
 pub mod hosts;
 pub mod imports;

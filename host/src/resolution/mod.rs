@@ -19,10 +19,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::leases::{Lease, LeaseTable, LeasedVar};
+use crate::policy::client_env::{ClientBag, EnvWarning, UnknownClient, choose_client, client_form};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::{value_sources, variant_of};
 use crate::policy::verdicts::{Badge, badge};
-use crate::provider::{Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
+use crate::provider::{ClientInfo, Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
 use crate::runtime::{CallError, Plugin, PluginRegistry};
 use crate::scope::Scope;
 use crate::store::{
@@ -57,6 +58,9 @@ pub struct ResolveRequest {
     pub pinned_key: Option<String>,
     /// Fail instead of falling back when the pin no longer exists.
     pub strict: bool,
+    /// The client library whose names and forms the env bag takes (one of
+    /// the manifest's `clients`); `None` for the manifest's default client.
+    pub client: Option<String>,
 }
 
 /// How the key was chosen.
@@ -181,8 +185,13 @@ pub struct Resolution {
     pub lease_id: String,
     /// When the lease expires, Unix milliseconds.
     pub lease_expires_at: UnixMillis,
-    /// The env bag under the manifest's plain names.
+    /// The client whose form the bag has (`None` for a manifest without clients).
+    pub client: Option<ClientInfo>,
+    /// The env bag in that client's form: the manifest's plain names and the
+    /// aliases the client reads.
     pub env: Credentials,
+    /// Values the bag could not carry in the client's form.
+    pub env_warnings: Vec<EnvWarning>,
 }
 
 /// A scope variable that looks like a misspelt expected name.
@@ -279,6 +288,9 @@ pub enum ResolveError {
         /// The variable (variant name first).
         missing: String,
     },
+    /// The request named a client the manifest does not list.
+    #[error(transparent)]
+    UnknownClient(#[from] UnknownClient),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -306,6 +318,7 @@ impl ResolveError {
             ResolveError::AllKeysDisabled { .. } => "all_keys_disabled",
             ResolveError::KeyNotFound { .. } => "key_not_found",
             ResolveError::MissingVariable { .. } => "missing_variable",
+            ResolveError::UnknownClient(_) => "unknown_client",
             ResolveError::Store(_) => "store_error",
         }
     }
@@ -422,6 +435,7 @@ impl Resolver {
     fn resolve_inner(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
         let plugin = self.plugin(&request.provider)?;
         let manifest = plugin.manifest();
+        let client = choose_client(manifest, request.client.as_deref())?;
         let scope = &request.scope;
         let keys: Vec<ProviderKey> = self
             .inner
@@ -449,7 +463,8 @@ impl Resolver {
             .zip(pin)
             .map(|(problem, pin)| fallback_warning(pin, problem, scope, &key.env_var));
 
-        let (env, versions) = self.env_bag(scope, manifest, key)?;
+        let (plain, versions) = self.env_bag(scope, manifest, key)?;
+        let ClientBag { env, warnings: env_warnings } = client_form(manifest, client, &plain);
         let lease = Lease::new(
             scope.clone(),
             request.provider.clone(),
@@ -471,7 +486,9 @@ impl Resolver {
             warning,
             lease_id,
             lease_expires_at,
+            client: client.cloned(),
             env,
+            env_warnings,
         })
     }
 
