@@ -1890,4 +1890,22 @@ async fn a_resolve_names_its_client_and_gets_the_bag_in_that_clients_form() {
     let (_, azure) = resolve(json!({ "provider": "azure-openai", "client": "ai-sdk" })).await;
     assert_eq!(azure["env"]["AZURE_RESOURCE_NAME"], "acme-east", "{azure}");
     assert_eq!(azure["env"]["AZURE_API_KEY"], "azure-canary-91c2", "{azure}");
+
+    // The providers API says which names each client's bag carries.
+    let (status, listing) =
+        client.call("GET", &format!("/v1/scopes/{scope}/providers"), Some(&agent), None).await;
+    assert_eq!(status, 200);
+    let providers = listing["providers"].as_array().unwrap();
+    let anthropic = providers.iter().find(|provider| provider["slug"] == "anthropic").unwrap();
+    let clients = anthropic["clients"].as_array().unwrap();
+    let ai_sdk = clients.iter().find(|client| client["id"] == "ai-sdk").unwrap();
+    assert_eq!(ai_sdk["default"], false);
+    assert!(
+        ai_sdk["names"].as_array().unwrap().iter().any(|name| name["name"] == "ANTHROPIC_BASE_URL"
+            && name["form"] == "append-suffix"
+            && name["suffix"] == "/v1"),
+        "{ai_sdk}"
+    );
+    assert!(clients.iter().any(|client| client["id"] == "official" && client["default"] == true));
+    assert!(!listing.to_string().contains("canary"), "the listing never carries values");
 }
