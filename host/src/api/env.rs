@@ -87,6 +87,7 @@ pub async fn set(
         |key| json!({ "provider": key.provider, "key_id": key.env_var, "variant": key.variant }),
     );
     tracing::info!(scope = %scoped.scope, name = %name, version = info.version, by = %scoped.caller.token_id, "variable set through the API");
+    state.health().variable_changed(&scoped.scope, &name);
     Ok(Json(json!({
         "variable": info,
         "linked_key": linked,
@@ -128,5 +129,6 @@ pub async fn unset(
         ));
     }
     tracing::info!(scope = %scoped.scope, name = %name, by = %scoped.caller.token_id, "variable unset through the API");
+    state.health().variable_changed(&scoped.scope, &name);
     Ok(Json(json!({ "unset": true, "name": name })))
 }

@@ -55,6 +55,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("variable_not_set", 404, "the variable is not set in the scope"),
     ("lease_not_found", 404, "the lease does not exist, expired or was released"),
     ("token_not_found", 404, "no token has this id"),
+    ("round_not_found", 404, "no kept health round has this id"),
     ("last_operator_token", 409, "the last operator token cannot be revoked"),
     ("missing_variable", 409, "the key needs a variable that is not set"),
     ("plugin_error", 422, "the plugin refused the request"),

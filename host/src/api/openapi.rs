@@ -136,6 +136,16 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![path_param("id", "The token's public id.", "3f2a9c01b7de")])
             .ok(200, "Revoked.", json_content(json!({ "type": "object", "properties": { "revoked": { "const": true }, "id": { "type": "string" } } })))
             .errors(&["token_not_found", "last_operator_token", "invalid_path", "store_error"]),
+        ("GET", "/v1/health/rounds") => op("listHealthRounds", "health", "Health rounds", "The kept rounds (the last 16 and every running one), newest first: what each probes (every key, or one provider's keys in a scope after a change), why it started, how many keys it has probed and their verdicts. Operator token.")
+            .ok(200, "The rounds.", json_content(json!({ "type": "object", "properties": { "rounds": { "type": "array", "items": schema_ref("HealthRound") } } })))
+            .errors(&[]),
+        ("POST", "/v1/health/rounds") => op("startHealthRound", "health", "Start a health round", "Probes every linked key of every scope now, in the background; badges change as each probe finishes. When a round is already running, answers 200 with it instead of starting another. Operator token.")
+            .ok(202, "Started (200 with `started: false` when a round was running already: that one).", json_content(json!({ "type": "object", "properties": { "round": schema_ref("HealthRound"), "started": { "type": "boolean" } } })))
+            .errors(&[]),
+        ("GET", "/v1/health/rounds/{id}") => op("getHealthRound", "health", "One health round", "Its progress: keys, probed, verdicts so far, state. Operator token.")
+            .params(vec![path_param("id", "The round's id.", "3")])
+            .ok(200, "The round.", json_content(json!({ "type": "object", "properties": { "round": schema_ref("HealthRound") } })))
+            .errors(&["round_not_found"]),
         (_, path) if path.ends_with("/providers") => op("listProviders", "providers", "Providers of a scope", "Every loaded provider, linked or not: expected variable names, near-miss hints, the provider badge (its worst key's), and its keys (label, variant, status, last used, health).")
             .ok(200, "The providers.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "providers": { "type": "array", "items": schema_ref("Provider") } } })))
             .errors(&["store_error"]),
@@ -272,6 +282,7 @@ pub fn document() -> Value {
             { "name": "env", "description": "A scope's encrypted variables (write-only values)." },
             { "name": "resolution", "description": "Resolve, leases, explain and the model picker." },
             { "name": "tokens", "description": "Operator, admin and agent tokens." },
+            { "name": "health", "description": "Health rounds: start one, follow its progress." },
             { "name": "host", "description": "Liveness, plugins, metrics." },
             { "name": "page", "description": "The providers page." },
         ],
@@ -337,6 +348,14 @@ fn schemas() -> Value {
             "env": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The env bag in the client's form, with values: the manifest's plain names and every alias the client reads." },
             "warnings": { "type": "array", "description": "Values the env bag cannot carry in the client's form; a base URL the client would ignore is always here.", "items": schema_ref("EnvWarning") } } },
         "EnvWarning": { "type": "object", "properties": { "code": { "enum": ["base_url_ignored", "value_not_derivable"] }, "variable": { "type": "string" }, "alias": { "type": "string" }, "client": { "type": "string" }, "message": { "type": "string" } } },
+        "HealthRound": { "type": "object", "properties": {
+            "id": { "type": "integer" },
+            "target": { "type": "object", "properties": { "kind": { "enum": ["all", "provider"] }, "scope": { "type": "string" }, "provider": { "type": "string" } } },
+            "trigger": { "enum": ["start", "schedule", "operator", "change", "reload"] },
+            "state": { "enum": ["running", "done", "failed"] },
+            "started_at": { "type": "integer", "description": "Unix ms" }, "finished_at": { "type": ["integer", "null"] },
+            "keys": { "type": ["integer", "null"], "description": "Keys to probe; null until listed." }, "probed": { "type": "integer" },
+            "verdicts": { "type": "object", "additionalProperties": { "type": "integer" } }, "error": { "type": ["string", "null"] } } },
         "HttpRequest": { "type": "object", "additionalProperties": false, "required": ["method", "url"], "properties": {
             "method": { "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] }, "url": { "type": "string", "format": "uri" },
             "headers": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }], "minItems": 2, "maxItems": 2 } },
