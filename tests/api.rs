@@ -1997,6 +1997,17 @@ async fn keys_are_probed_on_link_and_rotation_and_an_operator_starts_rounds() {
                 == json!({ "kind": "provider", "scope": scope, "provider": "openai" })),
         "{listed}"
     );
+    // A host setting with a value the host does not take is refused.
+    let (status, refused) = client
+        .call(
+            "PUT",
+            &format!("/v1/scopes/{scope}/env/PLATOS_EMBEDDING_PROVIDER"),
+            Some(&host.operator),
+            Some(&json!({ "value": "cohere" })),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (400, "invalid_value"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("`voyage` or `openai`"));
     let (status, missing) =
         client.call("GET", "/v1/health/rounds/999999", Some(&host.operator), None).await;
     assert_eq!((status, code(&missing)), (404, "round_not_found"));

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{AdminScoped, JsonBody, Scoped};
+use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
 use crate::store::{StoreError, VarSource, check_name};
@@ -72,6 +73,11 @@ pub async fn set(
                 "the value of {name} is empty: send {{\"value\": \"...\"}} with the value, or DELETE the variable to unset it"
             ),
         ));
+    }
+    if name == EMBEDDING_PROVIDER_VAR
+        && let Err(problem) = body.value.expose_secret().parse::<EmbeddingProvider>()
+    {
+        return Err(ApiError::bad_request("invalid_value", problem));
     }
     let value = body.value;
     let store = state.resolver().store().clone();

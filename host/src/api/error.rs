@@ -35,6 +35,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid_name", 400, "a variable name breaks the variable-name rule"),
     ("reserved_name", 400, "the name is the host's master key"),
     ("empty_value", 400, "a variable's value is empty"),
+    ("invalid_value", 400, "a host setting's value is not one it accepts"),
     ("value_too_large", 413, "a variable's value is larger than the store accepts"),
     ("invalid_label", 400, "a key label is empty, too long or has control characters"),
     ("invalid_class", 400, "`class` is not a model class"),

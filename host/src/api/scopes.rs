@@ -344,7 +344,7 @@ pub async fn models(
     };
     let resolver = state.resolver();
     let models = resolver.models(&scoped.scope, class)?;
-    let providers = resolver.active_providers(&scoped.scope)?;
+    let providers = resolver.usable_providers(&scoped.scope)?;
     Ok(Json(json!({
         "scope": scoped.scope.to_string(),
         "class": query.class.filter(|class| !class.is_empty()),
