@@ -489,8 +489,10 @@ ESCAPES="a\nb\t\"c\"\\d"
             ["ENCRYPTION_KEY", "PATH"].contains(&name)
                 || variant_of(name, "OPENAI_API_KEY").is_some()
         };
-        let Collected { vars, skipped, from_process } = collect(Some(dotenv), process, &accept);
+        let Collected { vars, skipped, from_process, shadowed } =
+            collect(Some(dotenv), process, &accept);
         assert_eq!(from_process, ["OPENAI_API_KEY", "OPENAI_API_KEY_3"]);
+        assert_eq!(shadowed, ["OPENAI_API_KEY"], "the .env value the shell replaced");
         let vars: Vec<(&str, &str)> =
             vars.iter().map(|(name, value)| (name.as_str(), value.expose_secret())).collect();
         assert_eq!(
@@ -502,6 +504,34 @@ ESCAPES="a\nb\t\"c\"\\d"
             ]
         );
         assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn the_import_status_names_misspellings_and_never_values() {
+        let reload = Reload {
+            report: ImportReport {
+                set: vec!["OPENAI_KEY".into(), "ANTHROPIC_API_KEY_2".into()],
+                unchanged: vec!["VOYAGE_API_KEY".into()],
+                removed: vec![],
+            },
+            skipped: vec![LineProblem { line: 4, reason: "reserved name" }],
+            from_process: vec!["VOYAGE_API_KEY".into()],
+            shadowed: vec!["VOYAGE_API_KEY".into()],
+        };
+        let scope: Scope = "self/host/prod".parse().unwrap();
+        let known = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "VOYAGE_API_KEY"];
+        let status = ImportStatus::succeeded(&scope, &reload, &known, 7);
+        assert_eq!(status.variables, ["ANTHROPIC_API_KEY_2", "OPENAI_KEY", "VOYAGE_API_KEY"]);
+        let hints: Vec<(&str, &str)> = status
+            .near_misses
+            .iter()
+            .map(|hint| (hint.found.as_str(), hint.did_you_mean.as_str()))
+            .collect();
+        assert_eq!(hints, [("OPENAI_KEY", "OPENAI_API_KEY")], "variants are never misspellings");
+        assert_eq!(status.skipped_lines[0].line, 4);
+        let refused = status.refused(&scope, ".env:8: expected NAME=VALUE".into(), 9);
+        assert_eq!(refused.error.as_deref(), Some(".env:8: expected NAME=VALUE"));
+        assert_eq!(refused.variables.len(), 3, "the previous variables stay");
     }
 
     #[test]

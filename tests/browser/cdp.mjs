@@ -10,7 +10,7 @@ import { join } from "node:path";
 const { CHROMIUM, SCREENSHOT_DIR } = process.env;
 const profile = mkdtempSync(join(tmpdir(), "platos-chromium-"));
 let browser;
-const deadline = setTimeout(() => fail("timed out after 120 s"), 120_000);
+const deadline = setTimeout(() => fail("timed out after 180 s"), 180_000);
 
 /** Ends the driver with `message` on stderr and exit code 1. */
 export function fail(message) {

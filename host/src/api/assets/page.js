@@ -152,10 +152,24 @@ async function change(errorNode, button, action) {
   try {
     await action();
     await loadAll();
+    refreshSoon();
   } catch (error) {
     showRowError(errorNode, error);
     button.disabled = false;
   }
+}
+
+// After a change the host probes the provider's keys in the background:
+// reload a few times so the badges change as the probes finish, unless the
+// person is typing a value (a reload would empty the field).
+let refreshTimers = [];
+function refreshSoon() {
+  refreshTimers.forEach(clearTimeout);
+  refreshTimers = [1500, 4000, 8000].map((delay) => setTimeout(() => {
+    const typing = [...document.querySelectorAll("form.set-var input, .label-edit input")]
+      .some((input) => input === document.activeElement || (input.type === "password" && input.value));
+    if (!typing) loadAll();
+  }, delay));
 }
 
 // The form that sets (links, rotates) one of the provider's variables. The
@@ -278,6 +292,7 @@ async function loadAll() {
     await loadModels();
     setStatus("Scope " + providers.scope + " · " + providers.providers.filter((p) => p.linked).length + " provider(s) linked");
     document.body.dataset.loaded = "true";
+    document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
   } catch (error) {
     $("providers").replaceChildren();
     $("picker").hidden = true;
