@@ -154,7 +154,8 @@ impl std::error::Error for SignError {}
 
 /// Signs a request for AWS and returns its headers with `x-amz-date`,
 /// `x-amz-security-token` (when `credentials` carry a session token) and
-/// `authorization` set; earlier values of those headers are replaced. The
+/// `authorization` set; earlier values of those headers, and an
+/// `x-amz-content-sha256` it does not compute, are removed. The
 /// host is signed from the URL. `now` is Unix time in seconds. The path is
 /// signed as [`canonical_uri`] says.
 pub fn authorize(
@@ -169,7 +170,7 @@ pub fn authorize(
         .headers
         .iter()
         .filter(|(name, _)| {
-            !["authorization", "x-amz-date", "x-amz-security-token"]
+            !["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
                 .iter()
                 .any(|replaced| name.trim().eq_ignore_ascii_case(replaced))
         })
