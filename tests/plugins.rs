@@ -1426,3 +1426,160 @@ async fn bedrock_private_endpoints_are_probed_and_signed_for_the_configured_regi
         plugin.interpret_health(&Credentials::new(), &response(403, refused)).await.unwrap();
     assert_eq!(class(&verdict), "invalid-credential");
 }
+
+/// One request as a loopback server received it: the request line's
+/// target, the headers (names lower case) and the body.
+struct Received {
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Starts a raw HTTP/1.1 server on 127.0.0.1 that records every request
+/// byte for byte and answers `body` with 200; returns its origin.
+async fn recording_upstream(
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut bytes = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                let read = stream.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "the client closed before the head ended");
+                bytes.extend_from_slice(&chunk[..read]);
+                if let Some(end) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
+                    break end;
+                }
+            };
+            let head = String::from_utf8(bytes[..head_end].to_vec()).unwrap();
+            let mut lines = head.split("\r\n");
+            let target = lines.next().unwrap().split(' ').nth(1).unwrap().to_owned();
+            let headers: Vec<(String, String)> = lines
+                .map(|line| {
+                    let (name, value) = line.split_once(':').unwrap();
+                    (name.to_ascii_lowercase(), value.trim().to_owned())
+                })
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(name, _)| name == "content-length")
+                .map_or(0, |(_, value)| value.parse().unwrap());
+            let mut body_bytes = bytes[head_end + 4..].to_vec();
+            while body_bytes.len() < length {
+                let read = stream.read(&mut chunk).await.unwrap();
+                body_bytes.extend_from_slice(&chunk[..read]);
+            }
+            seen.lock().unwrap().push(Received { target, headers, body: body_bytes });
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        }
+    });
+    (origin, log)
+}
+
+/// The signature AWS computes for a request it received: the canonical URI
+/// is the received path with each byte but `/` and the unreserved
+/// characters encoded once more; the signed headers are the ones the
+/// `authorization` header names, as received. Written from the SigV4
+/// specification, independently of `platos-sigv4`.
+fn signature_as_aws_computes_it(received: &Received, region: &str) -> (String, String) {
+    let header = |name: &str| {
+        received.headers.iter().find(|(candidate, _)| candidate == name).map(|(_, v)| v.as_str())
+    };
+    let authorization = header("authorization").expect("the request is signed");
+    let signed_names =
+        authorization.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap().to_owned();
+    let (path, query) = received.target.split_once('?').unwrap_or((&received.target, ""));
+    let mut canonical_uri = String::new();
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            canonical_uri.push(byte as char);
+        } else {
+            canonical_uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let headers: String = signed_names
+        .split(';')
+        .map(|name| format!("{name}:{}\n", header(name).unwrap_or_default()))
+        .collect();
+    let canonical = format!(
+        "POST\n{canonical_uri}\n{query}\n{headers}\n{signed_names}\n{}",
+        hex::encode(Sha256::digest(&received.body))
+    );
+    let date = header("x-amz-date").unwrap();
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{}/{region}/bedrock/aws4_request\n{}",
+        &date[..8],
+        hex::encode(Sha256::digest(canonical))
+    );
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date[..8].as_bytes());
+    for part in [region, "bedrock", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let sent = authorization.rsplit("Signature=").next().unwrap().to_owned();
+    (sent, hex::encode(hmac(&key, to_sign.as_bytes())))
+}
+
+/// End to end on loopback: what the host's HTTP client puts on the wire
+/// is the path the plugin signed, and a verifier that works as AWS does on
+/// the received bytes accepts the signature (raw `:`, escaped `%3A`,
+/// non-ASCII and a space, dot segments).
+#[tokio::test]
+async fn a_bedrock_request_as_sent_carries_the_path_it_was_signed_over() {
+    let plugin = plugin("bedrock").await;
+    let (origin, received) = recording_upstream(r#"{"output":{}}"#).await;
+    let keys = Credentials::new()
+        .with("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .with("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .with("AWS_REGION", "us-west-2")
+        .with("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", origin.as_str());
+    let outbound = platos_host::outbound::Outbound::new(platos_host::outbound::OutboundConfig {
+        addresses: platos_host::policy::addresses::AddressPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let paths = [
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke",
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke",
+        ),
+        ("/model/caf\u{e9} x:0/converse", "/model/caf%C3%A9%20x:0/converse"),
+        (
+            "/model/x/../amazon.nova-pro-v1:0/./converse?trace=a b",
+            "/model/amazon.nova-pro-v1:0/converse?trace=a%20b",
+        ),
+    ];
+    for (written, on_the_wire) in paths {
+        let request = HttpRequest {
+            method: Method::Post,
+            url: format!("{origin}{written}"),
+            headers: pairs(&[("content-type", "application/json")]),
+            body: Some(br#"{"messages":[]}"#.to_vec()),
+        };
+        let signed = plugin.authorize(&keys, &request, NOW).await.unwrap();
+        assert_eq!(signed.url, format!("{origin}{on_the_wire}"), "{written}");
+        let answer = outbound.send(&signed, &plugin.allowed_hosts(&keys)).await;
+        assert_eq!(answer.status, 200, "{written}: {}", String::from_utf8_lossy(&answer.body));
+        let got = received.lock().unwrap().pop().expect("the upstream saw the request");
+        assert_eq!(got.target, on_the_wire, "{written}: the client sent another path");
+        let (sent, recomputed) = signature_as_aws_computes_it(&got, "us-west-2");
+        assert_eq!(sent, recomputed, "{written}: AWS would refuse the signature");
+    }
+}
