@@ -1205,6 +1205,7 @@ async fn azure_v1_paths_get_no_dated_api_version_and_deployment_urls_get_a_hint(
         "https://contoso.openai.azure.com/openai/v1/responses",
         "https://contoso.openai.azure.com/openai/v1/models",
         "https://contoso.openai.azure.com/openai/v1/responses?api-version=preview",
+        "https://contoso.openai.azure.com/gateway/openai/v1/chat/completions",
     ] {
         let authorized = plugin.authorize(&credentials, &get(url), NOW).await.unwrap();
         assert_eq!(authorized.url, url, "the v1 API takes no dated api-version");
@@ -1215,6 +1216,7 @@ async fn azure_v1_paths_get_no_dated_api_version_and_deployment_urls_get_a_hint(
         "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions",
         "https://contoso.openai.azure.com/openai/v10/x",
         "https://contoso.openai.azure.com/openai/v1beta/x",
+        "https://contoso.openai.azure.com/v1/openai/deployments/d/embeddings",
     ] {
         let authorized = plugin.authorize(&credentials, &get(url), NOW).await.unwrap();
         assert_eq!(authorized.url, format!("{url}?api-version=2024-10-21"));

@@ -117,12 +117,13 @@ fn resource_endpoint(endpoint: &str) -> Result<String, PluginError> {
     ))
 }
 
-/// Whether the URL is one of the v1 API's (`/openai/v1` and below), which
-/// take no dated `api-version`.
+/// Whether the URL is one of the v1 API's (`/openai/v1` and below, also
+/// behind a gateway's own path prefix), which take no dated `api-version`.
 fn is_v1_api(url: &str) -> bool {
     let path = url.splitn(4, '/').nth(3).unwrap_or_default();
     let path = path.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
-    path == "openai/v1" || path.starts_with("openai/v1/")
+    let path = format!("/{path}");
+    path.ends_with("/openai/v1") || path.contains("/openai/v1/")
 }
 
 /// Whether the URL's query already has the parameter `name`.
