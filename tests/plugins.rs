@@ -1524,7 +1524,7 @@ fn signature_as_aws_computes_it(received: &Received, region: &str) -> (String, S
         hex::encode(Sha256::digest(canonical))
     );
     let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date[..8].as_bytes());
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), &date.as_bytes()[..8]);
     for part in [region, "bedrock", "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
