@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ERROR_CODES;
 use super::{Access, routes};
+use crate::scope::MAX_SCOPE_ID_LEN;
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
@@ -85,14 +86,15 @@ impl Op {
 }
 
 fn scope_params() -> Vec<Value> {
+    let id = |name: &str, description: &str, example: &str| {
+        let mut param = path_param(name, description, example);
+        param["schema"] = json!({ "type": "string", "pattern": format!("^[A-Za-z0-9_.-]{{1,{MAX_SCOPE_ID_LEN}}}$") });
+        param
+    };
     vec![
-        path_param(
-            "organization",
-            "The organization id: 1-64 characters of A-Z a-z 0-9 _ . -",
-            "acme",
-        ),
-        path_param("project", "The project id (same rule).", "shop"),
-        path_param("environment", "The environment id (same rule).", "prod"),
+        id("organization", "The organization id: 1-64 characters of A-Z a-z 0-9 _ . -", "acme"),
+        id("project", "The project id (same rule).", "shop"),
+        id("environment", "The environment id (same rule).", "prod"),
     ]
 }
 
@@ -336,7 +338,7 @@ fn schemas() -> Value {
             "model_classes": { "type": "array", "items": { "type": "string" } },
             "probe_cost": { "type": ["string", "null"] },
             "keys": { "type": "array", "items": schema_ref("Key") } } },
-        "UpdateKey": { "type": "object", "additionalProperties": false, "properties": { "label": { "type": "string", "maxLength": 128 }, "status": { "enum": ["active", "disabled"] } } },
+        "UpdateKey": { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "label": { "type": ["string", "null"], "minLength": 1, "maxLength": 128, "pattern": "\\S", "description": "A new label: not blank, no control characters; null or absent leaves it." }, "status": { "enum": ["active", "disabled", null], "description": "null or absent leaves it." } } },
         "ProbeResult": { "type": "object", "properties": { "verdict": verdict, "message": { "type": "string" }, "latency_ms": { "type": "integer" }, "badge": badge, "provider_badge": badge, "key": schema_ref("Key") } },
         "Explanation": { "type": "object", "properties": { "scope": { "type": "string" }, "provider": { "type": "string" }, "pinned_key": { "type": ["string", "null"] },
             "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled", null], "description": "How a resolve would choose; null when it would fail." },
