@@ -29,10 +29,30 @@ const BUNDLED: &[(&str, &[&str])] = &[
         "azure-openai",
         &["AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"],
     ),
+    (
+        "azure-openai-entra",
+        &[
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_OPENAI_ENTRA_ENDPOINT",
+            "AZURE_OPENAI_ENTRA_API_VERSION",
+        ],
+    ),
     ("bedrock", &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"]),
     ("google", &["GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GENERATIVE_AI_BASE_URL"]),
     ("openai", &["OPENAI_API_KEY", "OPENAI_API_BASE"]),
     ("openai-compatible", &["OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"]),
+    (
+        "vertex",
+        &[
+            "GOOGLE_VERTEX_PROJECT",
+            "GOOGLE_VERTEX_LOCATION",
+            "GOOGLE_CLIENT_EMAIL",
+            "GOOGLE_PRIVATE_KEY",
+            "GOOGLE_PRIVATE_KEY_ID",
+        ],
+    ),
     ("voyage", &["VOYAGE_API_KEY", "VOYAGE_API_BASE"]),
 ];
 
