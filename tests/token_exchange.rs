@@ -122,7 +122,6 @@ struct Fixture {
     store: Arc<SledStore>,
     resolver: Resolver,
     clock: Arc<TestClock>,
-    plugin: Plugin,
     outbound: Outbound,
     scope: Scope,
 }
@@ -145,7 +144,7 @@ fn open_outbound(allow_loopback: bool) -> Outbound {
 async fn fixture(base: &str, secret: &str) -> Fixture {
     let plugin = token_mock_plugin().await;
     let mut registry = PluginRegistry::new();
-    registry.insert(plugin.clone()).unwrap();
+    registry.insert(plugin).unwrap();
     let provider_vars =
         ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
     let dir = tempfile::tempdir().unwrap();
@@ -169,8 +168,7 @@ async fn fixture(base: &str, secret: &str) -> Fixture {
         TokenBroker::new(clock.clone()),
     );
     let scope: Scope = "acme/shop/prod".parse().unwrap();
-    let fixture =
-        Fixture { dir, store, resolver, clock, plugin, outbound: open_outbound(true), scope };
+    let fixture = Fixture { dir, store, resolver, clock, outbound: open_outbound(true), scope };
     fixture.set(BASE_VAR, base);
     fixture.set(SECRET_VAR, secret);
     fixture
@@ -345,8 +343,7 @@ async fn the_probe_exchanges_first_and_a_failed_exchange_is_the_verdict() {
     probe(&plugin, &key("cs-good-canary-p1", &base), &outbound).await;
     assert_eq!(mock.exchanges.load(Ordering::SeqCst), 2);
 
-    for (secret, wanted) in [("cs-bad-canary-p2", "HTTP 401"), ("cs-grant-canary-p3", "HTTP 400")]
-    {
+    for (secret, wanted) in [("cs-bad-canary-p2", "HTTP 401"), ("cs-grant-canary-p3", "HTTP 400")] {
         let outcome = probe(&plugin, &key(secret, &base), &outbound).await;
         match &outcome.verdict {
             Verdict::InvalidCredential { message } => {
@@ -394,7 +391,8 @@ async fn neither_the_secret_nor_the_token_leaks_into_logs_errors_debug_or_files(
     let authorized = f.authorize(&lease).await.unwrap();
     let token = format!("{TOKEN_PREFIX}1");
     assert_eq!(bearer(&authorized), format!("Bearer {token}"));
-    let service = HealthService::new(f.resolver.clone(), f.outbound.clone(), HealthConfig::default());
+    let service =
+        HealthService::new(f.resolver.clone(), f.outbound.clone(), HealthConfig::default());
     let location = KeyLocation {
         scope: f.scope.clone(),
         provider: "d-token-mock".into(),
@@ -459,7 +457,8 @@ async fn bundled(slug: &str) -> Plugin {
 }
 
 fn test_key(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/test-only-keys").join(name);
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/test-only-keys").join(name);
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -522,8 +521,10 @@ async fn vertex_signs_a_jwt_that_an_independent_rsa_verifies() {
     let pkcs8 = String::from_utf8(test_key("vertex-test-only-private-key.pem")).unwrap();
     let pkcs1 = String::from_utf8(test_key("vertex-test-only-private-key-pkcs1.pem")).unwrap();
     let public = test_key("vertex-test-only-public-key.der");
-    let verifier =
-        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public);
+    let verifier = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public,
+    );
     // As the service account JSON holds it, as a .env line with literal \n
     // (and quotes), and as PKCS#1.
     let escaped = pkcs8.trim_end().replace('\n', "\\n");
@@ -593,14 +594,23 @@ async fn vertex_reads_tokens_authorizes_with_them_and_probes_the_location() {
     assert_eq!(token.expires_at, NOW + 3_599);
     assert_eq!(secrecy::ExposeSecret::expose_secret(&token.value), "ya29.canary-Vx81");
     for (status, body, wanted) in [
-        (400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#, "invalid-credential"),
+        (
+            400,
+            r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+            "invalid-credential",
+        ),
         (401, r#"{"error":"unauthorized_client"}"#, "invalid-credential"),
         (429, "{}", "quota-limited"),
         (503, "busy", "degraded"),
         (0, "could not connect", "unreachable"),
     ] {
-        let failure = plugin.read_token(&key, &response(status, body), NOW).await.unwrap().unwrap_err();
-        assert_eq!(platos_host::policy::verdicts::class_name(&failure), wanted, "{status}: {failure:?}");
+        let failure =
+            plugin.read_token(&key, &response(status, body), NOW).await.unwrap().unwrap_err();
+        assert_eq!(
+            platos_host::policy::verdicts::class_name(&failure),
+            wanted,
+            "{status}: {failure:?}"
+        );
     }
 
     let probe = plugin.health_probe(&key).await.unwrap();
@@ -617,7 +627,9 @@ async fn vertex_reads_tokens_authorizes_with_them_and_probes_the_location() {
     assert!(error.to_string().contains("PLATOS_ACCESS_TOKEN is not set"), "{error}");
     // The global location, and a location that would shape another host.
     let global = key.clone().with("GOOGLE_VERTEX_LOCATION", "global");
-    assert!(plugin.health_probe(&global).await.unwrap().url.starts_with("https://aiplatform.googleapis.com/v1/projects/acme-prod-123/locations/global/"));
+    assert!(plugin.health_probe(&global).await.unwrap().url.starts_with(
+        "https://aiplatform.googleapis.com/v1/projects/acme-prod-123/locations/global/"
+    ));
     let hostile = key.clone().with("GOOGLE_VERTEX_LOCATION", "evil.example#");
     let error = plugin.health_probe(&hostile).await.unwrap_err();
     assert!(error.to_string().contains("GOOGLE_VERTEX_LOCATION must be"), "{error}");
@@ -628,6 +640,9 @@ async fn vertex_reads_tokens_authorizes_with_them_and_probes_the_location() {
     for (status, body, wanted) in [
         (200, r#"{"endpoints":[]}"#, "healthy"),
         (200, "{}", "healthy"),
+        (200, "", "degraded"),
+        (200, "<html>", "degraded"),
+        (200, r#"{"endpoints":"no"}"#, "degraded"),
         (401, r#"{"error":{"status":"UNAUTHENTICATED"}}"#, "invalid-credential"),
         (403, r#"{"error":{"status":"PERMISSION_DENIED"}}"#, "invalid-credential"),
         (404, r#"{"error":{"status":"NOT_FOUND"}}"#, "invalid-credential"),
@@ -685,17 +700,24 @@ async fn azure_entra_trades_client_credentials_and_authorizes_with_the_token() {
         (429, "{}", "quota-limited"),
         (0, "could not connect", "unreachable"),
     ] {
-        let failure = plugin.read_token(&key, &response(status, body), NOW).await.unwrap().unwrap_err();
+        let failure =
+            plugin.read_token(&key, &response(status, body), NOW).await.unwrap().unwrap_err();
         assert_eq!(platos_host::policy::verdicts::class_name(&failure), wanted, "{status} {body}");
     }
 
     let with_token = platos_host::exchange::with_token(&key, &token);
-    let chat = HttpRequest::get("https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions");
+    let chat = HttpRequest::get(
+        "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions",
+    );
     let authorized = plugin.authorize(&with_token, &chat, NOW).await.unwrap();
     assert_eq!(authorized.url, format!("{}?api-version=2024-10-21", chat.url));
     assert_eq!(bearer(&authorized), "Bearer eyJ0eXAi.canary-Az1");
     let v1 = HttpRequest::get("https://contoso.openai.azure.com/openai/v1/chat/completions");
-    assert_eq!(plugin.authorize(&with_token, &v1, NOW).await.unwrap().url, v1.url, "no dated api-version on /openai/v1/");
+    assert_eq!(
+        plugin.authorize(&with_token, &v1, NOW).await.unwrap().url,
+        v1.url,
+        "no dated api-version on /openai/v1/"
+    );
     let error = plugin.authorize(&key, &chat, NOW).await.unwrap_err();
     assert!(error.to_string().contains("PLATOS_ACCESS_TOKEN is not set"), "{error}");
 

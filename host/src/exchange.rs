@@ -130,7 +130,10 @@ pub fn checked_token(
     }
     if token.expires_at <= now {
         return Err(Verdict::Degraded {
-            message: format!("HTTP {}: the access token given has already expired", response.status),
+            message: format!(
+                "HTTP {}: the access token given has already expired",
+                response.status
+            ),
         });
     }
     token.expires_at = token.expires_at.min(now.saturating_add(MAX_TOKEN_LIFETIME));
@@ -425,7 +428,10 @@ mod tests {
         // is another key.
         let shifted = Credentials::new().with("AB", "c");
         let unshifted = Credentials::new().with("A", "Bc");
-        assert_ne!(broker.key(&scope, "p", "K", &shifted), broker.key(&scope, "p", "K", &unshifted));
+        assert_ne!(
+            broker.key(&scope, "p", "K", &shifted),
+            broker.key(&scope, "p", "K", &unshifted)
+        );
         // Another broker (another process) has another salt.
         assert_ne!(key, TokenBroker::default().key(&scope, "vertex", "GOOGLE_PRIVATE_KEY", &a));
         let shown = format!("{key:?}");

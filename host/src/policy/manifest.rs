@@ -202,7 +202,9 @@ mod tests {
         let problems = validate(&manifest).unwrap_err();
         assert_eq!(
             problems,
-            ["auth uses PLATOS_ACCESS_TOKEN, which only a manifest with token_exchange = true gets"]
+            [
+                "auth uses PLATOS_ACCESS_TOKEN, which only a manifest with token_exchange = true gets"
+            ]
         );
         manifest.token_exchange = true;
         assert_eq!(validate(&manifest), Ok(()));

@@ -94,7 +94,9 @@ impl Provider for AzureEntra {
     fn read_token(response: HttpResponse, now: u64) -> Result<AccessToken, TokenFailure> {
         let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
         let unknown_tenant = value["error_codes"].as_array().is_some_and(|codes| {
-            codes.iter().any(|code| code.as_u64().is_some_and(|c| UNKNOWN_TENANT_CODES.contains(&c)))
+            codes
+                .iter()
+                .any(|code| code.as_u64().is_some_and(|c| UNKNOWN_TENANT_CODES.contains(&c)))
         });
         if response.status == 400 && unknown_tenant {
             return Err(TokenFailure::InvalidCredential(

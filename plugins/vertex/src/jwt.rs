@@ -5,11 +5,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use platos_plugin_sdk::{ErrorCode, PluginError};
+use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
-use rsa::RsaPrivateKey;
 use sha2::Sha256;
 
 /// How long the assertion is valid: Google accepts at most an hour.
@@ -36,10 +36,8 @@ pub fn signing_key(pem: &str) -> Result<SigningKey<Sha256>, PluginError> {
 /// quotes a `.env` or JSON value may keep removed.
 fn normalized_pem(pem: &str) -> String {
     let trimmed = pem.trim();
-    let unquoted = trimmed
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .unwrap_or(trimmed);
+    let unquoted =
+        trimmed.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(trimmed);
     unquoted.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\r', "")
 }
 
@@ -88,9 +86,10 @@ mod tests {
 
     #[test]
     fn a_value_that_is_no_key_is_refused_without_being_quoted() {
-        let error = signing_key("-----BEGIN PRIVATE KEY-----\nsk-canary\n-----END PRIVATE KEY-----")
-            .err()
-            .unwrap();
+        let error =
+            signing_key("-----BEGIN PRIVATE KEY-----\nsk-canary\n-----END PRIVATE KEY-----")
+                .err()
+                .unwrap();
         assert_eq!(error.code, ErrorCode::InvalidCredential);
         assert!(!error.message.contains("sk-canary"), "{}", error.message);
     }

@@ -6,7 +6,8 @@
 //! server applications"); `read-token` reads the OAuth answer; `authorize`
 //! is `Authorization: Bearer <access token>`; the probe lists one endpoint
 //! of the project in its location, a free call that needs the token, the
-//! project and the Vertex AI User role.
+//! project and the Vertex AI User role (it lists no models: a healthy
+//! verdict carries none).
 
 mod jwt;
 
@@ -37,7 +38,8 @@ impl Provider for Vertex {
                 "GOOGLE_VERTEX_PROJECT must be a project id: 6 to 30 lower-case letters, digits and hyphens (project_id in the service account JSON)",
             ));
         }
-        let location = credential_or_default(&credentials, &Self::manifest(), "GOOGLE_VERTEX_LOCATION")?;
+        let location =
+            credential_or_default(&credentials, &Self::manifest(), "GOOGLE_VERTEX_LOCATION")?;
         let host = api_host(&location)?;
         Ok(HttpRequest::get(format!(
             "https://{host}/v1/projects/{project}/locations/{location}/endpoints?pageSize=1"
@@ -108,7 +110,20 @@ fn is_project_id(project: &str) -> bool {
     let name = project.rsplit(':').next().unwrap_or_default();
     (6..=30).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && project.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
+        && project
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
+}
+
+/// Whether a 2xx body is the endpoint list's answer: a JSON object whose
+/// `endpoints`, if present, is a list (an empty project answers `{}`).
+fn is_endpoint_list(body: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(object)) => {
+            object.get("endpoints").is_none_or(serde_json::Value::is_array)
+        }
+        _ => false,
+    }
 }
 
 /// Google's error `status` (e.g. `PERMISSION_DENIED`), when it is a plain
@@ -127,10 +142,16 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
     let label = error_status(&response.body).map(|code| format!(" ({code})")).unwrap_or_default();
     match classify_status(status) {
-        StatusClass::Success => Verdict::Healthy(platos_plugin_sdk::HealthyInfo {
-            message: "the service account can use Vertex AI in the project and location".into(),
-            models: Vec::new(),
-        }),
+        StatusClass::Success if is_endpoint_list(&response.body) => {
+            Verdict::Healthy(platos_plugin_sdk::HealthyInfo {
+                message: "the service account can use Vertex AI in the project and location".into(),
+                models: Vec::new(),
+            })
+        }
+        StatusClass::Success => Verdict::Degraded(format!(
+            "HTTP {status} but the body is not an endpoint list: {}",
+            redacted_snippet(&response.body)
+        )),
         StatusClass::InvalidCredential if status == 403 => Verdict::InvalidCredential(format!(
             "HTTP 403{label}: the service account may not use Vertex AI in this project (grant it the Vertex AI User role and enable the Vertex AI API)"
         )),
@@ -164,6 +185,8 @@ mod tests {
             assert!(api_host(bad).is_err(), "{bad:?}");
         }
         assert!(is_project_id("acme-prod-123") && is_project_id("example.com:acme-prod"));
-        assert!(!is_project_id("acme") && !is_project_id("Acme-prod") && !is_project_id("a/b/c/d/e/f"));
+        assert!(
+            !is_project_id("acme") && !is_project_id("Acme-prod") && !is_project_id("a/b/c/d/e/f")
+        );
     }
 }
