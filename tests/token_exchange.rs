@@ -3,7 +3,10 @@
 //! cache: one exchange for many authorizes, single-flight, refresh before
 //! expiry by an injected clock, a rotation gets a new token) and the health
 //! probe (a refused secret is an invalid credential, a dead endpoint
-//! unreachable), with canaries searched in logs, errors, `Debug` and files.
+//! unreachable), over HTTP too, with canaries searched in logs, errors,
+//! `Debug`, answers and files; and the two bundled token-exchange plugins:
+//! Vertex AI's RS256 JWT verified with an independent RSA (`ring`) against a
+//! committed test-only key, Azure OpenAI's Entra ID client credentials.
 
 mod support;
 
@@ -733,4 +736,97 @@ async fn azure_entra_trades_client_credentials_and_authorizes_with_the_token() {
         let verdict = plugin.interpret_health(&with_token, &response(status, body)).await.unwrap();
         assert_eq!(platos_host::policy::verdicts::class_name(&verdict), wanted, "{status}");
     }
+}
+
+/// Through the HTTP API: the fixture as a third-party plugin, authorize by
+/// lease signs with a cached token, the test-key probe exchanges, a refused
+/// exchange answers 502 `token_exchange_failed`, and `/metrics` counts.
+#[tokio::test]
+async fn authorize_by_lease_and_the_probe_over_http() {
+    use platos_host::api::server::{Server, ServerConfig};
+    use serde_json::json;
+
+    let (base, mock) = mock_endpoint().await;
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(BUILT_PLUGIN_DIR).join("platos_fixture_d_token_mock.wasm"),
+        plugins.path().join("d-token-mock.wasm"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
+    config.health_interval = Duration::ZERO;
+    config.outbound = OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: Duration::from_secs(5),
+        ..OutboundConfig::default()
+    };
+    config.plugins.plugin_dir = Some(plugins.path().to_owned());
+    let server = Server::start(config).await.expect("the server starts");
+    assert_eq!(server.report().refused_plugins, 0);
+    let op = std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
+    let client = support::Client::new(server.address());
+    let scope = "acme/tx/prod";
+    let secret = "cs-good-canary-Http7Wq";
+    for (name, value) in [(BASE_VAR, base.as_str()), (SECRET_VAR, secret)] {
+        let path = format!("/v1/scopes/{scope}/env/{name}");
+        let (status, body) =
+            client.call("PUT", &path, Some(&op), Some(&json!({"value": value}))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let resolve = |client: support::Client, op: String| async move {
+        let path = format!("/v1/scopes/{scope}/resolve");
+        let (status, body) =
+            client.call("POST", &path, Some(&op), Some(&json!({"provider": "d-token-mock"}))).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let resolved = resolve(client.clone(), op.clone()).await;
+    // The agent's bag is the long-lived values (it may trade them itself).
+    assert_eq!(resolved["env"][SECRET_VAR], secret);
+    assert!(resolved["env"].get("PLATOS_ACCESS_TOKEN").is_none(), "{resolved}");
+    let lease = resolved["lease"]["id"].as_str().unwrap().to_owned();
+    let request = json!({"request": {"method": "GET", "url": format!("{base}/v1/models")}});
+    let authorize = |lease: String| {
+        let (client, op, request) = (client.clone(), op.clone(), request.clone());
+        async move {
+            let path = format!("/v1/scopes/{scope}/leases/{lease}/authorize");
+            client.call("POST", &path, Some(&op), Some(&request)).await
+        }
+    };
+    for _ in 0..3 {
+        let (status, body) = authorize(lease.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        let headers = body["request"]["headers"].to_string();
+        assert!(headers.contains(&format!("Bearer {TOKEN_PREFIX}1")), "{headers}");
+    }
+    assert_eq!(mock.exchanges.load(Ordering::SeqCst), 1);
+
+    let probe_path = format!("/v1/scopes/{scope}/providers/d-token-mock/keys/{SECRET_VAR}/probe");
+    let (status, probed) = client.call("POST", &probe_path, Some(&op), None).await;
+    assert_eq!(status, 200, "{probed}");
+    assert_eq!(probed["verdict"], "healthy", "{probed}");
+    assert_eq!(mock.exchanges.load(Ordering::SeqCst), 2, "the probe made its own exchange");
+
+    let bad = "cs-bad-canary-Http7Wq";
+    let path = format!("/v1/scopes/{scope}/env/{SECRET_VAR}");
+    client.call("PUT", &path, Some(&op), Some(&json!({"value": bad}))).await;
+    let lease =
+        resolve(client.clone(), op.clone()).await["lease"]["id"].as_str().unwrap().to_owned();
+    let (status, refused) = authorize(lease).await;
+    assert_eq!(status, 502, "{refused}");
+    assert_eq!(support::code(&refused), "token_exchange_failed");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 401 (invalid_client)"), "{message}");
+    let (status, probed) = client.call("POST", &probe_path, Some(&op), None).await;
+    assert_eq!(status, 200, "{probed}");
+    assert_eq!(probed["verdict"], "invalid-credential", "{probed}");
+    for text in [refused.to_string(), probed.to_string()] {
+        for canary in [secret, bad, TOKEN_PREFIX] {
+            assert_no_secret(&text, canary, "an answer");
+        }
+    }
+    let (_, metrics) = client.raw("GET", "/metrics", Some(&op), None).await;
+    assert!(metrics.contains("platos_token_exchanges_total 2\n"), "{metrics}");
+    assert!(metrics.contains("platos_access_tokens_cached "), "{metrics}");
 }
