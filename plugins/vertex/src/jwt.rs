@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use platos_plugin_sdk::{ErrorCode, PluginError};
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
@@ -21,8 +21,8 @@ pub const ASSERTION_LIFETIME: u64 = 3_600;
 /// optionally in quotes. Errors never quote the value.
 pub fn signing_key(pem: &str) -> Result<SigningKey<Sha256>, PluginError> {
     let pem = normalized_pem(pem);
-    let key = RsaPrivateKey::from_pkcs8_pem(&pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
+    let key = PrivateKey::from_pkcs8_pem(&pem)
+        .or_else(|_| PrivateKey::from_pkcs1_pem(&pem))
         .map_err(|_| {
             PluginError::new(
                 ErrorCode::InvalidCredential,
