@@ -205,3 +205,39 @@ fn error_code(body: &[u8]) -> Option<String> {
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
     plain.then(|| code.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_version_less_paths_go_without_a_dated_api_version() {
+        for url in [
+            "https://contoso.openai.azure.com/openai/v1/chat/completions",
+            "https://contoso.openai.azure.com/openai/v1/models?x=1",
+            "https://contoso.openai.azure.com/openai/v1",
+        ] {
+            assert!(is_v1_path(url), "{url}");
+        }
+        for url in [
+            "https://contoso.openai.azure.com/openai/deployments/d/chat/completions",
+            "https://contoso.openai.azure.com/openai/v10/models",
+            "https://contoso.openai.azure.com/x?path=/openai/v1/",
+            "https://contoso.openai.azure.com/openai/models#/openai/v1/",
+        ] {
+            assert!(!is_v1_path(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn tenants_and_form_values_cannot_reshape_the_request() {
+        assert!(is_tenant("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(is_tenant("contoso.onmicrosoft.com"));
+        for bad in ["", "a/b", "evil.example#", "a?b", ".x", "a b", "a%2fb"] {
+            assert!(!is_tenant(bad), "{bad:?}");
+        }
+        assert_eq!(form_encode("a+b/c=d&e f~._-"), "a%2Bb%2Fc%3Dd%26e%20f~._-");
+        assert!(has_query_param("https://h/p?a=1&api-version=2", "api-version"));
+        assert!(!has_query_param("https://h/p?xapi-version=2#api-version", "api-version"));
+    }
+}

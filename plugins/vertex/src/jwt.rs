@@ -32,13 +32,14 @@ pub fn signing_key(pem: &str) -> Result<SigningKey<Sha256>, PluginError> {
     Ok(SigningKey::<Sha256>::new(key))
 }
 
-/// `pem` with literal `\n` (and `\r\n`) turned into line breaks, and the
-/// quotes a `.env` or JSON value may keep removed.
+/// `pem` with literal `\n` (and `\r\n`) turned into line breaks, the quotes
+/// a `.env` or JSON value may keep removed, and no surrounding whitespace.
 fn normalized_pem(pem: &str) -> String {
     let trimmed = pem.trim();
     let unquoted =
         trimmed.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(trimmed);
-    unquoted.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\r', "")
+    let text = unquoted.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\r', "");
+    text.trim().to_owned()
 }
 
 /// The signed assertion: `{"alg":"RS256","typ":"JWT","kid":..}` and the
