@@ -31,6 +31,7 @@ const BUNDLED: &[(&str, &[&str])] = &[
     ),
     ("bedrock", &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"]),
     ("google", &["GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GENERATIVE_AI_BASE_URL"]),
+    ("mistral", &["MISTRAL_API_KEY", "MISTRAL_BASE_URL"]),
     ("openai", &["OPENAI_API_KEY", "OPENAI_API_BASE"]),
     ("openai-compatible", &["OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"]),
     ("voyage", &["VOYAGE_API_KEY", "VOYAGE_API_BASE"]),
@@ -43,7 +44,7 @@ async fn registry() -> PluginRegistry {
     registry
 }
 
-/// One bundled plugin, loaded alone (compiling all seven takes a while).
+/// One bundled plugin, loaded alone (compiling all of them takes a while).
 async fn plugin(slug: &str) -> Plugin {
     let host = PluginHost::new(RuntimeConfig::default()).expect("the plugin host starts");
     let (_, wasm) = BUNDLED_PLUGINS
@@ -131,7 +132,7 @@ async fn every_bundled_manifest_loads_validates_and_matches_its_file() {
 }
 
 #[tokio::test]
-async fn plugin_list_shows_all_seven_plugins_with_their_env_vars() {
+async fn plugin_list_shows_every_bundled_plugin_with_its_env_vars() {
     let data = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_platos-host"))
@@ -947,8 +948,11 @@ async fn manifests_carry_the_client_names_and_forms() {
     for plugin in registry.iter() {
         let manifest = plugin.manifest();
         let ids: Vec<&str> = manifest.clients.iter().map(|client| client.id.as_str()).collect();
+        // The official SDK is the default client; a provider without one
+        // defaults to the AI SDK, which reads the variables' own names.
         if !ids.is_empty() {
-            assert_eq!(manifest.default_client.as_deref(), Some("official"), "{}", plugin.slug());
+            let default = if ids.contains(&"official") { "official" } else { "ai-sdk" };
+            assert_eq!(manifest.default_client.as_deref(), Some(default), "{}", plugin.slug());
             assert!(ids.contains(&"ai-sdk"), "{}", plugin.slug());
         }
         assert!(!manifest.token_exchange, "{}", plugin.slug());
@@ -961,4 +965,167 @@ async fn manifests_carry_the_client_names_and_forms() {
         (price.input.0, price.output.0, price.cached_input.map(|micros| micros.0)),
         (1_250_000, 10_000_000, Some(125_000))
     );
+}
+
+/// What the test of one API-key provider (bearer key, probe under a
+/// versioned base URL) checks, in the provider's own shapes.
+struct KeyedProvider {
+    slug: &'static str,
+    /// The key's variable and the base URL's.
+    key_var: &'static str,
+    base_var: &'static str,
+    /// The probe's URL with the default base URL.
+    probe_url: &'static str,
+    /// A base URL as users paste it (without or with the version segment),
+    /// and the probe URL it gives.
+    pasted_bases: &'static [(&'static str, &'static str)],
+    /// A 200 answer to the probe and the models it lists.
+    healthy: &'static str,
+    models: &'static [&'static str],
+    /// `(status, body, verdict class, words the message must carry)`.
+    verdicts: Vec<(u16, String, &'static str, &'static str)>,
+    /// Recorded JSON and SSE answers and the usage read from them.
+    usage: Vec<(HttpResponse, Option<(u64, u64, u64, String)>)>,
+}
+
+/// Checks one API-key provider: exact probe request, exact auth (a caller's
+/// own `Authorization` replaced, a missing key named), only allowed hosts,
+/// base URLs with or without their version segment, models parsed,
+/// verdicts on canned answers (with the provider's words, never the key),
+/// and usage from recorded bodies.
+async fn check_keyed_provider(case: KeyedProvider) {
+    let slug = case.slug;
+    let plugin = plugin(slug).await;
+    let credentials = Credentials::new().with(case.key_var, CANARY);
+
+    let probe = plugin.health_probe(&credentials).await.unwrap();
+    assert_eq!((probe.method, probe.url.as_str()), (Method::Get, case.probe_url), "{slug}");
+    assert!(probe.headers.is_empty() && probe.body.is_none(), "{slug}: {probe:?}");
+    let authorized = plugin.authorize(&credentials, &probe, NOW).await.unwrap();
+    assert_eq!(authorized.url, probe.url);
+    let bearer = format!("Bearer {CANARY}");
+    assert_eq!(added(&probe, &authorized), pairs(&[("authorization", &bearer)]), "{slug}");
+    let mut stale = probe.clone();
+    stale.headers.push(("Authorization".into(), "Bearer stale".into()));
+    let replaced = plugin.authorize(&credentials, &stale, NOW).await.unwrap();
+    assert_eq!(replaced.header_values("authorization").collect::<Vec<_>>(), [bearer.as_str()]);
+    let (code, message) =
+        provider_error(&plugin.authorize(&Credentials::new(), &probe, NOW).await.unwrap_err());
+    assert_eq!(code, ProviderErrorCode::MissingCredential, "{slug}");
+    assert!(message.contains(case.key_var), "{slug}: {message}");
+    let refused =
+        plugin.authorize(&credentials, &get("https://evil.example.com/v1/models"), NOW).await;
+    let refused = refused.unwrap_err();
+    assert!(matches!(refused.kind, CallErrorKind::Refused(_)), "{slug}: {refused}");
+    assert!(!refused.to_string().contains(CANARY));
+
+    for (base, expected) in case.pasted_bases {
+        let proxied = credentials.clone().with(case.base_var, *base);
+        let probe = plugin.health_probe(&proxied).await.unwrap();
+        assert_eq!(probe.url, *expected, "{slug}: {} = {base}", case.base_var);
+        plugin.authorize(&proxied, &probe, NOW).await.expect("the base URL's host is allowed");
+    }
+    let not_a_url = credentials.clone().with(case.base_var, "api.example.com/v1");
+    let (code, message) = provider_error(&plugin.health_probe(&not_a_url).await.unwrap_err());
+    assert_eq!(code, ProviderErrorCode::InvalidCredential, "{slug}");
+    assert!(message.contains(case.base_var), "{slug}: {message}");
+
+    match plugin.interpret_health(&Credentials::new(), &response(200, case.healthy)).await.unwrap() {
+        Verdict::Healthy { models, .. } => assert_eq!(models, case.models, "{slug}"),
+        other => panic!("{slug}: {other:?}"),
+    }
+    let mut classes: Vec<(u16, &str, &str)> = Vec::new();
+    for (status, body, class, words) in &case.verdicts {
+        classes.push((*status, body.as_str(), *class));
+        let verdict =
+            plugin.interpret_health(&Credentials::new(), &response(*status, body)).await.unwrap();
+        assert!(verdict.message().contains(words), "{slug}: HTTP {status} {body}: {verdict:?}");
+    }
+    let generic = [
+        (500, "<html>500 Internal Server Error</html>", "degraded"),
+        (503, "", "degraded"),
+        (200, "<html>captive portal</html>", "degraded"),
+        (200, r#"{"data":"nope"}"#, "degraded"),
+        (200, "", "degraded"),
+        (0, "connection refused", "unreachable"),
+    ];
+    classes.extend(generic);
+    assert_verdicts(&plugin, &classes).await;
+
+    for (response, expected) in &case.usage {
+        assert_eq!(
+            usage_of(&plugin, response).await,
+            *expected,
+            "{slug}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+    // An error answer carries no usage.
+    assert_eq!(usage_of(&plugin, &response(401, &case.verdicts[0].1)).await, None, "{slug}");
+}
+
+/// A stream of server-sent events, one `data:` line per JSON chunk, as the
+/// OpenAI-compatible APIs send them, ended by `[DONE]`.
+fn sse(chunks: &[&str]) -> HttpResponse {
+    let mut body: String = chunks.iter().map(|chunk| format!("data: {chunk}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    stream(&body)
+}
+
+#[tokio::test]
+async fn mistral() {
+    // Recorded bodies (the AI SDK's fixtures of api.mistral.ai answers).
+    let chat = r#"{"id":"0f8a3b1e","object":"chat.completion","created":1769088720,"model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":13,"total_tokens":447,"completion_tokens":434}}"#;
+    let cached = r#"{"model":"mistral-medium-latest","usage":{"prompt_tokens":1200,"total_tokens":1250,"completion_tokens":50,"prompt_token_details":{"cached_tokens":1024}}}"#;
+    let embeddings = r#"{"id":"e1","object":"list","data":[{"object":"embedding","embedding":[0.1],"index":0}],"model":"mistral-embed","usage":{"prompt_tokens":6,"total_tokens":6,"completion_tokens":0}}"#;
+    let chunks = [
+        r#"{"id":"5319","object":"chat.completion.chunk","created":1769088720,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":"This"},"finish_reason":null}]}"#,
+        r#"{"id":"5319","object":"chat.completion.chunk","created":1769088720,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":13,"total_tokens":21,"completion_tokens":8}}"#,
+    ];
+    let error = |kind: &str, message: &str| {
+        format!(r#"{{"object":"error","message":"{message}","type":"{kind}","param":null,"code":null}}"#)
+    };
+    check_keyed_provider(KeyedProvider {
+        slug: "mistral",
+        key_var: "MISTRAL_API_KEY",
+        base_var: "MISTRAL_BASE_URL",
+        probe_url: "https://api.mistral.ai/v1/models",
+        pasted_bases: &[
+            ("https://api.mistral.ai", "https://api.mistral.ai/v1/models"),
+            ("http://127.0.0.1:8089/v1/", "http://127.0.0.1:8089/v1/models"),
+        ],
+        healthy: r#"{"object":"list","data":[{"id":"mistral-large-latest","object":"model","owned_by":"mistralai","capabilities":{"completion_chat":true}},{"id":"mistral-embed","object":"model","owned_by":"mistralai"}]}"#,
+        models: &["mistral-large-latest", "mistral-embed"],
+        verdicts: vec![
+            (
+                401,
+                r#"{"message":"Unauthorized","request_id":"b7e4c1a0d3f24b5e9a8c6d2e1f0a9b8c"}"#.into(),
+                "invalid-credential",
+                "Mistral refused the key: Unauthorized",
+            ),
+            (403, error("forbidden", "Forbidden"), "invalid-credential", "Forbidden"),
+            (
+                429,
+                error("rate_limited", "Requests rate limit exceeded"),
+                "quota-limited",
+                "Requests rate limit exceeded",
+            ),
+            (402, error("payment_required", "Payment required"), "quota-limited", "out of credit"),
+            (
+                400,
+                format!(r#"{{"message":"Invalid model: {CANARY}"}}"#),
+                "degraded",
+                "Invalid model",
+            ),
+            (500, error("internal_error", "Internal server error"), "degraded", "Internal server error"),
+        ],
+        usage: vec![
+            (response(200, chat), counts(13, 434, 0, "mistral-small-latest")),
+            (response(200, cached), counts(176, 50, 1024, "mistral-medium-latest")),
+            (response(200, embeddings), counts(6, 0, 0, "mistral-embed")),
+            (sse(&chunks), counts(13, 8, 0, "mistral-small-latest")),
+            (sse(&chunks[..1]), None),
+        ],
+    })
+    .await;
 }

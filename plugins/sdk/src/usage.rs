@@ -79,15 +79,21 @@ pub fn requested_model(request: &HttpRequest) -> Option<String> {
 }
 
 /// The usage in one OpenAI-style JSON object: a Chat Completions, Completions,
-/// Embeddings or Responses answer, a streamed chunk carrying `usage`, or a
-/// Responses stream event carrying `response.usage`. `None` without usage.
+/// Embeddings or Responses answer, a streamed chunk carrying `usage` (or, from
+/// Groq, `x_groq.usage`), or a Responses stream event carrying
+/// `response.usage`. Cached prompt tokens are `*_tokens_details.cached_tokens`,
+/// else DeepSeek's `prompt_cache_hit_tokens`. `None` without usage.
 pub fn openai_usage_from_json(value: &Value) -> Option<Usage> {
-    let (usage, model) = match value.get("usage").filter(|usage| usage.is_object()) {
+    let object = |usage: &Value| usage.is_object();
+    let (usage, model) = match value.get("usage").filter(|usage| object(usage)) {
         Some(usage) => (usage, &value["model"]),
-        None => {
-            let response = &value["response"];
-            (response.get("usage").filter(|usage| usage.is_object())?, &response["model"])
-        }
+        None => match value["x_groq"].get("usage").filter(|usage| object(usage)) {
+            Some(usage) => (usage, &value["model"]),
+            None => {
+                let response = &value["response"];
+                (response.get("usage").filter(|usage| object(usage))?, &response["model"])
+            }
+        },
     };
     let count = |names: &[&str]| names.iter().find_map(|name| usage[*name].as_u64());
     let prompt = count(&["prompt_tokens", "input_tokens"]);
@@ -95,14 +101,31 @@ pub fn openai_usage_from_json(value: &Value) -> Option<Usage> {
     if prompt.is_none() && completion.is_none() {
         return None;
     }
-    let cached = ["prompt_tokens_details", "input_tokens_details"]
+    // Mistral also spells the details `prompt_token_details`, or counts
+    // `num_cached_tokens`; DeepSeek counts `prompt_cache_hit_tokens`.
+    let cached = ["prompt_tokens_details", "input_tokens_details", "prompt_token_details"]
         .iter()
         .find_map(|details| usage[*details]["cached_tokens"].as_u64())
+        .or_else(|| count(&["num_cached_tokens", "prompt_cache_hit_tokens"]))
         .unwrap_or(0);
     let prompt = prompt.unwrap_or(0);
+    let completion = completion.unwrap_or(0);
+    // OpenAI counts reasoning inside `completion_tokens`; xAI does not, and
+    // its `total_tokens` shows it: then reasoning is added to the output.
+    let reasoning = ["completion_tokens_details", "output_tokens_details"]
+        .iter()
+        .find_map(|details| usage[*details]["reasoning_tokens"].as_u64())
+        .unwrap_or(0);
+    let reasoning_outside = reasoning > 0
+        && count(&["total_tokens"])
+            == Some(prompt.saturating_add(completion).saturating_add(reasoning));
     Some(Usage {
         input_tokens: prompt.saturating_sub(cached),
-        output_tokens: completion.unwrap_or(0),
+        output_tokens: if reasoning_outside {
+            completion.saturating_add(reasoning)
+        } else {
+            completion
+        },
         cached_input_tokens: cached.min(prompt),
         model: model.as_str().map(str::to_owned),
     })

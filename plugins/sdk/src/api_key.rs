@@ -1,0 +1,158 @@
+//! The shared shape of providers reached with one API key as a bearer token
+//! (Mistral, Groq, DeepSeek, xAI, OpenRouter, Together, Fireworks, Cohere):
+//! a probe `GET` under a versioned base URL, verdicts that read the
+//! provider's own error wording, and usage read from its answers.
+//!
+//! A plugin describes its provider in one [`ApiKeyProvider`] and exports it
+//! with [`export_api_key_provider!`](crate::export_api_key_provider).
+
+use serde_json::Value;
+
+use crate::{
+    Credentials, HttpRequest, HttpResponse, PluginError, ProviderManifest, StatusClass, Usage,
+    Verdict, base_url, classify_status, join_url, listing_verdict, model_ids_from_json,
+    redacted_snippet,
+};
+
+/// How one API-key provider is probed and how it words its answers.
+pub struct ApiKeyProvider {
+    /// The provider's name for verdict messages, e.g. `Mistral`.
+    pub name: &'static str,
+    /// The path the API lives under, appended to the configured base URL
+    /// unless the URL already ends with it (users paste both forms), e.g.
+    /// `/v1`, `/openai/v1`; empty when the base URL is the API root.
+    pub api_path: &'static str,
+    /// The probe's path under the API, e.g. `models`.
+    pub probe_path: &'static str,
+    /// Phrases (lower case) in a 4xx error body that mean the key was
+    /// refused, whatever the status (xAI answers a wrong key with 400).
+    pub bad_key: &'static [&'static str],
+    /// Phrases (lower case) in a 4xx error body that mean the account is out
+    /// of credit, whatever the status (xAI says so with 403).
+    pub no_credit: &'static [&'static str],
+    /// Reads a 2xx probe answer, e.g. [`model_list_verdict`].
+    pub healthy: fn(&HttpResponse) -> Verdict,
+    /// Reads the tokens a response consumed, e.g. [`read_openai_usage`](crate::read_openai_usage).
+    pub usage: fn(&HttpRequest, &HttpResponse) -> Option<Usage>,
+}
+
+impl ApiKeyProvider {
+    /// The API's root: the configured base URL (or the manifest's default)
+    /// with [`ApiKeyProvider::api_path`] appended unless it ends with it.
+    pub fn api_root(
+        &self,
+        credentials: &Credentials,
+        manifest: &ProviderManifest,
+    ) -> Result<String, PluginError> {
+        let base = base_url(credentials, manifest)?;
+        let path = self.api_path.trim_end_matches('/');
+        Ok(if path.is_empty() || base.ends_with(path) { base } else { join_url(&base, path) })
+    }
+
+    /// The probe: `GET {api root}/{probe path}`, authorized later by the host.
+    pub fn probe(
+        &self,
+        credentials: &Credentials,
+        manifest: &ProviderManifest,
+    ) -> Result<HttpRequest, PluginError> {
+        Ok(HttpRequest::get(join_url(&self.api_root(credentials, manifest)?, self.probe_path)))
+    }
+
+    /// Reads a probe response. Out-of-credit wording or a 402 is quota,
+    /// bad-key wording or a 401/403 an invalid credential, a 429 quota
+    /// (rate limit), other failures degraded; every message carries the
+    /// provider's own words (redacted).
+    pub fn verdict(&self, response: &HttpResponse) -> Verdict {
+        let status = response.status;
+        let class = classify_status(status);
+        if class == StatusClass::Success {
+            return (self.healthy)(response);
+        }
+        if class == StatusClass::Unreachable {
+            return Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)));
+        }
+        let said = error_message(&response.body)
+            .map(|message| format!(": {message}"))
+            .unwrap_or_default();
+        // The wording refines client errors only: a 5xx stays degraded
+        // whatever it says.
+        let body = String::from_utf8_lossy(&response.body).to_lowercase();
+        let says = |phrases: &[&str]| {
+            (400..500).contains(&status) && phrases.iter().any(|phrase| body.contains(phrase))
+        };
+        let name = self.name;
+        if status == 402 || says(self.no_credit) {
+            Verdict::QuotaLimited(format!("HTTP {status}: the {name} account is out of credit{said}"))
+        } else if class == StatusClass::InvalidCredential || says(self.bad_key) {
+            Verdict::InvalidCredential(format!("HTTP {status}: {name} refused the key{said}"))
+        } else if status == 429 {
+            Verdict::QuotaLimited(format!("HTTP 429: rate limited by {name}{said}"))
+        } else if said.is_empty() {
+            Verdict::Degraded(format!("HTTP {status}: {}", redacted_snippet(&response.body)))
+        } else {
+            Verdict::Degraded(format!("HTTP {status}{said}"))
+        }
+    }
+}
+
+/// The verdict for a 2xx models-list answer: healthy with the listed ids
+/// (`{"data":[..]}`, `{"models":[..]}` or a bare array), else degraded.
+pub fn model_list_verdict(response: &HttpResponse) -> Verdict {
+    listing_verdict(response, model_ids_from_json(&response.body), "models")
+}
+
+/// The provider's own message in a JSON error body, redacted and on one
+/// line: `error.message`, `error` as a string, `message`, `detail`, or
+/// `error.type`/`code` when nothing else is said. `None` for any other body.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let error = &value["error"];
+    let text = [
+        &error["message"],
+        error,
+        &value["message"],
+        &value["detail"],
+        &error["type"],
+        &error["code"],
+        &value["code"],
+    ]
+    .into_iter()
+    .find_map(|candidate| candidate.as_str().filter(|text| !text.trim().is_empty()))?;
+    Some(redacted_snippet(text.as_bytes()))
+}
+
+/// Exports an [`ApiKeyProvider`] as a plugin: the manifest from
+/// `include_manifest!()`, the declared auth, and the description's probe,
+/// verdicts and usage. The first argument names the unit struct to define.
+#[macro_export]
+macro_rules! export_api_key_provider {
+    ($provider:ident, $description:expr) => {
+        struct $provider;
+
+        impl $crate::Provider for $provider {
+            fn manifest() -> $crate::ProviderManifest {
+                $crate::include_manifest!()
+            }
+
+            fn health_probe(
+                credentials: $crate::Credentials,
+            ) -> ::core::result::Result<$crate::HttpRequest, $crate::PluginError> {
+                $description.probe(&credentials, &Self::manifest())
+            }
+
+            fn interpret_health(response: $crate::HttpResponse) -> $crate::Verdict {
+                $description.verdict(&response)
+            }
+
+            fn read_usage(
+                request: $crate::HttpRequest,
+                response: $crate::HttpResponse,
+            ) -> ::core::result::Result<::core::option::Option<$crate::Usage>, $crate::PluginError>
+            {
+                Ok(($description.usage)(&request, &response))
+            }
+        }
+
+        $crate::export_provider!($provider);
+    };
+}
