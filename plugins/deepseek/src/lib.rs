@@ -13,6 +13,7 @@ use platos_plugin_sdk::{
 const DEEPSEEK: ApiKeyProvider = ApiKeyProvider {
     name: "DeepSeek",
     api_path: "",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &["authentication fails"],
     no_credit: &["insufficient balance"],

@@ -10,6 +10,7 @@ use platos_plugin_sdk::{
 const FIREWORKS: ApiKeyProvider = ApiKeyProvider {
     name: "Fireworks AI",
     api_path: "/inference/v1",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &[],
     no_credit: &[],

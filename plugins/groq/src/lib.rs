@@ -14,6 +14,7 @@ use platos_plugin_sdk::{
 const GROQ: ApiKeyProvider = ApiKeyProvider {
     name: "Groq",
     api_path: "/openai/v1",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &["invalid_api_key", "organization_restricted"],
     no_credit: &[],

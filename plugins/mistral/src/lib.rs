@@ -10,6 +10,7 @@ use platos_plugin_sdk::{ApiKeyProvider, export_api_key_provider, model_list_verd
 const MISTRAL: ApiKeyProvider = ApiKeyProvider {
     name: "Mistral",
     api_path: "/v1",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &[],
     no_credit: &[],

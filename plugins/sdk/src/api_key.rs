@@ -22,6 +22,10 @@ pub struct ApiKeyProvider {
     /// unless the URL already ends with it (users paste both forms), e.g.
     /// `/v1`, `/openai/v1`; empty when the base URL is the API root.
     pub api_path: &'static str,
+    /// The paths of other API versions a pasted base URL may end with,
+    /// removed before [`ApiKeyProvider::api_path`] is appended (Cohere's
+    /// `/v2`, the AI SDK's form, when the probe lives under `/v1`).
+    pub other_api_paths: &'static [&'static str],
     /// The probe's path under the API, e.g. `models`.
     pub probe_path: &'static str,
     /// Phrases (lower case) in a 4xx error body that mean the key was
@@ -38,13 +42,18 @@ pub struct ApiKeyProvider {
 
 impl ApiKeyProvider {
     /// The API's root: the configured base URL (or the manifest's default)
-    /// with [`ApiKeyProvider::api_path`] appended unless it ends with it.
+    /// without another version's path, with [`ApiKeyProvider::api_path`]
+    /// appended unless it ends with it.
     pub fn api_root(
         &self,
         credentials: &Credentials,
         manifest: &ProviderManifest,
     ) -> Result<String, PluginError> {
-        let base = base_url(credentials, manifest)?;
+        let mut base = base_url(credentials, manifest)?;
+        if let Some(root) = self.other_api_paths.iter().find_map(|other| base.strip_suffix(other))
+        {
+            base = root.to_owned();
+        }
         let path = self.api_path.trim_end_matches('/');
         Ok(if path.is_empty() || base.ends_with(path) { base } else { join_url(&base, path) })
     }

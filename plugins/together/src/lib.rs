@@ -12,6 +12,7 @@ use platos_plugin_sdk::{
 const TOGETHER: ApiKeyProvider = ApiKeyProvider {
     name: "Together AI",
     api_path: "/v1",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &["invalid_api_key"],
     no_credit: &[],

@@ -13,6 +13,7 @@ use platos_plugin_sdk::{
 const XAI: ApiKeyProvider = ApiKeyProvider {
     name: "xAI",
     api_path: "/v1",
+    other_api_paths: &[],
     probe_path: "models",
     bad_key: &["incorrect api key", "invalid api key"],
     no_credit: &["any credits", "out of credits", "spending limit"],
