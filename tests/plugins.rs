@@ -30,6 +30,7 @@ const BUNDLED: &[(&str, &[&str])] = &[
         &["AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"],
     ),
     ("bedrock", &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"]),
+    ("cohere", &["CO_API_KEY", "CO_API_URL"]),
     ("deepseek", &["DEEPSEEK_API_KEY", "DEEPSEEK_API_BASE"]),
     ("fireworks", &["FIREWORKS_API_KEY", "FIREWORKS_BASE_URL"]),
     ("google", &["GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GENERATIVE_AI_BASE_URL"]),
@@ -37,6 +38,7 @@ const BUNDLED: &[(&str, &[&str])] = &[
     ("mistral", &["MISTRAL_API_KEY", "MISTRAL_BASE_URL"]),
     ("openai", &["OPENAI_API_KEY", "OPENAI_API_BASE"]),
     ("openai-compatible", &["OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"]),
+    ("openrouter", &["OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"]),
     ("together", &["TOGETHER_API_KEY", "TOGETHER_BASE_URL"]),
     ("voyage", &["VOYAGE_API_KEY", "VOYAGE_API_BASE"]),
     ("xai", &["XAI_API_KEY", "XAI_BASE_URL"]),
@@ -985,7 +987,7 @@ struct KeyedProvider {
     /// and the probe URL it gives.
     pasted_bases: &'static [(&'static str, &'static str)],
     /// A 200 answer to the probe and the models it lists.
-    healthy: &'static str,
+    healthy: String,
     models: &'static [&'static str],
     /// `(status, body, verdict class, words the message must carry)`.
     verdicts: Vec<(u16, String, &'static str, &'static str)>,
@@ -1035,7 +1037,7 @@ async fn check_keyed_provider(case: KeyedProvider) {
     assert_eq!(code, ProviderErrorCode::InvalidCredential, "{slug}");
     assert!(message.contains(case.base_var), "{slug}: {message}");
 
-    match plugin.interpret_health(&Credentials::new(), &response(200, case.healthy)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, &case.healthy)).await.unwrap() {
         Verdict::Healthy { models, .. } => assert_eq!(models, case.models, "{slug}"),
         other => panic!("{slug}: {other:?}"),
     }
@@ -1099,7 +1101,7 @@ async fn mistral() {
             ("https://api.mistral.ai", "https://api.mistral.ai/v1/models"),
             ("http://127.0.0.1:8089/v1/", "http://127.0.0.1:8089/v1/models"),
         ],
-        healthy: r#"{"object":"list","data":[{"id":"mistral-large-latest","object":"model","owned_by":"mistralai","capabilities":{"completion_chat":true}},{"id":"mistral-embed","object":"model","owned_by":"mistralai"}]}"#,
+        healthy: r#"{"object":"list","data":[{"id":"mistral-large-latest","object":"model","owned_by":"mistralai","capabilities":{"completion_chat":true}},{"id":"mistral-embed","object":"model","owned_by":"mistralai"}]}"#.into(),
         models: &["mistral-large-latest", "mistral-embed"],
         verdicts: vec![
             (
@@ -1158,7 +1160,7 @@ async fn groq() {
             ("https://api.groq.com/openai/v1/", "https://api.groq.com/openai/v1/models"),
             ("http://127.0.0.1:8089", "http://127.0.0.1:8089/openai/v1/models"),
         ],
-        healthy: r#"{"object":"list","data":[{"id":"llama-3.3-70b-versatile","object":"model","created":1733447754,"owned_by":"Meta","active":true,"context_window":131072},{"id":"openai/gpt-oss-120b","object":"model","created":1754408224,"owned_by":"OpenAI","active":true,"context_window":131072}]}"#,
+        healthy: r#"{"object":"list","data":[{"id":"llama-3.3-70b-versatile","object":"model","created":1733447754,"owned_by":"Meta","active":true,"context_window":131072},{"id":"openai/gpt-oss-120b","object":"model","created":1754408224,"owned_by":"OpenAI","active":true,"context_window":131072}]}"#.into(),
         models: &["llama-3.3-70b-versatile", "openai/gpt-oss-120b"],
         verdicts: vec![
             (
@@ -1229,7 +1231,7 @@ async fn deepseek() {
             ("https://api.deepseek.com/v1", "https://api.deepseek.com/v1/models"),
             ("http://127.0.0.1:8089/", "http://127.0.0.1:8089/models"),
         ],
-        healthy: r#"{"object":"list","data":[{"id":"deepseek-v4-flash","object":"model","owned_by":"deepseek"},{"id":"deepseek-v4-pro","object":"model","owned_by":"deepseek"}]}"#,
+        healthy: r#"{"object":"list","data":[{"id":"deepseek-v4-flash","object":"model","owned_by":"deepseek"},{"id":"deepseek-v4-pro","object":"model","owned_by":"deepseek"}]}"#.into(),
         models: &["deepseek-v4-flash", "deepseek-v4-pro"],
         verdicts: vec![
             (
@@ -1278,7 +1280,7 @@ async fn xai() {
             ("https://api.x.ai", "https://api.x.ai/v1/models"),
             ("http://127.0.0.1:8089/v1", "http://127.0.0.1:8089/v1/models"),
         ],
-        healthy: r#"{"data":[{"id":"grok-4-0709","created":1752019200,"object":"model","owned_by":"xai"},{"id":"grok-3-mini","created":1743724800,"object":"model","owned_by":"xai"}],"object":"list"}"#,
+        healthy: r#"{"data":[{"id":"grok-4-0709","created":1752019200,"object":"model","owned_by":"xai"},{"id":"grok-3-mini","created":1743724800,"object":"model","owned_by":"xai"}],"object":"list"}"#.into(),
         models: &["grok-4-0709", "grok-3-mini"],
         verdicts: vec![
             (
@@ -1339,7 +1341,7 @@ async fn together() {
             ("http://127.0.0.1:8089", "http://127.0.0.1:8089/v1/models"),
         ],
         // Together lists models as a bare array.
-        healthy: r#"[{"id":"meta-llama/Llama-3.3-70B-Instruct-Turbo","object":"model","created":1733447754,"type":"chat","display_name":"Meta Llama 3.3 70B Instruct Turbo","organization":"Meta","context_length":131072},{"id":"BAAI/bge-large-en-v1.5","object":"model","created":0,"type":"embedding"}]"#,
+        healthy: r#"[{"id":"meta-llama/Llama-3.3-70B-Instruct-Turbo","object":"model","created":1733447754,"type":"chat","display_name":"Meta Llama 3.3 70B Instruct Turbo","organization":"Meta","context_length":131072},{"id":"BAAI/bge-large-en-v1.5","object":"model","created":0,"type":"embedding"}]"#.into(),
         models: &["meta-llama/Llama-3.3-70B-Instruct-Turbo", "BAAI/bge-large-en-v1.5"],
         verdicts: vec![
             (
@@ -1383,7 +1385,7 @@ async fn fireworks() {
             ("https://api.fireworks.ai/inference/v1/", "https://api.fireworks.ai/inference/v1/models"),
             ("http://127.0.0.1:8089", "http://127.0.0.1:8089/inference/v1/models"),
         ],
-        healthy: r#"{"data":[{"id":"accounts/fireworks/models/llama-v3p3-70b-instruct","object":"model","owned_by":"fireworks","created":1733442103,"kind":"HF_BASE_MODEL","supports_chat":true,"context_length":131072},{"id":"nomic-ai/nomic-embed-text-v1.5","object":"model","owned_by":"fireworks","created":1707955200}],"object":"list"}"#,
+        healthy: r#"{"data":[{"id":"accounts/fireworks/models/llama-v3p3-70b-instruct","object":"model","owned_by":"fireworks","created":1733442103,"kind":"HF_BASE_MODEL","supports_chat":true,"context_length":131072},{"id":"nomic-ai/nomic-embed-text-v1.5","object":"model","owned_by":"fireworks","created":1707955200}],"object":"list"}"#.into(),
         models: &["accounts/fireworks/models/llama-v3p3-70b-instruct", "nomic-ai/nomic-embed-text-v1.5"],
         verdicts: vec![
             (401, error("The API key you provided is invalid."), "invalid-credential", "Fireworks AI refused the key: The API key you provided is invalid."),
@@ -1395,6 +1397,110 @@ async fn fireworks() {
             (response(200, chat), counts(108, 60, 1792, "accounts/fireworks/models/gpt-oss-120b")),
             (sse(&[head, last]), counts(15, 7, 0, "accounts/fireworks/models/llama-v3p3-70b-instruct")),
             (sse(&[head]), None),
+        ],
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn openrouter() {
+    let key_info = |remaining: &str| {
+        format!(
+            r#"{{"data":{{"label":"sk-or-v1-au7...w6","limit":100,"usage":25.5,"usage_daily":25.5,"is_free_tier":false,"is_provisioning_key":false,"limit_remaining":{remaining},"limit_reset":"monthly","include_byok_in_limit":false,"rate_limit":{{"requests":1000,"interval":"1h","note":"This field is deprecated and safe to ignore."}}}}}}"#
+        )
+    };
+    let healthy = key_info("74.5");
+    let chat = r#"{"id":"gen-1764","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion","created":1764657993,"choices":[],"usage":{"prompt_tokens":1024,"completion_tokens":64,"total_tokens":1088,"cost":0.004032,"is_byok":false,"prompt_tokens_details":{"cached_tokens":768,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"image_tokens":0}}}"#;
+    let head = r#"{"id":"gen-1765","provider":"OpenAI","model":"openai/gpt-5","object":"chat.completion.chunk","created":1764657993,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#;
+    let last = r#"{"id":"gen-1765","provider":"OpenAI","model":"openai/gpt-5","object":"chat.completion.chunk","created":1764657993,"choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":200,"total_tokens":240,"cost":0.00205,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":128}}}"#;
+    let error = |code: u16, message: &str| format!(r#"{{"error":{{"message":"{message}","code":{code}}}}}"#);
+    // The key's label (a masked form of the key) is never repeated.
+    let plugin = plugin("openrouter").await;
+    match plugin.interpret_health(&Credentials::new(), &response(200, &healthy)).await.unwrap() {
+        Verdict::Healthy { message, .. } => {
+            assert_eq!(message, "the key works (paid, $25.50 of a $100.00 limit used)");
+        }
+        other => panic!("{other:?}"),
+    }
+    check_keyed_provider(KeyedProvider {
+        slug: "openrouter",
+        key_var: "OPENROUTER_API_KEY",
+        base_var: "OPENROUTER_BASE_URL",
+        probe_url: "https://openrouter.ai/api/v1/key",
+        pasted_bases: &[
+            ("https://openrouter.ai", "https://openrouter.ai/api/v1/key"),
+            ("http://127.0.0.1:8089/api/v1/", "http://127.0.0.1:8089/api/v1/key"),
+        ],
+        healthy: healthy.clone(),
+        models: &[],
+        verdicts: vec![
+            (401, error(401, "No auth credentials found"), "invalid-credential", "OpenRouter refused the key: No auth credentials found"),
+            (401, error(401, "User not found."), "invalid-credential", "User not found."),
+            (
+                402,
+                error(402, "Insufficient credits. Add more using https://openrouter.ai/settings/credits"),
+                "quota-limited",
+                "out of credit: Insufficient credits",
+            ),
+            (429, error(429, "Rate limit exceeded: free-models-per-day"), "quota-limited", "Rate limit exceeded"),
+            (502, error(502, "Provider returned error"), "degraded", "Provider returned error"),
+            (200, key_info("0"), "quota-limited", "credit limit is spent"),
+            (200, key_info("-0.25"), "quota-limited", "credit limit is spent"),
+            // A model list is no proof of a key.
+            (200, r#"{"data":[{"id":"openai/gpt-5"}]}"#.into(), "degraded", "not OpenRouter's key information"),
+        ],
+        usage: vec![
+            (response(200, chat), counts(256, 64, 768, "anthropic/claude-sonnet-4.5")),
+            (sse(&[head, last]), counts(40, 200, 0, "openai/gpt-5")),
+            (sse(&[head]), None),
+        ],
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cohere() {
+    // Recorded bodies (the AI SDK's fixtures of api.cohere.com answers).
+    let chat_v2 = r#"{"id":"c14c80c3","message":{"role":"assistant","content":[{"type":"text","text":"Hello"}]},"finish_reason":"COMPLETE","usage":{"billed_units":{"input_tokens":12,"output_tokens":7},"tokens":{"input_tokens":507,"output_tokens":10},"cached_tokens":448}}"#;
+    let chat_v1 = r#"{"response_id":"a1","text":"Hi","generation_id":"g1","finish_reason":"COMPLETE","meta":{"api_version":{"version":"1"},"billed_units":{"input_tokens":30,"output_tokens":12},"tokens":{"input_tokens":96,"output_tokens":12}}}"#;
+    let embed = r#"{"id":"e1","texts":["ping"],"embeddings":{"float":[[0.1]]},"meta":{"api_version":{"version":"2"},"billed_units":{"input_tokens":10}},"response_type":"embeddings_by_type"}"#;
+    let rerank = r#"{"id":"r1","results":[{"index":0,"relevance_score":0.9}],"meta":{"api_version":{"version":"2"},"billed_units":{"search_units":1}}}"#;
+    let tokens_only = r#"{"id":"t1","finish_reason":"COMPLETE","usage":{"tokens":{"input_tokens":40,"output_tokens":4}}}"#;
+    let stream = concat!(
+        "event: message-start\ndata: {\"id\":\"29f1\",\"type\":\"message-start\",\"delta\":{\"message\":{\"role\":\"assistant\",\"content\":[]}}}\n\n",
+        "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\n\n",
+        "event: content-end\ndata: {\"type\":\"content-end\",\"index\":0}\n\n",
+        "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"billed_units\":{\"input_tokens\":12,\"output_tokens\":7},\"tokens\":{\"input_tokens\":507,\"output_tokens\":10},\"cached_tokens\":448}}}\n\n",
+    );
+    let trial = "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.";
+    let error = |message: &str| format!(r#"{{"id":"9d2b1f4e-0c3a-4e7b-8f6d-1a2b3c4d5e6f","message":"{message}"}}"#);
+    check_keyed_provider(KeyedProvider {
+        slug: "cohere",
+        key_var: "CO_API_KEY",
+        base_var: "CO_API_URL",
+        probe_url: "https://api.cohere.com/v1/models",
+        pasted_bases: &[
+            ("https://api.cohere.com/v2", "https://api.cohere.com/v1/models"),
+            ("https://api.cohere.ai/v1/", "https://api.cohere.ai/v1/models"),
+            ("http://127.0.0.1:8089", "http://127.0.0.1:8089/v1/models"),
+        ],
+        healthy: r#"{"models":[{"name":"command-a-03-2025","endpoints":["generate","chat","summarize"],"finetuned":false,"context_length":256000,"tokenizer_url":"https://storage.googleapis.com/cohere-public/tokenizers/command-a-03-2025.json","default_endpoints":["chat"]},{"name":"rerank-v3.5","endpoints":["rerank"],"finetuned":false,"context_length":4096}],"next_page_token":""}"#.into(),
+        models: &["command-a-03-2025", "rerank-v3.5"],
+        verdicts: vec![
+            (401, error("invalid api token"), "invalid-credential", "Cohere refused the key: invalid api token"),
+            (429, error(trial), "quota-limited", "Trial key, which is limited to 1000 API calls / month"),
+            (402, error("Please add a payment method to continue"), "quota-limited", "out of credit"),
+            (400, error("invalid request: model 'nope' not found"), "degraded", "model 'nope' not found"),
+            (500, error("internal server error, this has been reported to our developers"), "degraded", "internal server error"),
+        ],
+        usage: vec![
+            (response(200, chat_v2), counts(12, 7, 0, "requested-model")),
+            (response(200, chat_v1), counts(30, 12, 0, "requested-model")),
+            (response(200, embed), counts(10, 0, 0, "requested-model")),
+            (response(200, tokens_only), counts(40, 4, 0, "requested-model")),
+            (response(200, rerank), None),
+            (self::stream(stream), counts(12, 7, 0, "requested-model")),
+            (self::stream(&stream[..200]), None),
         ],
     })
     .await;
