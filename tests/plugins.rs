@@ -1418,7 +1418,7 @@ async fn openrouter() {
     let plugin = plugin("openrouter").await;
     match plugin.interpret_health(&Credentials::new(), &response(200, &healthy)).await.unwrap() {
         Verdict::Healthy { message, .. } => {
-            assert_eq!(message, "the key works (paid, $25.50 of a $100.00 limit used)");
+            assert_eq!(message, "the key works (paid, $25.5 of a $100 limit used)");
         }
         other => panic!("{other:?}"),
     }

@@ -38,19 +38,19 @@ fn key_verdict(response: &HttpResponse) -> Verdict {
             redacted_snippet(&response.body)
         ));
     };
-    let usage = data["usage"].as_f64();
-    let limit = data["limit"].as_f64();
-    if let Some(remaining) = data["limit_remaining"].as_f64().filter(|remaining| *remaining <= 0.0)
-    {
+    // Amounts as the answer writes them (USD): no float formatting in the component.
+    let (usage, limit) = (&data["usage"], &data["limit"]);
+    let spent_limit = data["limit_remaining"].as_f64().is_some_and(|remaining| remaining <= 0.0);
+    if spent_limit {
         return Verdict::QuotaLimited(format!(
-            "the key's credit limit is spent (limit {}, remaining {remaining})",
-            limit.map_or_else(|| "unknown".to_owned(), |limit| limit.to_string())
+            "the key's credit limit is spent (limit ${limit}, remaining ${})",
+            data["limit_remaining"]
         ));
     }
     let tier = if data["is_free_tier"].as_bool() == Some(true) { "free tier" } else { "paid" };
-    let spent = match (usage, limit) {
-        (Some(usage), Some(limit)) => format!(", ${usage:.2} of a ${limit:.2} limit used"),
-        (Some(usage), None) => format!(", ${usage:.2} used, no limit"),
+    let spent = match (usage.is_number(), limit.is_number()) {
+        (true, true) => format!(", ${usage} of a ${limit} limit used"),
+        (true, false) => format!(", ${usage} used, no limit"),
         _ => String::new(),
     };
     Verdict::Healthy(HealthyInfo { message: format!("the key works ({tier}{spent})"), models: Vec::new() })

@@ -85,7 +85,7 @@ impl ApiKeyProvider {
             .unwrap_or_default();
         // The wording refines client errors only: a 5xx stays degraded
         // whatever it says.
-        let body = String::from_utf8_lossy(&response.body).to_lowercase();
+        let body = String::from_utf8_lossy(&response.body).to_ascii_lowercase();
         let says = |phrases: &[&str]| {
             (400..500).contains(&status) && phrases.iter().any(|phrase| body.contains(phrase))
         };
@@ -164,4 +164,110 @@ macro_rules! export_api_key_provider {
 
         $crate::export_provider!($provider);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EnvVar, EnvVarRole, HealthyInfo};
+
+    fn healthy(_: &HttpResponse) -> Verdict {
+        Verdict::Healthy(HealthyInfo { message: "ok".into(), models: Vec::new() })
+    }
+
+    const ACME: ApiKeyProvider = ApiKeyProvider {
+        name: "Acme",
+        api_path: "/v1",
+        other_api_paths: &["/v2"],
+        probe_path: "models",
+        bad_key: &["incorrect api key"],
+        no_credit: &["no credits"],
+        healthy,
+        usage: crate::read_openai_usage,
+    };
+
+    fn manifest(default: &str) -> ProviderManifest {
+        ProviderManifest {
+            slug: "acme".into(),
+            display_name: "Acme".into(),
+            plugin_version: "1.0.0".into(),
+            env_vars: vec![EnvVar {
+                name: "ACME_BASE_URL".into(),
+                role: EnvVarRole::BaseUrl,
+                required: false,
+                description: String::new(),
+                default_value: Some(default.into()),
+                aliases: Vec::new(),
+            }],
+            auth: crate::AuthShape::Bearer("ACME_API_KEY".into()),
+            model_classes: Vec::new(),
+            default_models: Vec::new(),
+            allowed_hosts: Vec::new(),
+            docs_url: String::new(),
+            probe_cost: None,
+            clients: Vec::new(),
+            default_client: None,
+            token_exchange: false,
+        }
+    }
+
+    fn class(status: u16, body: &str) -> (&'static str, String) {
+        let response = HttpResponse { status, headers: Vec::new(), body: body.as_bytes().to_vec() };
+        match ACME.verdict(&response) {
+            Verdict::Healthy(info) => ("healthy", info.message),
+            Verdict::InvalidCredential(message) => ("invalid-credential", message),
+            Verdict::QuotaLimited(message) => ("quota-limited", message),
+            Verdict::Unreachable(message) => ("unreachable", message),
+            Verdict::Degraded(message) => ("degraded", message),
+        }
+    }
+
+    #[test]
+    fn the_api_root_takes_the_base_url_with_or_without_its_version() {
+        let root = |base: &str| {
+            let credentials = vec![("ACME_BASE_URL".to_owned(), base.to_owned())];
+            ACME.api_root(&credentials, &manifest("https://api.acme.example/v1")).unwrap()
+        };
+        assert_eq!(root("https://api.acme.example"), "https://api.acme.example/v1");
+        assert_eq!(root("https://api.acme.example/v1/"), "https://api.acme.example/v1");
+        assert_eq!(root("https://api.acme.example/v2"), "https://api.acme.example/v1");
+        assert_eq!(root("http://127.0.0.1:9/proxy"), "http://127.0.0.1:9/proxy/v1");
+        let default = ACME.api_root(&Vec::new(), &manifest("https://api.acme.example/v1"));
+        assert_eq!(default.unwrap(), "https://api.acme.example/v1");
+    }
+
+    #[test]
+    fn wording_refines_client_errors_only() {
+        assert_eq!(class(200, "{}").0, "healthy");
+        assert_eq!(class(0, "refused"), ("unreachable", "unreachable: refused".into()));
+        let (verdict, message) = class(400, r#"{"error":"Incorrect API key provided"}"#);
+        assert_eq!(verdict, "invalid-credential");
+        assert_eq!(message, "HTTP 400: Acme refused the key: Incorrect API key provided");
+        // Out of credit wins over the status's own meaning.
+        assert_eq!(class(403, r#"{"error":"The team has no credits"}"#).0, "quota-limited");
+        assert_eq!(class(402, "").0, "quota-limited");
+        assert_eq!(class(401, "").0, "invalid-credential");
+        assert_eq!(class(429, r#"{"message":"slow down"}"#).1, "HTTP 429: rate limited by Acme: slow down");
+        // A server error stays degraded whatever it says.
+        assert_eq!(class(500, r#"{"error":"incorrect api key store"}"#).0, "degraded");
+        assert_eq!(class(502, "<html>Bad Gateway</html>").1, "HTTP 502: <html>Bad Gateway</html>");
+    }
+
+    #[test]
+    fn error_messages_are_the_providers_words_redacted() {
+        let key = "sk-live-0123456789abcdefghij";
+        let cases = [
+            (format!(r#"{{"error":{{"message":"bad key {key}","type":"x"}}}}"#), Some("bad key [redacted]")),
+            (r#"{"error":"plain words"}"#.to_owned(), Some("plain words")),
+            (r#"{"message":"Unauthorized"}"#.to_owned(), Some("Unauthorized")),
+            (r#"{"detail":"Not found"}"#.to_owned(), Some("Not found")),
+            (r#"{"error":{"type":"overloaded_error"}}"#.to_owned(), Some("overloaded_error")),
+            (r#"{"error":{"message":"  "},"code":"E42"}"#.to_owned(), Some("E42")),
+            (r#"{"error":{"message":7}}"#.to_owned(), None),
+            ("not json".to_owned(), None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(error_message(body.as_bytes()).as_deref(), expected, "{body}");
+        }
+    }
 }

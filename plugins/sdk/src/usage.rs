@@ -280,4 +280,32 @@ mod tests {
         );
         assert!(anthropic_usage_from_json(&serde_json::json!({"usage": null})).is_none());
     }
+
+    #[test]
+    fn provider_variants_of_the_openai_usage_shape() {
+        let usage = |json: Value| {
+            let usage = openai_usage_from_json(&json).unwrap();
+            (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        };
+        // xAI leaves reasoning out of completion_tokens; its total shows it.
+        let xai = serde_json::json!({"usage": {"prompt_tokens": 12, "completion_tokens": 1,
+            "total_tokens": 241, "completion_tokens_details": {"reasoning_tokens": 228}}});
+        assert_eq!(usage(xai), (12, 229, 0));
+        // OpenAI (and DeepSeek) count it inside.
+        let inside = serde_json::json!({"usage": {"prompt_tokens": 18, "completion_tokens": 345,
+            "total_tokens": 363, "completion_tokens_details": {"reasoning_tokens": 315}}});
+        assert_eq!(usage(inside), (18, 345, 0));
+        let deepseek = serde_json::json!({"usage": {"prompt_tokens": 100, "completion_tokens": 2,
+            "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}});
+        assert_eq!(usage(deepseek), (36, 2, 64));
+        let mistral = serde_json::json!({"usage": {"prompt_tokens": 50, "completion_tokens": 5,
+            "prompt_token_details": {"cached_tokens": 40}}});
+        assert_eq!(usage(mistral), (10, 5, 40));
+        let mistral_count = serde_json::json!({"usage": {"prompt_tokens": 50,
+            "completion_tokens": 5, "num_cached_tokens": 20}});
+        assert_eq!(usage(mistral_count), (30, 5, 20));
+        let groq = serde_json::json!({"model": "llama-3.1-8b-instant",
+            "x_groq": {"usage": {"prompt_tokens": 20, "completion_tokens": 5}}});
+        assert_eq!(usage(groq), (20, 5, 0));
+    }
 }
