@@ -804,7 +804,10 @@ fn stream(body: &str) -> HttpResponse {
 }
 
 /// `(input, output, cached input, model)` of what `read-usage` read.
-async fn usage_of(plugin: &Plugin, response: &HttpResponse) -> Option<(u64, u64, u64, String)> {
+type Counts = Option<(u64, u64, u64, String)>;
+
+/// The [`Counts`] of what `read-usage` read from `response`.
+async fn usage_of(plugin: &Plugin, response: &HttpResponse) -> Counts {
     let usage = plugin.read_usage(&chat_request(), response).await.unwrap()?;
     Some((
         usage.input_tokens,
@@ -814,7 +817,7 @@ async fn usage_of(plugin: &Plugin, response: &HttpResponse) -> Option<(u64, u64,
     ))
 }
 
-fn counts(input: u64, output: u64, cached: u64, model: &str) -> Option<(u64, u64, u64, String)> {
+fn counts(input: u64, output: u64, cached: u64, model: &str) -> Counts {
     Some((input, output, cached, model.to_owned()))
 }
 
@@ -992,7 +995,7 @@ struct KeyedProvider {
     /// `(status, body, verdict class, words the message must carry)`.
     verdicts: Vec<(u16, String, &'static str, &'static str)>,
     /// Recorded JSON and SSE answers and the usage read from them.
-    usage: Vec<(HttpResponse, Option<(u64, u64, u64, String)>)>,
+    usage: Vec<(HttpResponse, Counts)>,
 }
 
 /// Checks one API-key provider: exact probe request, exact auth (a caller's
@@ -1037,7 +1040,8 @@ async fn check_keyed_provider(case: KeyedProvider) {
     assert_eq!(code, ProviderErrorCode::InvalidCredential, "{slug}");
     assert!(message.contains(case.base_var), "{slug}: {message}");
 
-    match plugin.interpret_health(&Credentials::new(), &response(200, &case.healthy)).await.unwrap() {
+    match plugin.interpret_health(&Credentials::new(), &response(200, &case.healthy)).await.unwrap()
+    {
         Verdict::Healthy { models, .. } => assert_eq!(models, case.models, "{slug}"),
         other => panic!("{slug}: {other:?}"),
     }
@@ -1090,7 +1094,9 @@ async fn mistral() {
         r#"{"id":"5319","object":"chat.completion.chunk","created":1769088720,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":13,"total_tokens":21,"completion_tokens":8}}"#,
     ];
     let error = |kind: &str, message: &str| {
-        format!(r#"{{"object":"error","message":"{message}","type":"{kind}","param":null,"code":null}}"#)
+        format!(
+            r#"{{"object":"error","message":"{message}","type":"{kind}","param":null,"code":null}}"#
+        )
     };
     check_keyed_provider(KeyedProvider {
         slug: "mistral",
@@ -1220,7 +1226,9 @@ async fn deepseek() {
     let head = r#"{"id":"f611","object":"chat.completion.chunk","created":1764657993,"model":"deepseek-chat","choices":[{"index":0,"delta":{"content":" at"},"finish_reason":null}],"usage":null}"#;
     let last = r#"{"id":"f611","object":"chat.completion.chunk","created":1764657993,"model":"deepseek-chat","choices":[{"index":0,"delta":{"content":""},"finish_reason":"length"}],"usage":{"prompt_tokens":13,"completion_tokens":400,"total_tokens":413,"prompt_tokens_details":{"cached_tokens":0},"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":13}}"#;
     let error = |message: &str, kind: &str| {
-        format!(r#"{{"error":{{"message":"{message}","type":"{kind}","param":null,"code":"invalid_request_error"}}}}"#)
+        format!(
+            r#"{{"error":{{"message":"{message}","type":"{kind}","param":null,"code":"invalid_request_error"}}}}"#
+        )
     };
     check_keyed_provider(KeyedProvider {
         slug: "deepseek",
@@ -1374,7 +1382,9 @@ async fn fireworks() {
     let head = r#"{"id":"d1c7","object":"chat.completion.chunk","created":1754408224,"model":"accounts/fireworks/models/llama-v3p3-70b-instruct","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#;
     let last = r#"{"id":"d1c7","object":"chat.completion.chunk","created":1754408224,"model":"accounts/fireworks/models/llama-v3p3-70b-instruct","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":15,"total_tokens":22,"completion_tokens":7}}"#;
     let error = |message: &str| {
-        format!(r#"{{"error":{{"object":"error","type":"invalid_request_error","code":"invalid_request_error","message":"{message}"}}}}"#)
+        format!(
+            r#"{{"error":{{"object":"error","type":"invalid_request_error","code":"invalid_request_error","message":"{message}"}}}}"#
+        )
     };
     check_keyed_provider(KeyedProvider {
         slug: "fireworks",
@@ -1413,7 +1423,9 @@ async fn openrouter() {
     let chat = r#"{"id":"gen-1764","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion","created":1764657993,"choices":[],"usage":{"prompt_tokens":1024,"completion_tokens":64,"total_tokens":1088,"cost":0.004032,"is_byok":false,"prompt_tokens_details":{"cached_tokens":768,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"image_tokens":0}}}"#;
     let head = r#"{"id":"gen-1765","provider":"OpenAI","model":"openai/gpt-5","object":"chat.completion.chunk","created":1764657993,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#;
     let last = r#"{"id":"gen-1765","provider":"OpenAI","model":"openai/gpt-5","object":"chat.completion.chunk","created":1764657993,"choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":200,"total_tokens":240,"cost":0.00205,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":128}}}"#;
-    let error = |code: u16, message: &str| format!(r#"{{"error":{{"message":"{message}","code":{code}}}}}"#);
+    let error = |code: u16, message: &str| {
+        format!(r#"{{"error":{{"message":"{message}","code":{code}}}}}"#)
+    };
     // The key's label (a masked form of the key) is never repeated.
     let plugin = plugin("openrouter").await;
     match plugin.interpret_health(&Credentials::new(), &response(200, &healthy)).await.unwrap() {
@@ -1434,20 +1446,38 @@ async fn openrouter() {
         healthy: healthy.clone(),
         models: &[],
         verdicts: vec![
-            (401, error(401, "No auth credentials found"), "invalid-credential", "OpenRouter refused the key: No auth credentials found"),
+            (
+                401,
+                error(401, "No auth credentials found"),
+                "invalid-credential",
+                "OpenRouter refused the key: No auth credentials found",
+            ),
             (401, error(401, "User not found."), "invalid-credential", "User not found."),
             (
                 402,
-                error(402, "Insufficient credits. Add more using https://openrouter.ai/settings/credits"),
+                error(
+                    402,
+                    "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+                ),
                 "quota-limited",
                 "out of credit: Insufficient credits",
             ),
-            (429, error(429, "Rate limit exceeded: free-models-per-day"), "quota-limited", "Rate limit exceeded"),
+            (
+                429,
+                error(429, "Rate limit exceeded: free-models-per-day"),
+                "quota-limited",
+                "Rate limit exceeded",
+            ),
             (502, error(502, "Provider returned error"), "degraded", "Provider returned error"),
             (200, key_info("0"), "quota-limited", "credit limit is spent"),
             (200, key_info("-0.25"), "quota-limited", "credit limit is spent"),
             // A model list is no proof of a key.
-            (200, r#"{"data":[{"id":"openai/gpt-5"}]}"#.into(), "degraded", "not OpenRouter's key information"),
+            (
+                200,
+                r#"{"data":[{"id":"openai/gpt-5"}]}"#.into(),
+                "degraded",
+                "not OpenRouter's key information",
+            ),
         ],
         usage: vec![
             (response(200, chat), counts(256, 64, 768, "anthropic/claude-sonnet-4.5")),
@@ -1473,7 +1503,9 @@ async fn cohere() {
         "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"billed_units\":{\"input_tokens\":12,\"output_tokens\":7},\"tokens\":{\"input_tokens\":507,\"output_tokens\":10},\"cached_tokens\":448}}}\n\n",
     );
     let trial = "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.";
-    let error = |message: &str| format!(r#"{{"id":"9d2b1f4e-0c3a-4e7b-8f6d-1a2b3c4d5e6f","message":"{message}"}}"#);
+    let error = |message: &str| {
+        format!(r#"{{"id":"9d2b1f4e-0c3a-4e7b-8f6d-1a2b3c4d5e6f","message":"{message}"}}"#)
+    };
     check_keyed_provider(KeyedProvider {
         slug: "cohere",
         key_var: "CO_API_KEY",
@@ -1504,4 +1536,119 @@ async fn cohere() {
         ],
     })
     .await;
+}
+
+#[tokio::test]
+async fn api_key_providers_give_each_client_its_names_and_forms() {
+    let registry = registry().await;
+    // `(slug, variable, stored value, client, name, value that client gets)`.
+    let cases = [
+        ("groq", "GROQ_API_KEY", CANARY, "openai-sdk", "OPENAI_API_KEY", CANARY),
+        (
+            "groq",
+            "GROQ_BASE_URL",
+            "https://api.groq.com/openai/v1",
+            "official",
+            "GROQ_BASE_URL",
+            "https://api.groq.com",
+        ),
+        (
+            "groq",
+            "GROQ_BASE_URL",
+            "https://api.groq.com",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://api.groq.com/openai/v1",
+        ),
+        ("deepseek", "DEEPSEEK_API_KEY", CANARY, "openai-sdk", "OPENAI_API_KEY", CANARY),
+        (
+            "deepseek",
+            "DEEPSEEK_API_BASE",
+            "https://api.deepseek.com",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://api.deepseek.com",
+        ),
+        (
+            "xai",
+            "XAI_BASE_URL",
+            "https://api.x.ai",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://api.x.ai/v1",
+        ),
+        (
+            "openrouter",
+            "OPENROUTER_BASE_URL",
+            "https://openrouter.ai",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://openrouter.ai/api/v1",
+        ),
+        ("openrouter", "OPENROUTER_API_KEY", CANARY, "openai-sdk", "OPENAI_API_KEY", CANARY),
+        (
+            "together",
+            "TOGETHER_BASE_URL",
+            "https://api.together.ai/v1",
+            "official",
+            "TOGETHER_BASE_URL",
+            "https://api.together.ai",
+        ),
+        (
+            "together",
+            "TOGETHER_BASE_URL",
+            "https://api.together.ai",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://api.together.ai/v1",
+        ),
+        (
+            "fireworks",
+            "FIREWORKS_BASE_URL",
+            "https://api.fireworks.ai/inference/v1/",
+            "official",
+            "FIREWORKS_BASE_URL",
+            "https://api.fireworks.ai",
+        ),
+        (
+            "fireworks",
+            "FIREWORKS_BASE_URL",
+            "https://api.fireworks.ai",
+            "openai-sdk",
+            "OPENAI_BASE_URL",
+            "https://api.fireworks.ai/inference/v1",
+        ),
+        ("cohere", "CO_API_KEY", CANARY, "ai-sdk", "COHERE_API_KEY", CANARY),
+        (
+            "cohere",
+            "CO_API_URL",
+            "https://api.cohere.com/v2",
+            "official",
+            "CO_API_URL",
+            "https://api.cohere.com",
+        ),
+    ];
+    for (slug, var, stored, client, name, expected) in cases {
+        let manifest = registry.get(slug).unwrap().manifest();
+        assert!(manifest.clients.iter().any(|known| known.id == client), "{slug}: {client}");
+        let var = manifest.env_vars.iter().find(|candidate| candidate.name == var).unwrap();
+        let alias = var
+            .aliases
+            .iter()
+            .find(|alias| alias.name == name && alias.client.includes(client))
+            .unwrap_or_else(|| panic!("{slug}: no {name} for {client}"));
+        assert_eq!(alias.form.derive(stored).as_deref(), Some(expected), "{slug}: {name}");
+    }
+    // The AI SDK reads these providers' own key names and no base-URL
+    // variable: no alias is for it.
+    for slug in ["mistral", "groq", "deepseek", "xai", "openrouter", "together", "fireworks"] {
+        let manifest = registry.get(slug).unwrap().manifest();
+        for var in &manifest.env_vars {
+            assert!(
+                !var.aliases.iter().any(|alias| alias.client.includes("ai-sdk")),
+                "{slug}: {}",
+                var.name
+            );
+        }
+    }
 }

@@ -34,11 +34,10 @@ export_api_key_provider!(Cohere, COHERE);
 /// event of a stream that carries usage.
 fn read_cohere_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
     let usage = if is_event_stream(response) {
-        server_sent_events(&response.body)
-            .iter()
-            .filter_map(|event| serde_json::from_str::<Value>(&event.data).ok())
-            .filter_map(|value| usage_of(&value["delta"]["usage"]))
-            .last()
+        server_sent_events(&response.body).iter().rev().find_map(|event| {
+            let value: Value = serde_json::from_str(&event.data).ok()?;
+            usage_of(&value["delta"]["usage"])
+        })
     } else {
         let value: Value = serde_json::from_slice(&response.body).ok()?;
         usage_of(&value["usage"]).or_else(|| usage_of(&value["meta"]))

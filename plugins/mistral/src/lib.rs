@@ -5,7 +5,9 @@
 //! Mistral's errors: a bad key is 401 `{"message":"Unauthorized",..}`; its
 //! API errors are `{"object":"error","message":..,"type":..,"code":..}`.
 
-use platos_plugin_sdk::{ApiKeyProvider, export_api_key_provider, model_list_verdict, read_openai_usage};
+use platos_plugin_sdk::{
+    ApiKeyProvider, export_api_key_provider, model_list_verdict, read_openai_usage,
+};
 
 const MISTRAL: ApiKeyProvider = ApiKeyProvider {
     name: "Mistral",

@@ -9,8 +9,8 @@
 //! credentials found" or "User not found.", 402 "Insufficient credits", 429.
 
 use platos_plugin_sdk::{
-    ApiKeyProvider, HealthyInfo, HttpResponse, Verdict, export_api_key_provider,
-    read_openai_usage, redacted_snippet,
+    ApiKeyProvider, HealthyInfo, HttpResponse, Verdict, export_api_key_provider, read_openai_usage,
+    redacted_snippet,
 };
 
 const OPENROUTER: ApiKeyProvider = ApiKeyProvider {
@@ -53,5 +53,8 @@ fn key_verdict(response: &HttpResponse) -> Verdict {
         (true, false) => format!(", ${usage} used, no limit"),
         _ => String::new(),
     };
-    Verdict::Healthy(HealthyInfo { message: format!("the key works ({tier}{spent})"), models: Vec::new() })
+    Verdict::Healthy(HealthyInfo {
+        message: format!("the key works ({tier}{spent})"),
+        models: Vec::new(),
+    })
 }

@@ -50,8 +50,7 @@ impl ApiKeyProvider {
         manifest: &ProviderManifest,
     ) -> Result<String, PluginError> {
         let mut base = base_url(credentials, manifest)?;
-        if let Some(root) = self.other_api_paths.iter().find_map(|other| base.strip_suffix(other))
-        {
+        if let Some(root) = self.other_api_paths.iter().find_map(|other| base.strip_suffix(other)) {
             base = root.to_owned();
         }
         let path = self.api_path.trim_end_matches('/');
@@ -78,11 +77,13 @@ impl ApiKeyProvider {
             return (self.healthy)(response);
         }
         if class == StatusClass::Unreachable {
-            return Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)));
+            return Verdict::Unreachable(format!(
+                "unreachable: {}",
+                redacted_snippet(&response.body)
+            ));
         }
-        let said = error_message(&response.body)
-            .map(|message| format!(": {message}"))
-            .unwrap_or_default();
+        let said =
+            error_message(&response.body).map(|message| format!(": {message}")).unwrap_or_default();
         // The wording refines client errors only: a 5xx stays degraded
         // whatever it says.
         let body = String::from_utf8_lossy(&response.body).to_ascii_lowercase();
@@ -91,7 +92,9 @@ impl ApiKeyProvider {
         };
         let name = self.name;
         if status == 402 || says(self.no_credit) {
-            Verdict::QuotaLimited(format!("HTTP {status}: the {name} account is out of credit{said}"))
+            Verdict::QuotaLimited(format!(
+                "HTTP {status}: the {name} account is out of credit{said}"
+            ))
         } else if class == StatusClass::InvalidCredential || says(self.bad_key) {
             Verdict::InvalidCredential(format!("HTTP {status}: {name} refused the key{said}"))
         } else if status == 429 {
@@ -247,7 +250,10 @@ mod tests {
         assert_eq!(class(403, r#"{"error":"The team has no credits"}"#).0, "quota-limited");
         assert_eq!(class(402, "").0, "quota-limited");
         assert_eq!(class(401, "").0, "invalid-credential");
-        assert_eq!(class(429, r#"{"message":"slow down"}"#).1, "HTTP 429: rate limited by Acme: slow down");
+        assert_eq!(
+            class(429, r#"{"message":"slow down"}"#).1,
+            "HTTP 429: rate limited by Acme: slow down"
+        );
         // A server error stays degraded whatever it says.
         assert_eq!(class(500, r#"{"error":"incorrect api key store"}"#).0, "degraded");
         assert_eq!(class(502, "<html>Bad Gateway</html>").1, "HTTP 502: <html>Bad Gateway</html>");
@@ -257,7 +263,10 @@ mod tests {
     fn error_messages_are_the_providers_words_redacted() {
         let key = "sk-live-0123456789abcdefghij";
         let cases = [
-            (format!(r#"{{"error":{{"message":"bad key {key}","type":"x"}}}}"#), Some("bad key [redacted]")),
+            (
+                format!(r#"{{"error":{{"message":"bad key {key}","type":"x"}}}}"#),
+                Some("bad key [redacted]"),
+            ),
             (r#"{"error":"plain words"}"#.to_owned(), Some("plain words")),
             (r#"{"message":"Unauthorized"}"#.to_owned(), Some("Unauthorized")),
             (r#"{"detail":"Not found"}"#.to_owned(), Some("Not found")),
