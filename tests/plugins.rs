@@ -1400,7 +1400,7 @@ async fn fireworks() {
         verdicts: vec![
             (401, error("The API key you provided is invalid."), "invalid-credential", "Fireworks AI refused the key: The API key you provided is invalid."),
             (402, error("Account is out of credits"), "quota-limited", "out of credit"),
-            (429, error("Request didn't generate first token before the given deadline"), "quota-limited", "rate limited by Fireworks AI"),
+            (429, error("Rate limit exceeded"), "quota-limited", "rate limited by Fireworks AI: Rate limit exceeded"),
             (404, error("Model not found, inaccessible, and/or not deployed"), "degraded", "Model not found"),
         ],
         usage: vec![

@@ -4,7 +4,7 @@
 //!
 //! xAI's errors are `{"code":..,"error":".."}`: a wrong key is a 400
 //! "Incorrect API key provided", a team without credits a 403 "doesn't have
-//! any credits", a spent spending limit a 429.
+//! any credits" (quota, like any 4xx naming a spending limit).
 
 use platos_plugin_sdk::{
     ApiKeyProvider, export_api_key_provider, model_list_verdict, read_openai_usage,
