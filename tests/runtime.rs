@@ -41,11 +41,15 @@ fn host_with(config: RuntimeConfig) -> PluginHost {
     PluginHost::new(config).expect("the plugin host starts")
 }
 
+/// Limits tight enough for the hostile tests to end quickly and loose
+/// enough that a legitimate call (a stdio flood, a memory probe reaching its
+/// own limit first) still finishes on a loaded 2-core machine, where epoch
+/// ticks advance with the wall clock.
 fn host() -> PluginHost {
     host_with(RuntimeConfig {
         limits: CallLimits {
-            cpu_time: Duration::from_millis(200),
-            wall_time: Duration::from_secs(1),
+            cpu_time: Duration::from_millis(800),
+            wall_time: Duration::from_secs(2),
             ..CallLimits::default()
         },
         ..RuntimeConfig::default()

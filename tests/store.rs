@@ -954,13 +954,13 @@ fn cli_sets_lists_links_unsets_and_rewraps() {
     for line in ["OPENAI_API_KEY ", "OPENAI_API_KEY_2", "OPENAI_KEY"] {
         assert!(stdout.contains(line), "{stdout}");
     }
-    assert!(stdout.contains(" api"), "{stdout}");
+    assert!(stdout.contains(" cli"), "CLI writes say so: {stdout}");
     let (_, stdout, _) = run(KEY_A, None, &["env", "list", "acme/shop/dev"], "");
     assert!(stdout.contains("no variables in acme/shop/dev"), "{stdout}");
     let (_, stdout, _) = run(KEY_A, None, &["env", "list", "acme/shop/prod", "--json"], "");
     let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
-    assert_eq!(list[0]["source"], "api");
+    assert_eq!(list[0]["source"], "cli");
 
     let (code, stdout, stderr) = run(KEY_A, None, &["keys", "list", "acme/shop/prod"], "");
     assert_eq!(code, Some(0), "{stderr}");
