@@ -945,15 +945,113 @@ async fn anthropic_reads_usage_from_messages_and_their_streams() {
     }
 }
 
+/// `(input, output, cached input, model)` read from `body` answering a
+/// request to `url`.
+async fn usage_at(plugin: &Plugin, url: &str, response: &HttpResponse) -> Counts {
+    let request = HttpRequest {
+        method: Method::Post,
+        url: url.to_owned(),
+        headers: pairs(&[("content-type", "application/json")]),
+        body: Some(br#"{"model":"requested-model"}"#.to_vec()),
+    };
+    let usage = plugin.read_usage(&request, response).await.unwrap()?;
+    Some((
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.model.unwrap_or_default(),
+    ))
+}
+
 #[tokio::test]
-async fn plugins_without_usage_reading_say_unsupported() {
-    for slug in ["google", "voyage", "azure-openai", "bedrock"] {
+async fn gemini_azure_bedrock_and_voyage_read_usage_in_their_own_shapes() {
+    // Gemini (Google AI and Vertex AI): usageMetadata; thinking counts as output.
+    let gemini = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":2048,"candidatesTokenCount":12,"totalTokenCount":2160,"cachedContentTokenCount":2000,"thoughtsTokenCount":100},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
+    let gemini_stream = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"H\"}]}}],\"usageMetadata\":{\"promptTokenCount\":8,\"totalTokenCount\":8},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"i\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":3,\"totalTokenCount\":11},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n",
+    );
+    let cases = [
+        (
+            "google",
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+        ),
+        (
+            "vertex",
+            "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent",
+        ),
+    ];
+    for (slug, url) in cases {
         let plugin = plugin(slug).await;
-        let error = plugin.read_usage(&chat_request(), &response(200, "{}")).await.unwrap_err();
-        let (code, _) = provider_error(&error);
-        assert_eq!(code, ProviderErrorCode::Unsupported, "{slug}: {error}");
-        assert!(error.to_string().contains(&format!("{slug}@0.2.0")), "{error}");
+        assert_eq!(
+            usage_at(&plugin, url, &response(200, gemini)).await,
+            counts(48, 112, 2000, "gemini-2.5-flash"),
+            "{slug}"
+        );
+        let streamed = url.replace(":generateContent", ":streamGenerateContent?alt=sse");
+        assert_eq!(
+            usage_at(&plugin, &streamed, &stream(gemini_stream)).await,
+            counts(8, 3, 0, "gemini-2.5-pro"),
+            "{slug}"
+        );
+        let error =
+            r#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(usage_at(&plugin, url, &response(400, error)).await, None, "{slug}");
     }
+
+    // Azure OpenAI (key or Entra ID): the OpenAI shape, the deployment's model.
+    let azure = r#"{"id":"chatcmpl-9","object":"chat.completion","model":"gpt-4o-2024-11-20","choices":[],"usage":{"prompt_tokens":300,"completion_tokens":20,"total_tokens":320,"prompt_tokens_details":{"cached_tokens":256}}}"#;
+    for slug in ["azure-openai", "azure-openai-entra"] {
+        let plugin = plugin(slug).await;
+        let url = "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21";
+        assert_eq!(
+            usage_at(&plugin, url, &response(200, azure)).await,
+            counts(44, 20, 256, "gpt-4o-2024-11-20"),
+            "{slug}"
+        );
+    }
+
+    // Bedrock: Converse's usage, the model from the (encoded) path; an
+    // Anthropic model's InvokeModel answer; binary event streams unsupported.
+    let bedrock = plugin("bedrock").await;
+    let converse_url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse";
+    let converse = r#"{"output":{"message":{"role":"assistant","content":[{"text":"Hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":25,"outputTokens":4,"totalTokens":29,"cacheReadInputTokens":10,"cacheWriteInputTokens":0},"metrics":{"latencyMs":300}}"#;
+    assert_eq!(
+        usage_at(&bedrock, converse_url, &response(200, converse)).await,
+        counts(25, 4, 10, "anthropic.claude-3-haiku-20240307-v1:0")
+    );
+    let invoke_url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1:0/invoke";
+    let invoke = r#"{"id":"msg_bdrk_1","type":"message","role":"assistant","model":"claude-3-haiku-20240307","content":[],"usage":{"input_tokens":14,"output_tokens":9}}"#;
+    assert_eq!(
+        usage_at(&bedrock, invoke_url, &response(200, invoke)).await,
+        counts(14, 9, 0, "claude-3-haiku-20240307")
+    );
+    let frames = HttpResponse {
+        status: 200,
+        headers: pairs(&[("content-type", "application/vnd.amazon.eventstream")]),
+        body: vec![0, 0, 0, 16],
+    };
+    let request = HttpRequest {
+        method: Method::Post,
+        url: converse_url.replace("/converse", "/converse-stream"),
+        headers: Vec::new(),
+        body: None,
+    };
+    let error = bedrock.read_usage(&request, &frames).await.unwrap_err();
+    assert_eq!(provider_error(&error).0, ProviderErrorCode::Unsupported, "{error}");
+
+    // Voyage: embeddings and rerank report a total, all of it input.
+    let voyage = plugin("voyage").await;
+    let embedded = r#"{"object":"list","data":[{"object":"embedding","embedding":[0.1],"index":0}],"model":"voyage-3.5","usage":{"total_tokens":12}}"#;
+    assert_eq!(
+        usage_at(&voyage, "https://api.voyageai.com/v1/embeddings", &response(200, embedded)).await,
+        counts(12, 0, 0, "voyage-3.5")
+    );
+    let reranked = r#"{"object":"list","data":[],"usage":{"total_tokens":40}}"#;
+    assert_eq!(
+        usage_at(&voyage, "https://api.voyageai.com/v1/rerank", &response(200, reranked)).await,
+        counts(40, 0, 0, "requested-model")
+    );
 }
 
 #[tokio::test]

@@ -13,9 +13,10 @@
 
 use platos_plugin_sdk::{
     AccessToken, Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, TokenFailure, Verdict, apply_declared_auth, base_url,
+    ProviderManifest, StatusClass, TokenFailure, Usage, Verdict, apply_declared_auth, base_url,
     classify_status, credential_or_default, export_provider, include_manifest, join_url,
-    listing_verdict, model_ids_from_json, read_oauth_token, redacted_snippet, require_credential,
+    listing_verdict, model_ids_from_json, read_oauth_token, read_openai_usage, redacted_snippet,
+    require_credential,
 };
 
 /// The variable naming the API version.
@@ -63,6 +64,13 @@ impl Provider for AzureEntra {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_openai_usage(&request, &response))
     }
 
     fn token_request(credentials: Credentials, _now: u64) -> Result<HttpRequest, PluginError> {

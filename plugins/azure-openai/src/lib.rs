@@ -16,9 +16,9 @@
 
 use platos_plugin_sdk::{
     Credentials, ErrorCode, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, credential_or_default,
-    export_provider, include_manifest, join_url, listing_verdict, model_ids_from_json,
-    redacted_snippet,
+    StatusClass, Usage, Verdict, apply_declared_auth, base_url, classify_status,
+    credential_or_default, export_provider, include_manifest, join_url, listing_verdict,
+    model_ids_from_json, read_openai_usage, redacted_snippet,
 };
 
 /// The variable naming the API version.
@@ -59,6 +59,13 @@ impl Provider for AzureOpenAi {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_openai_usage(&request, &response))
     }
 }
 

@@ -24,9 +24,10 @@
 
 use platos_plugin_sdk::{
     Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, MAX_MODEL_IDS, Method,
-    PluginError, Provider, ProviderManifest, StatusClass, Verdict, classify_status, credential,
-    credential_or_default, export_provider, include_manifest, join_url, listing_verdict,
-    redacted_snippet, remove_auth_headers, remove_query_params, require_credential,
+    PluginError, Provider, ProviderManifest, StatusClass, Usage, Verdict, bedrock_model_in_url,
+    bedrock_usage_from_json, classify_status, credential, credential_or_default, export_provider,
+    include_manifest, join_url, listing_verdict, redacted_snippet, remove_auth_headers,
+    remove_query_params, require_credential,
 };
 use platos_sigv4::SignError;
 
@@ -122,6 +123,29 @@ impl Provider for Bedrock {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        let binary_stream = response.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("content-type")
+                && value.to_ascii_lowercase().contains("vnd.amazon.eventstream")
+        });
+        if binary_stream {
+            return Err(PluginError::new(
+                ErrorCode::Unsupported,
+                "Bedrock streams are AWS event-stream frames, which this plugin does not read yet; Converse and InvokeModel answers are read",
+            ));
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+            return Ok(None);
+        };
+        Ok(bedrock_usage_from_json(&value).map(|usage| Usage {
+            model: usage.model.or_else(|| bedrock_model_in_url(&request.url)),
+            ..usage
+        }))
     }
 }
 

@@ -12,8 +12,9 @@
 
 use platos_plugin_sdk::{
     Credentials, HttpRequest, HttpResponse, MAX_MODEL_IDS, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
-    include_manifest, join_versioned, listing_verdict, redacted_snippet, remove_query_params,
+    StatusClass, Usage, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
+    include_manifest, join_versioned, listing_verdict, read_gemini_usage, redacted_snippet,
+    remove_query_params,
 };
 
 /// The Gemini API's version segments; the first is the one the probe adds.
@@ -43,6 +44,13 @@ impl Provider for Google {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_gemini_usage(&request, &response))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading the tokens a response consumed, from a JSON body or a stream of
-//! server-sent events, in the OpenAI and Anthropic shapes.
+//! server-sent events, in the OpenAI, Anthropic, Gemini and Bedrock Converse
+//! shapes, and the input tokens of an embeddings or rerank answer.
 //!
 //! The counts are normalized as the contract's `usage` record wants them:
 //! `input_tokens` are the prompt tokens not read from a cache (Anthropic's
@@ -233,6 +234,117 @@ pub fn read_anthropic_usage(request: &HttpRequest, response: &HttpResponse) -> O
     Some(usage)
 }
 
+/// The usage in one Gemini `GenerateContentResponse` (Google AI and Vertex
+/// AI): `usageMetadata.promptTokenCount` includes the cached tokens
+/// (`cachedContentTokenCount`); output is the candidates' tokens plus the
+/// thinking tokens (`thoughtsTokenCount`, billed as output). The model is
+/// `modelVersion`. `None` without usage.
+pub fn gemini_usage_from_json(value: &Value) -> Option<Usage> {
+    let meta = value.get("usageMetadata").filter(|meta| meta.is_object())?;
+    let count = |name: &str| meta[name].as_u64();
+    let prompt = count("promptTokenCount");
+    let candidates = count("candidatesTokenCount");
+    if prompt.is_none() && candidates.is_none() {
+        return None;
+    }
+    let cached = count("cachedContentTokenCount").unwrap_or(0).min(prompt.unwrap_or(0));
+    Some(Usage {
+        input_tokens: prompt.unwrap_or(0) - cached,
+        output_tokens: candidates
+            .unwrap_or(0)
+            .saturating_add(count("thoughtsTokenCount").unwrap_or(0)),
+        cached_input_tokens: cached,
+        model: value["modelVersion"].as_str().map(str::to_owned),
+    })
+}
+
+/// The model a Gemini request's URL names: `.../models/<model>:<method>`.
+fn gemini_model_in_url(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let (_, rest) = path.rsplit_once("/models/")?;
+    let model = rest.split(':').next()?;
+    (!model.is_empty() && !model.contains('/')).then(|| model.to_owned())
+}
+
+/// The usage of a Gemini answer to `request`: a JSON body, a streamed JSON
+/// array (`streamGenerateContent`) or server-sent events (`?alt=sse`); in a
+/// stream the last chunk carrying `usageMetadata` holds the totals. The
+/// model is the answer's, else the one the URL names. `None` without usage.
+pub fn read_gemini_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    let mut usage = if is_event_stream(response) {
+        server_sent_events(&response.body)
+            .iter()
+            .filter_map(|event| serde_json::from_str::<Value>(&event.data).ok())
+            .filter_map(|value| gemini_usage_from_json(&value))
+            .last()
+    } else {
+        match serde_json::from_slice::<Value>(&response.body).ok()? {
+            Value::Array(chunks) => chunks.iter().filter_map(gemini_usage_from_json).last(),
+            value => gemini_usage_from_json(&value),
+        }
+    }?;
+    usage.model = usage.model.or_else(|| gemini_model_in_url(&request.url));
+    Some(usage)
+}
+
+/// The usage in a Bedrock answer: Converse's `usage` (`inputTokens`,
+/// `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens`), or an
+/// InvokeModel answer of an Anthropic model (Anthropic's shape). `None`
+/// without usage.
+pub fn bedrock_usage_from_json(value: &Value) -> Option<Usage> {
+    let usage = value.get("usage").filter(|usage| usage.is_object())?;
+    if usage.get("input_tokens").is_some() || usage.get("output_tokens").is_some() {
+        return anthropic_usage_from_json(value);
+    }
+    let count = |name: &str| usage[name].as_u64();
+    let (input, output) = (count("inputTokens"), count("outputTokens"));
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input_tokens: input
+            .unwrap_or(0)
+            .saturating_add(count("cacheWriteInputTokens").unwrap_or(0)),
+        output_tokens: output.unwrap_or(0),
+        cached_input_tokens: count("cacheReadInputTokens").unwrap_or(0),
+        model: None,
+    })
+}
+
+/// The model id a Bedrock runtime URL names (`/model/<id>/converse`),
+/// percent-decoded (`anthropic.claude-3-haiku-20240307-v1%3A0` is
+/// `...-v1:0`).
+pub fn bedrock_model_in_url(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let (_, rest) = path.split_once("/model/")?;
+    let encoded = rest.split('/').next()?;
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut input = encoded.bytes();
+    while let Some(byte) = input.next() {
+        if byte == b'%' {
+            let hex = [input.next()?, input.next()?];
+            bytes.push(u8::from_str_radix(core::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(byte);
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|model| !model.is_empty())
+}
+
+/// The input tokens of an embeddings or rerank answer that reports only a
+/// total (`usage.total_tokens`, Voyage's shape); the model is the answer's,
+/// else the request's. `None` without usage.
+pub fn read_total_tokens_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    let value: Value = serde_json::from_slice(&response.body).ok()?;
+    let total = value["usage"]["total_tokens"].as_u64()?;
+    Some(Usage {
+        input_tokens: total,
+        output_tokens: 0,
+        cached_input_tokens: 0,
+        model: value["model"].as_str().map(str::to_owned).or_else(|| requested_model(request)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +419,105 @@ mod tests {
         let groq = serde_json::json!({"model": "llama-3.1-8b-instant",
             "x_groq": {"usage": {"prompt_tokens": 20, "completion_tokens": 5}}});
         assert_eq!(usage(groq), (20, 5, 0));
+    }
+
+    fn request(url: &str, body: &str) -> HttpRequest {
+        HttpRequest {
+            method: crate::Method::Post,
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Some(body.as_bytes().to_vec()),
+        }
+    }
+
+    fn answer(content_type: &str, body: &str) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn counts(usage: &Usage) -> (u64, u64, u64, Option<&str>) {
+        (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.model.as_deref())
+    }
+
+    #[test]
+    fn gemini_usage_from_a_body_an_array_and_an_event_stream() {
+        let url = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent";
+        let body = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}],
+            "usageMetadata":{"promptTokenCount":120,"candidatesTokenCount":7,"thoughtsTokenCount":30,
+            "cachedContentTokenCount":100,"totalTokenCount":157},"modelVersion":"gemini-2.5-flash-001"}"#;
+        let usage =
+            read_gemini_usage(&request(url, "{}"), &answer("application/json", body)).unwrap();
+        assert_eq!(counts(&usage), (20, 37, 100, Some("gemini-2.5-flash-001")));
+        // streamGenerateContent without alt=sse: a JSON array, totals in the last chunk.
+        let stream = r#"[{"candidates":[],"usageMetadata":{"promptTokenCount":9}},
+            {"candidates":[],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":4}}]"#;
+        let streamed = url.replace(":generateContent", ":streamGenerateContent");
+        let usage =
+            read_gemini_usage(&request(&streamed, "{}"), &answer("application/json", stream))
+                .unwrap();
+        assert_eq!(counts(&usage), (9, 4, 0, Some("gemini-2.5-flash")));
+        let sse = "data: {\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":1}}\r\n\r\ndata: {\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":6},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n";
+        let usage = read_gemini_usage(
+            &request(&format!("{streamed}?alt=sse"), "{}"),
+            &answer("text/event-stream", sse),
+        )
+        .unwrap();
+        assert_eq!(counts(&usage), (9, 6, 0, Some("gemini-2.5-pro")));
+        // Vertex AI's URL names the model the same way.
+        let vertex = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent";
+        assert_eq!(gemini_model_in_url(vertex).as_deref(), Some("gemini-2.0-flash"));
+        assert!(
+            read_gemini_usage(
+                &request(url, "{}"),
+                &answer("application/json", "{\"candidates\":[]}")
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn bedrock_usage_from_converse_and_from_an_anthropic_model() {
+        let converse = serde_json::json!({"output": {}, "usage": {"inputTokens": 30, "outputTokens": 5,
+            "cacheReadInputTokens": 12, "cacheWriteInputTokens": 3, "totalTokens": 50}});
+        let usage = bedrock_usage_from_json(&converse).unwrap();
+        assert_eq!(counts(&usage), (33, 5, 12, None));
+        let invoke = serde_json::json!({"type": "message", "model": "claude-3-haiku-20240307",
+            "usage": {"input_tokens": 10, "output_tokens": 2}});
+        assert_eq!(
+            counts(&bedrock_usage_from_json(&invoke).unwrap()),
+            (10, 2, 0, Some("claude-3-haiku-20240307"))
+        );
+        assert!(bedrock_usage_from_json(&serde_json::json!({"usage": {}})).is_none());
+        let url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse";
+        assert_eq!(
+            bedrock_model_in_url(url).as_deref(),
+            Some("anthropic.claude-3-haiku-20240307-v1:0")
+        );
+        assert_eq!(bedrock_model_in_url("https://x/model/bad%zz/converse"), None);
+    }
+
+    #[test]
+    fn embeddings_report_their_total_as_input() {
+        let body =
+            r#"{"object":"list","data":[],"model":"voyage-3.5","usage":{"total_tokens":42}}"#;
+        let usage = read_total_tokens_usage(
+            &request("https://api.voyageai.com/v1/embeddings", "{}"),
+            &answer("application/json", body),
+        )
+        .unwrap();
+        assert_eq!(counts(&usage), (42, 0, 0, Some("voyage-3.5")));
+        let unnamed = read_total_tokens_usage(
+            &request("https://api.voyageai.com/v1/rerank", r#"{"model":"rerank-2.5"}"#),
+            &answer("application/json", r#"{"usage":{"total_tokens":7}}"#),
+        )
+        .unwrap();
+        assert_eq!(unnamed.model.as_deref(), Some("rerank-2.5"));
+        assert!(
+            read_total_tokens_usage(&request("u", "{}"), &answer("application/json", "{}"))
+                .is_none()
+        );
     }
 }

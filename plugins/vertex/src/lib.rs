@@ -13,8 +13,9 @@ mod jwt;
 
 use platos_plugin_sdk::{
     AccessToken, Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, TokenFailure, Verdict, classify_status, credential_or_default,
-    export_provider, include_manifest, read_oauth_token, redacted_snippet, require_credential,
+    ProviderManifest, StatusClass, TokenFailure, Usage, Verdict, classify_status,
+    credential_or_default, export_provider, include_manifest, read_gemini_usage, read_oauth_token,
+    redacted_snippet, require_credential,
 };
 
 /// Where the JWT is traded for an access token (also the JWT's `aud`).
@@ -48,6 +49,13 @@ impl Provider for Vertex {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_gemini_usage(&request, &response))
     }
 
     fn token_request(credentials: Credentials, now: u64) -> Result<HttpRequest, PluginError> {

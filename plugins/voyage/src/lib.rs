@@ -8,8 +8,8 @@
 
 use platos_plugin_sdk::{
     Credentials, HealthyInfo, HttpRequest, HttpResponse, Method, NOT_FOUND_HINT, PluginError,
-    Provider, ProviderManifest, StatusClass, Verdict, base_url, classify_status, export_provider,
-    include_manifest, join_url, redacted_snippet,
+    Provider, ProviderManifest, StatusClass, Usage, Verdict, base_url, classify_status,
+    export_provider, include_manifest, join_url, read_total_tokens_usage, redacted_snippet,
 };
 
 /// Voyage's cheapest embedding model: the probe embeds one word with it.
@@ -37,6 +37,13 @@ impl Provider for Voyage {
 
     fn interpret_health(response: HttpResponse) -> Verdict {
         verdict(&response)
+    }
+
+    fn read_usage(
+        request: HttpRequest,
+        response: HttpResponse,
+    ) -> Result<Option<Usage>, PluginError> {
+        Ok(read_total_tokens_usage(&request, &response))
     }
 }
 
