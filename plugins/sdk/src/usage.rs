@@ -272,14 +272,12 @@ fn gemini_model_in_url(url: &str) -> Option<String> {
 /// model is the answer's, else the one the URL names. `None` without usage.
 pub fn read_gemini_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
     let mut usage = if is_event_stream(response) {
-        server_sent_events(&response.body)
-            .iter()
-            .filter_map(|event| serde_json::from_str::<Value>(&event.data).ok())
-            .filter_map(|value| gemini_usage_from_json(&value))
-            .last()
+        server_sent_events(&response.body).iter().rev().find_map(|event| {
+            gemini_usage_from_json(&serde_json::from_str::<Value>(&event.data).ok()?)
+        })
     } else {
         match serde_json::from_slice::<Value>(&response.body).ok()? {
-            Value::Array(chunks) => chunks.iter().filter_map(gemini_usage_from_json).last(),
+            Value::Array(chunks) => chunks.iter().rev().find_map(gemini_usage_from_json),
             value => gemini_usage_from_json(&value),
         }
     }?;
