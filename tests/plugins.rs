@@ -1108,6 +1108,15 @@ async fn manifests_carry_the_client_names_and_forms() {
         (price.input.0, price.output.0, price.cached_input.map(|micros| micros.0)),
         (1_250_000, 10_000_000, Some(125_000))
     );
+    let price_of = |slug: &str, id: &str| {
+        let manifest = registry.get(slug).unwrap().manifest();
+        let model = manifest.default_models.iter().find(|model| model.id == id).unwrap();
+        model.price.map(|price| (price.input.0, price.output.0, price.cached_input.map(|m| m.0)))
+    };
+    assert_eq!(price_of("google", "gemini-2.5-pro"), Some((1_250_000, 10_000_000, Some(310_000))));
+    assert_eq!(price_of("google", "gemini-2.5-flash-lite"), Some((100_000, 400_000, None)));
+    assert_eq!(price_of("voyage", "voyage-3.5"), Some((60_000, 0, None)));
+    assert_eq!(price_of("voyage", "voyage-code-3"), None, "no price rather than a guess");
 }
 
 /// A caller's own credentials, which no authorized request may keep.
