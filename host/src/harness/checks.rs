@@ -614,6 +614,156 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Contract 0.2.0: `read-usage` on canned answers (a count, nothing, or
+    /// `unsupported`; never a trap; never usage for a failed request), and
+    /// for a token-exchange manifest, `token-request` to an allowed host and
+    /// `read-token` reading a refusal as a failure.
+    pub async fn contract_additions(&mut self, given: &BTreeMap<String, String>) {
+        const USAGE_ABOUT: &str = "`read-usage` reads JSON bodies and event streams without trapping, and finds no usage in a failed request";
+        let request = HttpRequest {
+            method: Method::Post,
+            url: format!("https://{}/v1/chat/completions", sample_host(self.manifest())),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(br#"{"model":"harness-model","max_tokens":16}"#.to_vec()),
+        };
+        let stream = HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n".to_vec(),
+        };
+        let answers = [
+            (
+                "a 200 OpenAI-style answer",
+                json_response(
+                    200,
+                    r#"{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+                ),
+                true,
+            ),
+            (
+                "a 200 Anthropic-style answer",
+                json_response(
+                    200,
+                    r#"{"type":"message","model":"m","usage":{"input_tokens":3,"output_tokens":1}}"#,
+                ),
+                true,
+            ),
+            ("a 200 event stream", stream, true),
+            ("a 200 empty body", json_response(200, ""), true),
+            ("a 200 non-JSON body", json_response(200, "<html>"), true),
+            (
+                "a 401",
+                json_response(
+                    401,
+                    r#"{"error":{"message":"invalid key","usage":{"prompt_tokens":3}}}"#,
+                ),
+                false,
+            ),
+            ("a 500", json_response(500, "upstream error"), false),
+        ];
+        let mut problems = Vec::new();
+        let mut read = Vec::new();
+        for (what, response, may_count) in answers {
+            match self.plugin.read_usage(&request, &response).await {
+                Ok(Some(usage)) if !may_count => problems.push(format!(
+                    "{what}: usage {} in / {} out, but a failed request consumed nothing billable",
+                    usage.input_tokens, usage.output_tokens
+                )),
+                Ok(Some(_)) => read.push(what),
+                Ok(None) => {}
+                Err(error) if is_unsupported(&error) => {
+                    read.push("unsupported");
+                    break;
+                }
+                Err(error) => {
+                    let (got, _) = self.failure(&error, None);
+                    problems.push(format!("{what}: {got}"));
+                }
+            }
+        }
+        let expected = "a count, nothing, or the `unsupported` error; no usage for a 4xx or 5xx";
+        if problems.is_empty() {
+            let got = if read.is_empty() {
+                "no usage in any canned answer".to_owned()
+            } else {
+                format!("read: {}", read.join(", "))
+            };
+            self.checks.push(Check::pass(names::USAGE_SAFE, USAGE_ABOUT, expected, got));
+        } else {
+            self.checks.push(Check::fail(
+                names::USAGE_SAFE,
+                USAGE_ABOUT,
+                expected,
+                problems.join("; "),
+                "return Ok(None) for answers without usage and for failed requests, and never trap on a body you did not expect (the SDK's `read_openai_usage`, `read_anthropic_usage` and `read_gemini_usage` do this); a provider that reports no usage returns the `unsupported` error",
+            ));
+        }
+
+        const REQUEST_ABOUT: &str = "`token-request` trades the secret at an allowed host";
+        const READ_ABOUT: &str = "`read-token` reads a refused exchange as a failure, not a token";
+        if !self.manifest().token_exchange {
+            for (name, about) in
+                [(names::TOKEN_REQUEST, REQUEST_ABOUT), (names::TOKEN_401, READ_ABOUT)]
+            {
+                self.checks.push(Check::skip(
+                    name,
+                    about,
+                    "the manifest declares no token exchange",
+                ));
+            }
+            return;
+        }
+        let bag = sample_bag(self.manifest(), given);
+        let allowed = self.plugin.allowed_hosts(&bag.credentials).describe();
+        match self.plugin.token_request(&bag.credentials, HARNESS_NOW).await {
+            Ok(exchange) => self.checks.push(Check::pass(
+                names::TOKEN_REQUEST,
+                REQUEST_ABOUT,
+                format!("a request to one of: {allowed}"),
+                describe_request(&bag, &exchange),
+            )),
+            Err(error) => {
+                let (got, fix) = self.failure(&error, Some(&bag));
+                self.checks.push(Check::fail(
+                    names::TOKEN_REQUEST,
+                    REQUEST_ABOUT,
+                    format!("a request to one of: {allowed}"),
+                    got,
+                    fix,
+                ));
+            }
+        }
+        let refused =
+            json_response(401, r#"{"error":"invalid_client","error_description":"bad secret"}"#);
+        let expected = "a failure whose verdict is invalid-credential";
+        match self.plugin.read_token(&bag.credentials, &refused, HARNESS_NOW).await {
+            Ok(Err(verdict)) if verdict_class(&verdict) == "invalid-credential" => self.checks.push(Check::pass(
+                names::TOKEN_401,
+                READ_ABOUT,
+                expected,
+                format!("invalid-credential: {}", one_line(verdict.message(), 160)),
+            )),
+            Ok(Err(verdict)) => self.checks.push(Check::fail(
+                names::TOKEN_401,
+                READ_ABOUT,
+                expected,
+                format!("{}: {}", verdict_class(&verdict), one_line(verdict.message(), 160)),
+                "a 400 or 401 from the token endpoint means the secret is wrong: return a failure with an invalid-credential verdict (the SDK's `read_oauth_token` does)",
+            )),
+            Ok(Ok(_)) => self.checks.push(Check::fail(
+                names::TOKEN_401,
+                READ_ABOUT,
+                expected,
+                "a token",
+                "check the status before reading a token: a 401 carries none (the SDK's `read_oauth_token` does this)",
+            )),
+            Err(error) => {
+                let (got, fix) = self.failure(&error, Some(&bag));
+                self.checks.push(Check::fail(names::TOKEN_401, READ_ABOUT, expected, got, fix));
+            }
+        }
+    }
+
     /// The summary of every limit any call hit.
     pub fn limits_check(&mut self) {
         const ABOUT: &str =
@@ -849,4 +999,16 @@ fn canned_responses() -> Vec<Canned> {
             fix: STATUS_FIX,
         },
     ]
+}
+
+/// Whether `error` says the function is not offered: the plugin's
+/// `unsupported` error, or a function its contract version does not have.
+fn is_unsupported(error: &CallError) -> bool {
+    match &error.kind {
+        CallErrorKind::Provider(failure) => {
+            failure.code == crate::provider::ProviderErrorCode::Unsupported
+        }
+        CallErrorKind::Unsupported(_) => true,
+        _ => false,
+    }
 }

@@ -6,7 +6,8 @@
 //! exports, manifest), `authorize` (the declared auth shape, no secret
 //! anywhere else, allowed hosts only, deterministic, an error without the
 //! key), `health-probe` (allowed hosts only), `interpret-health` on a
-//! standard set of canned responses, the runtime's limits, and optionally
+//! standard set of canned responses, contract 0.2.0's `read-usage` and token
+//! exchange, the runtime's limits, and optionally
 //! live mode: recorded responses replayed by a mock upstream on 127.0.0.1
 //! ([`live`]). Every check says what was expected, what came back and how to
 //! fix it; the report serializes to JSON.
@@ -95,6 +96,12 @@ pub mod names {
     pub const INTERPRET_LARGE_BODY: &str = "interpret.large-body";
     /// Status 0 (a transport failure) is unreachable.
     pub const INTERPRET_UNREACHABLE: &str = "interpret.unreachable";
+    /// `read-usage` never traps and finds no usage in a failed request.
+    pub const USAGE_SAFE: &str = "usage.safe";
+    /// `token-request` goes to an allowed host (token-exchange manifests).
+    pub const TOKEN_REQUEST: &str = "token.request";
+    /// `read-token` reads a 401 from the token endpoint as a failure.
+    pub const TOKEN_401: &str = "token.401";
     /// No call hit a memory, CPU, time or output limit.
     pub const LIMITS: &str = "limits";
     /// Live mode as a whole (skipped without fixtures).
@@ -124,6 +131,9 @@ pub mod names {
         INTERPRET_LARGE_BODY,
         INTERPRET_UNREACHABLE,
         INTERPRET_HEALTHY_200,
+        USAGE_SAFE,
+        TOKEN_REQUEST,
+        TOKEN_401,
         LIVE,
         LIMITS,
     ];
@@ -214,6 +224,7 @@ pub async fn check_plugin_with(
     let mut session = checks::Session { plugin: &plugin, limits: &limits, checks, hits };
     session.probe_and_authorize(&options.values).await;
     session.interpret().await;
+    session.contract_additions(&options.values).await;
     match &options.fixtures {
         Some(dir) => {
             let live = live::live_checks(&plugin, dir, &options.values, &mut session.hits).await;

@@ -27,7 +27,7 @@ use platos_plugin_sdk::{
     PluginError, Provider, ProviderManifest, StatusClass, Usage, Verdict, bedrock_model_in_url,
     bedrock_usage_from_json, classify_status, credential, credential_or_default, export_provider,
     include_manifest, join_url, listing_verdict, redacted_snippet, remove_auth_headers,
-    remove_query_params, require_credential,
+    remove_query_params, require_credential, succeeded,
 };
 use platos_sigv4::SignError;
 
@@ -138,6 +138,9 @@ impl Provider for Bedrock {
                 ErrorCode::Unsupported,
                 "Bedrock streams are AWS event-stream frames, which this plugin does not read yet; Converse and InvokeModel answers are read",
             ));
+        }
+        if !succeeded(&response) {
+            return Ok(None);
         }
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
             return Ok(None);

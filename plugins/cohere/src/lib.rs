@@ -13,7 +13,7 @@
 
 use platos_plugin_sdk::{
     ApiKeyProvider, HttpRequest, HttpResponse, Usage, export_api_key_provider, is_event_stream,
-    model_list_verdict, requested_model, server_sent_events,
+    model_list_verdict, requested_model, server_sent_events, succeeded,
 };
 use serde_json::Value;
 
@@ -33,6 +33,9 @@ export_api_key_provider!(Cohere, COHERE);
 /// The tokens of a Cohere answer to `request`: a JSON body, or the last
 /// event of a stream that carries usage.
 fn read_cohere_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    if !succeeded(response) {
+        return None;
+    }
     let usage = if is_event_stream(response) {
         server_sent_events(&response.body).iter().rev().find_map(|event| {
             let value: Value = serde_json::from_str(&event.data).ok()?;

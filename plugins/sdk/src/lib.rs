@@ -58,7 +58,7 @@ pub use usage::{
     ServerSentEvent, anthropic_usage_from_json, bedrock_model_in_url, bedrock_usage_from_json,
     gemini_usage_from_json, is_event_stream, openai_usage_from_json, read_anthropic_usage,
     read_gemini_usage, read_openai_usage, read_total_tokens_usage, requested_model,
-    server_sent_events,
+    server_sent_events, succeeded,
 };
 pub use verdicts::{
     MAX_MODEL_IDS, NOT_FOUND_HINT, StatusClass, classify_status, listing_verdict,

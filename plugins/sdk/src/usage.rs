@@ -73,6 +73,12 @@ pub fn is_event_stream(response: &HttpResponse) -> bool {
     typed || body.starts_with(b"data:") || body.starts_with(b"event:")
 }
 
+/// Whether `response` is a 2xx: a failed request reports no usage, whatever
+/// its body says.
+pub fn succeeded(response: &HttpResponse) -> bool {
+    (200..300).contains(&response.status)
+}
+
 /// The `model` a JSON request body asks for.
 pub fn requested_model(request: &HttpRequest) -> Option<String> {
     let body: Value = serde_json::from_slice(request.body.as_deref()?).ok()?;
@@ -138,6 +144,9 @@ pub fn openai_usage_from_json(value: &Value) -> Option<Usage> {
 /// stream in `response.completed`). The model is the answer's, else the
 /// request's. `None` when the answer carries no usage.
 pub fn read_openai_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    if !succeeded(response) {
+        return None;
+    }
     let mut usage = if is_event_stream(response) {
         let mut last = None;
         let mut model = None;
@@ -210,6 +219,9 @@ pub fn anthropic_usage_from_json(value: &Value) -> Option<Usage> {
 /// (whose counts are cumulative; the last one carries the final output). The
 /// model is the answer's, else the request's. `None` without usage.
 pub fn read_anthropic_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    if !succeeded(response) {
+        return None;
+    }
     let mut usage = if is_event_stream(response) {
         let mut counts = AnthropicCounts::default();
         for event in server_sent_events(&response.body) {
@@ -271,6 +283,9 @@ fn gemini_model_in_url(url: &str) -> Option<String> {
 /// stream the last chunk carrying `usageMetadata` holds the totals. The
 /// model is the answer's, else the one the URL names. `None` without usage.
 pub fn read_gemini_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    if !succeeded(response) {
+        return None;
+    }
     let mut usage = if is_event_stream(response) {
         server_sent_events(&response.body).iter().rev().find_map(|event| {
             gemini_usage_from_json(&serde_json::from_str::<Value>(&event.data).ok()?)
@@ -333,6 +348,9 @@ pub fn bedrock_model_in_url(url: &str) -> Option<String> {
 /// total (`usage.total_tokens`, Voyage's shape); the model is the answer's,
 /// else the request's. `None` without usage.
 pub fn read_total_tokens_usage(request: &HttpRequest, response: &HttpResponse) -> Option<Usage> {
+    if !succeeded(response) {
+        return None;
+    }
     let value: Value = serde_json::from_slice(&response.body).ok()?;
     let total = value["usage"]["total_tokens"].as_u64()?;
     Some(Usage {
