@@ -944,13 +944,32 @@ async fn manifests_carry_the_client_names_and_forms() {
     assert_eq!(resource[0]["form"], "host-label-of-url");
     assert_eq!(resource[0]["domain"], "openai.azure.com");
     assert!(resource[0]["note"].as_str().unwrap().contains("baseURL"));
+    // The Gemini base URL for the Python SDK and LangChain; the AI SDK reads
+    // none from the environment, Voyage's SDK neither: a note, no value.
+    let gemini = aliases("google", "GOOGLE_GENERATIVE_AI_BASE_URL");
+    for client in ["official", "langchain"] {
+        assert!(gemini.contains(
+            &json!({"name": "GOOGLE_GEMINI_BASE_URL", "client": client, "form": "verbatim"})
+        ));
+    }
+    for (slug, var, client) in [
+        ("google", "GOOGLE_GENERATIVE_AI_BASE_URL", "ai-sdk"),
+        ("voyage", "VOYAGE_API_BASE", "official"),
+    ] {
+        let note_only = aliases(slug, var);
+        let alias = note_only.iter().find(|alias| alias["client"] == client).unwrap();
+        assert_eq!((alias["name"].as_str(), alias["form"].as_str()), (Some(var), Some("note-only")));
+        assert!(alias["note"].as_str().unwrap().contains("base"), "{alias}");
+    }
+    // The OpenAI-compatible server under the names the OpenAI clients read.
+    assert!(
+        aliases("openai-compatible", "OPENAI_COMPATIBLE_BASE_URL")
+            .contains(&json!({"name": "OPENAI_BASE_URL", "client": "all", "form": "verbatim"}))
+    );
     for plugin in registry.iter() {
         let manifest = plugin.manifest();
-        let ids: Vec<&str> = manifest.clients.iter().map(|client| client.id.as_str()).collect();
-        if !ids.is_empty() {
-            assert_eq!(manifest.default_client.as_deref(), Some("official"), "{}", plugin.slug());
-            assert!(ids.contains(&"ai-sdk"), "{}", plugin.slug());
-        }
+        assert!(!manifest.clients.is_empty(), "{} lists no clients", plugin.slug());
+        assert_eq!(manifest.default_client.as_deref(), Some("official"), "{}", plugin.slug());
         assert!(!manifest.token_exchange, "{}", plugin.slug());
     }
     // Prices are in micro-USD per million tokens.
