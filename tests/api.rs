@@ -48,8 +48,14 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(|_| ()).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(dir.path())).await.expect("the server starts");
+    let mut config = config(dir.path());
+    adjust(&mut config);
+    let server = Server::start(config).await.expect("the server starts");
     let operator =
         std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
     let client = Client::new(server.address());
@@ -1890,4 +1896,120 @@ async fn a_resolve_names_its_client_and_gets_the_bag_in_that_clients_form() {
     let (_, azure) = resolve(json!({ "provider": "azure-openai", "client": "ai-sdk" })).await;
     assert_eq!(azure["env"]["AZURE_RESOURCE_NAME"], "acme-east", "{azure}");
     assert_eq!(azure["env"]["AZURE_API_KEY"], "azure-canary-91c2", "{azure}");
+
+    // The providers API says which names each client's bag carries.
+    let (status, listing) =
+        client.call("GET", &format!("/v1/scopes/{scope}/providers"), Some(&agent), None).await;
+    assert_eq!(status, 200);
+    let providers = listing["providers"].as_array().unwrap();
+    let anthropic = providers.iter().find(|provider| provider["slug"] == "anthropic").unwrap();
+    let clients = anthropic["clients"].as_array().unwrap();
+    let ai_sdk = clients.iter().find(|client| client["id"] == "ai-sdk").unwrap();
+    assert_eq!(ai_sdk["default"], false);
+    assert!(
+        ai_sdk["names"].as_array().unwrap().iter().any(|name| name["name"] == "ANTHROPIC_BASE_URL"
+            && name["form"] == "append-suffix"
+            && name["suffix"] == "/v1"),
+        "{ai_sdk}"
+    );
+    assert!(clients.iter().any(|client| client["id"] == "official" && client["default"] == true));
+    assert!(!listing.to_string().contains("canary"), "the listing never carries values");
+}
+
+/// The health of `key` in `scope`'s providers listing, once its verdict is `verdict`.
+async fn wait_for_verdict(host: &Running, scope: &str, key: &str, verdict: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listing) = host
+            .client
+            .call("GET", &format!("/v1/scopes/{scope}/providers"), Some(&host.operator), None)
+            .await;
+        let found = listing["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|provider| provider["keys"].as_array().unwrap().clone())
+            .find(|row| row["key_id"] == key);
+        if let Some(health) = found.map(|row| row["health"].clone())
+            && health["verdict"] == verdict
+        {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "{key} is not {verdict} within 20 s: {listing}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_are_probed_on_link_and_rotation_and_an_operator_starts_rounds() {
+    let (upstream, mock) = mock_upstream().await;
+    // Automatic probes on; the scheduled interval far away.
+    let host = start_with(|config| config.health_interval = Duration::from_secs(3600)).await;
+    let client = &host.client;
+    let scope = "acme/probe/dev";
+
+    // Linking a key probes it without any button.
+    host.set(&host.operator, scope, "OPENAI_API_BASE", &upstream).await;
+    host.set(&host.operator, scope, "OPENAI_API_KEY", "sk-good-linked").await;
+    wait_for_verdict(&host, scope, "OPENAI_API_KEY", "healthy").await;
+
+    // Rotating it to a bad value probes again.
+    host.set(&host.operator, scope, "OPENAI_API_KEY", "sk-revoked-now").await;
+    wait_for_verdict(&host, scope, "OPENAI_API_KEY", "invalid-credential").await;
+    let seen = mock.authorizations.lock().unwrap().clone();
+    assert!(seen.contains(&"Bearer sk-good-linked".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"Bearer sk-revoked-now".to_owned()), "{seen:?}");
+
+    // An operator starts a round and follows it to its end.
+    host.set(&host.operator, scope, "OPENAI_API_KEY_2", "sk-good-second").await;
+    let agent = host.agent_token(scope).await;
+    let (status, denied) = client.call("POST", "/v1/health/rounds", Some(&agent), None).await;
+    assert_eq!((status, code(&denied)), (403, "operator_only"), "{denied}");
+    let (status, started) =
+        client.call("POST", "/v1/health/rounds", Some(&host.operator), None).await;
+    assert!(status == 202 || status == 200, "{status} {started}");
+    let id = started["round"]["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let round = loop {
+        let (status, shown) = client
+            .call("GET", &format!("/v1/health/rounds/{id}"), Some(&host.operator), None)
+            .await;
+        assert_eq!(status, 200, "{shown}");
+        if shown["round"]["state"] != "running" {
+            break shown["round"].clone();
+        }
+        assert!(Instant::now() < deadline, "the round did not end: {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(round["state"], "done", "{round}");
+    assert_eq!(round["keys"], 2, "{round}");
+    assert_eq!(round["probed"], 2, "{round}");
+    assert_eq!(round["verdicts"], json!({ "healthy": 1, "invalid-credential": 1 }), "{round}");
+    let (_, listed) = client.call("GET", "/v1/health/rounds", Some(&host.operator), None).await;
+    let rounds = listed["rounds"].as_array().unwrap();
+    assert!(
+        rounds.iter().any(|round| round["trigger"] == "start"),
+        "a round ran at start: {listed}"
+    );
+    assert!(
+        rounds.iter().any(|round| round["trigger"] == "change"
+            && round["target"]
+                == json!({ "kind": "provider", "scope": scope, "provider": "openai" })),
+        "{listed}"
+    );
+    // A host setting with a value the host does not take is refused.
+    let (status, refused) = client
+        .call(
+            "PUT",
+            &format!("/v1/scopes/{scope}/env/PLATOS_EMBEDDING_PROVIDER"),
+            Some(&host.operator),
+            Some(&json!({ "value": "cohere" })),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (400, "invalid_value"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("`voyage` or `openai`"));
+    let (status, missing) =
+        client.call("GET", "/v1/health/rounds/999999", Some(&host.operator), None).await;
+    assert_eq!((status, code(&missing)), (404, "round_not_found"));
+    assert!(!listed.to_string().contains("sk-"), "rounds never carry values: {listed}");
 }

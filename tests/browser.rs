@@ -162,6 +162,14 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
     assert_eq!(openai["badge"], "grey");
     assert!(openai["expected"].as_array().unwrap().contains(&json!("OPENAI_API_KEY")), "{openai}");
     assert!(openai["expected"].as_array().unwrap().contains(&json!("OPENAI_API_BASE")), "{openai}");
+    // Which names the bag carries for each client, the default marked.
+    let clients = &provider(before, "anthropic")["clients"];
+    let official = clients["official"].as_str().unwrap_or_default();
+    assert!(official.contains("(default)") && official.contains("ANTHROPIC_BASE_URL"), "{clients}");
+    assert!(
+        clients["ai-sdk"].as_str().unwrap_or_default().contains("ANTHROPIC_BASE_URL with /v1"),
+        "{clients}"
+    );
     let hints = openai["nearMisses"].as_array().unwrap();
     assert!(
         hints.iter().any(|hint| hint.as_str().unwrap().contains("OPENAI_KEY")

@@ -291,6 +291,7 @@ fn a_wrong_master_key_is_refused_by_every_store_command() {
     let vars: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(vars.as_array().unwrap().len(), 1, "{vars}");
     assert_eq!(vars[0]["version"], 1);
+    assert_eq!(vars[0]["source"], "cli", "a CLI write says it came from the CLI");
 
     // A rotation: the store's key as ENCRYPTION_KEY_PREVIOUS, then rewrap;
     // then the new key alone opens the store, and the old one is refused.

@@ -21,8 +21,8 @@ use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, 
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    HealthVerdict, KeyStatus, KeyUpdate, ProviderVars, SecretStore, SledStore, StoreOptions,
-    VarSource,
+    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars, SecretStore, SledStore,
+    StoreOptions, VarSource,
 };
 use secrecy::SecretString;
 
@@ -281,6 +281,29 @@ async fn the_embedding_track_says_what_is_missing() {
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
     assert!(status(&f.resolver, &dev, EmbeddingProvider::Openai).unwrap().ready);
     assert!(!status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready);
+}
+
+#[tokio::test]
+async fn a_key_found_invalid_leaves_the_picker_and_the_embedding_track() {
+    let f = fixture().await;
+    let dev = scope("acme/shop/dev");
+    set(&f.store, &dev, "VOYAGE_API_KEY", "pa-revoked");
+    assert!(
+        status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready,
+        "unprobed: usable"
+    );
+    let invalid = platos_host::provider::Verdict::InvalidCredential { message: "401".into() };
+    let record = |verdict| KeyUpdate::Health(HealthRecord::from_verdict(verdict, 1));
+    f.store.update_provider_key(&dev, "voyage", "VOYAGE_API_KEY", record(&invalid)).unwrap();
+    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "no models of an invalid key");
+    let embedding = status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap();
+    assert!(!embedding.ready);
+    let missing = embedding.missing.unwrap();
+    assert!(missing.contains("VOYAGE_API_KEY is invalid at its last probe"), "{missing}");
+    // A second key that is fine brings both back.
+    set(&f.store, &dev, "VOYAGE_API_KEY_2", "pa-fine");
+    assert!(status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready);
+    assert!(!f.resolver.models(&dev, None).unwrap().is_empty());
 }
 
 /// A models endpoint: `Bearer good` lists two models, anything else is 401.

@@ -9,8 +9,9 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::resolution::Resolver;
+use crate::resolution::catalog::usable;
 use crate::scope::Scope;
-use crate::store::StoreError;
+use crate::store::{KeyStatus, ProviderKey, StoreError};
 
 /// The variable choosing the embedding provider.
 pub const EMBEDDING_PROVIDER_VAR: &str = "PLATOS_EMBEDDING_PROVIDER";
@@ -68,26 +69,54 @@ impl FromStr for EmbeddingProvider {
 pub struct EmbeddingStatus {
     /// The configured provider.
     pub provider: EmbeddingProvider,
-    /// Whether it has an active key in the scope.
+    /// Whether it has a usable key in the scope.
     pub ready: bool,
     /// What is missing, in words, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
 }
 
-/// The embedding status of `scope` for `provider`.
+/// The embedding status of `scope` for `provider`: ready when the provider
+/// has a usable key (active, and not found invalid by its last probe).
 pub fn status(
     resolver: &Resolver,
     scope: &Scope,
     provider: EmbeddingProvider,
 ) -> Result<EmbeddingStatus, StoreError> {
-    let ready = resolver.active_providers(scope)?.iter().any(|slug| slug == provider.slug());
+    let keys: Vec<ProviderKey> = resolver
+        .store()
+        .list_provider_keys(scope)?
+        .into_iter()
+        .filter(|key| key.provider == provider.slug())
+        .collect();
+    let ready = resolver.registry().get(provider.slug()).is_some() && keys.iter().any(usable);
+    let consequence = "until then memory extraction and remember calls fail at write time";
     let missing = (!ready).then(|| {
-        format!(
-            "no {} key in {scope}: set {} ({EMBEDDING_PROVIDER_VAR}={provider}); until then memory extraction and remember calls fail at write time",
-            provider.slug(),
-            provider.key_var()
-        )
+        if keys.is_empty() {
+            format!(
+                "no {} key in {scope}: set {} ({EMBEDDING_PROVIDER_VAR}={provider}); {consequence}",
+                provider.slug(),
+                provider.key_var()
+            )
+        } else {
+            let why: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    let state = if key.status != KeyStatus::Active {
+                        "disabled"
+                    } else {
+                        "invalid at its last probe"
+                    };
+                    format!("{} is {state}", key.env_var)
+                })
+                .collect();
+            format!(
+                "no usable {} key in {scope} ({}): enable one or set a working {}; {consequence}",
+                provider.slug(),
+                why.join(", "),
+                provider.key_var()
+            )
+        }
     });
     Ok(EmbeddingStatus { provider, ready, missing })
 }

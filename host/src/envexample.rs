@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::provider::{EnvVar, Manifest, ModelClass};
+use crate::policy::client_env::client_names;
+use crate::provider::{EnvVar, Manifest, ModelClass, ValueForm};
 
 /// Providers people look for first, in this order; others follow by slug.
 const FIRST: &[&str] =
@@ -57,7 +58,54 @@ fn provider_block(out: &mut String, manifest: &Manifest) {
     for var in &manifest.env_vars {
         line(out, var);
     }
+    clients(out, manifest);
     out.push('\n');
+}
+
+/// The names each client's env bag carries (resolve with `"client": "<id>"`).
+fn clients(out: &mut String, manifest: &Manifest) {
+    let listed = client_names(manifest);
+    if listed.is_empty() {
+        return;
+    }
+    out.push_str("# An agent's env bag, by client (resolve with \"client\": \"<id>\"):\n");
+    for client in listed {
+        let default = if client.default { ", the default" } else { "" };
+        let mut carried = Vec::new();
+        let mut notes = Vec::new();
+        for name in &client.names {
+            match &name.form {
+                ValueForm::Verbatim if name.name == name.variable => {
+                    carried.push(name.name.clone())
+                }
+                ValueForm::Verbatim => carried.push(format!("{} (= {})", name.name, name.variable)),
+                ValueForm::AppendSuffix { suffix } => {
+                    carried.push(format!("{} (with {suffix})", name.name));
+                }
+                ValueForm::StripSuffix { suffix } => {
+                    carried.push(format!("{} (without {suffix})", name.name));
+                }
+                ValueForm::HostLabelOfUrl { .. } => {
+                    carried.push(format!("{} (from {}'s host)", name.name, name.variable));
+                }
+                ValueForm::NoteOnly => notes.push(format!(
+                    "{} is not read from the environment: {}",
+                    name.variable,
+                    name.note.as_deref().unwrap_or("set it in code")
+                )),
+            }
+        }
+        let _ = writeln!(
+            out,
+            "#   {} ({}{default}): {}",
+            client.id,
+            client.display_name,
+            carried.join(", ")
+        );
+        for note in notes {
+            let _ = writeln!(out, "#     {note}");
+        }
+    }
 }
 
 fn line(out: &mut String, var: &EnvVar) {

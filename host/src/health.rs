@@ -5,19 +5,27 @@
 //! checked addresses, timeout, no redirects, body cap), and the plugin reads
 //! the answer (`interpret-health`). A round probes many keys with bounded
 //! concurrency, and a credential shared by several keys or scopes is probed
-//! once per round.
+//! once per round. [`HealthService`] runs rounds at start, on its schedule,
+//! when an operator asks and after a change to a provider's variables, and
+//! keeps their progress in a [`rounds::RoundBook`].
+
+pub mod rounds;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use self::rounds::{Begun, RoundBook, RoundTarget, RoundTrigger, RoundView};
 use crate::outbound::Outbound;
+use crate::policy::variants::variant_of;
+use crate::policy::verdicts::class_name;
 use crate::provider::{Credentials, ProviderErrorCode, Verdict};
 use crate::runtime::{CallError, CallErrorKind, Plugin};
-use crate::store::HealthRecord;
+use crate::scope::Scope;
+use crate::store::{HealthRecord, now_millis};
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -122,6 +130,21 @@ pub async fn run_round<K: Send + 'static>(
     outbound: &Outbound,
     concurrency: usize,
 ) -> (Vec<(K, ProbeOutcome)>, RoundStats) {
+    let mut results = Vec::with_capacity(targets.len());
+    let stats = probe_each(targets, outbound, concurrency, |key, outcome| {
+        results.push((key, outcome.clone()));
+    })
+    .await;
+    (results, stats)
+}
+
+/// [`run_round`], handing each key its outcome as soon as its probe ends.
+pub async fn probe_each<K: Send + 'static>(
+    targets: Vec<ProbeTarget<K>>,
+    outbound: &Outbound,
+    concurrency: usize,
+    mut on_outcome: impl FnMut(K, &ProbeOutcome),
+) -> RoundStats {
     let keys = targets.len();
     let mut groups: HashMap<[u8; 32], (Plugin, Credentials, Vec<K>)> = HashMap::new();
     for target in targets {
@@ -145,16 +168,13 @@ pub async fn run_round<K: Send + 'static>(
             (keys, outcome)
         });
     }
-    let mut results = Vec::with_capacity(keys);
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((keys, outcome)) => {
-                results.extend(keys.into_iter().map(|key| (key, outcome.clone())))
-            }
+            Ok((keys, outcome)) => keys.into_iter().for_each(|key| on_outcome(key, &outcome)),
             Err(error) => tracing::error!(%error, "a health probe task failed"),
         }
     }
-    (results, RoundStats { keys, probes })
+    RoundStats { keys, probes }
 }
 
 #[cfg(test)]
@@ -182,11 +202,19 @@ pub struct HealthConfig {
     pub jitter: f64,
     /// Probes in flight at once.
     pub concurrency: usize,
+    /// Probe a provider's keys in a scope as soon as one of its variables is
+    /// set or unset (link, rotation, a new base URL).
+    pub probe_on_change: bool,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval: Duration::from_secs(300), jitter: 0.1, concurrency: 32 }
+        HealthConfig {
+            interval: Duration::from_secs(300),
+            jitter: 0.1,
+            concurrency: 32,
+            probe_on_change: true,
+        }
     }
 }
 
@@ -209,6 +237,7 @@ pub struct HealthService {
     outbound: Outbound,
     config: HealthConfig,
     counters: Arc<VerdictCounters>,
+    rounds: Arc<Mutex<RoundBook>>,
 }
 
 /// Probe verdicts by class, for metrics.
@@ -246,7 +275,87 @@ impl HealthService {
         outbound: Outbound,
         config: HealthConfig,
     ) -> Self {
-        HealthService { resolver, outbound, config, counters: Arc::default() }
+        HealthService {
+            resolver,
+            outbound,
+            config,
+            counters: Arc::default(),
+            rounds: Arc::default(),
+        }
+    }
+
+    fn book(&self) -> MutexGuard<'_, RoundBook> {
+        self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The round `id`, if still kept.
+    pub fn round(&self, id: u64) -> Option<RoundView> {
+        self.book().get(id)
+    }
+
+    /// The kept rounds, newest first.
+    pub fn rounds(&self) -> Vec<RoundView> {
+        self.book().list()
+    }
+
+    /// Starts a round of `target` in the background, unless one of the same
+    /// target runs. Returns the round and whether it is a new one. Call it
+    /// within the Tokio runtime.
+    pub fn start_round(&self, target: RoundTarget, trigger: RoundTrigger) -> (RoundView, bool) {
+        let begun = self.book().begin(target.clone(), trigger, now_millis());
+        let (id, started) = match begun {
+            Begun::Started(id) => (id, true),
+            Begun::AlreadyRunning(id) => (id, false),
+        };
+        let view = self.round(id).expect("a running round is always kept");
+        if started {
+            let service = self.clone();
+            tokio::spawn(async move { service.execute(id, target, trigger).await });
+        }
+        (view, started)
+    }
+
+    /// Probes, in the background, the keys of every provider that reads
+    /// `name` (or a numbered variant of its variables) in `scope`, when
+    /// probes on change are on.
+    pub fn variable_changed(&self, scope: &Scope, name: &str) {
+        if !self.config.probe_on_change {
+            return;
+        }
+        for plugin in self.resolver.registry().iter() {
+            let reads =
+                plugin.manifest().env_vars.iter().any(|var| variant_of(name, &var.name).is_some());
+            if reads {
+                let target = RoundTarget::Provider {
+                    scope: scope.clone(),
+                    provider: plugin.slug().to_owned(),
+                };
+                self.start_round(target, RoundTrigger::Change);
+            }
+        }
+    }
+
+    /// Runs round `id` to its end, records it in the book and starts the
+    /// rounds changes asked for meanwhile.
+    async fn execute(&self, id: u64, target: RoundTarget, trigger: RoundTrigger) {
+        let started = Instant::now();
+        let result = self.probe_target(id, &target).await;
+        match &result {
+            Ok(stats) => tracing::info!(
+                round = id,
+                trigger = ?trigger,
+                keys = stats.keys,
+                probes = stats.probes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "health round done"
+            ),
+            Err(error) => tracing::warn!(round = id, %error, "health round failed"),
+        }
+        let error = result.err().map(|error| error.to_string());
+        let due = self.book().finish(id, now_millis(), error);
+        for (target, trigger) in due {
+            self.start_round(target, trigger);
+        }
     }
 
     /// The verdict counters.
@@ -265,10 +374,31 @@ impl HealthService {
         Ok(outcome)
     }
 
-    /// One round over every linked key of every scope.
+    /// One round over every linked key of every scope, now, whatever else
+    /// runs; kept in the book like every round.
     pub async fn run_round(&self) -> Result<RoundStats, crate::store::StoreError> {
+        let id = self.book().open(RoundTarget::All, RoundTrigger::Operator, now_millis());
+        let result = self.probe_target(id, &RoundTarget::All).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        self.book().finish(id, now_millis(), error);
+        result
+    }
+
+    /// Probes the keys `target` covers, counting each verdict in round `id`.
+    async fn probe_target(
+        &self,
+        id: u64,
+        target: &RoundTarget,
+    ) -> Result<RoundStats, crate::store::StoreError> {
+        let locations: Vec<KeyLocation> = self
+            .resolver
+            .linked_keys()?
+            .into_iter()
+            .filter(|location| target.covers(location))
+            .collect();
+        self.book().planned(id, locations.len());
         let mut targets = Vec::new();
-        for location in self.resolver.linked_keys()? {
+        for location in locations {
             match self.resolver.key_credentials(&location) {
                 Ok((plugin, credentials)) => {
                     targets.push(ProbeTarget { key: location, plugin, credentials })
@@ -282,13 +412,16 @@ impl HealthService {
                         at: unix_now(),
                     };
                     self.record(&location, &outcome);
+                    self.book().probed(id, class_name(&outcome.verdict));
                 }
             }
         }
-        let (results, stats) = run_round(targets, &self.outbound, self.config.concurrency).await;
-        for (location, outcome) in &results {
-            self.record(location, outcome);
-        }
+        let stats =
+            probe_each(targets, &self.outbound, self.config.concurrency, |location, outcome| {
+                self.record(&location, outcome);
+                self.book().probed(id, class_name(&outcome.verdict));
+            })
+            .await;
         Ok(stats)
     }
 
@@ -309,22 +442,16 @@ impl HealthService {
         }
     }
 
-    /// Runs rounds forever, every interval with jitter. Spawn it.
+    /// Runs a round at once, then one every interval with jitter, forever.
+    /// Spawn it.
     pub async fn run(self) {
+        let mut trigger = RoundTrigger::Start;
         loop {
+            self.start_round(RoundTarget::All, trigger);
+            trigger = RoundTrigger::Schedule;
             let jitter = self.config.jitter.clamp(0.0, 0.5);
             let factor = 1.0 + jitter * (2.0 * random_unit() - 1.0);
             tokio::time::sleep(self.config.interval.mul_f64(factor)).await;
-            let started = Instant::now();
-            match self.run_round().await {
-                Ok(stats) => tracing::info!(
-                    keys = stats.keys,
-                    probes = stats.probes,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "health round done"
-                ),
-                Err(error) => tracing::warn!(%error, "health round failed"),
-            }
         }
     }
 }

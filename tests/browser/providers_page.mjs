@@ -121,6 +121,7 @@ async function main() {
         linked: text(card.querySelector('.linked')),
         expected: [...card.querySelectorAll('.expected-var code')].map(text),
         nearMisses: [...card.querySelectorAll('.near-miss')].map(text),
+        clients: Object.fromEntries([...card.querySelectorAll(".clients .client")].map((line) => [line.dataset.client, text(line)])),
         keys: [...card.querySelectorAll('tbody tr')].map((row) => ({
           key: row.dataset.key,
           badge: row.querySelector('.key-badge').dataset.badge,

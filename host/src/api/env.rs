@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{AdminScoped, JsonBody, Scoped};
+use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
 use crate::store::{StoreError, VarSource, check_name};
@@ -73,6 +74,11 @@ pub async fn set(
             ),
         ));
     }
+    if name == EMBEDDING_PROVIDER_VAR
+        && let Err(problem) = body.value.expose_secret().parse::<EmbeddingProvider>()
+    {
+        return Err(ApiError::bad_request("invalid_value", problem));
+    }
     let value = body.value;
     let store = state.resolver().store().clone();
     let scope = scoped.scope.clone();
@@ -87,6 +93,7 @@ pub async fn set(
         |key| json!({ "provider": key.provider, "key_id": key.env_var, "variant": key.variant }),
     );
     tracing::info!(scope = %scoped.scope, name = %name, version = info.version, by = %scoped.caller.token_id, "variable set through the API");
+    state.health().variable_changed(&scoped.scope, &name);
     Ok(Json(json!({
         "variable": info,
         "linked_key": linked,
@@ -128,5 +135,6 @@ pub async fn unset(
         ));
     }
     tracing::info!(scope = %scoped.scope, name = %name, by = %scoped.caller.token_id, "variable unset through the API");
+    state.health().variable_changed(&scoped.scope, &name);
     Ok(Json(json!({ "unset": true, "name": name })))
 }

@@ -208,3 +208,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
             })
     }
 }
+
+/// The `{id}` of a route such as `/v1/tokens/{id}`.
+pub struct PathId(pub String);
+
+impl FromRequestParts<ApiState> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(PathId(params.get("id").cloned().unwrap_or_default()))
+    }
+}

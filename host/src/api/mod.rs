@@ -30,6 +30,7 @@ pub mod page;
 pub mod server;
 
 mod env;
+mod health;
 mod resolve;
 mod scopes;
 mod system;
@@ -194,6 +195,9 @@ fn table() -> Vec<(RouteInfo, MethodRouter<ApiState>)> {
         route("GET", "/v1/tokens", Operator, get(tokens::list)),
         route("POST", "/v1/tokens", Operator, post(tokens::create)),
         route("DELETE", "/v1/tokens/{id}", Operator, delete(tokens::revoke)),
+        route("GET", "/v1/health/rounds", Operator, get(health::list)),
+        route("POST", "/v1/health/rounds", Operator, post(health::start)),
+        route("GET", "/v1/health/rounds/{id}", Operator, get(health::show)),
         route("GET", scoped!("/providers"), Scoped, get(scopes::providers)),
         route("GET", scoped!("/providers/{provider}/keys"), Scoped, get(scopes::keys)),
         route(

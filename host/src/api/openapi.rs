@@ -136,6 +136,16 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![path_param("id", "The token's public id.", "3f2a9c01b7de")])
             .ok(200, "Revoked.", json_content(json!({ "type": "object", "properties": { "revoked": { "const": true }, "id": { "type": "string" } } })))
             .errors(&["token_not_found", "last_operator_token", "invalid_path", "store_error"]),
+        ("GET", "/v1/health/rounds") => op("listHealthRounds", "health", "Health rounds", "The kept rounds (the last 16 and every running one), newest first: what each probes (every key, or one provider's keys in a scope after a change), why it started, how many keys it has probed and their verdicts. Operator token.")
+            .ok(200, "The rounds.", json_content(json!({ "type": "object", "properties": { "rounds": { "type": "array", "items": schema_ref("HealthRound") } } })))
+            .errors(&[]),
+        ("POST", "/v1/health/rounds") => op("startHealthRound", "health", "Start a health round", "Probes every linked key of every scope now, in the background; badges change as each probe finishes. When a round is already running, answers 200 with it instead of starting another. Operator token.")
+            .ok(202, "Started (200 with `started: false` when a round was running already: that one).", json_content(json!({ "type": "object", "properties": { "round": schema_ref("HealthRound"), "started": { "type": "boolean" } } })))
+            .errors(&[]),
+        ("GET", "/v1/health/rounds/{id}") => op("getHealthRound", "health", "One health round", "Its progress: keys, probed, verdicts so far, state. Operator token.")
+            .params(vec![path_param("id", "The round's id.", "3")])
+            .ok(200, "The round.", json_content(json!({ "type": "object", "properties": { "round": schema_ref("HealthRound") } })))
+            .errors(&["round_not_found"]),
         (_, path) if path.ends_with("/providers") => op("listProviders", "providers", "Providers of a scope", "Every loaded provider, linked or not: expected variable names, near-miss hints, the provider badge (its worst key's), and its keys (label, variant, status, last used, health).")
             .ok(200, "The providers.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "providers": { "type": "array", "items": schema_ref("Provider") } } })))
             .errors(&["store_error"]),
@@ -166,19 +176,19 @@ fn operation(method: &str, path: &str) -> Op {
         ("GET", path) if path.ends_with("/env") => op("listEnv", "env", "Variables of a scope", "Names, versions, update times and sources; values are write-only and never returned.")
             .ok(200, "The variables.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "variables": { "type": "array", "items": schema_ref("Variable") } } })))
             .errors(&["store_error"]),
-        ("PUT", _) => op("setEnv", "env", "Set a variable", "Writes a new version (durable before the answer). The value is in the body, never the URL. The replaced version stays readable for the grace period so turns holding a lease on it finish (rotation). A provider key variable (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) links its key. Admin token of the scope or operator token.")
+        ("PUT", _) => op("setEnv", "env", "Set a variable", "Writes a new version (durable before the answer). The value is in the body, never the URL. The replaced version stays readable for the grace period so turns holding a lease on it finish (rotation). A provider key variable (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) links its key, and when automatic probes are on the provider's keys in the scope are probed at once. `PLATOS_EMBEDDING_PROVIDER` takes `voyage` or `openai` (`invalid_value` otherwise). Admin token of the scope or operator token.")
             .params(vec![path_param("name", "The variable's name: [A-Z][A-Z0-9_]*, at most 128 characters.", "OPENAI_API_KEY")])
             .body(schema_ref("SetVariable"), "The value.")
             .ok(200, "Set.", json_ok("SetResult"))
-            .errors(&["invalid_name", "reserved_name", "empty_value", "value_too_large", "managed_by_self_host", "store_error"]),
+            .errors(&["invalid_name", "reserved_name", "empty_value", "invalid_value", "value_too_large", "managed_by_self_host", "store_error"]),
         ("DELETE", path) if path.contains("/env/") => op("unsetEnv", "env", "Unset a variable", "Its last value stays readable by version for the grace period; the key it linked is unlinked. Admin token of the scope or operator token.")
             .params(vec![path_param("name", "The variable's name.", "OPENAI_API_KEY_2")])
             .ok(200, "Unset.", json_content(json!({ "type": "object", "properties": { "unset": { "const": true }, "name": { "type": "string" } } })))
             .errors(&["invalid_name", "reserved_name", "variable_not_set", "managed_by_self_host", "store_error"]),
-        (_, path) if path.ends_with("/resolve") => op("resolve", "resolution", "Resolve a key for a turn", "The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.")
+        (_, path) if path.ends_with("/resolve") => op("resolve", "resolution", "Resolve a key for a turn", "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.")
             .body(schema_ref("ResolveRequest"), "What to resolve.")
             .ok(200, "The key, why, the lease and the env bag.", json_ok("Resolution"))
-            .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "invalid_name", "store_error"]),
+            .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "unknown_client", "invalid_name", "store_error"]),
         (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them.")
             .params(vec![path_param("lease", "A lease id from a resolve.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
             .body(schema_ref("AuthorizeRequest"), "The request to authorize.")
@@ -272,6 +282,7 @@ pub fn document() -> Value {
             { "name": "env", "description": "A scope's encrypted variables (write-only values)." },
             { "name": "resolution", "description": "Resolve, leases, explain and the model picker." },
             { "name": "tokens", "description": "Operator, admin and agent tokens." },
+            { "name": "health", "description": "Health rounds: start one, follow its progress." },
             { "name": "host", "description": "Liveness, plugins, metrics." },
             { "name": "page", "description": "The providers page." },
         ],
@@ -324,7 +335,7 @@ fn schemas() -> Value {
             "strict_error": { "type": ["object", "null"], "description": "The error a strict resolve would answer for the pin (`pinned_key_missing`, `pinned_key_disabled`).", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } }, "candidates": { "type": "array", "items": { "type": "object" } }, "near_misses": { "type": "array", "items": schema_ref("NearMiss") } } },
         "Model": { "type": "object", "properties": { "provider": { "type": "string" }, "id": { "type": "string" }, "class": { "type": "string" }, "display_name": { "type": "string" }, "context_window": { "type": "integer" }, "source": { "enum": ["default", "discovered"] } } },
         "EmbeddingStatus": { "type": "object", "properties": { "provider": { "type": ["string", "null"], "enum": ["voyage", "openai", null] }, "ready": { "type": "boolean" }, "missing": { "type": "string" }, "configured_by": { "enum": ["default", "variable"] }, "variable": { "type": "string" } } },
-        "Variable": { "type": "object", "properties": { "name": { "type": "string" }, "version": { "type": "integer" }, "updated_at": { "type": "integer" }, "source": { "enum": ["api", "self-host"] } } },
+        "Variable": { "type": "object", "properties": { "name": { "type": "string" }, "version": { "type": "integer" }, "updated_at": { "type": "integer" }, "source": { "enum": ["api", "cli", "self-host"] } } },
         "SetVariable": { "type": "object", "additionalProperties": false, "required": ["value"], "properties": { "value": { "type": "string", "minLength": 1, "maxLength": 65536, "writeOnly": true } } },
         "SetResult": { "type": "object", "properties": { "variable": schema_ref("Variable"), "linked_key": { "type": ["object", "null"], "properties": { "provider": { "type": "string" }, "key_id": { "type": "string" }, "variant": { "type": "integer" } } }, "warning": { "type": ["string", "null"] } } },
         "ResolveRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": { "type": "string", "example": "openai" }, "pinned_key": { "type": "string", "example": "OPENAI_API_KEY_2" }, "strict": { "type": "boolean", "default": false }, "client": { "type": "string", "example": "ai-sdk", "description": "The client library whose names and value forms the env bag takes: one of the provider's `clients` (GET /v1/plugins); absent: the provider's default client." } } },
@@ -337,6 +348,14 @@ fn schemas() -> Value {
             "env": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The env bag in the client's form, with values: the manifest's plain names and every alias the client reads." },
             "warnings": { "type": "array", "description": "Values the env bag cannot carry in the client's form; a base URL the client would ignore is always here.", "items": schema_ref("EnvWarning") } } },
         "EnvWarning": { "type": "object", "properties": { "code": { "enum": ["base_url_ignored", "value_not_derivable"] }, "variable": { "type": "string" }, "alias": { "type": "string" }, "client": { "type": "string" }, "message": { "type": "string" } } },
+        "HealthRound": { "type": "object", "properties": {
+            "id": { "type": "integer" },
+            "target": { "type": "object", "properties": { "kind": { "enum": ["all", "provider"] }, "scope": { "type": "string" }, "provider": { "type": "string" } } },
+            "trigger": { "enum": ["start", "schedule", "operator", "change", "reload"] },
+            "state": { "enum": ["running", "done", "failed"] },
+            "started_at": { "type": "integer", "description": "Unix ms" }, "finished_at": { "type": ["integer", "null"] },
+            "keys": { "type": ["integer", "null"], "description": "Keys to probe; null until listed." }, "probed": { "type": "integer" },
+            "verdicts": { "type": "object", "additionalProperties": { "type": "integer" } }, "error": { "type": ["string", "null"] } } },
         "HttpRequest": { "type": "object", "additionalProperties": false, "required": ["method", "url"], "properties": {
             "method": { "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] }, "url": { "type": "string", "format": "uri" },
             "headers": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }], "minItems": 2, "maxItems": 2 } },

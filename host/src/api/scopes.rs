@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::extract::{AdminScoped, JsonBody, QueryParams, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::health::KeyLocation;
+use crate::policy::client_env::client_names;
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
 use crate::provider::{Manifest, ModelClass};
 use crate::resolution::{Resolver, health_verdict};
@@ -101,6 +102,7 @@ fn provider_view(
         "badge": provider_badge(own.iter().map(|key| key.badge)),
         "key_var": key_var(manifest),
         "expected_vars": manifest.env_vars,
+        "clients": client_names(manifest),
         "near_misses": resolver.near_misses_for(vars, manifest),
         "model_classes": manifest.model_classes,
         "probe_cost": manifest.probe_cost,
@@ -342,7 +344,7 @@ pub async fn models(
     };
     let resolver = state.resolver();
     let models = resolver.models(&scoped.scope, class)?;
-    let providers = resolver.active_providers(&scoped.scope)?;
+    let providers = resolver.usable_providers(&scoped.scope)?;
     Ok(Json(json!({
         "scope": scoped.scope.to_string(),
         "class": query.class.filter(|class| !class.is_empty()),

@@ -18,6 +18,7 @@ use super::bootstrap::{self, KeySource, OperatorToken};
 use super::connections::ConnectionLimits;
 use super::{ApiOptions, ApiState, auth::TokenStore};
 use crate::bundled::PluginSources;
+use crate::health::rounds::{RoundTarget, RoundTrigger};
 use crate::health::{HealthConfig, HealthService};
 use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
@@ -44,7 +45,8 @@ pub struct ServerConfig {
     pub self_host: Option<SelfHostConfig>,
     /// How often the `.env` file's modification time is checked.
     pub env_file_poll: Duration,
-    /// Time between background health rounds; zero turns them off.
+    /// Time between background health rounds; zero turns automatic probes
+    /// off (the round at start, after a reload, and on a change).
     pub health_interval: Duration,
     /// Time between flushes of usage, lease expiry and store purges.
     pub maintenance_interval: Duration,
@@ -174,6 +176,7 @@ impl Server {
             outbound,
             HealthConfig {
                 interval: config.health_interval.max(Duration::from_secs(1)),
+                probe_on_change: !config.health_interval.is_zero(),
                 ..HealthConfig::default()
             },
         );
@@ -206,7 +209,7 @@ impl Server {
 
         let mut tasks = Vec::new();
         if !config.health_interval.is_zero() {
-            tasks.push(tokio::spawn(health.run()));
+            tasks.push(tokio::spawn(health.clone().run()));
         }
         tasks.push(tokio::spawn(maintenance(resolver, store.clone(), config.maintenance_interval)));
         if let Some(self_host) = config.self_host.clone() {
@@ -218,8 +221,10 @@ impl Server {
                 .ok();
             #[cfg(not(unix))]
             let hangup = None;
+            let reprobe = (!config.health_interval.is_zero()).then(|| health.clone());
             tasks.push(tokio::spawn(watch_self_host(
                 store.clone(),
+                reprobe,
                 self_host,
                 accept,
                 config.env_file_poll,
@@ -391,6 +396,7 @@ type HangupSignal = std::convert::Infallible;
 /// changes (its modification time or length, checked every `poll`).
 async fn watch_self_host(
     store: Arc<SledStore>,
+    reprobe: Option<HealthService>,
     config: SelfHostConfig,
     accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     poll: Duration,
@@ -428,8 +434,17 @@ async fn watch_self_host(
         };
         stamp = file_stamp(config.env_file.as_deref());
         tracing::info!("reloading the self-host variables: {reason}");
-        if let Err(error) = import_self_host(store.clone(), config.clone(), accept.clone()).await {
-            tracing::error!("the self-host reload failed; the previous variables stay: {error:#}");
+        match import_self_host(store.clone(), config.clone(), accept.clone()).await {
+            Ok(()) => {
+                if let Some(health) = &reprobe {
+                    health.start_round(RoundTarget::All, RoundTrigger::Reload);
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    "the self-host reload failed; the previous variables stay: {error:#}"
+                )
+            }
         }
     }
 }

@@ -2,9 +2,8 @@
 //! or agent tokens), revoke.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::auth::{Grant, TokenError, TokenKind, valid_label};
 use super::error::ApiError;
-use super::extract::{JsonBody, OperatorCaller, path_params};
+use super::extract::{JsonBody, OperatorCaller, PathId};
 use crate::scope::Scope;
 
 /// `GET /v1/tokens`.
@@ -82,23 +81,11 @@ pub async fn create(
     ))
 }
 
-/// The `{id}` of `/v1/tokens/{id}`.
-pub struct TokenId(String);
-
-impl FromRequestParts<ApiState> for TokenId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let params = path_params(parts, state).await?;
-        Ok(TokenId(params.get("id").cloned().unwrap_or_default()))
-    }
-}
-
 /// `DELETE /v1/tokens/{id}`.
 pub async fn revoke(
     OperatorCaller(caller): OperatorCaller,
     State(state): State<ApiState>,
-    TokenId(id): TokenId,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || {
         ApiError::not_found("token_not_found", "no token has this id: GET /v1/tokens lists them")

@@ -135,13 +135,13 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
             let store = open_store(context, links)?;
             let value = read_value(&scope, &name)?;
             warn_unknown_name(&name, &known);
-            let info = store.set_var(&scope, &name, &value, VarSource::Api)?;
+            let info = store.set_var(&scope, &name, &value, VarSource::Cli)?;
             println!("{name} set in {scope}: version {}", info.version);
         }
         EnvCommand::Unset { scope, name } => {
             let (links, _) = provider_vars(context).await?;
             let store = open_store(context, links)?;
-            if store.unset_var(&scope, &name, VarSource::Api)? {
+            if store.unset_var(&scope, &name, VarSource::Cli)? {
                 println!("{name} unset in {scope}");
             } else {
                 println!("{name} was not set in {scope}");

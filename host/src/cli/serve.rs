@@ -44,7 +44,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PLATOS_IMPORT_PROCESS_ENV", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     import_process_env: bool,
 
-    /// Time between background health rounds (`300`, `300s`, `5m`, `1h`; `0` turns them off).
+    /// Time between background health rounds (`300`, `300s`, `5m`, `1h`); a
+    /// round also runs at start, after a `.env` reload, and a provider's keys
+    /// are probed when one of its variables changes. `0` turns all of these
+    /// off (`POST /v1/health/rounds` and "Test key" still probe).
     #[arg(long, env = "PLATOS_HEALTH_INTERVAL", default_value = "300s", value_parser = parse_duration)]
     health_interval: Duration,
 

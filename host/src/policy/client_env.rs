@@ -9,7 +9,7 @@
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::provider::{ClientInfo, Credentials, EnvAlias, EnvVar, EnvVarRole, Manifest};
+use crate::provider::{ClientInfo, Credentials, EnvAlias, EnvVar, EnvVarRole, Manifest, ValueForm};
 
 /// A resolve named a client the provider's manifest does not list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +160,72 @@ fn not_derivable(
     })
 }
 
+/// One name a client's bag carries, and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BagName {
+    /// The name the client reads.
+    pub name: String,
+    /// The manifest variable its value is derived from.
+    pub variable: String,
+    /// How (`verbatim` for the plain name; `note-only` is never set).
+    #[serde(flatten)]
+    pub form: ValueForm,
+    /// What to do when the value cannot be derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The names one client's bag carries, for the providers page, the
+/// providers API and `.env.example`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientNames {
+    /// The client's id, for `"client"` in a resolve.
+    pub id: String,
+    /// Its name for people.
+    pub display_name: String,
+    /// Whether a resolve naming no client gets this form.
+    pub default: bool,
+    /// The names, in manifest order.
+    pub names: Vec<BagName>,
+}
+
+/// The names each of `manifest`'s clients reads, the same rule as
+/// [`client_form`] applied to the manifest alone. Empty for a manifest
+/// without clients (its bag has the plain names and all-client aliases).
+pub fn client_names(manifest: &Manifest) -> Vec<ClientNames> {
+    manifest
+        .clients
+        .iter()
+        .map(|client| {
+            let mut names = Vec::new();
+            for var in &manifest.env_vars {
+                let aliases: Vec<&EnvAlias> =
+                    var.aliases.iter().filter(|alias| alias.client.includes(&client.id)).collect();
+                if !aliases.iter().any(|alias| alias.name == var.name) {
+                    names.push(BagName {
+                        name: var.name.clone(),
+                        variable: var.name.clone(),
+                        form: ValueForm::Verbatim,
+                        note: None,
+                    });
+                }
+                names.extend(aliases.into_iter().map(|alias| BagName {
+                    name: alias.name.clone(),
+                    variable: var.name.clone(),
+                    form: alias.form.clone(),
+                    note: alias.note.clone(),
+                }));
+            }
+            ClientNames {
+                id: client.id.clone(),
+                display_name: client.display_name.clone(),
+                default: manifest.default_client.as_deref() == Some(client.id.as_str()),
+                names,
+            }
+        })
+        .collect()
+}
+
 /// Whether two URLs are the same but for trailing slashes and letter case.
 fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
@@ -168,7 +234,7 @@ fn same_url(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{AuthShape, ClientSelector, ValueForm};
+    use crate::provider::{AuthShape, ClientSelector};
 
     fn alias(name: &str, client: ClientSelector, form: ValueForm, note: Option<&str>) -> EnvAlias {
         EnvAlias { name: name.into(), client, form, note: note.map(str::to_owned) }
@@ -392,6 +458,36 @@ mod tests {
         assert_eq!(
             official.warnings[0].message,
             "official SDK reads ACME_VERSION as ACME_REGION, which cannot be derived from its value: set region= in code"
+        );
+    }
+
+    #[test]
+    fn the_names_each_client_reads_agree_with_the_bag_it_gets() {
+        let manifest = manifest();
+        let listed = client_names(&manifest);
+        assert_eq!(
+            listed.iter().map(|c| (c.id.as_str(), c.default)).collect::<Vec<_>>(),
+            [("official", true), ("ai-sdk", false), ("voyager", false)]
+        );
+        for (entry, info) in listed.iter().zip(&manifest.clients) {
+            let bag = client_form(&manifest, Some(info), &bag("https://eu.acme.test"));
+            let mut carried: Vec<&str> = entry
+                .names
+                .iter()
+                .filter(|name| name.form != ValueForm::NoteOnly)
+                .map(|name| name.name.as_str())
+                .collect();
+            carried.sort_unstable();
+            carried.dedup();
+            let mut got: Vec<&str> = bag.env.expose().map(|(name, _)| name).collect();
+            got.sort_unstable();
+            assert_eq!(carried, got, "{}", entry.id);
+        }
+        let voyager = &listed[2].names;
+        let base = voyager.iter().find(|name| name.name == "ACME_BASE_URL").unwrap();
+        assert_eq!(
+            (&base.form, base.note.as_deref()),
+            (&ValueForm::NoteOnly, Some("pass base_url= to Client()"))
         );
     }
 }

@@ -1,6 +1,7 @@
-//! The model picker: the providers with a linked key in a scope, and their
+//! The model picker: the providers with a usable key in a scope, and their
 //! models (the manifest's defaults plus what the last healthy probe listed).
-//! A provider without a key shows no models.
+//! A provider without a key, or whose every key a probe found invalid, shows
+//! no models.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,18 @@ use super::Resolver;
 use crate::policy::models::infer_class;
 use crate::provider::ModelClass;
 use crate::scope::Scope;
-use crate::store::{HealthVerdict, KeyStatus, StoreError};
+use crate::store::{HealthVerdict, KeyStatus, ProviderKey, StoreError};
+
+/// Whether a turn could spend `key`: it is active and no probe found it
+/// invalid (never probed, unreachable or rate-limited keys keep the benefit
+/// of the doubt).
+pub fn usable(key: &ProviderKey) -> bool {
+    key.status == KeyStatus::Active
+        && key
+            .health
+            .as_ref()
+            .is_none_or(|health| health.verdict != HealthVerdict::InvalidCredential)
+}
 
 /// One model in the picker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,17 +43,16 @@ pub struct CatalogModel {
 }
 
 impl Resolver {
-    /// The slugs of the providers with at least one active key in `scope`.
-    pub fn active_providers(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
+    /// The slugs of the loaded providers with at least one [`usable`] key
+    /// in `scope`.
+    pub fn usable_providers(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
         let keys = self.store().list_provider_keys(scope)?;
-        let active: BTreeSet<String> = keys
+        let usable: BTreeSet<String> = keys
             .into_iter()
-            .filter(|key| {
-                key.status == KeyStatus::Active && self.registry().get(&key.provider).is_some()
-            })
+            .filter(|key| usable(key) && self.registry().get(&key.provider).is_some())
             .map(|key| key.provider)
             .collect();
-        Ok(active.into_iter().collect())
+        Ok(usable.into_iter().collect())
     }
 
     /// The picker's models for `scope`, optionally of one class.
@@ -52,7 +63,7 @@ impl Resolver {
     ) -> Result<Vec<CatalogModel>, StoreError> {
         let keys = self.store().list_provider_keys(scope)?;
         let mut models = Vec::new();
-        for provider in self.active_providers(scope)? {
+        for provider in self.usable_providers(scope)? {
             let Some(plugin) = self.registry().get(&provider) else { continue };
             let manifest = plugin.manifest();
             let mut seen = BTreeSet::new();

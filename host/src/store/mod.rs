@@ -60,8 +60,18 @@ pub enum VarSource {
     /// The self-host import (the `.env` file or the process environment).
     /// Such a variable is managed there: API writes to it are refused.
     SelfHost,
-    /// The API or the command line.
+    /// The HTTP API.
     Api,
+    /// The command line (`platos-host env set|unset`).
+    Cli,
+}
+
+impl VarSource {
+    /// Whether this writer manages variables by hand (API or CLI), and so may
+    /// not overwrite what the self-host import manages.
+    pub fn is_manual(self) -> bool {
+        self != VarSource::SelfHost
+    }
 }
 
 impl fmt::Display for VarSource {
@@ -69,6 +79,7 @@ impl fmt::Display for VarSource {
         f.write_str(match self {
             VarSource::SelfHost => "self-host",
             VarSource::Api => "api",
+            VarSource::Cli => "cli",
         })
     }
 }
@@ -411,7 +422,7 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
 pub trait SecretStore: Send + Sync {
     /// Writes a new version of `name` in `scope`. The version it replaces
     /// stays readable for the grace period. If `name` is a provider key
-    /// variable, its provider-key row is linked. An [`VarSource::Api`] write to
+    /// variable, its provider-key row is linked. A manual ([`VarSource::is_manual`]) write to
     /// a variable the self-host import manages is refused.
     fn set_var(
         &self,
@@ -423,7 +434,7 @@ pub trait SecretStore: Send + Sync {
 
     /// Unsets `name` in `scope`; its last value stays readable (by version)
     /// for the grace period, and its provider-key rows are unlinked. `false`
-    /// if it was not set. An [`VarSource::Api`] unset of a self-host variable
+    /// if it was not set. A manual unset of a self-host variable
     /// is refused.
     fn unset_var(&self, scope: &Scope, name: &str, source: VarSource) -> Result<bool, StoreError>;
 

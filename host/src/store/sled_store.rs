@@ -552,10 +552,7 @@ impl SledStore {
     ) -> TxResult<VarInfo> {
         let key = var_key(scope, name);
         let mut record = self.tx_record(txn.vars, &key)?.unwrap_or_default();
-        if source == VarSource::Api
-            && record.source == VarSource::SelfHost
-            && record.current.is_some()
-        {
+        if source.is_manual() && record.source == VarSource::SelfHost && record.current.is_some() {
             return abort(StoreError::ManagedBySelfHost {
                 scope: scope.to_string(),
                 name: name.to_owned(),
@@ -609,7 +606,7 @@ impl SledStore {
         let key = var_key(scope, name);
         let Some(mut record) = self.tx_record(txn.vars, &key)? else { return Ok(false) };
         let Some(current) = record.current else { return Ok(false) };
-        if source == VarSource::Api && record.source == VarSource::SelfHost {
+        if source.is_manual() && record.source == VarSource::SelfHost {
             return abort(StoreError::ManagedBySelfHost {
                 scope: scope.to_string(),
                 name: name.to_owned(),

@@ -115,6 +115,29 @@ function keyRow(provider, key) {
     el("td", {}, button));
 }
 
+// The names an agent's env bag carries for each client library.
+function clientNames(clients) {
+  const box = el("details", { class: "clients" }, el("summary", { text: "Env bag by client (resolve with \"client\")" }));
+  for (const client of clients) {
+    const line = el("p", { class: "client", "data-client": client.id }, el("code", { text: client.id }),
+      " " + client.display_name + (client.default ? " (default)" : "") + ": ");
+    const carried = client.names.filter((n) => n.form !== "note-only");
+    carried.forEach((n, index) => {
+      if (index) line.append(", ");
+      line.append(el("code", { text: n.name }));
+      if (n.form === "append-suffix") line.append(" with " + n.suffix);
+      else if (n.form === "strip-suffix") line.append(" without " + n.suffix);
+      else if (n.form === "host-label-of-url") line.append(" from " + n.variable + "'s host");
+      else if (n.name !== n.variable) line.append(" = " + n.variable);
+    });
+    box.append(line);
+    for (const n of client.names.filter((n) => n.form === "note-only")) {
+      box.append(el("p", { class: "client-note" }, el("code", { text: n.variable }), " is not read by " + client.display_name + ": " + (n.note || "")));
+    }
+  }
+  return box;
+}
+
 function providerCard(provider) {
   const card = el("article", { class: "provider" + (provider.linked ? "" : " unlinked"), "data-provider": provider.slug });
   card.append(el("div", { class: "provider-head" },
@@ -133,6 +156,7 @@ function providerCard(provider) {
   expected.forEach((node, index) => { if (index) vars.append(" · "); vars.append(node); });
   if (provider.key_var) vars.append(" · more keys: ", el("code", { text: provider.key_var + "_2" }), ", ", el("code", { text: provider.key_var + "_3" }), " …");
   card.append(vars);
+  if (provider.clients && provider.clients.length) card.append(clientNames(provider.clients));
 
   for (const miss of provider.near_misses) {
     card.append(el("p", { class: "near-miss" }, el("code", { text: miss.found }), " is set in this scope — did you mean ",
