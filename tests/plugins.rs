@@ -958,7 +958,10 @@ async fn manifests_carry_the_client_names_and_forms() {
     ] {
         let note_only = aliases(slug, var);
         let alias = note_only.iter().find(|alias| alias["client"] == client).unwrap();
-        assert_eq!((alias["name"].as_str(), alias["form"].as_str()), (Some(var), Some("note-only")));
+        assert_eq!(
+            (alias["name"].as_str(), alias["form"].as_str()),
+            (Some(var), Some("note-only"))
+        );
         assert!(alias["note"].as_str().unwrap().contains("base"), "{alias}");
     }
     // The OpenAI-compatible server under the names the OpenAI clients read.

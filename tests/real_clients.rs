@@ -72,6 +72,15 @@ const fn runs(method: &'static str, path: &'static str) -> Expect {
     Expect::Runs { method, path }
 }
 
+/// Clients that send a header-auth provider's key as `Authorization: Bearer`
+/// instead of the provider's header: the anthropic Python SDK 2.x does
+/// (`anthropic/_client.py`, `_api_key_auth`), and LangChain through it.
+const KEY_AS_BEARER: &[(&str, &str)] = &[("anthropic", "official"), ("anthropic", "langchain")];
+
+/// The user agent of the host's own requests (its probes), which the
+/// upstream also sees under a row's prefix: never taken for a client's.
+const HOST_USER_AGENT: &str = "platos-host/";
+
 const BEDROCK_CONVERSE: &str = "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse";
 const AZURE_CHAT: &str = "/openai/deployments/gpt-4o-mini/chat/completions";
 
@@ -262,10 +271,8 @@ fn installed() -> Installed {
     );
     let installed_at = std::fs::metadata(&stamp).unwrap().modified().unwrap();
     for pin in ["requirements.txt", "package.json", "package-lock.json"] {
-        let changed: SystemTime = std::fs::metadata(root().join("tests/clients").join(pin))
-            .unwrap()
-            .modified()
-            .unwrap();
+        let changed: SystemTime =
+            std::fs::metadata(root().join("tests/clients").join(pin)).unwrap().modified().unwrap();
         assert!(
             changed <= installed_at,
             "tests/clients/{pin} changed after the last install: run scripts/install-clients.sh"
@@ -275,7 +282,9 @@ fn installed() -> Installed {
         .and_then(|path| {
             std::env::split_paths(&path).map(|dir| dir.join("node")).find(|node| node.is_file())
         })
-        .expect("node is not on PATH: run scripts/install-clients.sh, which says how to install it");
+        .expect(
+            "node is not on PATH: run scripts/install-clients.sh, which says how to install it",
+        );
     // Node resolves packages from the script's directory upward: the node
     // drivers run from a copy beside the installed node_modules.
     let drivers = node_dir.join("drivers");
@@ -384,7 +393,8 @@ fn values_for(manifest: &Value, base: &str) -> Vec<(String, String)> {
 /// the form the manifest's variable expects (with `/v1` where its default
 /// has it).
 fn base_for(manifest: &Value, origin: &str, prefix: &str) -> Option<String> {
-    let var = manifest["env_vars"].as_array().unwrap().iter().find(|var| var["role"] == "base-url")?;
+    let var =
+        manifest["env_vars"].as_array().unwrap().iter().find(|var| var["role"] == "base-url")?;
     let with_v1 = var["default"].as_str().is_some_and(|default| default.ends_with("/v1"))
         || var["description"].as_str().unwrap_or_default().contains("with /v1");
     Some(format!("{origin}{prefix}{}", if with_v1 { "/v1" } else { "" }))
@@ -500,7 +510,13 @@ async fn run_row(
             return Err(format!("the driver printed a secret (as {form:?})"));
         }
     }
-    let seen = upstream.under(&prefix);
+    let seen: Vec<Recorded> = upstream
+        .under(&prefix)
+        .into_iter()
+        .filter(|seen| {
+            !seen.header("user-agent").is_some_and(|agent| agent.starts_with(HOST_USER_AGENT))
+        })
+        .collect();
     if !output.status.success() {
         return Err(format!(
             "{} exited with {}: {}\n  requests: {}",
@@ -515,10 +531,15 @@ async fn run_row(
     else {
         return Err(format!("no {method} {path}; requests: {}", describe(&seen, &prefix)));
     };
-    check_auth(manifest, request, &values)?;
-    if let Some(request) = seen.iter().find(|seen| leaks(seen, &secrets_not_sent(manifest, &values)))
+    let as_bearer = KEY_AS_BEARER.contains(&(row.provider, row.client));
+    check_auth(manifest, request, &values, as_bearer)?;
+    if let Some(request) =
+        seen.iter().find(|seen| leaks(seen, &secrets_not_sent(manifest, &values)))
     {
-        return Err(format!("{} {} carries a secret that is never sent", request.method, request.path));
+        return Err(format!(
+            "{} {} carries a secret that is never sent",
+            request.method, request.path
+        ));
     }
     if row.provider == "azure-openai" && matches!(row.expect, Expect::Runs { .. }) {
         // The version the manifest defaults to, under OPENAI_API_VERSION.
@@ -545,7 +566,12 @@ fn is_secret(manifest: &Value, name: &str) -> bool {
 }
 
 /// The canary in the header the provider's auth uses.
-fn check_auth(manifest: &Value, request: &Recorded, values: &[(String, String)]) -> Result<(), String> {
+fn check_auth(
+    manifest: &Value,
+    request: &Recorded,
+    values: &[(String, String)],
+    as_bearer: bool,
+) -> Result<(), String> {
     let value_of = |var: &str| {
         values.iter().find(|(name, _)| name == var).map(|(_, value)| value.clone()).unwrap()
     };
@@ -557,15 +583,20 @@ fn check_auth(manifest: &Value, request: &Recorded, values: &[(String, String)])
                 got => Err(format!("authorization {:?} is not the bearer canary", redact(got))),
             }
         }
+        Auth::Header { var, .. } if as_bearer => {
+            let expected = format!("Bearer {}", value_of(&var));
+            match request.header("authorization") {
+                Some(got) if got == expected => Ok(()),
+                got => Err(format!("authorization {:?} is not the bearer canary", redact(got))),
+            }
+        }
         Auth::Header { header, var } => match request.header(&header) {
             Some(got) if got == value_of(&var) => Ok(()),
             got => Err(format!("{header} {:?} is not the canary", redact(got))),
         },
         Auth::SigV4 => {
-            let expected = format!(
-                "AWS4-HMAC-SHA256 Credential={}/",
-                value_of("AWS_ACCESS_KEY_ID")
-            );
+            let expected =
+                format!("AWS4-HMAC-SHA256 Credential={}/", value_of("AWS_ACCESS_KEY_ID"));
             let scope = format!("/{BEDROCK_REGION}/bedrock/aws4_request");
             match request.header("authorization") {
                 Some(got) if got.starts_with(&expected) && got.contains(&scope) => Ok(()),
@@ -590,7 +621,8 @@ fn secrets_not_sent(manifest: &Value, values: &[(String, String)]) -> Vec<String
 }
 
 fn leaks(request: &Recorded, secrets: &[String]) -> bool {
-    let text = format!("{} {}?{} {:?}", request.method, request.path, request.query, request.headers);
+    let text =
+        format!("{} {}?{} {:?}", request.method, request.path, request.query, request.headers);
     secrets.iter().any(|secret| support::find_secret(text.as_bytes(), secret).is_some())
 }
 
@@ -607,7 +639,9 @@ fn describe(seen: &[Recorded], prefix: &str) -> String {
         return "none reached the upstream".to_owned();
     }
     seen.iter()
-        .map(|seen| format!("{} {}", seen.method, seen.path.strip_prefix(prefix).unwrap_or(&seen.path)))
+        .map(|seen| {
+            format!("{} {}", seen.method, seen.path.strip_prefix(prefix).unwrap_or(&seen.path))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -622,13 +656,16 @@ async fn every_bundled_provider_and_client_gets_a_bag_its_real_client_follows() 
     let clients = installed();
     let upstream = RecordingUpstream::start().await;
     let host = start_host().await;
-    let (status, plugins) = host.client.call("GET", "/v1/plugins", Some(&host.operator), None).await;
+    let (status, plugins) =
+        host.client.call("GET", "/v1/plugins", Some(&host.operator), None).await;
     assert_eq!(status, 200, "{plugins}");
     let manifests: Vec<Value> = plugins["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|plugin| plugin["origin"].as_str().is_some_and(|origin| origin.starts_with("bundled")))
+        .filter(|plugin| {
+            plugin["origin"].as_str().is_some_and(|origin| origin.starts_with("bundled"))
+        })
         .map(|plugin| plugin["manifest"].clone())
         .collect();
     assert!(manifests.len() >= 7, "{} bundled plugins, expected at least 7", manifests.len());
@@ -660,7 +697,8 @@ async fn every_bundled_provider_and_client_gets_a_bag_its_real_client_follows() 
             .as_array()
             .is_some_and(|clients| clients.iter().any(|client| client["id"] == row.client));
         if !listed {
-            writeln!(failures, "{label}: the manifest does not list client {}", row.client).unwrap();
+            writeln!(failures, "{label}: the manifest does not list client {}", row.client)
+                .unwrap();
             continue;
         }
         match run_row(index, row, manifest, &host, &upstream, &clients).await {
@@ -669,5 +707,8 @@ async fn every_bundled_provider_and_client_gets_a_bag_its_real_client_follows() 
         }
     }
     println!("{report}");
-    assert!(failures.is_empty(), "real clients that do not follow their bag:\n{failures}\npassed:\n{report}");
+    assert!(
+        failures.is_empty(),
+        "real clients that do not follow their bag:\n{failures}\npassed:\n{report}"
+    );
 }

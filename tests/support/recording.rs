@@ -55,7 +55,13 @@ impl RecordingUpstream {
 
     /// Every request so far whose path starts with `prefix`.
     pub fn under(&self, prefix: &str) -> Vec<Recorded> {
-        self.log.lock().unwrap().iter().filter(|seen| seen.path.starts_with(prefix)).cloned().collect()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|seen| seen.path.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 }
 
@@ -70,12 +76,19 @@ async fn answer(State(log): State<Arc<Mutex<Vec<Recorded>>>>, request: Request) 
             (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
         })
         .collect();
-    log.lock().unwrap().push(Recorded { method: method.clone(), path: path.clone(), query, headers });
+    log.lock().unwrap().push(Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+        headers,
+    });
     match reply_for(&method, &path) {
         Some(body) => (StatusCode::OK, axum::Json(body)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            axum::Json(json!({ "error": { "message": format!("the mock has no {method} {path}") } })),
+            axum::Json(
+                json!({ "error": { "message": format!("the mock has no {method} {path}") } }),
+            ),
         )
             .into_response(),
     }
