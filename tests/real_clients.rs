@@ -73,8 +73,9 @@ const fn runs(method: &'static str, path: &'static str) -> Expect {
 }
 
 /// Clients that send a header-auth provider's key as `Authorization: Bearer`
-/// instead of the provider's header: the anthropic Python SDK 2.x does
-/// (`anthropic/_client.py`, `_api_key_auth`), and LangChain through it.
+/// instead of the provider's header: Anthropic's own SDKs do (Python 2.x
+/// `anthropic/_client.py` `_api_key_auth`, TypeScript 1.x `client.mjs`), and
+/// LangChain through the Python one.
 const KEY_AS_BEARER: &[(&str, &str)] = &[("anthropic", "official"), ("anthropic", "langchain")];
 
 /// The user agent of the host's own requests (its probes), which the
@@ -91,6 +92,13 @@ const ROWS: &[Row] = &[
         client: "official",
         runtime: Runtime::Python,
         driver: "openai_sdk.py",
+        expect: runs("GET", "/v1/models"),
+    },
+    Row {
+        provider: "openai",
+        client: "official",
+        runtime: Runtime::Node,
+        driver: "openai_sdk.mjs",
         expect: runs("GET", "/v1/models"),
     },
     Row {
@@ -123,6 +131,13 @@ const ROWS: &[Row] = &[
     },
     Row {
         provider: "anthropic",
+        client: "official",
+        runtime: Runtime::Node,
+        driver: "anthropic_sdk.mjs",
+        expect: runs("POST", "/v1/messages"),
+    },
+    Row {
+        provider: "anthropic",
         client: "ai-sdk",
         runtime: Runtime::Node,
         driver: "ai_sdk_anthropic.mjs",
@@ -140,6 +155,13 @@ const ROWS: &[Row] = &[
         client: "official",
         runtime: Runtime::Python,
         driver: "azure_openai_sdk.py",
+        expect: runs("POST", AZURE_CHAT),
+    },
+    Row {
+        provider: "azure-openai",
+        client: "official",
+        runtime: Runtime::Node,
+        driver: "azure_openai_sdk.mjs",
         expect: runs("POST", AZURE_CHAT),
     },
     Row {
@@ -167,6 +189,13 @@ const ROWS: &[Row] = &[
         client: "official",
         runtime: Runtime::Python,
         driver: "google_genai_sdk.py",
+        expect: runs("POST", "/v1/models/gemini-2.5-flash:generateContent"),
+    },
+    Row {
+        provider: "google",
+        client: "official",
+        runtime: Runtime::Node,
+        driver: "google_genai_sdk.mjs",
         expect: runs("POST", "/v1/models/gemini-2.5-flash:generateContent"),
     },
     Row {
@@ -207,6 +236,13 @@ const ROWS: &[Row] = &[
         client: "official",
         runtime: Runtime::Python,
         driver: "openai_sdk.py",
+        expect: runs("GET", "/v1/models"),
+    },
+    Row {
+        provider: "openai-compatible",
+        client: "official",
+        runtime: Runtime::Node,
+        driver: "openai_sdk.mjs",
         expect: runs("GET", "/v1/models"),
     },
     Row {
