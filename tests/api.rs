@@ -1103,7 +1103,58 @@ async fn the_self_host_scope_is_imported_reloaded_and_read_only_through_the_api(
     let (_, embedding) =
         client.call("GET", "/v1/scopes/self/host/default/embedding", Some(operator), None).await;
     assert_eq!(embedding["ready"], true);
+
+    // A misspelt name is imported and hinted; a malformed file is refused,
+    // the previous variables stay, and the page can say why.
+    std::fs::write(
+        &env_file,
+        format!("OPENAI_API_KEY=sk-good-rotated\nOPENAI_API_BASE={upstream}\nVOYAGE_KEY=pa-typo\n"),
+    )
+    .unwrap();
+    let status = wait_for_import(&client, operator, |status| {
+        status["variables"].as_array().unwrap().contains(&json!("VOYAGE_KEY"))
+    })
+    .await;
+    assert_eq!(
+        status["near_misses"],
+        json!([{ "found": "VOYAGE_KEY", "did_you_mean": "VOYAGE_API_KEY" }])
+    );
+    assert_eq!(status["error"], Value::Null);
+    std::fs::write(&env_file, "OPENAI_API_KEY=sk-good-rotated\nthis line has no equals sign\n")
+        .unwrap();
+    let status = wait_for_import(&client, operator, |status| !status["error"].is_null()).await;
+    let error = status["error"].as_str().unwrap();
+    assert!(error.contains(":2: expected NAME=VALUE"), "{error}");
+    assert!(status["variables"].as_array().unwrap().contains(&json!("VOYAGE_KEY")), "{status}");
+    assert!(!status.to_string().contains("sk-good"), "the status never holds a value: {status}");
+    // Any other scope has no self-host import.
+    let (_, other) =
+        client.call("GET", "/v1/scopes/acme/shop/dev/self-host", Some(operator), None).await;
+    assert_eq!(other["self_host"], Value::Null);
+    let (_, scopes) = client.call("GET", "/v1/scopes", Some(operator), None).await;
+    assert!(
+        scopes["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "scope": "self/host/default", "self_host": true })),
+        "{scopes}"
+    );
     server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// The self-host import status, once `done` holds for it (10 s at most).
+async fn wait_for_import(client: &Client, operator: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, answer) = client
+            .call("GET", "/v1/scopes/self/host/default/self-host", Some(operator), None)
+            .await;
+        if done(&answer["self_host"]) {
+            return answer["self_host"].clone();
+        }
+        assert!(Instant::now() < deadline, "the import did not get there: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1858,7 +1909,8 @@ async fn a_resolve_names_its_client_and_gets_the_bag_in_that_clients_form() {
     assert_eq!(status, 200, "{official}");
     assert_eq!(official["client"]["id"], "official");
     assert_eq!(official["env"]["ANTHROPIC_API_KEY"], "sk-ant-canary-7f3e");
-    assert_eq!(official["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example/");
+    // Anthropic's SDKs read it without /v1 (stripped when stored with it).
+    assert_eq!(official["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example");
     assert_eq!(official["warnings"], json!([]));
 
     // The AI SDK reads the same name with the version segment.

@@ -1,17 +1,18 @@
 //! The providers page in headless Chromium: the real binary serves it, a
-//! mock OpenAI-compatible upstream on loopback makes one key healthy and one
-//! invalid, and a DevTools-protocol driver (`tests/browser/providers_page.mjs`,
-//! Node's built-in WebSocket) pastes a token, reads the badges, presses
-//! "Test key" on both keys and reloads.
+//! mock upstream on loopback answers the OpenAI and Voyage probes, and
+//! DevTools-protocol drivers (`tests/browser/*.mjs`, Node's built-in
+//! WebSocket) use the page as a person does: paste a token, read the badges,
+//! press "Test key"; and work the checklist from empty to all green through
+//! the page's forms.
 //!
-//! Needs Debian's `chromium` and Node.js; `.ci/run` installs Chromium. If
+//! Needs Debian's `chromium` and Node.js; `scripts/test.sh` installs them. If
 //! either is missing the test fails and names the install command.
 
 mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -24,6 +25,117 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
         .find(|candidate| candidate.is_file())
+}
+
+/// Chromium and Node.js, or a panic naming the install command.
+fn browser_tools() -> (PathBuf, PathBuf) {
+    let chromium = which(&["chromium", "chromium-browser"]).unwrap_or_else(|| {
+        panic!(
+            "headless Chromium is needed for the providers-page test and is not installed: run `apt-get update && apt-get install -y chromium` (`bash scripts/test.sh` does)"
+        )
+    });
+    let node = which(&["node", "nodejs"])
+        .unwrap_or_else(|| panic!("Node.js drives Chromium in this test and is not installed: run `apt-get install -y nodejs`"));
+    (chromium, node)
+}
+
+/// The real binary, serving on a free loopback port.
+struct Host {
+    child: Child,
+    address: String,
+    client: Client,
+    operator: String,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `platos-host serve` with its data under `data` and `args` added.
+fn start_host(data: &Path, args: &[&std::ffi::OsStr]) -> Host {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-loopback-upstreams"])
+        .args(args)
+        .env("PLATOS_DATA_DIR", data)
+        .env("NO_COLOR", "1")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("PLATOS_LISTEN")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(120)).expect("the host starts");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let address: String =
+                rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+            break address;
+        }
+    };
+    let operator = std::fs::read_to_string(data.join("operator.token")).unwrap().trim().to_owned();
+    let client = Client::new(address.parse().unwrap());
+    Host { child, address, client, operator }
+}
+
+impl Host {
+    /// A new admin token of `scope` (the page is used with one: its changes
+    /// are scope-admin changes, which agent tokens may not make).
+    async fn admin_token(&self, scope: &str) -> String {
+        let (status, created) = self
+            .client
+            .call(
+                "POST",
+                "/v1/tokens",
+                Some(&self.operator),
+                Some(&json!({ "scope": scope, "role": "admin", "label": "page" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// One Chromium at a time: two at once on a 2-core machine starve each
+/// other's timeouts.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the driver `script` (under `tests/browser/`) against `host` with
+/// `env`; returns what it saw (its one JSON line).
+async fn run_driver(host: &Host, script: &str, token: &str, env: &[(&str, &str)]) -> Value {
+    let _one = ONE_BROWSER.lock().await;
+    let (chromium, node) = browser_tools();
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser").join(script);
+    let output = tokio::process::Command::new(node)
+        .arg("--experimental-websocket")
+        .arg(&script)
+        .env("PAGE_URL", format!("http://{}/", host.address))
+        .env("PAGE_TOKEN", token)
+        .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("NODE_NO_WARNINGS", "1")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser driver failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("the driver printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout))
+    })
 }
 
 fn provider<'a>(snapshot: &'a Value, slug: &str) -> &'a Value {
@@ -52,17 +164,8 @@ fn pair(key: &str, badge: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_providers_page_shows_badges_and_tests_keys() {
-    let chromium = which(&["chromium", "chromium-browser"]).unwrap_or_else(|| {
-        panic!(
-            "headless Chromium is needed for the providers-page test and is not installed: run `apt-get update && apt-get install -y chromium` (`bash scripts/test.sh` does)"
-        )
-    });
-    let node = which(&["node", "nodejs"])
-        .unwrap_or_else(|| panic!("Node.js drives Chromium in this test and is not installed: run `apt-get install -y nodejs`"));
-
     let (upstream, mock) = mock_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let env_file = dir.path().join("page.env");
     std::fs::write(
         &env_file,
@@ -71,86 +174,24 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
         ),
     )
     .unwrap();
-
-    // The real binary, health rounds off so only the page's button probes.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-loopback-upstreams",
-            "--health-interval",
-            "0",
-        ])
-        .args([
-            "--import-process-env",
-            "false",
-            "--self-host-scope",
-            "acme/shop/prod",
-            "--env-file",
-        ])
-        .arg(&env_file)
-        .env("PLATOS_DATA_DIR", &data)
-        .env("NO_COLOR", "1")
-        .env_remove("ENCRYPTION_KEY")
-        .env_remove("PLATOS_LISTEN")
-        .env_remove("PLATOS_PLUGIN_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sender, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let address = loop {
-        let line = lines.recv_timeout(Duration::from_secs(120)).expect("the host starts");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let address: String =
-                rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
-            break address;
-        }
-    };
-    let operator = std::fs::read_to_string(data.join("operator.token")).unwrap().trim().to_owned();
-    let client = Client::new(address.parse().unwrap());
-    // The page is used with an admin token of the scope (it fills the scope in
-    // from whoami; "Test key" is a change, which agent tokens may not make).
-    let (status, created) = client
-        .call(
-            "POST",
-            "/v1/tokens",
-            Some(&operator),
-            Some(&json!({ "scope": "acme/shop/prod", "role": "admin", "label": "page" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let token = created["token"].as_str().unwrap().to_owned();
-
-    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&screenshots).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/providers_page.mjs");
-    let output = tokio::process::Command::new(node)
-        .arg("--experimental-websocket")
-        .arg(&script)
-        .env("PAGE_URL", format!("http://{address}/"))
-        .env("PAGE_TOKEN", &token)
-        .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("NODE_NO_WARNINGS", "1")
-        .output()
-        .await
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser driver failed:\n{stderr}");
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!("the driver printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout))
-    });
+    // Health rounds off so only the page's button probes.
+    let args: Vec<&std::ffi::OsStr> = [
+        "--health-interval",
+        "0",
+        "--import-process-env",
+        "false",
+        "--self-host-scope",
+        "acme/shop/prod",
+        "--env-file",
+    ]
+    .iter()
+    .map(std::ffi::OsStr::new)
+    .chain([env_file.as_os_str()])
+    .collect();
+    let host = start_host(&dir.path().join("data"), &args);
+    let token = host.admin_token("acme/shop/prod").await;
+    let seen = run_driver(&host, "providers_page.mjs", &token, &[]).await;
+    drop(host);
 
     // Before any probe: scope filled from the token, every provider shown,
     // expected names and the near-miss hint, keys unchecked (grey).
@@ -225,5 +266,73 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
     assert!(
         !page_text.contains("sk-good-page") && !page_text.contains("sk-bad-page"),
         "no secret on the page"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checklist_goes_from_empty_to_green_through_the_pages_forms() {
+    let (upstream, mock) = mock_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Automatic probes on (a change probes at once), the schedule far away.
+    let args: Vec<&std::ffi::OsStr> =
+        ["--health-interval", "1h"].iter().map(std::ffi::OsStr::new).collect();
+    let host = start_host(&dir.path().join("data"), &args);
+    let scope = "acme/web/dev";
+    let token = host.admin_token(scope).await;
+    let (good, bad, voyage) = ("sk-good-cl-5e1f0c", "sk-bad-cl-77d2aa", "pa-good-cl-0b93de");
+    let seen = run_driver(
+        &host,
+        "checklist.mjs",
+        &token,
+        &[
+            ("PAGE_SCOPE", scope),
+            ("UPSTREAM", &upstream),
+            ("GOOD_OPENAI", good),
+            ("BAD_OPENAI", bad),
+            ("GOOD_VOYAGE", voyage),
+        ],
+    )
+    .await;
+
+    let steps =
+        |state: &str| json!({ "llm": state, "embedding": state, "keys": state, "names": "done" });
+    assert_eq!(seen["empty"], steps("todo"), "{}", seen["empty"]);
+    assert_eq!(seen["scopeOptions"], json!([scope]), "an admin token sees its own scope");
+    assert_eq!(seen["afterOpenai"]["llm"], "done", "{}", seen["afterOpenai"]);
+    assert_eq!(seen["afterOpenai"]["embedding"], "todo", "{}", seen["afterOpenai"]);
+    assert_eq!(seen["allGreen"], steps("done"), "{}", seen["allGreen"]);
+    assert_eq!(seen["afterBadRotation"]["llm"], "warn", "{}", seen["afterBadRotation"]);
+    assert_eq!(seen["afterBadRotation"]["keys"], "warn", "{}", seen["afterBadRotation"]);
+    assert_eq!(seen["afterDisable"]["llm"], "todo", "no active LLM key: {}", seen["afterDisable"]);
+    assert_eq!(seen["rowErrors"], json!([]));
+    assert_eq!(seen["problems"], json!([]), "console errors or exceptions on the page");
+
+    // The probes came from the host on its own, one per change of a key.
+    let probes = mock.authorizations.lock().unwrap().clone();
+    for value in [good, bad, voyage] {
+        assert!(
+            probes.contains(&format!("Bearer {value}")),
+            "{value} was never probed: {probes:?}"
+        );
+    }
+    // No value anywhere in the page: DOM, fields, URL, storage.
+    let surfaces = seen["surfaces"].to_string();
+    for value in [good, bad, voyage, upstream.as_str()] {
+        if value == upstream {
+            // The base URL is not a secret, but the form still never shows it back.
+            assert!(!seen["surfaces"]["fields"].to_string().contains(value), "{surfaces}");
+            continue;
+        }
+        assert!(!surfaces.contains(value), "{value} appears on the page: {surfaces}");
+    }
+    // The changes the page made are the ones the host recorded.
+    let (_, keys) = host
+        .client
+        .call("GET", &format!("/v1/scopes/{scope}/providers/openai/keys"), Some(&token), None)
+        .await;
+    let key = &keys["provider"]["keys"][0];
+    assert_eq!(
+        (key["label"].as_str(), key["status"].as_str()),
+        (Some("primary"), Some("disabled"))
     );
 }

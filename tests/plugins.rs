@@ -29,7 +29,16 @@ const BUNDLED: &[(&str, &[&str])] = &[
         "azure-openai",
         &["AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"],
     ),
-    ("bedrock", &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"]),
+    (
+        "bedrock",
+        &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+        ],
+    ),
     ("google", &["GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GENERATIVE_AI_BASE_URL"]),
     ("openai", &["OPENAI_API_KEY", "OPENAI_API_BASE"]),
     ("openai-compatible", &["OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"]),
@@ -983,4 +992,618 @@ async fn manifests_carry_the_client_names_and_forms() {
         (price.input.0, price.output.0, price.cached_input.map(|micros| micros.0)),
         (1_250_000, 10_000_000, Some(125_000))
     );
+}
+
+/// A caller's own credentials, which no authorized request may keep.
+const CALLER_SECRET: &str = "caller-stale-Zq81Xv";
+
+/// Each bundled plugin with credentials and a request URL it accepts, and
+/// the header names its own auth puts on the request.
+fn fidelity_cases() -> Vec<(&'static str, Credentials, &'static str, &'static [&'static str])> {
+    let aws = Credentials::new()
+        .with("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .with("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .with("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLE");
+    vec![
+        (
+            "anthropic",
+            Credentials::new().with("ANTHROPIC_API_KEY", CANARY),
+            "https://api.anthropic.com/v1/messages",
+            &["x-api-key"],
+        ),
+        (
+            "google",
+            Credentials::new().with("GOOGLE_GENERATIVE_AI_API_KEY", CANARY),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+            &["x-goog-api-key"],
+        ),
+        (
+            "voyage",
+            Credentials::new().with("VOYAGE_API_KEY", CANARY),
+            "https://api.voyageai.com/v1/embeddings",
+            &["authorization"],
+        ),
+        (
+            "azure-openai",
+            Credentials::new()
+                .with("AZURE_OPENAI_API_KEY", CANARY)
+                .with("AZURE_OPENAI_ENDPOINT", "https://contoso.openai.azure.com"),
+            "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions",
+            &["api-key"],
+        ),
+        (
+            "bedrock",
+            aws,
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1:0/converse",
+            &["x-amz-date", "x-amz-security-token", "authorization"],
+        ),
+        (
+            "openai-compatible",
+            Credentials::new()
+                .with("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1")
+                .with("OPENAI_COMPATIBLE_API_KEY", CANARY),
+            "http://127.0.0.1:11434/v1/chat/completions",
+            &["authorization"],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_callers_own_auth_is_replaced_never_kept_in_every_bundled_plugin() {
+    let registry = registry().await;
+    let mut covered: Vec<&str> = Vec::new();
+    for (slug, credentials, url, own) in fidelity_cases().into_iter().chain([(
+        "openai",
+        Credentials::new().with("OPENAI_API_KEY", CANARY),
+        "https://api.openai.com/v1/chat/completions",
+        &["authorization"][..],
+    )]) {
+        let plugin = registry.get(slug).unwrap();
+        covered.push(slug);
+        let caller = HttpRequest {
+            method: Method::Post,
+            url: format!(
+                "{url}?X-Amz-Signature={CALLER_SECRET}&X-Amz-Credential={CALLER_SECRET}&keep=1"
+            ),
+            headers: pairs(&[
+                ("Authorization", &format!("Bearer {CALLER_SECRET}")),
+                ("X-Api-Key", CALLER_SECRET),
+                ("API-KEY", CALLER_SECRET),
+                ("X-Goog-Api-Key", CALLER_SECRET),
+                ("Proxy-Authorization", &format!("Basic {CALLER_SECRET}")),
+                ("X-Amz-Security-Token", CALLER_SECRET),
+                ("X-Amz-Date", "20150830T123600Z"),
+                ("X-Amz-Content-Sha256", CALLER_SECRET),
+                ("content-type", "application/json"),
+            ]),
+            body: Some(b"{}".to_vec()),
+        };
+        let authorized = plugin
+            .authorize(&credentials, &caller, NOW)
+            .await
+            .unwrap_or_else(|error| panic!("{slug}: {error}"));
+        let text = format!("{} {:?}", authorized.url, authorized.headers);
+        assert!(!text.contains(CALLER_SECRET), "{slug} kept the caller's auth: {text}");
+        assert!(!text.contains("20150830T123600Z"), "{slug}: {text}");
+        assert!(authorized.url.contains("?keep=1"), "{slug}: {}", authorized.url);
+        for name in own {
+            assert_eq!(authorized.header_values(name).count(), 1, "{slug}: one {name}: {text}");
+        }
+        let names: Vec<String> =
+            authorized.headers.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+        for name in &names {
+            assert_eq!(names.iter().filter(|other| *other == name).count(), 1, "{slug}: {text}");
+        }
+        assert!(authorized.header_values("content-type").eq(["application/json"]), "{slug}");
+    }
+    let all: Vec<&str> = registry.iter().map(Plugin::slug).collect();
+    assert_eq!(covered.len(), all.len(), "every bundled plugin is covered: {all:?}");
+    // Google's other place for a key, `?key=`, goes too.
+    let google = registry.get("google").unwrap();
+    let keyed = get(&format!(
+        "https://generativelanguage.googleapis.com/v1beta/models?key={CALLER_SECRET}&pageSize=5"
+    ));
+    let credentials = Credentials::new().with("GOOGLE_GENERATIVE_AI_API_KEY", CANARY);
+    let authorized = google.authorize(&credentials, &keyed, NOW).await.unwrap();
+    assert_eq!(
+        authorized.url,
+        "https://generativelanguage.googleapis.com/v1beta/models?pageSize=5"
+    );
+}
+
+#[tokio::test]
+async fn probes_use_one_version_segment_whatever_the_base_url_carries() {
+    let registry = registry().await;
+    let probe_url = |slug: &'static str, var: &'static str, value: &'static str| {
+        let plugin = registry.get(slug).unwrap().clone();
+        async move {
+            let credentials = fidelity_cases()
+                .into_iter()
+                .chain([("openai", Credentials::new().with("OPENAI_API_KEY", CANARY), "", &[][..])])
+                .find(|(candidate, ..)| *candidate == slug)
+                .map(|(_, credentials, ..)| credentials)
+                .unwrap();
+            let credentials = credentials.with(var, value);
+            let probe = plugin.health_probe(&credentials).await.unwrap();
+            // The base URL's origin is allowed, so the probe can be signed.
+            plugin.authorize(&credentials, &probe, NOW).await.unwrap();
+            probe.url
+        }
+    };
+    for (slug, var, bases, expected) in [
+        (
+            "anthropic",
+            "ANTHROPIC_BASE_URL",
+            &[
+                "https://api.anthropic.com",
+                "https://api.anthropic.com/",
+                "https://api.anthropic.com/v1",
+                "https://api.anthropic.com/v1/",
+            ][..],
+            "https://api.anthropic.com/v1/models?limit=1000",
+        ),
+        (
+            "google",
+            "GOOGLE_GENERATIVE_AI_BASE_URL",
+            &[
+                "https://generativelanguage.googleapis.com",
+                "https://generativelanguage.googleapis.com/",
+                "https://generativelanguage.googleapis.com/v1beta",
+                "https://generativelanguage.googleapis.com/v1beta/",
+            ][..],
+            "https://generativelanguage.googleapis.com/v1beta/models?pageSize=1000",
+        ),
+        (
+            "openai",
+            "OPENAI_API_BASE",
+            &[
+                "https://api.openai.com/v1",
+                "https://api.openai.com/v1/",
+                "https://api.openai.com/v1//",
+            ][..],
+            "https://api.openai.com/v1/models",
+        ),
+        (
+            "voyage",
+            "VOYAGE_API_BASE",
+            &["https://api.voyageai.com/v1", "https://api.voyageai.com/v1/"][..],
+            "https://api.voyageai.com/v1/embeddings",
+        ),
+        (
+            "openai-compatible",
+            "OPENAI_COMPATIBLE_BASE_URL",
+            &["http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1/"][..],
+            "http://127.0.0.1:11434/v1/models",
+        ),
+        (
+            "azure-openai",
+            "AZURE_OPENAI_ENDPOINT",
+            &[
+                "https://contoso.openai.azure.com",
+                "https://contoso.openai.azure.com/",
+                "https://contoso.openai.azure.com/openai",
+                "https://contoso.openai.azure.com/openai/",
+                "https://contoso.openai.azure.com/openai/v1/",
+                "https://contoso.openai.azure.com/OpenAI/V1",
+            ][..],
+            "https://contoso.openai.azure.com/openai/models?api-version=2024-10-21",
+        ),
+    ] {
+        for base in bases {
+            assert_eq!(probe_url(slug, var, base).await, expected, "{slug} with {base}");
+        }
+    }
+    // A version the user chose is kept, not doubled or replaced.
+    assert_eq!(
+        probe_url("google", "GOOGLE_GENERATIVE_AI_BASE_URL", "http://127.0.0.1:8089/v1").await,
+        "http://127.0.0.1:8089/v1/models?pageSize=1000"
+    );
+    // An APIM-style gateway path in front of Azure is kept.
+    assert_eq!(
+        probe_url("azure-openai", "AZURE_OPENAI_ENDPOINT", "https://apim.azure-api.net/aoai/")
+            .await,
+        "https://apim.azure-api.net/aoai/openai/models?api-version=2024-10-21"
+    );
+    // OpenAI-style SDKs use their base URL as is; a 404 says to check it.
+    for slug in ["openai", "openai-compatible", "voyage"] {
+        let plugin = registry.get(slug).unwrap();
+        let verdict = plugin
+            .interpret_health(&Credentials::new(), &response(404, r#"{"error":"Not Found"}"#))
+            .await
+            .unwrap();
+        assert_eq!(class(&verdict), "degraded", "{slug}");
+        assert!(verdict.message().contains("/v1"), "{slug}: {verdict:?}");
+    }
+}
+
+#[tokio::test]
+async fn azure_v1_paths_get_no_dated_api_version_and_deployment_urls_get_a_hint() {
+    let plugin = plugin("azure-openai").await;
+    let credentials = Credentials::new()
+        .with("AZURE_OPENAI_API_KEY", CANARY)
+        .with("AZURE_OPENAI_ENDPOINT", "https://contoso.openai.azure.com/openai/v1/");
+    for url in [
+        "https://contoso.openai.azure.com/openai/v1/chat/completions",
+        "https://contoso.openai.azure.com/openai/v1/responses",
+        "https://contoso.openai.azure.com/openai/v1/models",
+        "https://contoso.openai.azure.com/openai/v1/responses?api-version=preview",
+        "https://contoso.openai.azure.com/gateway/openai/v1/chat/completions",
+    ] {
+        let authorized = plugin.authorize(&credentials, &get(url), NOW).await.unwrap();
+        assert_eq!(authorized.url, url, "the v1 API takes no dated api-version");
+        assert_eq!(added(&get(url), &authorized), pairs(&[("api-key", CANARY)]));
+    }
+    // The classic paths still get one; `/openai/v10` is not the v1 API.
+    for url in [
+        "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions",
+        "https://contoso.openai.azure.com/openai/v10/x",
+        "https://contoso.openai.azure.com/openai/v1beta/x",
+        "https://contoso.openai.azure.com/v1/openai/deployments/d/embeddings",
+    ] {
+        let authorized = plugin.authorize(&credentials, &get(url), NOW).await.unwrap();
+        assert_eq!(authorized.url, format!("{url}?api-version=2024-10-21"));
+    }
+
+    for (endpoint, what) in [
+        (
+            "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+            "a deployment URL",
+        ),
+        ("https://contoso.openai.azure.com/openai/deployments/gpt-4o", "a deployment URL"),
+        ("https://contoso.openai.azure.com/openai/models", "an operation URL"),
+        ("https://contoso.openai.azure.com/?api-version=2024-10-21", "a URL with a query"),
+    ] {
+        let pasted = credentials.clone().with("AZURE_OPENAI_ENDPOINT", endpoint);
+        let (code, message) = provider_error(&plugin.health_probe(&pasted).await.unwrap_err());
+        assert_eq!(code, ProviderErrorCode::InvalidCredential, "{endpoint}");
+        assert!(
+            message.contains(what)
+                && message.contains("https://contoso.openai.azure.com")
+                && message.contains("AZURE_OPENAI_ENDPOINT"),
+            "{endpoint}: {message}"
+        );
+    }
+    // Through the health probe, the hint is the verdict, not a bare 404.
+    let pasted = credentials.clone().with(
+        "AZURE_OPENAI_ENDPOINT",
+        "https://contoso.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+    );
+    let outbound = platos_host::outbound::Outbound::new(Default::default()).unwrap();
+    let outcome = platos_host::health::probe(&plugin, &pasted, &outbound).await;
+    assert_eq!(class(&outcome.verdict), "invalid-credential");
+    assert!(outcome.verdict.message().contains("a deployment URL"), "{:?}", outcome.verdict);
+    assert!(!outcome.verdict.message().contains(CANARY));
+
+    // What a key discovers, said honestly: the resource's models, not its deployments.
+    let listing = r#"{"data":[{"id":"gpt-4o-2024-08-06","object":"model"}],"object":"list"}"#;
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap();
+    assert!(verdict.message().contains("deployments are listed only by Azure Resource Manager"));
+}
+
+/// The signature and canonical path of a Bedrock request the plugin signed,
+/// recomputed with the test's own HMAC over `canonical_uri`.
+fn bedrock_signature(
+    signed: &HttpRequest,
+    canonical_uri: &str,
+    region: &str,
+    host: &str,
+) -> String {
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let mut names: Vec<(String, String)> = signed
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .chain([("host".to_owned(), host.to_owned())])
+        .collect();
+    names.sort();
+    let headers: String = names.iter().map(|(name, value)| format!("{name}:{value}\n")).collect();
+    let signed_names: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
+    let query = signed.url.split_once('?').map_or("", |(_, query)| query);
+    let canonical = format!(
+        "{}\n{canonical_uri}\n{query}\n{headers}\n{}\n{}",
+        match signed.method {
+            Method::Get => "GET",
+            _ => "POST",
+        },
+        signed_names.join(";"),
+        hex::encode(Sha256::digest(signed.body.as_deref().unwrap_or_default()))
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n20231114T221320Z\n20231114/{region}/bedrock/aws4_request\n{}",
+        hex::encode(Sha256::digest(canonical))
+    );
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), b"20231114");
+    for part in [region, "bedrock", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    hex::encode(hmac(&key, to_sign.as_bytes()))
+}
+
+fn signature_of(signed: &HttpRequest) -> String {
+    let authorization = signed.header_values("authorization").next().unwrap();
+    authorization.rsplit("Signature=").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn bedrock_signs_the_path_exactly_as_it_goes_on_the_wire() {
+    let plugin = plugin("bedrock").await;
+    let keys = Credentials::new()
+        .with("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .with("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    let invoke = |url: &str| HttpRequest {
+        method: Method::Post,
+        url: url.into(),
+        headers: pairs(&[("Content-Type", "application/json")]),
+        body: Some(br#"{"inputText":"ping"}"#.to_vec()),
+    };
+    let runtime = "https://bedrock-runtime.us-east-1.amazonaws.com/model";
+    // botocore 1.44.8 signed these same requests at the same time (see
+    // plugins/sigv4/src/tests.rs): a raw `:` signs as `%3A`, `%3A` as `%253A`.
+    for (path, wire, canonical, botocore) in [
+        (
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "anthropic.claude-3-haiku-20240307-v1%3A0",
+            "06c2bf0cbeecfb5c92bc21a72a665f6e85dc6b73c8f4040c5e2f25f898ced25e",
+        ),
+        (
+            "anthropic.claude-3-haiku-20240307-v1%3A0",
+            "anthropic.claude-3-haiku-20240307-v1%3A0",
+            "anthropic.claude-3-haiku-20240307-v1%253A0",
+            "cc36209784af5a67930dd79eb10ebc04944cbc1c973055962bd7c6c93f0d4820",
+        ),
+    ] {
+        let request = invoke(&format!("{runtime}/{path}/invoke"));
+        let signed = plugin.authorize(&keys, &request, NOW).await.unwrap();
+        assert_eq!(signed.url, format!("{runtime}/{wire}/invoke"));
+        assert_eq!(signature_of(&signed), botocore, "{path}");
+        let own = bedrock_signature(
+            &signed,
+            &format!("/model/{canonical}/invoke"),
+            "us-east-1",
+            "bedrock-runtime.us-east-1.amazonaws.com",
+        );
+        assert_eq!(signature_of(&signed), own, "{path}");
+    }
+    // Non-ASCII and a space, written raw: the host sends them escaped, and
+    // the signature covers the escaped form (botocore's, with the token).
+    let with_token = keys.clone().with("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLE");
+    let raw = get(&format!("{runtime}/caf\u{e9} x/invoke"));
+    let raw = HttpRequest { headers: Vec::new(), ..raw };
+    let signed = plugin.authorize(&with_token, &raw, NOW).await.unwrap();
+    assert_eq!(signed.url, format!("{runtime}/caf%C3%A9%20x/invoke"));
+    assert_eq!(
+        signature_of(&signed),
+        "ec710e2c2224fbbaad08aa70d43e9040dd0f6a68f8f8e68d2aaf281a5a25edcb"
+    );
+    // Dot segments are resolved before signing, as the client resolves them.
+    let dotted = invoke(&format!("{runtime}/x/../amazon.nova-pro-v1:0/./invoke"));
+    let signed = plugin.authorize(&keys, &dotted, NOW).await.unwrap();
+    assert_eq!(signed.url, format!("{runtime}/amazon.nova-pro-v1:0/invoke"));
+    let own = bedrock_signature(
+        &signed,
+        "/model/amazon.nova-pro-v1%3A0/invoke",
+        "us-east-1",
+        "bedrock-runtime.us-east-1.amazonaws.com",
+    );
+    assert_eq!(signature_of(&signed), own);
+}
+
+#[tokio::test]
+async fn bedrock_private_endpoints_are_probed_and_signed_for_the_configured_region() {
+    let plugin = plugin("bedrock").await;
+    let endpoint = "https://vpce-0123-abcd.bedrock-runtime.eu-west-1.vpce.amazonaws.com/";
+    let keys = Credentials::new()
+        .with("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .with("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .with("AWS_REGION", "eu-west-1")
+        .with("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint);
+    let probe = plugin.health_probe(&keys).await.unwrap();
+    assert_eq!(
+        (probe.method, probe.url.as_str()),
+        (
+            Method::Get,
+            "https://vpce-0123-abcd.bedrock-runtime.eu-west-1.vpce.amazonaws.com/async-invoke?maxResults=1"
+        )
+    );
+    let signed = plugin.authorize(&keys, &probe, NOW).await.expect("the endpoint is allowed");
+    let authorization = signed.header_values("authorization").next().unwrap();
+    assert!(
+        authorization.contains("Credential=AKIDEXAMPLE/20231114/eu-west-1/bedrock/aws4_request"),
+        "{authorization}"
+    );
+    let own = bedrock_signature(
+        &signed,
+        "/async-invoke",
+        "eu-west-1",
+        "vpce-0123-abcd.bedrock-runtime.eu-west-1.vpce.amazonaws.com",
+    );
+    assert_eq!(signature_of(&signed), own);
+    // An invocation through it, and the public endpoints, still sign.
+    let converse = get(
+        "https://vpce-0123-abcd.bedrock-runtime.eu-west-1.vpce.amazonaws.com/model/amazon.nova-pro-v1:0/converse",
+    );
+    plugin.authorize(&keys, &converse, NOW).await.unwrap();
+    plugin
+        .authorize(&keys, &get("https://bedrock.eu-west-1.amazonaws.com/foundation-models"), NOW)
+        .await
+        .unwrap();
+    // Another host is still refused; a malformed endpoint is named.
+    let other = get("https://vpce-9999.bedrock-runtime.eu-west-1.vpce.amazonaws.com/async-invoke");
+    assert!(plugin.authorize(&keys, &other, NOW).await.is_err());
+    for bad in ["vpce.example", "https://user@vpce.example", "https://vpce.example/?a=1", "ftp://x"]
+    {
+        let bad_keys = keys.clone().with("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bad);
+        let (code, message) = provider_error(&plugin.health_probe(&bad_keys).await.unwrap_err());
+        assert_eq!(code, ProviderErrorCode::InvalidCredential, "{bad}");
+        assert!(message.contains("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"), "{message}");
+    }
+    // ListAsyncInvokes' answer is a healthy key; a refused signature is not.
+    let listing = r#"{"asyncInvokeSummaries":[],"nextToken":null}"#;
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(200, listing)).await.unwrap();
+    assert_eq!(class(&verdict), "healthy", "{verdict:?}");
+    let refused = r#"{"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."}"#;
+    let verdict =
+        plugin.interpret_health(&Credentials::new(), &response(403, refused)).await.unwrap();
+    assert_eq!(class(&verdict), "invalid-credential");
+}
+
+/// One request as a loopback server received it: the request line's
+/// target, the headers (names lower case) and the body.
+struct Received {
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Starts a raw HTTP/1.1 server on 127.0.0.1 that records every request
+/// byte for byte and answers `body` with 200; returns its origin.
+async fn recording_upstream(
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut bytes = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                let read = stream.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "the client closed before the head ended");
+                bytes.extend_from_slice(&chunk[..read]);
+                if let Some(end) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
+                    break end;
+                }
+            };
+            let head = String::from_utf8(bytes[..head_end].to_vec()).unwrap();
+            let mut lines = head.split("\r\n");
+            let target = lines.next().unwrap().split(' ').nth(1).unwrap().to_owned();
+            let headers: Vec<(String, String)> = lines
+                .map(|line| {
+                    let (name, value) = line.split_once(':').unwrap();
+                    (name.to_ascii_lowercase(), value.trim().to_owned())
+                })
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(name, _)| name == "content-length")
+                .map_or(0, |(_, value)| value.parse().unwrap());
+            let mut body_bytes = bytes[head_end + 4..].to_vec();
+            while body_bytes.len() < length {
+                let read = stream.read(&mut chunk).await.unwrap();
+                body_bytes.extend_from_slice(&chunk[..read]);
+            }
+            seen.lock().unwrap().push(Received { target, headers, body: body_bytes });
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        }
+    });
+    (origin, log)
+}
+
+/// The signature AWS computes for a request it received: the canonical URI
+/// is the received path with each byte but `/` and the unreserved
+/// characters encoded once more; the signed headers are the ones the
+/// `authorization` header names, as received. Written from the SigV4
+/// specification, independently of `platos-sigv4`.
+fn signature_as_aws_computes_it(received: &Received, region: &str) -> (String, String) {
+    let header = |name: &str| {
+        received.headers.iter().find(|(candidate, _)| candidate == name).map(|(_, v)| v.as_str())
+    };
+    let authorization = header("authorization").expect("the request is signed");
+    let signed_names =
+        authorization.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap().to_owned();
+    let (path, query) = received.target.split_once('?').unwrap_or((&received.target, ""));
+    let mut canonical_uri = String::new();
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            canonical_uri.push(byte as char);
+        } else {
+            canonical_uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let headers: String = signed_names
+        .split(';')
+        .map(|name| format!("{name}:{}\n", header(name).unwrap_or_default()))
+        .collect();
+    let canonical = format!(
+        "POST\n{canonical_uri}\n{query}\n{headers}\n{signed_names}\n{}",
+        hex::encode(Sha256::digest(&received.body))
+    );
+    let date = header("x-amz-date").unwrap();
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{}/{region}/bedrock/aws4_request\n{}",
+        &date[..8],
+        hex::encode(Sha256::digest(canonical))
+    );
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), &date.as_bytes()[..8]);
+    for part in [region, "bedrock", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let sent = authorization.rsplit("Signature=").next().unwrap().to_owned();
+    (sent, hex::encode(hmac(&key, to_sign.as_bytes())))
+}
+
+/// End to end on loopback: what the host's HTTP client puts on the wire
+/// is the path the plugin signed, and a verifier that works as AWS does on
+/// the received bytes accepts the signature (raw `:`, escaped `%3A`,
+/// non-ASCII and a space, dot segments).
+#[tokio::test]
+async fn a_bedrock_request_as_sent_carries_the_path_it_was_signed_over() {
+    let plugin = plugin("bedrock").await;
+    let (origin, received) = recording_upstream(r#"{"output":{}}"#).await;
+    let keys = Credentials::new()
+        .with("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .with("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .with("AWS_REGION", "us-west-2")
+        .with("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", origin.as_str());
+    let outbound = platos_host::outbound::Outbound::new(platos_host::outbound::OutboundConfig {
+        addresses: platos_host::policy::addresses::AddressPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let paths = [
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke",
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke",
+        ),
+        ("/model/caf\u{e9} x:0/converse", "/model/caf%C3%A9%20x:0/converse"),
+        (
+            "/model/x/../amazon.nova-pro-v1:0/./converse?trace=a b",
+            "/model/amazon.nova-pro-v1:0/converse?trace=a%20b",
+        ),
+    ];
+    for (written, on_the_wire) in paths {
+        let request = HttpRequest {
+            method: Method::Post,
+            url: format!("{origin}{written}"),
+            headers: pairs(&[("content-type", "application/json")]),
+            body: Some(br#"{"messages":[]}"#.to_vec()),
+        };
+        let signed = plugin.authorize(&keys, &request, NOW).await.unwrap();
+        assert_eq!(signed.url, format!("{origin}{on_the_wire}"), "{written}");
+        let answer = outbound.send(&signed, &plugin.allowed_hosts(&keys)).await;
+        assert_eq!(answer.status, 200, "{written}: {}", String::from_utf8_lossy(&answer.body));
+        let got = received.lock().unwrap().pop().expect("the upstream saw the request");
+        assert_eq!(got.target, on_the_wire, "{written}: the client sent another path");
+        let (sent, recomputed) = signature_as_aws_computes_it(&got, "us-west-2");
+        assert_eq!(sent, recomputed, "{written}: AWS would refuse the signature");
+    }
 }

@@ -48,8 +48,8 @@ enum Expect {
     Runs { method: &'static str, path: &'static str },
     /// It cannot read the base URL in `variable` from its environment: the
     /// answer warns (`base_url_ignored`) with a note naming `option`; the
-    /// driver then gets the base URL plus `suffix` as its argument and must
-    /// reach `method path`.
+    /// driver then gets the row's root plus `suffix` as its argument, as the
+    /// note says, and must reach `method path`.
     Warns {
         variable: &'static str,
         option: &'static str,
@@ -226,7 +226,7 @@ const ROWS: &[Row] = &[
         expect: Expect::Warns {
             variable: "VOYAGE_API_BASE",
             option: "base_url=",
-            suffix: "",
+            suffix: "/v1",
             method: "POST",
             path: "/v1/embeddings",
         },
@@ -425,15 +425,26 @@ fn values_for(manifest: &Value, base: &str) -> Vec<(String, String)> {
     values
 }
 
-/// The base URL a row stores: the upstream under the row's own prefix, in
-/// the form the manifest's variable expects (with `/v1` where its default
-/// has it).
-fn base_for(manifest: &Value, origin: &str, prefix: &str) -> Option<String> {
-    let var =
-        manifest["env_vars"].as_array().unwrap().iter().find(|var| var["role"] == "base-url")?;
-    let with_v1 = var["default"].as_str().is_some_and(|default| default.ends_with("/v1"))
-        || var["description"].as_str().unwrap_or_default().contains("with /v1");
-    Some(format!("{origin}{prefix}{}", if with_v1 { "/v1" } else { "" }))
+/// The version segment a row's stored base URL ends with: the one the
+/// variable's description asks for, or (where it takes the URL with or
+/// without one) the AI SDK's form, so that the forms that strip it are
+/// exercised.
+fn stored_suffix(provider: &str) -> &'static str {
+    match provider {
+        "openai" | "openai-compatible" | "voyage" | "anthropic" => "/v1",
+        "google" => "/v1beta",
+        "azure-openai" => "/openai/v1",
+        _ => "",
+    }
+}
+
+/// The base URL a row stores, and the row's root on the upstream (its own
+/// prefix), or `None` when the manifest declares no base URL.
+fn base_for(manifest: &Value, origin: &str, prefix: &str) -> Option<(String, String)> {
+    manifest["env_vars"].as_array().unwrap().iter().find(|var| var["role"] == "base-url")?;
+    let root = format!("{origin}{prefix}");
+    let slug = manifest["slug"].as_str().unwrap();
+    Some((format!("{root}{}", stored_suffix(slug)), root))
 }
 
 /// Runs `row` and returns what went wrong, if anything.
@@ -447,7 +458,7 @@ async fn run_row(
 ) -> Result<String, String> {
     let prefix = format!("/row{index}-{}-{}", row.provider, row.client);
     let scope = format!("real-clients/{}/row{index}", row.provider);
-    let Some(base) = base_for(manifest, &upstream.origin, &prefix) else {
+    let Some((base, root)) = base_for(manifest, &upstream.origin, &prefix) else {
         return Err(format!(
             "{} declares no base-url variable: the bag cannot point {} at a private endpoint",
             row.provider, row.client
@@ -515,7 +526,7 @@ async fn run_row(
             if !message.contains(option) {
                 return Err(format!("the warning does not say to pass {option:?}: {message}"));
             }
-            (method, path, Some(format!("{base}{suffix}")))
+            (method, path, Some(format!("{root}{suffix}")))
         }
     };
 

@@ -753,3 +753,49 @@ async fn list_sizes_count_every_element() {
     );
     assert!(message.len() < 400, "{} bytes: {}", message.len(), &message[..400.min(message.len())]);
 }
+
+/// The host removes a caller's own auth before any plugin authorizes, so
+/// a plugin that never learned to (the frozen 0.1.0 build only replaced a
+/// header of its own name, and the token-exchange fixture only
+/// `authorization`) sends no caller credential beside its own; and it
+/// hands the plugin the URL in the form the HTTP client sends.
+#[tokio::test]
+async fn the_host_strips_a_callers_auth_whatever_the_plugin_does() {
+    const CALLER: &str = "caller-stale-Zq81Xv";
+    let caller = HttpRequest {
+        method: Method::Get,
+        url: format!("https://api.openai.com/v1/models/caf\u{e9}?X-Amz-Signature={CALLER}&a=1"),
+        headers: vec![
+            ("X-Api-Key".into(), CALLER.into()),
+            ("api-key".into(), CALLER.into()),
+            ("x-goog-api-key".into(), CALLER.into()),
+            ("Authorization".into(), format!("Basic {CALLER}")),
+            ("x-amz-security-token".into(), CALLER.into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: None,
+    };
+    for plugin in both_openai().await {
+        let credentials = Credentials::new().with("OPENAI_API_KEY", "sk-good");
+        let authorized = plugin.authorize(&credentials, &caller, 0).await.unwrap();
+        assert_eq!(
+            authorized.headers,
+            [
+                ("accept".to_owned(), "application/json".to_owned()),
+                ("authorization".to_owned(), "Bearer sk-good".to_owned()),
+            ],
+            "{}",
+            plugin.id()
+        );
+        assert_eq!(authorized.url, "https://api.openai.com/v1/models/caf%C3%A9?a=1");
+    }
+    let exchange = token_exchange(&host()).await;
+    let credentials = Credentials::new()
+        .with("H4_CLIENT_SECRET", "s3cret-value-0123")
+        .with(platos_host::provider::ACCESS_TOKEN_VAR, "at-live-token-0123");
+    let request = HttpRequest { url: "https://api.token.example/v1/models".into(), ..caller };
+    let authorized = exchange.authorize(&credentials, &request, 0).await.unwrap();
+    let text = format!("{} {:?}", authorized.url, authorized.headers);
+    assert!(!text.contains(CALLER), "{text}");
+    assert_eq!(authorized.header_values("authorization").count(), 1, "{text}");
+}

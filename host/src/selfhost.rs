@@ -33,11 +33,12 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::embedding::EMBEDDING_PROVIDER_VAR;
+use crate::policy::hints::near_misses;
 use crate::policy::names::is_valid_env_var_name;
 use crate::policy::ownership::is_host_reserved;
 use crate::provider::Manifest;
 use crate::scope::Scope;
-use crate::store::{ImportReport, RESERVED_NAMES, SecretStore, StoreError, variant_of};
+use crate::store::{ImportReport, RESERVED_NAMES, SecretStore, StoreError, UnixMillis, variant_of};
 
 /// Host-reserved names that are nevertheless scope settings, read from the
 /// scope by the host itself: a `.env` file may set them.
@@ -115,6 +116,8 @@ pub struct Reload {
     pub skipped: Vec<LineProblem>,
     /// The names taken from the process environment, sorted.
     pub from_process: Vec<String>,
+    /// `.env` names whose value the process environment replaced, sorted.
+    pub shadowed: Vec<String>,
 }
 
 /// The self-host variables [`collect`] gathered.
@@ -126,6 +129,8 @@ pub struct Collected {
     pub skipped: Vec<LineProblem>,
     /// The names taken from the process environment, sorted.
     pub from_process: Vec<String>,
+    /// `.env` names whose value the process environment replaced, sorted.
+    pub shadowed: Vec<String>,
 }
 
 /// Parses `.env` text: `NAME=VALUE` lines, an optional `export ` prefix,
@@ -261,6 +266,7 @@ pub fn collect(
         vars.extend(dotenv.vars);
         skipped = dotenv.skipped;
     }
+    let from_file: std::collections::BTreeSet<String> = vars.keys().cloned().collect();
     let mut from_process = Vec::new();
     for (name, value) in process_env {
         let (Ok(name), Ok(value)) = (name.into_string(), value.into_string()) else { continue };
@@ -276,7 +282,8 @@ pub fn collect(
     }
     from_process.sort();
     from_process.dedup();
-    Collected { vars: vars.into_iter().collect(), skipped, from_process }
+    let shadowed = from_process.iter().filter(|name| from_file.contains(*name)).cloned().collect();
+    Collected { vars: vars.into_iter().collect(), skipped, from_process, shadowed }
 }
 
 /// Imports the self-host variables into `config.scope`: call it at start
@@ -290,7 +297,7 @@ pub fn reload(
     let dotenv = config.env_file.as_deref().map(read_dotenv).transpose()?;
     let process: Vec<(OsString, OsString)> =
         if config.process_env { std::env::vars_os().collect() } else { Vec::new() };
-    let Collected { vars, skipped, from_process } = collect(dotenv, process, accept);
+    let Collected { vars, skipped, from_process, shadowed } = collect(dotenv, process, accept);
     for problem in &skipped {
         tracing::warn!(
             line = problem.line,
@@ -299,7 +306,89 @@ pub fn reload(
         );
     }
     let report = store.import_self_host(&config.scope, &vars)?;
-    Ok(Reload { report, skipped, from_process })
+    Ok(Reload { report, skipped, from_process, shadowed })
+}
+
+/// The last self-host import as the page and the API show it. Never holds a
+/// value: names, line numbers and reasons only.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportStatus {
+    /// The scope imported into.
+    pub scope: String,
+    /// When the last import was tried, Unix milliseconds.
+    pub attempted_at: UnixMillis,
+    /// Why it was refused (nothing changed then); `None` when it succeeded.
+    pub error: Option<String>,
+    /// The variables the last successful import holds, sorted.
+    pub variables: Vec<String>,
+    /// `.env` lines it skipped, with the reason.
+    pub skipped_lines: Vec<SkippedLine>,
+    /// Names taken from the process environment.
+    pub from_process_env: Vec<String>,
+    /// `.env` names whose value a process variable replaced.
+    pub shadowed_by_process_env: Vec<String>,
+    /// Imported names that look like misspellings of a provider's variable.
+    pub near_misses: Vec<ImportHint>,
+}
+
+/// A `.env` line not imported.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedLine {
+    /// 1-based.
+    pub line: usize,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// An imported name that is probably a misspelling.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportHint {
+    /// The name in the configuration.
+    pub found: String,
+    /// The provider variable it is closest to.
+    pub did_you_mean: String,
+}
+
+impl ImportStatus {
+    /// The status after a successful `reload` into `scope`; `known` are the
+    /// loaded providers' variable names, for the misspelling hints.
+    pub fn succeeded(scope: &Scope, reload: &Reload, known: &[&str], at: UnixMillis) -> Self {
+        let report = &reload.report;
+        let mut variables: Vec<String> =
+            report.set.iter().chain(&report.unchanged).cloned().collect();
+        variables.sort();
+        let near_misses = variables
+            .iter()
+            .filter(|name| !known.iter().any(|base| variant_of(name, base).is_some()))
+            .filter_map(|name| {
+                let best = *near_misses(name, known).first()?;
+                Some(ImportHint { found: name.clone(), did_you_mean: best.to_owned() })
+            })
+            .collect();
+        ImportStatus {
+            scope: scope.to_string(),
+            attempted_at: at,
+            error: None,
+            variables,
+            skipped_lines: reload
+                .skipped
+                .iter()
+                .map(|problem| SkippedLine { line: problem.line, reason: problem.reason })
+                .collect(),
+            from_process_env: reload.from_process.clone(),
+            shadowed_by_process_env: reload.shadowed.clone(),
+            near_misses,
+        }
+    }
+
+    /// This status after a refused reload: the previous variables stay, the
+    /// error says why.
+    pub fn refused(mut self, scope: &Scope, error: String, at: UnixMillis) -> Self {
+        self.scope = scope.to_string();
+        self.attempted_at = at;
+        self.error = Some(error);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -400,8 +489,10 @@ ESCAPES="a\nb\t\"c\"\\d"
             ["ENCRYPTION_KEY", "PATH"].contains(&name)
                 || variant_of(name, "OPENAI_API_KEY").is_some()
         };
-        let Collected { vars, skipped, from_process } = collect(Some(dotenv), process, &accept);
+        let Collected { vars, skipped, from_process, shadowed } =
+            collect(Some(dotenv), process, &accept);
         assert_eq!(from_process, ["OPENAI_API_KEY", "OPENAI_API_KEY_3"]);
+        assert_eq!(shadowed, ["OPENAI_API_KEY"], "the .env value the shell replaced");
         let vars: Vec<(&str, &str)> =
             vars.iter().map(|(name, value)| (name.as_str(), value.expose_secret())).collect();
         assert_eq!(
@@ -413,6 +504,34 @@ ESCAPES="a\nb\t\"c\"\\d"
             ]
         );
         assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn the_import_status_names_misspellings_and_never_values() {
+        let reload = Reload {
+            report: ImportReport {
+                set: vec!["OPENAI_KEY".into(), "ANTHROPIC_API_KEY_2".into()],
+                unchanged: vec!["VOYAGE_API_KEY".into()],
+                removed: vec![],
+            },
+            skipped: vec![LineProblem { line: 4, reason: "reserved name" }],
+            from_process: vec!["VOYAGE_API_KEY".into()],
+            shadowed: vec!["VOYAGE_API_KEY".into()],
+        };
+        let scope: Scope = "self/host/prod".parse().unwrap();
+        let known = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "VOYAGE_API_KEY"];
+        let status = ImportStatus::succeeded(&scope, &reload, &known, 7);
+        assert_eq!(status.variables, ["ANTHROPIC_API_KEY_2", "OPENAI_KEY", "VOYAGE_API_KEY"]);
+        let hints: Vec<(&str, &str)> = status
+            .near_misses
+            .iter()
+            .map(|hint| (hint.found.as_str(), hint.did_you_mean.as_str()))
+            .collect();
+        assert_eq!(hints, [("OPENAI_KEY", "OPENAI_API_KEY")], "variants are never misspellings");
+        assert_eq!(status.skipped_lines[0].line, 4);
+        let refused = status.refused(&scope, ".env:8: expected NAME=VALUE".into(), 9);
+        assert_eq!(refused.error.as_deref(), Some(".env:8: expected NAME=VALUE"));
+        assert_eq!(refused.variables.len(), 3, "the previous variables stay");
     }
 
     #[test]

@@ -3,111 +3,13 @@
 // saw as one JSON line on stdout. The Rust test (tests/browser.rs) starts the
 // host and the mock upstream and checks the observations.
 //
-// Environment: PAGE_URL, PAGE_TOKEN, CHROMIUM (the binary), SCREENSHOT_DIR.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// Environment: PAGE_URL, PAGE_TOKEN, and cdp.mjs's CHROMIUM, SCREENSHOT_DIR.
+import { cleanup, fail, openPage } from "./cdp.mjs";
 
-const { PAGE_URL, PAGE_TOKEN, CHROMIUM, SCREENSHOT_DIR } = process.env;
-const deadline = setTimeout(() => fail("timed out after 90 s"), 90_000);
-const profile = mkdtempSync(join(tmpdir(), "platos-chromium-"));
-let browser;
-
-function fail(message) {
-  process.stderr.write("browser driver: " + message + "\n");
-  cleanup();
-  process.exit(1);
-}
-
-function cleanup() {
-  clearTimeout(deadline);
-  if (browser && browser.exitCode === null) browser.kill("SIGKILL");
-  try { rmSync(profile, { recursive: true, force: true }); } catch (_) {}
-}
-
-function launch() {
-  return new Promise((resolve, reject) => {
-    browser = spawn(CHROMIUM, [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-      "--disable-dev-shm-usage", "--window-size=1280,1600",
-      "--user-data-dir=" + profile, "--remote-debugging-port=0", "about:blank",
-    ], { stdio: ["ignore", "ignore", "pipe"] });
-    let seen = "";
-    browser.stderr.on("data", (chunk) => {
-      seen += chunk.toString();
-      const match = seen.match(/DevTools listening on (ws:\/\/\S+)/);
-      if (match) resolve(match[1]);
-    });
-    browser.on("exit", (code) => reject(new Error("chromium exited with " + code + ": " + seen.slice(-2000))));
-    browser.on("error", reject);
-  });
-}
-
-class Cdp {
-  constructor(url) {
-    this.ws = new WebSocket(url);
-    this.next = 1;
-    this.pending = new Map();
-    this.events = [];
-    this.ws.onmessage = (event) => {
-      const message = JSON.parse(event.data);
-      if (message.id && this.pending.has(message.id)) {
-        const { resolve, reject } = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        if (message.error) reject(new Error(JSON.stringify(message.error)));
-        else resolve(message.result);
-      } else if (message.method) {
-        this.events.push(message);
-      }
-    };
-  }
-  open() {
-    return new Promise((resolve, reject) => {
-      this.ws.onopen = resolve;
-      this.ws.onerror = () => reject(new Error("cannot connect to the DevTools endpoint"));
-    });
-  }
-  send(method, params = {}, sessionId) {
-    const id = this.next++;
-    const message = { id, method, params };
-    if (sessionId) message.sessionId = sessionId;
-    this.ws.send(JSON.stringify(message));
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const { PAGE_URL, PAGE_TOKEN } = process.env;
 
 async function main() {
-  const endpoint = await launch();
-  const cdp = new Cdp(endpoint);
-  await cdp.open();
-  const { targetId } = await cdp.send("Target.createTarget", { url: "about:blank" });
-  const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true });
-  const page = (method, params) => cdp.send(method, params, sessionId);
-  await page("Page.enable");
-  await page("Runtime.enable");
-  await page("Log.enable");
-
-  async function evaluate(expression) {
-    const result = await page("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
-    if (result.exceptionDetails) throw new Error("page script failed: " + JSON.stringify(result.exceptionDetails));
-    return result.result.value;
-  }
-  async function until(what, expression, timeout = 20_000) {
-    const end = Date.now() + timeout;
-    while (Date.now() < end) {
-      if (await evaluate(expression).catch(() => false)) return;
-      await sleep(100);
-    }
-    throw new Error("waited 20 s for " + what + "; the page says: " + (await evaluate("document.getElementById('status')?.textContent")));
-  }
-  async function screenshot(name) {
-    const { data } = await page("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
-    if (SCREENSHOT_DIR) writeFileSync(join(SCREENSHOT_DIR, name + ".png"), Buffer.from(data, "base64"));
-  }
+  const { page, evaluate, until, screenshot, problems, close } = await openPage();
   // What the page shows, read from the DOM.
   const snapshot = `(() => {
     const text = (node) => node ? node.textContent.trim() : null;
@@ -163,12 +65,8 @@ async function main() {
   await until("the reloaded page to load", "document.body && document.body.dataset.loaded === 'true'");
   observed.afterReload = await evaluate(snapshot);
 
-  observed.problems = cdp.events
-    .filter((event) => event.method === "Runtime.exceptionThrown" ||
-      (event.method === "Log.entryAdded" && event.params.entry.level === "error") ||
-      (event.method === "Runtime.consoleAPICalled" && event.params.type === "error"))
-    .map((event) => JSON.stringify(event.params).slice(0, 500));
-  await cdp.send("Browser.close").catch(() => {});
+  observed.problems = problems();
+  await close();
   process.stdout.write(JSON.stringify(observed) + "\n");
   cleanup();
   process.exit(0);

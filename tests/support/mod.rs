@@ -52,6 +52,26 @@ async fn models(State(log): State<Arc<MockLog>>, headers: HeaderMap) -> Response
     }
 }
 
+/// `POST /v1/embeddings` (the Voyage probe): a key starting `pa-good`
+/// embeds, anything else is refused with 401.
+async fn embeddings(State(log): State<Arc<MockLog>>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    log.authorizations.lock().unwrap().push(auth.clone());
+    if auth.strip_prefix("Bearer ").is_some_and(|key| key.starts_with("pa-good")) {
+        (
+            StatusCode::OK,
+            r#"{"object":"list","data":[{"object":"embedding","embedding":[0.1,0.2],"index":0}],"model":"voyage-3.5","usage":{"total_tokens":1}}"#,
+        )
+            .into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, r#"{"detail":"Provided API key is invalid."}"#).into_response()
+    }
+}
+
 /// `GET /v1/models` echoing the `Authorization` header it got: with
 /// `?mode=<m>` (the h1-secret-echo fixture's probe) as `mode=<m>;echo=<value>`
 /// with 200; without (the OpenAI plugin's probe) in a 502 error body, the way
@@ -82,10 +102,14 @@ pub async fn echoing_upstream() -> String {
     format!("http://{address}/v1")
 }
 
-/// Starts the mock on 127.0.0.1; returns its base URL (`http://addr/v1`).
+/// Starts the mock ([`models`] and [`embeddings`]) on 127.0.0.1; returns its
+/// base URL (`http://addr/v1`).
 pub async fn mock_upstream() -> (String, Arc<MockLog>) {
     let log = Arc::new(MockLog::default());
-    let app = Router::new().route("/v1/models", get(models)).with_state(log.clone());
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/embeddings", axum::routing::post(embeddings))
+        .with_state(log.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -32,6 +32,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid_body", 400, "the body could not be read"),
     ("invalid_json", 400, "the body is not the JSON this route expects"),
     ("body_too_large", 413, "the body is larger than the limit"),
+    ("unsupported_media_type", 415, "the body's Content-Type is not JSON"),
     ("invalid_name", 400, "a variable name breaks the variable-name rule"),
     ("reserved_name", 400, "the name is the host's master key"),
     ("empty_value", 400, "a variable's value is empty"),

@@ -148,14 +148,33 @@ pub async fn path_params(
         })
 }
 
-/// A JSON body of `T`, read whatever the content type, within the body limit.
+/// A JSON object body of `T`, within the body limit. A `Content-Type`, when
+/// sent, must be JSON (`application/json`, or a `+json` type); a body that
+/// is valid JSON but not an object (an array, a string) is refused, since
+/// serde would read a struct from an array.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
+
+/// Whether a `Content-Type` value names JSON.
+fn is_json_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
+            && !content_type.to_str().is_ok_and(is_json_type)
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON: send Content-Type: application/json (curl: -H 'content-type: application/json')",
+            ));
+        }
         let limit = state.options().body_limit;
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -172,6 +191,12 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
             return Err(ApiError::bad_request(
                 "invalid_json",
                 "the body is empty: this route expects a JSON object",
+            ));
+        }
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "the body is not a JSON object: this route expects {...}; see /openapi.json",
             ));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
@@ -218,5 +243,24 @@ impl FromRequestParts<ApiState> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let params = path_params(parts, state).await?;
         Ok(PathId(params.get("id").cloned().unwrap_or_default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_type;
+
+    #[test]
+    fn json_content_types() {
+        for json in
+            ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"]
+        {
+            assert!(is_json_type(json), "{json}");
+        }
+        for other in
+            ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "json", ""]
+        {
+            assert!(!is_json_type(other), "{other}");
+        }
     }
 }

@@ -36,7 +36,7 @@ mod scopes;
 mod system;
 mod tokens;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -52,6 +52,7 @@ use self::metrics::Metrics;
 use crate::health::HealthService;
 use crate::resolution::Resolver;
 use crate::scope::Scope;
+use crate::selfhost::ImportStatus;
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone)]
@@ -86,7 +87,11 @@ struct StateInner {
     tokens: Arc<TokenStore>,
     metrics: Metrics,
     options: ApiOptions,
+    import_status: ImportStatusCell,
 }
+
+/// The last self-host import's outcome, shared by the importer and the API.
+pub type ImportStatusCell = Arc<Mutex<Option<ImportStatus>>>;
 
 impl ApiState {
     /// The state over a resolver (store and plugins), the health service
@@ -104,8 +109,23 @@ impl ApiState {
                 tokens,
                 metrics: Metrics::default(),
                 options,
+                import_status: ImportStatusCell::default(),
             }),
         }
+    }
+
+    /// This state reading the self-host import's outcome from `status`.
+    /// Call it before the state is cloned.
+    pub fn with_import_status(mut self, status: ImportStatusCell) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.import_status = status;
+        }
+        self
+    }
+
+    /// The last self-host import's outcome, if there was one.
+    pub fn import_status(&self) -> Option<ImportStatus> {
+        self.inner.import_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The resolver.
@@ -192,6 +212,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<ApiState>)> {
         route("GET", "/v1/ping", AnyToken, get(system::ping)),
         route("GET", "/v1/whoami", AnyToken, get(system::whoami)),
         route("GET", "/v1/plugins", AnyToken, get(system::plugins)),
+        route("GET", "/v1/scopes", AnyToken, get(scopes::list_scopes)),
         route("GET", "/v1/tokens", Operator, get(tokens::list)),
         route("POST", "/v1/tokens", Operator, post(tokens::create)),
         route("DELETE", "/v1/tokens/{id}", Operator, delete(tokens::revoke)),
@@ -215,6 +236,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<ApiState>)> {
         route("GET", scoped!("/providers/{provider}/explain"), Scoped, get(scopes::explain)),
         route("GET", scoped!("/models"), Scoped, get(scopes::models)),
         route("GET", scoped!("/embedding"), Scoped, get(scopes::embedding)),
+        route("GET", scoped!("/self-host"), Scoped, get(scopes::self_host)),
         route("GET", scoped!("/env"), Scoped, get(env::list)),
         route("PUT", scoped!("/env/{name}"), ScopeAdmin, put(env::set)),
         route("DELETE", scoped!("/env/{name}"), ScopeAdmin, delete(env::unset)),

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ERROR_CODES;
 use super::{Access, routes};
+use crate::scope::MAX_SCOPE_ID_LEN;
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
@@ -85,14 +86,15 @@ impl Op {
 }
 
 fn scope_params() -> Vec<Value> {
+    let id = |name: &str, description: &str, example: &str| {
+        let mut param = path_param(name, description, example);
+        param["schema"] = json!({ "type": "string", "pattern": format!("^[A-Za-z0-9_.-]{{1,{MAX_SCOPE_ID_LEN}}}$") });
+        param
+    };
     vec![
-        path_param(
-            "organization",
-            "The organization id: 1-64 characters of A-Z a-z 0-9 _ . -",
-            "acme",
-        ),
-        path_param("project", "The project id (same rule).", "shop"),
-        path_param("environment", "The environment id (same rule).", "prod"),
+        id("organization", "The organization id: 1-64 characters of A-Z a-z 0-9 _ . -", "acme"),
+        id("project", "The project id (same rule).", "shop"),
+        id("environment", "The environment id (same rule).", "prod"),
     ]
 }
 
@@ -136,6 +138,9 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![path_param("id", "The token's public id.", "3f2a9c01b7de")])
             .ok(200, "Revoked.", json_content(json!({ "type": "object", "properties": { "revoked": { "const": true }, "id": { "type": "string" } } })))
             .errors(&["token_not_found", "last_operator_token", "invalid_path", "store_error"]),
+        ("GET", "/v1/scopes") => op("listScopes", "providers", "Scopes the token may see", "For the page's scope picker: a scope-bound token's own scope; for an operator token every scope with a provider key, and the self-host scope (marked).")
+            .ok(200, "The scopes.", json_content(json!({ "type": "object", "properties": { "scopes": { "type": "array", "items": { "type": "object", "properties": { "scope": { "type": "string" }, "self_host": { "type": "boolean" } } } } } })))
+            .errors(&["store_error"]),
         ("GET", "/v1/health/rounds") => op("listHealthRounds", "health", "Health rounds", "The kept rounds (the last 16 and every running one), newest first: what each probes (every key, or one provider's keys in a scope after a change), why it started, how many keys it has probed and their verdicts. Operator token.")
             .ok(200, "The rounds.", json_content(json!({ "type": "object", "properties": { "rounds": { "type": "array", "items": schema_ref("HealthRound") } } })))
             .errors(&[]),
@@ -146,6 +151,13 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![path_param("id", "The round's id.", "3")])
             .ok(200, "The round.", json_content(json!({ "type": "object", "properties": { "round": schema_ref("HealthRound") } })))
             .errors(&["round_not_found"]),
+        (_, path) if path.ends_with("/self-host") => op("selfHostImport", "env", "The self-host import", "For the scope the self-host configuration (`.env` file, process environment) is imported into: the last import's time, the variable names it holds, the `.env` lines it skipped and why, the names a process variable replaced, names that look misspelt, and why the last reload was refused (the previous variables stay). `self_host` is null for any other scope. Never a value.")
+            .ok(200, "The import.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "self_host": { "type": ["object", "null"], "properties": {
+                "scope": { "type": "string" }, "attempted_at": { "type": "integer" }, "error": { "type": ["string", "null"] }, "variables": { "type": "array", "items": { "type": "string" } },
+                "skipped_lines": { "type": "array", "items": { "type": "object", "properties": { "line": { "type": "integer" }, "reason": { "type": "string" } } } },
+                "from_process_env": { "type": "array", "items": { "type": "string" } }, "shadowed_by_process_env": { "type": "array", "items": { "type": "string" } },
+                "near_misses": { "type": "array", "items": schema_ref("NearMiss") } } } } })))
+            .errors(&[]),
         (_, path) if path.ends_with("/providers") => op("listProviders", "providers", "Providers of a scope", "Every loaded provider, linked or not: expected variable names, near-miss hints, the provider badge (its worst key's), and its keys (label, variant, status, last used, health).")
             .ok(200, "The providers.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "providers": { "type": "array", "items": schema_ref("Provider") } } })))
             .errors(&["store_error"]),
@@ -326,7 +338,7 @@ fn schemas() -> Value {
             "model_classes": { "type": "array", "items": { "type": "string" } },
             "probe_cost": { "type": ["string", "null"] },
             "keys": { "type": "array", "items": schema_ref("Key") } } },
-        "UpdateKey": { "type": "object", "additionalProperties": false, "properties": { "label": { "type": "string", "maxLength": 128 }, "status": { "enum": ["active", "disabled"] } } },
+        "UpdateKey": { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "label": { "type": ["string", "null"], "minLength": 1, "maxLength": 128, "pattern": "\\S", "description": "A new label: not blank, no control characters; null or absent leaves it." }, "status": { "enum": ["active", "disabled", null], "description": "null or absent leaves it." } } },
         "ProbeResult": { "type": "object", "properties": { "verdict": verdict, "message": { "type": "string" }, "latency_ms": { "type": "integer" }, "badge": badge, "provider_badge": badge, "key": schema_ref("Key") } },
         "Explanation": { "type": "object", "properties": { "scope": { "type": "string" }, "provider": { "type": "string" }, "pinned_key": { "type": ["string", "null"] },
             "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled", null], "description": "How a resolve would choose; null when it would fail." },

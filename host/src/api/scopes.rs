@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::extract::{AdminScoped, JsonBody, QueryParams, Scoped};
+use super::extract::{AdminScoped, Authed, JsonBody, QueryParams, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::health::KeyLocation;
 use crate::policy::client_env::client_names;
@@ -387,4 +387,40 @@ pub fn embedding_status(state: &ApiState, scope: &Scope) -> Result<Value, ApiErr
             "variable": EMBEDDING_PROVIDER_VAR,
         })),
     }
+}
+
+/// `GET .../self-host`: the last self-host import into this scope (names,
+/// skipped lines, shadowed names, misspelling hints, a refused reload's
+/// reason), or `null` when this is not the self-host scope.
+pub async fn self_host(scoped: Scoped, State(state): State<ApiState>) -> Json<Value> {
+    let status = state.import_status().filter(|status| status.scope == scoped.scope.to_string());
+    Json(json!({ "scope": scoped.scope.to_string(), "self_host": status }))
+}
+
+/// `GET /v1/scopes`: the scopes the token may see, for the page's scope
+/// picker: its own scope for a scope-bound token; for an operator every
+/// scope with a provider key, and the self-host scope.
+pub async fn list_scopes(
+    Authed(caller): Authed,
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
+    let mut scopes: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    match caller.grant.scope() {
+        Some(scope) => {
+            scopes.insert(scope.to_string());
+        }
+        None => {
+            let keys = state.resolver().store().list_all_provider_keys()?;
+            scopes.extend(keys.into_iter().map(|(scope, _)| scope.to_string()));
+            if let Some(scope) = &state.options().self_host_scope {
+                scopes.insert(scope.to_string());
+            }
+        }
+    }
+    let self_host = state.options().self_host_scope.as_ref().map(ToString::to_string);
+    let listed: Vec<Value> = scopes
+        .into_iter()
+        .map(|scope| json!({ "scope": scope, "self_host": self_host.as_deref() == Some(scope.as_str()) }))
+        .collect();
+    Ok(Json(json!({ "scopes": listed })))
 }

@@ -16,15 +16,15 @@ use tokio::task::JoinHandle;
 
 use super::bootstrap::{self, KeySource, OperatorToken};
 use super::connections::ConnectionLimits;
-use super::{ApiOptions, ApiState, auth::TokenStore};
+use super::{ApiOptions, ApiState, ImportStatusCell, auth::TokenStore};
 use crate::bundled::PluginSources;
 use crate::health::rounds::{RoundTarget, RoundTrigger};
 use crate::health::{HealthConfig, HealthService};
 use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
 use crate::runtime::{PluginHost, RuntimeConfig};
-use crate::selfhost::{SelfHostConfig, manifest_var_filter};
-use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions};
+use crate::selfhost::{ImportStatus, SelfHostConfig, manifest_var_filter};
+use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions, now_millis};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -163,10 +163,20 @@ impl Server {
 
         let accept: Arc<dyn Fn(&str) -> bool + Send + Sync> =
             Arc::from(manifest_var_filter(registry.iter().map(|plugin| plugin.manifest())));
-        if let Some(self_host) = &config.self_host {
-            import_self_host(store.clone(), self_host.clone(), accept.clone())
-                .await
-                .context("the self-host import failed (nothing was changed)")?;
+        let known: Vec<String> = registry
+            .iter()
+            .flat_map(|plugin| plugin.manifest().env_vars.iter().map(|var| var.name.clone()))
+            .collect();
+        let import_status = ImportStatusCell::default();
+        let self_host_import = config.self_host.clone().map(|self_host| SelfHostImport {
+            store: store.clone(),
+            config: self_host,
+            accept: accept.clone(),
+            known: Arc::new(known),
+            status: import_status.clone(),
+        });
+        if let Some(import) = &self_host_import {
+            import.run().await.context("the self-host import failed (nothing was changed)")?;
         }
 
         let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
@@ -182,7 +192,8 @@ impl Server {
         );
         let mut api = config.api.clone();
         api.self_host_scope = config.self_host.as_ref().map(|self_host| self_host.scope.clone());
-        let state = ApiState::new(resolver.clone(), health.clone(), tokens, api);
+        let state = ApiState::new(resolver.clone(), health.clone(), tokens, api)
+            .with_import_status(import_status);
 
         let embedding_warning = match &config.self_host {
             Some(self_host) => {
@@ -212,7 +223,7 @@ impl Server {
             tasks.push(tokio::spawn(health.clone().run()));
         }
         tasks.push(tokio::spawn(maintenance(resolver, store.clone(), config.maintenance_interval)));
-        if let Some(self_host) = config.self_host.clone() {
+        if let Some(import) = self_host_import {
             // The SIGHUP handler is in place before the start returns (the
             // default action of SIGHUP ends the process).
             #[cfg(unix)]
@@ -223,10 +234,8 @@ impl Server {
             let hangup = None;
             let reprobe = (!config.health_interval.is_zero()).then(|| health.clone());
             tasks.push(tokio::spawn(watch_self_host(
-                store.clone(),
+                import,
                 reprobe,
-                self_host,
-                accept,
                 config.env_file_poll,
                 hangup,
                 shutdown.subscribe(),
@@ -329,27 +338,61 @@ impl Server {
     }
 }
 
-async fn import_self_host(
+/// What a self-host import needs, shared by the start and every reload.
+#[derive(Clone)]
+struct SelfHostImport {
     store: Arc<SledStore>,
     config: SelfHostConfig,
     accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-) -> anyhow::Result<()> {
-    let scope = config.scope.clone();
-    let reload = tokio::task::spawn_blocking(move || {
-        crate::selfhost::reload(store.as_ref(), &config, &*accept)
-    })
-    .await??;
-    let report = &reload.report;
-    tracing::info!(
-        scope = %scope,
-        set = %report.set.join(","),
-        removed = %report.removed.join(","),
-        unchanged = report.unchanged.len(),
-        from_process_env = %reload.from_process.join(","),
-        skipped_lines = reload.skipped.len(),
-        "self-host variables imported"
-    );
-    Ok(())
+    /// The loaded providers' variable names, for misspelling hints.
+    known: Arc<Vec<String>>,
+    status: ImportStatusCell,
+}
+
+impl SelfHostImport {
+    /// Imports the self-host variables, logs what changed and what looks
+    /// wrong, and records the outcome for the page; a refused import changes
+    /// nothing and is recorded too.
+    async fn run(&self) -> anyhow::Result<()> {
+        let scope = self.config.scope.clone();
+        let (store, config, accept) =
+            (self.store.clone(), self.config.clone(), self.accept.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            crate::selfhost::reload(store.as_ref(), &config, &*accept)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|result| result.map_err(anyhow::Error::from));
+        let mut status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reload = match result {
+            Ok(reload) => reload,
+            Err(error) => {
+                let previous = status.take().unwrap_or_default();
+                *status = Some(previous.refused(&scope, format!("{error:#}"), now_millis()));
+                return Err(error);
+            }
+        };
+        let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
+        let imported = ImportStatus::succeeded(&scope, &reload, &known, now_millis());
+        let report = &reload.report;
+        tracing::info!(
+            scope = %scope,
+            set = %report.set.join(","),
+            removed = %report.removed.join(","),
+            unchanged = report.unchanged.len(),
+            from_process_env = %reload.from_process.join(","),
+            skipped_lines = reload.skipped.len(),
+            "self-host variables imported"
+        );
+        for name in &reload.shadowed {
+            tracing::warn!(scope = %scope, name = %name, "a process environment variable replaces the .env value of the same name");
+        }
+        for hint in &imported.near_misses {
+            tracing::warn!(scope = %scope, found = %hint.found, did_you_mean = %hint.did_you_mean, "a self-host variable looks misspelt");
+        }
+        *status = Some(imported);
+        Ok(())
+    }
 }
 
 /// Every `interval`: batched last-used times to the store, expired leases
@@ -395,15 +438,14 @@ type HangupSignal = std::convert::Infallible;
 /// Re-imports the self-host variables on SIGHUP and when the `.env` file
 /// changes (its modification time or length, checked every `poll`).
 async fn watch_self_host(
-    store: Arc<SledStore>,
+    import: SelfHostImport,
     reprobe: Option<HealthService>,
-    config: SelfHostConfig,
-    accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     poll: Duration,
     mut hangup: Option<HangupSignal>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut stamp = file_stamp(config.env_file.as_deref());
+    let env_file = import.config.env_file.clone();
+    let mut stamp = file_stamp(env_file.as_deref());
     loop {
         #[cfg(unix)]
         let hup = async {
@@ -424,7 +466,7 @@ async fn watch_self_host(
         let reason = tokio::select! {
             _ = hup => "SIGHUP",
             _ = tokio::time::sleep(poll.max(Duration::from_millis(50))) => {
-                let now = file_stamp(config.env_file.as_deref());
+                let now = file_stamp(env_file.as_deref());
                 if now == stamp {
                     continue;
                 }
@@ -432,9 +474,9 @@ async fn watch_self_host(
             }
             _ = stopped.wait_for(|stop| *stop) => return,
         };
-        stamp = file_stamp(config.env_file.as_deref());
+        stamp = file_stamp(env_file.as_deref());
         tracing::info!("reloading the self-host variables: {reason}");
-        match import_self_host(store.clone(), config.clone(), accept.clone()).await {
+        match import.run().await {
             Ok(()) => {
                 if let Some(health) = &reprobe {
                     health.start_round(RoundTarget::All, RoundTrigger::Reload);

@@ -14,11 +14,14 @@
 //! - [`verdicts`]: verdict classes and health badges.
 //! - [`redaction`]: the secrets of a call, found in any encoding and redacted.
 //! - [`auth_shape`]: where a request may carry the call's secrets.
+//! - [`caller_auth`]: a caller's own auth is removed, never kept beside a plugin's.
+//! - [`wire_url`]: a request URL in the form the HTTP client sends it.
 //! - [`bounds`]: size caps on plugin output and the messages that quote it.
 
 pub mod addresses;
 pub mod auth_shape;
 pub mod bounds;
+pub mod caller_auth;
 pub mod client_env;
 pub mod hints;
 pub mod hosts;
@@ -32,3 +35,4 @@ pub mod plugin_policy;
 pub mod redaction;
 pub mod variants;
 pub mod verdicts;
+pub mod wire_url;

@@ -34,8 +34,10 @@ use self::store::StoreState;
 use self::wit::{ApiResult, ProviderApi, Unsupported};
 use crate::policy;
 use crate::policy::auth_shape;
+use crate::policy::caller_auth;
 use crate::policy::hosts::AllowedHosts;
 use crate::policy::redaction::Redactor;
+use crate::policy::wire_url;
 use crate::provider::{
     ACCESS_TOKEN_VAR, AccessToken, Credentials, HttpRequest, HttpResponse, Manifest, PluginOutput,
     ProviderError, Usage, Verdict,
@@ -269,9 +271,13 @@ impl Plugin {
         Redactor::for_call(self.manifest(), credentials)
     }
 
-    /// Calls `authorize`, then checks the returned request's destination,
-    /// headers and where it carries secrets (only where the declared auth
-    /// shape puts them); a refused request is an error, never sent.
+    /// Calls `authorize` on `request` with its URL in the form it is sent
+    /// ([`wire_url::as_sent`]) and without the caller's own auth
+    /// ([`caller_auth::without_caller_auth`]); a header the plugin sets
+    /// replaces the caller's of that name. Then checks the returned
+    /// request's destination, headers and where it carries secrets (only
+    /// where the declared auth shape puts them); a refused request is an
+    /// error, never sent.
     pub async fn authorize(
         &self,
         credentials: &Credentials,
@@ -280,14 +286,18 @@ impl Plugin {
     ) -> Result<HttpRequest, CallError> {
         let credentials = &self.own_credentials(credentials);
         let redactor = self.redactor(credentials);
+        let mut prepared = caller_auth::without_caller_auth(&self.manifest().auth, request);
+        prepared.url = wire_url::as_sent(&prepared.url);
+        let given = &prepared;
         let result = self
             .inner
             .call("authorize", &redactor, |api, mut store| {
                 Box::pin(async move {
-                    (api.authorize(&mut store, credentials, request, now).await, store)
+                    (api.authorize(&mut store, credentials, given, now).await, store)
                 })
             })
-            .await?;
+            .await?
+            .map(|authorized| caller_auth::without_replaced_headers(given, authorized));
         self.checked_request("authorize", credentials, &redactor, Some(request), result)
     }
 

@@ -1,5 +1,7 @@
 //! The Anthropic provider plugin: `x-api-key` auth plus the mandatory
-//! `anthropic-version` header, probe `GET {base}/v1/models`.
+//! `anthropic-version` header, probe `GET {base}/v1/models`. The base URL
+//! may carry the `/v1` segment, as the AI SDK's does: the probe then adds
+//! no second one.
 //!
 //! Anthropic's error bodies are `{"type":"error","error":{"type":..,"message":..}}`.
 //! Verdicts: 401 `authentication_error` and 403 `permission_error` are an
@@ -11,7 +13,7 @@
 use platos_plugin_sdk::{
     Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
     Usage, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
-    include_manifest, join_url, listing_verdict, model_ids_from_json, read_anthropic_usage,
+    include_manifest, join_versioned, listing_verdict, model_ids_from_json, read_anthropic_usage,
     redacted_snippet,
 };
 
@@ -40,7 +42,7 @@ impl Provider for Anthropic {
     fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
         let base = base_url(&credentials, &Self::manifest())?;
         // One page of up to 1000 models lists them all.
-        Ok(HttpRequest::get(join_url(&base, "v1/models?limit=1000")))
+        Ok(HttpRequest::get(join_versioned(&base, &["v1"], "models?limit=1000")))
     }
 
     fn interpret_health(response: HttpResponse) -> Verdict {

@@ -4,6 +4,17 @@
 //! `bedrock-runtime.{region}.amazonaws.com`), probe
 //! `GET https://bedrock.{region}.amazonaws.com/foundation-models`.
 //!
+//! The path is signed exactly as it goes on the wire (the host hands
+//! `authorize` the URL in that form): a model id's raw `:` signs as `%3A`,
+//! an escaped `%3A` as `%253A`. The caller's own signing headers and
+//! presigned-URL parameters are removed before signing.
+//!
+//! `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (boto3's name for the runtime
+//! client's endpoint) points at a private (VPC interface) endpoint:
+//! requests to its origin are signed for `AWS_REGION`, and the probe goes
+//! there instead, as `GET {endpoint}/async-invoke?maxResults=1`
+//! (ListAsyncInvokes: read-only and free; the runtime lists no models).
+//!
 //! AWS names an error in the `x-amzn-ErrorType` header or the body's
 //! `__type`. `UnrecognizedClientException`, `InvalidSignatureException`,
 //! `ExpiredTokenException` and any other 401 or 403 are an invalid
@@ -12,10 +23,10 @@
 //! 5xx and the rest are degraded.
 
 use platos_plugin_sdk::{
-    Credentials, ErrorCode, HttpRequest, HttpResponse, MAX_MODEL_IDS, Method, PluginError,
-    Provider, ProviderManifest, StatusClass, Verdict, classify_status, credential,
-    credential_or_default, export_provider, include_manifest, listing_verdict, redacted_snippet,
-    require_credential,
+    Credentials, ErrorCode, HealthyInfo, HttpRequest, HttpResponse, MAX_MODEL_IDS, Method,
+    PluginError, Provider, ProviderManifest, StatusClass, Verdict, classify_status, credential,
+    credential_or_default, export_provider, include_manifest, join_url, listing_verdict,
+    redacted_snippet, remove_auth_headers, remove_query_params, require_credential,
 };
 use platos_sigv4::SignError;
 
@@ -25,6 +36,19 @@ const ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
 const SESSION_TOKEN_VAR: &str = "AWS_SESSION_TOKEN";
 const REGION_VAR: &str = "AWS_REGION";
+const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME";
+
+/// The query parameters of a presigned URL: a caller's are removed, since
+/// the plugin signs in headers.
+const PRESIGNED_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+    "X-Amz-SignedHeaders",
+];
 
 /// Error types that mean AWS does not accept the credentials themselves.
 const CREDENTIAL_ERRORS: &[&str] = &[
@@ -50,18 +74,32 @@ impl Provider for Bedrock {
 
     fn authorize(
         credentials: Credentials,
-        request: HttpRequest,
+        mut request: HttpRequest,
         now: u64,
     ) -> Result<HttpRequest, PluginError> {
         let access_key_id = require_credential(&credentials, ACCESS_KEY_ID_VAR)?;
         let secret_access_key = require_credential(&credentials, SECRET_ACCESS_KEY_VAR)?;
         let session_token = credential(&credentials, SESSION_TOKEN_VAR);
-        let region = endpoint_region(&request.url).ok_or_else(|| {
-            PluginError::new(
-                ErrorCode::InvalidRequest,
-                "Bedrock requests go to https://bedrock.{region}.amazonaws.com or https://bedrock-runtime.{region}.amazonaws.com",
-            )
-        })?;
+        let private = private_endpoint(&credentials)?;
+        let region = match endpoint_region(&request.url) {
+            Some(region) => region,
+            None if private
+                .as_deref()
+                .is_some_and(|endpoint| same_origin(endpoint, &request.url)) =>
+            {
+                configured_region(&credentials, &Self::manifest())?
+            }
+            None => {
+                return Err(PluginError::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "Bedrock requests go to https://bedrock.{{region}}.amazonaws.com, https://bedrock-runtime.{{region}}.amazonaws.com or the origin of {ENDPOINT_VAR}"
+                    ),
+                ));
+            }
+        };
+        remove_auth_headers(&mut request, &[]);
+        remove_query_params(&mut request, PRESIGNED_PARAMS);
         let to_sign = platos_sigv4::Request {
             method: method_name(request.method),
             url: &request.url,
@@ -76,7 +114,10 @@ impl Provider for Bedrock {
 
     fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
         let region = configured_region(&credentials, &Self::manifest())?;
-        Ok(HttpRequest::get(format!("https://bedrock.{region}.amazonaws.com/foundation-models")))
+        Ok(HttpRequest::get(match private_endpoint(&credentials)? {
+            Some(endpoint) => join_url(&endpoint, "async-invoke?maxResults=1"),
+            None => format!("https://bedrock.{region}.amazonaws.com/foundation-models"),
+        }))
     }
 
     fn interpret_health(response: HttpResponse) -> Verdict {
@@ -85,6 +126,45 @@ impl Provider for Bedrock {
 }
 
 export_provider!(Bedrock);
+
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` without trailing slashes, when set;
+/// an error when it is not an http(s) URL without user info, query or fragment.
+fn private_endpoint(credentials: &Credentials) -> Result<Option<String>, PluginError> {
+    let Some(endpoint) = credential(credentials, ENDPOINT_VAR).map(str::trim) else {
+        return Ok(None);
+    };
+    let lower = endpoint.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+    let authority = rest.map(|rest| rest.split('/').next().unwrap_or_default());
+    let valid = authority
+        .is_some_and(|authority| !authority.is_empty() && !authority.contains('@'))
+        && !endpoint.contains(['?', '#'])
+        && endpoint.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(PluginError::new(
+            ErrorCode::InvalidCredential,
+            format!(
+                "{ENDPOINT_VAR} must be an http(s) URL without user info, query or fragment, such as https://vpce-0123-abcd.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+            ),
+        ));
+    }
+    Ok(Some(endpoint.trim_end_matches('/').to_owned()))
+}
+
+/// `scheme://authority` of a URL, lower case, with a default port dropped.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// Whether two URLs have the same origin.
+fn same_origin(a: &str, b: &str) -> bool {
+    origin(a).is_some_and(|a| Some(a) == origin(b))
+}
 
 /// `AWS_REGION`, else the manifest's default, checked to be a region name.
 fn configured_region(
@@ -163,6 +243,13 @@ fn verdict(response: &HttpResponse) -> Verdict {
     let label = kind.as_deref().map(|kind| format!(" ({kind})")).unwrap_or_default();
     let is = |names: &[&str]| kind.as_deref().is_some_and(|kind| names.contains(&kind));
     match classify_status(status) {
+        StatusClass::Success if is_async_invoke_listing(&response.body) => {
+            Verdict::Healthy(HealthyInfo {
+                message: "the private runtime endpoint accepted the signature (ListAsyncInvokes)"
+                    .into(),
+                models: Vec::new(),
+            })
+        }
         StatusClass::Success => {
             listing_verdict(response, model_ids(&response.body), "foundation models")
         }
@@ -175,7 +262,7 @@ fn verdict(response: &HttpResponse) -> Verdict {
             ))
         }
         _ if is(&["AccessDeniedException"]) => Verdict::InvalidCredential(format!(
-            "HTTP {status}{label}: the credentials lack the IAM permission bedrock:ListFoundationModels"
+            "HTTP {status}{label}: the credentials lack the IAM permission the probe needs (bedrock:ListFoundationModels; bedrock:ListAsyncInvokes through {ENDPOINT_VAR})"
         )),
         _ if is(CREDENTIAL_ERRORS) => {
             Verdict::InvalidCredential(format!("HTTP {status}{label}: AWS refused the credentials"))
@@ -193,6 +280,12 @@ fn verdict(response: &HttpResponse) -> Verdict {
             Verdict::Degraded(format!("HTTP {status}{label}: {}", redacted_snippet(&response.body)))
         }
     }
+}
+
+/// Whether the body is a ListAsyncInvokes answer (`{"asyncInvokeSummaries":[..]}`).
+fn is_async_invoke_listing(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|value| value["asyncInvokeSummaries"].is_array())
 }
 
 /// The model ids of `{"modelSummaries":[{"modelId":..},..]}` (empty ids

@@ -1,5 +1,8 @@
-//! The Google Gemini API provider plugin: `x-goog-api-key` auth, probe
-//! `GET {base}/v1beta/models`.
+//! The Google Gemini API provider plugin: `x-goog-api-key` auth (a
+//! caller's `?key=` parameter, Google's other place for a key, is removed
+//! first), probe `GET {base}/v1beta/models`. The base URL may carry its
+//! version segment, as the AI SDK's does (`.../v1beta`): the probe then
+//! uses that one, never two.
 //!
 //! Google's error bodies are `{"error":{"code":..,"message":..,"status":..,
 //! "details":[{"reason":..}]}}`. A bad key is HTTP 400 `INVALID_ARGUMENT` with
@@ -9,9 +12,12 @@
 
 use platos_plugin_sdk::{
     Credentials, HttpRequest, HttpResponse, MAX_MODEL_IDS, PluginError, Provider, ProviderManifest,
-    StatusClass, Verdict, base_url, classify_status, export_provider, include_manifest, join_url,
-    listing_verdict, redacted_snippet,
+    StatusClass, Verdict, apply_declared_auth, base_url, classify_status, export_provider,
+    include_manifest, join_versioned, listing_verdict, redacted_snippet, remove_query_params,
 };
+
+/// The Gemini API's version segments; the first is the one the probe adds.
+const API_VERSIONS: &[&str] = &["v1beta", "v1", "v1alpha"];
 
 struct Google;
 
@@ -20,10 +26,19 @@ impl Provider for Google {
         include_manifest!()
     }
 
+    fn authorize(
+        credentials: Credentials,
+        mut request: HttpRequest,
+        _now: u64,
+    ) -> Result<HttpRequest, PluginError> {
+        remove_query_params(&mut request, &["key"]);
+        apply_declared_auth(&Self::manifest(), &credentials, request)
+    }
+
     fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
         let base = base_url(&credentials, &Self::manifest())?;
         // One page of up to 1000 models lists them all.
-        Ok(HttpRequest::get(join_url(&base, "v1beta/models?pageSize=1000")))
+        Ok(HttpRequest::get(join_versioned(&base, API_VERSIONS, "models?pageSize=1000")))
     }
 
     fn interpret_health(response: HttpResponse) -> Verdict {

@@ -8,10 +8,10 @@
 //! is read in the OpenAI shapes (Ollama, vLLM and LM Studio report it so).
 
 use platos_plugin_sdk::{
-    Credentials, HttpRequest, HttpResponse, PluginError, Provider, ProviderManifest, StatusClass,
-    Usage, Verdict, apply_declared_auth, base_url, classify_status, credential, export_provider,
-    include_manifest, join_url, listing_verdict, model_ids_from_json, read_openai_usage,
-    redacted_snippet,
+    Credentials, HttpRequest, HttpResponse, NOT_FOUND_HINT, PluginError, Provider,
+    ProviderManifest, StatusClass, Usage, Verdict, apply_declared_auth, base_url, classify_status,
+    credential, export_provider, include_manifest, join_url, listing_verdict, model_ids_from_json,
+    read_openai_usage, redacted_snippet,
 };
 
 /// The variable holding the optional key.
@@ -71,6 +71,10 @@ fn verdict(response: &HttpResponse) -> Verdict {
         StatusClass::QuotaLimited => {
             Verdict::QuotaLimited(format!("HTTP {status}: out of quota or rate limited"))
         }
+        StatusClass::Degraded if status == 404 => Verdict::Degraded(format!(
+            "HTTP 404: {NOT_FOUND_HINT}: {}",
+            redacted_snippet(&response.body)
+        )),
         StatusClass::Degraded => {
             Verdict::Degraded(format!("HTTP {status}: {}", redacted_snippet(&response.body)))
         }

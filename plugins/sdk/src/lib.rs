@@ -41,7 +41,8 @@ pub mod bindings {
 }
 
 pub use auth::{
-    apply_declared_auth, base_url, credential, credential_or_default, join_url, require_credential,
+    AUTH_HEADERS, apply_declared_auth, base_url, credential, credential_or_default, join_url,
+    join_versioned, remove_auth_headers, remove_query_params, require_credential,
 };
 pub use bindings::exports::platos::provider::types::{
     AccessToken, AuthShape, ClientInfo, ClientSelector, Credentials, EnvAlias, EnvVar, EnvVarRole,
@@ -54,8 +55,8 @@ pub use usage::{
     read_anthropic_usage, read_openai_usage, requested_model, server_sent_events,
 };
 pub use verdicts::{
-    MAX_MODEL_IDS, StatusClass, classify_status, listing_verdict, model_ids_from_json,
-    redacted_snippet, standard_verdict,
+    MAX_MODEL_IDS, NOT_FOUND_HINT, StatusClass, classify_status, listing_verdict,
+    model_ids_from_json, redacted_snippet, standard_verdict,
 };
 
 /// One provider. Implement it on a unit struct and pass that to [`export_provider!`].

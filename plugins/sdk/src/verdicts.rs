@@ -106,7 +106,7 @@ pub fn listing_verdict(
 
 /// The verdict for a models-list probe: 2xx with a parsable list is healthy,
 /// 2xx with anything else is degraded, and other statuses follow
-/// [`classify_status`].
+/// [`classify_status`]; a 404 says to check the base URL ([`NOT_FOUND_HINT`]).
 pub fn standard_verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
     match classify_status(status) {
@@ -122,8 +122,16 @@ pub fn standard_verdict(response: &HttpResponse) -> Verdict {
         StatusClass::Unreachable => {
             Verdict::Unreachable(format!("unreachable: {}", redacted_snippet(&response.body)))
         }
+        StatusClass::Degraded if status == 404 => Verdict::Degraded(format!(
+            "HTTP 404: {NOT_FOUND_HINT}: {}",
+            redacted_snippet(&response.body)
+        )),
         StatusClass::Degraded => {
             Verdict::Degraded(format!("HTTP {status}: {}", redacted_snippet(&response.body)))
         }
     }
 }
+
+/// What a 404 from an OpenAI-style API usually means: the base URL lacks
+/// (or doubles) the version segment, which the OpenAI SDKs never add.
+pub const NOT_FOUND_HINT: &str = "not found; check the base URL: OpenAI-style SDKs use it as is, so it must end in the API version segment (e.g. /v1) exactly once";

@@ -10,8 +10,11 @@
 //! - [`sign`] is the signing step on its own, with every intermediate string
 //!   exposed (canonical request, string to sign), as AWS's test suite checks it.
 //!
-//! S3's single-encoded, unnormalized paths are not supported: every other AWS
-//! service (Bedrock among them) wants [`PathEncoding::Double`].
+//! The path is signed as it goes on the wire, the rule of every AWS service
+//! but S3 (whose unnormalized paths are not supported): normalized, then
+//! each byte URI-encoded once more ([`canonical_uri`]). A URL is signed
+//! exactly as written, so the caller passes it in the form its HTTP client
+//! sends (the Platos host hands plugins URLs already in that form).
 
 use std::fmt;
 
@@ -58,16 +61,6 @@ impl fmt::Debug for Credentials<'_> {
     }
 }
 
-/// How the canonical URI encodes the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathEncoding {
-    /// Each segment is URI-encoded once, as the AWS test suite's vectors do.
-    Single,
-    /// Each segment is URI-encoded twice, as every AWS service but S3 expects:
-    /// `/model/a:b/invoke` signs as `/model/a%253Ab/invoke`.
-    Double,
-}
-
 /// The parts of an HTTP request a signature covers.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
@@ -101,8 +94,6 @@ pub struct Scope<'a> {
     pub service: &'a str,
     /// The request time, `YYYYMMDDTHHMMSSZ` (see [`amz_date`]).
     pub amz_date: &'a str,
-    /// How the path is encoded in the canonical request.
-    pub path_encoding: PathEncoding,
 }
 
 /// A signature and every string it was derived from.
@@ -163,10 +154,10 @@ impl std::error::Error for SignError {}
 
 /// Signs a request for AWS and returns its headers with `x-amz-date`,
 /// `x-amz-security-token` (when `credentials` carry a session token) and
-/// `authorization` set; earlier values of those headers are replaced. The
-/// host is signed from the URL. `now` is Unix time in seconds. Paths are
-/// double-encoded ([`PathEncoding::Double`]), as every AWS service but S3
-/// expects.
+/// `authorization` set; earlier values of those headers, and an
+/// `x-amz-content-sha256` it does not compute, are removed. The
+/// host is signed from the URL. `now` is Unix time in seconds. The path is
+/// signed as [`canonical_uri`] says.
 pub fn authorize(
     request: &Request<'_>,
     credentials: &Credentials<'_>,
@@ -179,7 +170,7 @@ pub fn authorize(
         .headers
         .iter()
         .filter(|(name, _)| {
-            !["authorization", "x-amz-date", "x-amz-security-token"]
+            !["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
                 .iter()
                 .any(|replaced| name.trim().eq_ignore_ascii_case(replaced))
         })
@@ -192,7 +183,7 @@ pub fn authorize(
         }
         headers.push(("x-amz-security-token".to_owned(), token.to_owned()));
     }
-    let scope = Scope { region, service, amz_date: &date, path_encoding: PathEncoding::Double };
+    let scope = Scope { region, service, amz_date: &date };
     let signed = Request { headers: &headers, ..*request };
     let signature = sign(&signed, credentials, &scope)?;
     headers.push(("authorization".to_owned(), signature.authorization));
@@ -257,7 +248,7 @@ pub fn sign(
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         request.method.trim().to_ascii_uppercase(),
-        canonical_uri(parts.path, scope.path_encoding),
+        canonical_uri(parts.path),
         canonical_query(parts.query),
         canonical_headers,
         signed_headers,
@@ -318,16 +309,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// The canonical URI of a URL path: percent-decoded, normalized (empty and
-/// `.` segments dropped, `..` applied, a trailing slash kept) and each
-/// segment URI-encoded once or twice.
-pub fn canonical_uri(path: &str, encoding: PathEncoding) -> String {
-    let mut segments: Vec<Vec<u8>> = Vec::new();
-    for raw in path.split('/') {
-        let segment = percent_decode(raw);
-        match segment.as_slice() {
-            b"" | b"." => {}
-            b".." => {
+/// The canonical URI of a path as it goes on the wire, by the rule of every
+/// AWS service but S3 (botocore: `quote(remove_dot_segments(path), safe='/~')`):
+/// empty and `.` segments dropped, `..` applied, a trailing slash kept, then
+/// every byte but `/` and the unreserved characters URI-encoded once more.
+/// Nothing is decoded first: a raw `:` signs as `%3A`, a `%3A` on the wire
+/// as `%253A`, a `%C3%A9` as `%25C3%25A9`, so the signature covers exactly
+/// the bytes AWS receives.
+pub fn canonical_uri(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
                 segments.pop();
             }
             _ => segments.push(segment),
@@ -338,11 +332,7 @@ pub fn canonical_uri(path: &str, encoding: PathEncoding) -> String {
         if index > 0 {
             out.push('/');
         }
-        let once = uri_encode(segment);
-        match encoding {
-            PathEncoding::Single => out.push_str(&once),
-            PathEncoding::Double => out.push_str(&uri_encode(once.as_bytes())),
-        }
+        out.push_str(&uri_encode(segment.as_bytes()));
     }
     if !segments.is_empty() && path.ends_with('/') {
         out.push('/');

@@ -7,8 +7,8 @@
 //! and 429 quota, other statuses degraded.
 
 use platos_plugin_sdk::{
-    Credentials, HealthyInfo, HttpRequest, HttpResponse, Method, PluginError, Provider,
-    ProviderManifest, StatusClass, Verdict, base_url, classify_status, export_provider,
+    Credentials, HealthyInfo, HttpRequest, HttpResponse, Method, NOT_FOUND_HINT, PluginError,
+    Provider, ProviderManifest, StatusClass, Verdict, base_url, classify_status, export_provider,
     include_manifest, join_url, redacted_snippet,
 };
 
@@ -62,6 +62,10 @@ fn verdict(response: &HttpResponse) -> Verdict {
         StatusClass::QuotaLimited => {
             Verdict::QuotaLimited(format!("HTTP {status}: out of quota or rate limited"))
         }
+        StatusClass::Degraded if status == 404 => Verdict::Degraded(format!(
+            "HTTP 404: {NOT_FOUND_HINT}: {}",
+            redacted_snippet(&response.body)
+        )),
         StatusClass::Degraded => {
             Verdict::Degraded(format!("HTTP {status}: {}", redacted_snippet(&response.body)))
         }
