@@ -949,16 +949,22 @@ async fn manifests_carry_the_client_names_and_forms() {
     assert!(aliases("anthropic", "ANTHROPIC_BASE_URL").contains(&json!({
         "name": "ANTHROPIC_BASE_URL", "client": "ai-sdk", "form": "append-suffix", "suffix": "/v1"
     })));
-    let resource = aliases("azure-openai", "AZURE_OPENAI_ENDPOINT");
-    assert_eq!(resource[0]["form"], "host-label-of-url");
-    assert_eq!(resource[0]["domain"], "openai.azure.com");
-    assert!(resource[0]["note"].as_str().unwrap().contains("baseURL"));
+    let endpoint = aliases("azure-openai", "AZURE_OPENAI_ENDPOINT");
+    let resource = endpoint.iter().find(|alias| alias["name"] == "AZURE_RESOURCE_NAME").unwrap();
+    assert_eq!(resource["form"], "host-label-of-url");
+    assert_eq!(resource["domain"], "openai.azure.com");
+    assert!(resource["note"].as_str().unwrap().contains("baseURL"));
+    // The SDKs append /openai themselves: the endpoint reaches them without
+    // the v1 API's path.
+    assert!(endpoint.contains(&json!({
+        "name": "AZURE_OPENAI_ENDPOINT", "client": "official", "form": "strip-suffix", "suffix": "/openai/v1"
+    })));
     // The Gemini base URL for the Python SDK and LangChain; the AI SDK reads
     // none from the environment, Voyage's SDK neither: a note, no value.
     let gemini = aliases("google", "GOOGLE_GENERATIVE_AI_BASE_URL");
     for client in ["official", "langchain"] {
         assert!(gemini.contains(
-            &json!({"name": "GOOGLE_GEMINI_BASE_URL", "client": client, "form": "verbatim"})
+            &json!({"name": "GOOGLE_GEMINI_BASE_URL", "client": client, "form": "strip-suffix", "suffix": "/v1beta"})
         ));
     }
     for (slug, var, client) in [

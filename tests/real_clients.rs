@@ -458,7 +458,7 @@ async fn run_row(
 ) -> Result<String, String> {
     let prefix = format!("/row{index}-{}-{}", row.provider, row.client);
     let scope = format!("real-clients/{}/row{index}", row.provider);
-    let Some((base, root)) = base_for(manifest, &upstream.origin, &prefix) else {
+    let Some((base, row_root)) = base_for(manifest, &upstream.origin, &prefix) else {
         return Err(format!(
             "{} declares no base-url variable: the bag cannot point {} at a private endpoint",
             row.provider, row.client
@@ -526,7 +526,7 @@ async fn run_row(
             if !message.contains(option) {
                 return Err(format!("the warning does not say to pass {option:?}: {message}"));
             }
-            (method, path, Some(format!("{root}{suffix}")))
+            (method, path, Some(format!("{row_root}{suffix}")))
         }
     };
 
