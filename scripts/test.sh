@@ -35,4 +35,4 @@ bash scripts/install-clients.sh
 cargo test --workspace --all-targets
 # The example plugins in Python and JavaScript, built and run through the harness.
 bash scripts/build-examples.sh
-cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build -p platos-plugin-sdk -p platos-sigv4 --lib --tests
+cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build -p platos-plugin-sdk -p platos-sigv4 -p platos-plugin-vertex -p platos-plugin-azure-openai-entra --lib --tests

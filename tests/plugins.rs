@@ -30,6 +30,16 @@ const BUNDLED: &[(&str, &[&str])] = &[
         &["AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"],
     ),
     (
+        "azure-openai-entra",
+        &[
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_OPENAI_ENTRA_ENDPOINT",
+            "AZURE_OPENAI_ENTRA_API_VERSION",
+        ],
+    ),
+    (
         "bedrock",
         &[
             "AWS_ACCESS_KEY_ID",
@@ -42,6 +52,16 @@ const BUNDLED: &[(&str, &[&str])] = &[
     ("google", &["GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GENERATIVE_AI_BASE_URL"]),
     ("openai", &["OPENAI_API_KEY", "OPENAI_API_BASE"]),
     ("openai-compatible", &["OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"]),
+    (
+        "vertex",
+        &[
+            "GOOGLE_VERTEX_PROJECT",
+            "GOOGLE_VERTEX_LOCATION",
+            "GOOGLE_CLIENT_EMAIL",
+            "GOOGLE_PRIVATE_KEY",
+            "GOOGLE_PRIVATE_KEY_ID",
+        ],
+    ),
     ("voyage", &["VOYAGE_API_KEY", "VOYAGE_API_BASE"]),
 ];
 
@@ -987,8 +1007,12 @@ async fn manifests_carry_the_client_names_and_forms() {
     for plugin in registry.iter() {
         let manifest = plugin.manifest();
         assert!(!manifest.clients.is_empty(), "{} lists no clients", plugin.slug());
-        assert_eq!(manifest.default_client.as_deref(), Some("official"), "{}", plugin.slug());
-        assert!(!manifest.token_exchange, "{}", plugin.slug());
+        // Vertex AI's names are the AI SDK's: Google's own SDKs read the
+        // service account from a key file, which no variable can hold.
+        let default = if plugin.slug() == "vertex" { "ai-sdk" } else { "official" };
+        assert_eq!(manifest.default_client.as_deref(), Some(default), "{}", plugin.slug());
+        let trades = ["vertex", "azure-openai-entra"].contains(&plugin.slug());
+        assert_eq!(manifest.token_exchange, trades, "{}", plugin.slug());
     }
     // Prices are in micro-USD per million tokens.
     let openai = registry.get("openai").unwrap().manifest();
@@ -1058,7 +1082,31 @@ fn fidelity_cases() -> Vec<(&'static str, Credentials, &'static str, &'static [&
 async fn a_callers_own_auth_is_replaced_never_kept_in_every_bundled_plugin() {
     let registry = registry().await;
     let mut covered: Vec<&str> = Vec::new();
-    for (slug, credentials, url, own) in fidelity_cases().into_iter().chain([(
+    // The token-exchange providers authorize with the host's access token.
+    let token = platos_host::provider::ACCESS_TOKEN_VAR;
+    let exchanged = [
+        (
+            "vertex",
+            Credentials::new()
+                .with("GOOGLE_VERTEX_PROJECT", "acme-prod")
+                .with("GOOGLE_VERTEX_LOCATION", "us-central1")
+                .with("GOOGLE_CLIENT_EMAIL", "svc@acme-prod.iam.gserviceaccount.com")
+                .with(token, CANARY),
+            "https://us-central1-aiplatform.googleapis.com/v1/projects/acme-prod/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent",
+            &["authorization"][..],
+        ),
+        (
+            "azure-openai-entra",
+            Credentials::new()
+                .with("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+                .with("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+                .with("AZURE_OPENAI_ENTRA_ENDPOINT", "https://acme.openai.azure.com")
+                .with(token, CANARY),
+            "https://acme.openai.azure.com/openai/v1/chat/completions",
+            &["authorization"][..],
+        ),
+    ];
+    for (slug, credentials, url, own) in fidelity_cases().into_iter().chain(exchanged).chain([(
         "openai",
         Credentials::new().with("OPENAI_API_KEY", CANARY),
         "https://api.openai.com/v1/chat/completions",

@@ -189,16 +189,21 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
     assert_eq!(fresh.env.get("OPENAI_API_KEY"), Some("sk-new"));
 
     let call = HttpRequest::get("https://api.openai.com/v1/models");
-    let old = f.resolver.authorize(&prod, &held.lease_id, &call).await.unwrap();
+    // Authorize sends nothing for an API-key provider (only a token
+    // exchange would go through the sender).
+    let net = &Outbound::new(OutboundConfig::default()).unwrap();
+    let old = f.resolver.authorize(&prod, &held.lease_id, &call, net).await.unwrap();
     assert_eq!(old.header_values("authorization").collect::<Vec<_>>(), ["Bearer sk-old"]);
-    let new = f.resolver.authorize(&prod, &fresh.lease_id, &call).await.unwrap();
+    let new = f.resolver.authorize(&prod, &fresh.lease_id, &call, net).await.unwrap();
     assert_eq!(new.header_values("authorization").collect::<Vec<_>>(), ["Bearer sk-new"]);
 
     // A lease belongs to its scope, and ends when released.
-    assert!(f.resolver.authorize(&scope("acme/shop/dev"), &held.lease_id, &call).await.is_err());
+    assert!(
+        f.resolver.authorize(&scope("acme/shop/dev"), &held.lease_id, &call, net).await.is_err()
+    );
     assert_eq!(f.resolver.lease_count(), 2);
     assert!(f.resolver.release(&held.lease_id));
-    assert!(f.resolver.authorize(&prod, &held.lease_id, &call).await.is_err());
+    assert!(f.resolver.authorize(&prod, &held.lease_id, &call, net).await.is_err());
     assert!(!f.resolver.release(&held.lease_id));
 }
 
@@ -215,7 +220,8 @@ async fn leases_expire() {
     let lease = resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     let call = HttpRequest::get("https://api.openai.com/v1/models");
-    assert!(resolver.authorize(&prod, &lease.lease_id, &call).await.is_err());
+    let net = &Outbound::new(OutboundConfig::default()).unwrap();
+    assert!(resolver.authorize(&prod, &lease.lease_id, &call, net).await.is_err());
     assert_eq!(resolver.expire_leases(), 0, "an expired lease is dropped on use");
 }
 

@@ -3,7 +3,10 @@
 //! One probe: the plugin builds the request (`health-probe`), the plugin
 //! authorizes it, the host sends it through [`Outbound`] (allowed hosts,
 //! checked addresses, timeout, no redirects, body cap), and the plugin reads
-//! the answer (`interpret-health`). A round probes many keys with bounded
+//! the answer (`interpret-health`). For a token-exchange provider the probe
+//! starts with the exchange ([`crate::exchange`]), whose failure is the
+//! verdict (a refused secret is an invalid credential, an unreachable token
+//! endpoint unreachable). A round probes many keys with bounded
 //! concurrency, and a credential shared by several keys or scopes is probed
 //! once per round. [`HealthService`] runs rounds at start, on its schedule,
 //! when an operator asks and after a change to a provider's variables, and
@@ -19,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use self::rounds::{Begun, RoundBook, RoundTarget, RoundTrigger, RoundView};
+use crate::exchange::{self, ExchangeError};
 use crate::outbound::Outbound;
 use crate::policy::variants::variant_of;
 use crate::policy::verdicts::class_name;
@@ -55,13 +59,30 @@ pub async fn probe(
     ProbeOutcome { verdict, latency: started.elapsed(), at: unix_now() }
 }
 
+/// A probe of a token-exchange provider starts with a fresh exchange (never
+/// a cached token: the probe proves the secret still trades), and a failed
+/// exchange is the probe's verdict.
 async fn probe_verdict(
     plugin: &Plugin,
     credentials: &Credentials,
     outbound: &Outbound,
 ) -> Result<Verdict, CallError> {
+    let now = unix_now();
+    let exchanged;
+    let credentials = if plugin.manifest().token_exchange {
+        match exchange::exchange(plugin, credentials, outbound, now).await {
+            Ok(token) => {
+                exchanged = exchange::with_token(credentials, &token);
+                &exchanged
+            }
+            Err(ExchangeError::NoToken { verdict, .. }) => return Ok(verdict),
+            Err(ExchangeError::Call(error)) => return Err(error),
+        }
+    } else {
+        credentials
+    };
     let request = plugin.health_probe(credentials).await?;
-    let request = plugin.authorize(credentials, &request, unix_now()).await?;
+    let request = plugin.authorize(credentials, &request, now).await?;
     let response = outbound.send(&request, &plugin.allowed_hosts(credentials)).await;
     plugin.interpret_health(credentials, &response).await
 }
@@ -356,6 +377,11 @@ impl HealthService {
         for (target, trigger) in due {
             self.start_round(target, trigger);
         }
+    }
+
+    /// The sender probes (and token exchanges) go through.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// The verdict counters.

@@ -7,6 +7,7 @@
 //! - [`policy`]: pure rules (names, allowed hosts, imports, manifests).
 //! - [`outbound`]: the SSRF-safe sender of plugin-described requests.
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
+//! - [`exchange`]: token exchange and the in-memory access-token cache.
 //! - [`health`]: health probes through the plugins, in deduplicated rounds.
 //! - [`bundled`]: the plugins embedded in this binary.
 //! - [`scope`]: `org/project/env` scopes.
@@ -22,6 +23,7 @@ pub mod bundled;
 pub mod crypto;
 pub mod embedding;
 pub mod envexample;
+pub mod exchange;
 pub mod harness;
 pub mod health;
 pub mod outbound;

@@ -67,6 +67,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         422,
         "the request would carry a secret where the provider's declared auth shape does not put it; not signed, not sent",
     ),
+    (
+        "token_exchange_failed",
+        502,
+        "the provider's token endpoint gave the key no access token (refused, unreachable or failing); the message says which",
+    ),
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
     ("store_error", 500, "the store failed; the host's log says why"),
     ("request_timeout", 503, "the request took longer than the host allows"),
@@ -204,6 +209,9 @@ impl From<LeaseError> for ApiError {
         match error {
             LeaseError::Unknown(_) => lease_not_found(),
             LeaseError::Plugin(error) => error.into(),
+            LeaseError::TokenExchange(error) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "token_exchange_failed", error.to_string())
+            }
             LeaseError::Store(error) => error.into(),
         }
     }

@@ -193,6 +193,10 @@ pub fn render(state: &ApiState) -> String {
 
     out.push_str("# HELP platos_leases Live leases (expired ones not yet swept included).\n# TYPE platos_leases gauge\n");
     let _ = writeln!(out, "platos_leases {}", resolver.lease_count());
+    out.push_str("# HELP platos_token_exchanges_total Token exchanges run for authorize by lease (a secret traded for an access token; cached tokens not counted).\n# TYPE platos_token_exchanges_total counter\n");
+    let _ = writeln!(out, "platos_token_exchanges_total {}", resolver.tokens().exchanges());
+    out.push_str("# HELP platos_access_tokens_cached Keys with an access token (or an exchange in flight) in memory.\n# TYPE platos_access_tokens_cached gauge\n");
+    let _ = writeln!(out, "platos_access_tokens_cached {}", resolver.tokens().cached_keys());
     out.push_str("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\n");
     let _ = writeln!(out, "platos_plugins_loaded {}", resolver.registry().len());
     let connections = &state.metrics().connections;

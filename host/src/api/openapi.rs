@@ -201,11 +201,11 @@ fn operation(method: &str, path: &str) -> Op {
             .body(schema_ref("ResolveRequest"), "What to resolve.")
             .ok(200, "The key, why, the lease and the env bag.", json_ok("Resolution"))
             .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "unknown_client", "invalid_name", "store_error"]),
-        (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them.")
+        (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).")
             .params(vec![path_param("lease", "A lease id from a resolve.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
             .body(schema_ref("AuthorizeRequest"), "The request to authorize.")
             .ok(200, "The authorized request.", json_content(json!({ "type": "object", "properties": { "request": schema_ref("HttpRequest") } })))
-            .errors(&["lease_not_found", "invalid_request", "plugin_error", "refused_request", "secret_out_of_place", "plugin_failed"]),
+            .errors(&["lease_not_found", "invalid_request", "plugin_error", "refused_request", "secret_out_of_place", "token_exchange_failed", "plugin_failed"]),
         ("DELETE", path) if path.contains("/leases/") => op("releaseLease", "resolution", "Release a lease", "Ends a lease early (a turn finished).")
             .params(vec![path_param("lease", "A lease id.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
             .ok(200, "Released.", json_content(json!({ "type": "object", "properties": { "released": { "const": true } } })))

@@ -149,7 +149,8 @@ pub async fn authorize(
         body: request.body.map(String::into_bytes),
     };
     let started = Instant::now();
-    let result = resolver.authorize(&scoped.scope, lease_id, &request).await;
+    let result =
+        resolver.authorize(&scoped.scope, lease_id, &request, state.health().outbound()).await;
     let plugin_id =
         resolver.registry().get(&provider).map_or(provider.as_str(), |plugin| plugin.id());
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());

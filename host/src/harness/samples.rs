@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::policy::redaction::Redactor;
-use crate::provider::{Credentials, EnvVarRole, Manifest};
+use crate::provider::{ACCESS_TOKEN_VAR, Credentials, EnvVarRole, Manifest};
 
 /// An env bag the harness built, with the plain values it needs to look for
 /// leaks and to redact its own report.
@@ -36,14 +36,16 @@ impl SampleBag {
         Redactor::new(self.secrets.iter().map(|(name, value)| (name.as_str(), value.as_str())))
     }
 
-    /// The same bag without any secret, for the missing-credential check.
+    /// The same bag without any secret (nor an access token), for the
+    /// missing-credential check.
     pub fn without_secrets(&self, manifest: &Manifest) -> Credentials {
         let mut bag = Credentials::new();
         for (name, value) in self.credentials.expose() {
-            let secret = manifest
-                .env_vars
-                .iter()
-                .any(|var| var.name == name && var.role == EnvVarRole::Secret);
+            let secret = name == ACCESS_TOKEN_VAR
+                || manifest
+                    .env_vars
+                    .iter()
+                    .any(|var| var.name == name && var.role == EnvVarRole::Secret);
             if !secret {
                 bag = bag.with(name, value);
             }
@@ -132,6 +134,13 @@ pub(crate) fn sample_bag(manifest: &Manifest, given: &BTreeMap<String, String>) 
             }
             credentials = credentials.with(var.name.clone(), value);
         }
+    }
+    // A token exchange's `authorize` gets the access token the host's
+    // exchange gave: a canary stands in for it, a secret like the others.
+    if manifest.token_exchange {
+        let token = given.get(ACCESS_TOKEN_VAR).cloned().unwrap_or_else(canary);
+        secrets.push((ACCESS_TOKEN_VAR.to_owned(), token.clone()));
+        credentials = credentials.with(ACCESS_TOKEN_VAR, token);
     }
     SampleBag { credentials, secrets }
 }

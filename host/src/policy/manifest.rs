@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::hosts::HostPattern;
 use super::names::{is_valid_env_var_name, is_valid_slug};
-use crate::provider::{AuthShape, EnvVarRole, Manifest};
+use crate::provider::{ACCESS_TOKEN_VAR, AuthShape, EnvVarRole, Manifest};
 
 /// Checks `manifest`; the error lists every broken rule in words that say
 /// what was found and what is expected.
@@ -61,7 +61,15 @@ pub fn validate(manifest: &Manifest) -> Result<(), Vec<String>> {
         | AuthShape::Query { env_var, .. } => Some(env_var),
         AuthShape::Custom { .. } => None,
     };
-    if let Some(auth_var) = auth_var {
+    // With a token exchange, the shape may name the access token the host
+    // hands `authorize`; it is no declared variable.
+    let names_the_token = auth_var.is_some_and(|var| var == ACCESS_TOKEN_VAR);
+    if names_the_token && !manifest.token_exchange {
+        problems.push(format!(
+            "auth uses {ACCESS_TOKEN_VAR}, which only a manifest with token_exchange = true gets"
+        ));
+    }
+    if let Some(auth_var) = auth_var.filter(|_| !names_the_token) {
         match manifest.env_vars.iter().find(|var| &var.name == auth_var) {
             None => problems.push(format!("auth uses {auth_var}, which is not a declared env var")),
             Some(var) if var.role != EnvVarRole::Secret => {
@@ -185,6 +193,21 @@ mod tests {
         manifest.auth = AuthShape::Header { header: "x-api-key".into(), env_var: "NOPE".into() };
         let problems = validate(&manifest).unwrap_err();
         assert_eq!(problems, ["auth uses NOPE, which is not a declared env var"]);
+    }
+
+    #[test]
+    fn only_a_token_exchange_may_put_the_access_token_in_its_auth_shape() {
+        let mut manifest = good();
+        manifest.auth = AuthShape::Bearer { env_var: ACCESS_TOKEN_VAR.into() };
+        let problems = validate(&manifest).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "auth uses PLATOS_ACCESS_TOKEN, which only a manifest with token_exchange = true gets"
+            ]
+        );
+        manifest.token_exchange = true;
+        assert_eq!(validate(&manifest), Ok(()));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::provider::{Credentials, EnvVarRole, Manifest};
+use crate::provider::{ACCESS_TOKEN_VAR, Credentials, EnvVarRole, Manifest};
 
 /// What a found secret is replaced with in answers, logs and stored text.
 pub const REDACTED: &str = "[redacted]";
@@ -65,10 +65,15 @@ impl Redactor {
     }
 
     /// A redactor for the values of `manifest`'s `secret` variables in
-    /// `credentials`.
+    /// `credentials`, and of the access token a token exchange gave
+    /// ([`ACCESS_TOKEN_VAR`]), which is a secret too.
     pub fn for_call(manifest: &Manifest, credentials: &Credentials) -> Self {
         Redactor::new(credentials.expose().filter(|(name, _)| {
-            manifest.env_vars.iter().any(|var| var.name == *name && var.role == EnvVarRole::Secret)
+            *name == ACCESS_TOKEN_VAR
+                || manifest
+                    .env_vars
+                    .iter()
+                    .any(|var| var.name == *name && var.role == EnvVarRole::Secret)
         }))
     }
 

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::leases::{Lease, LeaseTable, LeasedVar};
+use crate::exchange::{ExchangeError, TokenBroker};
+use crate::outbound::Outbound;
 use crate::policy::client_env::{ClientBag, EnvWarning, UnknownClient, choose_client, client_form};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::{value_sources, variant_of};
@@ -333,6 +335,9 @@ pub enum LeaseError {
     /// The plugin failed or refused.
     #[error(transparent)]
     Plugin(#[from] CallError),
+    /// The key's token exchange gave no access token.
+    #[error(transparent)]
+    TokenExchange(ExchangeError),
     /// The store failed reading the leased values.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -364,17 +369,31 @@ struct ResolverInner {
     registry: PluginRegistry,
     config: ResolverConfig,
     leases: LeaseTable,
+    /// Access tokens of token-exchange keys, for authorize-by-lease.
+    tokens: TokenBroker,
     /// Last use per key, applied to the store in batches.
     usage: Mutex<HashMap<(Scope, String, String), UnixMillis>>,
     counters: ResolveCounters,
 }
 
 impl Resolver {
-    /// A resolver over `store` and the loaded plugins.
+    /// A resolver over `store` and the loaded plugins, caching access
+    /// tokens by the system clock.
     pub fn new(
         store: Arc<dyn SecretStore>,
         registry: PluginRegistry,
         config: ResolverConfig,
+    ) -> Self {
+        Self::with_tokens(store, registry, config, TokenBroker::default())
+    }
+
+    /// A resolver whose token-exchange keys get their access tokens from
+    /// `tokens` (e.g. one with a test clock).
+    pub fn with_tokens(
+        store: Arc<dyn SecretStore>,
+        registry: PluginRegistry,
+        config: ResolverConfig,
+        tokens: TokenBroker,
     ) -> Self {
         Resolver {
             inner: Arc::new(ResolverInner {
@@ -382,6 +401,7 @@ impl Resolver {
                 registry,
                 config,
                 leases: LeaseTable::default(),
+                tokens,
                 usage: Mutex::new(HashMap::new()),
                 counters: ResolveCounters::default(),
             }),
@@ -401,6 +421,11 @@ impl Resolver {
     /// The plugins.
     pub fn registry(&self) -> &PluginRegistry {
         &self.inner.registry
+    }
+
+    /// The access-token cache of token-exchange keys.
+    pub fn tokens(&self) -> &TokenBroker {
+        &self.inner.tokens
     }
 
     /// The store.
@@ -719,12 +744,15 @@ impl Resolver {
 
     /// Has the plugin authorize `request` with the leased values, so an agent
     /// that should not hold the raw key can have the host sign for it. The
-    /// lease must belong to `scope`.
+    /// lease must belong to `scope`. A token-exchange key is authorized with
+    /// a cached access token of exactly the leased values, exchanged through
+    /// `outbound` when none is current.
     pub async fn authorize(
         &self,
         scope: &Scope,
         lease_id: &str,
         request: &HttpRequest,
+        outbound: &Outbound,
     ) -> Result<HttpRequest, LeaseError> {
         let lease = self
             .inner
@@ -737,8 +765,19 @@ impl Resolver {
             .registry
             .get(&lease.provider)
             .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
-        let credentials = self.leased_env(&lease, plugin.manifest())?;
-        Ok(plugin.authorize(&credentials, request, crate::health::unix_now()).await?)
+        let mut credentials = self.leased_env(&lease, plugin.manifest())?;
+        let tokens = &self.inner.tokens;
+        if plugin.manifest().token_exchange {
+            let key = tokens.key(scope, &lease.provider, &lease.key_id, &credentials);
+            credentials = tokens
+                .credentials_for(plugin, &key, &credentials, outbound)
+                .await
+                .map_err(|error| match error {
+                    ExchangeError::Call(error) => LeaseError::Plugin(error),
+                    refused => LeaseError::TokenExchange(refused),
+                })?;
+        }
+        Ok(plugin.authorize(&credentials, request, tokens.now()).await?)
     }
 
     /// The env bag a lease handed out, read back by version; defaults fill

@@ -9,15 +9,18 @@
 pub use crate::policy::variants::{variant_name, variant_of};
 use crate::provider::{AuthShape, EnvVarRole, Manifest};
 
-/// The variable holding a provider's key: the variable its auth shape names,
-/// else its first required secret variable, else its first secret variable.
+/// The variable holding a provider's key: the declared variable its auth
+/// shape names, else its first required secret variable, else its first
+/// secret variable. (A token exchange's shape may name the access token,
+/// which is no variable: its key is the secret traded for it.)
 pub fn key_var(manifest: &Manifest) -> Option<&str> {
     let from_auth = match &manifest.auth {
         AuthShape::Bearer { env_var }
         | AuthShape::Header { env_var, .. }
         | AuthShape::Query { env_var, .. } => Some(env_var.as_str()),
         AuthShape::Custom { .. } => None,
-    };
+    }
+    .filter(|name| manifest.env_vars.iter().any(|var| var.name == *name));
     let secrets = || manifest.env_vars.iter().filter(|var| var.role == EnvVarRole::Secret);
     from_auth
         .or_else(|| secrets().find(|var| var.required).map(|var| var.name.as_str()))
@@ -164,6 +167,15 @@ mod tests {
             &[("OPT_TOKEN", EnvVarRole::Secret, false)],
         );
         let none = manifest("none", AuthShape::Custom { description: String::new() }, &[]);
+        let exchange = manifest(
+            "exchange",
+            AuthShape::Bearer { env_var: crate::provider::ACCESS_TOKEN_VAR.into() },
+            &[
+                ("EXCHANGE_CLIENT_ID", EnvVarRole::Other, true),
+                ("EXCHANGE_CLIENT_SECRET", EnvVarRole::Secret, true),
+            ],
+        );
+        assert_eq!(key_var(&exchange), Some("EXCHANGE_CLIENT_SECRET"), "the token is no variable");
         assert_eq!(key_var(&openai), Some("OPENAI_API_KEY"));
         assert_eq!(key_var(&custom), Some("SIGNER_SECRET"));
         assert_eq!(key_var(&optional), Some("OPT_TOKEN"));
