@@ -59,6 +59,31 @@ enum Expect {
     },
 }
 
+/// Clients of token-exchange providers that no driver runs yet, and why:
+/// each is reported as a failure, never skipped.
+const NOT_RUN: &[(&str, &str, &str)] = &[
+    (
+        "vertex",
+        "google-genai",
+        "google-genai in Vertex AI mode reads the service account from a key file (GOOGLE_APPLICATION_CREDENTIALS), which an env bag cannot carry",
+    ),
+    (
+        "vertex",
+        "ai-sdk",
+        "@ai-sdk/google-vertex is not pinned in tests/clients yet; its token exchange with Google's OAuth endpoint needs a mock the bag can name",
+    ),
+    (
+        "azure-openai-entra",
+        "official",
+        "azure-identity (DefaultAzureCredential) is not pinned in tests/clients yet; its token request to Microsoft Entra needs a mock the bag can name",
+    ),
+    (
+        "azure-openai-entra",
+        "ai-sdk",
+        "@ai-sdk/azure takes an Entra token only through a tokenProvider passed in code; no driver for it yet",
+    ),
+];
+
 /// One client library run for one provider and client id.
 struct Row {
     provider: &'static str,
@@ -727,7 +752,9 @@ async fn every_bundled_provider_and_client_gets_a_bag_its_real_client_follows() 
         }
         for client in clients {
             let id = client["id"].as_str().unwrap();
-            if !ROWS.iter().any(|row| row.provider == slug && row.client == id) {
+            if let Some((.., why)) = NOT_RUN.iter().find(|(p, c, _)| *p == slug && *c == id) {
+                writeln!(failures, "{slug}/{id}: not run: {why}").unwrap();
+            } else if !ROWS.iter().any(|row| row.provider == slug && row.client == id) {
                 writeln!(failures, "{slug}/{id}: no driver runs this client; add a row").unwrap();
             }
         }
