@@ -2,8 +2,10 @@
 //! headers) and answers each provider's calls plausibly enough for the real
 //! client libraries to succeed: OpenAI (models, chat completions, responses,
 //! embeddings), Azure OpenAI (the same under `/openai/...`), Anthropic
-//! (messages), Gemini (generateContent), Voyage (embeddings) and Bedrock
-//! (Converse). Anything else gets a 404 naming the path.
+//! (messages), Gemini (generateContent), Voyage (embeddings), Bedrock
+//! (Converse) and Cohere (v2 chat); the OpenAI-compatible providers' calls
+//! are OpenAI's under their own prefixes. Anything else gets a 404 naming the
+//! path.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -143,6 +145,13 @@ fn reply_for(method: &str, path: &str) -> Option<Value> {
             "stopReason": "end_turn",
             "usage": { "inputTokens": 1, "outputTokens": 1, "totalTokens": 2 },
             "metrics": { "latencyMs": 1 }
+        })
+    } else if post && path.ends_with("/v2/chat") {
+        json!({
+            "id": "chat-mock", "finish_reason": "COMPLETE",
+            "message": { "role": "assistant", "content": [{ "type": "text", "text": "pong" }] },
+            "usage": { "billed_units": { "input_tokens": 1, "output_tokens": 1 },
+                "tokens": { "input_tokens": 1, "output_tokens": 1 } }
         })
     } else {
         return None;

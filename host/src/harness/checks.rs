@@ -589,7 +589,7 @@ impl<'a> Session<'a> {
             }
         }
         const ABOUT: &str = "a 200 in at least one common success shape is healthy";
-        let expected = "healthy for at least one of: OpenAI-style, Gemini-style or Bedrock-style model list, OpenAI-style embeddings";
+        let expected = "healthy for at least one of: OpenAI-style, Gemini-style or Bedrock-style model list, OpenAI-style embeddings, OpenRouter-style key information";
         let got = model_list_verdicts
             .iter()
             .map(|(name, class)| format!("{name}: {class}"))
@@ -758,6 +758,17 @@ fn canned_responses() -> Vec<Canned> {
             accept: &["healthy", "degraded"],
             model_list: true,
             fix: "a 2xx answer to an embeddings probe is healthy (or degraded when the plugin's probe is something else)",
+        },
+        Canned {
+            name: names::INTERPRET_KEY_INFO,
+            description: "a 200 with an OpenRouter-style key-information answer {\"data\":{\"label\":..,\"limit\":..,\"usage\":..}}",
+            response: json_response(
+                200,
+                r#"{"data":{"label":"harness-key","limit":10,"limit_remaining":7.5,"usage":2.5,"is_free_tier":false}}"#,
+            ),
+            accept: &["healthy", "degraded"],
+            model_list: true,
+            fix: "a 2xx answer to a key-information probe is healthy (or degraded when the plugin's probe is something else)",
         },
         Canned {
             name: names::INTERPRET_401,

@@ -75,6 +75,8 @@ pub mod names {
     pub const INTERPRET_MODELS_BEDROCK: &str = "interpret.models-bedrock";
     /// A 200 with an OpenAI-style embeddings response.
     pub const INTERPRET_EMBEDDINGS: &str = "interpret.embeddings";
+    /// A 200 with an OpenRouter-style key-information answer.
+    pub const INTERPRET_KEY_INFO: &str = "interpret.key-info";
     /// At least one of the success shapes reads as healthy.
     pub const INTERPRET_HEALTHY_200: &str = "interpret.healthy-200";
     /// A 401 is an invalid credential.
@@ -112,6 +114,7 @@ pub mod names {
         INTERPRET_MODELS_GEMINI,
         INTERPRET_MODELS_BEDROCK,
         INTERPRET_EMBEDDINGS,
+        INTERPRET_KEY_INFO,
         INTERPRET_401,
         INTERPRET_403,
         INTERPRET_429,

@@ -7,7 +7,9 @@
 //! classifies probe responses ([`classify_status`], [`model_ids_from_json`]),
 //! reads token usage from OpenAI-style and Anthropic-style bodies and streams
 //! ([`read_openai_usage`], [`read_anthropic_usage`]) and OAuth-style token
-//! answers ([`read_oauth_token`]).
+//! answers ([`read_oauth_token`]). A provider reached with one bearer API key
+//! is described by an [`ApiKeyProvider`] and exported with
+//! [`export_api_key_provider!`].
 //!
 //! ```ignore
 //! use platos_plugin_sdk::*;
@@ -24,6 +26,7 @@
 //! export_provider!(Acme);
 //! ```
 
+mod api_key;
 mod auth;
 mod token;
 mod usage;
@@ -40,6 +43,7 @@ pub mod bindings {
     });
 }
 
+pub use api_key::{ApiKeyProvider, error_message, model_list_verdict};
 pub use auth::{
     AUTH_HEADERS, apply_declared_auth, base_url, credential, credential_or_default, join_url,
     join_versioned, remove_auth_headers, remove_query_params, require_credential,

@@ -79,15 +79,21 @@ pub fn requested_model(request: &HttpRequest) -> Option<String> {
 }
 
 /// The usage in one OpenAI-style JSON object: a Chat Completions, Completions,
-/// Embeddings or Responses answer, a streamed chunk carrying `usage`, or a
-/// Responses stream event carrying `response.usage`. `None` without usage.
+/// Embeddings or Responses answer, a streamed chunk carrying `usage` (or, from
+/// Groq, `x_groq.usage`), or a Responses stream event carrying
+/// `response.usage`. Cached prompt tokens are `*_tokens_details.cached_tokens`,
+/// else DeepSeek's `prompt_cache_hit_tokens`. `None` without usage.
 pub fn openai_usage_from_json(value: &Value) -> Option<Usage> {
-    let (usage, model) = match value.get("usage").filter(|usage| usage.is_object()) {
+    let object = |usage: &Value| usage.is_object();
+    let (usage, model) = match value.get("usage").filter(|usage| object(usage)) {
         Some(usage) => (usage, &value["model"]),
-        None => {
-            let response = &value["response"];
-            (response.get("usage").filter(|usage| usage.is_object())?, &response["model"])
-        }
+        None => match value["x_groq"].get("usage").filter(|usage| object(usage)) {
+            Some(usage) => (usage, &value["model"]),
+            None => {
+                let response = &value["response"];
+                (response.get("usage").filter(|usage| object(usage))?, &response["model"])
+            }
+        },
     };
     let count = |names: &[&str]| names.iter().find_map(|name| usage[*name].as_u64());
     let prompt = count(&["prompt_tokens", "input_tokens"]);
@@ -95,14 +101,31 @@ pub fn openai_usage_from_json(value: &Value) -> Option<Usage> {
     if prompt.is_none() && completion.is_none() {
         return None;
     }
-    let cached = ["prompt_tokens_details", "input_tokens_details"]
+    // Mistral also spells the details `prompt_token_details`, or counts
+    // `num_cached_tokens`; DeepSeek counts `prompt_cache_hit_tokens`.
+    let cached = ["prompt_tokens_details", "input_tokens_details", "prompt_token_details"]
         .iter()
         .find_map(|details| usage[*details]["cached_tokens"].as_u64())
+        .or_else(|| count(&["num_cached_tokens", "prompt_cache_hit_tokens"]))
         .unwrap_or(0);
     let prompt = prompt.unwrap_or(0);
+    let completion = completion.unwrap_or(0);
+    // OpenAI counts reasoning inside `completion_tokens`; xAI does not, and
+    // its `total_tokens` shows it: then reasoning is added to the output.
+    let reasoning = ["completion_tokens_details", "output_tokens_details"]
+        .iter()
+        .find_map(|details| usage[*details]["reasoning_tokens"].as_u64())
+        .unwrap_or(0);
+    let reasoning_outside = reasoning > 0
+        && count(&["total_tokens"])
+            == Some(prompt.saturating_add(completion).saturating_add(reasoning));
     Some(Usage {
         input_tokens: prompt.saturating_sub(cached),
-        output_tokens: completion.unwrap_or(0),
+        output_tokens: if reasoning_outside {
+            completion.saturating_add(reasoning)
+        } else {
+            completion
+        },
         cached_input_tokens: cached.min(prompt),
         model: model.as_str().map(str::to_owned),
     })
@@ -256,5 +279,33 @@ mod tests {
             openai_usage_from_json(&serde_json::json!({"usage": {"total_tokens": 3}})).is_none()
         );
         assert!(anthropic_usage_from_json(&serde_json::json!({"usage": null})).is_none());
+    }
+
+    #[test]
+    fn provider_variants_of_the_openai_usage_shape() {
+        let usage = |json: Value| {
+            let usage = openai_usage_from_json(&json).unwrap();
+            (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        };
+        // xAI leaves reasoning out of completion_tokens; its total shows it.
+        let xai = serde_json::json!({"usage": {"prompt_tokens": 12, "completion_tokens": 1,
+            "total_tokens": 241, "completion_tokens_details": {"reasoning_tokens": 228}}});
+        assert_eq!(usage(xai), (12, 229, 0));
+        // OpenAI (and DeepSeek) count it inside.
+        let inside = serde_json::json!({"usage": {"prompt_tokens": 18, "completion_tokens": 345,
+            "total_tokens": 363, "completion_tokens_details": {"reasoning_tokens": 315}}});
+        assert_eq!(usage(inside), (18, 345, 0));
+        let deepseek = serde_json::json!({"usage": {"prompt_tokens": 100, "completion_tokens": 2,
+            "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}});
+        assert_eq!(usage(deepseek), (36, 2, 64));
+        let mistral = serde_json::json!({"usage": {"prompt_tokens": 50, "completion_tokens": 5,
+            "prompt_token_details": {"cached_tokens": 40}}});
+        assert_eq!(usage(mistral), (10, 5, 40));
+        let mistral_count = serde_json::json!({"usage": {"prompt_tokens": 50,
+            "completion_tokens": 5, "num_cached_tokens": 20}});
+        assert_eq!(usage(mistral_count), (30, 5, 20));
+        let groq = serde_json::json!({"model": "llama-3.1-8b-instant",
+            "x_groq": {"usage": {"prompt_tokens": 20, "completion_tokens": 5}}});
+        assert_eq!(usage(groq), (20, 5, 0));
     }
 }

@@ -32,13 +32,17 @@ pub fn classify_status(status: u16) -> StatusClass {
 /// limit per verdict (a verdict with more is refused as a whole).
 pub const MAX_MODEL_IDS: usize = 4_096;
 
-/// The model ids of a models-list body: `{"data":[{"id":..}]}` (OpenAI style)
-/// or `{"models":[{"name"|"id":..}]}` (Gemini, Ollama style); empty ids are
+/// The model ids of a models-list body: `{"data":[{"id":..}]}` (OpenAI style),
+/// `{"models":[{"name"|"id":..}]}` (Gemini, Ollama, Cohere style) or a bare
+/// array of such objects (Together); empty ids are
 /// skipped and at most [`MAX_MODEL_IDS`] kept. `None` when the body is not
 /// such JSON.
 pub fn model_ids_from_json(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let list = value.get("data").or_else(|| value.get("models"))?.as_array()?;
+    let list = match &value {
+        serde_json::Value::Array(list) => list,
+        _ => value.get("data").or_else(|| value.get("models"))?.as_array()?,
+    };
     Some(
         list.iter()
             .filter_map(|model| {

@@ -1,0 +1,3 @@
+fn main() {
+    platos_plugin_build::embed_manifest("../../manifests/together.toml");
+}
