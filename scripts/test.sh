@@ -29,6 +29,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     exit 1
   }
 fi
+# The real-clients test runs the official SDKs and the AI SDK from
+# target/clients (installed only when their pins change).
+bash scripts/install-clients.sh
 cargo test --workspace --all-targets
 # The example plugins in Python and JavaScript, built and run through the harness.
 bash scripts/build-examples.sh

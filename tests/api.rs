@@ -1909,7 +1909,8 @@ async fn a_resolve_names_its_client_and_gets_the_bag_in_that_clients_form() {
     assert_eq!(status, 200, "{official}");
     assert_eq!(official["client"]["id"], "official");
     assert_eq!(official["env"]["ANTHROPIC_API_KEY"], "sk-ant-canary-7f3e");
-    assert_eq!(official["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example/");
+    // Anthropic's SDKs read it without /v1 (stripped when stored with it).
+    assert_eq!(official["env"]["ANTHROPIC_BASE_URL"], "https://llm-gw.internal.example");
     assert_eq!(official["warnings"], json!([]));
 
     // The AI SDK reads the same name with the version segment.

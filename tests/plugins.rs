@@ -10,7 +10,8 @@ use std::process::Command;
 
 use platos_host::bundled::BUNDLED_PLUGINS;
 use platos_host::provider::{
-    Credentials, HttpRequest, HttpResponse, Method, ProviderErrorCode, Verdict,
+    Credentials, EnvAlias, EnvVarRole, HttpRequest, HttpResponse, Method, ProviderErrorCode,
+    ValueForm, Verdict,
 };
 use platos_host::runtime::{
     CallError, CallErrorKind, Plugin, PluginHost, PluginRegistry, RuntimeConfig,
@@ -1078,24 +1079,55 @@ async fn manifests_carry_the_client_names_and_forms() {
     assert!(aliases("anthropic", "ANTHROPIC_BASE_URL").contains(&json!({
         "name": "ANTHROPIC_BASE_URL", "client": "ai-sdk", "form": "append-suffix", "suffix": "/v1"
     })));
-    let resource = aliases("azure-openai", "AZURE_OPENAI_ENDPOINT");
-    assert_eq!(resource[0]["form"], "host-label-of-url");
-    assert_eq!(resource[0]["domain"], "openai.azure.com");
-    assert!(resource[0]["note"].as_str().unwrap().contains("baseURL"));
+    let endpoint = aliases("azure-openai", "AZURE_OPENAI_ENDPOINT");
+    let resource = endpoint.iter().find(|alias| alias["name"] == "AZURE_RESOURCE_NAME").unwrap();
+    assert_eq!(resource["form"], "host-label-of-url");
+    assert_eq!(resource["domain"], "openai.azure.com");
+    assert!(resource["note"].as_str().unwrap().contains("baseURL"));
+    // The SDKs append /openai themselves: the endpoint reaches them without
+    // the v1 API's path.
+    assert!(endpoint.contains(&json!({
+        "name": "AZURE_OPENAI_ENDPOINT", "client": "official", "form": "strip-suffix", "suffix": "/openai/v1"
+    })));
+    // The Gemini base URL for the Python SDK and LangChain; the AI SDK reads
+    // none from the environment, Voyage's SDK neither: a note, no value.
+    let gemini = aliases("google", "GOOGLE_GENERATIVE_AI_BASE_URL");
+    for client in ["official", "langchain"] {
+        assert!(gemini.contains(
+            &json!({"name": "GOOGLE_GEMINI_BASE_URL", "client": client, "form": "strip-suffix", "suffix": "/v1beta"})
+        ));
+    }
+    for (slug, var, client) in [
+        ("google", "GOOGLE_GENERATIVE_AI_BASE_URL", "ai-sdk"),
+        ("voyage", "VOYAGE_API_BASE", "official"),
+    ] {
+        let note_only = aliases(slug, var);
+        let alias = note_only.iter().find(|alias| alias["client"] == client).unwrap();
+        assert_eq!(
+            (alias["name"].as_str(), alias["form"].as_str()),
+            (Some(var), Some("note-only"))
+        );
+        assert!(alias["note"].as_str().unwrap().contains("base"), "{alias}");
+    }
+    // The OpenAI-compatible server under the names the OpenAI clients read.
+    assert!(
+        aliases("openai-compatible", "OPENAI_COMPATIBLE_BASE_URL")
+            .contains(&json!({"name": "OPENAI_BASE_URL", "client": "all", "form": "verbatim"}))
+    );
     for plugin in registry.iter() {
         let manifest = plugin.manifest();
         let ids: Vec<&str> = manifest.clients.iter().map(|client| client.id.as_str()).collect();
-        if !ids.is_empty() {
-            // Vertex AI's names are the AI SDK's: Google's own SDKs read the
-            // service account from a key file, which no variable can hold.
-            // A provider without an official SDK defaults to the AI SDK too.
-            let default = if ids.contains(&"official") && plugin.slug() != "vertex" {
-                "official"
-            } else {
-                "ai-sdk"
-            };
+        if manifest.token_exchange {
+            // Their clients fetch tokens from Google's or Microsoft's fixed
+            // token endpoints, which no run could check: no client is listed
+            // (docs/clients.md), the plain names stay.
+            assert!(ids.is_empty(), "{} lists clients {ids:?}", plugin.slug());
+            assert_eq!(manifest.default_client, None, "{}", plugin.slug());
+        } else {
+            // The official SDK where one is listed, else the AI SDK.
+            let default = if ids.contains(&"official") { "official" } else { "ai-sdk" };
+            assert!(ids.contains(&default), "{} lists neither official nor ai-sdk", plugin.slug());
             assert_eq!(manifest.default_client.as_deref(), Some(default), "{}", plugin.slug());
-            assert!(ids.contains(&"ai-sdk"), "{}", plugin.slug());
         }
         let trades = ["vertex", "azure-openai-entra"].contains(&plugin.slug());
         assert_eq!(manifest.token_exchange, trades, "{}", plugin.slug());
@@ -2389,14 +2421,6 @@ async fn api_key_providers_give_each_client_its_names_and_forms() {
         (
             "together",
             "TOGETHER_BASE_URL",
-            "https://api.together.ai/v1",
-            "official",
-            "TOGETHER_BASE_URL",
-            "https://api.together.ai",
-        ),
-        (
-            "together",
-            "TOGETHER_BASE_URL",
             "https://api.together.ai",
             "openai-sdk",
             "OPENAI_BASE_URL",
@@ -2439,16 +2463,25 @@ async fn api_key_providers_give_each_client_its_names_and_forms() {
             .unwrap_or_else(|| panic!("{slug}: no {name} for {client}"));
         assert_eq!(alias.form.derive(stored).as_deref(), Some(expected), "{slug}: {name}");
     }
-    // The AI SDK reads these providers' own key names and no base-URL
-    // variable: no alias is for it.
-    for slug in ["mistral", "groq", "deepseek", "xai", "openrouter", "together", "fireworks"] {
+    // The AI SDK packages read these providers' own key names (Cohere's
+    // reads COHERE_API_KEY, above) and no base-URL variable: for them the
+    // base URL is a note naming the factory's `baseURL` option, no value.
+    let providers =
+        ["mistral", "groq", "deepseek", "xai", "openrouter", "together", "fireworks", "cohere"];
+    for slug in providers {
         let manifest = registry.get(slug).unwrap().manifest();
         for var in &manifest.env_vars {
-            assert!(
-                !var.aliases.iter().any(|alias| alias.client.includes("ai-sdk")),
-                "{slug}: {}",
-                var.name
-            );
+            let for_ai_sdk: Vec<&EnvAlias> =
+                var.aliases.iter().filter(|alias| alias.client.includes("ai-sdk")).collect();
+            if var.role == EnvVarRole::BaseUrl {
+                assert_eq!(for_ai_sdk.len(), 1, "{slug}: {}", var.name);
+                let alias = for_ai_sdk[0];
+                assert_eq!((&alias.name, &alias.form), (&var.name, &ValueForm::NoteOnly), "{slug}");
+                let note = alias.note.as_deref().unwrap_or_default();
+                assert!(note.contains("({ baseURL: '<base>"), "{slug}: {note}");
+            } else if (slug, var.name.as_str()) != ("cohere", "CO_API_KEY") {
+                assert!(for_ai_sdk.is_empty(), "{slug}: {}", var.name);
+            }
         }
     }
 }
