@@ -84,7 +84,8 @@ pub struct ClientBag {
 
 /// `bag` (values under the manifest's plain names) in the form of `client`:
 /// every plain name, except where an alias repeating that name for this
-/// client replaces its value, plus every alias that applies to the client
+/// client replaces its value (a note-only alias never does), plus every
+/// alias that applies to the client
 /// (all-client aliases only, when `client` is `None`). An alias whose value
 /// cannot be derived is left out and reported; a base URL is reported only
 /// when it differs from the manifest's default, since a client falling back
@@ -102,7 +103,7 @@ pub fn client_form(
     for var in &manifest.env_vars {
         let Some(value) = bag.get(&var.name) else { continue };
         let aliases: Vec<&EnvAlias> = var.aliases.iter().filter(|alias| applies(alias)).collect();
-        if !aliases.iter().any(|alias| alias.name == var.name) {
+        if !aliases.iter().any(|alias| replaces(alias, var)) {
             out.env.insert(var.name.clone(), SecretString::from(value.to_owned()));
         }
         for alias in aliases {
@@ -201,7 +202,7 @@ pub fn client_names(manifest: &Manifest) -> Vec<ClientNames> {
             for var in &manifest.env_vars {
                 let aliases: Vec<&EnvAlias> =
                     var.aliases.iter().filter(|alias| alias.client.includes(&client.id)).collect();
-                if !aliases.iter().any(|alias| alias.name == var.name) {
+                if !aliases.iter().any(|alias| replaces(alias, var)) {
                     names.push(BagName {
                         name: var.name.clone(),
                         variable: var.name.clone(),
@@ -224,6 +225,14 @@ pub fn client_names(manifest: &Manifest) -> Vec<ClientNames> {
             }
         })
         .collect()
+}
+
+/// Whether `alias` gives its client `var`'s own name in another form. A
+/// note-only alias does not: the client cannot read the value from its
+/// environment, so the bag keeps it under the plain name for the agent to
+/// pass in code, as the warning says.
+fn replaces(alias: &EnvAlias, var: &EnvVar) -> bool {
+    alias.name == var.name && alias.form != ValueForm::NoteOnly
 }
 
 /// Whether two URLs are the same but for trailing slashes and letter case.
@@ -394,8 +403,8 @@ mod tests {
     fn a_base_url_a_client_cannot_read_is_warned_about_unless_it_is_the_default() {
         let manifest = manifest();
         let voyager = client_form(&manifest, Some(&client("voyager")), &bag("http://10.0.0.7/v1"));
-        // The value in a form the client would misread is not handed over.
-        assert!(voyager.env.get("ACME_BASE_URL").is_none());
+        // The bag keeps the value for the agent to pass in code, and warns.
+        assert_eq!(voyager.env.get("ACME_BASE_URL"), Some("http://10.0.0.7/v1"));
         assert_eq!(voyager.warnings.len(), 1);
         let warning = &voyager.warnings[0];
         assert_eq!(warning.code, EnvWarningCode::BaseUrlIgnored);
@@ -484,7 +493,16 @@ mod tests {
             assert_eq!(carried, got, "{}", entry.id);
         }
         let voyager = &listed[2].names;
-        let base = voyager.iter().find(|name| name.name == "ACME_BASE_URL").unwrap();
+        let base = voyager
+            .iter()
+            .find(|name| name.name == "ACME_BASE_URL" && name.form == ValueForm::NoteOnly)
+            .unwrap();
+        assert!(
+            voyager
+                .iter()
+                .any(|name| name.name == "ACME_BASE_URL" && name.form == ValueForm::Verbatim),
+            "the plain name stays for the agent"
+        );
         assert_eq!(
             (&base.form, base.note.as_deref()),
             (&ValueForm::NoteOnly, Some("pass base_url= to Client()"))
