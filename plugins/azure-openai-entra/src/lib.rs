@@ -11,16 +11,19 @@
 //! manifest has one auth shape and trades its secret for tokens or not, and
 //! the two kinds of key have different variables.
 
+use platos_plugin_sdk::azure::{api_version, error_code, resource_endpoint, with_api_version};
 use platos_plugin_sdk::{
     AccessToken, Credentials, ErrorCode, HttpRequest, HttpResponse, Method, PluginError, Provider,
     ProviderManifest, StatusClass, TokenFailure, Usage, Verdict, apply_declared_auth, base_url,
-    classify_status, credential_or_default, export_provider, include_manifest, join_url,
-    listing_verdict, model_ids_from_json, read_oauth_token, read_openai_usage, redacted_snippet,
-    require_credential,
+    classify_status, export_provider, include_manifest, join_url, listing_verdict,
+    model_ids_from_json, read_oauth_token, read_openai_usage, redacted_snippet, require_credential,
 };
 
 /// The variable naming the API version.
 const API_VERSION_VAR: &str = "AZURE_OPENAI_ENTRA_API_VERSION";
+
+/// The variable naming the resource endpoint.
+const ENDPOINT_VAR: &str = "AZURE_OPENAI_ENTRA_ENDPOINT";
 
 /// The scope of the access token: Azure AI services (Azure OpenAI).
 pub const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
@@ -41,25 +44,16 @@ impl Provider for AzureEntra {
         _now: u64,
     ) -> Result<HttpRequest, PluginError> {
         let manifest = Self::manifest();
-        let mut request = apply_declared_auth(&manifest, &credentials, request)?;
-        if !has_query_param(&request.url, "api-version") && !is_v1_path(&request.url) {
-            let version = api_version(&credentials, &manifest)?;
-            let (url, fragment) = match request.url.split_once('#') {
-                Some((url, fragment)) => (url, format!("#{fragment}")),
-                None => (request.url.as_str(), String::new()),
-            };
-            let separator = if url.contains('?') { '&' } else { '?' };
-            request.url = format!("{url}{separator}api-version={version}{fragment}");
-        }
-        Ok(request)
+        let request = apply_declared_auth(&manifest, &credentials, request)?;
+        with_api_version(request, || api_version(&credentials, &manifest, API_VERSION_VAR))
     }
 
     fn health_probe(credentials: Credentials) -> Result<HttpRequest, PluginError> {
         let manifest = Self::manifest();
-        let endpoint = base_url(&credentials, &manifest)?;
-        let endpoint = endpoint.strip_suffix("/openai").unwrap_or(&endpoint);
-        let version = api_version(&credentials, &manifest)?;
-        Ok(HttpRequest::get(join_url(endpoint, &format!("openai/models?api-version={version}"))))
+        let endpoint =
+            resource_endpoint(&base_url(&credentials, &manifest)?, ENDPOINT_VAR, API_VERSION_VAR)?;
+        let version = api_version(&credentials, &manifest, API_VERSION_VAR)?;
+        Ok(HttpRequest::get(join_url(&endpoint, &format!("openai/models?api-version={version}"))))
     }
 
     fn interpret_health(response: HttpResponse) -> Verdict {
@@ -140,41 +134,6 @@ fn form_encode(value: &str) -> String {
     out
 }
 
-/// The configured API version, else the manifest's default. Only letters,
-/// digits, `-` and `.` are accepted, so it cannot alter the URL.
-fn api_version(
-    credentials: &Credentials,
-    manifest: &ProviderManifest,
-) -> Result<String, PluginError> {
-    let version = credential_or_default(credentials, manifest, API_VERSION_VAR)?;
-    let valid = !version.is_empty()
-        && version.len() <= 32
-        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if valid {
-        Ok(version)
-    } else {
-        Err(PluginError::new(
-            ErrorCode::InvalidCredential,
-            format!("{API_VERSION_VAR} must be an API version such as 2024-10-21"),
-        ))
-    }
-}
-
-/// Whether the URL's query already has the parameter `name`.
-fn has_query_param(url: &str, name: &str) -> bool {
-    let query = url.split('#').next().unwrap_or_default().split_once('?').map(|(_, query)| query);
-    query.is_some_and(|query| query.split('&').any(|pair| pair.split('=').next() == Some(name)))
-}
-
-/// Whether the URL's path is under `/openai/v1/`, the version-less API that
-/// takes no dated `api-version`.
-fn is_v1_path(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = rest.find('/').map_or("", |start| &rest[start..]);
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    path.starts_with("/openai/v1/") || path == "/openai/v1"
-}
-
 /// Reads a `GET /openai/models` response.
 fn verdict(response: &HttpResponse) -> Verdict {
     let status = response.status;
@@ -204,38 +163,9 @@ fn verdict(response: &HttpResponse) -> Verdict {
     }
 }
 
-/// `error.code` when it is a plain identifier.
-fn error_code(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let code = value["error"]["code"].as_str()?;
-    let plain = !code.is_empty()
-        && code.len() <= 64
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    plain.then(|| code.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_version_less_paths_go_without_a_dated_api_version() {
-        for url in [
-            "https://contoso.openai.azure.com/openai/v1/chat/completions",
-            "https://contoso.openai.azure.com/openai/v1/models?x=1",
-            "https://contoso.openai.azure.com/openai/v1",
-        ] {
-            assert!(is_v1_path(url), "{url}");
-        }
-        for url in [
-            "https://contoso.openai.azure.com/openai/deployments/d/chat/completions",
-            "https://contoso.openai.azure.com/openai/v10/models",
-            "https://contoso.openai.azure.com/x?path=/openai/v1/",
-            "https://contoso.openai.azure.com/openai/models#/openai/v1/",
-        ] {
-            assert!(!is_v1_path(url), "{url}");
-        }
-    }
 
     #[test]
     fn tenants_and_form_values_cannot_reshape_the_request() {
@@ -245,7 +175,5 @@ mod tests {
             assert!(!is_tenant(bad), "{bad:?}");
         }
         assert_eq!(form_encode("a+b/c=d&e f~._-"), "a%2Bb%2Fc%3Dd%26e%20f~._-");
-        assert!(has_query_param("https://h/p?a=1&api-version=2", "api-version"));
-        assert!(!has_query_param("https://h/p?xapi-version=2#api-version", "api-version"));
     }
 }

@@ -28,6 +28,7 @@
 
 mod api_key;
 mod auth;
+pub mod azure;
 mod token;
 mod usage;
 mod verdicts;
