@@ -95,12 +95,14 @@ pub type ImportStatusCell = Arc<Mutex<Option<ImportStatus>>>;
 
 impl ApiState {
     /// The state over a resolver (store and plugins), the health service
-    /// (probes), and the token database.
+    /// (probes), the token database, and where the self-host importer
+    /// records its last outcome.
     pub fn new(
         resolver: Resolver,
         health: HealthService,
         tokens: Arc<TokenStore>,
         options: ApiOptions,
+        import_status: ImportStatusCell,
     ) -> Self {
         ApiState {
             inner: Arc::new(StateInner {
@@ -109,18 +111,9 @@ impl ApiState {
                 tokens,
                 metrics: Metrics::default(),
                 options,
-                import_status: ImportStatusCell::default(),
+                import_status,
             }),
         }
-    }
-
-    /// This state reading the self-host import's outcome from `status`.
-    /// Call it before the state is cloned.
-    pub fn with_import_status(mut self, status: ImportStatusCell) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.import_status = status;
-        }
-        self
     }
 
     /// The last self-host import's outcome, if there was one.
