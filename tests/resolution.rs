@@ -2,6 +2,8 @@
 //! health service, on a real store with the bundled plugins; probes go to a
 //! mock upstream on loopback.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +13,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
-use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::embedding::{EmbeddingProvider, status};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation};
 use platos_host::outbound::{Outbound, OutboundConfig};
@@ -21,8 +22,7 @@ use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, 
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars, SecretStore, SledStore,
-    StoreOptions, VarSource,
+    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, SecretStore, SledStore, VarSource,
 };
 use secrecy::SecretString;
 
@@ -36,21 +36,7 @@ async fn fixture() -> Fixture {
     let host = PluginHost::new(RuntimeConfig::default()).unwrap();
     let mut registry = PluginRegistry::new();
     platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
-    let provider_vars =
-        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-    let dir = tempfile::tempdir().unwrap();
-    let keyring = Keyring::new(
-        EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
-        None,
-    );
-    let store = Arc::new(
-        SledStore::open(
-            dir.path(),
-            keyring,
-            StoreOptions { provider_vars, ..StoreOptions::default() },
-        )
-        .unwrap(),
-    );
+    let (dir, store) = support::store_for(&registry);
     let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
     Fixture { _dir: dir, store, resolver }
 }

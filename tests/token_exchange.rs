@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use platos_host::bundled::BUILT_PLUGIN_DIR;
-use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::exchange::{Clock, TokenBroker};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation, probe};
 use platos_host::outbound::{Outbound, OutboundConfig};
@@ -31,7 +30,7 @@ use platos_host::provider::{Credentials, HttpRequest, Verdict};
 use platos_host::resolution::{LeaseError, ResolveRequest, Resolver, ResolverConfig};
 use platos_host::runtime::{Plugin, PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
-use platos_host::store::{ProviderVars, SledStore, StoreOptions, VarSource};
+use platos_host::store::{SledStore, VarSource};
 use secrecy::SecretString;
 use support::{assert_no_secret, capture_logs, files_under};
 
@@ -148,21 +147,7 @@ async fn fixture(base: &str, secret: &str) -> Fixture {
     let plugin = token_mock_plugin().await;
     let mut registry = PluginRegistry::new();
     registry.insert(plugin).unwrap();
-    let provider_vars =
-        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-    let dir = tempfile::tempdir().unwrap();
-    let keyring = Keyring::new(
-        EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
-        None,
-    );
-    let store = Arc::new(
-        SledStore::open(
-            dir.path(),
-            keyring,
-            StoreOptions { provider_vars, ..StoreOptions::default() },
-        )
-        .unwrap(),
-    );
+    let (dir, store) = support::store_for(&registry);
     let clock = Arc::new(TestClock(AtomicU64::new(START)));
     let resolver = Resolver::with_tokens(
         store.clone(),

@@ -246,3 +246,23 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// A fresh sled store in a temporary directory, linking the keys of the
+/// plugins in `registry`, under a fixed test master key. Keep the directory
+/// alive as long as the store.
+pub fn store_for(
+    registry: &platos_host::runtime::PluginRegistry,
+) -> (tempfile::TempDir, Arc<platos_host::store::SledStore>) {
+    use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
+    use platos_host::store::{ProviderVars, SledStore, StoreOptions};
+    let provider_vars =
+        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::new(
+        EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
+        None,
+    );
+    let options = StoreOptions { provider_vars, ..StoreOptions::default() };
+    let store = Arc::new(SledStore::open(dir.path(), keyring, options).unwrap());
+    (dir, store)
+}
