@@ -165,7 +165,7 @@ fn operation(method: &str, path: &str) -> Op {
             .params(vec![provider_param()])
             .ok(200, "The provider and its keys.", json_content(json!({ "type": "object", "properties": { "scope": { "type": "string" }, "provider": schema_ref("Provider") } })))
             .errors(&["unknown_provider", "store_error"]),
-        ("PATCH", _) => op("updateKey", "providers", "Relabel, enable or disable a key", "A disabled key is kept but never spent: not the scope default, and a pin to it falls back (or fails with `strict`). Admin token of the scope or operator token.")
+        ("PATCH", _) => op("updateKey", "providers", "Relabel, enable or disable a key, or make it the scope default", "A disabled key is kept but never spent: not the scope default, and a pin to it falls back (or fails with `strict`). Admin token of the scope or operator token.")
             .params(vec![provider_param(), key_param()])
             .body(schema_ref("UpdateKey"), "The changes.")
             .ok(200, "The key after the change.", json_content(json!({ "type": "object", "properties": { "key": schema_ref("Key") } })))
@@ -326,7 +326,7 @@ fn schemas() -> Value {
         "Health": { "type": ["object", "null"], "properties": { "verdict": verdict, "message": { "type": "string" }, "checked_at": { "type": "integer" }, "latency_ms": { "type": "integer" }, "models": { "type": "array", "items": { "type": "string" } } } },
         "Key": { "type": "object", "properties": {
             "key_id": { "type": "string" }, "variant": { "type": "integer" }, "label": { "type": "string" },
-            "status": { "enum": ["active", "disabled"] }, "scope_default": { "type": "boolean" },
+            "status": { "enum": ["active", "disabled"] }, "scope_default": { "type": "boolean" }, "chosen_default_at": { "type": ["integer", "null"] },
             "created_at": { "type": "integer" }, "last_used_at": { "type": ["integer", "null"] },
             "badge": badge, "health": schema_ref("Health") } },
         "NearMiss": { "type": "object", "properties": { "found": { "type": "string" }, "did_you_mean": { "type": "string" } } },
@@ -338,7 +338,7 @@ fn schemas() -> Value {
             "model_classes": { "type": "array", "items": { "type": "string" } },
             "probe_cost": { "type": ["string", "null"] },
             "keys": { "type": "array", "items": schema_ref("Key") } } },
-        "UpdateKey": { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "label": { "type": ["string", "null"], "minLength": 1, "maxLength": 128, "pattern": "\\S", "description": "A new label: not blank, no control characters; null or absent leaves it." }, "status": { "enum": ["active", "disabled", null], "description": "null or absent leaves it." } } },
+        "UpdateKey": { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "label": { "type": ["string", "null"], "minLength": 1, "maxLength": 128, "pattern": "\\S", "description": "A new label: not blank, no control characters; null or absent leaves it." }, "status": { "enum": ["active", "disabled", null], "description": "null or absent leaves it." }, "scope_default": { "type": ["boolean", "null"], "description": "true: make it the scope default while it is active (the latest choice wins); false: withdraw the choice (the lowest active variant is the default again); null or absent leaves it." } } },
         "ProbeResult": { "type": "object", "properties": { "verdict": verdict, "message": { "type": "string" }, "latency_ms": { "type": "integer" }, "badge": badge, "provider_badge": badge, "key": schema_ref("Key") } },
         "Explanation": { "type": "object", "properties": { "scope": { "type": "string" }, "provider": { "type": "string" }, "pinned_key": { "type": ["string", "null"] },
             "chosen_by": { "enum": ["pinned", "scope-default", "fallback-pin-missing", "fallback-pin-disabled", null], "description": "How a resolve would choose; null when it would fail." },

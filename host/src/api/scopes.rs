@@ -25,6 +25,7 @@ use crate::runtime::Plugin;
 use crate::scope::Scope;
 use crate::store::{
     HealthRecord, KeyStatus, KeyUpdate, ProviderKey, UnixMillis, VarInfo, default_key, key_var,
+    now_millis,
 };
 
 /// One key as the API shows it: metadata only, never the secret.
@@ -40,6 +41,8 @@ pub struct KeyView {
     pub status: KeyStatus,
     /// Whether it is the provider's scope default.
     pub scope_default: bool,
+    /// When an operator made it the scope default (`null`: not chosen).
+    pub chosen_default_at: Option<UnixMillis>,
     /// When it was linked.
     pub created_at: UnixMillis,
     /// When a turn last used it (batched: it may lag a few seconds).
@@ -59,6 +62,7 @@ fn key_view(key: &ProviderKey, keys: &[ProviderKey]) -> KeyView {
         status: key.status,
         scope_default: default_key(keys, &key.provider)
             .is_some_and(|default| default.env_var == key.env_var),
+        chosen_default_at: key.chosen_default_at,
         created_at: key.created_at,
         last_used_at: key.last_used_at,
         badge: badge(verdict.as_ref()),
@@ -147,6 +151,10 @@ pub struct UpdateKey {
     /// `active` or `disabled`.
     #[serde(default)]
     status: Option<KeyStatus>,
+    /// `true`: make it the scope default (while it is active); `false`:
+    /// withdraw that choice (the lowest active variant is the default again).
+    #[serde(default)]
+    scope_default: Option<bool>,
 }
 
 async fn find_key(
@@ -179,7 +187,8 @@ fn key_not_found(provider: &str, keys: &[ProviderKey]) -> ApiError {
     )
 }
 
-/// `PATCH .../providers/{provider}/keys/{key}`: relabel, enable or disable.
+/// `PATCH .../providers/{provider}/keys/{key}`: relabel, enable or disable,
+/// or make it the scope default (or withdraw that choice).
 pub async fn update_key(
     AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
@@ -204,10 +213,13 @@ pub async fn update_key(
     if let Some(status) = body.status {
         updates.push(KeyUpdate::Status(status));
     }
+    if let Some(chosen) = body.scope_default {
+        updates.push(KeyUpdate::ChosenDefault(chosen.then(now_millis)));
+    }
     if updates.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",
-            "nothing to change: expected {\"label\": \"...\"} and/or {\"status\": \"active\" | \"disabled\"}",
+            "nothing to change: expected any of {\"label\": \"...\"}, {\"status\": \"active\" | \"disabled\"}, {\"scope_default\": true | false}",
         ));
     }
     let store = state.resolver().store();

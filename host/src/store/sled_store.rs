@@ -209,6 +209,7 @@ fn new_key_row(link: &KeyLink, env_var: &str, now: UnixMillis) -> ProviderKey {
         last_used_at: None,
         status: KeyStatus::Active,
         health: None,
+        chosen_default_at: None,
     }
 }
 
@@ -883,29 +884,20 @@ impl BlockingSecretStore for SledStore {
         env_var: &str,
         update: KeyUpdate,
     ) -> Result<bool, StoreError> {
-        let apply = |row: &mut ProviderKey| match &update {
-            KeyUpdate::Used { at } => {
-                row.last_used_at = Some(row.last_used_at.map_or(*at, |last| last.max(*at)))
-            }
-            KeyUpdate::Health(record) => row.health = Some(record.clone()),
-            KeyUpdate::Status(status) => row.status = *status,
-            KeyUpdate::Label(label) => row.label.clone_from(label),
-        };
         let previous = self
             .keys
             .fetch_and_update(key_row_key(scope, provider, env_var), |old| {
                 let old = old?;
                 match serde_json::from_slice::<ProviderKey>(old) {
                     Ok(mut row) => {
-                        apply(&mut row);
+                        update.apply(&mut row);
                         Some(encode(&row))
                     }
                     Err(_) => Some(old.to_vec()),
                 }
             })
             .map_err(StoreError::backend)?;
-        let durable = matches!(update, KeyUpdate::Status(_) | KeyUpdate::Label(_));
-        if previous.is_some() && durable {
+        if previous.is_some() && update.is_durable() {
             self.flush()?;
         }
         Ok(previous.is_some())
