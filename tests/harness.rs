@@ -193,7 +193,15 @@ async fn a_trap_on_a_non_json_body_fails_interpret_non_json() {
         check.got,
         "interpret-health trapped: wasm trap: wasm `unreachable` instruction executed"
     );
-    assert!(check.fix.contains("serde_json::from_slice(..).ok()"), "{}", check.fix);
+    // The fix names the function and the way to parse in every plugin language.
+    for hint in [
+        "serde_json::from_slice(..).ok()",
+        "json.loads",
+        "JSON.parse",
+        "`Provider::interpret_health` (Rust), `Plugin.interpret_health` (Python), `plugin.interpretHealth` (JavaScript)",
+    ] {
+        assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
     // A trap is not a limit.
     assert_eq!(report.check(names::LIMITS).unwrap().status, CheckStatus::Passed);
 }
@@ -499,7 +507,10 @@ fn the_sdk_package_carries_the_contract_unchanged() {
         .unwrap();
     assert!(compared.contains(&Path::new(&newest).join("provider.wit")), "{compared:?}");
     let lib = std::fs::read_to_string(root.join("plugins/sdk/src/lib.rs")).unwrap();
-    assert!(lib.contains(&format!("path: \"wit/{newest}\"")), "the SDK's bindings read wit/{newest}");
+    assert!(
+        lib.contains(&format!("path: \"wit/{newest}\"")),
+        "the SDK's bindings read wit/{newest}"
+    );
 }
 
 /// The plugin workspace's target directory, shared with host/build.rs so the
@@ -577,7 +588,8 @@ fn a_plugin_new_crate_outside_the_checkout_builds_on_the_sdk_path_and_passes_plu
     assert_eq!(report["ok"], true, "{stdout}");
     assert_eq!(report["plugin"], "kit-check@0.1.0");
     let checks = report["checks"].as_array().unwrap();
-    let live = checks.iter().find(|check| check["name"] == "live.valid-key").expect("live mode ran");
+    let live =
+        checks.iter().find(|check| check["name"] == "live.valid-key").expect("live mode ran");
     assert_eq!(live["status"], "passed", "{stdout}");
 }
 

@@ -57,7 +57,9 @@ impl std::fmt::Display for SdkSource {
     /// Where the SDK comes from, for people: `platos-plugin-sdk 0.1.0 from crates.io`.
     fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SdkSource::Version(version) => write!(out, "platos-plugin-sdk {version} from crates.io"),
+            SdkSource::Version(version) => {
+                write!(out, "platos-plugin-sdk {version} from crates.io")
+            }
             SdkSource::Git(url) => write!(out, "platos-plugin-sdk from {url}"),
             SdkSource::Path(path) => write!(out, "platos-plugin-sdk at {}", path.display()),
         }
@@ -162,11 +164,9 @@ struct Dependencies {
 
 fn dependencies(source: &SdkSource) -> Result<Dependencies, ScaffoldError> {
     Ok(match source {
-        SdkSource::Version(version) => Dependencies {
-            sdk: toml_string(version),
-            build: toml_string(version),
-            lock: None,
-        },
+        SdkSource::Version(version) => {
+            Dependencies { sdk: toml_string(version), build: toml_string(version), lock: None }
+        }
         SdkSource::Git(url) => Dependencies {
             sdk: format!("{{ git = {} }}", toml_string(url)),
             build: format!("{{ git = {} }}", toml_string(url)),
