@@ -397,7 +397,8 @@ cargo build --release --target wasm32-wasip2
 
 The component is `target/wasm32-wasip2/release/{lib_name}.wasm`
 (`rustup target add wasm32-wasip2` if the target is missing; `rust-toolchain.toml`
-pins the toolchain the host uses).
+pins the toolchain the host uses). The first build takes a few minutes (the
+SDK's dependencies compile once); later builds take seconds.
 
 ## Test
 
