@@ -253,3 +253,77 @@ fn the_cli_lists_refused_plugins_and_rejects_a_bad_policy_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("policy.toml") && stderr.contains("grants"), "{stderr}");
 }
+
+/// The plugin set `load_all` assembles from `dir` under the policy text.
+async fn load_with_policy(dir: &Path, policy: &str) -> platos_host::runtime::PluginRegistry {
+    let host = platos_host::runtime::PluginHost::new(platos_host::runtime::RuntimeConfig {
+        cache_dir: Some(cache_dir()),
+        ..Default::default()
+    })
+    .unwrap();
+    let sources = PluginSources {
+        plugin_dir: Some(dir.to_owned()),
+        policy: platos_host::policy::plugin_policy::parse(policy).unwrap(),
+    };
+    platos_host::bundled::load_all(&host, &sources).await.unwrap()
+}
+
+fn refused_codes(registry: &platos_host::runtime::PluginRegistry) -> Vec<(String, String)> {
+    let mut codes: Vec<(String, String)> = registry
+        .refused()
+        .iter()
+        .filter(|refused| !refused.origin.ends_with("garbage.wasm"))
+        .map(|refused| (refused.code.to_string(), refused.message.clone()))
+        .collect();
+    codes.sort();
+    codes
+}
+
+#[tokio::test]
+async fn a_plugin_pinned_by_hash_loads_only_with_those_bytes() {
+    let plugins = plugin_dir(&["lead_granted"]);
+    let file = plugins.path().join("lead_granted.wasm");
+    let original = std::fs::read(&file).unwrap();
+    // The reference hash, from coreutils rather than the host's own code.
+    let output = Command::new("sha256sum").arg(&file).output().unwrap();
+    let pin = String::from_utf8(output.stdout).unwrap()[..64].to_owned();
+    let grant = "grant = [\"OPENAI_API_KEY\"]";
+
+    // The pinned bytes load (the pin may be written in upper case).
+    let policy =
+        format!("[plugins.openai-responses]\n{grant}\nsha256 = \"{}\"\n", pin.to_uppercase());
+    let registry = load_with_policy(plugins.path(), &policy).await;
+    assert!(registry.get("openai-responses").is_some(), "{:?}", refused_codes(&registry));
+    assert_eq!(registry.get("openai-responses").unwrap().sha256(), pin);
+
+    // One extra custom section (a valid component still, same slug): refused,
+    // naming both hashes, and the rest serve.
+    let mut tampered = original.clone();
+    tampered.extend_from_slice(&[0x00, 0x05, 0x04, b'e', b'v', b'i', b'l']);
+    std::fs::write(&file, &tampered).unwrap();
+    let registry = load_with_policy(plugins.path(), &policy).await;
+    assert!(registry.get("openai-responses").is_none());
+    assert!(registry.get("openai").is_some(), "bundled plugins are not pinned");
+    let refused = refused_codes(&registry);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "hash_mismatch");
+    assert!(
+        refused[0].1.contains(&pin) && refused[0].1.contains("openai-responses@"),
+        "{refused:?}"
+    );
+
+    // With pins required, an unpinned third-party plugin is refused too.
+    std::fs::write(&file, &original).unwrap();
+    let registry = load_with_policy(
+        plugins.path(),
+        &format!("require_pins = true\n[plugins.openai-responses]\n{grant}\n"),
+    )
+    .await;
+    let refused = refused_codes(&registry);
+    assert_eq!(
+        refused.iter().map(|(code, _)| code.as_str()).collect::<Vec<_>>(),
+        ["hash_not_pinned"],
+        "{refused:?}"
+    );
+    assert!(refused[0].1.contains("require_pins"), "{refused:?}");
+}

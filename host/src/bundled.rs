@@ -25,12 +25,12 @@ pub async fn load_bundled(
 pub struct PluginSources {
     /// A directory of third-party `*.wasm` plugins.
     pub plugin_dir: Option<PathBuf>,
-    /// The operator's plugin policy (name grants).
+    /// The operator's plugin policy (name grants, hash pins).
     pub policy: PluginPolicy,
 }
 
 /// The bundled plugins, then those of the plugin directory, then the
-/// name-ownership rules over all of them. A third-party plugin that fails
+/// policy's hash pins, then the name-ownership rules over all of them. A third-party plugin that fails
 /// any step is refused and listed in [`PluginRegistry::refused`]; a bundled
 /// plugin that fails, or an unreadable plugin directory, is an error.
 pub async fn load_all(
@@ -42,13 +42,11 @@ pub async fn load_all(
     if let Some(dir) = &sources.plugin_dir {
         registry.load_dir(host, dir).await?;
     }
+    registry.enforce_pins(&sources.policy);
     registry.enforce_ownership(&sources.policy.grants)?;
-    for slug in sources.policy.grants.slugs() {
+    for slug in sources.policy.slugs() {
         if registry.get(slug).is_none() {
-            tracing::warn!(
-                plugin = slug,
-                "the plugin policy grants names to a plugin that is not loaded"
-            );
+            tracing::warn!(plugin = slug, "the plugin policy names a plugin that is not loaded");
         }
     }
     Ok(registry)

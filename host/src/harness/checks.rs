@@ -105,6 +105,11 @@ pub(crate) fn load_checks(
             problems.join("\n"),
             "declare only variables under your own prefix (your slug upper-cased, `-` as `_`, then `_`), or ask the operator to grant you the name in the plugin policy file".to_owned(),
         ),
+        Err(LoadError::HashPin { found, .. }) => (
+            4,
+            format!("sha256 {found} is not the one the plugin policy pins"),
+            "ask the operator to pin these bytes (`sha256` under the plugin's table in the policy file; `platos-host plugin inspect FILE` prints it)".to_owned(),
+        ),
         Err(LoadError::DuplicateSlug { slug, .. }) => (
             4,
             format!("slug {slug:?} is taken"),

@@ -94,6 +94,25 @@ pub enum LoadError {
         /// Every offending name, with its owner.
         problems: Vec<String>,
     },
+    /// The plugin's bytes are not the ones the operator's policy pins (or
+    /// the policy requires a pin and has none for it).
+    #[error(
+        "plugin {plugin} (from {origin}) has sha256 {found}, {}",
+        match expected {
+            Some(expected) => format!("but the plugin policy pins {expected}: these are not the bytes the operator approved"),
+            None => "but the plugin policy requires a pin (require_pins = true) and has none for it: add `sha256` under its [plugins.<slug>] table".to_owned(),
+        }
+    )]
+    HashPin {
+        /// `slug@version` as the manifest says.
+        plugin: String,
+        /// Where the plugin came from.
+        origin: String,
+        /// The sha256 of its bytes.
+        found: String,
+        /// The pinned sha256; `None` when the plugin has no pin.
+        expected: Option<String>,
+    },
     /// Two plugins declare one slug.
     #[error("two plugins declare the slug {slug:?}: {first} and {second}; remove or rename one")]
     DuplicateSlug {
@@ -118,6 +137,8 @@ impl LoadError {
             LoadError::Manifest { .. } => "manifest_call_failed",
             LoadError::InvalidManifest { .. } => "invalid_manifest",
             LoadError::NameOwnership { .. } => "name_ownership",
+            LoadError::HashPin { expected: Some(_), .. } => "hash_mismatch",
+            LoadError::HashPin { expected: None, .. } => "hash_not_pinned",
             LoadError::DuplicateSlug { .. } => "duplicate_slug",
         }
     }
@@ -132,7 +153,8 @@ impl LoadError {
             | LoadError::Link { origin, .. }
             | LoadError::Manifest { origin, .. }
             | LoadError::InvalidManifest { origin, .. }
-            | LoadError::NameOwnership { origin, .. } => origin.clone(),
+            | LoadError::NameOwnership { origin, .. }
+            | LoadError::HashPin { origin, .. } => origin.clone(),
             LoadError::DuplicateSlug { second, .. } => second.clone(),
         }
     }

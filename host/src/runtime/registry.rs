@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{LoadError, Plugin, PluginHost};
 use crate::policy::ownership::{self, Claim, NameGrants};
+use crate::policy::plugin_policy::{PinProblem, PluginPolicy};
 
 /// A plugin that was not loaded, and why (for the log, `GET /v1/plugins`,
 /// the providers page and `/metrics`).
@@ -170,6 +171,37 @@ impl PluginRegistry {
             self.refuse(&error);
         }
         Ok(())
+    }
+
+    /// Applies the policy's hash pins ([`PluginPolicy::check_pin`]): a
+    /// third-party plugin whose bytes differ from its pin, or that has none
+    /// while pins are required, is removed and refused. Bundled plugins are
+    /// part of this binary and are not pinned.
+    pub fn enforce_pins(&mut self, policy: &PluginPolicy) {
+        let refused: Vec<(String, LoadError)> = self
+            .plugins
+            .iter()
+            .filter(|(_, entry)| !entry.bundled)
+            .filter_map(|(slug, entry)| {
+                let plugin = &entry.plugin;
+                let problem = policy.check_pin(slug, plugin.sha256()).err()?;
+                let expected = match problem {
+                    PinProblem::Mismatch { expected } => Some(expected),
+                    PinProblem::Unpinned => None,
+                };
+                let error = LoadError::HashPin {
+                    plugin: plugin.id().to_owned(),
+                    origin: plugin.origin().to_owned(),
+                    found: plugin.sha256().to_owned(),
+                    expected,
+                };
+                Some((slug.clone(), error))
+            })
+            .collect();
+        for (slug, error) in refused {
+            self.plugins.remove(&slug);
+            self.refuse(&error);
+        }
     }
 
     fn refuse(&mut self, error: &LoadError) {
