@@ -171,7 +171,7 @@ pub fn render(state: &ApiState) -> String {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
 
     out.push_str(
-        "# HELP platos_resolves_total Resolves by outcome.\n# TYPE platos_resolves_total counter\n",
+        "# HELP platos_resolves_total Resolves by outcome (fallbacks: the sum of the two fallback-pin outcomes).\n# TYPE platos_resolves_total counter\n",
     );
     for (outcome, value) in [
         ("pinned", load(&counters.pinned)),
@@ -182,9 +182,6 @@ pub fn render(state: &ApiState) -> String {
     ] {
         let _ = writeln!(out, "platos_resolves_total{{outcome=\"{outcome}\"}} {value}");
     }
-    out.push_str("# HELP platos_resolve_fallbacks_total Resolves whose pin no longer existed or was disabled and fell back to the scope default.\n# TYPE platos_resolve_fallbacks_total counter\n");
-    let fallbacks = load(&counters.fallbacks) + load(&counters.disabled_pin_fallbacks);
-    let _ = writeln!(out, "platos_resolve_fallbacks_total {fallbacks}");
 
     out.push_str("# HELP platos_probe_verdicts_total Health probe verdicts by class (background rounds and test-key probes).\n# TYPE platos_probe_verdicts_total counter\n");
     for (class, value) in state.health().counters().snapshot() {
