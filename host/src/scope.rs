@@ -127,6 +127,12 @@ impl fmt::Display for Scope {
     }
 }
 
+/// One scope id's rule as an ECMA-262 regular expression, unanchored (the
+/// OpenAPI document's path parameters and token requests use it).
+pub fn id_pattern() -> String {
+    format!("[A-Za-z0-9_.-]{{1,{MAX_SCOPE_ID_LEN}}}")
+}
+
 /// Whether `byte` may appear in a scope id.
 fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-')

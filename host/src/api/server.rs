@@ -198,7 +198,7 @@ impl Server {
             Some(self_host) => {
                 let status = super::scopes::embedding_status(&state, &self_host.scope)
                     .map_err(|error| anyhow::anyhow!("{}", error.message))?;
-                status.get("missing").and_then(|missing| missing.as_str()).map(str::to_owned)
+                status.missing
             }
             None => None,
         };

@@ -5,6 +5,18 @@ pub const MAX_SLUG_LEN: usize = 64;
 /// The longest environment variable name accepted.
 pub const MAX_ENV_VAR_LEN: usize = 128;
 
+/// [`is_valid_slug`] as an ECMA-262 regular expression (the OpenAPI
+/// document's `pattern`).
+pub fn slug_pattern() -> String {
+    format!("^[a-z0-9][a-z0-9-]{{0,{}}}$", MAX_SLUG_LEN - 1)
+}
+
+/// [`is_valid_env_var_name`] as an ECMA-262 regular expression (the
+/// OpenAPI document's `pattern`).
+pub fn env_var_name_pattern() -> String {
+    format!("^[A-Z][A-Z0-9_]{{0,{}}}$", MAX_ENV_VAR_LEN - 1)
+}
+
 /// Whether `slug` matches `^[a-z0-9][a-z0-9-]*$` and is at most [`MAX_SLUG_LEN`] long.
 pub fn is_valid_slug(slug: &str) -> bool {
     let mut bytes = slug.bytes();
