@@ -168,6 +168,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_id_pattern_accepts_what_the_rule_accepts() {
+        let pattern = regex::Regex::new(&format!("^{}$", id_pattern())).unwrap();
+        let longest = "a".repeat(MAX_SCOPE_ID_LEN);
+        let too_long = "a".repeat(MAX_SCOPE_ID_LEN + 1);
+        for id in ["acme", "a.b_c-D9", "", "a/b", "a b", "ä", "a\n", &longest, &too_long] {
+            assert_eq!(
+                pattern.is_match(id),
+                check_id(ScopePart::Project, id).is_ok(),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_and_displays() {
         let scope: Scope = "acme/shop-web/prod".parse().unwrap();
         assert_eq!(scope.organization(), "acme");

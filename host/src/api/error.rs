@@ -77,6 +77,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
     ("store_error", 500, "the store failed; the host's log says why"),
     ("request_timeout", 503, "the request took longer than the host allows"),
+    (
+        "too_many_connections",
+        503,
+        "the server holds its maximum of connections; the connection is closed, retry shortly",
+    ),
 ];
 
 /// The body of every error answer: `{"error": {"code", "message"}}`.

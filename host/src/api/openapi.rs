@@ -142,7 +142,7 @@ fn error_codes(access: Access, has_body: bool, own: &[&'static str]) -> Vec<&'st
         codes.extend(["invalid_json", "invalid_body", "body_too_large", "unsupported_media_type"]);
     }
     codes.extend(own);
-    codes.extend(["method_not_allowed", "request_timeout"]);
+    codes.extend(["method_not_allowed", "request_timeout", "too_many_connections"]);
     codes
 }
 

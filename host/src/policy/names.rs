@@ -40,6 +40,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_patterns_accept_what_the_rules_accept() {
+        let slug = regex::Regex::new(&slug_pattern()).unwrap();
+        let name = regex::Regex::new(&env_var_name_pattern()).unwrap();
+        let mut samples: Vec<String> = [
+            "", "a", "A", "0", "_", "-", "openai", "azure-openai", "x9-", "-openai", "OpenAI",
+            "open_ai", "OPENAI_API_KEY", "_KEY", "2KEY", "OPENAI-KEY", "KEY ", "ópen", "a\n",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        for length in [MAX_SLUG_LEN, MAX_SLUG_LEN + 1, MAX_ENV_VAR_LEN, MAX_ENV_VAR_LEN + 1] {
+            samples.push("a".repeat(length));
+            samples.push("A".repeat(length));
+        }
+        for sample in &samples {
+            assert_eq!(slug.is_match(sample), is_valid_slug(sample), "{sample:?}");
+            assert_eq!(name.is_match(sample), is_valid_env_var_name(sample), "{sample:?}");
+        }
+    }
+
+    #[test]
     fn slugs() {
         for good in ["openai", "a", "0", "azure-openai", "x9-"] {
             assert!(is_valid_slug(good), "{good} should be valid");
