@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,7 +17,7 @@ use super::extract::{AdminScoped, JsonBody, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
-use crate::store::{MAX_VALUE_LEN, StoreError, VarInfo, VarSource, check_name};
+use crate::store::{MAX_VALUE_LEN, VarInfo, VarSource, check_name};
 
 /// The answer of `GET .../env`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,7 +45,7 @@ pub async fn list(
     scoped: Scoped,
     State(state): State<ApiState>,
 ) -> Result<Json<Variables>, ApiError> {
-    let vars = state.resolver().store().list_vars(&scoped.scope)?;
+    let vars = state.resolver().store().list_vars(&scoped.scope).await?;
     Ok(Json(Variables { scope: scoped.scope.to_string(), variables: vars }))
 }
 
@@ -86,14 +85,6 @@ impl std::fmt::Debug for SetVar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetVar").field("value", &"[redacted]").finish()
     }
-}
-
-fn join_failed() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        "the store task failed; the host's log says why",
-    )
 }
 
 /// The key a set linked.
@@ -157,16 +148,9 @@ pub async fn set(
     {
         return Err(ApiError::bad_request("invalid_value", problem));
     }
-    let value = body.value;
-    let store = state.resolver().store().clone();
-    let scope = scoped.scope.clone();
-    let task_name = name.clone();
-    let info = tokio::task::spawn_blocking(move || {
-        store.set_var(&scope, &task_name, &value, VarSource::Api)
-    })
-    .await
-    .map_err(|_| join_failed())??;
-    let keys = state.resolver().store().list_provider_keys(&scoped.scope)?;
+    let store = state.resolver().store();
+    let info = store.set_var(&scoped.scope, &name, &body.value, VarSource::Api).await?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
     let linked = keys.iter().find(|key| key.env_var == name).map(|key| LinkedKey {
         provider: key.provider.clone(),
         key_id: key.env_var.clone(),
@@ -220,14 +204,7 @@ pub async fn unset(
 ) -> Result<Json<Unset>, ApiError> {
     let name = scoped.param("name").to_owned();
     check_name(&name)?;
-    let store = state.resolver().store().clone();
-    let scope = scoped.scope.clone();
-    let task_name = name.clone();
-    let was_set =
-        tokio::task::spawn_blocking(move || store.unset_var(&scope, &task_name, VarSource::Api))
-            .await
-            .map_err(|_| join_failed())?
-            .map_err(|error: StoreError| ApiError::from(error))?;
+    let was_set = state.resolver().store().unset_var(&scoped.scope, &name, VarSource::Api).await?;
     if !was_set {
         return Err(ApiError::not_found(
             "variable_not_set",

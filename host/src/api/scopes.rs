@@ -202,8 +202,8 @@ pub async fn providers(
     State(state): State<ApiState>,
 ) -> Result<Json<Providers>, ApiError> {
     let store = state.resolver().store();
-    let keys = store.list_provider_keys(&scoped.scope)?;
-    let vars = store.list_vars(&scoped.scope)?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
+    let vars = store.list_vars(&scoped.scope).await?;
     let resolver = state.resolver();
     let providers = resolver
         .registry()
@@ -240,8 +240,8 @@ pub async fn keys(
 ) -> Result<Json<ProviderKeys>, ApiError> {
     let manifest = plugin(&state, scoped.param("provider"))?.manifest();
     let store = state.resolver().store();
-    let keys = store.list_provider_keys(&scoped.scope)?;
-    let vars = store.list_vars(&scoped.scope)?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
+    let vars = store.list_vars(&scoped.scope).await?;
     let provider = provider_view(state.resolver(), manifest, &keys, &vars);
     Ok(Json(ProviderKeys { scope: scoped.scope.to_string(), provider }))
 }
@@ -267,13 +267,13 @@ pub struct KeyAnswer {
     pub key: KeyView,
 }
 
-fn find_key(
+async fn find_key(
     state: &ApiState,
     scope: &Scope,
     provider: &str,
     key: &str,
 ) -> Result<(ProviderKey, Vec<ProviderKey>), ApiError> {
-    let keys = state.resolver().store().list_provider_keys(scope)?;
+    let keys = state.resolver().store().list_provider_keys(scope).await?;
     let found = keys
         .iter()
         .find(|row| row.provider == provider && row.env_var == key)
@@ -318,7 +318,7 @@ pub async fn update_key(
 ) -> Result<Json<KeyAnswer>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
-    find_key(&state, &scoped.scope, &provider, &key)?;
+    find_key(&state, &scoped.scope, &provider, &key).await?;
     let mut updates = Vec::new();
     if let Some(label) = body.label {
         if !super::auth::valid_label(&label) {
@@ -341,23 +341,11 @@ pub async fn update_key(
             "nothing to change: expected {\"label\": \"...\"} and/or {\"status\": \"active\" | \"disabled\"}",
         ));
     }
-    let (store, scope) = (state.resolver().store().clone(), scoped.scope.clone());
-    let (task_provider, task_key) = (provider.clone(), key.clone());
-    tokio::task::spawn_blocking(move || {
-        for update in updates {
-            store.update_provider_key(&scope, &task_provider, &task_key, update)?;
-        }
-        Ok::<_, crate::store::StoreError>(())
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            "the update task failed",
-        )
-    })??;
-    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key)?;
+    let store = state.resolver().store();
+    for update in updates {
+        store.update_provider_key(&scoped.scope, &provider, &key, update).await?;
+    }
+    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key).await?;
     Ok(Json(KeyAnswer { key: key_view(&found, &keys) }))
 }
 
@@ -400,7 +388,7 @@ pub async fn probe(
 ) -> Result<Json<ProbeResult>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
-    find_key(&state, &scoped.scope, &provider, &key)?;
+    find_key(&state, &scoped.scope, &provider, &key).await?;
     let location = KeyLocation {
         scope: scoped.scope.clone(),
         provider: provider.clone(),
@@ -409,7 +397,7 @@ pub async fn probe(
     let started = Instant::now();
     let outcome = state.health().probe_key(&location).await?;
     state.metrics().record_probe(&provider, started.elapsed());
-    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key)?;
+    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key).await?;
     let provider_badge = provider_badge(
         keys.iter().filter(|row| row.provider == provider).map(|row| key_view(row, &keys).badge),
     );
@@ -479,7 +467,7 @@ pub async fn explain(
     if let Some(pin) = &pin {
         check_key_name(pin)?;
     }
-    let explanation = state.resolver().explain(&scoped.scope, &provider, pin.as_deref())?;
+    let explanation = state.resolver().explain(&scoped.scope, &provider, pin.as_deref()).await?;
     Ok(Json(explanation))
 }
 
@@ -573,8 +561,8 @@ pub async fn models(
         ),
     };
     let resolver = state.resolver();
-    let models = resolver.models(&scoped.scope, class)?;
-    let providers = resolver.usable_providers(&scoped.scope)?;
+    let models = resolver.models(&scoped.scope, class).await?;
+    let providers = resolver.usable_providers(&scoped.scope).await?;
     Ok(Json(Models {
         scope: scoped.scope.to_string(),
         class: query.class.filter(|class| !class.is_empty()),
@@ -629,15 +617,15 @@ pub async fn embedding(
     scoped: Scoped,
     State(state): State<ApiState>,
 ) -> Result<Json<EmbeddingAnswer>, ApiError> {
-    Ok(Json(embedding_status(&state, &scoped.scope)?))
+    Ok(Json(embedding_status(&state, &scoped.scope).await?))
 }
 
 /// The embedding status of `scope`: the provider its
 /// `PLATOS_EMBEDDING_PROVIDER` names (voyage when unset), and whether it has a key.
-pub fn embedding_status(state: &ApiState, scope: &Scope) -> Result<EmbeddingAnswer, ApiError> {
+pub async fn embedding_status(state: &ApiState, scope: &Scope) -> Result<EmbeddingAnswer, ApiError> {
     use secrecy::ExposeSecret;
     let resolver = state.resolver();
-    let configured = resolver.store().get_var(scope, EMBEDDING_PROVIDER_VAR)?;
+    let configured = resolver.store().get_var(scope, EMBEDDING_PROVIDER_VAR).await?;
     let (provider, configured_by) = match &configured {
         None => (Ok(EmbeddingProvider::Voyage), ConfiguredBy::Default),
         Some(value) => {
@@ -646,7 +634,7 @@ pub fn embedding_status(state: &ApiState, scope: &Scope) -> Result<EmbeddingAnsw
     };
     let (provider, ready, missing) = match provider {
         Ok(provider) => {
-            let status = crate::embedding::status(resolver, scope, provider)?;
+            let status = crate::embedding::status(resolver, scope, provider).await?;
             (Some(status.provider), status.ready, status.missing)
         }
         Err(problem) => (None, false, Some(problem)),
@@ -733,7 +721,7 @@ pub async fn list_scopes(
             scopes.insert(scope.to_string());
         }
         None => {
-            let keys = state.resolver().store().list_all_provider_keys()?;
+            let keys = state.resolver().store().list_all_provider_keys().await?;
             scopes.extend(keys.into_iter().map(|(scope, _)| scope.to_string()));
             if let Some(scope) = &state.options().self_host_scope {
                 scopes.insert(scope.to_string());
