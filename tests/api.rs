@@ -449,9 +449,11 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             );
         }
         assert_eq!(
-            answers[0], answers[1],
+            answers[0],
+            answers[1],
             "{} {}: another scope must look like no scope",
-            route.method, route.path.as_str()
+            route.method,
+            route.path.as_str()
         );
         let body: Value = serde_json::from_str(&answers[0].1).unwrap();
         assert_eq!(
@@ -578,7 +580,13 @@ async fn agents_read_and_resolve_admins_change_their_scope_and_operators_manage_
             )
             .await;
         let json: Value = serde_json::from_str(&answer).unwrap();
-        assert_eq!((status, code(&json)), (403, "admin_only"), "{} {}", route.method, route.path.as_str());
+        assert_eq!(
+            (status, code(&json)),
+            (403, "admin_only"),
+            "{} {}",
+            route.method,
+            route.path.as_str()
+        );
         assert!(json["error"]["message"].as_str().unwrap().contains("admin token"), "{answer}");
         answers.push(answer);
     }
@@ -852,7 +860,12 @@ async fn openapi_describes_every_route_and_every_route_is_routed() {
             .get(route.path.as_str())
             .unwrap_or_else(|| panic!("{} is not in /openapi.json", route.path.as_str()))
             [route.method.to_ascii_lowercase()];
-        assert!(operation.is_object(), "{} {} is not in /openapi.json", route.method, route.path.as_str());
+        assert!(
+            operation.is_object(),
+            "{} {} is not in /openapi.json",
+            route.method,
+            route.path.as_str()
+        );
         assert_ne!(operation["operationId"], "unknown", "{} {}", route.method, route.path.as_str());
         assert!(
             operation["responses"].as_object().unwrap().len() >= 2,
@@ -860,7 +873,9 @@ async fn openapi_describes_every_route_and_every_route_is_routed() {
             route.method,
             route.path.as_str()
         );
-        for name in route.path.as_str().split('{').skip(1).map(|rest| rest.split('}').next().unwrap()) {
+        for name in
+            route.path.as_str().split('{').skip(1).map(|rest| rest.split('}').next().unwrap())
+        {
             assert!(
                 operation["parameters"]
                     .as_array()
@@ -1215,9 +1230,7 @@ mod fuzz {
 
     /// A method and a target: mostly a route's own method with its template
     /// filled with arbitrary segments, sometimes any method or any path.
-    fn request(
-        routes: Vec<(&'static str, String)>,
-    ) -> impl Strategy<Value = (String, String)> {
+    fn request(routes: Vec<(&'static str, String)>) -> impl Strategy<Value = (String, String)> {
         let templated =
             (prop::sample::select(routes), prop::collection::vec(segment(), 8), 0..3usize)
                 .prop_map(|((method, template), segments, valid)| {

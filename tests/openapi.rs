@@ -53,8 +53,17 @@ async fn start() -> Running {
 /// The JSON Schema 2020-12 keywords [`errors`] checks. Annotations are
 /// listed with no check; any other keyword fails the test, so a constraint
 /// the document adds is never skipped silently.
-const ANNOTATIONS: &[&str] =
-    &["description", "title", "example", "examples", "default", "writeOnly", "readOnly", "format", "deprecated"];
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "title",
+    "example",
+    "examples",
+    "default",
+    "writeOnly",
+    "readOnly",
+    "format",
+    "deprecated",
+];
 
 /// Where `value` breaks `schema`, whose `$ref`s point into `document`'s
 /// components (OpenAPI 3.1 schemas are JSON Schema 2020-12); empty when it
@@ -146,12 +155,8 @@ fn errors(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Stri
                 }
             }
             "prefixItems" => {
-                for (index, (item, rule)) in value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .zip(rule.as_array().unwrap())
-                    .enumerate()
+                for (index, (item, rule)) in
+                    value.as_array().into_iter().flatten().zip(rule.as_array().unwrap()).enumerate()
                 {
                     out.extend(errors(document, rule, item, &format!("{at}[{index}]")));
                 }
@@ -159,7 +164,11 @@ fn errors(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Stri
             "minItems" | "maxItems" => {
                 if let Some(items) = value.as_array() {
                     let bound = rule.as_u64().unwrap() as usize;
-                    let bad = if keyword == "minItems" { items.len() < bound } else { items.len() > bound };
+                    let bad = if keyword == "minItems" {
+                        items.len() < bound
+                    } else {
+                        items.len() > bound
+                    };
                     if bad {
                         fail(&mut out, format!("{} items breaks {keyword} {bound}", items.len()));
                     }
@@ -206,7 +215,10 @@ fn errors(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Stri
                     _ => matching == 1,
                 };
                 if !fits {
-                    fail(&mut out, format!("{value} matches {matching} of the {count} {keyword} branches"));
+                    fail(
+                        &mut out,
+                        format!("{value} matches {matching} of the {count} {keyword} branches"),
+                    );
                 }
             }
             annotation if ANNOTATIONS.contains(&annotation) => {}
@@ -219,7 +231,10 @@ fn errors(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Stri
 /// Panics with every error when `instance` does not validate.
 fn assert_valid(document: &Value, schema: &Value, instance: &Value, what: &str) {
     let errors = errors(document, schema, instance, "$");
-    assert!(errors.is_empty(), "{what} does not validate against its schema: {errors:#?}\n{instance}");
+    assert!(
+        errors.is_empty(),
+        "{what} does not validate against its schema: {errors:#?}\n{instance}"
+    );
 }
 
 #[test]
@@ -373,7 +388,12 @@ async fn every_documented_example_runs_against_the_server() {
             let content = &request["content"]["application/json"];
             let example = &content["example"];
             assert!(!example.is_null(), "{what}: the request body has no example");
-            assert_valid(&document, &content["schema"], example, &format!("{what}'s request example"));
+            assert_valid(
+                &document,
+                &content["schema"],
+                example,
+                &format!("{what}'s request example"),
+            );
             example.to_string()
         });
         let answers = success_answers(operation);
@@ -502,8 +522,8 @@ fn the_document_and_the_route_table_agree() {
         for operation in operations(&document) {
             let responses = operation.spec["responses"].as_object().unwrap();
             for (documented, response) in responses {
-                let codes = &response["content"]["application/json"]["schema"]["properties"]
-                    ["error"]["properties"]["code"]["enum"];
+                let codes = &response["content"]["application/json"]["schema"]["properties"]["error"]
+                    ["properties"]["code"]["enum"];
                 if codes.as_array().is_some_and(|codes| codes.iter().any(|known| known == code)) {
                     assert_eq!(documented, &status.to_string(), "{code}");
                 }
@@ -525,8 +545,8 @@ fn parameter_schema(document: &Value, method: &str, path: &str, name: &str) -> V
 
 /// The schema of the body property `name` of `method path`.
 fn body_property(document: &Value, method: &str, path: &str, name: &str) -> Value {
-    let schema = &document["paths"][path][method]["requestBody"]["content"]["application/json"]
-        ["schema"];
+    let schema =
+        &document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
     let reference = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
     document["components"]["schemas"][reference]["properties"][name].clone()
 }
@@ -549,9 +569,32 @@ fn the_documented_rules_accept_what_the_server_accepts() {
     };
     let strings = |extra: &[&str], longest: usize| {
         let mut samples: Vec<String> = [
-            "", "a", "A", "0", "_", "-", ".", "OPENAI_API_KEY", "openai", "azure-openai", "x9-",
-            "_KEY", "2KEY", "open_ai", "OPENAI-KEY", "KEY ", " KEY", "ópen", "acme.shop",
-            "a/b", "a\nb", "a\u{7f}b", "\t", "checkout agent", "  ", "日本",
+            "",
+            "a",
+            "A",
+            "0",
+            "_",
+            "-",
+            ".",
+            "OPENAI_API_KEY",
+            "openai",
+            "azure-openai",
+            "x9-",
+            "_KEY",
+            "2KEY",
+            "open_ai",
+            "OPENAI-KEY",
+            "KEY ",
+            " KEY",
+            "ópen",
+            "acme.shop",
+            "a/b",
+            "a\nb",
+            "a\u{7f}b",
+            "\t",
+            "checkout agent",
+            "  ",
+            "日本",
         ]
         .iter()
         .chain(extra)
@@ -581,7 +624,8 @@ fn the_documented_rules_accept_what_the_server_accepts() {
         &platos_host::policy::names::is_valid_slug,
         "{provider}",
     );
-    let labels = strings(&["a\u{85}b", "ok\u{200b}", " padded "], platos_host::api::auth::MAX_LABEL_LEN);
+    let labels =
+        strings(&["a\u{85}b", "ok\u{200b}", " padded "], platos_host::api::auth::MAX_LABEL_LEN);
     check(
         &body_property(&document, "patch", &key, "label"),
         &labels,
@@ -596,7 +640,15 @@ fn the_documented_rules_accept_what_the_server_accepts() {
     );
     let long = "a".repeat(MAX_SCOPE_ID_LEN);
     let scopes = strings(
-        &["acme/shop/prod", "acme/shop", "acme/shop/prod/x", "acme//prod", "a.b/c_d/e-f", &format!("{long}/{long}/{long}"), &format!("{long}a/b/c")],
+        &[
+            "acme/shop/prod",
+            "acme/shop",
+            "acme/shop/prod/x",
+            "acme//prod",
+            "a.b/c_d/e-f",
+            &format!("{long}/{long}/{long}"),
+            &format!("{long}a/b/c"),
+        ],
         0,
     );
     check(

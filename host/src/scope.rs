@@ -173,11 +173,7 @@ mod tests {
         let longest = "a".repeat(MAX_SCOPE_ID_LEN);
         let too_long = "a".repeat(MAX_SCOPE_ID_LEN + 1);
         for id in ["acme", "a.b_c-D9", "", "a/b", "a b", "ä", "a\n", &longest, &too_long] {
-            assert_eq!(
-                pattern.is_match(id),
-                check_id(ScopePart::Project, id).is_ok(),
-                "{id:?}"
-            );
+            assert_eq!(pattern.is_match(id), check_id(ScopePart::Project, id).is_ok(), "{id:?}");
         }
     }
 

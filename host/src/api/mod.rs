@@ -254,7 +254,13 @@ pub(crate) fn table() -> Vec<Route> {
         ),
         route(
             ScopeAdmin,
-            &["unknown_provider", "key_not_found", "missing_variable", "plugin_failed", "store_error"],
+            &[
+                "unknown_provider",
+                "key_not_found",
+                "missing_variable",
+                "plugin_failed",
+                "store_error",
+            ],
             routes!(scopes::probe),
         ),
         route(
@@ -281,7 +287,13 @@ pub(crate) fn table() -> Vec<Route> {
         ),
         route(
             ScopeAdmin,
-            &["invalid_name", "reserved_name", "variable_not_set", "managed_by_self_host", "store_error"],
+            &[
+                "invalid_name",
+                "reserved_name",
+                "variable_not_set",
+                "managed_by_self_host",
+                "store_error",
+            ],
             routes!(env::unset),
         ),
         route(
@@ -351,7 +363,9 @@ pub fn routes() -> Vec<RouteInfo> {
 }
 
 /// The operations of a path item, by method.
-fn operations(item: &utoipa::openapi::PathItem) -> Vec<(HttpMethod, &utoipa::openapi::path::Operation)> {
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> Vec<(HttpMethod, &utoipa::openapi::path::Operation)> {
     [
         (HttpMethod::Get, &item.get),
         (HttpMethod::Put, &item.put),

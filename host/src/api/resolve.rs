@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -622,7 +622,10 @@ pub async fn embedding(
 
 /// The embedding status of `scope`: the provider its
 /// `PLATOS_EMBEDDING_PROVIDER` names (voyage when unset), and whether it has a key.
-pub async fn embedding_status(state: &ApiState, scope: &Scope) -> Result<EmbeddingAnswer, ApiError> {
+pub async fn embedding_status(
+    state: &ApiState,
+    scope: &Scope,
+) -> Result<EmbeddingAnswer, ApiError> {
     use secrecy::ExposeSecret;
     let resolver = state.resolver();
     let configured = resolver.store().get_var(scope, EMBEDDING_PROVIDER_VAR).await?;
@@ -639,7 +642,13 @@ pub async fn embedding_status(state: &ApiState, scope: &Scope) -> Result<Embeddi
         }
         Err(problem) => (None, false, Some(problem)),
     };
-    Ok(EmbeddingAnswer { provider, ready, missing, configured_by, variable: EMBEDDING_PROVIDER_VAR })
+    Ok(EmbeddingAnswer {
+        provider,
+        ready,
+        missing,
+        configured_by,
+        variable: EMBEDDING_PROVIDER_VAR,
+    })
 }
 
 /// The answer of `GET .../self-host`.

@@ -44,8 +44,25 @@ mod tests {
         let slug = regex::Regex::new(&slug_pattern()).unwrap();
         let name = regex::Regex::new(&env_var_name_pattern()).unwrap();
         let mut samples: Vec<String> = [
-            "", "a", "A", "0", "_", "-", "openai", "azure-openai", "x9-", "-openai", "OpenAI",
-            "open_ai", "OPENAI_API_KEY", "_KEY", "2KEY", "OPENAI-KEY", "KEY ", "ópen", "a\n",
+            "",
+            "a",
+            "A",
+            "0",
+            "_",
+            "-",
+            "openai",
+            "azure-openai",
+            "x9-",
+            "-openai",
+            "OpenAI",
+            "open_ai",
+            "OPENAI_API_KEY",
+            "_KEY",
+            "2KEY",
+            "OPENAI-KEY",
+            "KEY ",
+            "ópen",
+            "a\n",
         ]
         .iter()
         .map(|text| (*text).to_owned())
