@@ -197,20 +197,20 @@ pub struct RouteInfo {
 pub const SCOPE_PREFIX: &str = scoped!("");
 
 /// One entry of the route table.
-pub(crate) struct Route {
+struct Route {
     /// Who may call it.
-    pub(crate) access: Access,
+    access: Access,
     /// The error codes its handler answers with beyond those its access,
     /// its body and the router imply (see [`openapi`]).
-    pub(crate) errors: &'static [&'static str],
+    errors: &'static [&'static str],
     /// The handler with its operation: its method and path come from the
     /// handler's `#[utoipa::path]`, so router and document cannot disagree.
-    pub(crate) handler: UtoipaMethodRouter<ApiState>,
+    handler: UtoipaMethodRouter<ApiState>,
 }
 
 /// The route table: the router, [`routes`] and the OpenAPI document all
 /// come from it.
-pub(crate) fn table() -> Vec<Route> {
+fn table() -> Vec<Route> {
     use Access::*;
     fn route(
         access: Access,
@@ -344,45 +344,21 @@ fn method_name(method: &HttpMethod) -> &'static str {
 
 /// Every route of the router.
 pub fn routes() -> Vec<RouteInfo> {
-    table()
-        .into_iter()
-        .flat_map(|route| {
-            let (_, paths, _) = route.handler;
-            paths.paths.into_iter().flat_map(move |(path, item)| {
-                operations(&item)
-                    .into_iter()
-                    .map(|(method, _)| RouteInfo {
-                        method: method_name(&method),
-                        path: path.clone(),
-                        access: route.access,
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect()
-}
-
-/// The operations of a path item, by method.
-fn operations(
-    item: &utoipa::openapi::PathItem,
-) -> Vec<(HttpMethod, &utoipa::openapi::path::Operation)> {
-    [
-        (HttpMethod::Get, &item.get),
-        (HttpMethod::Put, &item.put),
-        (HttpMethod::Post, &item.post),
-        (HttpMethod::Delete, &item.delete),
-        (HttpMethod::Options, &item.options),
-        (HttpMethod::Head, &item.head),
-        (HttpMethod::Patch, &item.patch),
-        (HttpMethod::Trace, &item.trace),
-    ]
-    .into_iter()
-    .filter_map(|(method, operation)| operation.as_ref().map(|operation| (method, operation)))
-    .collect()
+    let mut routes = Vec::new();
+    for route in table() {
+        let (_, mut paths, _) = route.handler;
+        for (path, item) in &mut paths.paths {
+            for (method, _) in openapi::operations_mut(item) {
+                let method = method_name(&method);
+                routes.push(RouteInfo { method, path: path.clone(), access: route.access });
+            }
+        }
+    }
+    routes
 }
 
 /// Every route of the table with its described operation.
-pub(crate) fn described() -> OpenApiRouter<ApiState> {
+fn described() -> OpenApiRouter<ApiState> {
     table().into_iter().fold(OpenApiRouter::with_openapi(openapi::base()), |router, route| {
         router.routes(openapi::describe(route))
     })

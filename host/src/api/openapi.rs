@@ -15,8 +15,8 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, RefOr,
-    ResponseBuilder, SecurityRequirement, ServerBuilder,
+    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, LicenseBuilder, OpenApi,
+    OpenApiBuilder, PathItem, RefOr, ResponseBuilder, SecurityRequirement, ServerBuilder,
 };
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::UtoipaMethodRouter;
@@ -103,23 +103,29 @@ pub(super) fn base() -> OpenApi {
 pub(super) fn describe(route: Route) -> UtoipaMethodRouter<ApiState> {
     let Route { access, errors, handler: (schemas, mut paths, method_router) } = route;
     for item in paths.paths.values_mut() {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-            &mut item.options,
-            &mut item.trace,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (_, operation) in operations_mut(item) {
             complete(operation, access, errors);
         }
     }
     (schemas, paths, method_router)
+}
+
+/// The operations of a path item, with their methods.
+pub(super) fn operations_mut(
+    item: &mut PathItem,
+) -> impl Iterator<Item = (HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, &mut item.get),
+        (HttpMethod::Put, &mut item.put),
+        (HttpMethod::Post, &mut item.post),
+        (HttpMethod::Delete, &mut item.delete),
+        (HttpMethod::Patch, &mut item.patch),
+        (HttpMethod::Head, &mut item.head),
+        (HttpMethod::Options, &mut item.options),
+        (HttpMethod::Trace, &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
 }
 
 /// The error codes an operation may answer with: those of its access, of
