@@ -19,6 +19,24 @@ bin="${PLATOS_HOST_BIN:-target/debug/platos-host}"
 export PLATOS_DATA_DIR="$PWD/target/examples-data"
 export PLATOS_LOG=warn
 unset PLATOS_PLUGIN_DIR
+# The helper modules read manifests as the Rust build helper does: every
+# manifest here, read by platos-plugin.js's own TOML reader, must equal what
+# Python's tomllib (which platos_plugin.py uses) reads.
+python3 -c 'import tomllib' 2>/dev/null || { echo "error: checking the helper modules needs Python 3.11 or later (tomllib)" >&2; exit 1; }
+node --input-type=module -e '
+  import { parseToml } from "./examples/js-provider/platos-plugin.js";
+  import { readFileSync } from "node:fs";
+  const read = {};
+  for (const file of process.argv.slice(1)) read[file] = parseToml(readFileSync(file, "utf8"));
+  console.log(JSON.stringify(read));
+' manifests/*.toml examples/*/manifest.toml | python3 -c '
+import json, sys, tomllib
+read = json.load(sys.stdin)
+differ = [file for file, value in read.items()
+          if json.loads(json.dumps(tomllib.load(open(file, "rb")))) != value]
+assert read and not differ, f"platos-plugin.js reads these manifests differently from tomllib: {differ}"
+print(f"helper modules: {len(read)} manifests read alike")
+'
 for example in python js; do
   started=$SECONDS
   echo "== example: $example"

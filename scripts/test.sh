@@ -36,3 +36,8 @@ cargo test --workspace --all-targets
 # The example plugins in Python and JavaScript, built and run through the harness.
 bash scripts/build-examples.sh
 cargo test --manifest-path plugins/Cargo.toml -p platos-plugin-build -p platos-plugin-sdk -p platos-sigv4 -p platos-plugin-vertex -p platos-plugin-azure-openai-entra --lib --tests
+# The SDK and the build helper as a third party gets them: packaged, then
+# each built from its package alone (a file outside its folder, such as the
+# repository's wit/, fails here). The first run compiles their dependencies
+# natively (a few minutes); later runs reuse them.
+cargo package --manifest-path plugins/Cargo.toml -p platos-plugin-sdk -p platos-plugin-build --allow-dirty

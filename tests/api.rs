@@ -386,6 +386,63 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
     let (status, forbidden) = client.call("GET", "/metrics", Some(&agent), None).await;
     assert_eq!((status, code(&forbidden)), (403, "operator_only"));
 
+    // An operator chooses the scope default among two active keys; the
+    // choice is dropped again with `false`.
+    host.set(&admin, scope, "OPENAI_API_KEY_3", "sk-three").await;
+    host.set(&admin, scope, "OPENAI_API_KEY_4", "sk-four").await;
+    let key_path = |key: &str| format!("/v1/scopes/{scope}/providers/openai/keys/{key}");
+    let resolved = async || {
+        let path = format!("/v1/scopes/{scope}/resolve");
+        let (_, answer) = client.call("POST", &path, Some(&agent), Some(&resolve)).await;
+        answer["key"]["key_id"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(resolved().await, "OPENAI_API_KEY_3");
+    let choose = json!({ "scope_default": true });
+    let (status, denied) =
+        client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&agent), Some(&choose)).await;
+    assert_eq!((status, code(&denied)), (403, "admin_only"));
+    let (status, patched) =
+        client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&admin), Some(&choose)).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["key"]["scope_default"], true);
+    assert!(patched["key"]["chosen_default_at"].as_u64().is_some(), "{patched}");
+    assert_eq!(resolved().await, "OPENAI_API_KEY_4");
+    let explain_path = format!("/v1/scopes/{scope}/providers/openai/explain");
+    let (_, explain) = client.call("GET", &explain_path, Some(&agent), None).await;
+    let reasons: Vec<(&str, &str)> = explain["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key_id"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+        .collect();
+    assert!(
+        reasons.contains(&("OPENAI_API_KEY_4", "scope default: chosen by an operator")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&(
+            "OPENAI_API_KEY_3",
+            "not the scope default: an operator chose OPENAI_API_KEY_4"
+        )),
+        "{reasons:?}"
+    );
+    // Disabling the chosen key falls back to the lowest active variant.
+    let disable = json!({ "status": "disabled" });
+    client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&admin), Some(&disable)).await;
+    assert_eq!(resolved().await, "OPENAI_API_KEY_3");
+    let enable = json!({ "status": "active" });
+    client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&admin), Some(&enable)).await;
+    assert_eq!(resolved().await, "OPENAI_API_KEY_4");
+    let withdraw = json!({ "scope_default": false });
+    let (_, patched) =
+        client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&admin), Some(&withdraw)).await;
+    assert_eq!(patched["key"]["chosen_default_at"], Value::Null, "{patched}");
+    assert_eq!(resolved().await, "OPENAI_API_KEY_3");
+    let wrong = json!({ "scope_default": "yes" });
+    let (status, refused) =
+        client.call("PATCH", &key_path("OPENAI_API_KEY_4"), Some(&admin), Some(&wrong)).await;
+    assert_eq!(status, 400, "{refused}");
+
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 

@@ -305,6 +305,13 @@ async fn the_checklist_goes_from_empty_to_green_through_the_pages_forms() {
     assert_eq!(seen["afterBadRotation"]["keys"], "warn", "{}", seen["afterBadRotation"]);
     assert_eq!(seen["afterDisable"]["llm"], "todo", "no active LLM key: {}", seen["afterDisable"]);
     assert_eq!(seen["rowErrors"], json!([]));
+    assert_eq!(
+        seen["defaultBefore"],
+        json!({ "two": "scope default", "three": "" }),
+        "the lowest active variant is the default until an operator chooses"
+    );
+    assert_eq!(seen["defaultAfter"], json!({ "two": "", "three": "scope default (chosen)" }));
+    assert_eq!(seen["rowErrorsAfterDefault"], json!([]));
     assert_eq!(seen["problems"], json!([]), "console errors or exceptions on the page");
 
     // The probes came from the host on its own, one per change of a key.

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use platos_host::bundled::{BUILT_PLUGIN_DIR, BUNDLED_PLUGINS};
-use platos_host::harness::scaffold::{ScaffoldOptions, scaffold};
 use platos_host::harness::{
     Check, CheckStatus, HarnessOptions, HarnessReport, assert_passes, check_plugin, names,
 };
@@ -194,7 +193,15 @@ async fn a_trap_on_a_non_json_body_fails_interpret_non_json() {
         check.got,
         "interpret-health trapped: wasm trap: wasm `unreachable` instruction executed"
     );
-    assert!(check.fix.contains("serde_json::from_slice(..).ok()"), "{}", check.fix);
+    // The fix names the function and the way to parse in every plugin language.
+    for hint in [
+        "serde_json::from_slice(..).ok()",
+        "json.loads",
+        "JSON.parse",
+        "`Provider::interpret_health` (Rust), `Plugin.interpret_health` (Python), `plugin.interpretHealth` (JavaScript)",
+    ] {
+        assert!(check.fix.contains(hint), "{hint}: {}", check.fix);
+    }
     // A trap is not a limit.
     assert_eq!(report.check(names::LIMITS).unwrap().status, CheckStatus::Passed);
 }
@@ -370,22 +377,52 @@ fn plugin_test_prints_checks_and_exits_non_zero_on_failure() {
     assert_eq!(check["expected"], "invalid-credential");
 }
 
+/// The `[dependencies]` and `[build-dependencies]` entries of a scaffolded crate.
+fn scaffolded_dependencies(crate_dir: &Path) -> (serde_json::Value, serde_json::Value) {
+    let text = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let manifest: serde_json::Value = basic_toml::from_str(&text).unwrap();
+    assert!(manifest.get("workspace").is_some(), "a workspace of its own:\n{text}");
+    (
+        manifest["dependencies"]["platos-plugin-sdk"].clone(),
+        manifest["build-dependencies"]["platos-plugin-build"].clone(),
+    )
+}
+
+/// The version `cargo package` gives the SDK: plugins/Cargo.toml's workspace version.
+fn packaged_sdk_version() -> String {
+    let text = std::fs::read_to_string(checkout().join("plugins/Cargo.toml")).unwrap();
+    let workspace: serde_json::Value = basic_toml::from_str(&text).unwrap();
+    let sdk = std::fs::read_to_string(checkout().join("plugins/sdk/Cargo.toml")).unwrap();
+    assert!(sdk.contains("version.workspace = true"), "{sdk}");
+    workspace["workspace"]["package"]["version"].as_str().unwrap().to_owned()
+}
+
+fn checkout() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+}
+
 #[test]
-fn plugin_new_validates_the_slug_and_writes_a_crate() {
+fn plugin_new_validates_the_slug_and_writes_a_crate_on_the_published_sdk() {
     let dir = tempfile::tempdir().unwrap();
-    let output = cli(&["plugin", "new", "Not_A_Slug", "--dir", dir.path().to_str().unwrap()]);
+    let crate_dir = dir.path().join("my-acme");
+    let crate_arg = crate_dir.to_str().unwrap();
+    let output = cli(&["plugin", "new", "Not_A_Slug", "--dir", crate_arg]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("slug \"Not_A_Slug\" is not valid"), "{stderr}");
+    assert!(!crate_dir.exists());
 
-    let output = cli(&["plugin", "new", "acme-cloud", "--dir", dir.path().to_str().unwrap()]);
+    let output = cli(&["plugin", "new", "acme-cloud", "--dir", crate_arg]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("platos_provider_acme_cloud.wasm"), "{stdout}");
-    let crate_dir = dir.path().join("acme-cloud");
+    let version = packaged_sdk_version();
+    assert!(stdout.contains(&format!("platos-plugin-sdk {version} from crates.io")), "{stdout}");
+    // `--dir` is the crate's own folder, not its parent.
     for file in ["Cargo.toml", "build.rs", "manifest.toml", "src/lib.rs", "README.md"] {
         assert!(crate_dir.join(file).is_file(), "{file} missing");
     }
+    assert!(!crate_dir.join("acme-cloud").exists());
     let readme = std::fs::read_to_string(crate_dir.join("README.md")).unwrap();
     assert!(readme.contains("cargo build --release --target wasm32-wasip2"), "{readme}");
     assert!(
@@ -394,13 +431,85 @@ fn plugin_new_validates_the_slug_and_writes_a_crate() {
         ),
         "{readme}"
     );
-    let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-    assert!(cargo_toml.contains("[workspace]"), "{cargo_toml}");
-    let sdk = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"))
+    // By default both packages come from the registry, at the version this
+    // checkout packages: nothing points into the checkout.
+    let (sdk, build) = scaffolded_dependencies(&crate_dir);
+    assert_eq!(sdk, serde_json::json!(version));
+    assert_eq!(build, serde_json::json!(version));
+    let checkout = checkout().display().to_string();
+    for file in ["Cargo.toml", "README.md", "build.rs"] {
+        let text = std::fs::read_to_string(crate_dir.join(file)).unwrap();
+        assert!(!text.contains(&checkout), "{file} names the checkout:\n{text}");
+    }
+
+    // A crate directory that exists and is not empty is refused.
+    let output = cli(&["plugin", "new", "acme-cloud", "--dir", crate_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    // --sdk-path and --sdk-git are one choice.
+    let other = dir.path().join("other");
+    let output = cli(&[
+        "plugin",
+        "new",
+        "other",
+        "--dir",
+        other.to_str().unwrap(),
+        "--sdk-path",
+        "x",
+        "--sdk-git",
+        "https://git.example.com/platos.git",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!other.exists());
+}
+
+#[test]
+fn the_sdk_package_carries_the_contract_unchanged() {
+    // The SDK builds from its own copy of the WIT (a package cannot reach
+    // outside its folder); every file of that copy must equal wit/.
+    let root = checkout();
+    let copy = root.join("plugins/sdk/wit");
+    let mut compared = Vec::new();
+    for version in std::fs::read_dir(&copy).unwrap() {
+        let version = version.unwrap().path();
+        if !version.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&version).unwrap() {
+            let file = file.unwrap().path();
+            let relative = file.strip_prefix(&copy).unwrap();
+            let original = root.join("wit").join(relative);
+            let ours = std::fs::read(&file).unwrap();
+            let theirs = std::fs::read(&original).unwrap_or_else(|error| {
+                panic!("{} has no original {}: {error}", file.display(), original.display())
+            });
+            assert!(
+                ours == theirs,
+                "{} differs from {}: copy it again (cp {} {})",
+                file.display(),
+                original.display(),
+                original.display(),
+                file.display()
+            );
+            compared.push(relative.to_owned());
+        }
+    }
+    // The copy is the contract the SDK builds against: the newest one.
+    let newest = std::fs::read_dir(root.join("wit"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .max_by_key(|name| {
+            name.trim_start_matches("since_v")
+                .split('.')
+                .map(|part| part.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .unwrap();
+    assert!(compared.contains(&Path::new(&newest).join("provider.wit")), "{compared:?}");
+    let lib = std::fs::read_to_string(root.join("plugins/sdk/src/lib.rs")).unwrap();
     assert!(
-        cargo_toml.contains(&format!("path = {:?}", sdk.display().to_string())),
-        "{cargo_toml}"
+        lib.contains(&format!("path: \"wit/{newest}\"")),
+        "the SDK's bindings read wit/{newest}"
     );
 }
 
@@ -410,21 +519,36 @@ fn shared_plugin_target() -> PathBuf {
     Path::new(BUILT_PLUGIN_DIR).ancestors().nth(2).expect("<target>/platos-plugins").to_owned()
 }
 
-#[tokio::test]
-async fn a_scaffolded_plugin_builds_for_wasm32_wasip2_and_passes_the_harness() {
+#[test]
+fn a_plugin_new_crate_outside_the_checkout_builds_on_the_sdk_path_and_passes_plugin_test() {
+    // A crate in a temporary directory (outside this checkout), on this
+    // checkout's SDK by path: offline, and the SDK's dependencies are the
+    // ones host/build.rs already built into the shared target directory.
     let dir = tempfile::tempdir().unwrap();
-    let made = scaffold(&ScaffoldOptions {
-        slug: "scaffold-check".into(),
-        dir: dir.path().to_owned(),
-        sdk_path: None,
-    })
-    .expect("scaffolding works");
+    let root = checkout();
+    assert!(!dir.path().starts_with(&root));
+    let crate_dir = dir.path().join("kit-check");
+    let sdk = root.join("plugins/sdk");
+    let output = cli(&[
+        "plugin",
+        "new",
+        "kit-check",
+        "--dir",
+        crate_dir.to_str().unwrap(),
+        "--sdk-path",
+        sdk.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (sdk_dependency, _) = scaffolded_dependencies(&crate_dir);
+    let sdk_dir = std::fs::canonicalize(&sdk).unwrap().display().to_string();
+    assert_eq!(sdk_dependency, serde_json::json!({"path": sdk_dir}));
+
     let target = shared_plugin_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&made.crate_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline"])
+        .current_dir(&crate_dir)
         .env("CARGO_TARGET_DIR", &target);
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -443,20 +567,30 @@ async fn a_scaffolded_plugin_builds_for_wasm32_wasip2_and_passes_the_harness() {
         "building the scaffolded plugin failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let wasm_path = target.join("wasm32-wasip2/release").join(&made.wasm_file);
-    let wasm = std::fs::read(&wasm_path).unwrap_or_else(|e| panic!("{}: {e}", wasm_path.display()));
-    // Its own fixtures run in live mode too.
-    let options = HarnessOptions {
-        origin: made.wasm_file.clone(),
-        fixtures: Some(made.crate_dir.join("fixtures")),
-        ..HarnessOptions::default()
-    };
-    let report = check_plugin(&wasm, &options).await;
-    assert_passes(&report);
-    assert_eq!(report.plugin.as_deref(), Some("scaffold-check@0.1.0"));
-    assert!(report.check("live.valid-key").unwrap().passed());
+    let wasm = target.join("wasm32-wasip2/release/platos_provider_kit_check.wasm");
+    assert!(wasm.is_file(), "{}", wasm.display());
     // The build must not leave a file host/build.rs would bundle.
-    assert!(!made.wasm_file.starts_with("platos_plugin_"));
+    assert!(!wasm.file_name().unwrap().to_string_lossy().starts_with("platos_plugin_"));
+
+    // Through the harness as an author runs it, with its own fixtures live.
+    let fixtures = crate_dir.join("fixtures");
+    let output = cli(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{stdout}");
+    assert_eq!(report["plugin"], "kit-check@0.1.0");
+    let checks = report["checks"].as_array().unwrap();
+    let live =
+        checks.iter().find(|check| check["name"] == "live.valid-key").expect("live mode ran");
+    assert_eq!(live["status"], "passed", "{stdout}");
 }
 
 #[tokio::test]

@@ -537,3 +537,33 @@ async fn probing_a_vanished_key_says_the_key_is_not_found() {
         "openai has no key OPENAI_API_KEY_3 in acme/shop/prod; its keys: OPENAI_API_KEY"
     );
 }
+
+#[tokio::test]
+async fn a_server_without_auth_links_on_its_base_url() {
+    // Ollama needs no key: its base URL alone links it, and the bag has no
+    // key; a second server is a numbered variant with its own optional key.
+    let f = fixture().await;
+    let lab = scope("acme/lab/dev");
+    let missing = f.resolver.resolve(&request(&lab, "openai-compatible", None, false)).await;
+    match missing {
+        Err(ResolveError::NoKeyLinked { expected, .. }) => {
+            assert_eq!(expected, ["OPENAI_COMPATIBLE_BASE_URL"], "the page asks for the URL")
+        }
+        other => panic!("expected no_key_linked, got {other:?}"),
+    }
+    set(&f.store, &lab, "OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1");
+    let ollama =
+        f.resolver.resolve(&request(&lab, "openai-compatible", None, false)).await.unwrap();
+    assert_eq!(ollama.key.key_id, "OPENAI_COMPATIBLE_BASE_URL");
+    assert_eq!(ollama.env.get("OPENAI_COMPATIBLE_BASE_URL"), Some("http://127.0.0.1:11434/v1"));
+    assert_eq!(ollama.env.get("OPENAI_COMPATIBLE_API_KEY"), None);
+    set(&f.store, &lab, "OPENAI_COMPATIBLE_BASE_URL_2", "http://127.0.0.1:8000/v1");
+    set(&f.store, &lab, "OPENAI_COMPATIBLE_API_KEY_2", "sk-vllm");
+    let vllm = f
+        .resolver
+        .resolve(&request(&lab, "openai-compatible", Some("OPENAI_COMPATIBLE_BASE_URL_2"), true))
+        .await
+        .unwrap();
+    assert_eq!(vllm.env.get("OPENAI_COMPATIBLE_BASE_URL"), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(vllm.env.get("OPENAI_COMPATIBLE_API_KEY"), Some("sk-vllm"));
+}

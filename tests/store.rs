@@ -500,6 +500,66 @@ fn numbered_variants_link_and_unlink_provider_key_rows() {
 }
 
 #[test]
+fn a_changed_key_variable_relinks_rows_with_their_metadata() {
+    // Release 0.2 linked OpenAI-compatible keys on the optional API key;
+    // now they link on the required base URL. Labels, status and the
+    // default choice follow the variant to the new row.
+    let dir = tempfile::tempdir().unwrap();
+    let before = ProviderVars::new().with("OPENAI_COMPATIBLE_API_KEY", "openai-compatible");
+    let options = StoreOptions { provider_vars: before, ..StoreOptions::default() };
+    let store = SledStore::open(dir.path(), keyring(KEY_A, None), options).unwrap();
+    let lab = scope("acme/lab/dev");
+    for name in [
+        "OPENAI_COMPATIBLE_BASE_URL",
+        "OPENAI_COMPATIBLE_BASE_URL_2",
+        "OPENAI_COMPATIBLE_BASE_URL_3",
+    ] {
+        set(&store, &lab, name, "http://127.0.0.1:11434/v1");
+    }
+    set(&store, &lab, "OPENAI_COMPATIBLE_API_KEY", "sk-one");
+    set(&store, &lab, "OPENAI_COMPATIBLE_API_KEY_2", "sk-two");
+    let update = |key: &str, change| {
+        assert!(store.update_provider_key(&lab, "openai-compatible", key, change).unwrap());
+    };
+    update("OPENAI_COMPATIBLE_API_KEY_2", KeyUpdate::Label("vllm-gpu".into()));
+    update("OPENAI_COMPATIBLE_API_KEY_2", KeyUpdate::ChosenDefault(Some(7)));
+    update("OPENAI_COMPATIBLE_API_KEY", KeyUpdate::Status(KeyStatus::Disabled));
+
+    let after = ProviderVars::new().with("OPENAI_COMPATIBLE_BASE_URL", "openai-compatible");
+    let report = store.set_provider_vars(after).unwrap();
+    assert_eq!((report.linked, report.unlinked), (3, 2));
+    let rows: Vec<(String, String, KeyStatus, Option<u64>)> = store
+        .list_provider_keys(&lab)
+        .unwrap()
+        .into_iter()
+        .map(|key| (key.env_var, key.label, key.status, key.chosen_default_at))
+        .collect();
+    let row =
+        |var: &str, label: &str, status, chosen| (var.to_owned(), label.to_owned(), status, chosen);
+    assert_eq!(
+        rows,
+        [
+            row(
+                "OPENAI_COMPATIBLE_BASE_URL",
+                "OPENAI_COMPATIBLE_BASE_URL",
+                KeyStatus::Disabled,
+                None
+            ),
+            row("OPENAI_COMPATIBLE_BASE_URL_2", "vllm-gpu", KeyStatus::Active, Some(7)),
+            row(
+                "OPENAI_COMPATIBLE_BASE_URL_3",
+                "OPENAI_COMPATIBLE_BASE_URL_3",
+                KeyStatus::Active,
+                None
+            ),
+        ]
+    );
+    // Run again: nothing left to carry, nothing changes.
+    let again = ProviderVars::new().with("OPENAI_COMPATIBLE_BASE_URL", "openai-compatible");
+    assert_eq!(store.set_provider_vars(again).unwrap(), Default::default());
+}
+
+#[test]
 fn replaced_versions_stay_readable_for_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let (now, clocked) = manual_clock(1_000_000);

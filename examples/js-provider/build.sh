@@ -18,7 +18,16 @@ if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
 fi
 mkdir -p "$(dirname "$out")"
 out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+# The sources, and manifest.toml as the module manifest-toml.js (a default
+# export of its text), in a build directory: componentize-js resolves the
+# imports from there when it runs the module at build time.
+src="$root/target/examples-build/js"
+rm -rf "$src" && mkdir -p "$src"
+cp "$here/provider.js" "$here/platos-plugin.js" "$src/"
+node -e 'const fs = require("fs");
+  fs.writeFileSync(process.argv[2], "export default " + JSON.stringify(fs.readFileSync(process.argv[1], "utf8")) + ";\n");' \
+  "$here/manifest.toml" "$src/manifest-toml.js"
 # componentize-js reads its inputs relative to the working directory.
 cd "$root"
-"$bin" examples/js-provider/provider.js --wit wit/since_v0.1.0 --world-name provider \
+"$bin" target/examples-build/js/provider.js --wit wit/since_v0.1.0 --world-name provider \
   --disable http fetch-event clocks random -o "$out"

@@ -74,6 +74,16 @@ async function main() {
   observed.afterDisable = await evaluate(checklist);
   observed.rowErrors = await evaluate(rowErrors);
 
+  // Two active keys: make the second the scope default from its row.
+  await setVariable("openai", "OPENAI_API_KEY_2", GOOD_OPENAI);
+  await setVariable("openai", "OPENAI_API_KEY_3", GOOD_OPENAI);
+  const marker = (key) => `document.querySelector('article.provider[data-provider="openai"] tr[data-key="${key}"] .default-marker')?.textContent || ''`;
+  observed.defaultBefore = { two: await evaluate(marker("OPENAI_API_KEY_2")), three: await evaluate(marker("OPENAI_API_KEY_3")) };
+  await evaluate(`document.querySelector('article.provider[data-provider="openai"] tr[data-key="OPENAI_API_KEY_3"] .make-default').click(); true`);
+  await until("the chosen default to show", `${marker("OPENAI_API_KEY_3")} === 'scope default (chosen)'`);
+  observed.defaultAfter = { two: await evaluate(marker("OPENAI_API_KEY_2")), three: await evaluate(marker("OPENAI_API_KEY_3")) };
+  observed.rowErrorsAfterDefault = await evaluate(rowErrors);
+
   // Where a value could leak: the DOM (including form fields), the URL, storage.
   observed.surfaces = await evaluate(`(() => {
     const fields = [...document.querySelectorAll('input')].map((input) => input.value);

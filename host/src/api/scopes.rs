@@ -30,7 +30,7 @@ use crate::scope::Scope;
 use crate::selfhost::ImportStatus;
 use crate::store::{
     HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderKey, UnixMillis, VarInfo,
-    default_key, key_var,
+    default_key, key_var, now_millis,
 };
 
 /// One key as the API shows it: metadata only, never the secret.
@@ -47,6 +47,9 @@ pub struct KeyView {
     pub status: KeyStatus,
     /// Whether it is the provider's scope default.
     pub scope_default: bool,
+    /// When an operator made it the scope default (`null`: not chosen).
+    #[schema(value_type = Option<u64>)]
+    pub chosen_default_at: Option<UnixMillis>,
     /// When it was linked.
     #[schema(value_type = u64)]
     pub created_at: UnixMillis,
@@ -68,6 +71,7 @@ fn key_view(key: &ProviderKey, keys: &[ProviderKey]) -> KeyView {
         status: key.status,
         scope_default: default_key(keys, &key.provider)
             .is_some_and(|default| default.env_var == key.env_var),
+        chosen_default_at: key.chosen_default_at,
         created_at: key.created_at,
         last_used_at: key.last_used_at,
         badge: badge(verdict.as_ref()),
@@ -153,7 +157,8 @@ macro_rules! example_key {
     () => {
         serde_json::json!({
             "key_id": "OPENAI_API_KEY", "variant": 1, "label": "checkout", "status": "active",
-            "scope_default": true, "created_at": 1767225600000u64, "last_used_at": null,
+            "scope_default": true, "chosen_default_at": 1767225660000u64,
+            "created_at": 1767225600000u64, "last_used_at": null,
             "badge": "green",
             "health": { "verdict": "healthy", "message": "the key lists 3 models",
                 "checked_at": 1767225601000u64, "latency_ms": 182, "models": ["gpt-5"] }
@@ -258,6 +263,11 @@ pub struct UpdateKey {
     /// `active` or `disabled`; null or absent leaves it.
     #[serde(default)]
     status: Option<KeyStatus>,
+    /// `true`: make it the scope default (while it is active); `false`:
+    /// withdraw that choice (the lowest active variant is the default
+    /// again); null or absent leaves it.
+    #[serde(default)]
+    scope_default: Option<bool>,
 }
 
 /// The answer of `PATCH .../keys/{key}`.
@@ -297,17 +307,18 @@ fn key_not_found(provider: &str, keys: &[ProviderKey]) -> ApiError {
     )
 }
 
-/// `PATCH .../providers/{provider}/keys/{key}`: relabel, enable or disable.
+/// `PATCH .../providers/{provider}/keys/{key}`: relabel, enable or disable,
+/// or make it the scope default (or withdraw that choice).
 #[utoipa::path(
     patch,
     path = scoped!("/providers/{provider}/keys/{key}"),
     tag = "providers",
     operation_id = "updateKey",
-    summary = "Relabel, enable or disable a key",
-    description = "A disabled key is kept but never spent: not the scope default, and a pin to it falls back (or fails with `strict`). Admin token of the scope or operator token.",
+    summary = "Relabel, enable or disable a key, or make it the scope default",
+    description = "A disabled key is kept but never spent: not the scope default, and a pin to it falls back (or fails with `strict`). `scope_default: true` makes an active key the scope default (the latest such choice wins); `false` withdraws the choice, so the lowest active variant is the default again. Admin token of the scope or operator token.",
     params(ProviderParam, KeyParam),
     request_body(content = UpdateKey, description = "The changes.",
-        example = json!({ "label": "checkout", "status": "active" })),
+        example = json!({ "label": "checkout", "status": "active", "scope_default": true })),
     responses((status = 200, description = "The key after the change.", body = KeyAnswer,
         example = json!({ "key": example_key!() }))),
 )]
@@ -335,10 +346,13 @@ pub async fn update_key(
     if let Some(status) = body.status {
         updates.push(KeyUpdate::Status(status));
     }
+    if let Some(chosen) = body.scope_default {
+        updates.push(KeyUpdate::ChosenDefault(chosen.then(now_millis)));
+    }
     if updates.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",
-            "nothing to change: expected {\"label\": \"...\"} and/or {\"status\": \"active\" | \"disabled\"}",
+            "nothing to change: expected any of {\"label\": \"...\"}, {\"status\": \"active\" | \"disabled\"}, {\"scope_default\": true | false}",
         ));
     }
     let store = state.resolver().store();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use platos_host::harness::scaffold::{ScaffoldOptions, scaffold};
+use platos_host::harness::scaffold::{ScaffoldOptions, SdkSource, scaffold};
 use platos_host::harness::{HarnessOptions, check_plugin_with};
 use platos_host::runtime::{PluginHost, RuntimeConfig};
 
@@ -36,13 +36,18 @@ pub struct TestArgs {
 pub struct NewArgs {
     /// The provider slug (lower-case letters, digits, hyphens), e.g. `acme`.
     pub slug: String,
-    /// The directory to create the crate's directory (named after the slug) in.
-    #[arg(long, value_name = "PATH", default_value = ".")]
-    pub dir: PathBuf,
-    /// The SDK crate to depend on (plugins/sdk of a Platos checkout; the build
-    /// helper is expected beside it). Default: the checkout this binary was built from.
+    /// The new crate's own directory (absent or empty). Default: `./<slug>`.
     #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// Depend on a local SDK instead of the published version: the
+    /// `plugins/sdk` directory of a Platos checkout (the build helper is
+    /// expected beside it, in `plugins/build`).
+    #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
     pub sdk_path: Option<PathBuf>,
+    /// Depend on the SDK and the build helper from this git repository (a
+    /// Platos repository URL) instead of the published version.
+    #[arg(long, value_name = "URL")]
+    pub sdk_git: Option<String>,
 }
 
 /// Runs `plugin test`; exit code 1 when a check failed.
@@ -79,15 +84,20 @@ pub async fn run_test(context: &Context, args: TestArgs) -> anyhow::Result<ExitC
 
 /// Runs `plugin new`.
 pub fn run_new(args: NewArgs) -> anyhow::Result<ExitCode> {
-    let made =
-        scaffold(&ScaffoldOptions { slug: args.slug, dir: args.dir, sdk_path: args.sdk_path })?;
+    let sdk = match (args.sdk_path, args.sdk_git) {
+        (Some(path), _) => SdkSource::Path(path),
+        (None, Some(url)) => SdkSource::Git(url),
+        (None, None) => SdkSource::default(),
+    };
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.slug));
+    let made = scaffold(&ScaffoldOptions { slug: args.slug, dir, sdk: sdk.clone() })?;
     let dir = made.crate_dir.display();
-    println!("created {} in {dir}", made.crate_name);
+    println!("created {} in {dir} (depends on {sdk})", made.crate_name);
     for file in &made.files {
         println!("  {}", file.display());
     }
     println!(
-        "\nnext:\n  cd {dir}\n  cargo build --release --target wasm32-wasip2\n  platos-host plugin test target/wasm32-wasip2/release/{} --fixtures fixtures",
+        "\nnext (the first build takes a few minutes):\n  cd {dir}\n  cargo build --release --target wasm32-wasip2\n  platos-host plugin test target/wasm32-wasip2/release/{} --fixtures fixtures",
         made.wasm_file
     );
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::auth::{check_shape, describe_request, expected_shape};
+use super::hints::{Named, in_every_language as named, wit_function};
 use super::names;
 use super::report::Check;
 use super::samples::{SampleBag, sample_bag, sample_host};
@@ -82,8 +83,9 @@ pub(crate) fn load_checks(
             2,
             format!("exports {}", if found.is_empty() { "nothing".to_owned() } else { found.join(", ") }),
             format!(
-                "export {}: in Rust implement `platos_plugin_sdk::Provider` and call `export_provider!(YourType)`; other languages target the world `provider` in wit/since_v0.2.0/provider.wit (or the older wit/since_v0.1.0)",
-                supported.join(" or ")
+                "export {} for the world `provider` of wit/since_v0.2.0/provider.wit (or the older wit/since_v0.1.0), with every function of its `plugin` interface: {}",
+                supported.join(" or "),
+                named(Named::Export)
             ),
         ),
         Err(LoadError::Link { message, .. }) => (
@@ -238,7 +240,10 @@ pub(crate) fn describe_call_error(
             limit(&format!("output limit ({cap} bytes)"), hits);
             (
                 format!("{function} returned {size} bytes, more than the output limit of {cap}"),
-                "return less: cap messages (e.g. `redacted_snippet`, 200 characters) and model lists; never echo a whole response body".to_owned(),
+                format!(
+                    "return less: cap messages (200 characters, e.g. {}) and model lists; never echo a whole response body",
+                    named(Named::RedactedSnippet)
+                ),
             )
         }
         CallErrorKind::TooManyModels { count, limit: cap } => {
@@ -253,12 +258,17 @@ pub(crate) fn describe_call_error(
                 "the host refused the request {function} described: a secret outside {expected}: {}",
                 places.join("; ")
             ),
-            "apply only the declared shape (the SDK's default `authorize` does exactly that); never copy a secret into the URL, another header or the body".to_owned(),
+            format!(
+                "apply only the declared shape in {}; never copy a secret into the URL, another header or the body",
+                named(Named::Authorize)
+            ),
         ),
         CallErrorKind::Trap(message) => (
             format!("{function} trapped: {}", trap_cause(&redact(message))),
             format!(
-                "a trap is a panic, unwrap, abort or out-of-bounds access: handle the input instead (e.g. `serde_json::from_slice(..).ok()`, then return a degraded verdict or a plugin error); the panic message is in the host's log, e.g. `PLATOS_LOG=info platos-host plugin call <file> {function} --input ...`"
+                "a trap is a panic, unwrap, abort, uncaught exception or out-of-bounds access{in_function}: handle the input instead (parse with {parse}, then return a degraded verdict or a plugin error); the panic message is in the host's log, e.g. `PLATOS_LOG=info platos-host plugin call <file> {function} --input ...`",
+                in_function = function_named(function),
+                parse = named(Named::ParseJson),
             ),
         ),
         CallErrorKind::Provider(failure) => (
@@ -268,7 +278,8 @@ pub(crate) fn describe_call_error(
                 redact(&failure.message)
             ),
             format!(
-                "{function} must succeed for a key with every required variable set (the harness sets secrets to canaries and leaves defaulted variables unset); for a value the harness cannot guess, pass --var NAME=VALUE (HarnessOptions::values)"
+                "{function}{in_function} must succeed for a key with every required variable set (the harness sets secrets to canaries and leaves defaulted variables unset); for a value the harness cannot guess, pass --var NAME=VALUE (HarnessOptions::values)",
+                in_function = function_named(function),
             ),
         ),
         CallErrorKind::Refused(refusal) => (
@@ -278,16 +289,25 @@ pub(crate) fn describe_call_error(
         CallErrorKind::Unsupported(unsupported) => (
             format!("{function} {unsupported}"),
             format!(
-                "build the plugin against platos:provider@{} (the platos-plugin-sdk crate does)",
-                unsupported.since
+                "build the plugin against platos:provider@{since} (wit/since_v{since}; the platos-plugin-sdk crate does){exporting}",
+                since = unsupported.since,
+                exporting = wit_function(function)
+                    .map(|function| format!(" and export {}", named(function)))
+                    .unwrap_or_default(),
             ),
         ),
     }
 }
 
+/// ` (in <the function in every language>)` for a WIT function name, empty
+/// for anything else.
+fn function_named(function: &str) -> String {
+    wit_function(function).map(|function| format!(" (in {})", named(function))).unwrap_or_default()
+}
+
 fn refusal_fix(refusal: &OutboundRefusal) -> String {
     match refusal {
-        OutboundRefusal::ForeignHost { .. } => "send requests only to a host in the manifest's `allowed_hosts` or to the configured base URL (build URLs with `base_url(..)` and `join_url(..)`); add the API's host to `allowed_hosts` if it is missing".to_owned(),
+        OutboundRefusal::ForeignHost { .. } => format!("send requests only to a host in the manifest's `allowed_hosts` or to the configured base URL (build URLs from it: {}); add the API's host to `allowed_hosts` if it is missing", named(Named::BaseUrl)),
         OutboundRefusal::InsecureScheme { .. } => "use https:// on port 443 for manifest hosts; plain http only works through a configured base URL".to_owned(),
         OutboundRefusal::UserInfo => "never put credentials in the URL's authority (user:password@): use the declared auth shape".to_owned(),
         OutboundRefusal::MalformedUrl => "return an absolute http(s) URL".to_owned(),
@@ -471,7 +491,7 @@ impl<'a> Session<'a> {
                 LEAK_ABOUT,
                 leak_expected,
                 format!("secret leaked: {}", leaked.join("; ")),
-                "apply only the declared shape (the SDK's default `authorize` does exactly that); never copy a secret into the URL, another header or the body, and keep requests unchanged otherwise",
+                format!("apply only the declared shape in {}; never copy a secret into the URL, another header or the body, and keep requests unchanged otherwise", named(Named::Authorize)),
             ));
         }
 
@@ -548,7 +568,7 @@ impl<'a> Session<'a> {
                 ABOUT,
                 expected,
                 format!("a request: {}", describe_request(bag, &request)),
-                "return `Err(PluginError::new(ErrorCode::MissingCredential, \"ACME_API_KEY is not set\"))` when a required secret is missing (`require_credential` does)",
+                format!("return a `missing-credential` error naming the variable when a required secret is missing, from {}: {}", named(Named::Authorize), named(Named::RequireCredential)),
             )),
             Err(error) => {
                 let (got, fix) = self.failure(&error, Some(bag));
@@ -609,7 +629,7 @@ impl<'a> Session<'a> {
                 ABOUT,
                 expected,
                 got,
-                "return `Verdict::Healthy` for a 2xx whose body is what your probe expects (`standard_verdict` reads OpenAI- and Gemini-style model lists); if your probe's success shape is none of these, prove it in live mode with a fixture and tell the Platos maintainers so the harness learns the shape",
+                format!("return a healthy verdict from {} for a 2xx whose body is what your probe expects ({} reads OpenAI- and Gemini-style model lists); if your probe's success shape is none of these, prove it in live mode with a fixture and tell the Platos maintainers so the harness learns the shape", named(Named::InterpretHealth), named(Named::StandardVerdict)),
             ));
         }
     }
@@ -695,7 +715,7 @@ impl<'a> Session<'a> {
                 USAGE_ABOUT,
                 expected,
                 problems.join("; "),
-                "return Ok(None) for answers without usage and for failed requests, and never trap on a body you did not expect (the SDK's `read_openai_usage`, `read_anthropic_usage` and `read_gemini_usage` do this); a provider that reports no usage returns the `unsupported` error",
+                format!("return no usage (`none`) for answers without usage and for failed requests, and never trap on a body you did not expect, in {}; a provider that reports no usage returns the `unsupported` error", named(Named::ReadUsage)),
             ));
         }
 
@@ -748,14 +768,14 @@ impl<'a> Session<'a> {
                 READ_ABOUT,
                 expected,
                 format!("{}: {}", verdict_class(&verdict), one_line(verdict.message(), 160)),
-                "a 400 or 401 from the token endpoint means the secret is wrong: return a failure with an invalid-credential verdict (the SDK's `read_oauth_token` does)",
+                format!("a 400 or 401 from the token endpoint means the secret is wrong: return a failure with an invalid-credential verdict from {}", named(Named::ReadToken)),
             )),
             Ok(Ok(_)) => self.checks.push(Check::fail(
                 names::TOKEN_401,
                 READ_ABOUT,
                 expected,
                 "a token",
-                "check the status before reading a token: a 401 carries none (the SDK's `read_oauth_token` does this)",
+                format!("check the status before reading a token in {}: a 401 carries none", named(Named::ReadToken)),
             )),
             Err(error) => {
                 let (got, fix) = self.failure(&error, Some(&bag));
@@ -807,17 +827,18 @@ impl<'a> Session<'a> {
 }
 
 fn shape_fix(shape: &AuthShape) -> String {
+    let authorize = named(Named::Authorize);
     match shape {
         AuthShape::Bearer { env_var } => format!(
-            "set exactly one `Authorization: Bearer <{env_var}>` header (the SDK's default `authorize`, `apply_declared_auth`, does), or change `auth` in the manifest to what the provider really uses"
+            "set exactly one `Authorization: Bearer <{env_var}>` header in {authorize}, or change `auth` in the manifest to what the provider really uses"
         ),
         AuthShape::Header { header, env_var } => format!(
-            "set exactly one `{header}` header to the value of {env_var}, verbatim (the SDK's `apply_declared_auth` does), or change `auth` in the manifest"
+            "set exactly one `{header}` header to the value of {env_var}, verbatim, in {authorize}, or change `auth` in the manifest"
         ),
         AuthShape::Query { param, env_var } => format!(
-            "append `{param}=<{env_var}>` (percent-encoded) to the URL once (the SDK's `apply_declared_auth` does), or change `auth` in the manifest"
+            "append `{param}=<{env_var}>` (percent-encoded) to the URL once in {authorize}, or change `auth` in the manifest"
         ),
-        AuthShape::Custom { .. } => "return the signed request".to_owned(),
+        AuthShape::Custom { .. } => format!("return the signed request from {authorize}"),
     }
 }
 
@@ -837,7 +858,7 @@ struct Canned {
     response: HttpResponse,
     accept: &'static [&'static str],
     model_list: bool,
-    fix: &'static str,
+    fix: String,
 }
 
 fn json_response(status: u16, body: &str) -> HttpResponse {
@@ -852,8 +873,15 @@ fn json_response(status: u16, body: &str) -> HttpResponse {
 pub(crate) const LARGE_BODY_BYTES: usize = 5 << 20;
 
 fn canned_responses() -> Vec<Canned> {
-    const STATUS_FIX: &str = "map statuses the standard way (`classify_status`): 401/403 → invalid-credential, 402/429 → quota-limited, 5xx → degraded, 0 → unreachable; read provider-specific bodies only to refine the message";
-    const BODY_FIX: &str = "a 2xx whose body is not what the probe expects is degraded (or unreachable): parse with `serde_json::from_slice(..).ok()` and fall back, never unwrap";
+    let status_fix = format!(
+        "map statuses the standard way in {}: 401/403 → invalid-credential, 402/429 → quota-limited, 5xx → degraded, 0 → unreachable (as {} does); read provider-specific bodies only to refine the message",
+        named(Named::InterpretHealth),
+        named(Named::StandardVerdict)
+    );
+    let body_fix = format!(
+        "a 2xx whose body is not what the probe expects is degraded (or unreachable): parse with {} and fall back, never unwrap",
+        named(Named::ParseJson)
+    );
     let large = {
         let head =
             r#"{"object":"list","data":[{"id":"harness-model-a","object":"model"}],"padding":""#;
@@ -874,7 +902,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["healthy", "degraded"],
             model_list: true,
-            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)",
+            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)".into(),
         },
         Canned {
             name: names::INTERPRET_MODELS_GEMINI,
@@ -885,7 +913,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["healthy", "degraded"],
             model_list: true,
-            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)",
+            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)".into(),
         },
         Canned {
             name: names::INTERPRET_MODELS_BEDROCK,
@@ -896,7 +924,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["healthy", "degraded"],
             model_list: true,
-            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)",
+            fix: "a 2xx model list is healthy (or degraded when the plugin's API uses another shape)".into(),
         },
         Canned {
             name: names::INTERPRET_EMBEDDINGS,
@@ -907,7 +935,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["healthy", "degraded"],
             model_list: true,
-            fix: "a 2xx answer to an embeddings probe is healthy (or degraded when the plugin's probe is something else)",
+            fix: "a 2xx answer to an embeddings probe is healthy (or degraded when the plugin's probe is something else)".into(),
         },
         Canned {
             name: names::INTERPRET_KEY_INFO,
@@ -918,7 +946,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["healthy", "degraded"],
             model_list: true,
-            fix: "a 2xx answer to a key-information probe is healthy (or degraded when the plugin's probe is something else)",
+            fix: "a 2xx answer to a key-information probe is healthy (or degraded when the plugin's probe is something else)".into(),
         },
         Canned {
             name: names::INTERPRET_401,
@@ -929,7 +957,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["invalid-credential"],
             model_list: false,
-            fix: STATUS_FIX,
+            fix: status_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_403,
@@ -937,7 +965,7 @@ fn canned_responses() -> Vec<Canned> {
             response: json_response(403, r#"{"error":{"message":"forbidden"}}"#),
             accept: &["invalid-credential"],
             model_list: false,
-            fix: STATUS_FIX,
+            fix: status_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_429,
@@ -948,7 +976,7 @@ fn canned_responses() -> Vec<Canned> {
             ),
             accept: &["quota-limited"],
             model_list: false,
-            fix: STATUS_FIX,
+            fix: status_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_500,
@@ -956,7 +984,7 @@ fn canned_responses() -> Vec<Canned> {
             response: json_response(500, r#"{"error":{"message":"internal server error"}}"#),
             accept: &["degraded"],
             model_list: false,
-            fix: STATUS_FIX,
+            fix: status_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_EMPTY_BODY,
@@ -964,7 +992,7 @@ fn canned_responses() -> Vec<Canned> {
             response: HttpResponse { status: 200, headers: vec![], body: vec![] },
             accept: &["degraded", "unreachable"],
             model_list: false,
-            fix: BODY_FIX,
+            fix: body_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_NON_JSON,
@@ -976,7 +1004,7 @@ fn canned_responses() -> Vec<Canned> {
             },
             accept: &["degraded", "unreachable"],
             model_list: false,
-            fix: BODY_FIX,
+            fix: body_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_LARGE_BODY,
@@ -984,7 +1012,7 @@ fn canned_responses() -> Vec<Canned> {
             response: large,
             accept: &["healthy", "degraded", "unreachable"],
             model_list: false,
-            fix: BODY_FIX,
+            fix: body_fix.clone(),
         },
         Canned {
             name: names::INTERPRET_UNREACHABLE,
@@ -996,7 +1024,7 @@ fn canned_responses() -> Vec<Canned> {
             },
             accept: &["unreachable"],
             model_list: false,
-            fix: STATUS_FIX,
+            fix: status_fix.clone(),
         },
     ]
 }

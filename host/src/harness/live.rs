@@ -41,6 +41,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::checks::{HARNESS_NOW, VERDICT_CLASSES, describe_call_error, verdict_class};
+use super::hints::{Named, in_every_language};
 use super::names;
 use super::report::Check;
 use super::samples::{SampleBag, sample_bag};
@@ -406,8 +407,10 @@ impl Case<'_> {
                     self.base_var
                 ),
                 format!(
-                    "build the probe URL from the base URL: `base_url(&credentials, &Self::manifest())` reads {} and falls back to its default",
-                    self.base_var
+                    "build the probe URL in {} from the base URL, {} when it is set, else its default: {}",
+                    in_every_language(Named::HealthProbe),
+                    self.base_var,
+                    in_every_language(Named::BaseUrl)
                 ),
             ));
         }
@@ -557,7 +560,7 @@ fn check_seen_auth(shape: &AuthShape, bag: &SampleBag, seen: &Seen) -> Result<()
     } else {
         Err((
             format!("the mock saw {got}, expected {wanted}"),
-            "apply the declared auth shape in `authorize` (the SDK's default does)".to_owned(),
+            format!("apply the declared auth shape in {}", in_every_language(Named::Authorize)),
         ))
     }
 }

@@ -29,6 +29,7 @@
 
 mod auth;
 mod checks;
+pub mod hints;
 pub mod live;
 mod report;
 mod samples;

@@ -2,30 +2,79 @@
 //! builds standalone for `wasm32-wasip2` and passes the harness as written.
 //!
 //! The crate depends on the SDK (`platos-plugin-sdk`) and the build helper
-//! (`platos-plugin-build`) by path: by default the `plugins/sdk` and
-//! `plugins/build` directories of the checkout this binary was built from,
-//! or the SDK directory given as `sdk_path` (the build helper is expected
-//! beside it, in `../build`).
+//! (`platos-plugin-build`), both self-contained packages (the SDK carries its
+//! copy of the WIT contract): by default by version, the version of the SDK
+//! this binary was built with ([`sdk_version`]); or from a git repository; or
+//! by path, for a local checkout (`plugins/sdk`, with the build helper beside
+//! it in `../build`).
 
 use std::path::{Path, PathBuf};
 
 use crate::policy::names::{is_valid_env_var_name, is_valid_slug};
 
-/// The SDK of the checkout this binary was built from.
-const BUILT_SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
+/// The plugin workspace's manifest, where the SDK's version is set.
+const PLUGIN_WORKSPACE_MANIFEST: &str = include_str!("../../../plugins/Cargo.toml");
+/// The SDK's own manifest (its version may be inherited from the workspace).
+const SDK_MANIFEST: &str = include_str!("../../../plugins/sdk/Cargo.toml");
 /// The toolchain file of that checkout, copied into new plugins.
 const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
+
+/// The version of `platos-plugin-sdk` (and `platos-plugin-build`, released
+/// together) this binary was built with: what a new plugin depends on.
+pub fn sdk_version() -> String {
+    fn version(manifest: &str, table: &[&str]) -> Option<serde_json::Value> {
+        let value: serde_json::Value = basic_toml::from_str(manifest).ok()?;
+        table.iter().try_fold(&value, |value, key| value.get(key)).cloned()
+    }
+    match version(SDK_MANIFEST, &["package", "version"]) {
+        Some(serde_json::Value::String(own)) => own,
+        _ => version(PLUGIN_WORKSPACE_MANIFEST, &["workspace", "package", "version"])
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .expect("plugins/Cargo.toml sets workspace.package.version"),
+    }
+}
+
+/// Where the new crate gets the SDK and the build helper from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkSource {
+    /// The registry (crates.io), this version requirement.
+    Version(String),
+    /// A git repository holding both packages (cargo finds them by name).
+    Git(String),
+    /// A local SDK directory (`plugins/sdk` of a checkout); the build helper
+    /// is beside it, in `../build`.
+    Path(PathBuf),
+}
+
+impl Default for SdkSource {
+    /// The published packages at [`sdk_version`].
+    fn default() -> Self {
+        SdkSource::Version(sdk_version())
+    }
+}
+
+impl std::fmt::Display for SdkSource {
+    /// Where the SDK comes from, for people: `platos-plugin-sdk 0.1.0 from crates.io`.
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SdkSource::Version(version) => {
+                write!(out, "platos-plugin-sdk {version} from crates.io")
+            }
+            SdkSource::Git(url) => write!(out, "platos-plugin-sdk from {url}"),
+            SdkSource::Path(path) => write!(out, "platos-plugin-sdk at {}", path.display()),
+        }
+    }
+}
 
 /// What to scaffold.
 #[derive(Debug, Clone)]
 pub struct ScaffoldOptions {
     /// The provider slug, `^[a-z0-9][a-z0-9-]*$`.
     pub slug: String,
-    /// The directory the crate directory (named after the slug) is created in.
+    /// The new crate's own directory (created; it must be absent or empty).
     pub dir: PathBuf,
-    /// The SDK crate (`plugins/sdk` of a Platos checkout); `None` uses the
-    /// one this binary was built from.
-    pub sdk_path: Option<PathBuf>,
+    /// Where the SDK and the build helper come from.
+    pub sdk: SdkSource,
 }
 
 /// What was written.
@@ -54,7 +103,7 @@ pub enum ScaffoldError {
     Exists(PathBuf),
     /// The SDK or the build helper is not where expected.
     #[error(
-        "the plugin SDK is not at {0} (or the build helper is not beside it in ../build); pass --sdk-path with the plugins/sdk directory of a Platos checkout"
+        "the plugin SDK is not at {0} (or the build helper is not beside it in ../build); pass --sdk-path with the plugins/sdk directory of a Platos checkout, or leave it out to depend on the published version"
     )]
     SdkNotFound(PathBuf),
     /// Writing failed.
@@ -105,7 +154,46 @@ fn names_for(slug: &str) -> Names {
     }
 }
 
-/// Writes a new plugin crate for `options.slug` into `options.dir/<slug>`.
+/// The dependency lines for the SDK and the build helper, checked.
+struct Dependencies {
+    sdk: String,
+    build: String,
+    /// The checkout's plugin lock file, for a path dependency.
+    lock: Option<String>,
+}
+
+fn dependencies(source: &SdkSource) -> Result<Dependencies, ScaffoldError> {
+    Ok(match source {
+        SdkSource::Version(version) => {
+            Dependencies { sdk: toml_string(version), build: toml_string(version), lock: None }
+        }
+        SdkSource::Git(url) => Dependencies {
+            sdk: format!("{{ git = {} }}", toml_string(url)),
+            build: format!("{{ git = {} }}", toml_string(url)),
+            lock: None,
+        },
+        SdkSource::Path(given) => {
+            let sdk = std::fs::canonicalize(given)
+                .map_err(|_| ScaffoldError::SdkNotFound(given.clone()))?;
+            let build = sdk.parent().map(|parent| parent.join("build")).unwrap_or_default();
+            if !sdk.join("Cargo.toml").is_file() || !build.join("Cargo.toml").is_file() {
+                return Err(ScaffoldError::SdkNotFound(sdk));
+            }
+            // The checkout's lock file: the dependency versions the SDK is
+            // tested with (cargo prunes what this crate does not use).
+            let lock = sdk
+                .parent()
+                .and_then(|plugins| std::fs::read_to_string(plugins.join("Cargo.lock")).ok());
+            Dependencies {
+                sdk: format!("{{ path = {} }}", toml_path(&sdk)),
+                build: format!("{{ path = {} }}", toml_path(&build)),
+                lock,
+            }
+        }
+    })
+}
+
+/// Writes a new plugin crate for `options.slug` into `options.dir`.
 pub fn scaffold(options: &ScaffoldOptions) -> Result<Scaffolded, ScaffoldError> {
     let slug = options.slug.as_str();
     if !is_valid_slug(slug) || slug.split('-').all(str::is_empty) {
@@ -113,16 +201,9 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<Scaffolded, ScaffoldError> 
     }
     let names = names_for(slug);
     debug_assert!(is_valid_env_var_name(&names.key_var) && is_valid_env_var_name(&names.base_var));
+    let dependencies = dependencies(&options.sdk)?;
 
-    let sdk_given = options.sdk_path.clone().unwrap_or_else(|| PathBuf::from(BUILT_SDK_DIR));
-    let sdk = std::fs::canonicalize(&sdk_given)
-        .map_err(|_| ScaffoldError::SdkNotFound(sdk_given.clone()))?;
-    let build = sdk.parent().map(|parent| parent.join("build")).unwrap_or_default();
-    if !sdk.join("Cargo.toml").is_file() || !build.join("Cargo.toml").is_file() {
-        return Err(ScaffoldError::SdkNotFound(sdk));
-    }
-
-    let crate_dir = options.dir.join(slug);
+    let crate_dir = options.dir.clone();
     if crate_dir.exists()
         && std::fs::read_dir(&crate_dir).map(|mut entries| entries.next().is_some()).unwrap_or(true)
     {
@@ -130,7 +211,7 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<Scaffolded, ScaffoldError> 
     }
 
     let mut files: Vec<(PathBuf, String)> = vec![
-        ("Cargo.toml".into(), cargo_toml(&names, &sdk, &build)),
+        ("Cargo.toml".into(), cargo_toml(&names, &dependencies)),
         ("build.rs".into(), BUILD_RS.to_owned()),
         ("manifest.toml".into(), manifest_toml(&names)),
         ("src/lib.rs".into(), lib_rs(&names)),
@@ -139,12 +220,8 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<Scaffolded, ScaffoldError> 
         (".gitignore".into(), "/target\n".to_owned()),
     ];
     files.extend(fixtures(&names));
-    // Start from the SDK workspace's lock file: the dependency versions the
-    // SDK is tested with (cargo prunes what this crate does not use).
-    if let Some(lock) = sdk.parent().map(|plugins| plugins.join("Cargo.lock"))
-        && let Ok(text) = std::fs::read_to_string(lock)
-    {
-        files.push(("Cargo.lock".into(), text));
+    if let Some(lock) = dependencies.lock {
+        files.push(("Cargo.lock".into(), lock));
     }
 
     for (relative, text) in &files {
@@ -163,12 +240,17 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<Scaffolded, ScaffoldError> 
     })
 }
 
-fn toml_path(path: &Path) -> String {
-    // Debug formatting escapes backslashes and quotes: a valid TOML basic string.
-    format!("{:?}", path.display().to_string())
+/// `text` as a TOML basic string: Debug formatting escapes backslashes and
+/// quotes.
+fn toml_string(text: &str) -> String {
+    format!("{text:?}")
 }
 
-fn cargo_toml(names: &Names, sdk: &Path, build: &Path) -> String {
+fn toml_path(path: &Path) -> String {
+    toml_string(&path.display().to_string())
+}
+
+fn cargo_toml(names: &Names, dependencies: &Dependencies) -> String {
     format!(
         r#"[package]
 name = "{crate_name}"
@@ -181,10 +263,10 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-platos-plugin-sdk = {{ path = {sdk} }}
+platos-plugin-sdk = {sdk}
 
 [build-dependencies]
-platos-plugin-build = {{ path = {build} }}
+platos-plugin-build = {build}
 
 # Small, fast components: plugins are tiny and called often.
 [profile.release]
@@ -199,8 +281,8 @@ strip = true
 "#,
         crate_name = names.crate_name,
         display = names.display,
-        sdk = toml_path(sdk),
-        build = toml_path(build),
+        sdk = dependencies.sdk,
+        build = dependencies.build,
     )
 }
 
@@ -315,7 +397,8 @@ cargo build --release --target wasm32-wasip2
 
 The component is `target/wasm32-wasip2/release/{lib_name}.wasm`
 (`rustup target add wasm32-wasip2` if the target is missing; `rust-toolchain.toml`
-pins the toolchain the host uses).
+pins the toolchain the host uses). The first build takes a few minutes (the
+SDK's dependencies compile once); later builds take seconds.
 
 ## Test
 
@@ -403,25 +486,85 @@ mod tests {
     #[test]
     fn invalid_slugs_and_existing_dirs_are_refused() {
         let dir = tempfile::tempdir().unwrap();
+        let options = |slug: &str, sdk: SdkSource| ScaffoldOptions {
+            slug: slug.into(),
+            dir: dir.path().join("acme"),
+            sdk,
+        };
         for slug in ["Acme", "-acme", "", "a_b"] {
-            let options =
-                ScaffoldOptions { slug: slug.into(), dir: dir.path().into(), sdk_path: None };
-            assert!(matches!(scaffold(&options), Err(ScaffoldError::InvalidSlug(_))), "{slug}");
+            let refused = scaffold(&options(slug, SdkSource::default()));
+            assert!(matches!(refused, Err(ScaffoldError::InvalidSlug(_))), "{slug}");
         }
-        let options =
-            ScaffoldOptions { slug: "acme".into(), dir: dir.path().into(), sdk_path: None };
-        let made = scaffold(&options).unwrap();
+        let made = scaffold(&options("acme", SdkSource::default())).unwrap();
+        assert_eq!(made.crate_dir, dir.path().join("acme"), "--dir is the crate's own folder");
         assert!(made.crate_dir.join("src/lib.rs").is_file());
         assert_eq!(made.wasm_file, "platos_provider_acme.wasm");
         let manifest = std::fs::read_to_string(made.crate_dir.join("manifest.toml")).unwrap();
         platos_manifest_parses(&manifest);
-        assert!(matches!(scaffold(&options), Err(ScaffoldError::Exists(_))));
+        assert!(matches!(
+            scaffold(&options("acme", SdkSource::default())),
+            Err(ScaffoldError::Exists(_))
+        ));
         let missing = ScaffoldOptions {
             slug: "other".into(),
-            dir: dir.path().into(),
-            sdk_path: Some(dir.path().join("nope")),
+            dir: dir.path().join("other"),
+            sdk: SdkSource::Path(dir.path().join("nope")),
         };
         assert!(matches!(scaffold(&missing), Err(ScaffoldError::SdkNotFound(_))));
+        assert!(!dir.path().join("other").exists(), "nothing is written for a refused SDK");
+    }
+
+    /// The `[dependencies]` and `[build-dependencies]` entries of a scaffolded Cargo.toml.
+    fn scaffolded_dependencies(sdk: SdkSource) -> (serde_json::Value, serde_json::Value, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let made =
+            scaffold(&ScaffoldOptions { slug: "acme".into(), dir: dir.path().join("x"), sdk })
+                .unwrap();
+        let text = std::fs::read_to_string(made.crate_dir.join("Cargo.toml")).unwrap();
+        let manifest: serde_json::Value = basic_toml::from_str(&text).unwrap();
+        (
+            manifest["dependencies"]["platos-plugin-sdk"].clone(),
+            manifest["build-dependencies"]["platos-plugin-build"].clone(),
+            made.crate_dir.join("Cargo.lock").exists(),
+        )
+    }
+
+    #[test]
+    fn by_default_the_sdk_is_the_published_version_this_binary_was_built_with() {
+        let version = sdk_version();
+        assert!(
+            version.split('.').count() == 3
+                && version.split('.').all(|part| part.parse::<u32>().is_ok()),
+            "{version}"
+        );
+        let workspace: serde_json::Value = basic_toml::from_str(PLUGIN_WORKSPACE_MANIFEST).unwrap();
+        assert_eq!(workspace["workspace"]["package"]["version"], version.as_str());
+        // The workspace's path dependencies name the same version, so the
+        // packages that depend on each other publish together.
+        assert_eq!(
+            workspace["workspace"]["dependencies"]["platos-plugin-sdk"]["version"],
+            version.as_str()
+        );
+        let (sdk, build, lock) = scaffolded_dependencies(SdkSource::default());
+        assert_eq!(sdk, serde_json::json!(version));
+        assert_eq!(build, serde_json::json!(version));
+        assert!(!lock, "a lock file of this checkout would pin path packages");
+    }
+
+    #[test]
+    fn a_git_or_path_sdk_is_named_as_given() {
+        let url = "https://git.example.com/platos.git";
+        let (sdk, build, _) = scaffolded_dependencies(SdkSource::Git(url.into()));
+        assert_eq!(sdk, serde_json::json!({"git": url}));
+        assert_eq!(build, serde_json::json!({"git": url}));
+
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
+        let (sdk, build, lock) = scaffolded_dependencies(SdkSource::Path(checkout.clone()));
+        let sdk_dir = std::fs::canonicalize(&checkout).unwrap();
+        assert_eq!(sdk, serde_json::json!({"path": sdk_dir.display().to_string()}));
+        let build_dir = sdk_dir.parent().unwrap().join("build");
+        assert_eq!(build, serde_json::json!({"path": build_dir.display().to_string()}));
+        assert!(lock, "a checkout's lock file pins what the SDK is tested with");
     }
 
     fn platos_manifest_parses(text: &str) {

@@ -1,7 +1,7 @@
 //! Which key an agent turn spends, with which env bag.
 //!
 //! [`Resolver::resolve`] picks the pinned key, or the scope default (the
-//! lowest active variant); a pin that no longer exists or is disabled falls
+//! active key an operator chose, else the lowest active variant); a pin that no longer exists or is disabled falls
 //! back to the default with a warning (or, with `strict`, fails naming the
 //! pin and why: never a different key spent silently, never a disabled key
 //! spent at all). [`choose_key`] is that rule, shared by resolve and explain.
@@ -118,7 +118,7 @@ pub enum Choice<'a> {
 
 /// The resolution rule: `provider`'s pinned key if it exists and is
 /// active; else, unless `strict`, the scope default ([`default_key`]: the
-/// lowest active variant). `keys` are one scope's keys.
+/// operator's choice, else the lowest active variant). `keys` are one scope's keys.
 pub fn choose_key<'a>(
     keys: &'a [ProviderKey],
     provider: &str,
@@ -867,9 +867,7 @@ impl Resolver {
                 let is_pin = pinned_key == Some(key.env_var.as_str());
                 let reason = match (chosen_by, pinned_key) {
                     (Some(ChosenBy::Pinned), _) if chosen => "pinned".to_owned(),
-                    (Some(ChosenBy::ScopeDefault), _) if chosen => {
-                        "scope default: the lowest active variant".to_owned()
-                    }
+                    (Some(ChosenBy::ScopeDefault), _) if chosen => default_reason(key),
                     (Some(ChosenBy::FallbackPinMissing), Some(pin)) if chosen => {
                         format!("scope default, because the pin {pin} does not exist (fallback)")
                     }
@@ -880,9 +878,12 @@ impl Resolver {
                     _ if is_pin => "pinned, but disabled, like every other key".to_owned(),
                     _ if key.status == KeyStatus::Disabled => "disabled".to_owned(),
                     (_, Some(pin)) => format!("not pinned (the pin is {pin})"),
-                    (_, None) => {
-                        format!("variant {} is not the lowest active variant", key.variant)
-                    }
+                    (_, None) => match keys.iter().find(|other| Some(other.env_var.as_str()) == chosen_key) {
+                        Some(default) if default.chosen_default_at.is_some() => {
+                            format!("not the scope default: an operator chose {}", default.env_var)
+                        }
+                        _ => format!("variant {} is not the lowest active variant", key.variant),
+                    },
                 };
                 let sources = manifest
                     .env_vars
@@ -933,6 +934,15 @@ impl Resolver {
             candidates,
             near_misses,
         })
+    }
+}
+
+/// Why `key`, the scope default, is it.
+fn default_reason(key: &ProviderKey) -> String {
+    if key.chosen_default_at.is_some() {
+        "scope default: chosen by an operator".to_owned()
+    } else {
+        "scope default: the lowest active variant".to_owned()
     }
 }
 
@@ -1055,6 +1065,7 @@ mod tests {
             last_used_at: None,
             status,
             health: None,
+            chosen_default_at: None,
         }
     }
 
@@ -1112,5 +1123,38 @@ mod tests {
             Choice::PinRefused(PinProblem::Disabled)
         );
         assert_eq!(choose_key(&[], "openai", None, true), Choice::NoActiveKey);
+    }
+
+    #[test]
+    fn an_operator_choice_is_the_default_while_it_is_active() {
+        use KeyStatus::{Active, Disabled};
+        let chosen_at = |mut key: ProviderKey, at| {
+            key.chosen_default_at = Some(at);
+            key
+        };
+        let mut keys = vec![
+            key("openai", "OPENAI_API_KEY", 1, Active),
+            chosen_at(key("openai", "OPENAI_API_KEY_3", 3, Active), 10),
+            chosen_at(key("openai", "OPENAI_API_KEY_2", 2, Active), 20),
+            chosen_at(key("anthropic", "ANTHROPIC_API_KEY_2", 2, Active), 30),
+        ];
+        let default = |keys: &[ProviderKey]| {
+            chosen(choose_key(keys, "openai", None, false)).map(|(key, _)| key.to_owned())
+        };
+        // The latest choice wins, whatever the variant; other providers'
+        // choices do not count.
+        assert_eq!(default(&keys).as_deref(), Some("OPENAI_API_KEY_2"));
+        // A disabled choice falls back to the choice before it, then to the
+        // lowest active variant.
+        keys[2].status = Disabled;
+        assert_eq!(default(&keys).as_deref(), Some("OPENAI_API_KEY_3"));
+        keys[1].chosen_default_at = None;
+        assert_eq!(default(&keys).as_deref(), Some("OPENAI_API_KEY"));
+        // A pin still beats the choice.
+        keys[2].status = Active;
+        assert_eq!(
+            chosen(choose_key(&keys, "openai", Some("OPENAI_API_KEY_3"), true)),
+            Some(("OPENAI_API_KEY_3", ChosenBy::Pinned))
+        );
     }
 }

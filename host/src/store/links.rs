@@ -4,27 +4,58 @@
 //! `OPENAI_API_KEY`). Further keys of the same provider use numbered
 //! variants: `OPENAI_API_KEY_2`, `OPENAI_API_KEY_3`, … The plain name is
 //! variant 1 ([`variant_of`], from [`crate::policy::variants`]). The scope
-//! default of a provider is its lowest active variant.
+//! default of a provider is the active key an operator chose, else its
+//! lowest active variant ([`super::default_key`]).
 
+use super::ProviderKey;
 pub use crate::policy::variants::{variant_name, variant_of};
 use crate::provider::{AuthShape, EnvVarRole, Manifest};
 
-/// The variable holding a provider's key: the declared variable its auth
-/// shape names, else its first required secret variable, else its first
-/// secret variable. (A token exchange's shape may name the access token,
-/// which is no variable: its key is the secret traded for it.)
+/// The variable that links a provider's key: the one a person must set for
+/// the provider to work. That is the required variable its auth shape names,
+/// else its first required secret, else its first required variable of any
+/// role (an OpenAI-compatible server without auth is its base URL), else
+/// the variable the auth shape names, else its first secret. (A token
+/// exchange's shape may name the access token, which is no variable: its key
+/// is the secret traded for it.)
 pub fn key_var(manifest: &Manifest) -> Option<&str> {
+    let declared = |name: &str| manifest.env_vars.iter().find(|var| var.name == name);
     let from_auth = match &manifest.auth {
         AuthShape::Bearer { env_var }
         | AuthShape::Header { env_var, .. }
-        | AuthShape::Query { env_var, .. } => Some(env_var.as_str()),
+        | AuthShape::Query { env_var, .. } => declared(env_var),
         AuthShape::Custom { .. } => None,
-    }
-    .filter(|name| manifest.env_vars.iter().any(|var| var.name == *name));
+    };
     let secrets = || manifest.env_vars.iter().filter(|var| var.role == EnvVarRole::Secret);
     from_auth
-        .or_else(|| secrets().find(|var| var.required).map(|var| var.name.as_str()))
-        .or_else(|| secrets().next().map(|var| var.name.as_str()))
+        .filter(|var| var.required)
+        .or_else(|| secrets().find(|var| var.required))
+        .or_else(|| manifest.env_vars.iter().find(|var| var.required))
+        .or(from_auth)
+        .or_else(|| secrets().next())
+        .map(|var| var.name.as_str())
+}
+
+/// The row a newly linked key starts as: `fresh`, unless the same scope had
+/// a row of the same provider and variant under another variable (the
+/// provider's key variable changed between releases). Then the person's
+/// metadata carries over, so an upgrade loses no label, status, default
+/// choice, link date or last use; health is not carried: it belongs to the
+/// old variable's value and is probed again.
+pub fn carried_row(fresh: ProviderKey, predecessor: Option<&ProviderKey>) -> ProviderKey {
+    match predecessor {
+        Some(old) if old.provider == fresh.provider && old.variant == fresh.variant => {
+            ProviderKey {
+                label: if old.label == old.env_var { fresh.label } else { old.label.clone() },
+                created_at: old.created_at,
+                last_used_at: old.last_used_at,
+                status: old.status,
+                chosen_default_at: old.chosen_default_at,
+                ..fresh
+            }
+        }
+        _ => fresh,
+    }
 }
 
 /// That a variable is (a variant of) a provider's key variable.
@@ -175,6 +206,29 @@ mod tests {
                 ("EXCHANGE_CLIENT_SECRET", EnvVarRole::Secret, true),
             ],
         );
+        let keyless = manifest(
+            "compatible",
+            AuthShape::Bearer { env_var: "COMPATIBLE_API_KEY".into() },
+            &[
+                ("COMPATIBLE_BASE_URL", EnvVarRole::BaseUrl, true),
+                ("COMPATIBLE_API_KEY", EnvVarRole::Secret, false),
+            ],
+        );
+        assert_eq!(
+            key_var(&keyless),
+            Some("COMPATIBLE_BASE_URL"),
+            "a server without auth links on what must be set: its URL"
+        );
+        let optional_bearer = manifest(
+            "optional-bearer",
+            AuthShape::Bearer { env_var: "OB_TOKEN".into() },
+            &[("OB_REGION", EnvVarRole::Other, false), ("OB_TOKEN", EnvVarRole::Secret, false)],
+        );
+        assert_eq!(
+            key_var(&optional_bearer),
+            Some("OB_TOKEN"),
+            "nothing required: the auth variable"
+        );
         assert_eq!(key_var(&exchange), Some("EXCHANGE_CLIENT_SECRET"), "the token is no variable");
         assert_eq!(key_var(&openai), Some("OPENAI_API_KEY"));
         assert_eq!(key_var(&custom), Some("SIGNER_SECRET"));
@@ -192,6 +246,63 @@ mod tests {
         );
         assert!(vars.links("OPENAI_API_BASE").is_empty());
         assert!(vars.links("SIGNER_REGION").is_empty());
+    }
+
+    fn row(env_var: &str, variant: u32) -> ProviderKey {
+        ProviderKey {
+            provider: "compatible".into(),
+            env_var: env_var.into(),
+            variant,
+            label: env_var.into(),
+            created_at: 5,
+            last_used_at: None,
+            status: super::super::KeyStatus::Active,
+            health: None,
+            chosen_default_at: None,
+        }
+    }
+
+    #[test]
+    fn metadata_carries_over_when_the_key_variable_changes() {
+        let old = ProviderKey {
+            label: "the lab's vLLM".into(),
+            created_at: 1,
+            last_used_at: Some(3),
+            status: super::super::KeyStatus::Disabled,
+            chosen_default_at: Some(2),
+            health: Some(crate::store::HealthRecord {
+                verdict: crate::store::HealthVerdict::Healthy,
+                message: "ok".into(),
+                checked_at: 4,
+                latency_ms: 1,
+                models: Vec::new(),
+            }),
+            ..row("COMPATIBLE_API_KEY_2", 2)
+        };
+        let carried = carried_row(row("COMPATIBLE_BASE_URL_2", 2), Some(&old));
+        assert_eq!(carried.env_var, "COMPATIBLE_BASE_URL_2");
+        assert_eq!(
+            (carried.label.as_str(), carried.created_at, carried.last_used_at),
+            ("the lab's vLLM", 1, Some(3))
+        );
+        assert_eq!(carried.status, super::super::KeyStatus::Disabled);
+        assert_eq!(carried.chosen_default_at, Some(2));
+        assert_eq!(carried.health, None, "health belongs to the old value");
+        // A label that was only the old name takes the new name.
+        let unlabelled = row("COMPATIBLE_API_KEY", 1);
+        assert_eq!(
+            carried_row(row("COMPATIBLE_BASE_URL", 1), Some(&unlabelled)).label,
+            "COMPATIBLE_BASE_URL"
+        );
+        // Another variant or provider is no predecessor.
+        let fresh = row("COMPATIBLE_BASE_URL_3", 3);
+        assert_eq!(carried_row(fresh.clone(), Some(&old)), fresh);
+        let other = ProviderKey { provider: "other".into(), ..old.clone() };
+        assert_eq!(
+            carried_row(row("COMPATIBLE_BASE_URL_2", 2), Some(&other)).label,
+            "COMPATIBLE_BASE_URL_2"
+        );
+        assert_eq!(carried_row(fresh.clone(), None), fresh);
     }
 
     #[test]

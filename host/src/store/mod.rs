@@ -26,7 +26,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use blocking::Blocking;
-pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
+pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};
@@ -224,13 +224,22 @@ pub struct ProviderKey {
     pub status: KeyStatus,
     /// The last health check.
     pub health: Option<HealthRecord>,
+    /// When an operator made it the scope default (`None`: never, or
+    /// withdrawn). Rows written before this field read as `None`.
+    #[serde(default)]
+    pub chosen_default_at: Option<UnixMillis>,
 }
 
-/// The scope default among `keys` for `provider`: its lowest active variant.
+/// The scope default among `keys` for `provider`: the active key an
+/// operator chose last, else its lowest active variant. A disabled choice
+/// falls back the same way, and choosing never needs to touch other rows.
 pub fn default_key<'a>(keys: &'a [ProviderKey], provider: &str) -> Option<&'a ProviderKey> {
-    keys.iter()
-        .filter(|key| key.provider == provider && key.status == KeyStatus::Active)
-        .min_by_key(|key| key.variant)
+    let active =
+        || keys.iter().filter(|key| key.provider == provider && key.status == KeyStatus::Active);
+    active()
+        .filter(|key| key.chosen_default_at.is_some())
+        .max_by_key(|key| (key.chosen_default_at, std::cmp::Reverse(key.variant)))
+        .or_else(|| active().min_by_key(|key| key.variant))
 }
 
 /// A change to a provider key's metadata.
@@ -247,6 +256,33 @@ pub enum KeyUpdate {
     Status(KeyStatus),
     /// An operator renamed it.
     Label(String),
+    /// An operator made it the scope default (`Some(when)`) or withdrew
+    /// that choice (`None`).
+    ChosenDefault(Option<UnixMillis>),
+}
+
+impl KeyUpdate {
+    /// Applies the update to `row`: the one rule every backend follows.
+    pub fn apply(&self, row: &mut ProviderKey) {
+        match self {
+            KeyUpdate::Used { at } => {
+                row.last_used_at = Some(row.last_used_at.map_or(*at, |last| last.max(*at)))
+            }
+            KeyUpdate::Health(record) => row.health = Some(record.clone()),
+            KeyUpdate::Status(status) => row.status = *status,
+            KeyUpdate::Label(label) => row.label.clone_from(label),
+            KeyUpdate::ChosenDefault(at) => row.chosen_default_at = *at,
+        }
+    }
+
+    /// Whether the update is an operator's change, durable before the call
+    /// returns; last use and health are written in batches.
+    pub fn is_durable(&self) -> bool {
+        match self {
+            KeyUpdate::Used { .. } | KeyUpdate::Health(_) => false,
+            KeyUpdate::Status(_) | KeyUpdate::Label(_) | KeyUpdate::ChosenDefault(_) => true,
+        }
+    }
 }
 
 /// What a self-host import changed. Names only.
@@ -529,7 +565,7 @@ pub trait SecretStore: Send + Sync {
     /// and [`KeyUpdate::Health`] updates.
     async fn flush(&self) -> Result<(), StoreError>;
 
-    /// The scope default key of `provider` in `scope`: its lowest active variant.
+    /// The scope default key of `provider` in `scope` ([`default_key`]).
     async fn default_provider_key(
         &self,
         scope: &Scope,

@@ -33,7 +33,8 @@ use subtle::ConstantTimeEq;
 use super::{
     BlockingSecretStore, ImportReport, KeyLink, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS,
     MAX_VALUE_LEN, ProviderKey, ProviderVars, RewrapFailure, RewrapProgress, RewrapReport,
-    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
+    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, carried_row, check_name,
+    now_millis,
 };
 use crate::crypto::{Binding, CryptoError, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
@@ -209,6 +210,7 @@ fn new_key_row(link: &KeyLink, env_var: &str, now: UnixMillis) -> ProviderKey {
         last_used_at: None,
         status: KeyStatus::Active,
         health: None,
+        chosen_default_at: None,
     }
 }
 
@@ -883,29 +885,20 @@ impl BlockingSecretStore for SledStore {
         env_var: &str,
         update: KeyUpdate,
     ) -> Result<bool, StoreError> {
-        let apply = |row: &mut ProviderKey| match &update {
-            KeyUpdate::Used { at } => {
-                row.last_used_at = Some(row.last_used_at.map_or(*at, |last| last.max(*at)))
-            }
-            KeyUpdate::Health(record) => row.health = Some(record.clone()),
-            KeyUpdate::Status(status) => row.status = *status,
-            KeyUpdate::Label(label) => row.label.clone_from(label),
-        };
         let previous = self
             .keys
             .fetch_and_update(key_row_key(scope, provider, env_var), |old| {
                 let old = old?;
                 match serde_json::from_slice::<ProviderKey>(old) {
                     Ok(mut row) => {
-                        apply(&mut row);
+                        update.apply(&mut row);
                         Some(encode(&row))
                     }
                     Err(_) => Some(old.to_vec()),
                 }
             })
             .map_err(StoreError::backend)?;
-        let durable = matches!(update, KeyUpdate::Status(_) | KeyUpdate::Label(_));
-        if previous.is_some() && durable {
+        if previous.is_some() && update.is_durable() {
             self.flush()?;
         }
         Ok(previous.is_some())
@@ -915,7 +908,14 @@ impl BlockingSecretStore for SledStore {
         *self.provider_vars.write().unwrap_or_else(PoisonError::into_inner) = vars;
         let mut report = SyncReport::default();
         let now = self.now();
-        // Link set key variables that have no row.
+        let still_a_key = |provider: &str, env_var: &str| {
+            let mapping = self.provider_vars.read().unwrap_or_else(PoisonError::into_inner);
+            !mapping.has_provider(provider)
+                || mapping.links(env_var).iter().any(|link| link.provider == provider)
+        };
+        // Link set key variables that have no row, carrying over the
+        // metadata of the row the same variant had under a former key
+        // variable of the provider.
         for item in self.vars.iter() {
             let (key, bytes) = item.map_err(StoreError::backend)?;
             let record: VarRecord = decode("variable", &bytes)?;
@@ -928,11 +928,20 @@ impl BlockingSecretStore for SledStore {
                 if self.keys.contains_key(&row_key).map_err(StoreError::backend)? {
                     continue;
                 }
+                let mut predecessor = None;
+                for item in self.keys.scan_prefix(key_row_key(&scope, &link.provider, "")) {
+                    let (_, bytes) = item.map_err(StoreError::backend)?;
+                    let row: ProviderKey = decode("provider-key", &bytes)?;
+                    if row.variant == link.variant && !still_a_key(&row.provider, &row.env_var) {
+                        predecessor = Some(row);
+                    }
+                }
+                let row = carried_row(new_key_row(&link, name, now), predecessor.as_ref());
                 let linked = finish((&self.vars, &self.keys).transaction(|(vars, keys)| {
                     let set =
                         self.tx_record(vars, &key)?.is_some_and(|record| record.current.is_some());
                     if set && keys.get(&row_key)?.is_none() {
-                        keys.insert(row_key.as_slice(), encode(&new_key_row(&link, name, now)))?;
+                        keys.insert(row_key.as_slice(), encode(&row))?;
                         return Ok(true);
                     }
                     Ok(false)
@@ -944,11 +953,6 @@ impl BlockingSecretStore for SledStore {
         // variable of a provider the mapping knows. Rows of providers absent
         // from the mapping stay (dormant): a plugin that failed to load must
         // not cost its keys their labels and history.
-        let still_a_key = |provider: &str, env_var: &str| {
-            let mapping = self.provider_vars.read().unwrap_or_else(PoisonError::into_inner);
-            !mapping.has_provider(provider)
-                || mapping.links(env_var).iter().any(|link| link.provider == provider)
-        };
         for item in self.keys.iter() {
             let (row_key, _) = item.map_err(StoreError::backend)?;
             let (scope, provider, env_var) = parse_key_row_key(&row_key)?;

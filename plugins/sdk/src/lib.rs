@@ -37,7 +37,9 @@ mod verdicts;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "provider",
-        path: "../../wit/since_v0.2.0",
+        // A copy of the repository's `wit/since_v0.2.0`, so the package builds on
+        // its own (tests/harness.rs fails when the copy differs).
+        path: "wit/since_v0.2.0",
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "platos_plugin_sdk::bindings",

@@ -118,6 +118,11 @@ function keyRow(provider, key) {
   const toggle = el("button", { type: "button", class: "secondary toggle-key", text: key.status === "active" ? "Disable" : "Enable" });
   toggle.addEventListener("click", () => change(error, toggle, () => api("PATCH", keyPath(provider.slug, key.key_id),
     { status: key.status === "active" ? "disabled" : "active" })));
+  // The scope default: the operator's choice, else the lowest active variant.
+  const makeDefault = el("button", { type: "button", class: "secondary make-default",
+    text: key.chosen_default_at ? "Withdraw default" : "Make default", hidden: !key.chosen_default_at && (key.status !== "active" || key.scope_default) });
+  makeDefault.addEventListener("click", () => change(error, makeDefault, () => api("PATCH", keyPath(provider.slug, key.key_id),
+    { scope_default: !key.chosen_default_at })));
   const label = el("input", { type: "text", class: "label-input", value: key.label, "aria-label": "Label of " + key.key_id, maxlength: 128 });
   const saveLabel = el("button", { type: "button", class: "secondary save-label", text: "Save label" });
   saveLabel.addEventListener("click", () => change(error, saveLabel, () => api("PATCH", keyPath(provider.slug, key.key_id), { label: label.value })));
@@ -131,13 +136,13 @@ function keyRow(provider, key) {
     change(error, unset, () => api("DELETE", scopePath() + "/env/" + encodeURIComponent(key.key_id)));
   });
   return el("tr", { "data-key": key.key_id },
-    el("td", {}, el("strong", { text: key.label }), key.scope_default ? el("span", { class: "default-marker", text: "scope default" }) : null,
+    el("td", {}, el("strong", { text: key.label }), key.scope_default ? el("span", { class: "default-marker", text: key.chosen_default_at ? "scope default (chosen)" : "scope default" }) : null,
       el("span", { class: "message", text: key.key_id }), el("span", { class: "label-edit" }, label, saveLabel)),
     el("td", { text: String(key.variant) }),
     el("td", { class: "status", text: key.status }),
     el("td", { class: "last-used", text: when(key.last_used_at) }),
     healthCell,
-    el("td", { class: "actions" }, button, toggle, unset, error));
+    el("td", { class: "actions" }, button, toggle, makeDefault, unset, error));
 }
 
 function keyPath(provider, key) {
