@@ -508,6 +508,11 @@ fn the_document_and_the_route_table_agree() {
             assert_eq!(count, 1, "{what}: path parameter {name}");
         }
     }
+    // Every component is a named type of the API, not a primitive behind a
+    // type alias (`UnixMillis` needs `#[schema(value_type = u64)]`).
+    for name in document["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(name.starts_with(|c: char| c.is_ascii_uppercase()), "component {name}");
+    }
     // Every error code is in the Error schema, and every code a route
     // documents is a known one with its own status.
     let all: Vec<&str> = document["components"]["schemas"]["Error"]["properties"]["error"]
