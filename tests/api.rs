@@ -491,10 +491,10 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
     let scoped: Vec<_> = routes().into_iter().filter(|route| route.access.is_scoped()).collect();
     assert!(scoped.len() >= 12, "{scoped:?}");
     for (route, token) in scoped.iter().flat_map(|route| [(route, &agent), (route, &admin)]) {
-        let body = body_for(route.method, route.path);
+        let body = body_for(route.method, route.path.as_str());
         let mut answers = Vec::new();
         for scope in [theirs, nowhere] {
-            let mut path = fill(route.path, scope);
+            let mut path = fill(route.path.as_str(), scope);
             if scope == theirs {
                 path = path.replace("00000000000000000000000000000000", &their_lease);
             }
@@ -505,9 +505,11 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             );
         }
         assert_eq!(
-            answers[0], answers[1],
+            answers[0],
+            answers[1],
             "{} {}: another scope must look like no scope",
-            route.method, route.path
+            route.method,
+            route.path.as_str()
         );
         let body: Value = serde_json::from_str(&answers[0].1).unwrap();
         assert_eq!(
@@ -515,7 +517,7 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             (404, "scope_not_found"),
             "{} {}",
             route.method,
-            route.path
+            route.path.as_str()
         );
         assert!(
             !answers[0].1.contains(theirs) && !answers[0].1.contains("sk-theirs"),
@@ -547,11 +549,11 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
 
     // Operator routes: 403 for an agent; every non-public route: 401 without a token.
     for route in routes() {
-        let path = fill(route.path, mine);
-        let body = body_for(route.method, route.path);
+        let path = fill(route.path.as_str(), mine);
+        let body = body_for(route.method, route.path.as_str());
         let (status, answer) = client.call(route.method, &path, None, body.as_ref()).await;
         if route.access == Access::Public {
-            assert_eq!(status, 200, "{} {}", route.method, route.path);
+            assert_eq!(status, 200, "{} {}", route.method, route.path.as_str());
             continue;
         }
         assert_eq!(
@@ -559,7 +561,7 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             (401, "missing_token"),
             "{} {}",
             route.method,
-            route.path
+            route.path.as_str()
         );
         let (status, answer) =
             client.call(route.method, &path, Some("platos_000000000000_nope"), body.as_ref()).await;
@@ -568,7 +570,7 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             (401, "invalid_token"),
             "{} {}",
             route.method,
-            route.path
+            route.path.as_str()
         );
         if route.access == Access::Operator {
             for token in [&agent, &admin] {
@@ -579,7 +581,7 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
                     (403, "operator_only"),
                     "{} {}",
                     route.method,
-                    route.path
+                    route.path.as_str()
                 );
             }
         }
@@ -611,7 +613,7 @@ async fn agents_read_and_resolve_admins_change_their_scope_and_operators_manage_
     let changing: Vec<_> =
         routes().into_iter().filter(|route| route.access == Access::ScopeAdmin).collect();
     let names: Vec<(&str, &str)> =
-        changing.iter().map(|route| (route.method, route.path)).collect();
+        changing.iter().map(|route| (route.method, route.path.as_str())).collect();
     for expected in [
         ("PUT", "/env/{name}"),
         ("DELETE", "/env/{name}"),
@@ -624,17 +626,23 @@ async fn agents_read_and_resolve_admins_change_their_scope_and_operators_manage_
         );
     }
     for route in &changing {
-        let path = fill(route.path, mine);
+        let path = fill(route.path.as_str(), mine);
         let (status, answer) = client
             .raw(
                 route.method,
                 &path,
                 Some(&agent),
-                body_for(route.method, route.path).map(|b| b.to_string()),
+                body_for(route.method, route.path.as_str()).map(|b| b.to_string()),
             )
             .await;
         let json: Value = serde_json::from_str(&answer).unwrap();
-        assert_eq!((status, code(&json)), (403, "admin_only"), "{} {}", route.method, route.path);
+        assert_eq!(
+            (status, code(&json)),
+            (403, "admin_only"),
+            "{} {}",
+            route.method,
+            route.path.as_str()
+        );
         assert!(json["error"]["message"].as_str().unwrap().contains("admin token"), "{answer}");
         answers.push(answer);
     }
@@ -905,18 +913,25 @@ async fn openapi_describes_every_route_and_every_route_is_routed() {
     let routes = routes();
     for route in &routes {
         let operation = &paths
-            .get(route.path)
-            .unwrap_or_else(|| panic!("{} is not in /openapi.json", route.path))
+            .get(route.path.as_str())
+            .unwrap_or_else(|| panic!("{} is not in /openapi.json", route.path.as_str()))
             [route.method.to_ascii_lowercase()];
-        assert!(operation.is_object(), "{} {} is not in /openapi.json", route.method, route.path);
-        assert_ne!(operation["operationId"], "unknown", "{} {}", route.method, route.path);
+        assert!(
+            operation.is_object(),
+            "{} {} is not in /openapi.json",
+            route.method,
+            route.path.as_str()
+        );
+        assert_ne!(operation["operationId"], "unknown", "{} {}", route.method, route.path.as_str());
         assert!(
             operation["responses"].as_object().unwrap().len() >= 2,
             "{} {}",
             route.method,
-            route.path
+            route.path.as_str()
         );
-        for name in route.path.split('{').skip(1).map(|rest| rest.split('}').next().unwrap()) {
+        for name in
+            route.path.as_str().split('{').skip(1).map(|rest| rest.split('}').next().unwrap())
+        {
             assert!(
                 operation["parameters"]
                     .as_array()
@@ -925,33 +940,33 @@ async fn openapi_describes_every_route_and_every_route_is_routed() {
                     .any(|param| param["name"] == name),
                 "{} {}: parameter {name} undocumented",
                 route.method,
-                route.path
+                route.path.as_str()
             );
         }
         if matches!(route.method, "POST" | "PUT" | "PATCH")
-            && body_for(route.method, route.path).is_some()
+            && body_for(route.method, route.path.as_str()).is_some()
         {
             assert!(
                 operation["requestBody"].is_object(),
                 "{} {}: body undocumented",
                 route.method,
-                route.path
+                route.path.as_str()
             );
         }
         // Routed: the path and method reach a handler (not the 404/405 fallbacks).
         let (_, answer) = client
             .call(
                 route.method,
-                &fill(route.path, "acme/shop/dev"),
+                &fill(route.path.as_str(), "acme/shop/dev"),
                 Some(&host.operator),
-                body_for(route.method, route.path).as_ref(),
+                body_for(route.method, route.path.as_str()).as_ref(),
             )
             .await;
         assert!(
             !matches!(code(&answer), "route_not_found" | "method_not_allowed"),
             "{} {} is not routed: {answer}",
             route.method,
-            route.path
+            route.path.as_str()
         );
     }
     // No documented path that is not routed.
@@ -1271,14 +1286,12 @@ mod fuzz {
 
     /// A method and a target: mostly a route's own method with its template
     /// filled with arbitrary segments, sometimes any method or any path.
-    fn request(
-        routes: Vec<(&'static str, &'static str)>,
-    ) -> impl Strategy<Value = (String, String)> {
+    fn request(routes: Vec<(&'static str, String)>) -> impl Strategy<Value = (String, String)> {
         let templated =
             (prop::sample::select(routes), prop::collection::vec(segment(), 8), 0..3usize)
                 .prop_map(|((method, template), segments, valid)| {
                     let mut out = String::new();
-                    let mut rest = template;
+                    let mut rest = template.as_str();
                     let mut index = 0;
                     while let Some(start) = rest.find('{') {
                         out.push_str(&rest[..start]);
@@ -1368,7 +1381,7 @@ mod fuzz {
         });
         let agent = runtime.block_on(host.agent_token("acme/shop/dev"));
         let address = host.server.address();
-        let table: Vec<(&'static str, &'static str)> =
+        let table: Vec<(&'static str, String)> =
             routes().into_iter().map(|route| (route.method, route.path)).collect();
         let tokens = vec![
             String::new(),

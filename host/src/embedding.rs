@@ -17,7 +17,7 @@ use crate::store::{KeyStatus, ProviderKey, StoreError};
 pub const EMBEDDING_PROVIDER_VAR: &str = "PLATOS_EMBEDDING_PROVIDER";
 
 /// The providers the embedding track supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingProvider {
     /// Voyage AI (`VOYAGE_API_KEY`); the default.
@@ -65,7 +65,7 @@ impl FromStr for EmbeddingProvider {
 }
 
 /// Whether memory and RAG writes can work in a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingStatus {
     /// The configured provider.
     pub provider: EmbeddingProvider,

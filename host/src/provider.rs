@@ -11,7 +11,7 @@ use crate::policy::bounds::{ELEMENT_OVERHEAD, string_size, strings_size};
 use crate::policy::redaction::Redactor;
 
 /// What an environment variable holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvVarRole {
     /// A credential. Its value is never logged or shown.
@@ -23,7 +23,7 @@ pub enum EnvVarRole {
 }
 
 /// One environment variable a provider reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EnvVar {
     /// `^[A-Z][A-Z0-9_]*$`.
     pub name: String,
@@ -78,7 +78,7 @@ impl Serialize for ClientSelector {
 }
 
 /// How an alias's value is derived from its variable's stored value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "form", rename_all = "kebab-case")]
 pub enum ValueForm {
     /// Unchanged.
@@ -133,11 +133,12 @@ impl ValueForm {
 }
 
 /// Another name a client library reads a variable's value under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EnvAlias {
     /// The alias name; may repeat its variable's name for one client.
     pub name: String,
-    /// The clients that read it.
+    /// The clients that read it: `all`, or one client's id.
+    #[schema(value_type = String)]
     pub client: ClientSelector,
     /// How its value is derived.
     #[serde(flatten)]
@@ -148,7 +149,7 @@ pub struct EnvAlias {
 }
 
 /// A client library a manifest's aliases name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClientInfo {
     /// `^[a-z0-9][a-z0-9-]*$`, not `all`.
     pub id: String,
@@ -157,7 +158,7 @@ pub struct ClientInfo {
 }
 
 /// How a provider's requests are authorized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum AuthShape {
     /// `Authorization: Bearer <env_var>`.
@@ -187,7 +188,7 @@ pub enum AuthShape {
 }
 
 /// The kind of work a model does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelClass {
     Chat,
@@ -200,7 +201,7 @@ pub enum ModelClass {
 }
 
 /// A model a provider offers by default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     /// The provider's id.
     pub id: String,
@@ -228,14 +229,17 @@ impl Serialize for MicroUsd {
 }
 
 /// What a model costs per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenPrice {
-    /// Per million input tokens not served from a prompt cache.
+    /// Per million input tokens not served from a prompt cache, in US dollars.
+    #[schema(value_type = f64)]
     pub input: MicroUsd,
-    /// Per million output tokens.
+    /// Per million output tokens, in US dollars.
+    #[schema(value_type = f64)]
     pub output: MicroUsd,
     /// Per million cached input tokens; `input` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub cached_input: Option<MicroUsd>,
 }
 
@@ -284,7 +288,7 @@ impl fmt::Debug for AccessToken {
 }
 
 /// A provider's manifest, as its plugin declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Manifest {
     /// `^[a-z0-9][a-z0-9-]*$`.
     pub slug: String,
@@ -332,7 +336,7 @@ impl Manifest {
 }
 
 /// An HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,

@@ -127,6 +127,12 @@ impl fmt::Display for Scope {
     }
 }
 
+/// One scope id's rule as an ECMA-262 regular expression, unanchored (the
+/// OpenAPI document's path parameters and token requests use it).
+pub fn id_pattern() -> String {
+    format!("[A-Za-z0-9_.-]{{1,{MAX_SCOPE_ID_LEN}}}")
+}
+
 /// Whether `byte` may appear in a scope id.
 fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-')
@@ -160,6 +166,16 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_pattern_accepts_what_the_rule_accepts() {
+        let pattern = regex::Regex::new(&format!("^{}$", id_pattern())).unwrap();
+        let longest = "a".repeat(MAX_SCOPE_ID_LEN);
+        let too_long = "a".repeat(MAX_SCOPE_ID_LEN + 1);
+        for id in ["acme", "a.b_c-D9", "", "a/b", "a b", "ä", "a\n", &longest, &too_long] {
+            assert_eq!(pattern.is_match(id), check_id(ScopePart::Project, id).is_ok(), "{id:?}");
+        }
+    }
 
     #[test]
     fn parses_and_displays() {

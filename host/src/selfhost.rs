@@ -311,11 +311,12 @@ pub async fn reload(
 
 /// The last self-host import as the page and the API show it. Never holds a
 /// value: names, line numbers and reasons only.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportStatus {
     /// The scope imported into.
     pub scope: String,
     /// When the last import was tried, Unix milliseconds.
+    #[schema(value_type = u64)]
     pub attempted_at: UnixMillis,
     /// Why it was refused (nothing changed then); `None` when it succeeded.
     pub error: Option<String>,
@@ -332,7 +333,7 @@ pub struct ImportStatus {
 }
 
 /// A `.env` line not imported.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SkippedLine {
     /// 1-based.
     pub line: usize,
@@ -341,7 +342,7 @@ pub struct SkippedLine {
 }
 
 /// An imported name that is probably a misspelling.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportHint {
     /// The name in the configuration.
     pub found: String,

@@ -94,7 +94,7 @@ impl Grant {
 
 /// The kind of a token, as the API spells it (its `kind`, and the `role` a
 /// token request asks for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// An operator token.
@@ -117,7 +117,7 @@ impl TokenKind {
 }
 
 /// A token's public description: never the token or its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// The public id (the `<id>` in `platos_<id>_<secret>`).
     pub id: String,
@@ -129,6 +129,7 @@ pub struct TokenInfo {
     /// A name for people.
     pub label: String,
     /// When it was created.
+    #[schema(value_type = u64)]
     pub created_at: UnixMillis,
 }
 
@@ -249,6 +250,21 @@ const NO_DIGEST: [u8; 32] = [0; 32];
 
 fn digest_of(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// [`valid_label`] as a JSON schema: a string of 1-[`MAX_LABEL_LEN`]
+/// characters, not blank, without control characters; or null (absent).
+pub fn label_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(MAX_LABEL_LEN))
+        .pattern(Some(r"^\P{Cc}*[^\s\p{Cc}]\P{Cc}*$"))
+        .description(Some(format!(
+            "A name for people: 1-{MAX_LABEL_LEN} characters, not blank, no control characters (400 `invalid_label` otherwise)."
+        )))
+        .into()
 }
 
 /// Whether `label` is acceptable.

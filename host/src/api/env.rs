@@ -6,30 +6,70 @@
 use axum::Json;
 use axum::extract::State;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::ApiState;
 use super::error::ApiError;
+use super::extract::params::VarNameParam;
 use super::extract::{AdminScoped, JsonBody, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
-use crate::store::{VarSource, check_name};
+use crate::store::{MAX_VALUE_LEN, VarInfo, VarSource, check_name};
+
+/// The answer of `GET .../env`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Variables {
+    /// `organization/project/environment`.
+    pub scope: String,
+    /// The scope's variables, without values.
+    pub variables: Vec<VarInfo>,
+}
 
 /// `GET .../env`.
-pub async fn list(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = scoped!("/env"),
+    tag = "env",
+    operation_id = "listEnv",
+    summary = "Variables of a scope",
+    description = "Names, versions, update times and sources; values are write-only and never returned.",
+    responses((status = 200, description = "The variables.", body = Variables, example = json!({
+        "scope": "acme/shop/prod",
+        "variables": [{ "name": "OPENAI_API_KEY", "version": 2, "updated_at": 1767225600000u64, "source": "api" }]
+    }))),
+)]
+pub async fn list(
+    scoped: Scoped,
+    State(state): State<ApiState>,
+) -> Result<Json<Variables>, ApiError> {
     let vars = state.resolver().store().list_vars(&scoped.scope).await?;
-    Ok(Json(json!({ "scope": scoped.scope.to_string(), "variables": vars })))
+    Ok(Json(Variables { scope: scoped.scope.to_string(), variables: vars }))
+}
+
+/// A variable's value as a body carries it: write-only, never answered.
+fn value_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_VALUE_LEN))
+        .write_only(true)
+        .description(Some(format!(
+            "The value: not empty (400 `empty_value`), at most {MAX_VALUE_LEN} bytes of UTF-8 (413 `value_too_large`)."
+        )))
+        .into()
 }
 
 /// The body of `PUT .../env/{name}`. `Debug` redacts the value.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetVar {
     /// The value.
     #[serde(deserialize_with = "secret_string")]
+    #[schema(schema_with = value_schema)]
     value: SecretString,
 }
 
@@ -47,14 +87,52 @@ impl std::fmt::Debug for SetVar {
     }
 }
 
+/// The key a set linked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedKey {
+    /// The provider's slug.
+    pub provider: String,
+    /// The key's id (the variable's name).
+    pub key_id: String,
+    /// 1 for the plain variable, `n` for `{base}_{n}`.
+    pub variant: u32,
+}
+
+/// The answer of `PUT .../env/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetAnswer {
+    /// The variable as it is now, without its value.
+    pub variable: VarInfo,
+    /// The provider key the variable is, if it is one.
+    pub linked_key: Option<LinkedKey>,
+    /// Set when the name is no loaded provider's variable but looks like one.
+    pub warning: Option<String>,
+}
+
 /// `PUT .../env/{name}` with `{"value": "..."}`: a new version; the version
 /// it replaces stays readable for the grace period (turns holding a lease
 /// on it finish). A provider key variable links its key.
+#[utoipa::path(
+    put,
+    path = scoped!("/env/{name}"),
+    tag = "env",
+    operation_id = "setEnv",
+    summary = "Set a variable",
+    description = "Writes a new version (durable before the answer). The value is in the body, never the URL. The replaced version stays readable for the grace period so turns holding a lease on it finish (rotation). A provider key variable (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) links its key, and when automatic probes are on the provider's keys in the scope are probed at once. `PLATOS_EMBEDDING_PROVIDER` takes `voyage` or `openai` (`invalid_value` otherwise). Admin token of the scope or operator token.",
+    params(VarNameParam),
+    request_body(content = SetVar, description = "The value.",
+        example = json!({ "value": "sk-canary-0000-not-a-real-key" })),
+    responses((status = 200, description = "Set.", body = SetAnswer, example = json!({
+        "variable": { "name": "OPENAI_API_KEY", "version": 1, "updated_at": 1767225600000u64, "source": "api" },
+        "linked_key": { "provider": "openai", "key_id": "OPENAI_API_KEY", "variant": 1 },
+        "warning": null
+    }))),
+)]
 pub async fn set(
     AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<SetVar>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SetAnswer>, ApiError> {
     let name = scoped.param("name").to_owned();
     check_name(&name)?;
     if body.value.expose_secret().is_empty() {
@@ -73,16 +151,18 @@ pub async fn set(
     let store = state.resolver().store();
     let info = store.set_var(&scoped.scope, &name, &body.value, VarSource::Api).await?;
     let keys = store.list_provider_keys(&scoped.scope).await?;
-    let linked = keys.iter().find(|key| key.env_var == name).map(
-        |key| json!({ "provider": key.provider, "key_id": key.env_var, "variant": key.variant }),
-    );
+    let linked = keys.iter().find(|key| key.env_var == name).map(|key| LinkedKey {
+        provider: key.provider.clone(),
+        key_id: key.env_var.clone(),
+        variant: key.variant,
+    });
     tracing::info!(scope = %scoped.scope, name = %name, version = info.version, by = %scoped.caller.token_id, "variable set through the API");
     state.health().variable_changed(&scoped.scope, &name);
-    Ok(Json(json!({
-        "variable": info,
-        "linked_key": linked,
-        "warning": unknown_name_warning(&state, &name),
-    })))
+    Ok(Json(SetAnswer {
+        variable: info,
+        linked_key: linked,
+        warning: unknown_name_warning(&state, &name),
+    }))
 }
 
 /// A warning when `name` is no loaded provider's variable but looks like one.
@@ -96,12 +176,32 @@ fn unknown_name_warning(state: &ApiState, name: &str) -> Option<String> {
     })
 }
 
+/// The answer of `DELETE .../env/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unset {
+    /// Always true.
+    pub unset: bool,
+    /// The variable's name.
+    pub name: String,
+}
+
 /// `DELETE .../env/{name}`: unsets; the last value stays readable by version
 /// for the grace period, and the key it linked is unlinked.
+#[utoipa::path(
+    delete,
+    path = scoped!("/env/{name}"),
+    tag = "env",
+    operation_id = "unsetEnv",
+    summary = "Unset a variable",
+    description = "Its last value stays readable by version for the grace period; the key it linked is unlinked. Admin token of the scope or operator token.",
+    params(VarNameParam),
+    responses((status = 200, description = "Unset.", body = Unset,
+        example = json!({ "unset": true, "name": "OPENAI_API_KEY" }))),
+)]
 pub async fn unset(
     AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Unset>, ApiError> {
     let name = scoped.param("name").to_owned();
     check_name(&name)?;
     let was_set = state.resolver().store().unset_var(&scoped.scope, &name, VarSource::Api).await?;
@@ -113,5 +213,5 @@ pub async fn unset(
     }
     tracing::info!(scope = %scoped.scope, name = %name, by = %scoped.caller.token_id, "variable unset through the API");
     state.health().variable_changed(&scoped.scope, &name);
-    Ok(Json(json!({ "unset": true, "name": name })))
+    Ok(Json(Unset { unset: true, name }))
 }

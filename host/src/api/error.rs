@@ -6,7 +6,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::resolution::{LeaseError, ResolveError};
 use crate::runtime::{CallError, CallErrorKind};
@@ -75,7 +77,66 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
     ("store_error", 500, "the store failed; the host's log says why"),
     ("request_timeout", 503, "the request took longer than the host allows"),
+    (
+        "too_many_connections",
+        503,
+        "the server holds its maximum of connections; the connection is closed, retry shortly",
+    ),
 ];
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody<'a> {
+    /// The error.
+    pub error: ErrorDetail<'a>,
+}
+
+/// The code and message of an [`ErrorBody`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail<'a> {
+    /// The stable code (one of [`ERROR_CODES`]).
+    pub code: &'a str,
+    /// What was wrong and what is expected. Never a secret.
+    pub message: &'a str,
+}
+
+impl utoipa::PartialSchema for ErrorBody<'_> {
+    /// The error schema whose `code` may be any of `codes`.
+    fn schema() -> RefOr<Schema> {
+        error_schema(ERROR_CODES.iter().map(|(code, _, _)| *code))
+    }
+}
+
+impl utoipa::ToSchema for ErrorBody<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Error".into()
+    }
+}
+
+/// The error schema whose `code` is one of `codes` (all of
+/// [`ERROR_CODES`] for the `Error` component; the few a route answers with
+/// for its responses).
+pub fn error_schema<'a>(codes: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(codes))
+        .description(Some("Stable; branch on it."));
+    let message = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("What was wrong and what is expected; never a secret."));
+    let detail = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("code", code)
+        .required("code")
+        .property("message", message)
+        .required("message");
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("error", detail)
+        .required("error")
+        .description(Some("Every error answer: a stable code and a message for people."))
+        .into()
+}
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -131,7 +192,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {

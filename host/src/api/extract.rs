@@ -246,6 +246,148 @@ impl FromRequestParts<ApiState> for PathId {
     }
 }
 
+/// The OpenAPI descriptions of the path parameters, each with the rule its
+/// extractor or handler enforces (taken from the rule's own constants).
+pub mod params {
+    use utoipa::IntoParams;
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Required, Schema};
+
+    use crate::policy::names::{MAX_ENV_VAR_LEN, MAX_SLUG_LEN, env_var_name_pattern, slug_pattern};
+    use crate::scope::{MAX_SCOPE_ID_LEN, ScopePart, id_pattern};
+
+    fn path_parameter(
+        name: &str,
+        description: &str,
+        example: serde_json::Value,
+        schema: Schema,
+    ) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(schema))
+            .example(Some(example))
+            .build()
+    }
+
+    /// An optional query parameter.
+    pub fn query_parameter(
+        name: &str,
+        description: &str,
+        example: serde_json::Value,
+        schema: Schema,
+    ) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .example(Some(example))
+            .build()
+    }
+
+    /// A string schema of `pattern`, at most `max_length` characters.
+    pub fn string_schema(pattern: String, max_length: usize) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .min_length(Some(1))
+            .max_length(Some(max_length))
+            .into()
+    }
+
+    /// A variable name: the store's name rule.
+    pub fn env_var_name_schema() -> Schema {
+        string_schema(env_var_name_pattern(), MAX_ENV_VAR_LEN)
+    }
+
+    /// The three ids of `/v1/scopes/{organization}/{project}/{environment}`,
+    /// as [`super::Scoped`] checks them.
+    pub fn scope_parameters() -> Vec<Parameter> {
+        let schema = || string_schema(format!("^{}$", id_pattern()), MAX_SCOPE_ID_LEN);
+        [
+            (ScopePart::Organization, "acme"),
+            (ScopePart::Project, "shop"),
+            (ScopePart::Environment, "prod"),
+        ]
+        .into_iter()
+        .map(|(part, example)| {
+            let name = part.to_string();
+            let description = format!(
+                "The {name} id: 1-{MAX_SCOPE_ID_LEN} characters of A-Z a-z 0-9 _ . - (400 `invalid_scope` otherwise)."
+            );
+            path_parameter(&name, &description, example.into(), schema())
+        })
+        .collect()
+    }
+
+    macro_rules! path_param {
+        ($(#[$doc:meta])* $type:ident, $name:literal, $description:literal, $example:expr, $schema:expr) => {
+            $(#[$doc])*
+            pub struct $type;
+
+            impl IntoParams for $type {
+                fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                    vec![path_parameter($name, $description, $example.into(), $schema)]
+                }
+            }
+        };
+    }
+
+    path_param!(
+        /// `{provider}`: a loaded provider's slug.
+        ProviderParam,
+        "provider",
+        "A loaded provider's slug (404 `unknown_provider` when none is loaded under it).",
+        "openai",
+        string_schema(slug_pattern(), MAX_SLUG_LEN)
+    );
+    path_param!(
+        /// `{key}`: a key id, its variable's name.
+        KeyParam,
+        "key",
+        "A key id: the key's variable name (404 `key_not_found` when the provider has no such key in the scope).",
+        "OPENAI_API_KEY",
+        env_var_name_schema()
+    );
+    path_param!(
+        /// `{name}`: a variable's name.
+        VarNameParam,
+        "name",
+        "The variable's name (400 `invalid_name` when it breaks the rule).",
+        "OPENAI_API_KEY",
+        env_var_name_schema()
+    );
+    path_param!(
+        /// `{lease}`: a lease id from a resolve.
+        LeaseParam,
+        "lease",
+        "A lease id from a resolve (404 `lease_not_found` when it is not live in the scope).",
+        "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b",
+        ObjectBuilder::new().schema_type(Type::String).into()
+    );
+    path_param!(
+        /// `{id}` of `/v1/tokens/{id}`: a token's public id.
+        TokenIdParam,
+        "id",
+        "The token's public id (the `<id>` in `platos_<id>_<secret>`).",
+        "3f2a9c01b7de",
+        ObjectBuilder::new().schema_type(Type::String).into()
+    );
+    path_param!(
+        /// `{id}` of `/v1/health/rounds/{id}`: a round's id.
+        RoundIdParam,
+        "id",
+        "The round's id.",
+        1,
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).into()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_json_type;

@@ -1,7 +1,9 @@
 //! The HTTP API for agents and operators, and the providers page.
 //!
 //! - [`router`] builds the axum router over an [`ApiState`]; [`routes`]
-//!   lists every route (the OpenAPI document and the tests read it).
+//!   lists every route. Both, and the OpenAPI document, come from one
+//!   route table: each handler's `#[utoipa::path]` names its method, path,
+//!   parameters, body and answer types with examples.
 //! - [`auth`]: operator tokens and per-scope admin and agent tokens, stored
 //!   hashed.
 //! - [`error`]: the one JSON error shape and its stable codes.
@@ -18,6 +20,13 @@
 //! answer a scope that does not exist gets. Within its scope an agent token
 //! reads and resolves; changes ([`Access::ScopeAdmin`]) need an admin token
 //! of the scope or an operator token.
+
+/// A scoped route's path: [`SCOPE_PREFIX`] and `$rest`.
+macro_rules! scoped {
+    ($rest:literal) => {
+        concat!("/v1/scopes/{organization}/{project}/{environment}", $rest)
+    };
+}
 
 pub mod auth;
 pub mod bootstrap;
@@ -44,7 +53,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use utoipa::openapi::HttpMethod;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use self::auth::TokenStore;
 use self::error::ApiError;
@@ -172,85 +183,191 @@ impl Access {
 }
 
 /// One route: its method, path template and who may call it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
     /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
     pub method: &'static str,
     /// The path template, `{name}` for parameters (the OpenAPI syntax).
-    pub path: &'static str,
+    pub path: String,
     /// Who may call it.
     pub access: Access,
 }
 
 /// The prefix of every scoped route.
-pub const SCOPE_PREFIX: &str = "/v1/scopes/{organization}/{project}/{environment}";
+pub const SCOPE_PREFIX: &str = scoped!("");
 
-macro_rules! scoped {
-    ($rest:literal) => {
-        concat!("/v1/scopes/{organization}/{project}/{environment}", $rest)
-    };
+/// One entry of the route table.
+struct Route {
+    /// Who may call it.
+    access: Access,
+    /// The error codes its handler answers with beyond those its access,
+    /// its body and the router imply (see [`openapi`]).
+    errors: &'static [&'static str],
+    /// The handler with its operation: its method and path come from the
+    /// handler's `#[utoipa::path]`, so router and document cannot disagree.
+    handler: UtoipaMethodRouter<ApiState>,
 }
 
-/// The route table: the router and [`routes`] both come from it.
-fn table() -> Vec<(RouteInfo, MethodRouter<ApiState>)> {
+/// The route table: the router, [`routes`] and the OpenAPI document all
+/// come from it.
+fn table() -> Vec<Route> {
     use Access::*;
-    let route = |method, path, access, handler| (RouteInfo { method, path, access }, handler);
+    fn route(
+        access: Access,
+        errors: &'static [&'static str],
+        handler: UtoipaMethodRouter<ApiState>,
+    ) -> Route {
+        Route { access, errors, handler }
+    }
+    const STORE: &[&str] = &["store_error"];
     vec![
-        route("GET", "/healthz", Public, get(system::healthz)),
-        route("GET", "/openapi.json", Public, get(openapi::serve)),
-        route("GET", "/", Public, get(page::index)),
-        route("GET", "/assets/page.js", Public, get(page::script)),
-        route("GET", "/assets/page.css", Public, get(page::style)),
-        route("GET", "/metrics", Operator, get(system::metrics)),
-        route("GET", "/v1/ping", AnyToken, get(system::ping)),
-        route("GET", "/v1/whoami", AnyToken, get(system::whoami)),
-        route("GET", "/v1/plugins", AnyToken, get(system::plugins)),
-        route("GET", "/v1/scopes", AnyToken, get(scopes::list_scopes)),
-        route("GET", "/v1/tokens", Operator, get(tokens::list)),
-        route("POST", "/v1/tokens", Operator, post(tokens::create)),
-        route("DELETE", "/v1/tokens/{id}", Operator, delete(tokens::revoke)),
-        route("GET", "/v1/health/rounds", Operator, get(health::list)),
-        route("POST", "/v1/health/rounds", Operator, post(health::start)),
-        route("GET", "/v1/health/rounds/{id}", Operator, get(health::show)),
-        route("GET", scoped!("/providers"), Scoped, get(scopes::providers)),
-        route("GET", scoped!("/providers/{provider}/keys"), Scoped, get(scopes::keys)),
+        route(Public, &[], routes!(system::healthz)),
+        route(Public, &[], routes!(openapi::serve)),
+        route(Public, &[], routes!(page::index)),
+        route(Public, &[], routes!(page::script)),
+        route(Public, &[], routes!(page::style)),
+        route(Operator, &[], routes!(system::metrics)),
+        route(AnyToken, &[], routes!(system::ping)),
+        route(AnyToken, &[], routes!(system::whoami)),
+        route(AnyToken, &[], routes!(system::plugins)),
+        route(AnyToken, STORE, routes!(scopes::list_scopes)),
+        route(Operator, &[], routes!(tokens::list)),
         route(
-            "PATCH",
-            scoped!("/providers/{provider}/keys/{key}"),
-            ScopeAdmin,
-            patch(scopes::update_key),
+            Operator,
+            &["invalid_token_request", "invalid_scope", "invalid_label", "store_error"],
+            routes!(tokens::create),
         ),
         route(
-            "POST",
-            scoped!("/providers/{provider}/keys/{key}/probe"),
-            ScopeAdmin,
-            post(scopes::probe),
+            Operator,
+            &["token_not_found", "last_operator_token", "invalid_path", "store_error"],
+            routes!(tokens::revoke),
         ),
-        route("GET", scoped!("/providers/{provider}/explain"), Scoped, get(scopes::explain)),
-        route("GET", scoped!("/models"), Scoped, get(scopes::models)),
-        route("GET", scoped!("/embedding"), Scoped, get(scopes::embedding)),
-        route("GET", scoped!("/self-host"), Scoped, get(scopes::self_host)),
-        route("GET", scoped!("/env"), Scoped, get(env::list)),
-        route("PUT", scoped!("/env/{name}"), ScopeAdmin, put(env::set)),
-        route("DELETE", scoped!("/env/{name}"), ScopeAdmin, delete(env::unset)),
-        route("POST", scoped!("/resolve"), Scoped, post(resolve::resolve)),
-        route("POST", scoped!("/leases/{lease}/authorize"), Scoped, post(resolve::authorize)),
-        route("DELETE", scoped!("/leases/{lease}"), Scoped, delete(resolve::release)),
+        route(Operator, &[], routes!(health::list)),
+        route(Operator, &[], routes!(health::start)),
+        route(Operator, &["round_not_found", "invalid_path"], routes!(health::show)),
+        route(Scoped, STORE, routes!(scopes::providers)),
+        route(Scoped, &["unknown_provider", "store_error"], routes!(scopes::keys)),
+        route(
+            ScopeAdmin,
+            &["unknown_provider", "key_not_found", "invalid_label", "store_error"],
+            routes!(scopes::update_key),
+        ),
+        route(
+            ScopeAdmin,
+            &[
+                "unknown_provider",
+                "key_not_found",
+                "missing_variable",
+                "plugin_failed",
+                "store_error",
+            ],
+            routes!(scopes::probe),
+        ),
+        route(
+            Scoped,
+            &["unknown_provider", "invalid_name", "invalid_query", "store_error"],
+            routes!(scopes::explain),
+        ),
+        route(Scoped, &["invalid_class", "invalid_query", "store_error"], routes!(scopes::models)),
+        route(Scoped, STORE, routes!(scopes::embedding)),
+        route(Scoped, &[], routes!(scopes::self_host)),
+        route(Scoped, STORE, routes!(env::list)),
+        route(
+            ScopeAdmin,
+            &[
+                "invalid_name",
+                "reserved_name",
+                "empty_value",
+                "invalid_value",
+                "value_too_large",
+                "managed_by_self_host",
+                "store_error",
+            ],
+            routes!(env::set),
+        ),
+        route(
+            ScopeAdmin,
+            &[
+                "invalid_name",
+                "reserved_name",
+                "variable_not_set",
+                "managed_by_self_host",
+                "store_error",
+            ],
+            routes!(env::unset),
+        ),
+        route(
+            Scoped,
+            &[
+                "unknown_provider",
+                "no_key_linked",
+                "all_keys_disabled",
+                "pinned_key_missing",
+                "pinned_key_disabled",
+                "missing_variable",
+                "unknown_client",
+                "invalid_name",
+                "store_error",
+            ],
+            routes!(resolve::resolve),
+        ),
+        route(
+            Scoped,
+            &[
+                "lease_not_found",
+                "invalid_request",
+                "plugin_error",
+                "refused_request",
+                "secret_out_of_place",
+                "token_exchange_failed",
+                "plugin_failed",
+            ],
+            routes!(resolve::authorize),
+        ),
+        route(Scoped, &["lease_not_found"], routes!(resolve::release)),
     ]
+}
+
+/// `GET`, `POST`, ... for an OpenAPI method.
+fn method_name(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Post => "POST",
+        HttpMethod::Delete => "DELETE",
+        HttpMethod::Options => "OPTIONS",
+        HttpMethod::Head => "HEAD",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Trace => "TRACE",
+    }
 }
 
 /// Every route of the router.
 pub fn routes() -> Vec<RouteInfo> {
-    table().into_iter().map(|(info, _)| info).collect()
+    let mut routes = Vec::new();
+    for route in table() {
+        let (_, mut paths, _) = route.handler;
+        for (path, item) in &mut paths.paths {
+            for (method, _) in openapi::operations_mut(item) {
+                let method = method_name(&method);
+                routes.push(RouteInfo { method, path: path.clone(), access: route.access });
+            }
+        }
+    }
+    routes
+}
+
+/// Every route of the table with its described operation.
+fn described() -> OpenApiRouter<ApiState> {
+    table().into_iter().fold(OpenApiRouter::with_openapi(openapi::base()), |router, route| {
+        router.routes(openapi::describe(route))
+    })
 }
 
 /// The router over `state`: every route, JSON 404 and 405 answers, the body
 /// limit, the request timeout, metrics and response headers.
 pub fn router(state: ApiState) -> Router {
-    let mut router = Router::new();
-    for (info, handler) in table() {
-        router = router.route(info.path, handler);
-    }
+    let (router, _) = described().split_for_parts();
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

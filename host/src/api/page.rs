@@ -27,16 +27,46 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /`.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "page",
+    operation_id = "page",
+    summary = "The providers page",
+    description = "HTML; it asks for a token and a scope and reads the API.",
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html",
+        example = json!("<!doctype html>\n<html lang=\"en\">…</html>"))),
+)]
 pub async fn index() -> Response {
     asset(INDEX_HTML, "text/html; charset=utf-8")
 }
 
 /// `GET /assets/page.js`.
+#[utoipa::path(
+    get,
+    path = "/assets/page.js",
+    tag = "page",
+    operation_id = "pageScript",
+    summary = "The page's script",
+    description = "JavaScript.",
+    responses((status = 200, description = "The script.", body = String, content_type = "text/javascript",
+        example = json!("// The providers page. …"))),
+)]
 pub async fn script() -> Response {
     asset(PAGE_JS, "text/javascript; charset=utf-8")
 }
 
 /// `GET /assets/page.css`.
+#[utoipa::path(
+    get,
+    path = "/assets/page.css",
+    tag = "page",
+    operation_id = "pageStyle",
+    summary = "The page's style sheet",
+    description = "CSS.",
+    responses((status = 200, description = "The style sheet.", body = String, content_type = "text/css",
+        example = json!(":root { … }"))),
+)]
 pub async fn style() -> Response {
     asset(PAGE_CSS, "text/css; charset=utf-8")
 }

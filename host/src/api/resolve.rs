@@ -7,10 +7,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::{ApiError, lease_not_found};
+use super::extract::params::{LeaseParam, env_var_name_schema};
 use super::extract::{JsonBody, Scoped};
 use super::scopes::check_key_name;
 use crate::policy::client_env::EnvWarning;
@@ -18,14 +19,32 @@ use crate::provider::{ClientInfo, Credentials, HttpRequest, Method};
 use crate::resolution::{ChosenBy, ChosenKey, ResolveRequest};
 use crate::store::UnixMillis;
 
+/// A pin as a body or query carries it: a key id, or null, absent or empty
+/// for none.
+pub fn pin_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let name = env_var_name_schema();
+    let none = ObjectBuilder::new().schema_type(Type::Null);
+    let empty = ObjectBuilder::new().schema_type(Type::String).max_length(Some(0));
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(name)
+        .item(empty)
+        .item(none)
+        .description(Some(
+            "A key id (its variable name, 400 `invalid_name` otherwise), e.g. OPENAI_API_KEY_2; null, absent or empty: no pin.",
+        ))
+        .into()
+}
+
 /// The body of `POST .../resolve`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
     /// The provider's slug.
     provider: String,
     /// A pinned key id (its variable name).
     #[serde(default)]
+    #[schema(schema_with = pin_schema)]
     pinned_key: Option<String>,
     /// Fail instead of falling back when the pin no longer exists.
     #[serde(default)]
@@ -38,6 +57,25 @@ pub struct ResolveBody {
 
 /// `POST .../resolve`: the key a turn spends, with a lease on its values.
 /// The answer carries the env bag's values: it is for the agent only.
+#[utoipa::path(
+    post,
+    path = scoped!("/resolve"),
+    tag = "resolution",
+    operation_id = "resolve",
+    summary = "Resolve a key for a turn",
+    description = "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.",
+    request_body(content = ResolveBody, description = "What to resolve.",
+        example = json!({ "provider": "openai", "client": "ai-sdk" })),
+    responses((status = 200, description = "The key, why, the lease and the env bag.", body = ResolveAnswer, example = json!({
+        "key": { "provider": "openai", "key_id": "OPENAI_API_KEY", "variant": 1, "label": "OPENAI_API_KEY" },
+        "chosen_by": "scope-default",
+        "warning": null,
+        "lease": { "id": "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b", "expires_at": 1767226500000u64 },
+        "client": { "id": "ai-sdk", "display_name": "Vercel AI SDK, @ai-sdk/openai" },
+        "env": { "OPENAI_API_KEY": "sk-canary-0000-not-a-real-key" },
+        "warnings": []
+    }))),
+)]
 pub async fn resolve(
     scoped: Scoped,
     State(state): State<ApiState>,
@@ -68,20 +106,35 @@ pub async fn resolve(
 }
 
 /// The answer to a resolve, serialized straight from the resolution.
-#[derive(Serialize)]
-struct ResolveAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct ResolveAnswer<'a> {
+    /// The key chosen.
     key: &'a ChosenKey,
+    /// How it was chosen.
     chosen_by: ChosenBy,
+    /// Set when a pin fell back to the scope default.
     warning: Option<&'a str>,
+    /// The lease on the values read.
     lease: LeaseAnswer<'a>,
+    /// The client whose form the env bag has; null for a provider that
+    /// lists no clients.
     client: Option<&'a ClientInfo>,
+    /// The env bag in the client's form, with values: the manifest's plain
+    /// names and every alias the client reads.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     env: EnvBag<'a>,
+    /// Values the env bag cannot carry in the client's form; a base URL the
+    /// client would ignore is always here.
     warnings: &'a [EnvWarning],
 }
 
-#[derive(Serialize)]
-struct LeaseAnswer<'a> {
+/// The lease of a resolve.
+#[derive(Serialize, ToSchema)]
+pub struct LeaseAnswer<'a> {
+    /// Its id, for authorize and release.
     id: &'a str,
+    /// When it expires, Unix milliseconds.
+    #[schema(value_type = u64)]
     expires_at: UnixMillis,
 }
 
@@ -95,12 +148,13 @@ impl Serialize for EnvBag<'_> {
 }
 
 /// A request as the API carries it: the body as text.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = HttpRequest)]
 pub struct ApiRequest {
     /// `GET`, `HEAD`, `POST`, `PUT`, `PATCH` or `DELETE`.
     method: Method,
-    /// The absolute URL.
+    /// The absolute URL (400 `invalid_request` otherwise).
     url: String,
     /// `[name, value]` pairs, in order.
     #[serde(default)]
@@ -117,21 +171,46 @@ impl std::fmt::Debug for ApiRequest {
 }
 
 /// The body of `POST .../leases/{lease}/authorize`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     /// The request to authorize.
     request: ApiRequest,
 }
 
+/// The answer of `POST .../leases/{lease}/authorize`.
+#[derive(Serialize, ToSchema)]
+pub struct Authorized {
+    /// The request with the provider's credentials added: send it as is.
+    request: ApiRequest,
+}
+
 /// `POST .../leases/{lease}/authorize`: the provider's plugin authorizes
 /// the request with the values the lease holds (even after a rotation), so
 /// the agent never needs the raw key.
+#[utoipa::path(
+    post,
+    path = scoped!("/leases/{lease}/authorize"),
+    tag = "resolution",
+    operation_id = "authorizeByLease",
+    summary = "Authorize a request with a lease",
+    description = "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the caller's own auth headers are removed first. The host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).",
+    params(LeaseParam),
+    request_body(content = AuthorizeBody, description = "The request to authorize.", example = json!({
+        "request": { "method": "POST", "url": "https://api.openai.com/v1/chat/completions",
+            "headers": [["content-type", "application/json"]], "body": "{\"model\":\"gpt-5\"}" }
+    })),
+    responses((status = 200, description = "The authorized request.", body = Authorized, example = json!({
+        "request": { "method": "POST", "url": "https://api.openai.com/v1/chat/completions",
+            "headers": [["content-type", "application/json"], ["authorization", "Bearer sk-canary-0000-not-a-real-key"]],
+            "body": "{\"model\":\"gpt-5\"}" }
+    }))),
+)]
 pub async fn authorize(
     scoped: Scoped,
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<AuthorizeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Authorized>, ApiError> {
     let lease_id = scoped.param("lease");
     let resolver = state.resolver();
     let provider = resolver.lease_provider(&scoped.scope, lease_id).ok_or_else(lease_not_found)?;
@@ -161,16 +240,34 @@ pub async fn authorize(
         headers: authorized.headers.clone(),
         body: authorized.body.as_ref().map(|body| String::from_utf8_lossy(body).into_owned()),
     };
-    Ok(Json(json!({ "request": out })))
+    Ok(Json(Authorized { request: out }))
+}
+
+/// The answer of `DELETE .../leases/{lease}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Released {
+    /// Always true.
+    pub released: bool,
 }
 
 /// `DELETE .../leases/{lease}`: ends a lease early.
+#[utoipa::path(
+    delete,
+    path = scoped!("/leases/{lease}"),
+    tag = "resolution",
+    operation_id = "releaseLease",
+    summary = "Release a lease",
+    description = "Ends a lease early (a turn finished).",
+    params(LeaseParam),
+    responses((status = 200, description = "Released.", body = Released,
+        example = json!({ "released": true }))),
+)]
 pub async fn release(
     scoped: Scoped,
     State(state): State<ApiState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Released>, ApiError> {
     if state.resolver().release_in(&scoped.scope, scoped.param("lease")) {
-        Ok(Json(json!({ "released": true })))
+        Ok(Json(Released { released: true }))
     } else {
         Err(lease_not_found())
     }

@@ -199,7 +199,7 @@ impl Server {
                 let status = super::scopes::embedding_status(&state, &self_host.scope)
                     .await
                     .map_err(|error| anyhow::anyhow!("{}", error.message))?;
-                status.get("missing").and_then(|missing| missing.as_str()).map(str::to_owned)
+                status.missing
             }
             None => None,
         };

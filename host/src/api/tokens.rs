@@ -5,24 +5,62 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::ApiState;
-use super::auth::{Grant, TokenError, TokenKind, valid_label};
+use super::auth::{Grant, TokenError, TokenInfo, TokenKind, label_schema, valid_label};
 use super::error::ApiError;
+use super::extract::params::TokenIdParam;
 use super::extract::{JsonBody, OperatorCaller, PathId};
-use crate::scope::Scope;
+use crate::scope::{MAX_SCOPE_ID_LEN, Scope, id_pattern};
+
+/// The answer of `GET /v1/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    /// Every token's description; never a token.
+    pub tokens: Vec<TokenInfo>,
+}
 
 /// `GET /v1/tokens`.
-pub async fn list(OperatorCaller(_): OperatorCaller, State(state): State<ApiState>) -> Json<Value> {
-    Json(json!({ "tokens": state.tokens().list() }))
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    operation_id = "listTokens",
+    summary = "List tokens",
+    description = "Every token's id, kind, scope, label and creation time; never the token. Operator token.",
+    responses((status = 200, description = "The tokens.", body = TokenList, example = json!({
+        "tokens": [
+            { "id": "3f2a9c01b7de", "kind": "operator", "label": "first operator token", "created_at": 1767225600000u64 },
+            { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64 }
+        ]
+    }))),
+)]
+pub async fn list(
+    OperatorCaller(_): OperatorCaller,
+    State(state): State<ApiState>,
+) -> Json<TokenList> {
+    Json(TokenList { tokens: state.tokens().list() })
+}
+
+/// A scope as a token request names it: `organization/project/environment`,
+/// or null (absent) for an operator token.
+fn scope_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let id = id_pattern();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(format!("^{id}/{id}/{id}$")))
+        .max_length(Some(3 * MAX_SCOPE_ID_LEN + 2))
+        .description(Some("The scope an agent or admin token is bound to: `organization/project/environment` (400 `invalid_scope` otherwise)."))
+        .into()
 }
 
 /// The body of `POST /v1/tokens`: `{"operator": true}` (or `{"role":
 /// "operator"}`), or `{"scope": "org/project/env"}` with an optional `role`
 /// (`agent`, the default, or `admin`), and an optional label.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// An operator token.
@@ -30,21 +68,57 @@ pub struct CreateToken {
     operator: bool,
     /// The scope an agent or admin token is bound to.
     #[serde(default)]
+    #[schema(schema_with = scope_schema)]
     scope: Option<String>,
-    /// `operator`, `agent` or `admin`.
+    /// With a scope: `agent` (the default: read and resolve) or `admin`
+    /// (also change the scope's variables and keys); `operator` without a
+    /// scope.
     #[serde(default)]
     role: Option<TokenKind>,
     /// A name for people.
     #[serde(default)]
+    #[schema(schema_with = label_schema)]
     label: Option<String>,
 }
 
+/// The answer of `POST /v1/tokens`.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The token, shown this once: `platos_<id>_<secret>`.
+    pub token: String,
+    /// Its description.
+    pub info: TokenInfo,
+}
+
+/// The answer of `DELETE /v1/tokens/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedToken {
+    /// Always true.
+    pub revoked: bool,
+    /// The revoked token's id.
+    pub id: String,
+}
+
 /// `POST /v1/tokens`: the token is in the answer, once.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    operation_id = "createToken",
+    summary = "Create a token",
+    description = "An operator token (`{\"operator\": true}` or `{\"role\": \"operator\"}`), or a token bound to one scope (`{\"scope\": \"org/project/env\"}`) with a `role`: `agent` (the default: read the scope and resolve in it) or `admin` (also set and unset variables, relabel, enable, disable and probe keys). The token is in this answer only. Operator token.",
+    request_body(content = CreateToken, description = "What to create.",
+        example = json!({ "scope": "acme/shop/prod", "role": "agent", "label": "checkout-agent" })),
+    responses((status = 201, description = "Created; `token` is shown once.", body = CreatedToken, example = json!({
+        "token": "platos_8c41d2e0a9f3_canary0example0not0a0real0token0000000000000000",
+        "info": { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64 }
+    }))),
+)]
 pub async fn create(
     OperatorCaller(caller): OperatorCaller,
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let scope = body
         .scope
         .map(|scope| {
@@ -77,16 +151,27 @@ pub async fn create(
     tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), "token created through the API");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": issued.token.expose_secret(), "info": issued.info })),
+        Json(CreatedToken { token: issued.token.expose_secret().to_owned(), info: issued.info }),
     ))
 }
 
 /// `DELETE /v1/tokens/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    operation_id = "revokeToken",
+    summary = "Revoke a token",
+    description = "Takes effect at once. The last operator token cannot be revoked. Operator token.",
+    params(TokenIdParam),
+    responses((status = 200, description = "Revoked.", body = RevokedToken,
+        example = json!({ "revoked": true, "id": "8c41d2e0a9f3" }))),
+)]
 pub async fn revoke(
     OperatorCaller(caller): OperatorCaller,
     State(state): State<ApiState>,
     PathId(id): PathId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedToken>, ApiError> {
     let not_found = || {
         ApiError::not_found("token_not_found", "no token has this id: GET /v1/tokens lists them")
     };
@@ -106,7 +191,7 @@ pub async fn revoke(
         return Err(not_found());
     }
     tracing::info!(by = %caller.token_id, id = %info.id, "token revoked through the API");
-    Ok(Json(json!({ "revoked": true, "id": info.id })))
+    Ok(Json(RevokedToken { revoked: true, id: info.id }))
 }
 
 fn token_error(error: TokenError) -> ApiError {

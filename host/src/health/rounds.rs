@@ -17,7 +17,7 @@ use crate::store::UnixMillis;
 pub const KEPT_ROUNDS: usize = 16;
 
 /// What a round probes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RoundTarget {
     /// Every linked key of every scope.
@@ -26,6 +26,7 @@ pub enum RoundTarget {
     Provider {
         /// The scope.
         #[serde(serialize_with = "display")]
+        #[schema(value_type = String)]
         scope: Scope,
         /// The provider's slug.
         provider: String,
@@ -49,7 +50,7 @@ fn display<S: serde::Serializer>(scope: &Scope, serializer: S) -> Result<S::Ok, 
 }
 
 /// Why a round started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RoundTrigger {
     /// The host started.
@@ -65,7 +66,7 @@ pub enum RoundTrigger {
 }
 
 /// Where a round is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RoundState {
     /// Probes are in flight.
@@ -77,7 +78,7 @@ pub enum RoundState {
 }
 
 /// One round as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RoundView {
     /// Its id, increasing.
     pub id: u64,
@@ -88,14 +89,17 @@ pub struct RoundView {
     /// Where it is.
     pub state: RoundState,
     /// When it started, Unix milliseconds.
+    #[schema(value_type = u64)]
     pub started_at: UnixMillis,
     /// When it ended.
+    #[schema(value_type = Option<u64>)]
     pub finished_at: Option<UnixMillis>,
     /// Keys to probe; `None` until they are listed.
     pub keys: Option<usize>,
     /// Keys with a verdict so far.
     pub probed: usize,
     /// Verdicts so far, by class.
+    #[schema(value_type = BTreeMap<String, u64>)]
     pub verdicts: BTreeMap<&'static str, usize>,
     /// Why it failed. Never a secret (a store error's text).
     pub error: Option<String>,

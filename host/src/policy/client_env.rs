@@ -46,7 +46,7 @@ pub fn choose_client<'m>(
 }
 
 /// What kind of value a client could not be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvWarningCode {
     /// A base URL other than the provider's default that the client cannot
@@ -59,7 +59,7 @@ pub enum EnvWarningCode {
 }
 
 /// A value the bag cannot carry in the client's form. Never holds a value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EnvWarning {
     /// Which kind.
     pub code: EnvWarningCode,
@@ -162,7 +162,7 @@ fn not_derivable(
 }
 
 /// One name a client's bag carries, and where its value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BagName {
     /// The name the client reads.
     pub name: String,
@@ -178,7 +178,7 @@ pub struct BagName {
 
 /// The names one client's bag carries, for the providers page, the
 /// providers API and `.env.example`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClientNames {
     /// The client's id, for `"client"` in a resolve.
     pub id: String,

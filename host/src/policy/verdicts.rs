@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::provider::Verdict;
 
 /// The colour of a key's health badge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Badge {
     /// The last probe said healthy.

@@ -25,7 +25,7 @@ pub fn usable(key: &ProviderKey) -> bool {
 }
 
 /// One model in the picker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CatalogModel {
     /// The provider's slug.
     pub provider: String,

@@ -66,7 +66,7 @@ pub struct ResolveRequest {
 }
 
 /// How the key was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChosenBy {
     /// The pinned key.
@@ -162,7 +162,7 @@ fn fallback_warning(pin: &str, problem: PinProblem, scope: &Scope, spent: &str) 
 }
 
 /// The key a turn gets.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChosenKey {
     /// The provider's slug.
     pub provider: String,
@@ -197,7 +197,7 @@ pub struct Resolution {
 }
 
 /// A scope variable that looks like a misspelt expected name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NearMiss {
     /// The name set in the scope.
     pub found: String,
@@ -960,7 +960,7 @@ pub fn health_verdict(record: &crate::store::HealthRecord) -> Verdict {
 }
 
 /// The answer to an explain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// `org/project/env`.
     pub scope: String,
@@ -984,7 +984,7 @@ pub struct Explanation {
 }
 
 /// A resolve error as an explanation shows it: the API's code and message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExplainedError {
     /// The stable code ([`ResolveError::code`]).
     pub code: &'static str,
@@ -999,7 +999,7 @@ impl ExplainedError {
 }
 
 /// One key in an explanation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     /// The key's variable.
     pub key_id: String,
@@ -1022,7 +1022,7 @@ pub struct Candidate {
 }
 
 /// Where one manifest variable of a key comes from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VarSourceInfo {
     /// The manifest's name.
     pub manifest_var: String,
@@ -1031,7 +1031,7 @@ pub struct VarSourceInfo {
 }
 
 /// The origin of a variable's value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum VarOrigin {
     /// A scope variable.

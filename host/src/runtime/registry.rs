@@ -9,7 +9,7 @@ use crate::policy::plugin_policy::{PinProblem, PluginPolicy};
 
 /// A plugin that was not loaded, and why (for the log, `GET /v1/plugins`,
 /// the providers page and `/metrics`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RefusedPlugin {
     /// Where it came from (its file).
     pub origin: String,

@@ -57,7 +57,7 @@ pub fn now_millis() -> UnixMillis {
 }
 
 /// Who wrote a variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum VarSource {
     /// The self-host import (the `.env` file or the process environment).
@@ -88,13 +88,14 @@ impl fmt::Display for VarSource {
 }
 
 /// A variable without its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VarInfo {
     /// The variable's name.
     pub name: String,
     /// The current value's version (1 for the first write).
     pub version: u64,
     /// When the current value was written.
+    #[schema(value_type = u64)]
     pub updated_at: UnixMillis,
     /// Who wrote it.
     pub source: VarSource,
@@ -111,7 +112,7 @@ pub struct VarValue {
 }
 
 /// Whether a provider key may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyStatus {
     /// Usable; a candidate for the scope default.
@@ -130,7 +131,7 @@ impl fmt::Display for KeyStatus {
 }
 
 /// The kind of a health verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HealthVerdict {
     /// The key works.
@@ -158,7 +159,7 @@ impl fmt::Display for HealthVerdict {
 }
 
 /// The last health check of a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthRecord {
     /// The verdict.
     pub verdict: HealthVerdict,
@@ -166,6 +167,7 @@ pub struct HealthRecord {
     /// [`MAX_RECORD_MESSAGE_CHARS`](crate::policy::bounds::MAX_RECORD_MESSAGE_CHARS)).
     pub message: String,
     /// When the check ran.
+    #[schema(value_type = u64)]
     pub checked_at: UnixMillis,
     /// How long the probe took, in milliseconds.
     #[serde(default)]
