@@ -23,6 +23,14 @@ use platos_host::store::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+mod store_postgres;
+mod store_suite;
+mod support;
+
+mod postgres_suite {
+    crate::store_suite!(crate::store_postgres::PostgresBackend::new());
+}
+
 const KEY_A: &str = "0123456789abcdef0123456789abcdef";
 const KEY_B: &str = "fedcba9876543210fedcba9876543210";
 const KEY_C: &str = "00112233445566778899aabbccddeeff";
