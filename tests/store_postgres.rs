@@ -9,7 +9,6 @@ use platos_host::crypto::CryptoError;
 use platos_host::store::{
     KeyUpdate, PostgresStore, StoreError, StoreOptions, VarSource,
 };
-use platos_host::store::AsyncSecretStore as SecretStore;
 use secrecy::ExposeSecret;
 
 use crate::store_suite::{

@@ -19,7 +19,6 @@ use platos_host::store::{
     HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS, MAX_VALUE_LEN,
     ProviderVars, StoreError, StoreOptions, VarSource,
 };
-use platos_host::store::AsyncSecretStore as SecretStore;
 use secrecy::{ExposeSecret, SecretString};
 
 pub const KEY_A: &str = "0123456789abcdef0123456789abcdef";

@@ -26,7 +26,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
-pub use postgres_store::{PostgresStore, SecretStore as AsyncSecretStore};
+pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};

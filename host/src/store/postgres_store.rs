@@ -40,35 +40,11 @@ use super::rules::{self, KeyCheckStep};
 use super::sled_store::{Clock, StoreOptions};
 use super::{
     HealthRecord, ImportReport, KeyLink, KeyStatus, KeyUpdate, ProviderKey, ProviderVars,
-    RewrapFailure, RewrapProgress, RewrapReport, StoreError, SyncReport, UnixMillis,
+    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis,
     VarInfo, VarSource, VarValue, check_name,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
-
-/// TEMPORARY until the async `SecretStore` lands on main.
-#[async_trait]
-pub trait SecretStore: Send + Sync {
-    async fn set_var(&self, scope: &Scope, name: &str, value: &SecretString, source: VarSource) -> Result<VarInfo, StoreError>;
-    async fn unset_var(&self, scope: &Scope, name: &str, source: VarSource) -> Result<bool, StoreError>;
-    async fn list_vars(&self, scope: &Scope) -> Result<Vec<VarInfo>, StoreError>;
-    async fn get_var(&self, scope: &Scope, name: &str) -> Result<Option<VarValue>, StoreError>;
-    async fn get_vars(&self, scope: &Scope, names: &[&str]) -> Result<Vec<Option<VarValue>>, StoreError>;
-    async fn get_var_version(&self, scope: &Scope, name: &str, version: u64) -> Result<Option<VarValue>, StoreError>;
-    async fn purge_expired(&self) -> Result<usize, StoreError>;
-    async fn import_self_host(&self, scope: &Scope, vars: &[(String, SecretString)]) -> Result<ImportReport, StoreError>;
-    async fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError>;
-    async fn list_all_provider_keys(&self) -> Result<Vec<(Scope, ProviderKey)>, StoreError>;
-    async fn update_provider_key(&self, scope: &Scope, provider: &str, env_var: &str, update: KeyUpdate) -> Result<bool, StoreError>;
-    async fn set_provider_vars(&self, vars: ProviderVars) -> Result<SyncReport, StoreError>;
-    async fn rewrap(&self, progress: &mut (dyn for<'p> FnMut(&'p RewrapProgress) + Send)) -> Result<RewrapReport, StoreError>;
-    async fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError>;
-    async fn flush(&self) -> Result<(), StoreError>;
-    async fn default_provider_key(&self, scope: &Scope, provider: &str) -> Result<Option<ProviderKey>, StoreError> {
-        let keys = self.list_provider_keys(scope).await?;
-        Ok(super::default_key(&keys, provider).cloned())
-    }
-}
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
