@@ -7,13 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use platos_host::crypto::CryptoError;
 use platos_host::store::{
-    KeyUpdate, PostgresStore, StoreError, StoreOptions, VarSource,
+    KeyUpdate, PostgresStore, SecretStore, StoreError, StoreOptions, VarSource,
 };
 use secrecy::ExposeSecret;
 
-use crate::store_suite::{
-    Backend, KEY_A, KEY_B, keyring, options, scope, secret, set, value_of,
-};
+use crate::store_suite::{Backend, KEY_A, KEY_B, keyring, options, scope, secret, set, value_of};
 use crate::support;
 
 /// A PostgreSQL database of its own on the test server.
@@ -92,11 +90,14 @@ async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
     let url = support::postgres_database().await;
     // Hosts starting at once on an empty database: one migrates, the others
     // wait for it and find the schema in place.
-    let hosts: Vec<Arc<PostgresStore>> =
-        futures_join_all((0..4).map(|_| {
-            let url = url.clone();
-            async move { host(&url).await }
-        })).await.into_iter().map(Arc::new).collect();
+    let hosts: Vec<Arc<PostgresStore>> = futures_join_all((0..4).map(|_| {
+        let url = url.clone();
+        async move { host(&url).await }
+    }))
+    .await
+    .into_iter()
+    .map(Arc::new)
+    .collect();
     let dev = scope("acme/shop/dev");
     let writers: Vec<_> = hosts
         .iter()
@@ -142,7 +143,9 @@ async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
 }
 
 /// `futures::future::join_all` without the dependency.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F: Send + 'static,
     F::Output: Send + 'static,
@@ -196,7 +199,10 @@ async fn the_database_never_holds_a_plaintext_value() {
     set(&store, &prod, "OPENAI_API_KEY", CANARY).await;
     set(&store, &dev, "OPENAI_API_KEY", CANARY).await;
     store
-        .import_self_host(&scope("self/default/prod"), &[("ANTHROPIC_API_KEY".into(), secret(CANARY))])
+        .import_self_host(
+            &scope("self/default/prod"),
+            &[("ANTHROPIC_API_KEY".into(), secret(CANARY))],
+        )
         .await
         .unwrap();
     store.rewrap(&mut |_| {}).await.unwrap();
@@ -330,9 +336,14 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors_without_the_password(
     assert!(message.contains("sslmode=require is not supported"), "{message}");
     // sslmode=disable and prefer connect without TLS.
     for mode in ["disable", "prefer"] {
-        drop(PostgresStore::open(&format!("{url}?sslmode={mode}"), keyring(KEY_A, None), options()).await.unwrap());
+        drop(
+            PostgresStore::open(&format!("{url}?sslmode={mode}"), keyring(KEY_A, None), options())
+                .await
+                .unwrap(),
+        );
     }
-    let error = PostgresStore::open("mysql://x", keyring(KEY_A, None), options()).await.unwrap_err();
+    let error =
+        PostgresStore::open("mysql://x", keyring(KEY_A, None), options()).await.unwrap_err();
     assert!(error.to_string().contains("expected postgres://USER@HOST:PORT/DATABASE"), "{error}");
     // A port nothing listens on (bound, then closed): the error names the
     // server, never the password.
@@ -345,4 +356,51 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors_without_the_password(
     assert_eq!(error.code(), "storage_error");
     assert!(message.contains(&format!("postgres://platos@127.0.0.1:{port}/platos")), "{message}");
     assert!(!message.contains(password), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_writes_to_the_store_it_is_given() {
+    const CANARY: &str = "sk-cli-pg-canary-0d4f";
+    let url = support::postgres_database().await;
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut full = vec!["--store", url.as_str()];
+        full.extend_from_slice(args);
+        let output = crate::cli(data.path(), KEY_A, None, &full, stdin);
+        let (stdout, stderr) = (crate::text(&output.stdout), crate::text(&output.stderr));
+        assert!(!stdout.contains(CANARY) && !stderr.contains(CANARY), "{stdout}{stderr}");
+        (output.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) =
+        run(&["env", "set", "acme/shop/prod", "OPENAI_API_KEY"], &format!("{CANARY}\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OPENAI_API_KEY set in acme/shop/prod: version 1"), "{stdout}");
+    let (code, stdout, stderr) = run(&["env", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OPENAI_API_KEY") && stdout.contains("cli"), "{stdout}");
+    let (code, stdout, stderr) = run(&["keys", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("openai") && stdout.contains("OPENAI_API_KEY"), "{stdout}");
+    // The value is in PostgreSQL, not in a sled store under the data directory.
+    assert!(!data.path().join("store").exists());
+    let store = host(&url).await;
+    assert_eq!(value_of(&store, &scope("acme/shop/prod"), "OPENAI_API_KEY").await.unwrap(), CANARY);
+    let (code, _, stderr) = run(&["rewrap"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    // A wrong key is refused naming the database; an unknown store is a usage error.
+    let wrong =
+        crate::cli(data.path(), KEY_B, None, &["--store", &url, "env", "list", "a/b/c"], "");
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = crate::text(&wrong.stderr);
+    assert!(stderr.contains("does not match") && stderr.contains(&url), "{stderr}");
+    let bogus = crate::cli(
+        data.path(),
+        KEY_A,
+        None,
+        &["--store", "mysql://u:pw-canary@h/d", "env", "list", "a/b/c"],
+        "",
+    );
+    assert_eq!(bogus.status.code(), Some(2));
+    let stderr = crate::text(&bogus.stderr);
+    assert!(stderr.contains("expected `sled`") && !stderr.contains("pw-canary"), "{stderr}");
 }

@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use platos_host::crypto::{ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
+use platos_host::crypto::{
+    ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring,
+};
 use platos_host::scope::Scope;
-use platos_host::selfhost::SelfHostConfig;
-// TEMP until the async trait lands.
-async fn reload(_: &dyn SecretStore, _: &SelfHostConfig, _: &dyn Fn(&str) -> bool) -> Result<platos_host::selfhost::Reload, platos_host::selfhost::SelfHostError> { unimplemented!() }
+use platos_host::selfhost::{SelfHostConfig, reload};
 use platos_host::store::{
     HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS, MAX_VALUE_LEN,
-    ProviderVars, StoreError, StoreOptions, VarSource,
+    ProviderVars, SecretStore, StoreError, StoreOptions, VarSource,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -105,8 +105,10 @@ macro_rules! store_suite {
             names_and_values_are_checked,
             batch_reads_follow_the_names,
             concurrent_writers_get_distinct_versions,
+            self_host_values_win_and_api_writes_to_them_are_refused,
             rotation_then_rewrap_leaves_everything_readable_under_the_new_key,
             a_wrong_master_key_is_refused_at_open,
+            canary_secrets_never_reach_logs_errors_or_debug,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -436,10 +438,8 @@ pub async fn self_host_values_win_and_api_writes_to_them_are_refused(backend: &d
     // Neither the API nor the command line can overwrite or unset a
     // self-host variable.
     for writer in [VarSource::Api, VarSource::Cli] {
-        let error = s
-            .set_var(&home, "OPENAI_API_KEY", &secret("sk-api-again"), writer)
-            .await
-            .unwrap_err();
+        let error =
+            s.set_var(&home, "OPENAI_API_KEY", &secret("sk-api-again"), writer).await.unwrap_err();
         assert!(matches!(error, StoreError::ManagedBySelfHost { .. }), "{error}");
         let message = error.to_string();
         assert!(message.contains("managed by the self-host configuration"), "{message}");
@@ -535,6 +535,8 @@ pub async fn rotation_then_rewrap_leaves_everything_readable_under_the_new_key(
                     assert_eq!(got.value.expose_secret(), want);
                     reads += 1;
                 }
+                // A backend that reads in place never yields by itself.
+                tokio::task::yield_now().await;
             }
             reads
         })
@@ -553,8 +555,10 @@ pub async fn rotation_then_rewrap_leaves_everything_readable_under_the_new_key(
         .await
     };
     assert!(interrupted.unwrap_err().is_panic());
+    // The first batch is done (a backend working on its own thread, as
+    // sled's adapter, may finish the rest although its caller went away).
     let usage = store.key_usage().await.unwrap();
-    assert!(usage[&id_b] > 1 && usage[&id_a] > 0, "{usage:?}");
+    assert!(usage[&id_b] > 1, "{usage:?}");
 
     // Run it again: it finishes the rest and skips what is done.
     let mut calls = Vec::new();
@@ -733,8 +737,11 @@ pub async fn canary_secrets_never_reach_logs_errors_or_debug(backend: &dyn Backe
     // Self-host import of the canary, then refused API writes.
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, format!("ANTHROPIC_API_KEY={CANARY}\nlower={CANARY}\n")).unwrap();
-    let config =
-        SelfHostConfig { scope: prod.clone(), env_file: Some(env_file.clone()), process_env: false };
+    let config = SelfHostConfig {
+        scope: prod.clone(),
+        env_file: Some(env_file.clone()),
+        process_env: false,
+    };
     let reloaded = reload(s, &config, &|_| false).await.unwrap();
     seen.push(format!("{:?} {:?}", reloaded.report, reloaded.skipped));
     let refused =

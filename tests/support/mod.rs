@@ -323,13 +323,25 @@ pub async fn postgres_database() -> String {
     for row in stale {
         let name: String = row.get(0);
         let owner = name.split('_').nth(2).and_then(|pid| pid.parse::<u32>().ok());
-        if owner.is_some_and(|owner| owner != pid && !std::path::Path::new(&format!("/proc/{owner}")).exists()) {
+        if owner.is_some_and(|owner| {
+            owner != pid && !std::path::Path::new(&format!("/proc/{owner}")).exists()
+        }) {
             // Another ended process may be dropping it too: errors are fine.
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
         }
     }
     let name = format!("platos_test_{pid}_{}", NEXT.fetch_add(1, Ordering::SeqCst));
     client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
     let (base, _) = server.rsplit_once('/').expect("the server URL ends in /DATABASE");
     format!("{base}/{name}")
+}
+
+/// `store` as the async store a resolver takes, the test keeping its
+/// blocking handle for direct writes.
+pub fn async_store(
+    store: &Arc<platos_host::store::SledStore>,
+) -> Arc<dyn platos_host::store::SecretStore> {
+    Arc::new(platos_host::store::Blocking::shared(Arc::clone(store)))
 }

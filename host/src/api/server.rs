@@ -24,7 +24,7 @@ use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
 use crate::runtime::{PluginHost, RuntimeConfig};
 use crate::selfhost::{ImportStatus, SelfHostConfig, manifest_var_filter};
-use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions, now_millis};
+use crate::store::{ProviderVars, SecretStore, StoreBackend, StoreOptions, now_millis};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The data directory (store, tokens, generated key, plugin cache).
     pub data_dir: PathBuf,
+    /// Where the store lives: sled under the data directory, or PostgreSQL.
+    pub store: StoreBackend,
     /// Third-party plugins beside the bundled ones, and the operator's
     /// plugin policy (name grants).
     pub plugins: PluginSources,
@@ -66,6 +68,7 @@ impl ServerConfig {
         ServerConfig {
             listen,
             data_dir,
+            store: StoreBackend::Sled,
             plugins: PluginSources::default(),
             require_all_plugins: false,
             cache_dir: None,
@@ -100,7 +103,7 @@ pub struct StartReport {
 pub struct Server {
     address: SocketAddr,
     state: ApiState,
-    store: Arc<SledStore>,
+    store: Arc<dyn SecretStore>,
     report: StartReport,
     shutdown: watch::Sender<bool>,
     serving: JoinHandle<std::io::Result<()>>,
@@ -142,22 +145,24 @@ impl Server {
         )?;
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-        let store = Arc::new(
-            SledStore::open_in_data_dir(
-                &config.data_dir,
-                keyring,
-                StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() },
-            )
-            .map_err(|error| match error {
-                // A wrong master key is refused, and says so itself.
-                crate::store::StoreError::KeyMismatch { .. } => anyhow::Error::new(error),
-                error => anyhow::Error::new(error).context(format!(
-                    "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
-                    config.data_dir.join("store").display()
-                )),
-            })?,
-        );
-        store.set_provider_vars(provider_vars)?;
+        let options =
+            StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() };
+        let store: Arc<dyn SecretStore> =
+            config.store.open(&config.data_dir, keyring, options).await.map_err(|error| {
+                match (error, &config.store) {
+                    // A wrong master key is refused, and says so itself.
+                    (error @ crate::store::StoreError::KeyMismatch { .. }, _) => {
+                        anyhow::Error::new(error)
+                    }
+                    (error, StoreBackend::Sled) => anyhow::Error::new(error).context(format!(
+                        "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
+                        config.data_dir.join("store").display()
+                    )),
+                    (error, backend) => anyhow::Error::new(error)
+                        .context(format!("cannot open the store in {backend}")),
+                }
+            })?;
+        store.set_provider_vars(provider_vars).await?;
         let tokens = Arc::new(TokenStore::open_in_data_dir(&config.data_dir)?);
         let operator_token = bootstrap::operator_token(&config.data_dir, &tokens)?;
 
@@ -197,6 +202,7 @@ impl Server {
         let embedding_warning = match &config.self_host {
             Some(self_host) => {
                 let status = super::scopes::embedding_status(&state, &self_host.scope)
+                    .await
                     .map_err(|error| anyhow::anyhow!("{}", error.message))?;
                 status.get("missing").and_then(|missing| missing.as_str()).map(str::to_owned)
             }
@@ -257,7 +263,7 @@ impl Server {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<SledStore> {
+    pub fn store(&self) -> &Arc<dyn SecretStore> {
         &self.store
     }
 
@@ -324,15 +330,9 @@ impl Server {
         for task in &self.tasks {
             task.abort();
         }
-        let resolver = self.state.resolver().clone();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let flushed = resolver.flush_usage()?;
-            store.flush()?;
-            tracing::info!(keys = flushed, "usage written and the store flushed");
-            Ok(())
-        })
-        .await??;
+        let flushed = self.state.resolver().flush_usage().await?;
+        self.store.flush().await?;
+        tracing::info!(keys = flushed, "usage written and the store flushed");
         Ok(())
     }
 }
@@ -340,7 +340,7 @@ impl Server {
 /// What a self-host import needs, shared by the start and every reload.
 #[derive(Clone)]
 struct SelfHostImport {
-    store: Arc<SledStore>,
+    store: Arc<dyn SecretStore>,
     config: SelfHostConfig,
     accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The loaded providers' variable names, for misspelling hints.
@@ -354,14 +354,9 @@ impl SelfHostImport {
     /// nothing and is recorded too.
     async fn run(&self) -> anyhow::Result<()> {
         let scope = self.config.scope.clone();
-        let (store, config, accept) =
-            (self.store.clone(), self.config.clone(), self.accept.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            crate::selfhost::reload(store.as_ref(), &config, &*accept)
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|result| result.map_err(anyhow::Error::from));
+        let result = crate::selfhost::reload(self.store.as_ref(), &self.config, &*self.accept)
+            .await
+            .map_err(anyhow::Error::from);
         let mut status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let reload = match result {
             Ok(reload) => reload,
@@ -396,27 +391,25 @@ impl SelfHostImport {
 
 /// Every `interval`: batched last-used times to the store, expired leases
 /// dropped, replaced versions past their grace period purged.
-async fn maintenance(resolver: Resolver, store: Arc<SledStore>, interval: Duration) {
+async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         let expired = resolver.expire_leases();
-        let (resolver, store) = (resolver.clone(), store.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            let used = resolver.flush_usage()?;
-            let purged = store.purge_expired()?;
+        let result = async {
+            let used = resolver.flush_usage().await?;
+            let purged = store.purge_expired().await?;
             Ok::<_, crate::store::StoreError>((used, purged))
-        })
+        }
         .await;
         match result {
-            Ok(Ok((used, purged))) if used + purged + expired > 0 => {
+            Ok((used, purged)) if used + purged + expired > 0 => {
                 tracing::debug!(used, purged, expired, "maintenance")
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "maintenance failed"),
-            Err(error) => tracing::warn!(%error, "the maintenance task failed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "maintenance failed"),
         }
     }
 }

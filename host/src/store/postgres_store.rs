@@ -30,7 +30,9 @@ use std::str::FromStr;
 use std::sync::{PoisonError, RwLock};
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction,
+};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio_postgres::config::{Host, SslMode};
@@ -213,6 +215,15 @@ impl VarRow {
             source: parse_source(row.get("source"))?,
         })
     }
+}
+
+/// `url` as `postgres://user@host:port/db`, without its password (or a
+/// placeholder when it does not parse).
+pub(super) fn redacted(url: &str) -> String {
+    tokio_postgres::Config::from_str(url).map_or_else(
+        |_| "postgres://(a URL that does not parse)".to_owned(),
+        |config| location_of(&config),
+    )
 }
 
 /// `postgres://user@host:port/db` of `config`, without its password.
@@ -503,10 +514,7 @@ impl PostgresStore {
         let retired = rows
             .iter()
             .map(|row| {
-                Ok((
-                    from_sql_int("version", row.get(0))?,
-                    from_sql_int("expiry", row.get(1))?,
-                ))
+                Ok((from_sql_int("version", row.get(0))?, from_sql_int("expiry", row.get(1))?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let dropped: Vec<i64> =
@@ -539,14 +547,15 @@ impl PostgresStore {
         let row = self.lock_or_create_var(tx, &scope_id, name).await?;
         rules::check_writer(scope, name, source, row.current.map(|_| row.source))?;
         let version = row.last_version + 1;
-        let sealed = self.keyring.seal(&Binding { scope, name, version }, plaintext).map_err(
-            |source| StoreError::Crypto {
-                scope: scope_id.clone(),
-                name: name.to_owned(),
-                version,
-                source,
-            },
-        )?;
+        let sealed =
+            self.keyring.seal(&Binding { scope, name, version }, plaintext).map_err(|source| {
+                StoreError::Crypto {
+                    scope: scope_id.clone(),
+                    name: name.to_owned(),
+                    version,
+                    source,
+                }
+            })?;
         tx.execute(
             "INSERT INTO platos_values (scope, name, version, sealed) VALUES ($1, $2, $3, $4)",
             &[&scope_id, &name, &sql_int(version), &sealed],
@@ -789,8 +798,7 @@ impl SecretStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
-        row.map(|row| self.open_value(scope, name, version, &row.get::<_, Vec<u8>>(0)))
-            .transpose()
+        row.map(|row| self.open_value(scope, name, version, &row.get::<_, Vec<u8>>(0))).transpose()
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
@@ -1090,14 +1098,13 @@ impl SecretStore for PostgresStore {
             .map_err(backend)?;
         let mut usage = BTreeMap::new();
         for row in rows {
-            let id = sealed_key_id(&row.get::<_, Vec<u8>>(3)).map_err(|source| {
-                StoreError::Crypto {
+            let id =
+                sealed_key_id(&row.get::<_, Vec<u8>>(3)).map_err(|source| StoreError::Crypto {
                     scope: row.get(0),
                     name: row.get(1),
                     version: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
                     source,
-                }
-            })?;
+                })?;
             *usage.entry(id).or_insert(0) += 1;
         }
         Ok(usage)

@@ -150,7 +150,9 @@ mod tests {
         assert_eq!(refused.unwrap_err().code(), "managed_by_self_host");
         assert!(check_writer(&scope(), "X", VarSource::Cli, Some(VarSource::SelfHost)).is_err());
         assert!(check_writer(&scope(), "X", VarSource::SelfHost, Some(VarSource::Api)).is_ok());
-        assert!(check_writer(&scope(), "X", VarSource::SelfHost, Some(VarSource::SelfHost)).is_ok());
+        assert!(
+            check_writer(&scope(), "X", VarSource::SelfHost, Some(VarSource::SelfHost)).is_ok()
+        );
         assert!(check_writer(&scope(), "X", VarSource::Api, Some(VarSource::Cli)).is_ok());
         assert!(check_writer(&scope(), "X", VarSource::Api, None).is_ok(), "unset: free");
     }
@@ -192,9 +194,15 @@ mod tests {
         };
         assert_eq!(step(&ring_a, None, false), Ok(KeyCheckStep::Seal(ring_a.current_id())));
         assert_eq!(step(&ring_a, Some(&record_a), false), Ok(KeyCheckStep::Keep));
-        assert_eq!(step(&ring_b, Some(&record_a), false), Ok(KeyCheckStep::Seal(ring_b.current_id())));
+        assert_eq!(
+            step(&ring_b, Some(&record_a), false),
+            Ok(KeyCheckStep::Seal(ring_b.current_id()))
+        );
         assert_eq!(step(&ring_b_a, Some(&record_a), true), Ok(KeyCheckStep::Keep), "rotating");
-        assert_eq!(step(&ring_b, Some(&record_a), true).unwrap_err(), "the store is inconsistent: mismatch");
+        assert_eq!(
+            step(&ring_b, Some(&record_a), true).unwrap_err(),
+            "the store is inconsistent: mismatch"
+        );
         assert_eq!(step(&ring_b, None, true), Ok(KeyCheckStep::FromValues));
         let mut altered = record_a.clone();
         *altered.last_mut().unwrap() ^= 1;

@@ -1,4 +1,4 @@
-//! [`SecretStore`] on sled 0.34.
+//! [`BlockingSecretStore`] on sled 0.34; callers use it as a [`super::SecretStore`] through [`super::Blocking`].
 //!
 //! Trees (keys use `\0` as separator: no scope id or name contains it):
 //!
@@ -32,8 +32,8 @@ use subtle::ConstantTimeEq;
 
 use super::rules::{self, KeyCheckStep};
 use super::{
-    ImportReport, KeyLink, KeyUpdate, ProviderKey, ProviderVars, RewrapFailure,
-    RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo,
+    BlockingSecretStore, ImportReport, KeyLink, KeyUpdate, ProviderKey, ProviderVars,
+    RewrapFailure, RewrapProgress, RewrapReport, StoreError, SyncReport, UnixMillis, VarInfo,
     VarSource, VarValue, check_name, now_millis,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
@@ -325,7 +325,7 @@ fn key_of_a_value(values: &Tree, keyring: &Keyring) -> Result<Option<KeyId>, Sto
     first_failure.map_or(Ok(None), Err)
 }
 
-/// The sled implementation of [`SecretStore`].
+/// The sled implementation of [`BlockingSecretStore`].
 pub struct SledStore {
     db: sled::Db,
     meta: Tree,
@@ -412,12 +412,6 @@ impl SledStore {
     /// The keyring values are sealed with.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
-    }
-
-    /// Makes every write so far durable (as far as sled's `flush` goes: it
-    /// survives a process kill; see `docs/store.md` on power loss).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::backend)
     }
 
     fn now(&self) -> UnixMillis {
@@ -623,7 +617,7 @@ impl SledStore {
     }
 }
 
-impl SecretStore for SledStore {
+impl BlockingSecretStore for SledStore {
     fn set_var(
         &self,
         scope: &Scope,
@@ -899,7 +893,10 @@ impl SecretStore for SledStore {
                     let set =
                         self.tx_record(vars, &key)?.is_some_and(|record| record.current.is_some());
                     if set && keys.get(&row_key)?.is_none() {
-                        keys.insert(row_key.as_slice(), encode(&rules::new_key_row(&link, name, now)))?;
+                        keys.insert(
+                            row_key.as_slice(),
+                            encode(&rules::new_key_row(&link, name, now)),
+                        )?;
                         return Ok(true);
                     }
                     Ok(false)
@@ -1021,6 +1018,12 @@ impl SecretStore for SledStore {
             *usage.entry(id).or_insert(0) += 1;
         }
         Ok(usage)
+    }
+
+    /// As far as sled's `flush` goes: it survives a process kill; see
+    /// `docs/store.md` on power loss.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::backend)
     }
 }
 
