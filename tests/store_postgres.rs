@@ -142,12 +142,10 @@ async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
     assert_eq!(last, 120);
 }
 
-/// `futures::future::join_all` without the dependency.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs `futures` as concurrent tasks; their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let tasks: Vec<_> = futures.map(tokio::spawn).collect();
