@@ -32,6 +32,11 @@ fi
 # The real-clients test runs the official SDKs and the AI SDK from
 # target/clients (installed only when their pins change).
 bash scripts/install-clients.sh
+# The PostgreSQL store's tests run against one throw-away cluster on a
+# loopback port (installed with apt-get when missing), each in its own
+# fresh database.
+PLATOS_TEST_POSTGRES="$(bash scripts/postgres-test-server.sh)"
+export PLATOS_TEST_POSTGRES
 cargo test --workspace --all-targets
 # The example plugins in Python and JavaScript, built and run through the harness.
 bash scripts/build-examples.sh

@@ -267,6 +267,77 @@ pub fn store_for(
     (dir, store)
 }
 
+/// The test PostgreSQL server's URL: `PLATOS_TEST_POSTGRES` (which
+/// `scripts/test.sh` sets), else the server `scripts/postgres-test-server.sh`
+/// starts (or reuses) for this process. Fails, saying how to get one, when
+/// there is none: a test needing PostgreSQL never passes without it.
+pub fn postgres_server() -> String {
+    static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("PLATOS_TEST_POSTGRES")
+                && !url.is_empty()
+            {
+                return url;
+            }
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-test-server.sh");
+            let output = std::process::Command::new("bash").arg(script).output();
+            let how = "this test needs PostgreSQL: run `bash scripts/test.sh`, or start the test \
+                       server with `bash scripts/postgres-test-server.sh` and set \
+                       PLATOS_TEST_POSTGRES to the URL it prints (its server comes from \
+                       `sudo apt-get install -y postgresql`)";
+            match output {
+                Ok(output) if output.status.success() => {
+                    let stdout = String::from_utf8_lossy(&output.stdout);
+                    let url = stdout.lines().last().unwrap_or("").trim().to_owned();
+                    assert!(url.starts_with("postgres://"), "{how}; the script printed {stdout:?}");
+                    url
+                }
+                Ok(output) => {
+                    panic!("{how}; the script failed: {}", String::from_utf8_lossy(&output.stderr))
+                }
+                Err(error) => panic!("{how}; cannot run the script: {error}"),
+            }
+        })
+        .clone()
+}
+
+/// A fresh, empty database of its own on the test PostgreSQL server
+/// ([`postgres_server`]); returns its URL. Databases of test processes that
+/// have ended are dropped on the way.
+pub async fn postgres_database() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = postgres_server();
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("cannot reach the test PostgreSQL at {server}: {error}; restart it with `bash scripts/postgres-test-server.sh`")
+        });
+    tokio::spawn(connection);
+    let pid = std::process::id();
+    let stale = client
+        .query("SELECT datname FROM pg_database WHERE datname LIKE 'platos\\_test\\_%'", &[])
+        .await
+        .unwrap();
+    for row in stale {
+        let name: String = row.get(0);
+        let owner = name.split('_').nth(2).and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(|owner| {
+            owner != pid && !std::path::Path::new(&format!("/proc/{owner}")).exists()
+        }) {
+            // Another ended process may be dropping it too: errors are fine.
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+    let name = format!("platos_test_{pid}_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let (base, _) = server.rsplit_once('/').expect("the server URL ends in /DATABASE");
+    format!("{base}/{name}")
+}
+
 /// `store` as the async store a resolver takes, the test keeping its
 /// blocking handle for direct writes.
 pub fn async_store(

@@ -24,7 +24,7 @@ use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
 use crate::runtime::{PluginHost, RuntimeConfig};
 use crate::selfhost::{ImportStatus, SelfHostConfig, manifest_var_filter};
-use crate::store::{Blocking, ProviderVars, SecretStore, SledStore, StoreOptions, now_millis};
+use crate::store::{ProviderVars, SecretStore, StoreBackend, StoreOptions, now_millis};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The data directory (store, tokens, generated key, plugin cache).
     pub data_dir: PathBuf,
+    /// Where the store lives: sled under the data directory, or PostgreSQL.
+    pub store: StoreBackend,
     /// Third-party plugins beside the bundled ones, and the operator's
     /// plugin policy (name grants).
     pub plugins: PluginSources,
@@ -66,6 +68,7 @@ impl ServerConfig {
         ServerConfig {
             listen,
             data_dir,
+            store: StoreBackend::Sled,
             plugins: PluginSources::default(),
             require_all_plugins: false,
             cache_dir: None,
@@ -142,21 +145,23 @@ impl Server {
         )?;
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-        let store: Arc<dyn SecretStore> = Arc::new(Blocking::new(
-            SledStore::open_in_data_dir(
-                &config.data_dir,
-                keyring,
-                StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() },
-            )
-            .map_err(|error| match error {
-                // A wrong master key is refused, and says so itself.
-                crate::store::StoreError::KeyMismatch { .. } => anyhow::Error::new(error),
-                error => anyhow::Error::new(error).context(format!(
-                    "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
-                    config.data_dir.join("store").display()
-                )),
-            })?,
-        ));
+        let options =
+            StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() };
+        let store: Arc<dyn SecretStore> =
+            config.store.open(&config.data_dir, keyring, options).await.map_err(|error| {
+                match (error, &config.store) {
+                    // A wrong master key is refused, and says so itself.
+                    (error @ crate::store::StoreError::KeyMismatch { .. }, _) => {
+                        anyhow::Error::new(error)
+                    }
+                    (error, StoreBackend::Sled) => anyhow::Error::new(error).context(format!(
+                        "cannot open the store in {} (is another `platos-host serve` running on this data directory?)",
+                        config.data_dir.join("store").display()
+                    )),
+                    (error, backend) => anyhow::Error::new(error)
+                        .context(format!("cannot open the store in {backend}")),
+                }
+            })?;
         store.set_provider_vars(provider_vars).await?;
         let tokens = Arc::new(TokenStore::open_in_data_dir(&config.data_dir)?);
         let operator_token = bootstrap::operator_token(&config.data_dir, &tokens)?;

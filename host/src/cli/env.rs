@@ -17,8 +17,8 @@ use platos_host::policy::hints::near_misses;
 use platos_host::policy::variants::variant_of;
 use platos_host::scope::Scope;
 use platos_host::store::{
-    Blocking, BlockingSecretStore, MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore,
-    SledStore, StoreError, StoreOptions, UnixMillis, VarSource, default_key,
+    BlockingSecretStore, MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore, SledStore,
+    StoreBackend, StoreError, StoreOptions, UnixMillis, VarSource, default_key,
 };
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -108,7 +108,7 @@ async fn provider_vars(context: &Context) -> anyhow::Result<(ProviderVars, Vec<S
 }
 
 /// The data directory's store, with the keyring's current key id.
-fn open_store(
+async fn open_store(
     context: &Context,
     provider_vars: ProviderVars,
 ) -> anyhow::Result<(Arc<dyn SecretStore>, KeyId)> {
@@ -121,18 +121,20 @@ fn open_store(
     )?;
     let options = StoreOptions { provider_vars, ..StoreOptions::default() };
     let current = keyring.current_id();
-    let store =
-        SledStore::open_in_data_dir(&context.data_dir, keyring, options).map_err(|error| {
+    let store = context.store.open(&context.data_dir, keyring, options).await.map_err(|error| {
+        match (error, &context.store) {
             // A wrong key says so itself; the hint is for a store in use.
-            if let StoreError::KeyMismatch { .. } = error {
-                return anyhow::Error::new(error);
+            (error @ StoreError::KeyMismatch { .. }, _) => anyhow::Error::new(error),
+            (error, StoreBackend::Sled) => anyhow::Error::new(error).context(format!(
+                "cannot open the store in {} (is `platos-host serve` running on this data directory?)",
+                context.data_dir.join("store").display()
+            )),
+            (error, backend) => {
+                anyhow::Error::new(error).context(format!("cannot open the store in {backend}"))
             }
-            anyhow::Error::new(error).context(format!(
-            "cannot open the store in {} (is `platos-host serve` running on this data directory?)",
-            context.data_dir.join("store").display()
-        ))
-        })?;
-    Ok((Arc::new(Blocking::new(store)), current))
+        }
+    })?;
+    Ok((store, current))
 }
 
 /// Runs `env ...`.
@@ -140,7 +142,7 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
     match command {
         EnvCommand::Set { scope, name } => {
             let (links, known) = provider_vars(context).await?;
-            let (store, _) = open_store(context, links)?;
+            let (store, _) = open_store(context, links).await?;
             let value = read_value(&scope, &name)?;
             warn_unknown_name(&name, &known);
             let info = store.set_var(&scope, &name, &value, VarSource::Cli).await?;
@@ -148,7 +150,7 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
         }
         EnvCommand::Unset { scope, name } => {
             let (links, _) = provider_vars(context).await?;
-            let (store, _) = open_store(context, links)?;
+            let (store, _) = open_store(context, links).await?;
             if store.unset_var(&scope, &name, VarSource::Cli).await? {
                 println!("{name} unset in {scope}");
             } else {
@@ -156,7 +158,7 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
             }
         }
         EnvCommand::List { scope, json } => {
-            let (store, _) = open_store(context, ProviderVars::new())?;
+            let (store, _) = open_store(context, ProviderVars::new()).await?;
             let vars = store.list_vars(&scope).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&vars)?);
@@ -184,7 +186,7 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
 pub async fn run_keys(context: &Context, command: KeysCommand) -> anyhow::Result<ExitCode> {
     let KeysCommand::List { scope, json } = command;
     let (links, _) = provider_vars(context).await?;
-    let (store, _) = open_store(context, links.clone())?;
+    let (store, _) = open_store(context, links.clone()).await?;
     // Re-link rows to the loaded plugins (a plugin may have been added).
     store.set_provider_vars(links).await?;
     let keys = store.list_provider_keys(&scope).await?;
@@ -230,7 +232,7 @@ pub async fn run_keys(context: &Context, command: KeysCommand) -> anyhow::Result
 
 /// Runs `rewrap`.
 pub async fn run_rewrap(context: &Context, _args: RewrapArgs) -> anyhow::Result<ExitCode> {
-    let (store, current) = open_store(context, ProviderVars::new())?;
+    let (store, current) = open_store(context, ProviderVars::new()).await?;
     eprintln!("re-encrypting every value under ENCRYPTION_KEY (key id {current})");
     let report = store
         .rewrap(&mut |progress| {

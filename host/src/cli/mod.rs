@@ -21,6 +21,21 @@ struct Cli {
     #[arg(long, env = "PLATOS_DATA_DIR", global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Where the store lives: `sled` (embedded, under the data directory) or
+    /// postgres://USER@HOST:PORT/DATABASE (shared by several hosts; give a
+    /// password through PLATOS_STORE, not on the command line).
+    // A String, parsed in `run`: clap's error would echo the value, password and all.
+    #[arg(
+        long,
+        env = "PLATOS_STORE",
+        global = true,
+        value_name = "sled|postgres://…",
+        default_value = "sled",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    store: String,
+
     /// A directory of extra plugin components (*.wasm) to load beside the bundled ones.
     #[arg(long, env = "PLATOS_PLUGIN_DIR", global = true, value_name = "DIR")]
     plugin_dir: Option<PathBuf>,
@@ -91,8 +106,16 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = match cli.store.parse() {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: --store (or PLATOS_STORE): {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let context = Context {
         data_dir: data_dir(cli.data_dir),
+        store,
         plugin_dir: cli.plugin_dir,
         plugin_policy: cli.plugin_policy,
     };
@@ -118,6 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub struct Context {
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Where the store lives.
+    pub store: platos_host::store::StoreBackend,
     /// Extra plugins to load.
     pub plugin_dir: Option<PathBuf>,
     /// The plugin policy file, if any.

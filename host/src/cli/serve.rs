@@ -112,6 +112,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         );
     }
     let mut config = ServerConfig::new(args.listen, context.data_dir.clone());
+    config.store = context.store.clone();
     config.plugins = context.plugin_sources()?;
     config.require_all_plugins = args.require_all_plugins;
     config.connections = ConnectionLimits {

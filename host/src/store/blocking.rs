@@ -50,7 +50,13 @@ impl<S: BlockingSecretStore> Blocking<S> {
         F: FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
     {
         let store = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || work(&store)).await.map_err(StoreError::backend)?
+        // The caller's subscriber gets the backend's logs too.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, || work(&store))
+        })
+        .await
+        .map_err(StoreError::backend)?
     }
 }
 
@@ -147,9 +153,12 @@ impl<S: BlockingSecretStore> SecretStore for Blocking<S> {
         // channel to the caller's callback, which stays on this task.
         let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::clone(&self.0);
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let work = tokio::task::spawn_blocking(move || {
-            store.rewrap(&mut |report| {
-                let _ = sender.send(*report);
+            tracing::dispatcher::with_default(&dispatch, || {
+                store.rewrap(&mut |report| {
+                    let _ = sender.send(*report);
+                })
             })
         });
         while let Some(report) = reports.recv().await {

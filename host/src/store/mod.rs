@@ -14,8 +14,11 @@
 //!   row, unsetting it unlinks it ([`links`]).
 //! - Values never appear in `Debug`, errors or logs.
 
+mod backend;
 mod blocking;
 pub mod links;
+mod postgres_store;
+pub mod rules;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -25,8 +28,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use backend::{StoreBackend, UnknownBackend};
 pub use blocking::Blocking;
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
+pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};

@@ -30,13 +30,13 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 use subtle::ConstantTimeEq;
 
+use super::rules::{self, KeyCheckStep};
 use super::{
-    BlockingSecretStore, ImportReport, KeyLink, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS,
-    MAX_VALUE_LEN, ProviderKey, ProviderVars, RewrapFailure, RewrapProgress, RewrapReport,
-    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, carried_row, check_name,
-    now_millis,
+    BlockingSecretStore, ImportReport, KeyLink, KeyUpdate, ProviderKey, ProviderVars,
+    RewrapFailure, RewrapProgress, RewrapReport, StoreError, SyncReport, UnixMillis, VarInfo,
+    VarSource, VarValue, carried_row, check_name, now_millis,
 };
-use crate::crypto::{Binding, CryptoError, KeyId, Keyring, sealed_key_id};
+use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
 
 /// The on-disk format this host writes.
@@ -200,20 +200,6 @@ fn parse_key_row_key(key: &[u8]) -> Result<(Scope, String, String), StoreError> 
     Ok((scope, provider.to_owned(), env_var.to_owned()))
 }
 
-fn new_key_row(link: &KeyLink, env_var: &str, now: UnixMillis) -> ProviderKey {
-    ProviderKey {
-        provider: link.provider.clone(),
-        env_var: env_var.to_owned(),
-        variant: link.variant,
-        label: env_var.to_owned(),
-        created_at: now,
-        last_used_at: None,
-        status: KeyStatus::Active,
-        health: None,
-        chosen_default_at: None,
-    }
-}
-
 /// How long [`SledStore::open`] waits for the directory's lock: a store just
 /// dropped in this process releases it once sled's background threads end.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -296,21 +282,12 @@ fn check_master_key(
         previous_set: keyring.previous_id().is_some(),
     };
     let record = meta.get(KEY_CHECK).map_err(StoreError::backend)?;
-    let under = if values.is_empty() {
-        let current = keyring.current_id();
-        if record.is_some_and(|record| keyring.open_key_check(&record) == Ok(current)) {
-            return Ok(());
-        }
-        current
-    } else if let Some(record) = record {
-        return match keyring.open_key_check(&record) {
-            Ok(_) => Ok(()),
-            Err(CryptoError::UnknownKey { .. }) => Err(mismatch()),
-            Err(error) => Err(StoreError::Corrupt(format!("the key-check record: {error}"))),
+    let under =
+        match rules::key_check_step(keyring, record.as_deref(), !values.is_empty(), mismatch)? {
+            KeyCheckStep::Keep => return Ok(()),
+            KeyCheckStep::Seal(under) => under,
+            KeyCheckStep::FromValues => key_of_a_value(values, keyring)?.ok_or_else(mismatch)?,
         };
-    } else {
-        key_of_a_value(values, keyring)?.ok_or_else(mismatch)?
-    };
     let record = keyring.seal_key_check(under).map_err(|source| {
         StoreError::Corrupt(format!("cannot seal the key-check record: {source}"))
     })?;
@@ -506,8 +483,8 @@ impl SledStore {
         }
     }
 
-    /// Removes the retired versions of `record` whose grace period is over,
-    /// and the oldest beyond [`MAX_RETIRED_VERSIONS`].
+    /// Removes the retired versions of `record` that
+    /// [`rules::retired_to_drop`] names.
     fn tx_drop_expired(
         &self,
         values: &TransactionalTree,
@@ -516,21 +493,14 @@ impl SledStore {
         record: &mut VarRecord,
         now: UnixMillis,
     ) -> TxResult<usize> {
-        let mut dropped = 0;
-        let mut kept = Vec::with_capacity(record.retired.len());
-        // Newest first, so the cap keeps the most recent versions.
-        record.retired.sort_by_key(|retired| std::cmp::Reverse(retired.version));
-        for retired in &record.retired {
-            if retired.expires_at <= now || kept.len() == MAX_RETIRED_VERSIONS {
-                values.remove(value_key(scope, name, retired.version))?;
-                dropped += 1;
-            } else {
-                kept.push(*retired);
-            }
+        let retired: Vec<(u64, UnixMillis)> =
+            record.retired.iter().map(|retired| (retired.version, retired.expires_at)).collect();
+        let dropped = rules::retired_to_drop(&retired, now);
+        for version in &dropped {
+            values.remove(value_key(scope, name, *version))?;
         }
-        kept.reverse();
-        record.retired = kept;
-        Ok(dropped)
+        record.retired.retain(|retired| !dropped.contains(&retired.version));
+        Ok(dropped.len())
     }
 
     /// Writes a new version of `name`: value, version pointer, retired list
@@ -548,11 +518,10 @@ impl SledStore {
     ) -> TxResult<VarInfo> {
         let key = var_key(scope, name);
         let mut record = self.tx_record(txn.vars, &key)?.unwrap_or_default();
-        if source.is_manual() && record.source == VarSource::SelfHost && record.current.is_some() {
-            return abort(StoreError::ManagedBySelfHost {
-                scope: scope.to_string(),
-                name: name.to_owned(),
-            });
+        if let Err(error) =
+            rules::check_writer(scope, name, source, record.current.map(|_| record.source))
+        {
+            return abort(error);
         }
         let version = record.last_version + 1;
         let sealed = match self.keyring.seal(&Binding { scope, name, version }, plaintext) {
@@ -581,7 +550,7 @@ impl SledStore {
         for link in links {
             let row_key = key_row_key(scope, &link.provider, name);
             if txn.keys.get(&row_key)?.is_none() {
-                txn.keys.insert(row_key, encode(&new_key_row(link, name, now)))?;
+                txn.keys.insert(row_key, encode(&rules::new_key_row(link, name, now)))?;
             }
         }
         Ok(VarInfo { name: name.to_owned(), version, updated_at: now, source })
@@ -602,11 +571,8 @@ impl SledStore {
         let key = var_key(scope, name);
         let Some(mut record) = self.tx_record(txn.vars, &key)? else { return Ok(false) };
         let Some(current) = record.current else { return Ok(false) };
-        if source.is_manual() && record.source == VarSource::SelfHost {
-            return abort(StoreError::ManagedBySelfHost {
-                scope: scope.to_string(),
-                name: name.to_owned(),
-            });
+        if let Err(error) = rules::check_writer(scope, name, source, Some(record.source)) {
+            return abort(error);
         }
         record
             .retired
@@ -659,11 +625,8 @@ impl BlockingSecretStore for SledStore {
         value: &SecretString,
         source: VarSource,
     ) -> Result<VarInfo, StoreError> {
-        check_name(name)?;
+        rules::check_value(name, value)?;
         let plaintext = value.expose_secret().as_bytes();
-        if plaintext.len() > MAX_VALUE_LEN {
-            return Err(StoreError::ValueTooLarge { name: name.to_owned(), len: plaintext.len() });
-        }
         let links = self.links(name);
         let now = self.now();
         let info =
@@ -785,11 +748,7 @@ impl BlockingSecretStore for SledStore {
         let _one_import_at_a_time = self.import_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut wanted: BTreeMap<&str, &SecretString> = BTreeMap::new();
         for (name, value) in vars {
-            check_name(name)?;
-            let len = value.expose_secret().len();
-            if len > MAX_VALUE_LEN {
-                return Err(StoreError::ValueTooLarge { name: name.clone(), len });
-            }
+            rules::check_value(name, value)?;
             wanted.insert(name, value);
         }
         let mut stale = Vec::new();
@@ -910,8 +869,7 @@ impl BlockingSecretStore for SledStore {
         let now = self.now();
         let still_a_key = |provider: &str, env_var: &str| {
             let mapping = self.provider_vars.read().unwrap_or_else(PoisonError::into_inner);
-            !mapping.has_provider(provider)
-                || mapping.links(env_var).iter().any(|link| link.provider == provider)
+            rules::keeps_key_row(&mapping, provider, env_var, true)
         };
         // Link set key variables that have no row, carrying over the
         // metadata of the row the same variant had under a former key
@@ -936,7 +894,7 @@ impl BlockingSecretStore for SledStore {
                         predecessor = Some(row);
                     }
                 }
-                let row = carried_row(new_key_row(&link, name, now), predecessor.as_ref());
+                let row = carried_row(rules::new_key_row(&link, name, now), predecessor.as_ref());
                 let linked = finish((&self.vars, &self.keys).transaction(|(vars, keys)| {
                     let set =
                         self.tx_record(vars, &key)?.is_some_and(|record| record.current.is_some());
@@ -949,23 +907,23 @@ impl BlockingSecretStore for SledStore {
                 report.linked += usize::from(linked);
             }
         }
-        // Unlink rows whose variable is unset, or is no longer the key
-        // variable of a provider the mapping knows. Rows of providers absent
-        // from the mapping stay (dormant): a plugin that failed to load must
-        // not cost its keys their labels and history.
+        // Unlink the rows [`rules::keeps_key_row`] does not keep.
+        let keeps = |provider: &str, env_var: &str, set: bool| {
+            let mapping = self.provider_vars.read().unwrap_or_else(PoisonError::into_inner);
+            rules::keeps_key_row(&mapping, provider, env_var, set)
+        };
         for item in self.keys.iter() {
             let (row_key, _) = item.map_err(StoreError::backend)?;
             let (scope, provider, env_var) = parse_key_row_key(&row_key)?;
-            if still_a_key(&provider, &env_var)
-                && self.record(&scope, &env_var)?.is_some_and(|record| record.current.is_some())
-            {
+            let set = self.record(&scope, &env_var)?.is_some_and(|record| record.current.is_some());
+            if keeps(&provider, &env_var, set) {
                 continue;
             }
             let var = var_key(&scope, &env_var);
             let unlinked = finish((&self.vars, &self.keys).transaction(|(vars, keys)| {
-                let keep = still_a_key(&provider, &env_var)
-                    && self.tx_record(vars, &var)?.is_some_and(|record| record.current.is_some());
-                Ok(!keep && keys.remove(&row_key)?.is_some())
+                let set =
+                    self.tx_record(vars, &var)?.is_some_and(|record| record.current.is_some());
+                Ok(!keeps(&provider, &env_var, set) && keys.remove(&row_key)?.is_some())
             }))?;
             report.unlinked += usize::from(unlinked);
         }

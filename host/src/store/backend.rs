@@ -1,0 +1,103 @@
+//! Which backend holds the store: `--store sled|postgres://…` (env
+//! `PLATOS_STORE`), and opening it.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::{Blocking, PostgresStore, SecretStore, SledStore, StoreError, StoreOptions};
+use crate::crypto::Keyring;
+
+/// Where the store lives. `Debug` and `Display` never show a password.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreBackend {
+    /// The embedded sled database under `<data_dir>/store` (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database, shared by every host given the same URL
+    /// (`postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`).
+    Postgres(String),
+}
+
+/// A `--store` value that is neither `sled` nor a PostgreSQL URL.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown store `{0}`: expected `sled` (the embedded store under the data directory) or postgres://USER@HOST:PORT/DATABASE"
+)]
+pub struct UnknownBackend(String);
+
+impl FromStr for StoreBackend {
+    type Err = UnknownBackend;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("sled") {
+            return Ok(StoreBackend::Sled);
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(StoreBackend::Postgres(text.to_owned()));
+        }
+        // The text may be a mistyped URL holding a password: show its scheme only.
+        let shown = text.split_once("://").map_or(text, |(scheme, _)| scheme);
+        Err(UnknownBackend(shown.chars().take(40).collect()))
+    }
+}
+
+impl fmt::Display for StoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreBackend::Sled => f.write_str("sled"),
+            StoreBackend::Postgres(url) => f.write_str(&super::postgres_store::redacted(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreBackend({self})")
+    }
+}
+
+impl StoreBackend {
+    /// Opens the store: sled under `data_dir` (created 0700), or the
+    /// PostgreSQL database (migrated to this host's schema).
+    pub async fn open(
+        &self,
+        data_dir: &Path,
+        keyring: Keyring,
+        options: StoreOptions,
+    ) -> Result<Arc<dyn SecretStore>, StoreError> {
+        Ok(match self {
+            StoreBackend::Sled => {
+                Arc::new(Blocking::new(SledStore::open_in_data_dir(data_dir, keyring, options)?))
+            }
+            StoreBackend::Postgres(url) => {
+                Arc::new(PostgresStore::open(url, keyring, options).await?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_parse_and_never_show_a_password() {
+        assert_eq!("sled".parse::<StoreBackend>().unwrap(), StoreBackend::Sled);
+        assert_eq!(" SLED ".parse::<StoreBackend>().unwrap(), StoreBackend::Sled);
+        let url = "postgres://platos:pw-canary-1@db.internal:5433/platos";
+        let backend: StoreBackend = url.parse().unwrap();
+        assert_eq!(backend, StoreBackend::Postgres(url.to_owned()));
+        assert_eq!(backend.to_string(), "postgres://platos@db.internal:5433/platos");
+        assert!(!format!("{backend:?}").contains("pw-canary"));
+        assert!(matches!("postgresql://u@h/d".parse(), Ok(StoreBackend::Postgres(_))));
+        for bad in ["", "sqlite", "mysql://root:pw-canary-2@h/d", "postgres:/x"] {
+            let message = bad.parse::<StoreBackend>().unwrap_err().to_string();
+            assert!(message.contains("expected `sled`"), "{message}");
+            assert!(!message.contains("pw-canary"), "{message}");
+        }
+        assert_eq!(StoreBackend::default(), StoreBackend::Sled);
+    }
+}

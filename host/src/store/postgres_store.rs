@@ -1,0 +1,1138 @@
+//! [`SecretStore`] on PostgreSQL, shared by several hosts.
+//!
+//! Tables (text columns collate `"C"`, so every order is byte order, as in
+//! sled):
+//!
+//! - `platos_schema_migrations`: one row per applied migration ([`MIGRATIONS`]).
+//! - `platos_meta`: `key-check` → the key-check record
+//!   ([`Keyring::seal_key_check`]) under the store's key.
+//! - `platos_vars`: one row per variable ever written: the current version
+//!   (`NULL` once unset; the row stays, so versions are never reused), the
+//!   last version written, when and by whom.
+//! - `platos_values`: `(scope, name, version)` → the sealed value, sealed by
+//!   [`crate::crypto`] with the same associated data as the sled store
+//!   (PostgreSQL never sees a plaintext); `retired_until` is `NULL` for the
+//!   current version and the end of the grace period for a replaced one.
+//! - `platos_provider_keys`: `(scope, provider, env_var)` → a key's metadata.
+//!
+//! One logical change is one transaction. Writes to one variable serialize
+//! on its `platos_vars` row (`SELECT … FOR UPDATE`), so concurrent writers on
+//! any number of hosts get distinct versions; a self-host import also takes
+//! a transaction-scoped advisory lock per scope. Migrations and the key check
+//! run at open in one transaction under an advisory lock, so hosts starting
+//! together do not race. The rules that are not layout live in
+//! [`super::rules`], shared with the sled store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{PoisonError, RwLock};
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction,
+};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{NoTls, Row};
+
+use super::rules::{self, KeyCheckStep};
+use super::sled_store::{Clock, StoreOptions};
+use super::{
+    HealthRecord, ImportReport, KeyLink, KeyStatus, KeyUpdate, ProviderKey, ProviderVars,
+    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis,
+    VarInfo, VarSource, VarValue, carried_row, check_name,
+};
+use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
+use crate::scope::Scope;
+
+/// The schema, one migration per entry, applied in order; entry `i` is
+/// version `i + 1`. Append only: an applied migration never changes.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE platos_meta (
+    name text COLLATE "C" PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE platos_vars (
+    scope text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    current_version bigint,
+    last_version bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    source text NOT NULL CHECK (source IN ('self-host', 'api', 'cli')),
+    PRIMARY KEY (scope, name)
+);
+CREATE TABLE platos_values (
+    scope text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    sealed bytea NOT NULL,
+    retired_until bigint,
+    PRIMARY KEY (scope, name, version),
+    FOREIGN KEY (scope, name) REFERENCES platos_vars (scope, name)
+);
+CREATE INDEX platos_values_retired ON platos_values (retired_until)
+    WHERE retired_until IS NOT NULL;
+CREATE TABLE platos_provider_keys (
+    scope text COLLATE "C" NOT NULL,
+    provider text COLLATE "C" NOT NULL,
+    env_var text COLLATE "C" NOT NULL,
+    variant integer NOT NULL,
+    label text NOT NULL,
+    created_at bigint NOT NULL,
+    last_used_at bigint,
+    status text NOT NULL CHECK (status IN ('active', 'disabled')),
+    health jsonb,
+    chosen_default_at bigint,
+    PRIMARY KEY (scope, provider, env_var)
+);
+"#];
+
+/// The advisory lock (an arbitrary constant: "platos" in ASCII) held while
+/// migrating and checking the key at open.
+const OPEN_LOCK: i64 = 0x706c_6174_6f73;
+/// The `platos_meta` row of the key-check record.
+const KEY_CHECK: &str = "key-check";
+/// A rewrap reads, reseals and reports progress this many values at a time.
+const REWRAP_BATCH: i64 = 256;
+/// The most connections one host keeps to the database.
+const POOL_SIZE: usize = 16;
+
+const VAR_COLUMNS: &str = "scope, name, current_version, last_version, updated_at, source";
+const KEY_COLUMNS: &str = "scope, provider, env_var, variant, label, created_at, last_used_at, status, health, chosen_default_at";
+
+/// The PostgreSQL implementation of [`SecretStore`]: several hosts may open
+/// the same database and see each other's writes at once.
+pub struct PostgresStore {
+    pool: Pool,
+    keyring: Keyring,
+    grace_ms: u64,
+    provider_vars: RwLock<ProviderVars>,
+    clock: Clock,
+    /// `postgres://user@host:port/db`, never a password.
+    location: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("location", &self.location)
+            .field("keyring", &self.keyring)
+            .field("grace_ms", &self.grace_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn described(what: String) -> StoreError {
+    StoreError::backend(std::io::Error::other(what))
+}
+
+/// A `u64` of the store as a PostgreSQL `bigint` (versions and times never
+/// come near `i64::MAX`; a grace period that would is clamped).
+fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn from_sql_int(what: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
+}
+
+fn source_text(source: VarSource) -> String {
+    source.to_string()
+}
+
+fn parse_source(text: &str) -> Result<VarSource, StoreError> {
+    match text {
+        "self-host" => Ok(VarSource::SelfHost),
+        "api" => Ok(VarSource::Api),
+        "cli" => Ok(VarSource::Cli),
+        other => Err(StoreError::Corrupt(format!("unknown variable source `{other}`"))),
+    }
+}
+
+fn parse_status(text: &str) -> Result<KeyStatus, StoreError> {
+    match text {
+        "active" => Ok(KeyStatus::Active),
+        "disabled" => Ok(KeyStatus::Disabled),
+        other => Err(StoreError::Corrupt(format!("unknown key status `{other}`"))),
+    }
+}
+
+fn parse_scope(text: &str) -> Result<Scope, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt(format!("malformed scope `{text}`")))
+}
+
+fn health_json(record: &HealthRecord) -> serde_json::Value {
+    serde_json::to_value(record).expect("a health record always serializes")
+}
+
+/// `(scope, provider key)` from a row of [`KEY_COLUMNS`].
+fn key_row(row: &Row) -> Result<(Scope, ProviderKey), StoreError> {
+    let health: Option<serde_json::Value> = row.get("health");
+    let health = health
+        .map(serde_json::from_value::<HealthRecord>)
+        .transpose()
+        .map_err(|error| StoreError::Corrupt(format!("unreadable health record: {error}")))?;
+    let variant: i32 = row.get("variant");
+    let last_used_at: Option<i64> = row.get("last_used_at");
+    let chosen_default_at: Option<i64> = row.get("chosen_default_at");
+    Ok((
+        parse_scope(row.get("scope"))?,
+        ProviderKey {
+            provider: row.get("provider"),
+            env_var: row.get("env_var"),
+            variant: u32::try_from(variant)
+                .map_err(|_| StoreError::Corrupt(format!("negative variant {variant}")))?,
+            label: row.get("label"),
+            created_at: from_sql_int("creation time", row.get("created_at"))?,
+            last_used_at: last_used_at.map(|at| from_sql_int("last use", at)).transpose()?,
+            status: parse_status(row.get("status"))?,
+            health,
+            chosen_default_at: chosen_default_at
+                .map(|at| from_sql_int("default choice", at))
+                .transpose()?,
+        },
+    ))
+}
+
+/// A variable's row, as read under its lock.
+struct VarRow {
+    current: Option<u64>,
+    last_version: u64,
+    updated_at: UnixMillis,
+    source: VarSource,
+}
+
+impl VarRow {
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let current: Option<i64> = row.get("current_version");
+        Ok(VarRow {
+            current: current.map(|version| from_sql_int("version", version)).transpose()?,
+            last_version: from_sql_int("version", row.get("last_version"))?,
+            updated_at: from_sql_int("update time", row.get("updated_at"))?,
+            source: parse_source(row.get("source"))?,
+        })
+    }
+}
+
+/// `url` as `postgres://user@host:port/db`, without its password (or a
+/// placeholder when it does not parse).
+pub(super) fn redacted(url: &str) -> String {
+    tokio_postgres::Config::from_str(url).map_or_else(
+        |_| "postgres://(a URL that does not parse)".to_owned(),
+        |config| location_of(&config),
+    )
+}
+
+/// `postgres://user@host:port/db` of `config`, without its password.
+fn location_of(config: &tokio_postgres::Config) -> String {
+    let user = config.get_user().unwrap_or("");
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`,
+    /// or the key/value form libpq takes), applies the schema migrations it
+    /// lacks, and refuses a keyring that holds not the store's key
+    /// ([`StoreError::KeyMismatch`]). The connection is not encrypted:
+    /// `sslmode=require` is refused; use a loopback or private network.
+    pub async fn open(
+        url: &str,
+        keyring: Keyring,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|error| {
+            described(format!(
+                "invalid PostgreSQL URL ({error}); expected postgres://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        let location = location_of(&config);
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(described(format!(
+                "{location}: sslmode=require is not supported (this host connects without TLS); \
+                 use sslmode=disable or prefer, on a loopback or private network"
+            )));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|error| described(format!("{location}: {error}")))?;
+        let StoreOptions { grace, provider_vars, clock } = options;
+        let store = PostgresStore {
+            pool,
+            keyring,
+            grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            provider_vars: RwLock::new(provider_vars),
+            clock,
+            location,
+        };
+        store.prepare().await?;
+        tracing::debug!(location = %store.location, key_id = %store.keyring.current_id(), "store opened");
+        Ok(store)
+    }
+
+    /// `postgres://user@host:port/db` (never a password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The keyring values are sealed with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|error| {
+            described(format!("cannot reach PostgreSQL at {}: {error}", self.location))
+        })
+    }
+
+    /// Migrates the schema and checks the master key, in one transaction
+    /// under [`OPEN_LOCK`].
+    async fn prepare(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK]).await.map_err(backend)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS platos_schema_migrations (
+                 version integer PRIMARY KEY,
+                 applied_at bigint NOT NULL
+             )",
+        )
+        .await
+        .map_err(backend)?;
+        let applied: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM platos_schema_migrations", &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        let known = MIGRATIONS.len() as i32;
+        if applied > known {
+            return Err(StoreError::Format { found: applied as u32, expected: known as u32 });
+        }
+        for (version, migration) in (1..).zip(MIGRATIONS).skip(applied as usize) {
+            tx.batch_execute(migration).await.map_err(backend)?;
+            tx.execute(
+                "INSERT INTO platos_schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&version, &sql_int(self.now())],
+            )
+            .await
+            .map_err(backend)?;
+            tracing::info!(location = %self.location, version, "store schema migrated");
+        }
+        self.check_master_key(&tx).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// The key check at open ([`rules::key_check_step`]; see "The key check"
+    /// in `docs/store.md`).
+    async fn check_master_key(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mismatch = || StoreError::KeyMismatch {
+            path: PathBuf::from(&self.location),
+            previous_set: self.keyring.previous_id().is_some(),
+        };
+        let record: Option<Vec<u8>> = tx
+            .query_opt("SELECT value FROM platos_meta WHERE name = $1", &[&KEY_CHECK])
+            .await
+            .map_err(backend)?
+            .map(|row| row.get(0));
+        let has_values: bool = tx
+            .query_one("SELECT EXISTS (SELECT 1 FROM platos_values)", &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        let under =
+            match rules::key_check_step(&self.keyring, record.as_deref(), has_values, mismatch)? {
+                KeyCheckStep::Keep => return Ok(()),
+                KeyCheckStep::Seal(under) => under,
+                KeyCheckStep::FromValues => self.key_of_a_value(tx).await?.ok_or_else(mismatch)?,
+            };
+        self.write_key_check(tx, under).await?;
+        tracing::info!(key_id = %under, "key-check record written");
+        Ok(())
+    }
+
+    async fn write_key_check(
+        &self,
+        client: &impl GenericClient,
+        under: KeyId,
+    ) -> Result<(), StoreError> {
+        let record = self.keyring.seal_key_check(under).map_err(|source| {
+            StoreError::Corrupt(format!("cannot seal the key-check record: {source}"))
+        })?;
+        client
+            .execute(
+                "INSERT INTO platos_meta (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&KEY_CHECK, &record],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// For a store without a key-check record: the id of a held key some
+    /// stored value opens under (as the sled store's check does).
+    async fn key_of_a_value(&self, tx: &Transaction<'_>) -> Result<Option<KeyId>, StoreError> {
+        let rows = tx
+            .query("SELECT scope, name, version, sealed FROM platos_values", &[])
+            .await
+            .map_err(backend)?;
+        let mut first_failure = None;
+        for row in rows {
+            let sealed: Vec<u8> = row.get("sealed");
+            let Ok(id) = sealed_key_id(&sealed) else { continue };
+            if !self.keyring.holds(id) {
+                continue;
+            }
+            let scope = parse_scope(row.get("scope"))?;
+            let name: String = row.get("name");
+            let version = from_sql_int("version", row.get("version"))?;
+            match self.keyring.open(&Binding { scope: &scope, name: &name, version }, &sealed) {
+                Ok(_) => return Ok(Some(id)),
+                Err(source) => {
+                    first_failure.get_or_insert(StoreError::Crypto {
+                        scope: scope.to_string(),
+                        name,
+                        version,
+                        source,
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    fn now(&self) -> UnixMillis {
+        (self.clock)()
+    }
+
+    fn links(&self, name: &str) -> Vec<KeyLink> {
+        self.provider_vars.read().unwrap_or_else(PoisonError::into_inner).links(name)
+    }
+
+    fn open_value(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+        sealed: &[u8],
+    ) -> Result<VarValue, StoreError> {
+        let binding = Binding { scope, name, version };
+        let value = self.keyring.open_text(&binding, sealed).map_err(|source| {
+            StoreError::Crypto { scope: scope.to_string(), name: name.to_owned(), version, source }
+        })?;
+        Ok(VarValue { version, value })
+    }
+
+    /// The row of `name` locked for this transaction, created (unset) if
+    /// there is none yet: concurrent first writers wait on its key.
+    async fn lock_or_create_var(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &str,
+        name: &str,
+    ) -> Result<VarRow, StoreError> {
+        tx.execute(
+            "INSERT INTO platos_vars (scope, name, current_version, last_version, updated_at, source)
+             VALUES ($1, $2, NULL, 0, 0, 'api') ON CONFLICT (scope, name) DO NOTHING",
+            &[&scope, &name],
+        )
+        .await
+        .map_err(backend)?;
+        let row = self.lock_var(tx, scope, name).await?;
+        row.ok_or_else(|| StoreError::Corrupt(format!("{name} in scope {scope}: row vanished")))
+    }
+
+    async fn lock_var(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &str,
+        name: &str,
+    ) -> Result<Option<VarRow>, StoreError> {
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT {VAR_COLUMNS} FROM platos_vars WHERE scope = $1 AND name = $2 FOR UPDATE"
+                ),
+                &[&scope, &name],
+            )
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(VarRow::from_row).transpose()
+    }
+
+    /// Starts the grace period of `version` and deletes the retired versions
+    /// [`rules::retired_to_drop`] names. Returns how many were deleted.
+    async fn retire(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &str,
+        name: &str,
+        version: u64,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        tx.execute(
+            "UPDATE platos_values SET retired_until = $4
+             WHERE scope = $1 AND name = $2 AND version = $3",
+            &[&scope, &name, &sql_int(version), &sql_int(now.saturating_add(self.grace_ms))],
+        )
+        .await
+        .map_err(backend)?;
+        self.drop_retired(tx, scope, name, now).await
+    }
+
+    async fn drop_retired(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &str,
+        name: &str,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        let rows = tx
+            .query(
+                "SELECT version, retired_until FROM platos_values
+                 WHERE scope = $1 AND name = $2 AND retired_until IS NOT NULL",
+                &[&scope, &name],
+            )
+            .await
+            .map_err(backend)?;
+        let retired = rows
+            .iter()
+            .map(|row| {
+                Ok((from_sql_int("version", row.get(0))?, from_sql_int("expiry", row.get(1))?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let dropped: Vec<i64> =
+            rules::retired_to_drop(&retired, now).into_iter().map(sql_int).collect();
+        if dropped.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(
+            "DELETE FROM platos_values WHERE scope = $1 AND name = $2 AND version = ANY($3)",
+            &[&scope, &name, &dropped],
+        )
+        .await
+        .map_err(backend)
+    }
+
+    /// Writes a new version of `name`: value, version pointer, retired
+    /// versions and provider-key rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn tx_set(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope,
+        name: &str,
+        plaintext: &[u8],
+        source: VarSource,
+        now: UnixMillis,
+        links: &[KeyLink],
+    ) -> Result<VarInfo, StoreError> {
+        let scope_id = scope.to_string();
+        let row = self.lock_or_create_var(tx, &scope_id, name).await?;
+        rules::check_writer(scope, name, source, row.current.map(|_| row.source))?;
+        let version = row.last_version + 1;
+        let sealed =
+            self.keyring.seal(&Binding { scope, name, version }, plaintext).map_err(|source| {
+                StoreError::Crypto {
+                    scope: scope_id.clone(),
+                    name: name.to_owned(),
+                    version,
+                    source,
+                }
+            })?;
+        tx.execute(
+            "INSERT INTO platos_values (scope, name, version, sealed) VALUES ($1, $2, $3, $4)",
+            &[&scope_id, &name, &sql_int(version), &sealed],
+        )
+        .await
+        .map_err(backend)?;
+        match row.current {
+            Some(previous) => self.retire(tx, &scope_id, name, previous, now).await?,
+            None => self.drop_retired(tx, &scope_id, name, now).await?,
+        };
+        tx.execute(
+            "UPDATE platos_vars SET current_version = $3, last_version = $3, updated_at = $4, source = $5
+             WHERE scope = $1 AND name = $2",
+            &[&scope_id, &name, &sql_int(version), &sql_int(now), &source_text(source)],
+        )
+        .await
+        .map_err(backend)?;
+        for link in links {
+            self.link(tx, &scope_id, &rules::new_key_row(link, name, now)).await?;
+        }
+        Ok(VarInfo { name: name.to_owned(), version, updated_at: now, source })
+    }
+
+    /// Inserts a provider-key row unless there is one. Returns whether it did.
+    async fn link(
+        &self,
+        client: &impl GenericClient,
+        scope: &str,
+        key: &ProviderKey,
+    ) -> Result<bool, StoreError> {
+        let inserted = client
+            .execute(
+                &format!(
+                    "INSERT INTO platos_provider_keys ({KEY_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    &scope,
+                    &key.provider,
+                    &key.env_var,
+                    &i32::try_from(key.variant).unwrap_or(i32::MAX),
+                    &key.label,
+                    &sql_int(key.created_at),
+                    &key.last_used_at.map(sql_int),
+                    &key.status.to_string(),
+                    &key.health.as_ref().map(health_json),
+                    &key.chosen_default_at.map(sql_int),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(inserted > 0)
+    }
+
+    /// Unsets `name`: retires its value and removes its provider-key rows
+    /// (whatever provider they belong to). `false` if it was not set.
+    async fn tx_unset(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope,
+        name: &str,
+        source: VarSource,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let scope_id = scope.to_string();
+        let Some(row) = self.lock_var(tx, &scope_id, name).await? else { return Ok(false) };
+        let Some(current) = row.current else { return Ok(false) };
+        rules::check_writer(scope, name, source, Some(row.source))?;
+        self.retire(tx, &scope_id, name, current, now).await?;
+        tx.execute(
+            "UPDATE platos_vars SET current_version = NULL, updated_at = $3, source = $4
+             WHERE scope = $1 AND name = $2",
+            &[&scope_id, &name, &sql_int(now), &source_text(source)],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM platos_provider_keys WHERE scope = $1 AND env_var = $2",
+            &[&scope_id, &name],
+        )
+        .await
+        .map_err(backend)?;
+        Ok(true)
+    }
+
+    /// Whether the current value of `name` (row `row`) equals `value`.
+    async fn tx_is_current(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope,
+        name: &str,
+        row: &VarRow,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(version) = row.current else { return Ok(false) };
+        let sealed = tx
+            .query_opt(
+                "SELECT sealed FROM platos_values WHERE scope = $1 AND name = $2 AND version = $3",
+                &[&scope.to_string(), &name, &sql_int(version)],
+            )
+            .await
+            .map_err(backend)?;
+        let Some(sealed) = sealed else { return Ok(false) };
+        let sealed: Vec<u8> = sealed.get(0);
+        Ok(match self.keyring.open(&Binding { scope, name, version }, &sealed) {
+            Ok(current) => bool::from(current.as_slice().ct_eq(value)),
+            Err(_) => false,
+        })
+    }
+
+    /// Values of `names` read in one statement (one snapshot): the current
+    /// version of each, `None` where unset.
+    async fn read_current(
+        &self,
+        scope: &Scope,
+        names: &[&str],
+    ) -> Result<Vec<Option<VarValue>>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT r.name, r.current_version, v.sealed
+                 FROM platos_vars r
+                 LEFT JOIN platos_values v
+                   ON v.scope = r.scope AND v.name = r.name AND v.version = r.current_version
+                 WHERE r.scope = $1 AND r.name = ANY($2) AND r.current_version IS NOT NULL",
+                &[&scope.to_string(), &names],
+            )
+            .await
+            .map_err(backend)?;
+        let mut found: BTreeMap<String, VarValue> = BTreeMap::new();
+        for row in rows {
+            let name: String = row.get(0);
+            let version = from_sql_int("version", row.get(1))?;
+            let Some(sealed) = row.get::<_, Option<Vec<u8>>>(2) else {
+                return Err(StoreError::Corrupt(format!(
+                    "{name} in scope {scope}: the current version has no value"
+                )));
+            };
+            let value = self.open_value(scope, &name, version, &sealed)?;
+            found.insert(name, value);
+        }
+        Ok(names.iter().map(|name| found.get(*name).cloned()).collect())
+    }
+}
+
+#[async_trait]
+impl SecretStore for PostgresStore {
+    async fn set_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &SecretString,
+        source: VarSource,
+    ) -> Result<VarInfo, StoreError> {
+        rules::check_value(name, value)?;
+        let links = self.links(name);
+        let now = self.now();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let info = self
+            .tx_set(&tx, scope, name, value.expose_secret().as_bytes(), source, now, &links)
+            .await?;
+        tx.commit().await.map_err(backend)?;
+        tracing::info!(scope = %scope, name, version = info.version, %source, "variable set");
+        Ok(info)
+    }
+
+    async fn unset_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        source: VarSource,
+    ) -> Result<bool, StoreError> {
+        check_name(name)?;
+        let now = self.now();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let unset = self.tx_unset(&tx, scope, name, source, now).await?;
+        tx.commit().await.map_err(backend)?;
+        if unset {
+            tracing::info!(scope = %scope, name, %source, "variable unset");
+        }
+        Ok(unset)
+    }
+
+    async fn list_vars(&self, scope: &Scope) -> Result<Vec<VarInfo>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {VAR_COLUMNS} FROM platos_vars
+                     WHERE scope = $1 AND current_version IS NOT NULL ORDER BY name"
+                ),
+                &[&scope.to_string()],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let var = VarRow::from_row(row)?;
+                Ok(VarInfo {
+                    name: row.get("name"),
+                    version: var.current.unwrap_or(var.last_version),
+                    updated_at: var.updated_at,
+                    source: var.source,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_var(&self, scope: &Scope, name: &str) -> Result<Option<VarValue>, StoreError> {
+        let value = self.read_current(scope, &[name]).await?.pop().flatten();
+        if let Some(value) = &value {
+            tracing::trace!(scope = %scope, name, version = value.version, "variable read");
+        }
+        Ok(value)
+    }
+
+    async fn get_vars(
+        &self,
+        scope: &Scope,
+        names: &[&str],
+    ) -> Result<Vec<Option<VarValue>>, StoreError> {
+        self.read_current(scope, names).await
+    }
+
+    async fn get_var_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<VarValue>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT v.sealed FROM platos_values v
+                 JOIN platos_vars r ON r.scope = v.scope AND r.name = v.name
+                 WHERE v.scope = $1 AND v.name = $2 AND v.version = $3
+                   AND (r.current_version = v.version OR v.retired_until > $4)",
+                &[&scope.to_string(), &name, &sql_int(version), &sql_int(self.now())],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|row| self.open_value(scope, name, version, &row.get::<_, Vec<u8>>(0))).transpose()
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let purged = client
+            .execute(
+                "DELETE FROM platos_values WHERE retired_until IS NOT NULL AND retired_until <= $1",
+                &[&sql_int(self.now())],
+            )
+            .await
+            .map_err(backend)?;
+        if purged > 0 {
+            tracing::info!(purged, "expired value versions purged");
+        }
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
+    async fn import_self_host(
+        &self,
+        scope: &Scope,
+        vars: &[(String, SecretString)],
+    ) -> Result<ImportReport, StoreError> {
+        let mut wanted: BTreeMap<&str, &SecretString> = BTreeMap::new();
+        for (name, value) in vars {
+            rules::check_value(name, value)?;
+            wanted.insert(name, value);
+        }
+        let scope_id = scope.to_string();
+        let now = self.now();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // One import of a scope at a time, across every host.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('platos-import:' || $1))", &[&scope_id])
+            .await
+            .map_err(backend)?;
+        let mut report = ImportReport::default();
+        for (name, value) in &wanted {
+            let plaintext = value.expose_secret().as_bytes();
+            let row = self.lock_or_create_var(&tx, &scope_id, name).await?;
+            if row.source == VarSource::SelfHost
+                && self.tx_is_current(&tx, scope, name, &row, plaintext).await?
+            {
+                report.unchanged.push((*name).to_owned());
+                continue;
+            }
+            let links = self.links(name);
+            self.tx_set(&tx, scope, name, plaintext, VarSource::SelfHost, now, &links).await?;
+            report.set.push((*name).to_owned());
+        }
+        let stale = tx
+            .query(
+                "SELECT name FROM platos_vars
+                 WHERE scope = $1 AND source = 'self-host' AND current_version IS NOT NULL
+                 ORDER BY name",
+                &[&scope_id],
+            )
+            .await
+            .map_err(backend)?;
+        for row in stale {
+            let name: String = row.get(0);
+            if !wanted.contains_key(name.as_str())
+                && self.tx_unset(&tx, scope, &name, VarSource::SelfHost, now).await?
+            {
+                report.removed.push(name);
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        tracing::debug!(
+            scope = %scope,
+            set = %report.set.join(","),
+            removed = %report.removed.join(","),
+            unchanged = report.unchanged.len(),
+            "self-host variables imported"
+        );
+        Ok(report)
+    }
+
+    async fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM platos_provider_keys WHERE scope = $1
+                     ORDER BY provider, variant, env_var"
+                ),
+                &[&scope.to_string()],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|row| key_row(row).map(|(_, key)| key)).collect()
+    }
+
+    async fn list_all_provider_keys(&self) -> Result<Vec<(Scope, ProviderKey)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM platos_provider_keys ORDER BY scope, provider, env_var"
+                ),
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn update_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        env_var: &str,
+        update: KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let key = "WHERE scope = $1 AND provider = $2 AND env_var = $3";
+        let scope_id = scope.to_string();
+        let updated = match &update {
+            KeyUpdate::Used { at } => {
+                let sql = format!(
+                    "UPDATE platos_provider_keys
+                     SET last_used_at = greatest(coalesce(last_used_at, $4), $4) {key}"
+                );
+                client.execute(&sql, &[&scope_id, &provider, &env_var, &sql_int(*at)]).await
+            }
+            KeyUpdate::Health(record) => {
+                let sql = format!("UPDATE platos_provider_keys SET health = $4 {key}");
+                client.execute(&sql, &[&scope_id, &provider, &env_var, &health_json(record)]).await
+            }
+            KeyUpdate::Status(status) => {
+                let sql = format!("UPDATE platos_provider_keys SET status = $4 {key}");
+                client.execute(&sql, &[&scope_id, &provider, &env_var, &status.to_string()]).await
+            }
+            KeyUpdate::Label(label) => {
+                let sql = format!("UPDATE platos_provider_keys SET label = $4 {key}");
+                client.execute(&sql, &[&scope_id, &provider, &env_var, label]).await
+            }
+            KeyUpdate::ChosenDefault(at) => {
+                let sql = format!("UPDATE platos_provider_keys SET chosen_default_at = $4 {key}");
+                client.execute(&sql, &[&scope_id, &provider, &env_var, &at.map(sql_int)]).await
+            }
+        }
+        .map_err(backend)?;
+        Ok(updated > 0)
+    }
+
+    async fn set_provider_vars(&self, vars: ProviderVars) -> Result<SyncReport, StoreError> {
+        *self.provider_vars.write().unwrap_or_else(PoisonError::into_inner) = vars.clone();
+        let now = self.now();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Every variable row is held (shared) until the end: no set or unset
+        // slips between the decisions below and their writes.
+        let var_rows = tx
+            .query(
+                "SELECT scope, name, current_version IS NOT NULL FROM platos_vars FOR SHARE",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        let mut set_vars: BTreeSet<(String, String)> = BTreeSet::new();
+        for row in &var_rows {
+            if row.get::<_, bool>(2) {
+                set_vars.insert((row.get(0), row.get(1)));
+            }
+        }
+        let key_rows = tx
+            .query(&format!("SELECT {KEY_COLUMNS} FROM platos_provider_keys FOR UPDATE"), &[])
+            .await
+            .map_err(backend)?;
+        let rows: Vec<(Scope, ProviderKey)> =
+            key_rows.iter().map(key_row).collect::<Result<_, _>>()?;
+        let mut report = SyncReport::default();
+        for (scope, name) in &set_vars {
+            for link in vars.links(name) {
+                // The row this variant had under a former key variable.
+                let predecessor = rows.iter().find(|(row_scope, row)| {
+                    row_scope.to_string() == *scope
+                        && row.provider == link.provider
+                        && row.variant == link.variant
+                        && !rules::keeps_key_row(&vars, &row.provider, &row.env_var, true)
+                });
+                let row = carried_row(
+                    rules::new_key_row(&link, name, now),
+                    predecessor.map(|(_, row)| row),
+                );
+                if self.link(&tx, scope, &row).await? {
+                    report.linked += 1;
+                }
+            }
+        }
+        for (row_scope, row) in rows {
+            let (scope, provider, env_var) = (row_scope.to_string(), row.provider, row.env_var);
+            let set = set_vars.contains(&(scope.clone(), env_var.clone()));
+            if rules::keeps_key_row(&vars, &provider, &env_var, set) {
+                continue;
+            }
+            report.unlinked += usize::try_from(
+                tx.execute(
+                    "DELETE FROM platos_provider_keys
+                     WHERE scope = $1 AND provider = $2 AND env_var = $3",
+                    &[&scope, &provider, &env_var],
+                )
+                .await
+                .map_err(backend)?,
+            )
+            .unwrap_or(0);
+        }
+        tx.commit().await.map_err(backend)?;
+        if report.linked + report.unlinked > 0 {
+            tracing::info!(
+                linked = report.linked,
+                unlinked = report.unlinked,
+                "provider keys re-linked"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn rewrap(
+        &self,
+        progress: &mut (dyn for<'p> FnMut(&'p RewrapProgress) + Send),
+    ) -> Result<RewrapReport, StoreError> {
+        let current = self.keyring.current_id();
+        let client = self.client().await?;
+        let mut report = RewrapReport::default();
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM platos_values", &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        report.progress.total = from_sql_int("count", total)?;
+        progress(&report.progress);
+        let mut after: (String, String, i64) = (String::new(), String::new(), -1);
+        loop {
+            let rows = client
+                .query(
+                    "SELECT scope, name, version, sealed FROM platos_values
+                     WHERE (scope, name, version) > ($1, $2, $3)
+                     ORDER BY scope, name, version LIMIT $4",
+                    &[&after.0, &after.1, &after.2, &REWRAP_BATCH],
+                )
+                .await
+                .map_err(backend)?;
+            let Some(last) = rows.last() else { break };
+            after = (last.get(0), last.get(1), last.get(2));
+            for row in &rows {
+                let sealed: Vec<u8> = row.get(3);
+                let counts = &mut report.progress;
+                counts.done += 1;
+                if sealed_key_id(&sealed).is_ok_and(|id| id == current) {
+                    counts.skipped += 1;
+                    continue;
+                }
+                let scope_id: String = row.get(0);
+                let scope = parse_scope(&scope_id)?;
+                let name: String = row.get(1);
+                let version_sql: i64 = row.get(2);
+                let version = from_sql_int("version", version_sql)?;
+                let binding = Binding { scope: &scope, name: &name, version };
+                let resealed = self
+                    .keyring
+                    .open(&binding, &sealed)
+                    .and_then(|plaintext| self.keyring.seal(&binding, &plaintext));
+                match resealed {
+                    Ok(resealed) => {
+                        // Only if unchanged meanwhile: a purged version stays purged.
+                        let swapped = client
+                            .execute(
+                                "UPDATE platos_values SET sealed = $5
+                                 WHERE scope = $1 AND name = $2 AND version = $3 AND sealed = $4",
+                                &[&scope_id, &name, &version_sql, &sealed, &resealed],
+                            )
+                            .await
+                            .map_err(backend)?;
+                        if swapped > 0 {
+                            counts.rewrapped += 1;
+                        } else {
+                            counts.skipped += 1;
+                        }
+                    }
+                    Err(error) => {
+                        counts.failed += 1;
+                        tracing::warn!(scope = %scope, name, version, %error, "cannot rewrap a value");
+                        report.failures.push(RewrapFailure {
+                            scope: scope_id,
+                            name,
+                            version,
+                            error: error.to_string(),
+                        });
+                    }
+                }
+            }
+            progress(&report.progress);
+        }
+        // The store is now under the current key: so is its key check.
+        self.write_key_check(&client, current).await?;
+        progress(&report.progress);
+        tracing::info!(
+            key_id = %current,
+            rewrapped = report.progress.rewrapped,
+            skipped = report.progress.skipped,
+            failed = report.progress.failed,
+            "rewrap finished"
+        );
+        Ok(report)
+    }
+
+    async fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT scope, name, version, sealed FROM platos_values", &[])
+            .await
+            .map_err(backend)?;
+        let mut usage = BTreeMap::new();
+        for row in rows {
+            let id =
+                sealed_key_id(&row.get::<_, Vec<u8>>(3)).map_err(|source| StoreError::Crypto {
+                    scope: row.get(0),
+                    name: row.get(1),
+                    version: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    source,
+                })?;
+            *usage.entry(id).or_insert(0) += 1;
+        }
+        Ok(usage)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write is durable once its transaction committed.
+        Ok(())
+    }
+}

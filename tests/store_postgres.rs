@@ -1,0 +1,404 @@
+//! What only the PostgreSQL store has: several hosts on one database, the
+//! database's own view of what it holds, its schema migrations and its URL.
+//! (The backend-neutral cases run for it through `store_suite!`.)
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use platos_host::crypto::CryptoError;
+use platos_host::store::{
+    KeyUpdate, PostgresStore, SecretStore, StoreError, StoreOptions, VarSource,
+};
+use secrecy::ExposeSecret;
+
+use crate::store_suite::{Backend, KEY_A, KEY_B, keyring, options, scope, secret, set, value_of};
+use crate::support;
+
+/// A PostgreSQL database of its own on the test server.
+pub struct PostgresBackend {
+    pub url: String,
+}
+
+impl PostgresBackend {
+    pub async fn new() -> Self {
+        PostgresBackend { url: support::postgres_database().await }
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn open(
+        &self,
+        keyring: platos_host::crypto::Keyring,
+        options: StoreOptions,
+    ) -> Result<Arc<dyn SecretStore>, StoreError> {
+        Ok(Arc::new(PostgresStore::open(&self.url, keyring, options).await?))
+    }
+
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+}
+
+/// A plain connection to the database (as an operator's `psql`).
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn host(url: &str) -> PostgresStore {
+    PostgresStore::open(url, keyring(KEY_A, None), options()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_database_see_each_others_writes_at_once() {
+    let url = support::postgres_database().await;
+    let (a, b) = tokio::join!(host(&url), host(&url));
+    let dev = scope("acme/shop/dev");
+    assert_eq!(set(&a, &dev, "OPENAI_API_KEY", "sk-from-a").await, 1);
+    assert_eq!(value_of(&b, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-from-a");
+    assert_eq!(set(&b, &dev, "OPENAI_API_KEY", "sk-from-b").await, 2, "one version sequence");
+    assert_eq!(value_of(&a, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-from-b");
+    let old = a.get_var_version(&dev, "OPENAI_API_KEY", 1).await.unwrap().unwrap();
+    assert_eq!(old.value.expose_secret(), "sk-from-a", "b's write started a's grace period");
+    // Provider-key rows and their metadata are shared too.
+    assert!(
+        b.update_provider_key(&dev, "openai", "OPENAI_API_KEY", KeyUpdate::Label("eu".into()))
+            .await
+            .unwrap()
+    );
+    let rows = a.list_provider_keys(&dev).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].label, "eu");
+    assert!(b.unset_var(&dev, "OPENAI_API_KEY", VarSource::Api).await.unwrap());
+    assert_eq!(value_of(&a, &dev, "OPENAI_API_KEY").await, None);
+    assert!(a.list_provider_keys(&dev).await.unwrap().is_empty());
+    assert!(a.list_all_provider_keys().await.unwrap().is_empty());
+    // A self-host import on one host is refused to manual writes on the other.
+    let home = scope("self/default/prod");
+    a.import_self_host(&home, &[("ANTHROPIC_API_KEY".into(), secret("sk-ant"))]).await.unwrap();
+    let error = b
+        .set_var(&home, "ANTHROPIC_API_KEY", &secret("sk-other"), VarSource::Api)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "managed_by_self_host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
+    let url = support::postgres_database().await;
+    // Hosts starting at once on an empty database: one migrates, the others
+    // wait for it and find the schema in place.
+    let hosts: Vec<Arc<PostgresStore>> = futures_join_all((0..4).map(|_| {
+        let url = url.clone();
+        async move { host(&url).await }
+    }))
+    .await
+    .into_iter()
+    .map(Arc::new)
+    .collect();
+    let dev = scope("acme/shop/dev");
+    let writers: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(index, store)| {
+            let dev = dev.clone();
+            (0..2).map(move |writer| {
+                let (store, dev) = (store.clone(), dev.clone());
+                tokio::spawn(async move {
+                    let mut versions = Vec::new();
+                    for n in 0..15 {
+                        let value = format!("{index}-{writer}-{n}");
+                        versions.push(set(&*store, &dev, "SHARED", &value).await);
+                        if n % 5 == 0 {
+                            // An unset in the middle keeps the sequence going.
+                            let _ = store.unset_var(&dev, "SHARED", VarSource::Api).await.unwrap();
+                        }
+                    }
+                    versions
+                })
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for writer in writers {
+        versions.extend(writer.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=120).collect::<Vec<u64>>(), "every version once");
+    let client = sql(&url).await;
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM platos_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1, "the schema migrated once");
+    let last: i64 = client
+        .query_one("SELECT last_version FROM platos_vars WHERE name = 'SHARED'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last, 120);
+}
+
+/// Runs `futures` as concurrent tasks; their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+/// Every text, bytea and jsonb cell of the store's tables, as bytes.
+async fn every_cell(client: &tokio_postgres::Client) -> Vec<(String, Vec<u8>)> {
+    let columns = client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name LIKE 'platos\\_%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(columns.len() >= 20, "found the store's columns: {}", columns.len());
+    let mut cells = Vec::new();
+    for column in columns {
+        let (table, name, kind): (String, String, String) =
+            (column.get(0), column.get(1), column.get(2));
+        let query = if kind == "bytea" {
+            format!("SELECT \"{name}\" FROM {table}")
+        } else {
+            format!("SELECT convert_to(\"{name}\"::text, 'UTF8') FROM {table}")
+        };
+        for row in client.query(&query, &[]).await.unwrap() {
+            if let Some(bytes) = row.get::<_, Option<Vec<u8>>>(0) {
+                cells.push((format!("{table}.{name}"), bytes));
+            }
+        }
+    }
+    cells
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_never_holds_a_plaintext_value() {
+    const CANARY: &str = "sk-pg-canary-5be1c0d9a7";
+    let url = support::postgres_database().await;
+    let store = host(&url).await;
+    let dev = scope("acme/shop/dev");
+    let prod = scope("acme/shop/prod");
+    set(&store, &dev, "OPENAI_API_KEY", CANARY).await;
+    set(&store, &prod, "OPENAI_API_KEY", CANARY).await;
+    set(&store, &dev, "OPENAI_API_KEY", CANARY).await;
+    store
+        .import_self_host(
+            &scope("self/default/prod"),
+            &[("ANTHROPIC_API_KEY".into(), secret(CANARY))],
+        )
+        .await
+        .unwrap();
+    store.rewrap(&mut |_| {}).await.unwrap();
+    let client = sql(&url).await;
+    let cells = every_cell(&client).await;
+    assert!(cells.iter().any(|(column, _)| column == "platos_values.sealed"));
+    for (column, bytes) in &cells {
+        if let Some(form) = support::find_secret(bytes, CANARY) {
+            panic!("the canary ({form}) is in {column}");
+        }
+    }
+    // The same plaintext seals differently each time (fresh nonces).
+    let sealed: Vec<Vec<u8>> = client
+        .query("SELECT sealed FROM platos_values", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(sealed.len(), 4);
+    for (index, one) in sealed.iter().enumerate() {
+        assert!(sealed[index + 1..].iter().all(|other| other != one));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ciphertext_moved_to_another_row_fails_to_decrypt() {
+    let url = support::postgres_database().await;
+    let store = host(&url).await;
+    let dev = scope("acme/shop/dev");
+    let prod = scope("acme/shop/prod");
+    set(&store, &dev, "OPENAI_API_KEY", "sk-dev-secret").await;
+    set(&store, &prod, "OPENAI_API_KEY", "sk-prod-secret").await;
+    set(&store, &dev, "OTHER", "other-secret").await;
+    set(&store, &dev, "OTHER", "other-secret-2").await;
+    set(&store, &dev, "THIRD", "third-secret").await;
+    // dev's key over prod's (another scope), over THIRD (another name), and
+    // OTHER v1 over OTHER v2 (another version).
+    let client = sql(&url).await;
+    for (to_scope, to_name, to_version, from_name, from_version) in [
+        ("acme/shop/prod", "OPENAI_API_KEY", 1i64, "OPENAI_API_KEY", 1i64),
+        ("acme/shop/dev", "THIRD", 1, "OPENAI_API_KEY", 1),
+        ("acme/shop/dev", "OTHER", 2, "OTHER", 1),
+    ] {
+        let moved = client
+            .execute(
+                "UPDATE platos_values SET sealed = (SELECT sealed FROM platos_values
+                   WHERE scope = 'acme/shop/dev' AND name = $4 AND version = $5)
+                 WHERE scope = $1 AND name = $2 AND version = $3",
+                &[&to_scope, &to_name, &to_version, &from_name, &from_version],
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved, 1);
+    }
+    for (scope, name) in [(&prod, "OPENAI_API_KEY"), (&dev, "THIRD"), (&dev, "OTHER")] {
+        let error = store.get_var(scope, name).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Crypto { source: CryptoError::Authentication, .. }),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("-secret"));
+    }
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-dev-secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_version_and_the_key_check_are_checked_at_open() {
+    let url = support::postgres_database().await;
+    drop(host(&url).await);
+    drop(host(&url).await); // a second open migrates nothing
+    let client = sql(&url).await;
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM platos_schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+
+    // A key-check record written under another key than the values: the
+    // store opens with the record's key, the values do not; with no record,
+    // the values decide.
+    let store = host(&url).await;
+    set(&store, &scope("a/b/c"), "X", "y").await;
+    drop(store);
+    client.execute("DELETE FROM platos_meta WHERE name = 'key-check'", &[]).await.unwrap();
+    let error = PostgresStore::open(&url, keyring(KEY_B, None), options()).await.unwrap_err();
+    assert_eq!(error.code(), "key_mismatch", "{error}");
+    assert!(error.to_string().contains(&url), "{error}");
+    drop(host(&url).await);
+    let records: i64 = client
+        .query_one("SELECT count(*) FROM platos_meta WHERE name = 'key-check'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(records, 1, "the right key wrote the record again");
+
+    // An altered record is refused as corrupt.
+    let altered = client
+        .execute(
+            "UPDATE platos_meta
+             SET value = set_byte(value, length(value) - 1, get_byte(value, length(value) - 1) # 1)
+             WHERE name = 'key-check'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(altered, 1);
+    let error = PostgresStore::open(&url, keyring(KEY_A, None), options()).await.unwrap_err();
+    assert_eq!(error.code(), "store_corrupt", "{error}");
+    assert!(error.to_string().contains("key-check record"), "{error}");
+
+    // A schema from a newer host is refused, not migrated down.
+    client.execute("DELETE FROM platos_meta WHERE name = 'key-check'", &[]).await.unwrap();
+    client
+        .execute("INSERT INTO platos_schema_migrations (version, applied_at) VALUES (99, 0)", &[])
+        .await
+        .unwrap();
+    let error = PostgresStore::open(&url, keyring(KEY_A, None), options()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Format { found: 99, expected: 1 }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_and_unreachable_servers_get_clear_errors_without_the_password() {
+    let url = support::postgres_database().await;
+    let require = format!("{url}?sslmode=require");
+    let error = PostgresStore::open(&require, keyring(KEY_A, None), options()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("sslmode=require is not supported"), "{message}");
+    // sslmode=disable and prefer connect without TLS.
+    for mode in ["disable", "prefer"] {
+        drop(
+            PostgresStore::open(&format!("{url}?sslmode={mode}"), keyring(KEY_A, None), options())
+                .await
+                .unwrap(),
+        );
+    }
+    let error =
+        PostgresStore::open("mysql://x", keyring(KEY_A, None), options()).await.unwrap_err();
+    assert!(error.to_string().contains("expected postgres://USER@HOST:PORT/DATABASE"), "{error}");
+    // A port nothing listens on (bound, then closed): the error names the
+    // server, never the password.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let password = "pg-password-canary-31f";
+    let unreachable = format!("postgres://platos:{password}@127.0.0.1:{port}/platos");
+    let error =
+        PostgresStore::open(&unreachable, keyring(KEY_A, None), options()).await.unwrap_err();
+    let message = format!("{error} {error:?}");
+    assert_eq!(error.code(), "storage_error");
+    assert!(message.contains(&format!("postgres://platos@127.0.0.1:{port}/platos")), "{message}");
+    assert!(!message.contains(password), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_writes_to_the_store_it_is_given() {
+    const CANARY: &str = "sk-cli-pg-canary-0d4f";
+    let url = support::postgres_database().await;
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut full = vec!["--store", url.as_str()];
+        full.extend_from_slice(args);
+        let output = crate::cli(data.path(), KEY_A, None, &full, stdin);
+        let (stdout, stderr) = (crate::text(&output.stdout), crate::text(&output.stderr));
+        assert!(!stdout.contains(CANARY) && !stderr.contains(CANARY), "{stdout}{stderr}");
+        (output.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) =
+        run(&["env", "set", "acme/shop/prod", "OPENAI_API_KEY"], &format!("{CANARY}\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OPENAI_API_KEY set in acme/shop/prod: version 1"), "{stdout}");
+    let (code, stdout, stderr) = run(&["env", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OPENAI_API_KEY") && stdout.contains("cli"), "{stdout}");
+    let (code, stdout, stderr) = run(&["keys", "list", "acme/shop/prod"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("openai") && stdout.contains("OPENAI_API_KEY"), "{stdout}");
+    // The value is in PostgreSQL, not in a sled store under the data directory.
+    assert!(!data.path().join("store").exists());
+    let store = host(&url).await;
+    assert_eq!(value_of(&store, &scope("acme/shop/prod"), "OPENAI_API_KEY").await.unwrap(), CANARY);
+    let (code, _, stderr) = run(&["rewrap"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    // A wrong key is refused naming the database; an unknown store is a usage error.
+    let wrong =
+        crate::cli(data.path(), KEY_B, None, &["--store", &url, "env", "list", "a/b/c"], "");
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = crate::text(&wrong.stderr);
+    assert!(stderr.contains("does not match") && stderr.contains(&url), "{stderr}");
+    let bogus = crate::cli(
+        data.path(),
+        KEY_A,
+        None,
+        &["--store", "mysql://u:pw-canary@h/d", "env", "list", "a/b/c"],
+        "",
+    );
+    assert_eq!(bogus.status.code(), Some(2));
+    let stderr = crate::text(&bogus.stderr);
+    assert!(stderr.contains("expected `sled`") && !stderr.contains("pw-canary"), "{stderr}");
+}
