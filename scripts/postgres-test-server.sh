@@ -16,6 +16,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 base="$root/target/postgres"
+# As root the server runs as `postgres`, which must reach its directory: a
+# checkout under a private home (/root is 0700) gets one under /var/tmp,
+# named after the checkout, instead.
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
+  mkdir -p "$root/target"
+  if ! runuser -u postgres -- test -x "$root/target" 2>/dev/null; then
+    base="/var/tmp/platos-test-postgres-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+  fi
+fi
 data="$base/data"
 socket="$base/socket"
 log="$base/server.log"
