@@ -9,35 +9,19 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use platos_host::api::server::{Server, ServerConfig};
 use platos_host::api::{Access, routes};
-use platos_host::outbound::OutboundConfig;
-use platos_host::policy::addresses::AddressPolicy;
 use platos_host::selfhost::SelfHostConfig;
 use serde_json::{Value, json};
 use support::{Client, code, mock_upstream};
 
-/// The compiled-plugin cache shared by every test (a fresh data directory
-/// each, one compile overall).
-fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api-test-plugin-cache")
-}
-
 fn config(data_dir: &Path) -> ServerConfig {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), data_dir.to_owned());
-    config.cache_dir = Some(cache_dir());
-    config.health_interval = Duration::ZERO;
-    config.outbound = OutboundConfig {
-        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
-        timeout: Duration::from_secs(5),
-        ..OutboundConfig::default()
-    };
-    config
+    support::loopback_server_config(data_dir, "api-test-plugin-cache")
 }
 
 struct Running {

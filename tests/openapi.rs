@@ -8,30 +8,16 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use platos_host::api::server::{Server, ServerConfig};
 use platos_host::api::{Access, SCOPE_PREFIX, routes};
-use platos_host::outbound::OutboundConfig;
-use platos_host::policy::addresses::AddressPolicy;
 use serde_json::{Value, json};
 use support::{Client, mock_upstream};
 
-fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openapi-test-plugin-cache")
-}
-
 fn config(data_dir: &Path) -> ServerConfig {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), data_dir.to_owned());
-    config.cache_dir = Some(cache_dir());
-    config.health_interval = Duration::ZERO;
-    config.outbound = OutboundConfig {
-        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
-        timeout: Duration::from_secs(5),
-        ..OutboundConfig::default()
-    };
-    config
+    support::loopback_server_config(data_dir, "openapi-test-plugin-cache")
 }
 
 struct Running {

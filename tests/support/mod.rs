@@ -345,3 +345,27 @@ pub fn async_store(
 ) -> Arc<dyn platos_host::store::SecretStore> {
     Arc::new(platos_host::store::Blocking::shared(Arc::clone(store)))
 }
+
+/// A server on a free loopback port over `data_dir` that may send to
+/// loopback (the tests' mock upstreams), with no background health rounds;
+/// compiled plugins are cached under `CARGO_TARGET_TMPDIR/<cache>` (one
+/// compile per test binary).
+pub fn loopback_server_config(
+    data_dir: &std::path::Path,
+    cache: &str,
+) -> platos_host::api::server::ServerConfig {
+    use platos_host::outbound::OutboundConfig;
+    use platos_host::policy::addresses::AddressPolicy;
+    let mut config = platos_host::api::server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data_dir.to_owned(),
+    );
+    config.cache_dir = Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(cache));
+    config.health_interval = std::time::Duration::ZERO;
+    config.outbound = OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: std::time::Duration::from_secs(5),
+        ..OutboundConfig::default()
+    };
+    config
+}
