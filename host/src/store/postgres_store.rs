@@ -389,36 +389,19 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// For a store without a key-check record: the id of a held key some
-    /// stored value opens under (as the sled store's check does).
+    /// For a store without a key-check record: [`rules::key_of_a_value`]
+    /// over every stored value.
     async fn key_of_a_value(&self, tx: &Transaction<'_>) -> Result<Option<KeyId>, StoreError> {
         let rows = tx
             .query("SELECT scope, name, version, sealed FROM platos_values", &[])
             .await
             .map_err(backend)?;
-        let mut first_failure = None;
-        for row in rows {
+        let values = rows.iter().map(|row| {
             let sealed: Vec<u8> = row.get("sealed");
-            let Ok(id) = sealed_key_id(&sealed) else { continue };
-            if !self.keyring.holds(id) {
-                continue;
-            }
-            let scope = parse_scope(row.get("scope"))?;
-            let name: String = row.get("name");
             let version = from_sql_int("version", row.get("version"))?;
-            match self.keyring.open(&Binding { scope: &scope, name: &name, version }, &sealed) {
-                Ok(_) => return Ok(Some(id)),
-                Err(source) => {
-                    first_failure.get_or_insert(StoreError::Crypto {
-                        scope: scope.to_string(),
-                        name,
-                        version,
-                        source,
-                    });
-                }
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
+            Ok((parse_scope(row.get("scope"))?, row.get::<_, String>("name"), version, sealed))
+        });
+        rules::key_of_a_value(&self.keyring, values)
     }
 
     fn now(&self) -> UnixMillis {

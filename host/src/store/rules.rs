@@ -96,6 +96,39 @@ pub enum KeyCheckStep {
     FromValues,
 }
 
+/// For a store without a key-check record: the id of a held key some stored
+/// value opens under, `None` if no value is under a held key. A value under
+/// a held key that fails authentication (altered) is skipped; if every such
+/// value fails, the first failure is the error. `values` are the stored
+/// values as `(scope, name, version, sealed)`, in any order.
+pub fn key_of_a_value<Sealed: AsRef<[u8]>>(
+    keyring: &Keyring,
+    values: impl IntoIterator<Item = Result<(Scope, String, u64, Sealed), StoreError>>,
+) -> Result<Option<KeyId>, StoreError> {
+    let mut first_failure = None;
+    for value in values {
+        let (scope, name, version, sealed) = value?;
+        let sealed = sealed.as_ref();
+        let Ok(id) = crate::crypto::sealed_key_id(sealed) else { continue };
+        if !keyring.holds(id) {
+            continue;
+        }
+        match keyring.open(&crate::crypto::Binding { scope: &scope, name: &name, version }, sealed)
+        {
+            Ok(_) => return Ok(Some(id)),
+            Err(source) => {
+                first_failure.get_or_insert(StoreError::Crypto {
+                    scope: scope.to_string(),
+                    name,
+                    version,
+                    source,
+                });
+            }
+        }
+    }
+    first_failure.map_or(Ok(None), Err)
+}
+
 /// The key-check rule at open, for a store holding values or not, with or
 /// without a key-check `record`:
 ///

@@ -286,7 +286,14 @@ fn check_master_key(
         match rules::key_check_step(keyring, record.as_deref(), !values.is_empty(), mismatch)? {
             KeyCheckStep::Keep => return Ok(()),
             KeyCheckStep::Seal(under) => under,
-            KeyCheckStep::FromValues => key_of_a_value(values, keyring)?.ok_or_else(mismatch)?,
+            KeyCheckStep::FromValues => {
+                let values = values.iter().map(|item| {
+                    let (key, sealed) = item.map_err(StoreError::backend)?;
+                    let (scope, name, version) = parse_value_key(&key)?;
+                    Ok((scope, name, version, sealed))
+                });
+                rules::key_of_a_value(keyring, values)?.ok_or_else(mismatch)?
+            }
         };
     let record = keyring.seal_key_check(under).map_err(|source| {
         StoreError::Corrupt(format!("cannot seal the key-check record: {source}"))
@@ -295,34 +302,6 @@ fn check_master_key(
     db.flush().map_err(StoreError::backend)?;
     tracing::info!(key_id = %under, "key-check record written");
     Ok(())
-}
-
-/// For a store without a key-check record: the id of a held key some stored
-/// value opens under, `None` if no value is under a held key. A value under
-/// a held key that fails authentication (altered) is skipped; if every such
-/// value fails, the first failure is the error.
-fn key_of_a_value(values: &Tree, keyring: &Keyring) -> Result<Option<KeyId>, StoreError> {
-    let mut first_failure = None;
-    for item in values.iter() {
-        let (key, sealed) = item.map_err(StoreError::backend)?;
-        let Ok(id) = sealed_key_id(&sealed) else { continue };
-        if !keyring.holds(id) {
-            continue;
-        }
-        let (scope, name, version) = parse_value_key(&key)?;
-        match keyring.open(&Binding { scope: &scope, name: &name, version }, &sealed) {
-            Ok(_) => return Ok(Some(id)),
-            Err(source) => {
-                first_failure.get_or_insert(StoreError::Crypto {
-                    scope: scope.to_string(),
-                    name,
-                    version,
-                    source,
-                });
-            }
-        }
-    }
-    first_failure.map_or(Ok(None), Err)
 }
 
 /// The sled implementation of [`BlockingSecretStore`].
