@@ -48,8 +48,12 @@ pub struct ServerConfig {
     /// Time between background health rounds; zero turns automatic probes
     /// off (the round at start, after a reload, and on a change).
     pub health_interval: Duration,
-    /// Time between flushes of usage, lease expiry and store purges.
+    /// Time between flushes of usage and store purges (replaced versions
+    /// and lease releases past their end).
     pub maintenance_interval: Duration,
+    /// How long a lease lives unless released; at most the store's grace
+    /// period ([`crate::resolution::leases::check_lease_ttl`]).
+    pub lease_ttl: Duration,
     /// Outbound requests (probes): address policy, timeout, body cap.
     pub outbound: OutboundConfig,
     /// API limits.
@@ -73,6 +77,7 @@ impl ServerConfig {
             env_file_poll: Duration::from_secs(3),
             health_interval: Duration::from_secs(300),
             maintenance_interval: Duration::from_secs(10),
+            lease_ttl: ResolverConfig::default().lease_ttl,
             outbound: OutboundConfig::default(),
             api: ApiOptions::default(),
             connections: ConnectionLimits::default(),

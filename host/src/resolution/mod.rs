@@ -9,6 +9,7 @@
 //! does not pull a credential from under a turn in flight. [`catalog`] builds the model picker.
 
 pub mod catalog;
+pub mod lease_token;
 pub mod leases;
 
 use std::collections::HashMap;
