@@ -262,7 +262,7 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
     assert_eq!((status, code(&missing)), (404, "key_not_found"));
 
     // The providers list: every provider, badges, keys, expected names.
-    host.server.state().resolver().flush_usage().unwrap();
+    host.server.state().resolver().flush_usage().await.unwrap();
     let (status, providers) =
         client.call("GET", &format!("/v1/scopes/{scope}/providers"), Some(&agent), None).await;
     assert_eq!(status, 200);
@@ -1720,12 +1720,7 @@ async fn serve_refuses_to_start_with_a_wrong_master_key() {
     let server = Server::start(config(&data)).await.expect("the right key starts");
     let scope: platos_host::scope::Scope = "acme/shop/prod".parse().unwrap();
     let store = server.store().clone();
-    let value = tokio::task::spawn_blocking(move || {
-        use platos_host::store::SecretStore;
-        store.get_var(&scope, "OPENAI_API_KEY").unwrap().unwrap()
-    })
-    .await
-    .unwrap();
+    let value = store.get_var(&scope, "OPENAI_API_KEY").await.unwrap().unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(value.value.expose_secret(), "sk-wrong-key-canary");
     assert_eq!(value.version, 1);

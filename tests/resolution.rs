@@ -22,7 +22,7 @@ use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, 
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, SecretStore, SledStore, VarSource,
+    BlockingSecretStore, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, SledStore, VarSource,
 };
 use secrecy::SecretString;
 
@@ -37,7 +37,7 @@ async fn fixture() -> Fixture {
     let mut registry = PluginRegistry::new();
     platos_host::bundled::load_bundled(&host, &mut registry).await.unwrap();
     let (dir, store) = support::store_for(&registry);
-    let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
+    let resolver = Resolver::new(support::async_store(&store), registry, ResolverConfig::default());
     Fixture { _dir: dir, store, resolver }
 }
 
@@ -65,7 +65,7 @@ async fn the_scope_default_is_the_lowest_variant_and_pins_choose_their_key() {
     let dev = scope("acme/shop/dev");
     set(&f.store, &dev, "ANTHROPIC_API_KEY_3", "sk-ant-three");
     set(&f.store, &dev, "ANTHROPIC_API_KEY_2", "sk-ant-two");
-    let resolution = f.resolver.resolve(&request(&dev, "anthropic", None, false)).unwrap();
+    let resolution = f.resolver.resolve(&request(&dev, "anthropic", None, false)).await.unwrap();
     assert_eq!(resolution.chosen_by, ChosenBy::ScopeDefault);
     assert_eq!(resolution.key.key_id, "ANTHROPIC_API_KEY_2");
     assert_eq!(
@@ -79,8 +79,11 @@ async fn the_scope_default_is_the_lowest_variant_and_pins_choose_their_key() {
         "defaults fill in"
     );
 
-    let pinned =
-        f.resolver.resolve(&request(&dev, "anthropic", Some("ANTHROPIC_API_KEY_3"), true)).unwrap();
+    let pinned = f
+        .resolver
+        .resolve(&request(&dev, "anthropic", Some("ANTHROPIC_API_KEY_3"), true))
+        .await
+        .unwrap();
     assert_eq!((pinned.chosen_by, pinned.key.variant), (ChosenBy::Pinned, 3));
     assert_eq!(pinned.env.get("ANTHROPIC_API_KEY"), Some("sk-ant-three"));
     assert!(!format!("{pinned:?}").contains("sk-ant-three"), "Debug shows no value");
@@ -91,15 +94,21 @@ async fn a_vanished_pin_falls_back_loudly_or_fails_when_strict() {
     let f = fixture().await;
     let prod = scope("acme/shop/prod");
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
-    let fallback =
-        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), false)).unwrap();
+    let fallback = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), false))
+        .await
+        .unwrap();
     assert_eq!(fallback.chosen_by, ChosenBy::FallbackPinMissing);
     assert_eq!(fallback.key.key_id, "OPENAI_API_KEY");
     assert!(fallback.warning.as_deref().unwrap().contains("OPENAI_API_KEY_7"));
     assert_eq!(f.resolver.counters().fallbacks.load(Ordering::Relaxed), 1);
 
-    let error =
-        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), true)).unwrap_err();
+    let error = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_7"), true))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ResolveError::PinnedKeyMissing { .. }), "{error}");
     let message = error.to_string();
     assert!(
@@ -114,7 +123,7 @@ async fn no_key_names_the_expected_variable_and_the_near_misses() {
     let f = fixture().await;
     let dev = scope("acme/shop/dev");
     set(&f.store, &dev, "OPENAI_KEY", "sk-typo");
-    let error = f.resolver.resolve(&request(&dev, "openai", None, false)).unwrap_err();
+    let error = f.resolver.resolve(&request(&dev, "openai", None, false)).await.unwrap_err();
     match &error {
         ResolveError::NoKeyLinked { expected, near_misses, .. } => {
             assert_eq!(expected, &["OPENAI_API_KEY"]);
@@ -129,7 +138,7 @@ async fn no_key_names_the_expected_variable_and_the_near_misses() {
     assert!(error.to_string().contains("OPENAI_KEY → did you mean OPENAI_API_KEY?"), "{error}");
     // Another provider's own variable is no misspelling of this one's.
     set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
-    match f.resolver.resolve(&request(&dev, "azure-openai", None, false)).unwrap_err() {
+    match f.resolver.resolve(&request(&dev, "azure-openai", None, false)).await.unwrap_err() {
         ResolveError::NoKeyLinked { near_misses, .. } => {
             assert!(near_misses.is_empty(), "{near_misses:?}")
         }
@@ -137,7 +146,12 @@ async fn no_key_names_the_expected_variable_and_the_near_misses() {
     }
     // A key in dev does not apply to prod.
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-dev");
-    assert!(f.resolver.resolve(&request(&scope("acme/shop/prod"), "openai", None, false)).is_err());
+    assert!(
+        f.resolver
+            .resolve(&request(&scope("acme/shop/prod"), "openai", None, false))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -148,10 +162,11 @@ async fn companions_follow_the_variant_and_fall_back_to_the_plain_variable() {
     set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
     set(&f.store, &dev, "OPENAI_API_KEY_3", "sk-three");
     set(&f.store, &dev, "OPENAI_API_BASE_3", "https://eu.proxy.example/v1");
-    let two = f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap();
+    let two =
+        f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_2"), true)).await.unwrap();
     assert_eq!(two.env.get("OPENAI_API_BASE"), Some("https://proxy.example/v1"));
     let three =
-        f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_3"), true)).unwrap();
+        f.resolver.resolve(&request(&dev, "openai", Some("OPENAI_API_KEY_3"), true)).await.unwrap();
     assert_eq!(three.env.get("OPENAI_API_BASE"), Some("https://eu.proxy.example/v1"));
     // Bedrock: variant 2's secret never borrows variant 1's.
     set(&f.store, &dev, "AWS_ACCESS_KEY_ID", "AKIAONE");
@@ -160,6 +175,7 @@ async fn companions_follow_the_variant_and_fall_back_to_the_plain_variable() {
     let error = f
         .resolver
         .resolve(&request(&dev, "bedrock", Some("AWS_ACCESS_KEY_ID_2"), true))
+        .await
         .unwrap_err();
     assert!(error.to_string().contains("AWS_SECRET_ACCESS_KEY_2"), "{error}");
 }
@@ -169,9 +185,9 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
     let f = fixture().await;
     let prod = scope("acme/shop/prod");
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-old");
-    let held = f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    let held = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-new");
-    let fresh = f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    let fresh = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     assert_eq!(fresh.env.get("OPENAI_API_KEY"), Some("sk-new"));
 
     let call = HttpRequest::get("https://api.openai.com/v1/models");
@@ -197,13 +213,13 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
 async fn leases_expire() {
     let f = fixture().await;
     let resolver = Resolver::new(
-        f.store.clone(),
+        support::async_store(&f.store),
         f.resolver.registry().clone(),
         ResolverConfig { lease_ttl: Duration::from_millis(50) },
     );
     let prod = scope("acme/shop/prod");
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
-    let lease = resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+    let lease = resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     let call = HttpRequest::get("https://api.openai.com/v1/models");
     let net = &Outbound::new(OutboundConfig::default()).unwrap();
@@ -217,11 +233,11 @@ async fn last_used_is_batched() {
     let prod = scope("acme/shop/prod");
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
     for _ in 0..50 {
-        f.resolver.resolve(&request(&prod, "openai", None, false)).unwrap();
+        f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     }
     let before = f.store.list_provider_keys(&prod).unwrap();
     assert_eq!(before[0].last_used_at, None, "nothing written per resolve");
-    assert_eq!(f.resolver.flush_usage().unwrap(), 1, "one update for fifty resolves");
+    assert_eq!(f.resolver.flush_usage().await.unwrap(), 1, "one update for fifty resolves");
     let after = f.store.list_provider_keys(&prod).unwrap();
     assert!(after[0].last_used_at.is_some());
 }
@@ -230,15 +246,18 @@ async fn last_used_is_batched() {
 async fn the_picker_shows_only_providers_with_a_key() {
     let f = fixture().await;
     let dev = scope("acme/shop/dev");
-    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "no key, no models");
+    assert!(f.resolver.models(&dev, None).await.unwrap().is_empty(), "no key, no models");
     set(&f.store, &dev, "VOYAGE_API_KEY", "pa-key");
-    let models = f.resolver.models(&dev, None).unwrap();
+    let models = f.resolver.models(&dev, None).await.unwrap();
     assert!(!models.is_empty() && models.iter().all(|model| model.provider == "voyage"));
-    let reranks = f.resolver.models(&dev, Some(ModelClass::Rerank)).unwrap();
+    let reranks = f.resolver.models(&dev, Some(ModelClass::Rerank)).await.unwrap();
     assert!(!reranks.is_empty() && reranks.iter().all(|model| model.class == ModelClass::Rerank));
-    assert!(f.resolver.models(&dev, Some(ModelClass::Chat)).unwrap().is_empty());
+    assert!(f.resolver.models(&dev, Some(ModelClass::Chat)).await.unwrap().is_empty());
     f.store.unset_var(&dev, "VOYAGE_API_KEY", VarSource::Api).unwrap();
-    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "unlinking hides the models again");
+    assert!(
+        f.resolver.models(&dev, None).await.unwrap().is_empty(),
+        "unlinking hides the models again"
+    );
 }
 
 #[tokio::test]
@@ -248,7 +267,7 @@ async fn explain_lists_every_candidate_and_where_its_values_come_from() {
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
     set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
     set(&f.store, &dev, "OPENAI_API_BASE_2", "https://proxy.example/v1");
-    let explanation = f.resolver.explain(&dev, "openai", Some("OPENAI_API_KEY_9")).unwrap();
+    let explanation = f.resolver.explain(&dev, "openai", Some("OPENAI_API_KEY_9")).await.unwrap();
     let json = serde_json::to_value(&explanation).unwrap();
     assert_eq!(json["candidates"][0]["key_id"], "OPENAI_API_KEY");
     assert_eq!(json["candidates"][0]["chosen"], true);
@@ -267,12 +286,12 @@ async fn explain_lists_every_candidate_and_where_its_values_come_from() {
 async fn the_embedding_track_says_what_is_missing() {
     let f = fixture().await;
     let dev = scope("acme/shop/dev");
-    let missing = status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap();
+    let missing = status(&f.resolver, &dev, EmbeddingProvider::Voyage).await.unwrap();
     assert!(!missing.ready);
     assert!(missing.missing.unwrap().contains("VOYAGE_API_KEY"));
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
-    assert!(status(&f.resolver, &dev, EmbeddingProvider::Openai).unwrap().ready);
-    assert!(!status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready);
+    assert!(status(&f.resolver, &dev, EmbeddingProvider::Openai).await.unwrap().ready);
+    assert!(!status(&f.resolver, &dev, EmbeddingProvider::Voyage).await.unwrap().ready);
 }
 
 #[tokio::test]
@@ -281,21 +300,21 @@ async fn a_key_found_invalid_leaves_the_picker_and_the_embedding_track() {
     let dev = scope("acme/shop/dev");
     set(&f.store, &dev, "VOYAGE_API_KEY", "pa-revoked");
     assert!(
-        status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready,
+        status(&f.resolver, &dev, EmbeddingProvider::Voyage).await.unwrap().ready,
         "unprobed: usable"
     );
     let invalid = platos_host::provider::Verdict::InvalidCredential { message: "401".into() };
     let record = |verdict| KeyUpdate::Health(HealthRecord::from_verdict(verdict, 1));
     f.store.update_provider_key(&dev, "voyage", "VOYAGE_API_KEY", record(&invalid)).unwrap();
-    assert!(f.resolver.models(&dev, None).unwrap().is_empty(), "no models of an invalid key");
-    let embedding = status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap();
+    assert!(f.resolver.models(&dev, None).await.unwrap().is_empty(), "no models of an invalid key");
+    let embedding = status(&f.resolver, &dev, EmbeddingProvider::Voyage).await.unwrap();
     assert!(!embedding.ready);
     let missing = embedding.missing.unwrap();
     assert!(missing.contains("VOYAGE_API_KEY is invalid at its last probe"), "{missing}");
     // A second key that is fine brings both back.
     set(&f.store, &dev, "VOYAGE_API_KEY_2", "pa-fine");
-    assert!(status(&f.resolver, &dev, EmbeddingProvider::Voyage).unwrap().ready);
-    assert!(!f.resolver.models(&dev, None).unwrap().is_empty());
+    assert!(status(&f.resolver, &dev, EmbeddingProvider::Voyage).await.unwrap().ready);
+    assert!(!f.resolver.models(&dev, None).await.unwrap().is_empty());
 }
 
 /// A models endpoint: `Bearer good` lists two models, anything else is 401.
@@ -350,13 +369,13 @@ async fn health_rounds_record_verdicts_dedupe_and_feed_the_picker() {
     assert_eq!(health(0).models, ["gpt-5", "ft:gpt-4o:acme", "text-embedding-3-small"]);
     assert_eq!(health(1).verdict, HealthVerdict::InvalidCredential);
 
-    let models = f.resolver.models(&scopes[1], None).unwrap();
+    let models = f.resolver.models(&scopes[1], None).await.unwrap();
     let tuned = models
         .iter()
         .find(|model| model.id == "ft:gpt-4o:acme")
         .expect("discovered models join the picker");
     assert_eq!((tuned.source, tuned.class), ("discovered", ModelClass::Chat));
-    let embeddings = f.resolver.models(&scopes[1], Some(ModelClass::Embedding)).unwrap();
+    let embeddings = f.resolver.models(&scopes[1], Some(ModelClass::Embedding)).await.unwrap();
     assert_eq!(
         embeddings.iter().filter(|model| model.id == "text-embedding-3-small").count(),
         1,
@@ -391,8 +410,11 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     disable(&f.store, &prod, "OPENAI_API_KEY_2");
 
     // Not strict: the scope default, with a warning that says why.
-    let fallback =
-        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), false)).unwrap();
+    let fallback = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), false))
+        .await
+        .unwrap();
     assert_eq!(fallback.chosen_by, ChosenBy::FallbackPinDisabled);
     assert_eq!(fallback.key.key_id, "OPENAI_API_KEY");
     assert_eq!(fallback.env.get("OPENAI_API_KEY"), Some("sk-canary-active-one"));
@@ -402,15 +424,18 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     assert_eq!(f.resolver.counters().fallbacks.load(Ordering::Relaxed), 0);
 
     // Strict: its own error, naming the pin and the active keys.
-    let error =
-        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap_err();
+    let error = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), "pinned_key_disabled");
     let message = error.to_string();
     assert!(message.contains("OPENAI_API_KEY_2 of openai is disabled"), "{message}");
     assert!(message.ends_with("pin an active key: OPENAI_API_KEY"), "{message}");
 
     // Explain: the same choice, warning and strict error, word for word.
-    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).unwrap();
+    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap();
     assert_eq!(explanation.chosen_by, Some(ChosenBy::FallbackPinDisabled));
     assert_eq!(explanation.warning.as_deref(), Some(warning.as_str()));
     let strict = explanation.strict_error.as_ref().unwrap();
@@ -427,14 +452,14 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     assert!(chosen[1].2.starts_with("pinned, but disabled"), "{chosen:?}");
 
     // A missing pin keeps its own wording and code.
-    let missing = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_7")).unwrap();
+    let missing = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_7")).await.unwrap();
     assert_eq!(missing.chosen_by, Some(ChosenBy::FallbackPinMissing));
     assert_eq!(missing.strict_error.unwrap().code, "pinned_key_missing");
 
     // Every key disabled: the error says so, not "set OPENAI_API_KEY".
     disable(&f.store, &prod, "OPENAI_API_KEY");
     for pin in [None, Some("OPENAI_API_KEY_2"), Some("OPENAI_API_KEY_7")] {
-        let error = f.resolver.resolve(&request(&prod, "openai", pin, false)).unwrap_err();
+        let error = f.resolver.resolve(&request(&prod, "openai", pin, false)).await.unwrap_err();
         assert_eq!(error.code(), "all_keys_disabled", "{pin:?}");
         let message = error.to_string();
         assert!(
@@ -444,15 +469,18 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
             "{message}"
         );
         assert!(!message.contains("set OPENAI_API_KEY"), "{message}");
-        let explanation = f.resolver.explain(&prod, "openai", pin).unwrap();
+        let explanation = f.resolver.explain(&prod, "openai", pin).await.unwrap();
         assert_eq!(explanation.chosen_by, None);
         let explained = explanation.error.unwrap();
         assert_eq!((explained.code, explained.message), ("all_keys_disabled", message));
         assert!(explanation.candidates.iter().all(|c| !c.chosen));
     }
     // No key at all is still "no key linked".
-    let error =
-        f.resolver.resolve(&request(&scope("acme/shop/dev"), "openai", None, false)).unwrap_err();
+    let error = f
+        .resolver
+        .resolve(&request(&scope("acme/shop/dev"), "openai", None, false))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), "no_key_linked");
 
     // Enabled again, the pin is honoured.
@@ -464,8 +492,11 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
             KeyUpdate::Status(KeyStatus::Active),
         )
         .unwrap();
-    let pinned =
-        f.resolver.resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true)).unwrap();
+    let pinned = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), true))
+        .await
+        .unwrap();
     assert_eq!(
         (pinned.chosen_by, pinned.key.key_id.as_str()),
         (ChosenBy::Pinned, "OPENAI_API_KEY_2")
@@ -473,8 +504,11 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
 
     // No error or explanation carries a value.
     let texts = [
-        format!("{:?}", f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).unwrap()),
-        serde_json::to_string(&f.resolver.explain(&prod, "openai", None).unwrap()).unwrap(),
+        format!(
+            "{:?}",
+            f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap()
+        ),
+        serde_json::to_string(&f.resolver.explain(&prod, "openai", None).await.unwrap()).unwrap(),
         message,
         warning,
     ];

@@ -16,10 +16,10 @@ use platos_host::crypto::{
     CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, KeyError, Keyring,
 };
 use platos_host::scope::Scope;
-use platos_host::selfhost::{SelfHostConfig, reload};
+use platos_host::selfhost::{Reload, SelfHostConfig, SelfHostError};
 use platos_host::store::{
-    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars, SecretStore, SledStore,
-    StoreError, StoreOptions, VarSource,
+    Blocking, BlockingSecretStore, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars,
+    SledStore, StoreError, StoreOptions, VarSource, default_key,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -58,12 +58,24 @@ fn secret(value: &str) -> SecretString {
     SecretString::from(value.to_owned())
 }
 
-fn value_of(store: &dyn SecretStore, scope: &Scope, name: &str) -> Option<String> {
+fn value_of(store: &dyn BlockingSecretStore, scope: &Scope, name: &str) -> Option<String> {
     store.get_var(scope, name).unwrap().map(|value| value.value.expose_secret().to_owned())
 }
 
-fn set(store: &dyn SecretStore, scope: &Scope, name: &str, value: &str) -> u64 {
+fn set(store: &dyn BlockingSecretStore, scope: &Scope, name: &str, value: &str) -> u64 {
     store.set_var(scope, name, &secret(value), VarSource::Api).unwrap().version
+}
+
+/// The self-host import (async, over the async store) on a sled store these
+/// tests also use directly.
+fn reload(
+    store: &Arc<SledStore>,
+    config: &SelfHostConfig,
+    accept: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Reload, SelfHostError> {
+    let shared = Blocking::shared(Arc::clone(store));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(platos_host::selfhost::reload(&shared, config, accept))
 }
 
 /// A clock the test moves by hand.
@@ -380,7 +392,8 @@ fn numbered_variants_link_and_unlink_provider_key_rows() {
             .collect()
     };
     let default = |store: &SledStore, provider: &str| {
-        store.default_provider_key(&dev, provider).unwrap().map(|key| key.env_var)
+        let keys = store.list_provider_keys(&dev).unwrap();
+        default_key(&keys, provider).map(|key| key.env_var.clone())
     };
 
     set(&store, &dev, "OPENAI_API_KEY_2", "sk-2");
@@ -605,11 +618,11 @@ fn concurrent_writers_get_distinct_versions() {
 #[test]
 fn self_host_values_win_and_api_writes_to_them_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), keyring(KEY_A, None));
+    let store = Arc::new(open(dir.path(), keyring(KEY_A, None)));
     let home = scope("self/default/prod");
     // The API set a value first.
-    set(&store, &home, "OPENAI_API_KEY", "sk-from-api");
-    set(&store, &home, "API_ONLY", "api");
+    set(&*store, &home, "OPENAI_API_KEY", "sk-from-api");
+    set(&*store, &home, "API_ONLY", "api");
 
     let env_file = dir.path().join("platos.env");
     std::fs::write(
@@ -628,7 +641,7 @@ fn self_host_values_win_and_api_writes_to_them_are_refused() {
     assert_eq!(first.skipped.len(), 1);
     assert_eq!(first.skipped[0].line, 4);
     // Self-host wins over the API value of the same name.
-    assert_eq!(value_of(&store, &home, "OPENAI_API_KEY").unwrap(), "sk-from-file");
+    assert_eq!(value_of(&*store, &home, "OPENAI_API_KEY").unwrap(), "sk-from-file");
     let sources: BTreeMap<String, VarSource> =
         store.list_vars(&home).unwrap().into_iter().map(|var| (var.name, var.source)).collect();
     assert_eq!(sources["OPENAI_API_KEY"], VarSource::SelfHost);
@@ -647,8 +660,8 @@ fn self_host_values_win_and_api_writes_to_them_are_refused() {
     let error = store.unset_var(&home, "OPENAI_API_KEY", VarSource::Api).unwrap_err();
     assert!(matches!(error, StoreError::ManagedBySelfHost { .. }));
     // The rule is per scope: the same name elsewhere is the API's.
-    set(&store, &scope("self/default/dev"), "OPENAI_API_KEY", "sk-dev");
-    set(&store, &home, "API_ONLY", "api-2");
+    set(&*store, &scope("self/default/dev"), "OPENAI_API_KEY", "sk-dev");
+    set(&*store, &home, "API_ONLY", "api-2");
 
     // A reload with the same content changes nothing (no new versions).
     let again = reload(&store, &config, &accept).unwrap();
@@ -662,12 +675,12 @@ fn self_host_values_win_and_api_writes_to_them_are_refused() {
     let third = reload(&store, &config, &accept).unwrap();
     assert_eq!(third.report.set, ["OPENAI_API_KEY"]);
     assert_eq!(third.report.removed, ["ANTHROPIC_API_KEY"]);
-    assert_eq!(value_of(&store, &home, "ANTHROPIC_API_KEY"), None);
+    assert_eq!(value_of(&*store, &home, "ANTHROPIC_API_KEY"), None);
     let providers: Vec<String> =
         store.list_provider_keys(&home).unwrap().into_iter().map(|key| key.provider).collect();
     assert_eq!(providers, ["openai"]);
-    set(&store, &home, "ANTHROPIC_API_KEY", "sk-ant-api");
-    assert_eq!(value_of(&store, &home, "API_ONLY").unwrap(), "api-2");
+    set(&*store, &home, "ANTHROPIC_API_KEY", "sk-ant-api");
+    assert_eq!(value_of(&*store, &home, "API_ONLY").unwrap(), "api-2");
 
     // A malformed or missing file changes nothing.
     std::fs::write(&env_file, "OPENAI_API_KEY=changed\nnot a line\n").unwrap();
@@ -676,13 +689,13 @@ fn self_host_values_win_and_api_writes_to_them_are_refused() {
     let missing =
         SelfHostConfig { env_file: Some(dir.path().join("missing.env")), ..config.clone() };
     assert!(reload(&store, &missing, &accept).is_err());
-    assert_eq!(value_of(&store, &home, "OPENAI_API_KEY").unwrap(), "sk-from-file-2");
+    assert_eq!(value_of(&*store, &home, "OPENAI_API_KEY").unwrap(), "sk-from-file-2");
 }
 
 #[test]
 fn self_host_reads_the_process_environment_through_the_filter() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), keyring(KEY_A, None));
+    let store = Arc::new(open(dir.path(), keyring(KEY_A, None)));
     let home = scope("self/default/prod");
     let config = SelfHostConfig { scope: home.clone(), env_file: None, process_env: true };
     // Only accepted names are imported, and never a name of the host's own
@@ -734,7 +747,7 @@ fn canary_secrets_never_reach_logs_errors_or_debug() {
         let dir = tempfile::tempdir().unwrap();
         let dev = scope("acme/shop/dev");
         let prod = scope("acme/shop/prod");
-        let store = open(dir.path(), keyring(CANARY_KEY, Some(KEY_A)));
+        let store = Arc::new(open(dir.path(), keyring(CANARY_KEY, Some(KEY_A))));
         let info = store.set_var(&dev, "OPENAI_API_KEY", &secret(CANARY), VarSource::Api).unwrap();
         seen.push(format!("{info:?}"));
         store.set_var(&dev, "OPENAI_API_KEY", &secret(CANARY), VarSource::Api).unwrap();
@@ -1429,7 +1442,8 @@ fn assert_fixture_reads_the_same(store: &SledStore) {
         })
     );
     let default = |scope: &Scope, provider: &str| {
-        store.default_provider_key(scope, provider).unwrap().map(|row| row.env_var)
+        default_key(&store.list_provider_keys(scope).unwrap(), provider)
+            .map(|row| row.env_var.clone())
     };
     assert_eq!(default(&prod, "openai").as_deref(), Some("OPENAI_API_KEY"));
     assert_eq!(default(&prod, "anthropic"), None, "disabled");

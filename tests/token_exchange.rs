@@ -30,7 +30,7 @@ use platos_host::provider::{Credentials, HttpRequest, Verdict};
 use platos_host::resolution::{LeaseError, ResolveRequest, Resolver, ResolverConfig};
 use platos_host::runtime::{Plugin, PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
-use platos_host::store::{SledStore, VarSource};
+use platos_host::store::{BlockingSecretStore, SledStore, VarSource};
 use secrecy::SecretString;
 use support::{assert_no_secret, capture_logs, files_under};
 
@@ -150,7 +150,7 @@ async fn fixture(base: &str, secret: &str) -> Fixture {
     let (dir, store) = support::store_for(&registry);
     let clock = Arc::new(TestClock(AtomicU64::new(START)));
     let resolver = Resolver::with_tokens(
-        store.clone(),
+        support::async_store(&store),
         registry,
         ResolverConfig::default(),
         TokenBroker::new(clock.clone()),
@@ -164,13 +164,12 @@ async fn fixture(base: &str, secret: &str) -> Fixture {
 
 impl Fixture {
     fn set(&self, name: &str, value: &str) {
-        use platos_host::store::SecretStore;
         self.store
             .set_var(&self.scope, name, &SecretString::from(value.to_owned()), VarSource::Api)
             .unwrap();
     }
 
-    fn lease(&self) -> String {
+    async fn lease(&self) -> String {
         let request = ResolveRequest {
             scope: self.scope.clone(),
             provider: "d-token-mock".into(),
@@ -178,7 +177,7 @@ impl Fixture {
             strict: false,
             client: None,
         };
-        self.resolver.resolve(&request).unwrap().lease_id
+        self.resolver.resolve(&request).await.unwrap().lease_id
     }
 
     async fn authorize(&self, lease: &str) -> Result<HttpRequest, LeaseError> {
@@ -187,7 +186,6 @@ impl Fixture {
     }
 
     fn base(&self) -> String {
-        use platos_host::store::SecretStore;
         let value = self.store.get_var(&self.scope, BASE_VAR).unwrap().unwrap();
         secrecy::ExposeSecret::expose_secret(&value.value).to_owned()
     }
@@ -206,7 +204,7 @@ async fn one_exchange_serves_many_authorizes_and_concurrent_callers_share_it() {
     let (base, mock) = mock_endpoint().await;
     let secret = "cs-slow-good-canary-8fKq2";
     let f = Arc::new(fixture(&base, secret).await);
-    let lease = f.lease();
+    let lease = f.lease().await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..12 {
         let (f, lease) = (f.clone(), lease.clone());
@@ -234,7 +232,7 @@ async fn a_token_is_refreshed_before_it_expires_by_the_injected_clock() {
     let (base, mock) = mock_endpoint().await;
     mock.expires_in.store(600, Ordering::SeqCst);
     let f = fixture(&base, "cs-good-canary-r3fr").await;
-    let lease = f.lease();
+    let lease = f.lease().await;
     assert_eq!(bearer(&f.authorize(&lease).await.unwrap()), format!("Bearer {TOKEN_PREFIX}1"));
     // A 600 s token is refreshed when a quarter (150 s) of it remains.
     f.advance_to(START + 449);
@@ -263,10 +261,10 @@ async fn a_token_is_refreshed_before_it_expires_by_the_injected_clock() {
 async fn a_rotated_secret_gets_its_own_token_and_a_lease_keeps_its_values() {
     let (base, mock) = mock_endpoint().await;
     let f = fixture(&base, "cs-good-canary-old").await;
-    let old_lease = f.lease();
+    let old_lease = f.lease().await;
     assert_eq!(bearer(&f.authorize(&old_lease).await.unwrap()), format!("Bearer {TOKEN_PREFIX}1"));
     f.set(SECRET_VAR, "cs-good-canary-new");
-    let new_lease = f.lease();
+    let new_lease = f.lease().await;
     assert_eq!(bearer(&f.authorize(&new_lease).await.unwrap()), format!("Bearer {TOKEN_PREFIX}2"));
     assert_eq!(
         mock.secrets.lock().unwrap().as_slice(),
@@ -284,7 +282,7 @@ async fn a_rotated_secret_gets_its_own_token_and_a_lease_keeps_its_values() {
 async fn a_refused_exchange_fails_authorize_with_its_verdict_and_concurrent_callers_share_it() {
     let (base, mock) = mock_endpoint().await;
     let f = Arc::new(fixture(&base, "cs-slow-bad-canary-9w").await);
-    let lease = f.lease();
+    let lease = f.lease().await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (f, lease) = (f.clone(), lease.clone());
@@ -306,7 +304,7 @@ async fn a_refused_exchange_fails_authorize_with_its_verdict_and_concurrent_call
     assert_eq!(mock.exchanges.load(Ordering::SeqCst), 1, "eight waiting callers, one exchange");
     // A later authorize tries again (a fixed secret must not wait out a cache).
     f.set(SECRET_VAR, "cs-good-canary-fixed");
-    let lease = f.lease();
+    let lease = f.lease().await;
     assert_eq!(bearer(&f.authorize(&lease).await.unwrap()), format!("Bearer {TOKEN_PREFIX}2"));
 }
 
@@ -376,7 +374,7 @@ async fn neither_the_secret_nor_the_token_leaks_into_logs_errors_debug_or_files(
     let (base, mock) = mock_endpoint().await;
     let secret = "cs-good-canary-Zt8vLm3q";
     let f = fixture(&base, secret).await;
-    let lease = f.lease();
+    let lease = f.lease().await;
     let authorized = f.authorize(&lease).await.unwrap();
     let token = format!("{TOKEN_PREFIX}1");
     assert_eq!(bearer(&authorized), format!("Bearer {token}"));
@@ -393,7 +391,7 @@ async fn neither_the_secret_nor_the_token_leaks_into_logs_errors_debug_or_files(
 
     // A failing exchange and a failing authorize of a secret that leaks back.
     f.set(SECRET_VAR, "cs-bad-canary-Zt8vLm3q");
-    let failed = f.authorize(&f.lease()).await.unwrap_err();
+    let failed = f.authorize(&f.lease().await).await.unwrap_err();
     let mut shown = vec![
         format!("{failed} {failed:?}"),
         format!("{authorized:?}"),
@@ -410,9 +408,10 @@ async fn neither_the_secret_nor_the_token_leaks_into_logs_errors_debug_or_files(
             strict: false,
             client: None,
         })
+        .await
         .unwrap();
     shown.push(format!("{resolution:?}"));
-    f.resolver.flush_usage().unwrap();
+    f.resolver.flush_usage().await.unwrap();
     for text in &shown {
         for canary in [secret, "cs-bad-canary-Zt8vLm3q", token.as_str(), second_token.as_str()] {
             assert_no_secret(text, canary, "an error or Debug");

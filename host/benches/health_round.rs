@@ -19,7 +19,7 @@ use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::resolution::{Resolver, ResolverConfig};
 use platos_host::scope::Scope;
-use platos_host::store::SecretStore;
+use platos_host::store::{Blocking, BlockingSecretStore};
 use secrecy::SecretString;
 
 const SCOPES: usize = 1_000;
@@ -75,7 +75,11 @@ async fn run() {
         setup.elapsed().as_secs_f64()
     );
 
-    let resolver = Resolver::new(store, registry, ResolverConfig::default());
+    let resolver = Resolver::new(
+        std::sync::Arc::new(Blocking::shared(store)),
+        registry,
+        ResolverConfig::default(),
+    );
     let outbound = Outbound::new(OutboundConfig {
         addresses: AddressPolicy { allow_loopback: true, allow_private: false },
         ..OutboundConfig::default()

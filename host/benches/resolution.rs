@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use platos_host::resolution::{ResolveRequest, Resolver, ResolverConfig};
 use platos_host::scope::Scope;
-use platos_host::store::{SecretStore, VarSource};
+use platos_host::store::{Blocking, BlockingSecretStore, VarSource};
 use secrecy::SecretString;
 
 fn resolve_benches(c: &mut Criterion) {
@@ -25,8 +25,11 @@ fn resolve_benches(c: &mut Criterion) {
         store.set_var(&scope, name, &SecretString::from(value.to_owned()), VarSource::Api).unwrap();
     }
     // A short lease so the table stays small however many iterations run.
-    let resolver =
-        Resolver::new(store, registry, ResolverConfig { lease_ttl: Duration::from_millis(200) });
+    let resolver = Resolver::new(
+        std::sync::Arc::new(Blocking::shared(store)),
+        registry,
+        ResolverConfig { lease_ttl: Duration::from_millis(200) },
+    );
     let default = ResolveRequest {
         scope: scope.clone(),
         provider: "openai".into(),
@@ -42,14 +45,14 @@ fn resolve_benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("resolve (in-process)");
     group.bench_function("scope default", |b| {
-        b.iter(|| {
-            let resolution = resolver.resolve(&default).unwrap();
+        b.to_async(&runtime).iter(|| async {
+            let resolution = resolver.resolve(&default).await.unwrap();
             resolver.release(&resolution.lease_id);
         })
     });
     group.bench_function("pinned variant with companion", |b| {
-        b.iter(|| {
-            let resolution = resolver.resolve(&pinned).unwrap();
+        b.to_async(&runtime).iter(|| async {
+            let resolution = resolver.resolve(&pinned).await.unwrap();
             resolver.release(&resolution.lease_id);
         })
     });

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use platos_host::crypto::{Binding, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::scope::Scope;
-use platos_host::store::{ProviderVars, SecretStore, SledStore, StoreOptions, VarSource};
+use platos_host::store::{BlockingSecretStore, ProviderVars, SledStore, StoreOptions, VarSource};
 use secrecy::SecretString;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";

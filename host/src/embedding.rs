@@ -78,14 +78,15 @@ pub struct EmbeddingStatus {
 
 /// The embedding status of `scope` for `provider`: ready when the provider
 /// has a usable key (active, and not found invalid by its last probe).
-pub fn status(
+pub async fn status(
     resolver: &Resolver,
     scope: &Scope,
     provider: EmbeddingProvider,
 ) -> Result<EmbeddingStatus, StoreError> {
     let keys: Vec<ProviderKey> = resolver
         .store()
-        .list_provider_keys(scope)?
+        .list_provider_keys(scope)
+        .await?
         .into_iter()
         .filter(|key| key.provider == provider.slug())
         .collect();

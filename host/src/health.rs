@@ -153,18 +153,21 @@ pub async fn run_round<K: Send + 'static>(
 ) -> (Vec<(K, ProbeOutcome)>, RoundStats) {
     let mut results = Vec::with_capacity(targets.len());
     let stats = probe_each(targets, outbound, concurrency, |key, outcome| {
-        results.push((key, outcome.clone()));
+        results.push((key, outcome));
+        std::future::ready(())
     })
     .await;
     (results, stats)
 }
 
 /// [`run_round`], handing each key its outcome as soon as its probe ends.
-pub async fn probe_each<K: Send + 'static>(
+/// `on_outcome` runs once for each key, one at a time (a key sharing its
+/// credential with others gets a copy of their common outcome).
+pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
     targets: Vec<ProbeTarget<K>>,
     outbound: &Outbound,
     concurrency: usize,
-    mut on_outcome: impl FnMut(K, &ProbeOutcome),
+    mut on_outcome: impl FnMut(K, ProbeOutcome) -> Done,
 ) -> RoundStats {
     let keys = targets.len();
     let mut groups: HashMap<[u8; 32], (Plugin, Credentials, Vec<K>)> = HashMap::new();
@@ -191,7 +194,11 @@ pub async fn probe_each<K: Send + 'static>(
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((keys, outcome)) => keys.into_iter().for_each(|key| on_outcome(key, &outcome)),
+            Ok((keys, outcome)) => {
+                for key in keys {
+                    on_outcome(key, outcome.clone()).await;
+                }
+            }
             Err(error) => tracing::error!(%error, "a health probe task failed"),
         }
     }
@@ -394,9 +401,9 @@ impl HealthService {
         &self,
         location: &KeyLocation,
     ) -> Result<ProbeOutcome, crate::resolution::ResolveError> {
-        let (plugin, credentials) = self.resolver.key_credentials(location)?;
+        let (plugin, credentials) = self.resolver.key_credentials(location).await?;
         let outcome = probe(&plugin, &credentials, &self.outbound).await;
-        self.record(location, &outcome);
+        self.record(location, &outcome).await;
         Ok(outcome)
     }
 
@@ -418,14 +425,15 @@ impl HealthService {
     ) -> Result<RoundStats, crate::store::StoreError> {
         let locations: Vec<KeyLocation> = self
             .resolver
-            .linked_keys()?
+            .linked_keys()
+            .await?
             .into_iter()
             .filter(|location| target.covers(location))
             .collect();
         self.book().planned(id, locations.len());
         let mut targets = Vec::new();
         for location in locations {
-            match self.resolver.key_credentials(&location) {
+            match self.resolver.key_credentials(&location).await {
                 Ok((plugin, credentials)) => {
                     targets.push(ProbeTarget { key: location, plugin, credentials })
                 }
@@ -437,33 +445,35 @@ impl HealthService {
                         latency: Duration::ZERO,
                         at: unix_now(),
                     };
-                    self.record(&location, &outcome);
+                    self.record(&location, &outcome).await;
                     self.book().probed(id, class_name(&outcome.verdict));
                 }
             }
         }
         let stats =
             probe_each(targets, &self.outbound, self.config.concurrency, |location, outcome| {
-                self.record(&location, outcome);
-                self.book().probed(id, class_name(&outcome.verdict));
+                let service = self.clone();
+                async move {
+                    service.record(&location, &outcome).await;
+                    service.book().probed(id, class_name(&outcome.verdict));
+                }
             })
             .await;
         Ok(stats)
     }
 
-    fn record(&self, location: &KeyLocation, outcome: &ProbeOutcome) {
+    async fn record(&self, location: &KeyLocation, outcome: &ProbeOutcome) {
         self.counters.count(&outcome.verdict);
         let record = HealthRecord {
             latency_ms: outcome.latency.as_millis() as u64,
             ..HealthRecord::from_verdict(&outcome.verdict, outcome.at.saturating_mul(1000))
         };
         let update = crate::store::KeyUpdate::Health(record);
-        if let Err(error) = self.resolver.store().update_provider_key(
-            &location.scope,
-            &location.provider,
-            &location.key_id,
-            update,
-        ) {
+        let store = self.resolver.store();
+        if let Err(error) = store
+            .update_provider_key(&location.scope, &location.provider, &location.key_id, update)
+            .await
+        {
             tracing::warn!(%error, scope = %location.scope, provider = %location.provider, key = %location.key_id, "cannot record a health verdict");
         }
     }

@@ -289,10 +289,10 @@ pub fn collect(
 /// Imports the self-host variables into `config.scope`: call it at start
 /// and on every reload (SIGHUP, file change). The whole import is one
 /// atomic change; a read error or a malformed `.env` line changes nothing.
-pub fn reload(
+pub async fn reload(
     store: &dyn SecretStore,
     config: &SelfHostConfig,
-    accept: &dyn Fn(&str) -> bool,
+    accept: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Reload, SelfHostError> {
     let dotenv = config.env_file.as_deref().map(read_dotenv).transpose()?;
     let process: Vec<(OsString, OsString)> =
@@ -305,7 +305,7 @@ pub fn reload(
             "a .env line was not imported"
         );
     }
-    let report = store.import_self_host(&config.scope, &vars)?;
+    let report = store.import_self_host(&config.scope, &vars).await?;
     Ok(Reload { report, skipped, from_process, shadowed })
 }
 

@@ -266,3 +266,11 @@ pub fn store_for(
     let store = Arc::new(SledStore::open(dir.path(), keyring, options).unwrap());
     (dir, store)
 }
+
+/// `store` as the async store a resolver takes, the test keeping its
+/// blocking handle for direct writes.
+pub fn async_store(
+    store: &Arc<platos_host::store::SledStore>,
+) -> Arc<dyn platos_host::store::SecretStore> {
+    Arc::new(platos_host::store::Blocking::shared(Arc::clone(store)))
+}

@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,11 +16,11 @@ use super::extract::{AdminScoped, JsonBody, Scoped};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
-use crate::store::{StoreError, VarSource, check_name};
+use crate::store::{VarSource, check_name};
 
 /// `GET .../env`.
 pub async fn list(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let vars = state.resolver().store().list_vars(&scoped.scope)?;
+    let vars = state.resolver().store().list_vars(&scoped.scope).await?;
     Ok(Json(json!({ "scope": scoped.scope.to_string(), "variables": vars })))
 }
 
@@ -48,14 +47,6 @@ impl std::fmt::Debug for SetVar {
     }
 }
 
-fn join_failed() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        "the store task failed; the host's log says why",
-    )
-}
-
 /// `PUT .../env/{name}` with `{"value": "..."}`: a new version; the version
 /// it replaces stays readable for the grace period (turns holding a lease
 /// on it finish). A provider key variable links its key.
@@ -79,16 +70,9 @@ pub async fn set(
     {
         return Err(ApiError::bad_request("invalid_value", problem));
     }
-    let value = body.value;
-    let store = state.resolver().store().clone();
-    let scope = scoped.scope.clone();
-    let task_name = name.clone();
-    let info = tokio::task::spawn_blocking(move || {
-        store.set_var(&scope, &task_name, &value, VarSource::Api)
-    })
-    .await
-    .map_err(|_| join_failed())??;
-    let keys = state.resolver().store().list_provider_keys(&scoped.scope)?;
+    let store = state.resolver().store();
+    let info = store.set_var(&scoped.scope, &name, &body.value, VarSource::Api).await?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
     let linked = keys.iter().find(|key| key.env_var == name).map(
         |key| json!({ "provider": key.provider, "key_id": key.env_var, "variant": key.variant }),
     );
@@ -120,14 +104,7 @@ pub async fn unset(
 ) -> Result<Json<Value>, ApiError> {
     let name = scoped.param("name").to_owned();
     check_name(&name)?;
-    let store = state.resolver().store().clone();
-    let scope = scoped.scope.clone();
-    let task_name = name.clone();
-    let was_set =
-        tokio::task::spawn_blocking(move || store.unset_var(&scope, &task_name, VarSource::Api))
-            .await
-            .map_err(|_| join_failed())?
-            .map_err(|error: StoreError| ApiError::from(error))?;
+    let was_set = state.resolver().store().unset_var(&scoped.scope, &name, VarSource::Api).await?;
     if !was_set {
         return Err(ApiError::not_found(
             "variable_not_set",

@@ -54,7 +54,7 @@ pub async fn resolve(
         strict: body.strict,
         client: body.client,
     };
-    let resolution = state.resolver().resolve(&request)?;
+    let resolution = state.resolver().resolve(&request).await?;
     let answer = ResolveAnswer {
         key: &resolution.key,
         chosen_by: resolution.chosen_by,

@@ -116,8 +116,8 @@ pub async fn providers(
     State(state): State<ApiState>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.resolver().store();
-    let keys = store.list_provider_keys(&scoped.scope)?;
-    let vars = store.list_vars(&scoped.scope)?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
+    let vars = store.list_vars(&scoped.scope).await?;
     let resolver = state.resolver();
     let providers: Vec<Value> = resolver
         .registry()
@@ -131,8 +131,8 @@ pub async fn providers(
 pub async fn keys(scoped: Scoped, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let manifest = plugin(&state, scoped.param("provider"))?.manifest();
     let store = state.resolver().store();
-    let keys = store.list_provider_keys(&scoped.scope)?;
-    let vars = store.list_vars(&scoped.scope)?;
+    let keys = store.list_provider_keys(&scoped.scope).await?;
+    let vars = store.list_vars(&scoped.scope).await?;
     let provider = provider_view(state.resolver(), manifest, &keys, &vars);
     Ok(Json(json!({ "scope": scoped.scope.to_string(), "provider": provider })))
 }
@@ -149,13 +149,13 @@ pub struct UpdateKey {
     status: Option<KeyStatus>,
 }
 
-fn find_key(
+async fn find_key(
     state: &ApiState,
     scope: &Scope,
     provider: &str,
     key: &str,
 ) -> Result<(ProviderKey, Vec<ProviderKey>), ApiError> {
-    let keys = state.resolver().store().list_provider_keys(scope)?;
+    let keys = state.resolver().store().list_provider_keys(scope).await?;
     let found = keys
         .iter()
         .find(|row| row.provider == provider && row.env_var == key)
@@ -187,7 +187,7 @@ pub async fn update_key(
 ) -> Result<Json<Value>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
-    find_key(&state, &scoped.scope, &provider, &key)?;
+    find_key(&state, &scoped.scope, &provider, &key).await?;
     let mut updates = Vec::new();
     if let Some(label) = body.label {
         if !super::auth::valid_label(&label) {
@@ -210,23 +210,11 @@ pub async fn update_key(
             "nothing to change: expected {\"label\": \"...\"} and/or {\"status\": \"active\" | \"disabled\"}",
         ));
     }
-    let (store, scope) = (state.resolver().store().clone(), scoped.scope.clone());
-    let (task_provider, task_key) = (provider.clone(), key.clone());
-    tokio::task::spawn_blocking(move || {
-        for update in updates {
-            store.update_provider_key(&scope, &task_provider, &task_key, update)?;
-        }
-        Ok::<_, crate::store::StoreError>(())
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            "the update task failed",
-        )
-    })??;
-    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key)?;
+    let store = state.resolver().store();
+    for update in updates {
+        store.update_provider_key(&scoped.scope, &provider, &key, update).await?;
+    }
+    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key).await?;
     Ok(Json(json!({ "key": key_view(&found, &keys) })))
 }
 
@@ -238,7 +226,7 @@ pub async fn probe(
 ) -> Result<Json<Value>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
-    find_key(&state, &scoped.scope, &provider, &key)?;
+    find_key(&state, &scoped.scope, &provider, &key).await?;
     let location = KeyLocation {
         scope: scoped.scope.clone(),
         provider: provider.clone(),
@@ -247,7 +235,7 @@ pub async fn probe(
     let started = Instant::now();
     let outcome = state.health().probe_key(&location).await?;
     state.metrics().record_probe(&provider, started.elapsed());
-    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key)?;
+    let (found, keys) = find_key(&state, &scoped.scope, &provider, &key).await?;
     let provider_badge = provider_badge(
         keys.iter().filter(|row| row.provider == provider).map(|row| key_view(row, &keys).badge),
     );
@@ -281,7 +269,7 @@ pub async fn explain(
     if let Some(pin) = &pin {
         check_key_name(pin)?;
     }
-    let explanation = state.resolver().explain(&scoped.scope, &provider, pin.as_deref())?;
+    let explanation = state.resolver().explain(&scoped.scope, &provider, pin.as_deref()).await?;
     Ok(Json(serde_json::to_value(explanation).unwrap_or(Value::Null)))
 }
 
@@ -343,8 +331,8 @@ pub async fn models(
         ),
     };
     let resolver = state.resolver();
-    let models = resolver.models(&scoped.scope, class)?;
-    let providers = resolver.usable_providers(&scoped.scope)?;
+    let models = resolver.models(&scoped.scope, class).await?;
+    let providers = resolver.usable_providers(&scoped.scope).await?;
     Ok(Json(json!({
         "scope": scoped.scope.to_string(),
         "class": query.class.filter(|class| !class.is_empty()),
@@ -358,22 +346,22 @@ pub async fn embedding(
     scoped: Scoped,
     State(state): State<ApiState>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(embedding_status(&state, &scoped.scope)?))
+    Ok(Json(embedding_status(&state, &scoped.scope).await?))
 }
 
 /// The embedding status of `scope` as JSON: the provider its
 /// `PLATOS_EMBEDDING_PROVIDER` names (voyage when unset), and whether it has a key.
-pub fn embedding_status(state: &ApiState, scope: &Scope) -> Result<Value, ApiError> {
+pub async fn embedding_status(state: &ApiState, scope: &Scope) -> Result<Value, ApiError> {
     use secrecy::ExposeSecret;
     let resolver = state.resolver();
-    let configured = resolver.store().get_var(scope, EMBEDDING_PROVIDER_VAR)?;
+    let configured = resolver.store().get_var(scope, EMBEDDING_PROVIDER_VAR).await?;
     let (provider, configured_by) = match &configured {
         None => (Ok(EmbeddingProvider::Voyage), "default"),
         Some(value) => (value.value.expose_secret().parse::<EmbeddingProvider>(), "variable"),
     };
     match provider {
         Ok(provider) => {
-            let status = crate::embedding::status(resolver, scope, provider)?;
+            let status = crate::embedding::status(resolver, scope, provider).await?;
             let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
             value["configured_by"] = json!(configured_by);
             value["variable"] = json!(EMBEDDING_PROVIDER_VAR);
@@ -410,7 +398,7 @@ pub async fn list_scopes(
             scopes.insert(scope.to_string());
         }
         None => {
-            let keys = state.resolver().store().list_all_provider_keys()?;
+            let keys = state.resolver().store().list_all_provider_keys().await?;
             scopes.extend(keys.into_iter().map(|(scope, _)| scope.to_string()));
             if let Some(scope) = &state.options().self_host_scope {
                 scopes.insert(scope.to_string());

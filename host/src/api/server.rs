@@ -24,7 +24,7 @@ use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
 use crate::runtime::{PluginHost, RuntimeConfig};
 use crate::selfhost::{ImportStatus, SelfHostConfig, manifest_var_filter};
-use crate::store::{ProviderVars, SecretStore, SledStore, StoreOptions, now_millis};
+use crate::store::{Blocking, ProviderVars, SecretStore, SledStore, StoreOptions, now_millis};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ pub struct StartReport {
 pub struct Server {
     address: SocketAddr,
     state: ApiState,
-    store: Arc<SledStore>,
+    store: Arc<dyn SecretStore>,
     report: StartReport,
     shutdown: watch::Sender<bool>,
     serving: JoinHandle<std::io::Result<()>>,
@@ -147,7 +147,7 @@ impl Server {
         )?;
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-        let store = Arc::new(
+        let store: Arc<dyn SecretStore> = Arc::new(Blocking::new(
             SledStore::open_in_data_dir(
                 &config.data_dir,
                 keyring,
@@ -161,8 +161,8 @@ impl Server {
                     config.data_dir.join("store").display()
                 )),
             })?,
-        );
-        store.set_provider_vars(provider_vars)?;
+        ));
+        store.set_provider_vars(provider_vars).await?;
         let tokens = Arc::new(TokenStore::open_in_data_dir(&config.data_dir)?);
         let operator_token = bootstrap::operator_token(&config.data_dir, &tokens)?;
 
@@ -202,6 +202,7 @@ impl Server {
         let embedding_warning = match &config.self_host {
             Some(self_host) => {
                 let status = super::scopes::embedding_status(&state, &self_host.scope)
+                    .await
                     .map_err(|error| anyhow::anyhow!("{}", error.message))?;
                 status.get("missing").and_then(|missing| missing.as_str()).map(str::to_owned)
             }
@@ -262,7 +263,7 @@ impl Server {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<SledStore> {
+    pub fn store(&self) -> &Arc<dyn SecretStore> {
         &self.store
     }
 
@@ -329,15 +330,9 @@ impl Server {
         for task in &self.tasks {
             task.abort();
         }
-        let resolver = self.state.resolver().clone();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let flushed = resolver.flush_usage()?;
-            store.flush()?;
-            tracing::info!(keys = flushed, "usage written and the store flushed");
-            Ok(())
-        })
-        .await??;
+        let flushed = self.state.resolver().flush_usage().await?;
+        self.store.flush().await?;
+        tracing::info!(keys = flushed, "usage written and the store flushed");
         Ok(())
     }
 }
@@ -345,7 +340,7 @@ impl Server {
 /// What a self-host import needs, shared by the start and every reload.
 #[derive(Clone)]
 struct SelfHostImport {
-    store: Arc<SledStore>,
+    store: Arc<dyn SecretStore>,
     config: SelfHostConfig,
     accept: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The loaded providers' variable names, for misspelling hints.
@@ -359,14 +354,9 @@ impl SelfHostImport {
     /// nothing and is recorded too.
     async fn run(&self) -> anyhow::Result<()> {
         let scope = self.config.scope.clone();
-        let (store, config, accept) =
-            (self.store.clone(), self.config.clone(), self.accept.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            crate::selfhost::reload(store.as_ref(), &config, &*accept)
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|result| result.map_err(anyhow::Error::from));
+        let result = crate::selfhost::reload(self.store.as_ref(), &self.config, &*self.accept)
+            .await
+            .map_err(anyhow::Error::from);
         let mut status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let reload = match result {
             Ok(reload) => reload,
@@ -401,27 +391,25 @@ impl SelfHostImport {
 
 /// Every `interval`: batched last-used times to the store, expired leases
 /// dropped, replaced versions past their grace period purged.
-async fn maintenance(resolver: Resolver, store: Arc<SledStore>, interval: Duration) {
+async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         let expired = resolver.expire_leases();
-        let (resolver, store) = (resolver.clone(), store.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            let used = resolver.flush_usage()?;
-            let purged = store.purge_expired()?;
+        let result = async {
+            let used = resolver.flush_usage().await?;
+            let purged = store.purge_expired().await?;
             Ok::<_, crate::store::StoreError>((used, purged))
-        })
+        }
         .await;
         match result {
-            Ok(Ok((used, purged))) if used + purged + expired > 0 => {
+            Ok((used, purged)) if used + purged + expired > 0 => {
                 tracing::debug!(used, purged, expired, "maintenance")
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "maintenance failed"),
-            Err(error) => tracing::warn!(%error, "the maintenance task failed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "maintenance failed"),
         }
     }
 }

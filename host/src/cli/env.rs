@@ -8,16 +8,17 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use platos_host::crypto::Keyring;
+use platos_host::crypto::{KeyId, Keyring};
 use platos_host::policy::hints::near_misses;
 use platos_host::policy::variants::variant_of;
 use platos_host::scope::Scope;
 use platos_host::store::{
-    MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore, SledStore, StoreError, StoreOptions,
-    UnixMillis, VarSource, default_key,
+    Blocking, BlockingSecretStore, MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore,
+    SledStore, StoreError, StoreOptions, UnixMillis, VarSource, default_key,
 };
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -106,7 +107,11 @@ async fn provider_vars(context: &Context) -> anyhow::Result<(ProviderVars, Vec<S
     Ok((links, names))
 }
 
-fn open_store(context: &Context, provider_vars: ProviderVars) -> anyhow::Result<SledStore> {
+/// The data directory's store, with the keyring's current key id.
+fn open_store(
+    context: &Context,
+    provider_vars: ProviderVars,
+) -> anyhow::Result<(Arc<dyn SecretStore>, KeyId)> {
     // ENCRYPTION_KEY from the environment, else the key `serve` generated
     // on its first start.
     let (keyring, _) = platos_host::api::bootstrap::keyring(
@@ -115,16 +120,19 @@ fn open_store(context: &Context, provider_vars: ProviderVars) -> anyhow::Result<
         false,
     )?;
     let options = StoreOptions { provider_vars, ..StoreOptions::default() };
-    SledStore::open_in_data_dir(&context.data_dir, keyring, options).map_err(|error| {
-        // A wrong key says so itself; the hint is for a store in use.
-        if let StoreError::KeyMismatch { .. } = error {
-            return anyhow::Error::new(error);
-        }
-        anyhow::Error::new(error).context(format!(
+    let current = keyring.current_id();
+    let store =
+        SledStore::open_in_data_dir(&context.data_dir, keyring, options).map_err(|error| {
+            // A wrong key says so itself; the hint is for a store in use.
+            if let StoreError::KeyMismatch { .. } = error {
+                return anyhow::Error::new(error);
+            }
+            anyhow::Error::new(error).context(format!(
             "cannot open the store in {} (is `platos-host serve` running on this data directory?)",
             context.data_dir.join("store").display()
         ))
-    })
+        })?;
+    Ok((Arc::new(Blocking::new(store)), current))
 }
 
 /// Runs `env ...`.
@@ -132,24 +140,24 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
     match command {
         EnvCommand::Set { scope, name } => {
             let (links, known) = provider_vars(context).await?;
-            let store = open_store(context, links)?;
+            let (store, _) = open_store(context, links)?;
             let value = read_value(&scope, &name)?;
             warn_unknown_name(&name, &known);
-            let info = store.set_var(&scope, &name, &value, VarSource::Cli)?;
+            let info = store.set_var(&scope, &name, &value, VarSource::Cli).await?;
             println!("{name} set in {scope}: version {}", info.version);
         }
         EnvCommand::Unset { scope, name } => {
             let (links, _) = provider_vars(context).await?;
-            let store = open_store(context, links)?;
-            if store.unset_var(&scope, &name, VarSource::Cli)? {
+            let (store, _) = open_store(context, links)?;
+            if store.unset_var(&scope, &name, VarSource::Cli).await? {
                 println!("{name} unset in {scope}");
             } else {
                 println!("{name} was not set in {scope}");
             }
         }
         EnvCommand::List { scope, json } => {
-            let store = open_store(context, ProviderVars::new())?;
-            let vars = store.list_vars(&scope)?;
+            let (store, _) = open_store(context, ProviderVars::new())?;
+            let vars = store.list_vars(&scope).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&vars)?);
             } else if vars.is_empty() {
@@ -176,10 +184,10 @@ pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<E
 pub async fn run_keys(context: &Context, command: KeysCommand) -> anyhow::Result<ExitCode> {
     let KeysCommand::List { scope, json } = command;
     let (links, _) = provider_vars(context).await?;
-    let store = open_store(context, links.clone())?;
+    let (store, _) = open_store(context, links.clone())?;
     // Re-link rows to the loaded plugins (a plugin may have been added).
-    store.set_provider_vars(links)?;
-    let keys = store.list_provider_keys(&scope)?;
+    store.set_provider_vars(links).await?;
+    let keys = store.list_provider_keys(&scope).await?;
     let is_default = |key: &ProviderKey| {
         default_key(&keys, &key.provider).is_some_and(|default| default.env_var == key.env_var)
     };
@@ -221,23 +229,28 @@ pub async fn run_keys(context: &Context, command: KeysCommand) -> anyhow::Result
 }
 
 /// Runs `rewrap`.
-pub fn run_rewrap(context: &Context, _args: RewrapArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(context, ProviderVars::new())?;
-    let current = store.keyring().current_id();
+pub async fn run_rewrap(context: &Context, _args: RewrapArgs) -> anyhow::Result<ExitCode> {
+    let (store, current) = open_store(context, ProviderVars::new())?;
     eprintln!("re-encrypting every value under ENCRYPTION_KEY (key id {current})");
-    let report = store.rewrap(&mut |progress| {
-        eprintln!(
-            "rewrap: {}/{} looked at, {} re-encrypted, {} already current, {} failed",
-            progress.done, progress.total, progress.rewrapped, progress.skipped, progress.failed
-        );
-    })?;
+    let report = store
+        .rewrap(&mut |progress| {
+            eprintln!(
+                "rewrap: {}/{} looked at, {} re-encrypted, {} already current, {} failed",
+                progress.done,
+                progress.total,
+                progress.rewrapped,
+                progress.skipped,
+                progress.failed
+            );
+        })
+        .await?;
     for failure in &report.failures {
         eprintln!(
             "cannot rewrap {} version {} in {}: {}",
             failure.name, failure.version, failure.scope, failure.error
         );
     }
-    let usage = store.key_usage()?;
+    let usage = store.key_usage().await?;
     for (id, count) in &usage {
         let role = if *id == current { " (current)" } else { "" };
         println!("key id {id}{role}: {count} value(s)");

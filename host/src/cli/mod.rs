@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(command) => plugin::run(&context, command).await,
         Command::Env(command) => env::run_env(&context, command).await,
         Command::Keys(command) => env::run_keys(&context, command).await,
-        Command::Rewrap(args) => env::run_rewrap(&context, args),
+        Command::Rewrap(args) => env::run_rewrap(&context, args).await,
         Command::EnvExample => {
             let host = context.plugin_host()?;
             let registry = context.registry(&host).await?;

@@ -45,25 +45,31 @@ pub struct CatalogModel {
 impl Resolver {
     /// The slugs of the loaded providers with at least one [`usable`] key
     /// in `scope`.
-    pub fn usable_providers(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
-        let keys = self.store().list_provider_keys(scope)?;
-        let usable: BTreeSet<String> = keys
-            .into_iter()
+    pub async fn usable_providers(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
+        let keys = self.store().list_provider_keys(scope).await?;
+        Ok(self.usable_providers_of(&keys))
+    }
+
+    /// The slugs of the loaded providers with at least one [`usable`] key
+    /// among `keys`.
+    fn usable_providers_of(&self, keys: &[ProviderKey]) -> Vec<String> {
+        let usable: BTreeSet<&str> = keys
+            .iter()
             .filter(|key| usable(key) && self.registry().get(&key.provider).is_some())
-            .map(|key| key.provider)
+            .map(|key| key.provider.as_str())
             .collect();
-        Ok(usable.into_iter().collect())
+        usable.into_iter().map(str::to_owned).collect()
     }
 
     /// The picker's models for `scope`, optionally of one class.
-    pub fn models(
+    pub async fn models(
         &self,
         scope: &Scope,
         class: Option<ModelClass>,
     ) -> Result<Vec<CatalogModel>, StoreError> {
-        let keys = self.store().list_provider_keys(scope)?;
+        let keys = self.store().list_provider_keys(scope).await?;
         let mut models = Vec::new();
-        for provider in self.usable_providers(scope)? {
+        for provider in self.usable_providers_of(&keys) {
             let Some(plugin) = self.registry().get(&provider) else { continue };
             let manifest = plugin.manifest();
             let mut seen = BTreeSet::new();

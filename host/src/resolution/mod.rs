@@ -442,8 +442,8 @@ impl Resolver {
     }
 
     /// Resolves a key for a turn and leases its values.
-    pub fn resolve(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
-        let result = self.resolve_inner(request);
+    pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
+        let result = self.resolve_inner(request).await;
         let counters = &self.inner.counters;
         let counter = match &result {
             Ok(resolution) => match resolution.chosen_by {
@@ -458,7 +458,7 @@ impl Resolver {
         result
     }
 
-    fn resolve_inner(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
+    async fn resolve_inner(&self, request: &ResolveRequest) -> Result<Resolution, ResolveError> {
         let plugin = self.plugin(&request.provider)?;
         let manifest = plugin.manifest();
         let client = choose_client(manifest, request.client.as_deref())?;
@@ -466,7 +466,8 @@ impl Resolver {
         let keys: Vec<ProviderKey> = self
             .inner
             .store
-            .list_provider_keys(scope)?
+            .list_provider_keys(scope)
+            .await?
             .into_iter()
             .filter(|key| key.provider == request.provider)
             .collect();
@@ -482,14 +483,14 @@ impl Resolver {
                     &keys,
                 ));
             }
-            Choice::NoActiveKey => return Err(self.no_active_key(scope, manifest, &keys)),
+            Choice::NoActiveKey => return Err(self.no_active_key(scope, manifest, &keys).await),
         };
         let warning = chosen_by
             .pin_problem()
             .zip(pin)
             .map(|(problem, pin)| fallback_warning(pin, problem, scope, &key.env_var));
 
-        let (plain, versions) = self.env_bag(scope, manifest, key)?;
+        let (plain, versions) = self.env_bag(scope, manifest, key).await?;
         let ClientBag { env, warnings: env_warnings } = client_form(manifest, client, &plain);
         let lease = Lease::new(
             scope.clone(),
@@ -578,14 +579,14 @@ impl Resolver {
 
     /// The error of a provider without an active key: every key disabled,
     /// or none linked (with the names that would link one).
-    fn no_active_key(
+    async fn no_active_key(
         &self,
         scope: &Scope,
         manifest: &Manifest,
         keys: &[ProviderKey],
     ) -> ResolveError {
         if keys.is_empty() {
-            return self.no_key_linked(scope, manifest);
+            return self.no_key_linked(scope, manifest).await;
         }
         ResolveError::AllKeysDisabled {
             provider: manifest.slug.clone(),
@@ -594,10 +595,10 @@ impl Resolver {
         }
     }
 
-    fn no_key_linked(&self, scope: &Scope, manifest: &Manifest) -> ResolveError {
+    async fn no_key_linked(&self, scope: &Scope, manifest: &Manifest) -> ResolveError {
         let expected: Vec<String> =
             key_var(manifest).map(|name| vec![name.to_owned()]).unwrap_or_default();
-        let found = self.inner.store.list_vars(scope).unwrap_or_default();
+        let found = self.inner.store.list_vars(scope).await.unwrap_or_default();
         let near_misses = self.near_misses_for(&found, manifest);
         ResolveError::NoKeyLinked {
             provider: manifest.slug.clone(),
@@ -609,40 +610,48 @@ impl Resolver {
 
     /// The env bag of `key`: each manifest variable from the key's variant
     /// (companions fall back to the plain variable, secrets never), else its
-    /// default. Returns the versions read, for the lease.
-    fn env_bag(
+    /// default, read in one batch. Returns the versions read, for the lease.
+    async fn env_bag(
         &self,
         scope: &Scope,
         manifest: &Manifest,
         key: &ProviderKey,
     ) -> Result<(Credentials, Vec<LeasedVar>), ResolveError> {
+        let sources: Vec<Vec<String>> = manifest
+            .env_vars
+            .iter()
+            .map(|var| value_sources(&var.name, key.variant, var.role == EnvVarRole::Secret))
+            .collect();
+        let names: Vec<&str> = sources.iter().flatten().map(String::as_str).collect();
+        let mut values = self.inner.store.get_vars(scope, &names).await?.into_iter();
         let mut env = Credentials::new();
         let mut versions = Vec::new();
-        for var in &manifest.env_vars {
-            let is_secret = var.role == EnvVarRole::Secret;
-            let mut found = false;
-            for source in value_sources(&var.name, key.variant, is_secret) {
-                if let Some(value) = self.inner.store.get_var(scope, &source)? {
+        for (var, var_sources) in manifest.env_vars.iter().zip(&sources) {
+            // This variable's share of the batch, in the order of its sources.
+            let found = var_sources
+                .iter()
+                .zip(values.by_ref().take(var_sources.len()).collect::<Vec<_>>())
+                .find_map(|(source, value)| value.map(|value| (source, value)));
+            match found {
+                Some((source, value)) => {
                     env.insert(var.name.clone(), value.value);
                     versions.push(LeasedVar {
                         manifest_var: var.name.clone(),
-                        source,
+                        source: source.clone(),
                         version: value.version,
                     });
-                    found = true;
-                    break;
                 }
-            }
-            if !found {
-                if let Some(default) = &var.default_value {
-                    env.insert(var.name.clone(), default.clone().into());
-                } else if var.required {
-                    return Err(ResolveError::MissingVariable {
-                        provider: manifest.slug.clone(),
-                        scope: scope.to_string(),
-                        key_id: key.env_var.clone(),
-                        missing: value_sources(&var.name, key.variant, is_secret).join(" or "),
-                    });
+                None => {
+                    if let Some(default) = &var.default_value {
+                        env.insert(var.name.clone(), default.clone().into());
+                    } else if var.required {
+                        return Err(ResolveError::MissingVariable {
+                            provider: manifest.slug.clone(),
+                            scope: scope.to_string(),
+                            key_id: key.env_var.clone(),
+                            missing: var_sources.join(" or "),
+                        });
+                    }
                 }
             }
         }
@@ -656,25 +665,23 @@ impl Resolver {
 
     /// Writes the batched last-used times to the store (one update per key,
     /// however many resolves it had). Returns how many keys were updated.
-    pub fn flush_usage(&self) -> Result<usize, StoreError> {
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
         let batch: Vec<_> = {
             let mut usage =
                 self.inner.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             usage.drain().collect()
         };
         for ((scope, provider, key), at) in &batch {
-            self.inner.store.update_provider_key(
-                scope,
-                provider,
-                key,
-                KeyUpdate::Used { at: *at },
-            )?;
+            self.inner
+                .store
+                .update_provider_key(scope, provider, key, KeyUpdate::Used { at: *at })
+                .await?;
         }
         Ok(batch.len())
     }
 
     /// The plugin and env bag of one linked key, without leasing (for probes).
-    pub fn key_credentials(
+    pub async fn key_credentials(
         &self,
         location: &crate::health::KeyLocation,
     ) -> Result<(Plugin, Credentials), ResolveError> {
@@ -682,7 +689,8 @@ impl Resolver {
         let keys: Vec<ProviderKey> = self
             .inner
             .store
-            .list_provider_keys(&location.scope)?
+            .list_provider_keys(&location.scope)
+            .await?
             .into_iter()
             .filter(|key| key.provider == location.provider)
             .collect();
@@ -694,16 +702,17 @@ impl Resolver {
                 available: keys.iter().map(|key| key.env_var.clone()).collect(),
             }
         })?;
-        let (env, _) = self.env_bag(&location.scope, plugin.manifest(), key)?;
+        let (env, _) = self.env_bag(&location.scope, plugin.manifest(), key).await?;
         Ok((plugin.clone(), env))
     }
 
     /// Every linked key of every scope, for a health round.
-    pub fn linked_keys(&self) -> Result<Vec<crate::health::KeyLocation>, StoreError> {
+    pub async fn linked_keys(&self) -> Result<Vec<crate::health::KeyLocation>, StoreError> {
         Ok(self
             .inner
             .store
-            .list_all_provider_keys()?
+            .list_all_provider_keys()
+            .await?
             .into_iter()
             .filter(|(_, key)| self.inner.registry.get(&key.provider).is_some())
             .map(|(scope, key)| crate::health::KeyLocation {
@@ -766,7 +775,7 @@ impl Resolver {
             .registry
             .get(&lease.provider)
             .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
-        let mut credentials = self.leased_env(&lease, plugin.manifest())?;
+        let mut credentials = self.leased_env(&lease, plugin.manifest()).await?;
         let tokens = &self.inner.tokens;
         if plugin.manifest().token_exchange {
             let key = tokens.key(scope, &lease.provider, &lease.key_id, &credentials);
@@ -783,7 +792,11 @@ impl Resolver {
 
     /// The env bag a lease handed out, read back by version; defaults fill
     /// the variables that were not set.
-    fn leased_env(&self, lease: &Lease, manifest: &Manifest) -> Result<Credentials, LeaseError> {
+    async fn leased_env(
+        &self,
+        lease: &Lease,
+        manifest: &Manifest,
+    ) -> Result<Credentials, LeaseError> {
         let mut env = Credentials::new();
         for var in &manifest.env_vars {
             match lease.versions.iter().find(|leased| leased.manifest_var == var.name) {
@@ -791,7 +804,8 @@ impl Resolver {
                     let value = self
                         .inner
                         .store
-                        .get_var_version(&lease.scope, &leased.source, leased.version)?
+                        .get_var_version(&lease.scope, &leased.source, leased.version)
+                        .await?
                         .ok_or_else(|| LeaseError::Unknown(lease.id.clone()))?;
                     env.insert(var.name.clone(), value.value);
                 }
@@ -807,7 +821,7 @@ impl Resolver {
 
     /// Every candidate key of `provider` in `scope`: why it would be chosen
     /// or skipped, where each variable comes from, and its health.
-    pub fn explain(
+    pub async fn explain(
         &self,
         scope: &Scope,
         provider: &str,
@@ -818,11 +832,12 @@ impl Resolver {
         let keys: Vec<ProviderKey> = self
             .inner
             .store
-            .list_provider_keys(scope)?
+            .list_provider_keys(scope)
+            .await?
             .into_iter()
             .filter(|key| key.provider == provider)
             .collect();
-        let vars = self.inner.store.list_vars(scope)?;
+        let vars = self.inner.store.list_vars(scope).await?;
         // What a resolve (not strict) would do, by the one rule.
         let choice = choose_key(&keys, provider, pinned_key, false);
         let (chosen_key, chosen_by) = match choice {
@@ -834,8 +849,12 @@ impl Resolver {
             .zip(pinned_key)
             .zip(chosen_key)
             .map(|((problem, pin), spent)| fallback_warning(pin, problem, scope, spent));
-        let error = matches!(choice, Choice::NoActiveKey)
-            .then(|| ExplainedError::of(&self.no_active_key(scope, manifest, &keys)));
+        let error = match choice {
+            Choice::NoActiveKey => {
+                Some(ExplainedError::of(&self.no_active_key(scope, manifest, &keys).await))
+            }
+            Choice::Key { .. } | Choice::PinRefused(_) => None,
+        };
         let strict_error = match (choose_key(&keys, provider, pinned_key, true), pinned_key) {
             (Choice::PinRefused(problem), Some(pin)) => {
                 Some(ExplainedError::of(&self.pin_refused(scope, manifest, pin, problem, &keys)))

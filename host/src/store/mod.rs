@@ -1,7 +1,8 @@
 //! Scoped, encrypted environment variables and provider-key metadata.
 //!
-//! [`SecretStore`] is the narrow interface every caller uses; [`SledStore`]
-//! implements it on an embedded sled database under `<data_dir>/store`.
+//! [`SecretStore`] is the narrow, async interface every caller uses;
+//! [`SledStore`] implements its blocking form ([`BlockingSecretStore`]) on an
+//! embedded sled database under `<data_dir>/store`, wrapped in [`Blocking`].
 //! Another backend (a PostgreSQL shared by several hosts) implements the same
 //! trait without touching callers. See `docs/store.md` for the design.
 //!
@@ -13,6 +14,7 @@
 //!   row, unsetting it unlinks it ([`links`]).
 //! - Values never appear in `Debug`, errors or logs.
 
+mod blocking;
 pub mod links;
 mod sled_store;
 
@@ -23,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use blocking::Blocking;
 pub use links::{KeyLink, ProviderVars, key_var, variant_name, variant_of};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
@@ -414,12 +417,132 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
 
 /// The store of scoped, encrypted variables and provider-key metadata.
 ///
-/// Calls block (a durable write waits for the disk): from async code, call it
-/// in `tokio::task::spawn_blocking`. Every write method returns only once the
-/// change is durable, except the [`KeyUpdate::Used`] and
-/// [`KeyUpdate::Health`] updates, which are persisted by the next write or
-/// the backend's periodic flush.
+/// Every write method returns only once the change is durable, except the
+/// [`KeyUpdate::Used`] and [`KeyUpdate::Health`] updates, which are persisted
+/// by the next write, [`SecretStore::flush`] or the backend's periodic flush.
+/// A backend whose calls block implements [`BlockingSecretStore`] and is
+/// wrapped in [`Blocking`].
+#[async_trait::async_trait]
 pub trait SecretStore: Send + Sync {
+    /// Writes a new version of `name` in `scope`. The version it replaces
+    /// stays readable for the grace period. If `name` is a provider key
+    /// variable, its provider-key row is linked. A manual
+    /// ([`VarSource::is_manual`]) write to a variable the self-host import
+    /// manages is refused.
+    async fn set_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &SecretString,
+        source: VarSource,
+    ) -> Result<VarInfo, StoreError>;
+
+    /// Unsets `name` in `scope`; its last value stays readable (by version)
+    /// for the grace period, and its provider-key rows are unlinked. `false`
+    /// if it was not set. A manual unset of a self-host variable is refused.
+    async fn unset_var(
+        &self,
+        scope: &Scope,
+        name: &str,
+        source: VarSource,
+    ) -> Result<bool, StoreError>;
+
+    /// The variables set in `scope`, by name, without values.
+    async fn list_vars(&self, scope: &Scope) -> Result<Vec<VarInfo>, StoreError>;
+
+    /// The current value of `name` in `scope`, decrypted.
+    async fn get_var(&self, scope: &Scope, name: &str) -> Result<Option<VarValue>, StoreError>;
+
+    /// The current values of `names` in `scope`, decrypted, in the order of
+    /// `names` (`None` for a name that is not set): one round trip for an
+    /// env bag.
+    async fn get_vars(
+        &self,
+        scope: &Scope,
+        names: &[&str],
+    ) -> Result<Vec<Option<VarValue>>, StoreError>;
+
+    /// Version `version` of `name` in `scope`, if it is the current one or
+    /// was replaced less than the grace period ago.
+    async fn get_var_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<VarValue>, StoreError>;
+
+    /// Deletes every replaced version whose grace period is over. Returns how
+    /// many were deleted.
+    async fn purge_expired(&self) -> Result<usize, StoreError>;
+
+    /// Makes `vars` the self-host variables of `scope`, in one atomic change:
+    /// each is written with [`VarSource::SelfHost`] unless its value is already
+    /// current (self-host wins over API values of the same name), and every
+    /// other self-host variable of `scope` is unset.
+    async fn import_self_host(
+        &self,
+        scope: &Scope,
+        vars: &[(String, SecretString)],
+    ) -> Result<ImportReport, StoreError>;
+
+    /// The provider-key rows of `scope`, by provider then variant.
+    async fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError>;
+
+    /// Every provider-key row of every scope (for health rounds).
+    async fn list_all_provider_keys(&self) -> Result<Vec<(Scope, ProviderKey)>, StoreError>;
+
+    /// Updates the metadata of one provider key. `false` if there is no such row.
+    async fn update_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        env_var: &str,
+        update: KeyUpdate,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the variable-to-provider mapping and re-links every scope's
+    /// provider-key rows to it: rows for set key variables that lack one are
+    /// created; rows whose variable is unset, or is no longer the key variable
+    /// of a provider the mapping knows, are removed. Rows of providers the
+    /// mapping does not know stay, dormant (a plugin that failed to load keeps
+    /// its keys' labels and history).
+    async fn set_provider_vars(&self, vars: ProviderVars) -> Result<SyncReport, StoreError>;
+
+    /// Re-encrypts every stored value under the current key, while reads and
+    /// writes go on. Records already under the current key are skipped, so an
+    /// interrupted rewrap can simply be run again. `progress` is called now
+    /// and then and at the end. A finished rewrap makes the current key the
+    /// store's key: opening the store with the previous key alone is then
+    /// refused ([`StoreError::KeyMismatch`]).
+    async fn rewrap(
+        &self,
+        progress: &mut (dyn for<'report> FnMut(&'report RewrapProgress) + Send),
+    ) -> Result<RewrapReport, StoreError>;
+
+    /// How many stored values each key encrypts. After a complete rewrap only
+    /// the current key appears, and the previous key can be retired.
+    async fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError>;
+
+    /// Makes every write so far durable, including the [`KeyUpdate::Used`]
+    /// and [`KeyUpdate::Health`] updates.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    /// The scope default key of `provider` in `scope`: its lowest active variant.
+    async fn default_provider_key(
+        &self,
+        scope: &Scope,
+        provider: &str,
+    ) -> Result<Option<ProviderKey>, StoreError> {
+        let keys = self.list_provider_keys(scope).await?;
+        Ok(default_key(&keys, provider).cloned())
+    }
+}
+
+/// The synchronous form of [`SecretStore`], for a backend whose calls block
+/// the thread (sled: a durable write waits for the disk). [`Blocking`] turns
+/// it into a [`SecretStore`]. Each method has the contract of the
+/// [`SecretStore`] method of the same name.
+pub trait BlockingSecretStore: Send + Sync + 'static {
     /// Writes a new version of `name` in `scope`. The version it replaces
     /// stays readable for the grace period. If `name` is a provider key
     /// variable, its provider-key row is linked. A manual ([`VarSource::is_manual`]) write to
@@ -503,13 +626,13 @@ pub trait SecretStore: Send + Sync {
     /// the current key appears, and the previous key can be retired.
     fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>, StoreError>;
 
-    /// The scope default key of `provider` in `scope`: its lowest active variant.
-    fn default_provider_key(
-        &self,
-        scope: &Scope,
-        provider: &str,
-    ) -> Result<Option<ProviderKey>, StoreError> {
-        let keys = self.list_provider_keys(scope)?;
-        Ok(default_key(&keys, provider).cloned())
+    /// The current values of `names` in `scope`, decrypted, in the order
+    /// of `names` (`None` for a name that is not set).
+    fn get_vars(&self, scope: &Scope, names: &[&str]) -> Result<Vec<Option<VarValue>>, StoreError> {
+        names.iter().map(|name| self.get_var(scope, name)).collect()
     }
+
+    /// Makes every write so far durable, including the [`KeyUpdate::Used`]
+    /// and [`KeyUpdate::Health`] updates.
+    fn flush(&self) -> Result<(), StoreError>;
 }

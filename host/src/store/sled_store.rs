@@ -1,4 +1,4 @@
-//! [`SecretStore`] on sled 0.34.
+//! [`BlockingSecretStore`] on sled 0.34; callers use it as a [`super::SecretStore`] through [`super::Blocking`].
 //!
 //! Trees (keys use `\0` as separator: no scope id or name contains it):
 //!
@@ -31,9 +31,9 @@ use sled::{Transactional, Tree};
 use subtle::ConstantTimeEq;
 
 use super::{
-    ImportReport, KeyLink, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, ProviderKey,
-    ProviderVars, RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport,
-    UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
+    BlockingSecretStore, ImportReport, KeyLink, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS,
+    MAX_VALUE_LEN, ProviderKey, ProviderVars, RewrapFailure, RewrapProgress, RewrapReport,
+    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
 };
 use crate::crypto::{Binding, CryptoError, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
@@ -346,7 +346,7 @@ fn key_of_a_value(values: &Tree, keyring: &Keyring) -> Result<Option<KeyId>, Sto
     first_failure.map_or(Ok(None), Err)
 }
 
-/// The sled implementation of [`SecretStore`].
+/// The sled implementation of [`BlockingSecretStore`].
 pub struct SledStore {
     db: sled::Db,
     meta: Tree,
@@ -433,12 +433,6 @@ impl SledStore {
     /// The keyring values are sealed with.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
-    }
-
-    /// Makes every write so far durable (as far as sled's `flush` goes: it
-    /// survives a process kill; see `docs/store.md` on power loss).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::backend)
     }
 
     fn now(&self) -> UnixMillis {
@@ -655,7 +649,7 @@ impl SledStore {
     }
 }
 
-impl SecretStore for SledStore {
+impl BlockingSecretStore for SledStore {
     fn set_var(
         &self,
         scope: &Scope,
@@ -1065,6 +1059,12 @@ impl SecretStore for SledStore {
             *usage.entry(id).or_insert(0) += 1;
         }
         Ok(usage)
+    }
+
+    /// As far as sled's `flush` goes: it survives a process kill; see
+    /// `docs/store.md` on power loss.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::backend)
     }
 }
 
