@@ -554,6 +554,59 @@ fn replaced_versions_stay_readable_for_the_grace_period() {
 }
 
 #[test]
+fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (now, clocked) = manual_clock(1_000_000);
+    let store = SledStore::open(dir.path(), keyring(KEY_A, None), clocked.clone()).unwrap();
+    let (one, two) = ([1u8; 16], [2u8; 16]);
+    let end = 1_000_000 + 900_000;
+    assert!(!store.lease_released(&one, end).unwrap());
+    assert!(store.release_lease(&one, end).unwrap(), "the first release records it");
+    assert!(!store.release_lease(&one, end).unwrap(), "a second release is not a new one");
+    assert!(store.lease_released(&one, end).unwrap());
+    // Another id, or the same id with another end, is another lease.
+    assert!(!store.lease_released(&two, end).unwrap());
+    assert!(!store.lease_released(&one, end + 1).unwrap());
+    assert!(store.release_lease(&two, end + 1).unwrap());
+
+    // Concurrent releases of one lease: exactly one records it.
+    let three = [3u8; 16];
+    let recorded = std::thread::scope(|threads| {
+        let handles: Vec<_> =
+            (0..8).map(|_| threads.spawn(|| store.release_lease(&three, end).unwrap())).collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).filter(|recorded| *recorded).count()
+    });
+    assert_eq!(recorded, 1);
+
+    // Durable, and each record is the end and the id only, nothing else.
+    drop(store);
+    let db = raw_db(dir.path());
+    let records: Vec<(Vec<u8>, Vec<u8>)> = db
+        .open_tree("leases-released")
+        .unwrap()
+        .iter()
+        .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap())
+        .collect();
+    let record = |id: [u8; 16], end: u64| ([&end.to_be_bytes()[..], &id].concat(), Vec::new());
+    assert_eq!(records, [record(one, end), record(three, end), record(two, end + 1)]);
+    drop(db);
+    let store = SledStore::open(dir.path(), keyring(KEY_A, None), clocked).unwrap();
+    assert!(store.lease_released(&one, end).unwrap() && store.lease_released(&two, end + 1).unwrap());
+
+    // Kept until the lease's end, then purged; a purge drops only those over.
+    now.store(end - 1, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().unwrap(), 0);
+    assert!(store.lease_released(&one, end).unwrap());
+    now.store(end, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().unwrap(), 2, "the two leases ending at {end}");
+    assert!(!store.lease_released(&one, end).unwrap() && !store.lease_released(&three, end).unwrap());
+    assert!(store.lease_released(&two, end + 1).unwrap());
+    now.store(u64::MAX, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().unwrap(), 1);
+    assert_eq!(store.purge_expired().unwrap(), 0);
+}
+
+#[test]
 fn replaced_versions_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), keyring(KEY_A, None));

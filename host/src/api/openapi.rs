@@ -120,7 +120,7 @@ fn operation(method: &str, path: &str) -> Op {
             .ok(200, "The script.", json!({ "text/javascript": { "schema": { "type": "string" } } })),
         ("GET", "/assets/page.css") => op("pageStyle", "page", "The page's style sheet", "CSS.")
             .ok(200, "The style sheet.", json!({ "text/css": { "schema": { "type": "string" } } })),
-        ("GET", "/metrics") => op("metrics", "host", "Prometheus metrics", "Resolves by outcome, fallbacks, probe verdicts by class, plugin call and probe latency, HTTP requests by route and status with latency, live leases. Operator token.")
+        ("GET", "/metrics") => op("metrics", "host", "Prometheus metrics", "Resolves by outcome, fallbacks, probe verdicts by class, plugin call and probe latency, HTTP requests by route and status with latency, leases issued and released. Operator token.")
             .ok(200, "Prometheus text exposition 0.0.4.", json!({ "text/plain": { "schema": { "type": "string" } } })),
         ("GET", "/v1/ping") => op("ping", "host", "Authenticated no-op", "Checks the token and answers; the load benchmark's bare handler.")
             .ok(200, "The token is valid.", json_content(json!({ "type": "object", "properties": { "ok": { "const": true } } }))),
@@ -200,16 +200,16 @@ fn operation(method: &str, path: &str) -> Op {
         (_, path) if path.ends_with("/resolve") => op("resolve", "resolution", "Resolve a key for a turn", "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.")
             .body(schema_ref("ResolveRequest"), "What to resolve.")
             .ok(200, "The key, why, the lease and the env bag.", json_ok("Resolution"))
-            .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "unknown_client", "invalid_name", "store_error"]),
-        (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).")
-            .params(vec![path_param("lease", "A lease id from a resolve.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
+            .errors(&["unknown_provider", "no_key_linked", "all_keys_disabled", "pinned_key_missing", "pinned_key_disabled", "missing_variable", "unknown_client", "invalid_name", "lease_too_large", "store_error"]),
+        (_, path) if path.ends_with("/authorize") => op("authorizeByLease", "resolution", "Authorize a request with a lease", "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. The lease must be live in this scope: not expired, not released on any host sharing the store, its key still linked and active, its value versions still kept (404 `lease_not_found`, the message saying which). For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).")
+            .params(vec![path_param("lease", "A lease id from a resolve: a URL-safe token the host verifies (its MAC), used as is.", "AcbYJ2x9Ue1Wq0mF3oKZ7fQAAAGUr8hJAAABlLNqfUAOYWNtZS9zaG9wL3Byb2Q")])
             .body(schema_ref("AuthorizeRequest"), "The request to authorize.")
             .ok(200, "The authorized request.", json_content(json!({ "type": "object", "properties": { "request": schema_ref("HttpRequest") } })))
             .errors(&["lease_not_found", "invalid_request", "plugin_error", "refused_request", "secret_out_of_place", "token_exchange_failed", "plugin_failed"]),
-        ("DELETE", path) if path.contains("/leases/") => op("releaseLease", "resolution", "Release a lease", "Ends a lease early (a turn finished).")
-            .params(vec![path_param("lease", "A lease id.", "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b")])
+        ("DELETE", path) if path.contains("/leases/") => op("releaseLease", "resolution", "Release a lease", "Ends a lease early (a turn finished), on every host sharing the store; durable before the answer. A second release, or one of an expired lease, is `lease_not_found`.")
+            .params(vec![path_param("lease", "A lease id from a resolve.", "AcbYJ2x9Ue1Wq0mF3oKZ7fQAAAGUr8hJAAABlLNqfUAOYWNtZS9zaG9wL3Byb2Q")])
             .ok(200, "Released.", json_content(json!({ "type": "object", "properties": { "released": { "const": true } } })))
-            .errors(&["lease_not_found"]),
+            .errors(&["lease_not_found", "store_error"]),
         _ => op("unknown", "host", "Undocumented", "Missing from openapi.rs."),
     }
 }

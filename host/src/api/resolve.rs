@@ -132,9 +132,8 @@ pub async fn authorize(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let lease_id = scoped.param("lease");
     let resolver = state.resolver();
-    let provider = resolver.lease_provider(&scoped.scope, lease_id).ok_or_else(lease_not_found)?;
+    let lease = resolver.live_lease(&scoped.scope, scoped.param("lease")).await?;
     let request = body.request;
     if url::Url::parse(&request.url).is_err() {
         return Err(ApiError::bad_request(
@@ -149,10 +148,9 @@ pub async fn authorize(
         body: request.body.map(String::into_bytes),
     };
     let started = Instant::now();
-    let result =
-        resolver.authorize(&scoped.scope, lease_id, &request, state.health().outbound()).await;
-    let plugin_id =
-        resolver.registry().get(&provider).map_or(provider.as_str(), |plugin| plugin.id());
+    let result = resolver.authorize_lease(&lease, &request, state.health().outbound()).await;
+    let provider = lease.provider.as_str();
+    let plugin_id = resolver.registry().get(provider).map_or(provider, |plugin| plugin.id());
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());
     let authorized = result?;
     let out = ApiRequest {
@@ -164,12 +162,13 @@ pub async fn authorize(
     Ok(Json(json!({ "request": out })))
 }
 
-/// `DELETE .../leases/{lease}`: ends a lease early.
+/// `DELETE .../leases/{lease}`: ends a lease early, on every host sharing
+/// the store (the release is durable before the answer).
 pub async fn release(
     scoped: Scoped,
     State(state): State<ApiState>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.resolver().release_in(&scoped.scope, scoped.param("lease")) {
+    if state.resolver().release(&scoped.scope, scoped.param("lease")).await? {
         Ok(Json(json!({ "released": true })))
     } else {
         Err(lease_not_found())

@@ -115,6 +115,8 @@ pub struct Server {
 impl Server {
     /// Starts everything and returns once the server listens.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        let store_options = StoreOptions::default();
+        crate::resolution::leases::check_lease_ttl(config.lease_ttl, store_options.grace)?;
         crate::private_fs::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())
         })?;
@@ -151,7 +153,7 @@ impl Server {
             SledStore::open_in_data_dir(
                 &config.data_dir,
                 keyring,
-                StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() },
+                StoreOptions { provider_vars: provider_vars.clone(), ..store_options },
             )
             .map_err(|error| match error {
                 // A wrong master key is refused, and says so itself.
@@ -184,7 +186,8 @@ impl Server {
             import.run().await.context("the self-host import failed (nothing was changed)")?;
         }
 
-        let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
+        let resolver =
+            Resolver::new(store.clone(), registry, ResolverConfig { lease_ttl: config.lease_ttl });
         let outbound = Outbound::new(config.outbound.clone())?;
         let health = HealthService::new(
             resolver.clone(),
@@ -389,15 +392,14 @@ impl SelfHostImport {
     }
 }
 
-/// Every `interval`: batched last-used times to the store, expired leases
-/// dropped, replaced versions past their grace period purged.
+/// Every `interval`: batched last-used times to the store; replaced versions
+/// past their grace period and releases of ended leases purged.
 async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let expired = resolver.expire_leases();
         let result = async {
             let used = resolver.flush_usage().await?;
             let purged = store.purge_expired().await?;
@@ -405,8 +407,8 @@ async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: 
         }
         .await;
         match result {
-            Ok((used, purged)) if used + purged + expired > 0 => {
-                tracing::debug!(used, purged, expired, "maintenance")
+            Ok((used, purged)) if used + purged > 0 => {
+                tracing::debug!(used, purged, "maintenance")
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "maintenance failed"),
