@@ -180,7 +180,11 @@ fn bad_input_is_a_clear_error() {
 #[test]
 fn serve_refuses_a_lease_ttl_outside_one_second_to_the_grace_period() {
     for (flag, env, expected) in [
-        (Some("1h"), None, "the lease TTL (3600s) is longer than the store's grace period for replaced values (900s)"),
+        (
+            Some("1h"),
+            None,
+            "the lease TTL (3600s) is longer than the store's grace period for replaced values (900s)",
+        ),
         (None, Some("901s"), "use a lease TTL of at most 900s"),
         (Some("0"), None, "the lease TTL must be at least 1s"),
     ] {

@@ -13,12 +13,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
+use platos_host::crypto::{
+    ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring,
+};
 use platos_host::embedding::{EmbeddingProvider, status};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::{HttpRequest, ModelClass};
-use platos_host::crypto::{ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::resolution::{
     ChosenBy, LeaseError, ResolveError, ResolveRequest, Resolver, ResolverConfig,
 };
@@ -275,11 +277,13 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
     set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
     let call = HttpRequest::get("https://api.openai.com/v1/models");
     let net = &Outbound::new(OutboundConfig::default()).unwrap();
-    let bearer = |request: HttpRequest| request.header_values("authorization").collect::<Vec<_>>().join(",");
+    let bearer =
+        |request: HttpRequest| request.header_values("authorization").collect::<Vec<_>>().join(",");
 
     // Two resolvers on one store: a lease of one authorizes on the other,
     // and a release on one is honoured by the other.
-    let other = Resolver::new(support::async_store(&f.store), registry.clone(), ResolverConfig::default());
+    let other =
+        Resolver::new(support::async_store(&f.store), registry.clone(), ResolverConfig::default());
     let kept = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     let released = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     let signed = other.authorize(&prod, &kept.lease_id, &call, net).await.unwrap();
@@ -293,8 +297,14 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
     // with the same key: the lease still authorizes, the release still holds.
     let Fixture { _dir: dir, store, resolver } = f;
     drop((resolver, other, store));
-    let store = open_store(dir.path(), Keyring::new(key(ENCRYPTION_KEY_VAR, SUPPORT_KEY), None), &registry, platos_host::store::DEFAULT_GRACE);
-    let restarted = Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
+    let store = open_store(
+        dir.path(),
+        Keyring::new(key(ENCRYPTION_KEY_VAR, SUPPORT_KEY), None),
+        &registry,
+        platos_host::store::DEFAULT_GRACE,
+    );
+    let restarted =
+        Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
     let signed = restarted.authorize(&prod, &kept.lease_id, &call, net).await.unwrap();
     assert_eq!(bearer(signed), "Bearer sk-one");
     let refused = restarted.authorize(&prod, &released.lease_id, &call, net).await.unwrap_err();
@@ -308,8 +318,12 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
         Some(key(ENCRYPTION_KEY_PREVIOUS_VAR, SUPPORT_KEY)),
     );
     let store = open_store(dir.path(), rotated, &registry, platos_host::store::DEFAULT_GRACE);
-    let resolver = Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
-    assert_eq!(bearer(resolver.authorize(&prod, &kept.lease_id, &call, net).await.unwrap()), "Bearer sk-one");
+    let resolver =
+        Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
+    assert_eq!(
+        bearer(resolver.authorize(&prod, &kept.lease_id, &call, net).await.unwrap()),
+        "Bearer sk-one"
+    );
     let new = resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     assert!(resolver.authorize(&prod, &new.lease_id, &call, net).await.is_ok());
     // A host with another master key altogether refuses both.
@@ -321,7 +335,8 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
         platos_host::store::DEFAULT_GRACE,
     );
     set(&stranger_store, &prod, "OPENAI_API_KEY", "sk-one");
-    let foreign = Resolver::new(support::async_store(&stranger_store), registry, ResolverConfig::default());
+    let foreign =
+        Resolver::new(support::async_store(&stranger_store), registry, ResolverConfig::default());
     for lease in [&kept.lease_id, &new.lease_id] {
         let refused = foreign.authorize(&prod, lease, &call, net).await.unwrap_err();
         assert!(matches!(refused, LeaseError::Unknown), "{refused}");
@@ -340,14 +355,22 @@ async fn a_lease_stops_when_its_key_is_disabled_or_unset_or_its_version_is_no_lo
 
     // Disabled after the lease was taken: refused, saying so; enabled again: it works.
     let status = |status| KeyUpdate::Status(status);
-    assert!(f.store.update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Disabled)).unwrap());
+    assert!(
+        f.store
+            .update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Disabled))
+            .unwrap()
+    );
     let refused = f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.unwrap_err();
     assert!(
         matches!(&refused, LeaseError::KeyInactive { key_id, state: "disabled", .. } if key_id == "OPENAI_API_KEY"),
         "{refused}"
     );
     assert!(refused.to_string().contains("OPENAI_API_KEY of openai is disabled"), "{refused}");
-    assert!(f.store.update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Active)).unwrap());
+    assert!(
+        f.store
+            .update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Active))
+            .unwrap()
+    );
     assert!(f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.is_ok());
 
     // Unset: the key is no longer linked.
@@ -360,7 +383,8 @@ async fn a_lease_stops_when_its_key_is_disabled_or_unset_or_its_version_is_no_lo
     let registry = f.resolver.registry().clone();
     let keyring = Keyring::new(key(ENCRYPTION_KEY_VAR, SUPPORT_KEY), None);
     let no_grace = open_store(dir.path(), keyring, &registry, Duration::ZERO);
-    let resolver = Resolver::new(support::async_store(&no_grace), registry, ResolverConfig::default());
+    let resolver =
+        Resolver::new(support::async_store(&no_grace), registry, ResolverConfig::default());
     set(&no_grace, &prod, "OPENAI_API_KEY", "sk-one");
     let lease = resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     set(&no_grace, &prod, "OPENAI_API_KEY", "sk-two");

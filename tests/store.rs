@@ -574,7 +574,11 @@ fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reop
     let recorded = std::thread::scope(|threads| {
         let handles: Vec<_> =
             (0..8).map(|_| threads.spawn(|| store.release_lease(&three, end).unwrap())).collect();
-        handles.into_iter().map(|handle| handle.join().unwrap()).filter(|recorded| *recorded).count()
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .filter(|recorded| *recorded)
+            .count()
     });
     assert_eq!(recorded, 1);
 
@@ -591,7 +595,9 @@ fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reop
     assert_eq!(records, [record(one, end), record(three, end), record(two, end + 1)]);
     drop(db);
     let store = SledStore::open(dir.path(), keyring(KEY_A, None), clocked).unwrap();
-    assert!(store.lease_released(&one, end).unwrap() && store.lease_released(&two, end + 1).unwrap());
+    assert!(
+        store.lease_released(&one, end).unwrap() && store.lease_released(&two, end + 1).unwrap()
+    );
 
     // Kept until the lease's end, then purged; a purge drops only those over.
     now.store(end - 1, Ordering::SeqCst);
@@ -599,7 +605,9 @@ fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reop
     assert!(store.lease_released(&one, end).unwrap());
     now.store(end, Ordering::SeqCst);
     assert_eq!(store.purge_expired().unwrap(), 2, "the two leases ending at {end}");
-    assert!(!store.lease_released(&one, end).unwrap() && !store.lease_released(&three, end).unwrap());
+    assert!(
+        !store.lease_released(&one, end).unwrap() && !store.lease_released(&three, end).unwrap()
+    );
     assert!(store.lease_released(&two, end + 1).unwrap());
     now.store(u64::MAX, Ordering::SeqCst);
     assert_eq!(store.purge_expired().unwrap(), 1);

@@ -360,7 +360,9 @@ pub enum LeaseError {
     Released,
     /// The lease's key was disabled or unlinked after the lease was taken: a
     /// disabled key is never spent.
-    #[error("the lease's key {key_id} of {provider} is {state} in this scope; resolve again for an active key")]
+    #[error(
+        "the lease's key {key_id} of {provider} is {state} in this scope; resolve again for an active key"
+    )]
     KeyInactive {
         /// The provider.
         provider: String,
@@ -371,7 +373,9 @@ pub enum LeaseError {
     },
     /// A leased value version is no longer kept (replaced more than the
     /// grace period ago).
-    #[error("the lease holds version {version} of {name}, which is no longer kept (it was replaced more than the store's grace period ago); resolve again")]
+    #[error(
+        "the lease holds version {version} of {name}, which is no longer kept (it was replaced more than the store's grace period ago); resolve again"
+    )]
     VersionGone {
         /// The scope variable.
         name: String,
@@ -856,9 +860,8 @@ impl Resolver {
     /// after the lease was taken is not spent through it.
     async fn check_lease_key(&self, lease: &Lease) -> Result<(), LeaseError> {
         let keys = self.inner.store.list_provider_keys(&lease.scope).await?;
-        let key = keys
-            .iter()
-            .find(|key| key.provider == lease.provider && key.env_var == lease.key_id);
+        let key =
+            keys.iter().find(|key| key.provider == lease.provider && key.env_var == lease.key_id);
         let state = match key.map(|key| key.status) {
             Some(KeyStatus::Active) => return Ok(()),
             Some(KeyStatus::Disabled) => "disabled",

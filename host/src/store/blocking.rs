@@ -11,8 +11,9 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::{
-    BlockingSecretStore, ImportReport, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RewrapProgress,
-    RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue,
+    BlockingSecretStore, ImportReport, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars,
+    RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo,
+    VarSource, VarValue,
 };
 use crate::crypto::{KeyId, Keyring};
 use crate::scope::Scope;

@@ -35,9 +35,9 @@ use subtle::ConstantTimeEq;
 
 use super::{
     BlockingSecretStore, ImportReport, KeyLink, KeyStatus, KeyUpdate, LEASE_ID_LEN,
-    MAX_RETIRED_VERSIONS,
-    MAX_VALUE_LEN, ProviderKey, ProviderVars, RewrapFailure, RewrapProgress, RewrapReport,
-    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, check_name, now_millis,
+    MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, ProviderKey, ProviderVars, RewrapFailure, RewrapProgress,
+    RewrapReport, StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, check_name,
+    now_millis,
 };
 use crate::crypto::{Binding, CryptoError, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
