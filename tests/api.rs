@@ -360,7 +360,8 @@ async fn set_resolve_rotate_under_a_lease_probe_and_pick() {
         "platos_probe_verdicts_total{class=\"invalid-credential\"} 1",
         "platos_plugin_call_duration_seconds_count{plugin=\"openai@",
         "platos_probe_duration_seconds_count{provider=\"openai\"} 2",
-        "platos_leases 3",
+        "platos_leases_issued_total 4",
+        "platos_leases_released_total 1",
         "platos_http_requests_total{route=\"/v1/scopes/{organization}/{project}/{environment}/resolve\",method=\"POST\",status=\"200\"} 4",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");

@@ -178,6 +178,39 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
+fn serve_refuses_a_lease_ttl_outside_one_second_to_the_grace_period() {
+    for (flag, env, expected) in [
+        (
+            Some("1h"),
+            None,
+            "the lease TTL (3600s) is longer than the store's grace period for replaced values (900s)",
+        ),
+        (None, Some("901s"), "use a lease TTL of at most 900s"),
+        (Some("0"), None, "the lease TTL must be at least 1s"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_platos-host"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--import-process-env", "false"])
+            .env("PLATOS_DATA_DIR", data.path())
+            .env_remove("PLATOS_PLUGIN_DIR")
+            .env_remove("PLATOS_LEASE_TTL")
+            .env("PLATOS_LOG", "warn")
+            .stdin(Stdio::null());
+        if let Some(ttl) = flag {
+            command.args(["--lease-ttl", ttl]);
+        }
+        if let Some(ttl) = env {
+            command.env("PLATOS_LEASE_TTL", ttl);
+        }
+        let output = command.output().unwrap();
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success(), "{flag:?} {env:?} started: {stderr}");
+        assert!(stderr.contains(expected), "{flag:?} {env:?}: {stderr}");
+    }
+}
+
+#[test]
 fn the_committed_env_example_is_up_to_date() {
     let output = run(&["env-example"], "");
     assert!(output.status.success(), "{}", text(&output.stderr));

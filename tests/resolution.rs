@@ -13,16 +13,22 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
+use platos_host::crypto::{
+    ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring,
+};
 use platos_host::embedding::{EmbeddingProvider, status};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::{HttpRequest, ModelClass};
-use platos_host::resolution::{ChosenBy, ResolveError, ResolveRequest, Resolver, ResolverConfig};
+use platos_host::resolution::{
+    ChosenBy, LeaseError, ResolveError, ResolveRequest, Resolver, ResolverConfig,
+};
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    BlockingSecretStore, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, SledStore, VarSource,
+    BlockingSecretStore, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars,
+    SledStore, StoreOptions, VarSource,
 };
 use secrecy::SecretString;
 
@@ -199,14 +205,25 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
     let new = f.resolver.authorize(&prod, &fresh.lease_id, &call, net).await.unwrap();
     assert_eq!(new.header_values("authorization").collect::<Vec<_>>(), ["Bearer sk-new"]);
 
-    // A lease belongs to its scope, and ends when released.
-    assert!(
-        f.resolver.authorize(&scope("acme/shop/dev"), &held.lease_id, &call, net).await.is_err()
-    );
-    assert_eq!(f.resolver.lease_count(), 2);
-    assert!(f.resolver.release(&held.lease_id));
-    assert!(f.resolver.authorize(&prod, &held.lease_id, &call, net).await.is_err());
-    assert!(!f.resolver.release(&held.lease_id));
+    // A lease belongs to its scope (another scope cannot use or release
+    // it), and ends when released; the other lease goes on.
+    let dev = scope("acme/shop/dev");
+    let refused = f.resolver.authorize(&dev, &held.lease_id, &call, net).await.unwrap_err();
+    assert!(matches!(refused, LeaseError::Unknown), "{refused}");
+    assert!(!f.resolver.release(&dev, &held.lease_id).await.unwrap());
+    assert!(f.resolver.release(&prod, &held.lease_id).await.unwrap());
+    let refused = f.resolver.authorize(&prod, &held.lease_id, &call, net).await.unwrap_err();
+    assert!(matches!(refused, LeaseError::Released), "{refused}");
+    assert!(!f.resolver.release(&prod, &held.lease_id).await.unwrap(), "released once");
+    assert!(f.resolver.authorize(&prod, &fresh.lease_id, &call, net).await.is_ok());
+    let counters = f.resolver.counters();
+    assert_eq!(counters.leases_issued.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.leases_released.load(Ordering::Relaxed), 1);
+    // The token names no value.
+    for lease in [&held.lease_id, &fresh.lease_id] {
+        support::assert_no_secret(lease, "sk-old", "a lease token");
+        support::assert_no_secret(lease, "sk-new", "a lease token");
+    }
 }
 
 #[tokio::test]
@@ -223,8 +240,159 @@ async fn leases_expire() {
     tokio::time::sleep(Duration::from_millis(80)).await;
     let call = HttpRequest::get("https://api.openai.com/v1/models");
     let net = &Outbound::new(OutboundConfig::default()).unwrap();
-    assert!(resolver.authorize(&prod, &lease.lease_id, &call, net).await.is_err());
-    assert_eq!(resolver.expire_leases(), 0, "an expired lease is dropped on use");
+    let refused = resolver.authorize(&prod, &lease.lease_id, &call, net).await.unwrap_err();
+    assert!(
+        matches!(refused, LeaseError::Expired { at } if at == lease.lease_expires_at),
+        "{refused}"
+    );
+    assert!(!resolver.release(&prod, &lease.lease_id).await.unwrap(), "nothing to release");
+}
+
+/// A sled store in `path` under `keyring` with the bundled providers' key
+/// variables and a grace period of `grace`.
+fn open_store(
+    path: &std::path::Path,
+    keyring: Keyring,
+    registry: &PluginRegistry,
+    grace: Duration,
+) -> Arc<SledStore> {
+    let provider_vars =
+        ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
+    let options = StoreOptions { provider_vars, grace, ..StoreOptions::default() };
+    Arc::new(SledStore::open(path, keyring, options).unwrap())
+}
+
+fn key(var: &'static str, value: &str) -> EncryptionKey {
+    EncryptionKey::parse(var, value).unwrap()
+}
+
+/// The key `support::store_for` opens its stores with.
+const SUPPORT_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+#[tokio::test]
+async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_release_is_shared() {
+    let f = fixture().await;
+    let registry = f.resolver.registry().clone();
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
+    let call = HttpRequest::get("https://api.openai.com/v1/models");
+    let net = &Outbound::new(OutboundConfig::default()).unwrap();
+    let bearer =
+        |request: HttpRequest| request.header_values("authorization").collect::<Vec<_>>().join(",");
+
+    // Two resolvers on one store: a lease of one authorizes on the other,
+    // and a release on one is honoured by the other.
+    let other =
+        Resolver::new(support::async_store(&f.store), registry.clone(), ResolverConfig::default());
+    let kept = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
+    let released = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
+    let signed = other.authorize(&prod, &kept.lease_id, &call, net).await.unwrap();
+    assert_eq!(bearer(signed), "Bearer sk-one");
+    assert!(other.release(&prod, &released.lease_id).await.unwrap());
+    let refused = f.resolver.authorize(&prod, &released.lease_id, &call, net).await.unwrap_err();
+    assert!(matches!(refused, LeaseError::Released), "{refused}");
+    assert!(!f.resolver.release(&prod, &released.lease_id).await.unwrap());
+
+    // A restart: every handle on the store dropped, the store reopened
+    // with the same key: the lease still authorizes, the release still holds.
+    let Fixture { _dir: dir, store, resolver } = f;
+    drop((resolver, other, store));
+    let store = open_store(
+        dir.path(),
+        Keyring::new(key(ENCRYPTION_KEY_VAR, SUPPORT_KEY), None),
+        &registry,
+        platos_host::store::DEFAULT_GRACE,
+    );
+    let restarted =
+        Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
+    let signed = restarted.authorize(&prod, &kept.lease_id, &call, net).await.unwrap();
+    assert_eq!(bearer(signed), "Bearer sk-one");
+    let refused = restarted.authorize(&prod, &released.lease_id, &call, net).await.unwrap_err();
+    assert!(matches!(refused, LeaseError::Released), "{refused}");
+
+    // A master-key rotation: the old key as the previous one still verifies
+    // the lease; new leases are made under the new key.
+    drop((restarted, store));
+    let rotated = Keyring::new(
+        key(ENCRYPTION_KEY_VAR, "fedcba9876543210fedcba9876543210"),
+        Some(key(ENCRYPTION_KEY_PREVIOUS_VAR, SUPPORT_KEY)),
+    );
+    let store = open_store(dir.path(), rotated, &registry, platos_host::store::DEFAULT_GRACE);
+    let resolver =
+        Resolver::new(support::async_store(&store), registry.clone(), ResolverConfig::default());
+    assert_eq!(
+        bearer(resolver.authorize(&prod, &kept.lease_id, &call, net).await.unwrap()),
+        "Bearer sk-one"
+    );
+    let new = resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
+    assert!(resolver.authorize(&prod, &new.lease_id, &call, net).await.is_ok());
+    // A host with another master key altogether refuses both.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger_store = open_store(
+        stranger_dir.path(),
+        Keyring::new(key(ENCRYPTION_KEY_VAR, "00112233445566778899aabbccddeeff"), None),
+        &registry,
+        platos_host::store::DEFAULT_GRACE,
+    );
+    set(&stranger_store, &prod, "OPENAI_API_KEY", "sk-one");
+    let foreign =
+        Resolver::new(support::async_store(&stranger_store), registry, ResolverConfig::default());
+    for lease in [&kept.lease_id, &new.lease_id] {
+        let refused = foreign.authorize(&prod, lease, &call, net).await.unwrap_err();
+        assert!(matches!(refused, LeaseError::Unknown), "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn a_lease_stops_when_its_key_is_disabled_or_unset_or_its_version_is_no_longer_kept() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-one");
+    let call = HttpRequest::get("https://api.openai.com/v1/models");
+    let net = &Outbound::new(OutboundConfig::default()).unwrap();
+    let lease = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
+    assert!(f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.is_ok());
+
+    // Disabled after the lease was taken: refused, saying so; enabled again: it works.
+    let status = |status| KeyUpdate::Status(status);
+    assert!(
+        f.store
+            .update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Disabled))
+            .unwrap()
+    );
+    let refused = f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.unwrap_err();
+    assert!(
+        matches!(&refused, LeaseError::KeyInactive { key_id, state: "disabled", .. } if key_id == "OPENAI_API_KEY"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("OPENAI_API_KEY of openai is disabled"), "{refused}");
+    assert!(
+        f.store
+            .update_provider_key(&prod, "openai", "OPENAI_API_KEY", status(KeyStatus::Active))
+            .unwrap()
+    );
+    assert!(f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.is_ok());
+
+    // Unset: the key is no longer linked.
+    assert!(f.store.unset_var(&prod, "OPENAI_API_KEY", VarSource::Api).unwrap());
+    let refused = f.resolver.authorize(&prod, &lease.lease_id, &call, net).await.unwrap_err();
+    assert!(matches!(refused, LeaseError::KeyInactive { state: "no longer set", .. }), "{refused}");
+
+    // A version past its grace period (a store with none): refused as gone.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = f.resolver.registry().clone();
+    let keyring = Keyring::new(key(ENCRYPTION_KEY_VAR, SUPPORT_KEY), None);
+    let no_grace = open_store(dir.path(), keyring, &registry, Duration::ZERO);
+    let resolver =
+        Resolver::new(support::async_store(&no_grace), registry, ResolverConfig::default());
+    set(&no_grace, &prod, "OPENAI_API_KEY", "sk-one");
+    let lease = resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
+    set(&no_grace, &prod, "OPENAI_API_KEY", "sk-two");
+    let refused = resolver.authorize(&prod, &lease.lease_id, &call, net).await.unwrap_err();
+    assert!(
+        matches!(&refused, LeaseError::VersionGone { name, version: 1 } if name == "OPENAI_API_KEY"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

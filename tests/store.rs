@@ -257,6 +257,26 @@ fn encryptions_differ_and_no_plaintext_reaches_the_disk() {
 }
 
 #[test]
+fn a_lease_release_record_is_its_end_and_id_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), keyring(KEY_A, None));
+    let (one, two) = ([1u8; 16], [2u8; 16]);
+    assert!(store.release_lease(&two, 7).unwrap());
+    assert!(store.release_lease(&one, 9).unwrap());
+    drop(store);
+    let db = raw_db(dir.path());
+    let records: Vec<(Vec<u8>, Vec<u8>)> = db
+        .open_tree("leases-released")
+        .unwrap()
+        .iter()
+        .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap())
+        .collect();
+    let record = |id: [u8; 16], end: u64| ([&end.to_be_bytes()[..], &id].concat(), Vec::new());
+    // Ordered by end, so a purge reads only the records that are over.
+    assert_eq!(records, [record(two, 7), record(one, 9)]);
+}
+
+#[test]
 fn self_host_reads_the_process_environment_through_the_filter() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open(dir.path(), keyring(KEY_A, None)));

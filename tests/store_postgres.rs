@@ -133,7 +133,7 @@ async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1, "the schema migrated once");
+    assert_eq!(applied, PostgresStore::SCHEMA_VERSION as i64, "the schema migrated once");
     let last: i64 = client
         .query_one("SELECT last_version FROM platos_vars WHERE name = 'SHARED'", &[])
         .await
@@ -280,7 +280,7 @@ async fn the_schema_version_and_the_key_check_are_checked_at_open() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, (1..=PostgresStore::SCHEMA_VERSION as i32).collect::<Vec<_>>());
 
     // A key-check record written under another key than the values: the
     // store opens with the record's key, the values do not; with no record,
@@ -322,7 +322,11 @@ async fn the_schema_version_and_the_key_check_are_checked_at_open() {
         .await
         .unwrap();
     let error = PostgresStore::open(&url, keyring(KEY_A, None), options()).await.unwrap_err();
-    assert!(matches!(error, StoreError::Format { found: 99, expected: 1 }), "{error}");
+    let expected = PostgresStore::SCHEMA_VERSION as u32;
+    assert!(
+        matches!(error, StoreError::Format { found: 99, expected: e } if e == expected),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,6 +102,7 @@ macro_rules! store_suite {
             a_changed_key_variable_relinks_rows_with_their_metadata,
             an_operator_default_choice_persists,
             replaced_versions_stay_readable_for_the_grace_period,
+            lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reopen,
             a_zero_grace_period_keeps_no_old_version,
             replaced_versions_are_capped,
             names_and_values_are_checked,
@@ -336,6 +337,54 @@ pub async fn numbered_variants_link_and_unlink_provider_key_rows(backend: &dyn B
     drop(store);
     let store = open(backend, keyring(KEY_A, None)).await;
     assert_eq!(rows(&*store).await, [("anthropic".into(), "OPENAI_API_BASE".into(), 1)]);
+}
+
+pub async fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reopen(
+    backend: &dyn Backend,
+) {
+    let (now, clocked) = manual_clock(1_000_000);
+    let store = backend.open(keyring(KEY_A, None), clocked.clone()).await.unwrap();
+    let (one, two) = ([1u8; 16], [2u8; 16]);
+    let end = 1_000_000 + 900_000;
+    assert!(!store.lease_released(&one, end).await.unwrap());
+    assert!(store.release_lease(&one, end).await.unwrap(), "the first release records it");
+    assert!(!store.release_lease(&one, end).await.unwrap(), "a second release is not a new one");
+    assert!(store.lease_released(&one, end).await.unwrap());
+    // Another id, or the same id with another end, is another lease.
+    assert!(!store.lease_released(&two, end).await.unwrap());
+    assert!(!store.lease_released(&one, end + 1).await.unwrap());
+    assert!(store.release_lease(&two, end + 1).await.unwrap());
+
+    // Concurrent releases of one lease: exactly one records it.
+    let three = [3u8; 16];
+    let releases = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.release_lease(&three, end).await.unwrap() })
+    });
+    let mut recorded = 0;
+    for release in releases.collect::<Vec<_>>() {
+        recorded += usize::from(release.await.unwrap());
+    }
+    assert_eq!(recorded, 1);
+
+    // Durable: a reopened store (a restart, another host) sees them.
+    drop(store);
+    let store = backend.open(keyring(KEY_A, None), clocked).await.unwrap();
+    assert!(store.lease_released(&one, end).await.unwrap());
+    assert!(store.lease_released(&two, end + 1).await.unwrap());
+
+    // Kept until the lease's end, then purged; a purge drops only those over.
+    now.store(end - 1, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert!(store.lease_released(&one, end).await.unwrap());
+    now.store(end, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 2, "the two leases ending at {end}");
+    assert!(!store.lease_released(&one, end).await.unwrap());
+    assert!(!store.lease_released(&three, end).await.unwrap());
+    assert!(store.lease_released(&two, end + 1).await.unwrap());
+    now.store(i64::MAX as u64, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
 }
 
 pub async fn replaced_versions_stay_readable_for_the_grace_period(backend: &dyn Backend) {

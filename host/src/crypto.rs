@@ -12,6 +12,13 @@
 //! associated data (`"platos key check\0" || format version || key id`): a
 //! store keeps one to tell, at open, whether the keyring holds its key.
 //!
+//! A lease token ([`crate::resolution::leases`]) is authenticated with
+//! HMAC-SHA256 under a key derived from each master key,
+//! `HMAC-SHA256(master key, "platos lease mac key v1")`: never the master
+//! key itself, and one derivation per master key, so a rotation's previous
+//! key still verifies the leases made under it ([`Keyring::lease_mac`],
+//! [`Keyring::verify_lease_mac`]).
+//!
 //! Keys never leave this module: they are held in zeroize-on-drop types, their
 //! `Debug` shows only the key id, they have no `Serialize`, and every error
 //! names the variable and lengths, never the value.
@@ -21,6 +28,7 @@ use std::fmt;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce, Tag};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -47,6 +55,10 @@ const AAD_CONTEXT: &[u8] = b"platos sealed value\0";
 const KEY_CHECK_CONTEXT: &[u8] = b"platos key check\0";
 /// The known plaintext of a key-check record.
 const KEY_CHECK_PLAINTEXT: &[u8] = b"platos master key check v1";
+/// The label a master key's lease MAC key is derived under.
+const LEASE_KEY_LABEL: &[u8] = b"platos lease mac key v1";
+/// The length of a lease MAC (HMAC-SHA256).
+pub const LEASE_MAC_LEN: usize = 32;
 /// How to make a key, for error messages.
 const HOW_TO_GENERATE: &str = "generate one with `openssl rand -hex 16` (32 hex characters)";
 
@@ -117,10 +129,13 @@ pub enum KeyError {
     },
 }
 
-/// One AES-256-GCM key and its id.
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// One AES-256-GCM key, its id, and the lease MAC key derived from it.
 pub struct EncryptionKey {
     cipher: Box<Aes256Gcm>,
     id: KeyId,
+    lease_key: Zeroizing<[u8; LEASE_MAC_LEN]>,
 }
 
 impl EncryptionKey {
@@ -136,7 +151,13 @@ impl EncryptionKey {
         }
         let bytes = value.as_bytes();
         let cipher = Box::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)));
-        Ok(EncryptionKey { cipher, id: KeyId::of(bytes) })
+        Ok(EncryptionKey { cipher, id: KeyId::of(bytes), lease_key: derive_lease_key(bytes) })
+    }
+
+    /// A keyed HMAC-SHA256 over lease payloads.
+    fn lease_hmac(&self) -> HmacSha256 {
+        <HmacSha256 as KeyInit>::new_from_slice(self.lease_key.as_slice())
+            .expect("HMAC takes a key of any length")
     }
 
     /// Reads and checks the variable `var` from `lookup` (the process
@@ -299,6 +320,25 @@ impl Keyring {
         open_with(key, &binding.associated_data(FORMAT_VERSION, key.id), sealed)
     }
 
+    /// The MAC of the lease token payload `payload` under the lease key of
+    /// the current master key.
+    pub fn lease_mac(&self, payload: &[u8]) -> [u8; LEASE_MAC_LEN] {
+        let mut mac = self.current.lease_hmac();
+        mac.update(payload);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the MAC of `payload` under the lease key of the
+    /// current or the previous master key (a lease made before a rotation
+    /// still verifies). Compared in constant time.
+    pub fn verify_lease_mac(&self, payload: &[u8], tag: &[u8]) -> bool {
+        [Some(&self.current), self.previous.as_ref()].into_iter().flatten().any(|key| {
+            let mut mac = key.lease_hmac();
+            mac.update(payload);
+            mac.verify_slice(tag).is_ok()
+        })
+    }
+
     /// Whether `id` is the current or the previous key.
     pub fn holds(&self, id: KeyId) -> bool {
         self.key_for(id).is_ok()
@@ -357,6 +397,14 @@ impl fmt::Debug for Keyring {
             .field("previous", &self.previous_id())
             .finish()
     }
+}
+
+/// `HMAC-SHA256(master, LEASE_KEY_LABEL)`: the lease MAC key of a master key.
+fn derive_lease_key(master: &[u8]) -> Zeroizing<[u8; LEASE_MAC_LEN]> {
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(master).expect("HMAC takes a key of any length");
+    mac.update(LEASE_KEY_LABEL);
+    Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
 /// `"platos key check\0" || format || key id`.
@@ -594,6 +642,38 @@ mod tests {
         assert_eq!(ring.open(&binding, &check).unwrap_err(), CryptoError::Authentication);
         assert!(ring.holds(key(KEY_A).id()) && !ring.holds(key(KEY_B).id()));
         assert!(rotated.holds(key(KEY_A).id()) && rotated.holds(key(KEY_B).id()));
+    }
+
+    #[test]
+    fn lease_macs_are_under_a_derived_key_and_verify_across_a_rotation() {
+        let payload = b"a lease payload";
+        let ring = Keyring::new(key(KEY_A), None);
+        let tag = ring.lease_mac(payload);
+        assert!(ring.verify_lease_mac(payload, &tag));
+        // Deterministic, bound to the payload, to every bit of the tag and to its length.
+        assert_eq!(tag, Keyring::new(key(KEY_A), None).lease_mac(payload));
+        assert!(!ring.verify_lease_mac(b"a lease payloaD", &tag));
+        for bit in 0..8 * LEASE_MAC_LEN {
+            let mut flipped = tag;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(!ring.verify_lease_mac(payload, &flipped), "bit {bit}");
+        }
+        assert!(!ring.verify_lease_mac(payload, &tag[..LEASE_MAC_LEN - 1]));
+        assert!(!ring.verify_lease_mac(payload, &[]));
+        // Not the master key itself: an HMAC under the raw key is another tag.
+        let mut raw = <HmacSha256 as KeyInit>::new_from_slice(KEY_A.as_bytes()).unwrap();
+        raw.update(payload);
+        assert_ne!(<[u8; LEASE_MAC_LEN]>::from(raw.finalize().into_bytes()), tag);
+        // Another master key refuses it; as the previous key of a rotation it verifies.
+        let other = Keyring::new(key(KEY_B), None);
+        assert!(!other.verify_lease_mac(payload, &tag));
+        let rotated = Keyring::new(key(KEY_B), Some(key(KEY_A)));
+        assert!(rotated.verify_lease_mac(payload, &tag));
+        assert!(rotated.verify_lease_mac(payload, &rotated.lease_mac(payload)));
+        assert_eq!(rotated.lease_mac(payload), other.lease_mac(payload));
+        // The derived key is not shown.
+        let debug = format!("{:?} {ring:?}", key(KEY_A));
+        assert!(!debug.contains(&hex::encode(*key(KEY_A).lease_key)), "{debug}");
     }
 
     #[test]

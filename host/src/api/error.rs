@@ -57,7 +57,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("all_keys_disabled", 409, "every key of the provider in the scope is disabled"),
     ("key_not_found", 404, "the provider has no such key in the scope"),
     ("variable_not_set", 404, "the variable is not set in the scope"),
-    ("lease_not_found", 404, "the lease does not exist, expired or was released"),
+    (
+        "lease_not_found",
+        404,
+        "the lease does not exist in this scope, expired, was released, or its key was disabled or its value versions are no longer kept",
+    ),
+    ("lease_too_large", 409, "the key's env bag has more variables set than a lease holds"),
     ("token_not_found", 404, "no token has this id"),
     ("round_not_found", 404, "no kept health round has this id"),
     ("last_operator_token", 409, "the last operator token cannot be revoked"),
@@ -237,6 +242,7 @@ impl From<ResolveError> for ApiError {
             | ResolveError::PinnedKeyMissing { .. }
             | ResolveError::KeyNotFound { .. } => ApiError::not_found(code, message),
             ResolveError::MissingVariable { .. }
+            | ResolveError::LeaseTooLarge { .. }
             | ResolveError::PinnedKeyDisabled { .. }
             | ResolveError::AllKeysDisabled { .. } => ApiError::conflict(code, message),
             ResolveError::UnknownClient(_) => ApiError::bad_request(code, message),
@@ -268,7 +274,14 @@ impl From<CallError> for ApiError {
 impl From<LeaseError> for ApiError {
     fn from(error: LeaseError) -> Self {
         match error {
-            LeaseError::Unknown(_) => lease_not_found(),
+            LeaseError::Unknown => lease_not_found(),
+            // A genuine lease of this scope: the message says which check failed.
+            LeaseError::Expired { .. }
+            | LeaseError::Released
+            | LeaseError::KeyInactive { .. }
+            | LeaseError::VersionGone { .. } => {
+                ApiError::not_found("lease_not_found", error.to_string())
+            }
             LeaseError::Plugin(error) => error.into(),
             LeaseError::TokenExchange(error) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "token_exchange_failed", error.to_string())
@@ -283,7 +296,7 @@ impl From<LeaseError> for ApiError {
 pub fn lease_not_found() -> ApiError {
     ApiError::not_found(
         "lease_not_found",
-        "no live lease with this id in this scope: it expired, was released, or the host restarted; resolve again",
+        "no live lease with this id in this scope: it expired, was released, or is not a lease of this scope; resolve again",
     )
 }
 

@@ -366,8 +366,8 @@ pub mod params {
         /// `{lease}`: a lease id from a resolve.
         LeaseParam,
         "lease",
-        "A lease id from a resolve (404 `lease_not_found` when it is not live in the scope).",
-        "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b",
+        "A lease id from a resolve: a URL-safe token the host verifies (its MAC), used as is (404 `lease_not_found` when it is not live in the scope).",
+        "AcbYJ2x9Ue1Wq0mF3oKZ7fQAAAGUr8hJAAABlLNqfUAOYWNtZS9zaG9wL3Byb2Q",
         ObjectBuilder::new().schema_type(Type::String).into()
     );
     path_param!(

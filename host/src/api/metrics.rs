@@ -1,7 +1,7 @@
 //! `/metrics`: Prometheus text exposition, written by hand (no client
 //! library): resolves by outcome, fallbacks, probe verdicts by class, plugin
 //! call and probe latency histograms, HTTP requests by route, method and
-//! status with their latency, live leases and loaded plugins.
+//! status with their latency, leases issued and released, and loaded plugins.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -188,8 +188,10 @@ pub fn render(state: &ApiState) -> String {
         let _ = writeln!(out, "platos_probe_verdicts_total{{class=\"{class}\"}} {value}");
     }
 
-    out.push_str("# HELP platos_leases Live leases (expired ones not yet swept included).\n# TYPE platos_leases gauge\n");
-    let _ = writeln!(out, "platos_leases {}", resolver.lease_count());
+    out.push_str("# HELP platos_leases_issued_total Leases issued by this host (one per resolve; a lease is a token the agent holds, the host keeps nothing per lease).\n# TYPE platos_leases_issued_total counter\n");
+    let _ = writeln!(out, "platos_leases_issued_total {}", load(&counters.leases_issued));
+    out.push_str("# HELP platos_leases_released_total Leases released early through this host.\n# TYPE platos_leases_released_total counter\n");
+    let _ = writeln!(out, "platos_leases_released_total {}", load(&counters.leases_released));
     out.push_str("# HELP platos_token_exchanges_total Token exchanges run for authorize by lease (a secret traded for an access token; cached tokens not counted).\n# TYPE platos_token_exchanges_total counter\n");
     let _ = writeln!(out, "platos_token_exchanges_total {}", resolver.tokens().exchanges());
     out.push_str("# HELP platos_access_tokens_cached Keys with an access token (or an exchange in flight) in memory.\n# TYPE platos_access_tokens_cached gauge\n");

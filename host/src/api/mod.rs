@@ -307,6 +307,7 @@ fn table() -> Vec<Route> {
                 "missing_variable",
                 "unknown_client",
                 "invalid_name",
+                "lease_too_large",
                 "store_error",
             ],
             routes!(resolve::resolve),
@@ -321,10 +322,11 @@ fn table() -> Vec<Route> {
                 "secret_out_of_place",
                 "token_exchange_failed",
                 "plugin_failed",
+                "store_error",
             ],
             routes!(resolve::authorize),
         ),
-        route(Scoped, &["lease_not_found"], routes!(resolve::release)),
+        route(Scoped, &["lease_not_found", "store_error"], routes!(resolve::release)),
     ]
 }
 

@@ -194,7 +194,7 @@ pub struct Authorized {
     tag = "resolution",
     operation_id = "authorizeByLease",
     summary = "Authorize a request with a lease",
-    description = "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the caller's own auth headers are removed first. The host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).",
+    description = "The provider's plugin adds its credentials to the request using the values the lease holds, even after a rotation; the caller's own auth headers are removed first. The host checks the destination against the provider's allowed hosts, and that the request carries secrets only where the provider's declared auth shape puts them. The lease must be live in this scope: not expired, not released on any host sharing the store, its key still linked and active, its value versions still kept (404 `lease_not_found`, the message saying which). For a provider with a token exchange (Vertex AI, Azure OpenAI with Entra ID) the request is signed with a short-lived access token the host obtained for exactly the leased values and caches in memory (502 `token_exchange_failed` when the token endpoint refuses or cannot be reached).",
     params(LeaseParam),
     request_body(content = AuthorizeBody, description = "The request to authorize.", example = json!({
         "request": { "method": "POST", "url": "https://api.openai.com/v1/chat/completions",
@@ -211,9 +211,8 @@ pub async fn authorize(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<Json<Authorized>, ApiError> {
-    let lease_id = scoped.param("lease");
     let resolver = state.resolver();
-    let provider = resolver.lease_provider(&scoped.scope, lease_id).ok_or_else(lease_not_found)?;
+    let lease = resolver.live_lease(&scoped.scope, scoped.param("lease")).await?;
     let request = body.request;
     if url::Url::parse(&request.url).is_err() {
         return Err(ApiError::bad_request(
@@ -228,10 +227,9 @@ pub async fn authorize(
         body: request.body.map(String::into_bytes),
     };
     let started = Instant::now();
-    let result =
-        resolver.authorize(&scoped.scope, lease_id, &request, state.health().outbound()).await;
-    let plugin_id =
-        resolver.registry().get(&provider).map_or(provider.as_str(), |plugin| plugin.id());
+    let result = resolver.authorize_lease(&lease, &request, state.health().outbound()).await;
+    let provider = lease.provider.as_str();
+    let plugin_id = resolver.registry().get(provider).map_or(provider, |plugin| plugin.id());
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());
     let authorized = result?;
     let out = ApiRequest {
@@ -250,14 +248,15 @@ pub struct Released {
     pub released: bool,
 }
 
-/// `DELETE .../leases/{lease}`: ends a lease early.
+/// `DELETE .../leases/{lease}`: ends a lease early, on every host sharing
+/// the store (the release is durable before the answer).
 #[utoipa::path(
     delete,
     path = scoped!("/leases/{lease}"),
     tag = "resolution",
     operation_id = "releaseLease",
     summary = "Release a lease",
-    description = "Ends a lease early (a turn finished).",
+    description = "Ends a lease early (a turn finished), on every host sharing the store; durable before the answer. A second release, or one of an expired lease, is `lease_not_found`.",
     params(LeaseParam),
     responses((status = 200, description = "Released.", body = Released,
         example = json!({ "released": true }))),
@@ -266,7 +265,7 @@ pub async fn release(
     scoped: Scoped,
     State(state): State<ApiState>,
 ) -> Result<Json<Released>, ApiError> {
-    if state.resolver().release_in(&scoped.scope, scoped.param("lease")) {
+    if state.resolver().release(&scoped.scope, scoped.param("lease")).await? {
         Ok(Json(Released { released: true }))
     } else {
         Err(lease_not_found())

@@ -50,8 +50,12 @@ pub struct ServerConfig {
     /// Time between background health rounds; zero turns automatic probes
     /// off (the round at start, after a reload, and on a change).
     pub health_interval: Duration,
-    /// Time between flushes of usage, lease expiry and store purges.
+    /// Time between flushes of usage and store purges (replaced versions
+    /// and lease releases past their end).
     pub maintenance_interval: Duration,
+    /// How long a lease lives unless released; at most the store's grace
+    /// period ([`crate::resolution::leases::check_lease_ttl`]).
+    pub lease_ttl: Duration,
     /// Outbound requests (probes): address policy, timeout, body cap.
     pub outbound: OutboundConfig,
     /// API limits.
@@ -76,6 +80,7 @@ impl ServerConfig {
             env_file_poll: Duration::from_secs(3),
             health_interval: Duration::from_secs(300),
             maintenance_interval: Duration::from_secs(10),
+            lease_ttl: ResolverConfig::default().lease_ttl,
             outbound: OutboundConfig::default(),
             api: ApiOptions::default(),
             connections: ConnectionLimits::default(),
@@ -113,6 +118,8 @@ pub struct Server {
 impl Server {
     /// Starts everything and returns once the server listens.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        let store_options = StoreOptions::default();
+        crate::resolution::leases::check_lease_ttl(config.lease_ttl, store_options.grace)?;
         crate::private_fs::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())
         })?;
@@ -145,8 +152,7 @@ impl Server {
         )?;
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
-        let options =
-            StoreOptions { provider_vars: provider_vars.clone(), ..StoreOptions::default() };
+        let options = StoreOptions { provider_vars: provider_vars.clone(), ..store_options };
         let store: Arc<dyn SecretStore> =
             config.store.open(&config.data_dir, keyring, options).await.map_err(|error| {
                 match (error, &config.store) {
@@ -184,7 +190,8 @@ impl Server {
             import.run().await.context("the self-host import failed (nothing was changed)")?;
         }
 
-        let resolver = Resolver::new(store.clone(), registry, ResolverConfig::default());
+        let resolver =
+            Resolver::new(store.clone(), registry, ResolverConfig { lease_ttl: config.lease_ttl });
         let outbound = Outbound::new(config.outbound.clone())?;
         let health = HealthService::new(
             resolver.clone(),
@@ -389,15 +396,14 @@ impl SelfHostImport {
     }
 }
 
-/// Every `interval`: batched last-used times to the store, expired leases
-/// dropped, replaced versions past their grace period purged.
+/// Every `interval`: batched last-used times to the store; replaced versions
+/// past their grace period and releases of ended leases purged.
 async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let expired = resolver.expire_leases();
         let result = async {
             let used = resolver.flush_usage().await?;
             let purged = store.purge_expired().await?;
@@ -405,8 +411,8 @@ async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: 
         }
         .await;
         match result {
-            Ok((used, purged)) if used + purged + expired > 0 => {
-                tracing::debug!(used, purged, expired, "maintenance")
+            Ok((used, purged)) if used + purged > 0 => {
+                tracing::debug!(used, purged, "maintenance")
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "maintenance failed"),

@@ -164,7 +164,7 @@ pub async fn plugins(Authed(_): Authed, State(state): State<ApiState>) -> Json<P
     tag = "host",
     operation_id = "metrics",
     summary = "Prometheus metrics",
-    description = "Resolves by outcome, fallbacks, probe verdicts by class, plugin call and probe latency, HTTP requests by route and status with latency, live leases. Operator token.",
+    description = "Resolves by outcome, fallbacks, probe verdicts by class, plugin call and probe latency, HTTP requests by route and status with latency, leases issued and released. Operator token.",
     responses((status = 200, description = "Prometheus text exposition 0.0.4.", body = String,
         content_type = "text/plain",
         example = json!("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\nplatos_plugins_loaded 17\n"))),

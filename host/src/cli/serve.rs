@@ -69,6 +69,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PLATOS_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     idle_timeout: Duration,
 
+    /// How long a lease (what a resolve hands a turn for authorize-by-lease)
+    /// holds its value versions unless released: `15m`, `900s`, `1h`. At
+    /// least 1s and at most the store's grace period for replaced values
+    /// (15 minutes): a longer TTL is refused, since a lease would outlive the
+    /// versions it holds after a rotation.
+    #[arg(long, env = "PLATOS_LEASE_TTL", default_value = "15m", value_parser = parse_duration)]
+    lease_ttl: Duration,
+
     /// Refuse to start when any plugin of --plugin-dir is refused (it does not
     /// load, or declares variables it does not own). By default a refused
     /// plugin is skipped, logged once and listed in GET /v1/plugins.
@@ -126,6 +134,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         process_env: args.import_process_env,
     });
     config.health_interval = args.health_interval;
+    config.lease_ttl = args.lease_ttl;
     config.outbound = OutboundConfig {
         addresses: AddressPolicy {
             allow_loopback: args.allow_loopback_upstreams,

@@ -6,7 +6,9 @@
 //! pin and why: never a different key spent silently, never a disabled key
 //! spent at all). [`choose_key`] is that rule, shared by resolve and explain.
 //! The answer holds a [`lease`] on the value versions it read, so a rotation
-//! does not pull a credential from under a turn in flight. [`catalog`] builds the model picker.
+//! does not pull a credential from under a turn in flight; the lease is a
+//! MAC-protected token the agent holds ([`leases`]), so the host keeps
+//! nothing per lease and any host with the same master key honours it. [`catalog`] builds the model picker.
 
 pub mod catalog;
 pub mod leases;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use self::leases::{Lease, LeaseTable, LeasedVar};
+use self::leases::{Lease, LeaseTooLarge, LeasedVar, TokenRefusal};
 use crate::exchange::{ExchangeError, TokenBroker};
 use crate::outbound::Outbound;
 use crate::policy::client_env::{ClientBag, EnvWarning, UnknownClient, choose_client, client_form};
@@ -37,7 +39,8 @@ use crate::store::{
 #[derive(Debug, Clone)]
 pub struct ResolverConfig {
     /// How long a lease holds its value versions unless released. The store's
-    /// grace period for replaced values must be at least this long.
+    /// grace period for replaced values must be at least this long
+    /// ([`leases::check_lease_ttl`]).
     pub lease_ttl: Duration,
 }
 
@@ -293,6 +296,18 @@ pub enum ResolveError {
     /// The request named a client the manifest does not list.
     #[error(transparent)]
     UnknownClient(#[from] UnknownClient),
+    /// The key's env bag has more variables set than a lease holds.
+    #[error("{provider} key {key_id} in {scope}: {source}")]
+    LeaseTooLarge {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The key.
+        key_id: String,
+        /// How many variables.
+        source: LeaseTooLarge,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -321,17 +336,52 @@ impl ResolveError {
             ResolveError::KeyNotFound { .. } => "key_not_found",
             ResolveError::MissingVariable { .. } => "missing_variable",
             ResolveError::UnknownClient(_) => "unknown_client",
+            ResolveError::LeaseTooLarge { .. } => "lease_too_large",
             ResolveError::Store(_) => "store_error",
         }
     }
 }
 
-/// Why authorize-by-lease failed.
+/// Why authorize-by-lease failed. Never carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    /// No such lease, or it expired or was released.
-    #[error("lease {0} does not exist or has expired; resolve again")]
-    Unknown(String),
+    /// Not a lease of this scope: malformed, altered, made under another
+    /// master key, of another scope, or of a provider no longer loaded.
+    #[error("no live lease with this id in this scope; resolve again")]
+    Unknown,
+    /// A lease of this scope whose time is over.
+    #[error("the lease expired at {at} (Unix ms); resolve again")]
+    Expired {
+        /// When, Unix milliseconds.
+        at: UnixMillis,
+    },
+    /// A lease of this scope released before its end.
+    #[error("the lease was released; resolve again")]
+    Released,
+    /// The lease's key was disabled or unlinked after the lease was taken: a
+    /// disabled key is never spent.
+    #[error(
+        "the lease's key {key_id} of {provider} is {state} in this scope; resolve again for an active key"
+    )]
+    KeyInactive {
+        /// The provider.
+        provider: String,
+        /// The key.
+        key_id: String,
+        /// `disabled`, or `no longer set`.
+        state: &'static str,
+    },
+    /// A leased value version is no longer kept (replaced more than the
+    /// grace period ago).
+    #[error(
+        "the lease holds version {version} of {name}, which is no longer kept (it was replaced more than the store's grace period ago); resolve again"
+    )]
+    VersionGone {
+        /// The scope variable.
+        name: String,
+        /// The version.
+        version: u64,
+    },
     /// The plugin failed or refused.
     #[error(transparent)]
     Plugin(#[from] CallError),
@@ -341,6 +391,15 @@ pub enum LeaseError {
     /// The store failed reading the leased values.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<TokenRefusal> for LeaseError {
+    fn from(refusal: TokenRefusal) -> Self {
+        match refusal {
+            TokenRefusal::Invalid => LeaseError::Unknown,
+            TokenRefusal::Expired { at } => LeaseError::Expired { at },
+        }
+    }
 }
 
 /// Counters for metrics.
@@ -356,6 +415,10 @@ pub struct ResolveCounters {
     pub disabled_pin_fallbacks: AtomicU64,
     /// Resolves that failed.
     pub errors: AtomicU64,
+    /// Leases issued (one per successful resolve).
+    pub leases_issued: AtomicU64,
+    /// Leases released early through this resolver.
+    pub leases_released: AtomicU64,
 }
 
 /// The resolver: a cheap handle.
@@ -368,7 +431,6 @@ struct ResolverInner {
     store: Arc<dyn SecretStore>,
     registry: PluginRegistry,
     config: ResolverConfig,
-    leases: LeaseTable,
     /// Access tokens of token-exchange keys, for authorize-by-lease.
     tokens: TokenBroker,
     /// Last use per key, applied to the store in batches.
@@ -400,7 +462,6 @@ impl Resolver {
                 store,
                 registry,
                 config,
-                leases: LeaseTable::default(),
                 tokens,
                 usage: Mutex::new(HashMap::new()),
                 counters: ResolveCounters::default(),
@@ -411,11 +472,6 @@ impl Resolver {
     /// The counters.
     pub fn counters(&self) -> &ResolveCounters {
         &self.inner.counters
-    }
-
-    /// Live leases.
-    pub fn lease_count(&self) -> usize {
-        self.inner.leases.len()
     }
 
     /// The plugins.
@@ -496,10 +552,19 @@ impl Resolver {
             request.provider.clone(),
             key.env_var.clone(),
             versions,
+            now_millis(),
             self.inner.config.lease_ttl,
         );
-        let (lease_id, lease_expires_at) = (lease.id.clone(), lease.expires_at_millis);
-        self.inner.leases.insert(lease);
+        let lease_id = lease.token(self.inner.store.keyring()).map_err(|source| {
+            ResolveError::LeaseTooLarge {
+                provider: request.provider.clone(),
+                scope: scope.to_string(),
+                key_id: key.env_var.clone(),
+                source,
+            }
+        })?;
+        let lease_expires_at = lease.expires_at;
+        self.inner.counters.leases_issued.fetch_add(1, Ordering::Relaxed);
         self.note_use(scope, &request.provider, &key.env_var);
         Ok(Resolution {
             key: ChosenKey {
@@ -722,62 +787,64 @@ impl Resolver {
             .collect())
     }
 
-    /// Ends a lease early. `false` if it did not exist.
-    pub fn release(&self, lease_id: &str) -> bool {
-        self.inner.leases.remove(lease_id)
-    }
-
-    /// Ends a lease early if it belongs to `scope`. `false` if there is no
-    /// live lease with this id in `scope` (a lease of another scope is left
-    /// alone).
-    pub fn release_in(&self, scope: &Scope, lease_id: &str) -> bool {
-        match self.inner.leases.get(lease_id) {
-            Some(lease) if &lease.scope == scope => self.inner.leases.remove(lease_id),
-            _ => false,
+    /// The lease `token` stands for, if it is a live lease of `scope`: its
+    /// MAC verifies (under the current or the previous master key), it has
+    /// not expired, and no host has released it.
+    pub async fn live_lease(&self, scope: &Scope, token: &str) -> Result<Lease, LeaseError> {
+        let lease = Lease::verify(token, self.inner.store.keyring(), scope, now_millis())?;
+        if self.inner.store.lease_released(&lease.id.0, lease.expires_at).await? {
+            return Err(LeaseError::Released);
         }
+        Ok(lease)
     }
 
-    /// The provider of a live lease of `scope`.
-    pub fn lease_provider(&self, scope: &Scope, lease_id: &str) -> Option<String> {
-        self.inner
-            .leases
-            .get(lease_id)
-            .filter(|lease| &lease.scope == scope)
-            .map(|lease| lease.provider)
-    }
-
-    /// Drops expired leases; returns how many.
-    pub fn expire_leases(&self) -> usize {
-        self.inner.leases.expire()
+    /// Ends a live lease of `scope` early, for every host on this store.
+    /// `false` if `token` is no live lease of `scope` (expired, already
+    /// released, or not a lease of this scope: a lease of another scope is
+    /// left alone).
+    pub async fn release(&self, scope: &Scope, token: &str) -> Result<bool, StoreError> {
+        let Ok(lease) = Lease::verify(token, self.inner.store.keyring(), scope, now_millis())
+        else {
+            return Ok(false);
+        };
+        let released = self.inner.store.release_lease(&lease.id.0, lease.expires_at).await?;
+        if released {
+            self.inner.counters.leases_released.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(released)
     }
 
     /// Has the plugin authorize `request` with the leased values, so an agent
     /// that should not hold the raw key can have the host sign for it. The
-    /// lease must belong to `scope`. A token-exchange key is authorized with
-    /// a cached access token of exactly the leased values, exchanged through
-    /// `outbound` when none is current.
+    /// lease must be a live lease of `scope` ([`Resolver::live_lease`]), its
+    /// key still linked and active, and its value versions still kept. A
+    /// token-exchange key is authorized with a cached access token of
+    /// exactly the leased values, exchanged through `outbound` when none is
+    /// current.
     pub async fn authorize(
         &self,
         scope: &Scope,
-        lease_id: &str,
+        token: &str,
         request: &HttpRequest,
         outbound: &Outbound,
     ) -> Result<HttpRequest, LeaseError> {
-        let lease = self
-            .inner
-            .leases
-            .get(lease_id)
-            .filter(|lease| &lease.scope == scope)
-            .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
-        let plugin = self
-            .inner
-            .registry
-            .get(&lease.provider)
-            .ok_or_else(|| LeaseError::Unknown(lease_id.to_owned()))?;
-        let mut credentials = self.leased_env(&lease, plugin.manifest()).await?;
+        let lease = self.live_lease(scope, token).await?;
+        self.authorize_lease(&lease, request, outbound).await
+    }
+
+    /// [`Resolver::authorize`] with a lease already verified live.
+    pub async fn authorize_lease(
+        &self,
+        lease: &Lease,
+        request: &HttpRequest,
+        outbound: &Outbound,
+    ) -> Result<HttpRequest, LeaseError> {
+        let plugin = self.inner.registry.get(&lease.provider).ok_or(LeaseError::Unknown)?;
+        self.check_lease_key(lease).await?;
+        let mut credentials = self.leased_env(lease, plugin.manifest()).await?;
         let tokens = &self.inner.tokens;
         if plugin.manifest().token_exchange {
-            let key = tokens.key(scope, &lease.provider, &lease.key_id, &credentials);
+            let key = tokens.key(&lease.scope, &lease.provider, &lease.key_id, &credentials);
             credentials = tokens
                 .credentials_for(plugin, &key, &credentials, outbound)
                 .await
@@ -789,8 +856,26 @@ impl Resolver {
         Ok(plugin.authorize(&credentials, request, tokens.now()).await?)
     }
 
-    /// The env bag a lease handed out, read back by version; defaults fill
-    /// the variables that were not set.
+    /// The lease's key is still linked and active: a key disabled or unset
+    /// after the lease was taken is not spent through it.
+    async fn check_lease_key(&self, lease: &Lease) -> Result<(), LeaseError> {
+        let keys = self.inner.store.list_provider_keys(&lease.scope).await?;
+        let key =
+            keys.iter().find(|key| key.provider == lease.provider && key.env_var == lease.key_id);
+        let state = match key.map(|key| key.status) {
+            Some(KeyStatus::Active) => return Ok(()),
+            Some(KeyStatus::Disabled) => "disabled",
+            None => "no longer set",
+        };
+        Err(LeaseError::KeyInactive {
+            provider: lease.provider.clone(),
+            key_id: lease.key_id.clone(),
+            state,
+        })
+    }
+
+    /// The env bag a lease handed out, read back by version (each must still
+    /// be kept); defaults fill the variables that were not set.
     async fn leased_env(
         &self,
         lease: &Lease,
@@ -805,7 +890,10 @@ impl Resolver {
                         .store
                         .get_var_version(&lease.scope, &leased.source, leased.version)
                         .await?
-                        .ok_or_else(|| LeaseError::Unknown(lease.id.clone()))?;
+                        .ok_or_else(|| LeaseError::VersionGone {
+                            name: leased.source.clone(),
+                            version: leased.version,
+                        })?;
                     env.insert(var.name.clone(), value.value);
                 }
                 None => {

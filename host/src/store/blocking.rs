@@ -11,10 +11,11 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::{
-    BlockingSecretStore, ImportReport, KeyUpdate, ProviderKey, ProviderVars, RewrapProgress,
-    RewrapReport, SecretStore, StoreError, SyncReport, VarInfo, VarSource, VarValue,
+    BlockingSecretStore, ImportReport, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars,
+    RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo,
+    VarSource, VarValue,
 };
-use crate::crypto::KeyId;
+use crate::crypto::{KeyId, Keyring};
 use crate::scope::Scope;
 
 /// A blocking backend as a [`SecretStore`]. Cheap to clone.
@@ -110,6 +111,27 @@ impl<S: BlockingSecretStore> SecretStore for Blocking<S> {
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         self.off_thread(|store| store.purge_expired()).await
+    }
+
+    async fn release_lease(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let id = *id;
+        self.off_thread(move |store| store.release_lease(&id, expires_at)).await
+    }
+
+    async fn lease_released(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.0.lease_released(id, expires_at)
+    }
+
+    fn keyring(&self) -> &Keyring {
+        self.0.keyring()
     }
 
     async fn import_self_host(

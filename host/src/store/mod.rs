@@ -34,13 +34,17 @@ pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, varia
 pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
-use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId};
+use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId, Keyring};
 use crate::policy::bounds;
 use crate::provider::Verdict;
 use crate::scope::Scope;
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = u64;
+
+/// The length of a lease's random id, in bytes: what a lease release
+/// records ([`SecretStore::release_lease`]).
+pub const LEASE_ID_LEN: usize = 16;
 
 /// The largest value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
@@ -514,9 +518,48 @@ pub trait SecretStore: Send + Sync {
         version: u64,
     ) -> Result<Option<VarValue>, StoreError>;
 
-    /// Deletes every replaced version whose grace period is over. Returns how
-    /// many were deleted.
+    /// Deletes every replaced version whose grace period is over, and every
+    /// lease release whose lease has ended ([`SecretStore::release_lease`]).
+    /// Returns how many of both were deleted.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
+
+    /// Records that the lease with random id `id`, ending at `expires_at`
+    /// (Unix ms), was released early, so that [`SecretStore::lease_released`]
+    /// answers `true` for `(id, expires_at)` on every host using this store.
+    /// The contract every backend keeps:
+    ///
+    /// - durable before it returns (a release acknowledged to an agent is
+    ///   never lost: the lease would authorize again);
+    /// - `Ok(true)` if this call recorded it, `Ok(false)` if `(id,
+    ///   expires_at)` was already recorded (a second release; concurrent
+    ///   releases of one lease: exactly one gets `true`);
+    /// - kept at least until `expires_at` whatever the clock says, and
+    ///   dropped by [`SecretStore::purge_expired`] once `expires_at <= now`;
+    ///   an `expires_at` already past may be recorded or not, since
+    ///   authorize refuses that lease as expired anyway;
+    /// - `id` is 16 random bytes, never the token; the record holds nothing
+    ///   else (no scope, no provider).
+    async fn release_lease(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether a release of `(id, expires_at)` is recorded
+    /// ([`SecretStore::release_lease`]); a write acknowledged by any host
+    /// using this store is seen. The same id with another `expires_at` is
+    /// another lease (it cannot happen: both come from one MAC-protected
+    /// token).
+    async fn lease_released(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// The keyring values are sealed with. The resolver derives its lease
+    /// MAC keys from it, so every host with the same master key verifies
+    /// every host's leases.
+    fn keyring(&self) -> &Keyring;
 
     /// Makes `vars` the self-host variables of `scope`, in one atomic change:
     /// each is written with [`VarSource::SelfHost`] unless its value is already
@@ -619,9 +662,29 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
         version: u64,
     ) -> Result<Option<VarValue>, StoreError>;
 
-    /// Deletes every replaced version whose grace period is over. Returns how
-    /// many were deleted.
+    /// Deletes every replaced version whose grace period is over, and every
+    /// lease release whose lease has ended. Returns how many of both were
+    /// deleted.
     fn purge_expired(&self) -> Result<usize, StoreError>;
+
+    /// Records the early release of lease `id` ending at `expires_at`,
+    /// durably; `false` if already recorded ([`SecretStore::release_lease`]).
+    fn release_lease(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether a release of `(id, expires_at)` is recorded
+    /// ([`SecretStore::lease_released`]).
+    fn lease_released(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// The keyring values are sealed with.
+    fn keyring(&self) -> &Keyring;
 
     /// Makes `vars` the self-host variables of `scope`, in one atomic change:
     /// each is written with [`VarSource::SelfHost`] unless its value is already

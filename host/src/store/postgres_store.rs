@@ -14,6 +14,8 @@
 //!   (PostgreSQL never sees a plaintext); `retired_until` is `NULL` for the
 //!   current version and the end of the grace period for a replaced one.
 //! - `platos_provider_keys`: `(scope, provider, env_var)` → a key's metadata.
+//! - `platos_lease_releases`: `(expires_at, lease_id)` of a lease released
+//!   before its end, kept until that end.
 //!
 //! One logical change is one transaction. Writes to one variable serialize
 //! on its `platos_vars` row (`SELECT … FOR UPDATE`), so concurrent writers on
@@ -41,16 +43,19 @@ use tokio_postgres::{NoTls, Row};
 use super::rules::{self, KeyCheckStep};
 use super::sled_store::{Clock, StoreOptions};
 use super::{
-    HealthRecord, ImportReport, KeyLink, KeyStatus, KeyUpdate, ProviderKey, ProviderVars,
-    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis,
-    VarInfo, VarSource, VarValue, carried_row, check_name,
+    HealthRecord, ImportReport, KeyLink, KeyStatus, KeyUpdate, LEASE_ID_LEN, ProviderKey,
+    ProviderVars, RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport,
+    UnixMillis, VarInfo, VarSource, VarValue, carried_row, check_name,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::scope::Scope;
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES];
+
+/// Migration 1: variables, sealed values, provider-key rows, metadata.
+const VARIABLES_AND_KEYS: &str = r#"
 CREATE TABLE platos_meta (
     name text COLLATE "C" PRIMARY KEY,
     value bytea NOT NULL
@@ -88,7 +93,18 @@ CREATE TABLE platos_provider_keys (
     chosen_default_at bigint,
     PRIMARY KEY (scope, provider, env_var)
 );
-"#];
+"#;
+
+/// Migration 2: leases released before their end, kept until that end
+/// ([`SecretStore::release_lease`]): the lease's random id and end, nothing
+/// else.
+const LEASE_RELEASES: &str = r#"
+CREATE TABLE platos_lease_releases (
+    expires_at bigint NOT NULL,
+    lease_id bytea NOT NULL CHECK (octet_length(lease_id) = 16),
+    PRIMARY KEY (expires_at, lease_id)
+);
+"#;
 
 /// The advisory lock (an arbitrary constant: "platos" in ASCII) held while
 /// migrating and checking the key at open.
@@ -244,6 +260,9 @@ fn location_of(config: &tokio_postgres::Config) -> String {
 }
 
 impl PostgresStore {
+    /// The schema version this host writes: the number of its migrations.
+    pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
     /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`,
     /// or the key/value form libpq takes), applies the schema migrations it
     /// lacks, and refuses a keyring that holds not the store's key
@@ -292,11 +311,6 @@ impl PostgresStore {
     /// `postgres://user@host:port/db` (never a password).
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    /// The keyring values are sealed with.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -791,17 +805,61 @@ impl SecretStore for PostgresStore {
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
+        let now = sql_int(self.now());
         let purged = client
             .execute(
                 "DELETE FROM platos_values WHERE retired_until IS NOT NULL AND retired_until <= $1",
-                &[&sql_int(self.now())],
+                &[&now],
             )
             .await
             .map_err(backend)?;
-        if purged > 0 {
-            tracing::info!(purged, "expired value versions purged");
+        let releases = client
+            .execute("DELETE FROM platos_lease_releases WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(backend)?;
+        if purged + releases > 0 {
+            tracing::info!(purged, releases, "expired value versions and lease releases purged");
         }
-        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+        Ok(usize::try_from(purged + releases).unwrap_or(usize::MAX))
+    }
+
+    async fn release_lease(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO platos_lease_releases (expires_at, lease_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&sql_int(expires_at), &id.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(recorded == 1)
+    }
+
+    async fn lease_released(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM platos_lease_releases WHERE expires_at = $1 AND lease_id = $2",
+                &[&sql_int(expires_at), &id.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.is_some())
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     async fn import_self_host(

@@ -9,6 +9,9 @@
 //!   the replaced versions still in their grace period.
 //! - `values`: `{scope}\0{name}\0{version: u64 BE}` → the sealed value.
 //! - `keys`: `{scope}\0{provider}\0{env_var}` → [`ProviderKey`] (JSON).
+//! - `leases-released`: `{expires_at: u64 BE}{lease id (16)}` → nothing: a
+//!   lease released before its end, kept until that end (the key starts
+//!   with it, so a purge reads only the records that are over).
 //!
 //! One logical change — value, metadata, version pointer and provider-key
 //! rows — is one multi-tree transaction, and a write is acknowledged only
@@ -32,7 +35,7 @@ use subtle::ConstantTimeEq;
 
 use super::rules::{self, KeyCheckStep};
 use super::{
-    BlockingSecretStore, ImportReport, KeyLink, KeyUpdate, ProviderKey, ProviderVars,
+    BlockingSecretStore, ImportReport, KeyLink, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars,
     RewrapFailure, RewrapProgress, RewrapReport, StoreError, SyncReport, UnixMillis, VarInfo,
     VarSource, VarValue, carried_row, check_name, now_millis,
 };
@@ -144,6 +147,14 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|error| StoreError::Corrupt(format!("unreadable {what} row: {error}")))
+}
+
+/// `{expires_at: u64 BE}{id}`: a lease release's key.
+fn release_key(id: &[u8; LEASE_ID_LEN], expires_at: UnixMillis) -> [u8; 8 + LEASE_ID_LEN] {
+    let mut key = [0; 8 + LEASE_ID_LEN];
+    key[..8].copy_from_slice(&expires_at.to_be_bytes());
+    key[8..].copy_from_slice(id);
+    key
 }
 
 fn scope_prefix(scope: &Scope) -> Vec<u8> {
@@ -311,6 +322,7 @@ pub struct SledStore {
     vars: Tree,
     values: Tree,
     keys: Tree,
+    released: Tree,
     keyring: Keyring,
     grace_ms: u64,
     provider_vars: RwLock<ProviderVars>,
@@ -360,6 +372,7 @@ impl SledStore {
             vars: tree("vars")?,
             values,
             keys: tree("keys")?,
+            released: tree("leases-released")?,
             db,
             keyring,
             grace_ms: u64::try_from(options.grace.as_millis()).unwrap_or(u64::MAX),
@@ -712,11 +725,47 @@ impl BlockingSecretStore for SledStore {
                 Ok(dropped)
             }))?;
         }
-        if purged > 0 {
-            self.flush()?;
-            tracing::info!(purged, "expired value versions purged");
+        // Every release whose lease ended at or before `now`: keys up to
+        // `{now}{ff…}`.
+        let mut releases = 0;
+        for item in self.released.range(..=release_key(&[0xff; LEASE_ID_LEN], now)) {
+            let (key, _) = item.map_err(StoreError::backend)?;
+            self.released.remove(key).map_err(StoreError::backend)?;
+            releases += 1;
         }
-        Ok(purged)
+        if purged + releases > 0 {
+            self.flush()?;
+            tracing::info!(purged, releases, "expired value versions and lease releases purged");
+        }
+        Ok(purged + releases)
+    }
+
+    fn release_lease(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .released
+            .compare_and_swap(release_key(id, expires_at), None::<&[u8]>, Some(&[][..]))
+            .map_err(StoreError::backend)?
+            .is_ok();
+        if recorded {
+            self.flush()?;
+        }
+        Ok(recorded)
+    }
+
+    fn lease_released(
+        &self,
+        id: &[u8; LEASE_ID_LEN],
+        expires_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.released.contains_key(release_key(id, expires_at)).map_err(StoreError::backend)
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     fn import_self_host(
