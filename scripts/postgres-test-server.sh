@@ -12,17 +12,19 @@
 #   postgres://postgres@127.0.0.1:PORT/postgres
 # `source`d, it exports PLATOS_TEST_POSTGRES too.
 #   bash scripts/postgres-test-server.sh          # start (or reuse), print the URL
-#   bash scripts/postgres-test-server.sh stop     # stop it
+#   bash scripts/postgres-test-server.sh stop     # stop it (a start again keeps the port)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-base="$root/target/postgres"
+# PLATOS_TEST_POSTGRES_BASE picks another cluster directory (a test that
+# stops and restarts its own server uses one, leaving the shared one alone).
+base="${PLATOS_TEST_POSTGRES_BASE:-$root/target/postgres}"
 # As root the server runs as `postgres`, which must reach its directory: a
 # checkout under a private home (/root is 0700) gets one under /var/tmp,
-# named after the checkout, instead.
+# named after the directory, instead.
 if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
-  mkdir -p "$root/target"
-  if ! runuser -u postgres -- test -x "$root/target" 2>/dev/null; then
-    base="/var/tmp/platos-test-postgres-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+  mkdir -p "$(dirname "$base")"
+  if ! runuser -u postgres -- test -x "$(dirname "$base")" 2>/dev/null; then
+    base="/var/tmp/platos-test-postgres-$(printf '%s' "$base" | sha256sum | cut -c1-12)"
   fi
 fi
 data="$base/data"
@@ -93,13 +95,13 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if running && [ -f "$base/port" ]; then
   port="$(cat "$base/port")"
-  say "reusing the cluster in target/postgres on 127.0.0.1:$port"
+  say "reusing the cluster in $base on 127.0.0.1:$port"
 else
   mkdir -p "$base"
   if [ "$(id -u)" = 0 ]; then chown "$user" "$base"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     rm -rf "$data"
-    say "creating a cluster in target/postgres/data ($("$bin/postgres" --version))"
+    say "creating a cluster in $data ($("$bin/postgres" --version))"
     as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$base/initdb.log" 2>&1 ||
       fail "initdb failed; see $base/initdb.log"
     # Loopback only: no other address is ever served or trusted.
@@ -112,7 +114,10 @@ EOF
   fi
   as_owner mkdir -p "$socket"
   port=""
+  # A restarted cluster keeps its port (and so its URL) while it is free.
+  if [ -f "$base/port" ] && port_free "$(cat "$base/port")"; then port="$(cat "$base/port")"; fi
   for _ in $(seq 1 50); do
+    [ -z "$port" ] || break
     candidate=$((20000 + RANDOM % 40000))
     if port_free "$candidate"; then port="$candidate"; break; fi
   done
@@ -123,7 +128,7 @@ EOF
     -o "-c listen_addresses=127.0.0.1 -p $port -k $socket -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || fail "the server did not start; see $log"
   echo "$port" >"$base/port"
-  say "started on 127.0.0.1:$port (socket in target/postgres/socket, log in target/postgres/server.log)"
+  say "started on 127.0.0.1:$port (socket in $socket, log in $log)"
 fi
 
 export PLATOS_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"

@@ -7,17 +7,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use platos_host::api::server::{Server, ServerConfig};
 use platos_host::api::{Access, routes};
 use platos_host::selfhost::SelfHostConfig;
 use serde_json::{Value, json};
+use support::binary::Binary;
 use support::{Client, code, mock_upstream};
 
 fn config(data_dir: &Path) -> ServerConfig {
@@ -1451,13 +1451,6 @@ mod fuzz {
 // ---------------------------------------------------------------------------
 // The real binary.
 
-struct Binary {
-    child: Child,
-    address: SocketAddr,
-    log: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
 fn spawn_binary(data: &Path, env_file: &Path, extra_env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_platos-host"));
     command
@@ -1485,61 +1478,6 @@ fn spawn_binary(data: &Path, env_file: &Path, extra_env: &[(&str, &str)]) -> Com
         command.env(name, value);
     }
     command
-}
-
-impl Binary {
-    fn start(mut command: Command) -> Binary {
-        let mut child = command.spawn().expect("the binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let mut binary =
-            Binary { child, address: "127.0.0.1:0".parse().unwrap(), log, seen: Vec::new() };
-        let line = binary.wait_for("listening on http://", Duration::from_secs(120));
-        let address = line.split("listening on http://").nth(1).unwrap();
-        let address: String =
-            address.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
-        binary.address = address.parse().unwrap();
-        binary
-    }
-
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no `{needle}` in the log:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then the exit status and the whole log.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        self.signal("TERM");
-        let status = self.child.wait().unwrap();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
 }
 
 fn mode(path: &Path) -> u32 {

@@ -81,6 +81,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
     ("store_error", 500, "the store failed; the host's log says why"),
+    (
+        "store_unavailable",
+        503,
+        "the store (the database) cannot be reached right now; nothing was changed, retry after the Retry-After seconds",
+    ),
     ("request_timeout", 503, "the request took longer than the host allows"),
     (
         "too_many_connections",
@@ -206,6 +211,9 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"platos-host\""),
             );
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -222,6 +230,14 @@ impl From<StoreError> for ApiError {
             }
             StoreError::ManagedBySelfHost { .. } => {
                 ApiError::conflict("managed_by_self_host", error.to_string())
+            }
+            StoreError::Unavailable(_) => {
+                tracing::warn!(%error, "the store is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store cannot be reached right now (the database is down or restarting); nothing was changed, retry shortly",
+                )
             }
             StoreError::Crypto { .. }
             | StoreError::Corrupt(_)

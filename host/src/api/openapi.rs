@@ -148,6 +148,10 @@ fn error_codes(access: Access, has_body: bool, own: &[&'static str]) -> Vec<&'st
         codes.extend(["invalid_json", "invalid_body", "body_too_large", "unsupported_media_type"]);
     }
     codes.extend(own);
+    if own.contains(&"store_error") {
+        // A store that answers can also be away for a moment.
+        codes.push("store_unavailable");
+    }
     codes.extend(["method_not_allowed", "request_timeout", "too_many_connections"]);
     codes
 }

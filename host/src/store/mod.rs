@@ -422,6 +422,11 @@ pub enum StoreError {
         /// Whether the keyring had a previous key too.
         previous_set: bool,
     },
+    /// The storage backend cannot be reached right now (a database that is
+    /// down, restarting or out of connections); the same request may
+    /// succeed once it is back, and nothing was changed.
+    #[error("the store cannot be reached ({0}); the host reconnects by itself, retry shortly")]
+    Unavailable(String),
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -439,6 +444,7 @@ impl StoreError {
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::Format { .. } => "store_format",
             StoreError::KeyMismatch { .. } => "key_mismatch",
+            StoreError::Unavailable(_) => "store_unavailable",
             StoreError::Backend(_) => "storage_error",
         }
     }

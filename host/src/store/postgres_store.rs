@@ -115,6 +115,9 @@ const KEY_CHECK: &str = "key-check";
 const REWRAP_BATCH: i64 = 256;
 /// The most connections one host keeps to the database.
 const POOL_SIZE: usize = 16;
+/// The longest a request waits for a pooled connection, a new connection or
+/// the check of an idle one before the store answers it is unavailable.
+const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 const VAR_COLUMNS: &str = "scope, name, current_version, last_version, updated_at, source";
 const KEY_COLUMNS: &str = "scope, provider, env_var, variant, label, created_at, last_used_at, status, health, chosen_default_at";
@@ -141,8 +144,31 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// A database error as a store error: one that means the server cannot be
+/// reached or is going away ([`unreachable`]) is [`StoreError::Unavailable`],
+/// any other a backend fault.
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::backend(error)
+    let any: &dyn std::any::Any = &error;
+    match any.downcast_ref::<tokio_postgres::Error>() {
+        Some(postgres) if unreachable(postgres) => StoreError::Unavailable(postgres.to_string()),
+        _ => StoreError::backend(error),
+    }
+}
+
+/// Whether `error` says the server cannot be reached rather than that the
+/// statement failed: a closed connection, an I/O error, or an SQLSTATE of
+/// class 08 (connection exception) or 57P (operator intervention: shutdown,
+/// crash recovery, cannot connect now).
+fn unreachable(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(state) = error.code() {
+        let code = state.code();
+        return code.starts_with("08") || code.starts_with("57P");
+    }
+    // No SQLSTATE: the failure is below SQL (the socket, the protocol).
+    std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
 }
 
 fn described(what: String) -> StoreError {
@@ -273,11 +299,14 @@ impl PostgresStore {
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|error| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
             described(format!(
                 "invalid PostgreSQL URL ({error}); expected postgres://USER@HOST:PORT/DATABASE"
             ))
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_TIMEOUT);
+        }
         let location = location_of(&config);
         if config.get_ssl_mode() == SslMode::Require {
             return Err(described(format!(
@@ -292,6 +321,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|error| described(format!("{location}: {error}")))?;
         let StoreOptions { grace, provider_vars, clock } = options;
@@ -313,9 +346,12 @@ impl PostgresStore {
         &self.location
     }
 
+    /// A pooled connection; waiting for one, connecting and checking one
+    /// are bounded ([`POOL_TIMEOUT`]), so a database that is away answers
+    /// [`StoreError::Unavailable`] instead of hanging the request.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|error| {
-            described(format!("cannot reach PostgreSQL at {}: {error}", self.location))
+            StoreError::Unavailable(format!("PostgreSQL at {}: {error}", self.location))
         })
     }
 

@@ -1,0 +1,494 @@
+//! Several hosts on one PostgreSQL database (issue 11's cluster suite): a
+//! write on one node is what every node resolves at once, a lease made on
+//! one node authorizes on every other until a release on any of them, a
+//! node killed with SIGKILL during writes loses no acknowledged write and
+//! its leases live on, and a database restarted under load gives clear
+//! 503s meanwhile, never a wrong answer, and the nodes reconnect by
+//! themselves.
+//!
+//! Nodes run in-process (`Server::start` on their own data directories with
+//! the same master key and `--store postgres://…`), and one as the real
+//! binary for the kill. Everything binds to 127.0.0.1.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use platos_host::api::server::Server;
+use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
+use platos_host::store::{PostgresStore, SecretStore, StoreBackend, StoreOptions};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use support::binary::Binary;
+use support::{Client, code};
+
+/// The master key every node of a cluster holds.
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+const SCOPE: &str = "acme/shop/prod";
+/// Compiled plugins shared by the nodes of this test binary.
+const PLUGIN_CACHE: &str = "cluster-plugin-cache";
+
+/// One host of a cluster.
+struct Node {
+    server: Server,
+    client: Client,
+    operator: String,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts a node over `url`, on a new data directory holding the
+    /// cluster's master key.
+    async fn start(url: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        platos_host::api::bootstrap::write_private_file(
+            &dir.path().join(platos_host::api::bootstrap::ENCRYPTION_KEY_FILE),
+            format!("{KEY}\n").as_bytes(),
+        )
+        .unwrap();
+        Node::start_on(url, dir).await
+    }
+
+    /// Starts a node over `url` on `dir` (a restart keeps its directory).
+    async fn start_on(url: &str, dir: tempfile::TempDir) -> Node {
+        let mut config = support::loopback_server_config(dir.path(), PLUGIN_CACHE);
+        config.store = StoreBackend::Postgres(url.to_owned());
+        let server = Server::start(config).await.expect("the node starts");
+        let operator = std::fs::read_to_string(dir.path().join("operator.token"))
+            .expect("each node's first start writes its operator token")
+            .trim()
+            .to_owned();
+        let client = Client::new(server.address());
+        Node { server, client, operator, dir }
+    }
+
+    /// Stops the node gracefully; returns its data directory.
+    async fn stop(self) -> tempfile::TempDir {
+        self.server.shutdown(Duration::from_secs(5)).await.unwrap();
+        self.dir
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.client
+            .call(method, &format!("/v1/scopes/{SCOPE}{path}"), Some(&self.operator), body.as_ref())
+            .await
+    }
+
+    async fn set(&self, name: &str, value: &str) -> Value {
+        let (status, answer) =
+            self.call("PUT", &format!("/env/{name}"), Some(json!({ "value": value }))).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    async fn resolve(&self) -> (u16, Value) {
+        self.call("POST", "/resolve", Some(json!({ "provider": "openai" }))).await
+    }
+
+    /// The lease and the key value of a resolve that must succeed.
+    async fn resolved(&self) -> (String, String) {
+        let (status, answer) = self.resolve().await;
+        assert_eq!(status, 200, "{answer}");
+        let lease = answer["lease"]["id"].as_str().unwrap().to_owned();
+        (lease, answer["env"]["OPENAI_API_KEY"].as_str().unwrap().to_owned())
+    }
+
+    /// Authorizes a chat request with `lease`: the status, and the
+    /// `Authorization` the node signed it with (or the error code).
+    async fn authorize(&self, lease: &str) -> (u16, String) {
+        let request = json!({ "request": {
+            "method": "POST",
+            "url": "https://api.openai.com/v1/chat/completions",
+            "headers": [["content-type", "application/json"]],
+            "body": "{\"model\":\"gpt-5\"}",
+        }});
+        let (status, answer) =
+            self.call("POST", &format!("/leases/{lease}/authorize"), Some(request)).await;
+        if status != 200 {
+            return (status, code(&answer).to_owned());
+        }
+        let headers = answer["request"]["headers"].as_array().unwrap();
+        let auth = headers
+            .iter()
+            .find(|pair| {
+                pair[0].as_str().is_some_and(|name| name.eq_ignore_ascii_case("authorization"))
+            })
+            .map(|pair| pair[1].as_str().unwrap().to_owned());
+        (status, auth.unwrap_or_default())
+    }
+
+    async fn release(&self, lease: &str) -> (u16, Value) {
+        self.call("DELETE", &format!("/leases/{lease}"), None).await
+    }
+}
+
+async fn cluster(url: &str, nodes: usize) -> Vec<Node> {
+    let mut started = Vec::new();
+    for _ in 0..nodes {
+        started.push(Node::start(url).await);
+    }
+    started
+}
+
+fn keyring() -> Keyring {
+    Keyring::new(EncryptionKey::parse(ENCRYPTION_KEY_VAR, KEY).unwrap(), None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_sees_a_write_and_a_rotation_at_once() {
+    let url = support::postgres_database().await;
+    let nodes = cluster(&url, 3).await;
+    let [a, b, c] = &nodes[..] else { unreachable!() };
+
+    // Written on A: every node resolves it right after A acknowledged it.
+    a.set("OPENAI_API_KEY", "sk-cluster-one").await;
+    for node in [a, b, c] {
+        assert_eq!(node.resolved().await.1, "sk-cluster-one");
+    }
+    // Rotated on B: the new value everywhere, with no wait.
+    b.set("OPENAI_API_KEY", "sk-cluster-two").await;
+    for node in [a, b, c] {
+        assert_eq!(node.resolved().await.1, "sk-cluster-two");
+    }
+    // A second key and the operator's default choice on C: A and B follow.
+    c.set("OPENAI_API_KEY_2", "sk-cluster-second").await;
+    let (status, answer) = c
+        .call(
+            "PATCH",
+            "/providers/openai/keys/OPENAI_API_KEY_2",
+            Some(json!({ "scope_default": true, "label": "backup" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for node in [a, b, c] {
+        assert_eq!(node.resolved().await.1, "sk-cluster-second");
+        let (status, keys) = node.call("GET", "/providers/openai/keys", None).await;
+        assert_eq!(status, 200, "{keys}");
+        let labels: Vec<&str> = keys["provider"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["label"].as_str().unwrap())
+            .collect();
+        assert!(labels.contains(&"backup"), "{keys}");
+    }
+    // Unset on A: nobody resolves the unset key any more.
+    let (status, _) = a.call("DELETE", "/env/OPENAI_API_KEY_2", None).await;
+    assert_eq!(status, 200);
+    for node in [a, b, c] {
+        assert_eq!(node.resolved().await.1, "sk-cluster-two");
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_from_one_node_authorizes_on_every_node_until_released_on_any() {
+    let url = support::postgres_database().await;
+    let nodes = cluster(&url, 3).await;
+    let [a, b, c] = &nodes[..] else { unreachable!() };
+    a.set("OPENAI_API_KEY", "sk-lease-one").await;
+
+    let (lease, _) = a.resolved().await;
+    for node in [a, b, c] {
+        assert_eq!(node.authorize(&lease).await, (200, "Bearer sk-lease-one".to_owned()));
+    }
+    // A rotation on C does not pull the leased value from under the turn.
+    c.set("OPENAI_API_KEY", "sk-lease-two").await;
+    assert_eq!(b.authorize(&lease).await, (200, "Bearer sk-lease-one".to_owned()));
+
+    // Released on C: refused on every node, and a second release is refused.
+    let (status, answer) = c.release(&lease).await;
+    assert_eq!((status, &answer), (200, &json!({ "released": true })));
+    for node in [a, b, c] {
+        assert_eq!(node.authorize(&lease).await, (404, "lease_not_found".to_owned()));
+    }
+    let (status, answer) = a.release(&lease).await;
+    assert_eq!((status, code(&answer)), (404, "lease_not_found"));
+
+    // A key disabled on A stops B's lease on C.
+    let (lease, _) = b.resolved().await;
+    let (status, answer) = a
+        .call(
+            "PATCH",
+            "/providers/openai/keys/OPENAI_API_KEY",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(c.authorize(&lease).await, (404, "lease_not_found".to_owned()));
+    let (status, answer) = a
+        .call("PATCH", "/providers/openai/keys/OPENAI_API_KEY", Some(json!({ "status": "active" })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A lease from B outlives B: after B's restart it authorizes on B and A.
+    let (lease, value) = b.resolved().await;
+    assert_eq!(value, "sk-lease-two");
+    let [a, b, c]: [Node; 3] = nodes.try_into().unwrap_or_else(|_| unreachable!());
+    let b = Node::start_on(&url, b.stop().await).await;
+    for node in [&b, &a, &c] {
+        assert_eq!(node.authorize(&lease).await, (200, "Bearer sk-lease-two".to_owned()));
+    }
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+/// `platos-host serve --store URL` on `data` as a child process, with the
+/// cluster's master key in its environment and the in-process nodes'
+/// compiled plugins copied into its cache.
+fn spawn_node(url: &str, data: &Path) -> Binary {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(PLUGIN_CACHE);
+    let own = data.join("cache").join("components");
+    std::fs::create_dir_all(&own).unwrap();
+    for entry in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            std::fs::copy(entry.path(), own.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_platos-host"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--import-process-env", "false"])
+        .args(["--health-interval", "0s"])
+        .env("PLATOS_STORE", url)
+        .env("PLATOS_DATA_DIR", data)
+        .env(ENCRYPTION_KEY_VAR, KEY)
+        .env("PLATOS_LOG", "info,cranelift=warn,wasmtime=warn")
+        .env("NO_COLOR", "1")
+        .env_remove("ENCRYPTION_KEY_PREVIOUS")
+        .env_remove("PLATOS_LISTEN")
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .env_remove("PLATOS_ENV_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Binary::start(command)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_during_writes_loses_no_acknowledged_write_and_its_leases_live_on() {
+    let url = support::postgres_database().await;
+    let a = Node::start(&url).await;
+    a.set("OPENAI_API_KEY", "sk-killed-node").await;
+
+    let data = tempfile::tempdir().unwrap();
+    let binary = spawn_node(&url, data.path());
+    let victim = Client::new(binary.address);
+    let victim_token =
+        std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
+    let (status, answer) = victim
+        .call(
+            "POST",
+            &format!("/v1/scopes/{SCOPE}/resolve"),
+            Some(&victim_token),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let lease = answer["lease"]["id"].as_str().unwrap().to_owned();
+
+    // Four writers on the victim, each its own variable, one write after
+    // another; each remembers the last write the victim acknowledged.
+    let acknowledged: Arc<Mutex<BTreeMap<usize, usize>>> = Arc::default();
+    let killed = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (victim, token) = (victim.clone(), victim_token.clone());
+            let (acknowledged, killed) = (acknowledged.clone(), killed.clone());
+            tokio::spawn(async move {
+                for index in 1.. {
+                    let body = json!({ "value": format!("w{writer}-{index}") });
+                    let path = format!("/v1/scopes/{SCOPE}/env/WRITER_{writer}");
+                    let sent = victim
+                        .http
+                        .put(format!("{}{path}", victim.base))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 200 => {
+                            acknowledged.lock().unwrap().insert(writer, index);
+                        }
+                        Ok(response) if !killed.load(Ordering::SeqCst) => {
+                            panic!("write refused before the kill: {}", response.status())
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill once every writer has some acknowledged writes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().values().filter(|&&acked| acked >= 5).count() < 4 {
+        assert!(Instant::now() < deadline, "the writers made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    killed.store(true, Ordering::SeqCst);
+    binary.kill();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // Every acknowledged write is in the database: each variable holds the
+    // last acknowledged value or a later one (a write the kill interrupted
+    // after its commit), and versions count the writes one by one.
+    let store = PostgresStore::open(&url, keyring(), StoreOptions::default()).await.unwrap();
+    let scope = SCOPE.parse().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for (writer, acked) in acknowledged {
+        let value = store.get_var(&scope, &format!("WRITER_{writer}")).await.unwrap().unwrap();
+        let text = value.value.expose_secret();
+        let index: usize = text.strip_prefix(&format!("w{writer}-")).unwrap().parse().unwrap();
+        assert!(
+            index == acked || index == acked + 1,
+            "writer {writer}: {acked} acknowledged, {text} stored"
+        );
+        assert_eq!(value.version, index as u64, "writer {writer}: one version per write");
+    }
+    // The killed node's lease authorizes on the node that lives on.
+    assert_eq!(a.authorize(&lease).await, (200, "Bearer sk-killed-node".to_owned()));
+    a.stop().await;
+}
+
+/// A PostgreSQL server of this test's own (not the shared test server),
+/// stopped when dropped.
+struct OwnPostgres {
+    base: PathBuf,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn script(&self, args: &[&str]) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-test-server.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("PLATOS_TEST_POSTGRES_BASE", &self.base)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or("").trim().to_owned()
+    }
+
+    /// Starts (or reuses) it with a fresh database `platos_restart`.
+    async fn start() -> OwnPostgres {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster-restart-postgres");
+        let mut own = OwnPostgres { base, url: String::new() };
+        let server = own.script(&[]);
+        assert!(server.starts_with("postgres://"), "{server}");
+        let (client, connection) =
+            tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        for statement in [
+            "DROP DATABASE IF EXISTS platos_restart WITH (FORCE)",
+            "CREATE DATABASE platos_restart",
+        ] {
+            client.batch_execute(statement).await.unwrap();
+        }
+        let (root, _) = server.rsplit_once('/').unwrap();
+        own.url = format!("{root}/platos_restart");
+        own
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.script(&["stop"]);
+    }
+}
+
+/// What the load saw, by outcome.
+#[derive(Default, Debug)]
+struct Outcomes {
+    right: usize,
+    unavailable: usize,
+    wrong: Vec<String>,
+    slowest: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restarted_under_load_gives_clear_503s_then_the_nodes_reconnect() {
+    let postgres = OwnPostgres::start().await;
+    let nodes = Arc::new(cluster(&postgres.url, 2).await);
+    nodes[0].set("OPENAI_API_KEY", "sk-restart").await;
+
+    let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|task| {
+            let (nodes, outcomes, stop) = (nodes.clone(), outcomes.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let node = &nodes[task % 2];
+                    let started = Instant::now();
+                    let (status, answer) = node.resolve().await;
+                    let took = started.elapsed();
+                    {
+                        let mut outcomes = outcomes.lock().unwrap();
+                        outcomes.slowest = outcomes.slowest.max(took);
+                        match (status, code(&answer)) {
+                            (200, _) if answer["env"]["OPENAI_API_KEY"] == "sk-restart" => {
+                                outcomes.right += 1
+                            }
+                            (503, "store_unavailable") => outcomes.unavailable += 1,
+                            _ => outcomes.wrong.push(format!("{status} {answer}")),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    let snapshot = |outcomes: &Mutex<Outcomes>| {
+        let outcomes = outcomes.lock().unwrap();
+        (outcomes.right, outcomes.unavailable)
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (before, _) = snapshot(&outcomes);
+    assert!(before > 0, "the load runs");
+
+    // The database goes away for two seconds: clear 503s, not hangs.
+    tokio::task::block_in_place(|| postgres.script(&["stop"]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, during) = snapshot(&outcomes);
+    assert!(during > 0, "requests while the database is away answer 503 store_unavailable");
+    // Back: every node answers right again by itself, within a few seconds.
+    tokio::task::block_in_place(|| postgres.script(&[]));
+    let back = Instant::now();
+    for node in nodes.iter() {
+        loop {
+            let (status, answer) = node.resolve().await;
+            if status == 200 {
+                assert_eq!(answer["env"]["OPENAI_API_KEY"], "sk-restart");
+                break;
+            }
+            assert!(back.elapsed() < Duration::from_secs(20), "no reconnect: {status} {answer}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (after_restart, _) = snapshot(&outcomes);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    {
+        let outcomes = outcomes.lock().unwrap();
+        assert!(outcomes.wrong.is_empty(), "wrong answers: {:?}", outcomes.wrong);
+        assert!(outcomes.right > after_restart, "the load is served again: {outcomes:?}");
+        assert!(outcomes.slowest < Duration::from_secs(10), "a request hung: {outcomes:?}");
+    }
+    let nodes = Arc::into_inner(nodes).unwrap();
+    for node in nodes {
+        node.stop().await;
+    }
+}
