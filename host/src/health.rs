@@ -28,6 +28,7 @@ use crate::policy::variants::variant_of;
 use crate::policy::verdicts::class_name;
 use crate::provider::{Credentials, ProviderErrorCode, Verdict};
 use crate::runtime::{CallError, CallErrorKind, Plugin};
+pub use crate::scope::KeyLocation;
 use crate::scope::Scope;
 use crate::store::{HealthRecord, now_millis};
 
@@ -244,17 +245,6 @@ impl Default for HealthConfig {
             probe_on_change: true,
         }
     }
-}
-
-/// A linked key to probe: where it lives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyLocation {
-    /// Its scope.
-    pub scope: crate::scope::Scope,
-    /// Its provider.
-    pub provider: String,
-    /// Its variable.
-    pub key_id: String,
 }
 
 /// Probes keys through the resolver's plugins and records verdicts on the

@@ -163,6 +163,19 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// A provider key's place: its scope, provider and variable. What the
+/// health prober walks and the resolver lists; kept here so neither of them
+/// depends on the other for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyLocation {
+    /// Its scope.
+    pub scope: Scope,
+    /// Its provider.
+    pub provider: String,
+    /// Its variable.
+    pub key_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,13 +19,13 @@ use super::extract::params::{KeyParam, ProviderParam, query_parameter};
 use super::extract::{AdminScoped, Authed, JsonBody, QueryParams, Scoped};
 use super::resolve::pin_schema;
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
-use crate::health::KeyLocation;
 use crate::policy::client_env::{ClientNames, client_names};
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
 use crate::provider::{EnvVar, Manifest, ModelClass};
 use crate::resolution::catalog::CatalogModel;
 use crate::resolution::{Explanation, NearMiss, Resolver, health_verdict};
 use crate::runtime::Plugin;
+use crate::scope::KeyLocation;
 use crate::scope::Scope;
 use crate::selfhost::ImportStatus;
 use crate::store::{

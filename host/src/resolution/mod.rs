@@ -747,7 +747,7 @@ impl Resolver {
     /// The plugin and env bag of one linked key, without leasing (for probes).
     pub async fn key_credentials(
         &self,
-        location: &crate::health::KeyLocation,
+        location: &crate::scope::KeyLocation,
     ) -> Result<(Plugin, Credentials), ResolveError> {
         let plugin = self.plugin(&location.provider)?;
         let keys: Vec<ProviderKey> = self
@@ -771,7 +771,7 @@ impl Resolver {
     }
 
     /// Every linked key of every scope, for a health round.
-    pub async fn linked_keys(&self) -> Result<Vec<crate::health::KeyLocation>, StoreError> {
+    pub async fn linked_keys(&self) -> Result<Vec<crate::scope::KeyLocation>, StoreError> {
         Ok(self
             .inner
             .store
@@ -779,7 +779,7 @@ impl Resolver {
             .await?
             .into_iter()
             .filter(|(_, key)| self.inner.registry.get(&key.provider).is_some())
-            .map(|(scope, key)| crate::health::KeyLocation {
+            .map(|(scope, key)| crate::scope::KeyLocation {
                 scope,
                 provider: key.provider,
                 key_id: key.env_var,
