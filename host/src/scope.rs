@@ -163,9 +163,9 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// A provider key's place: its scope, provider and variable. What the
-/// health prober walks and the resolver lists; kept here so neither of them
-/// depends on the other for it.
+/// A provider key's place: its scope, provider and variable. The resolver
+/// lists them and the health prober walks them; it lives here so the
+/// resolver need not import the prober, which imports the resolver.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyLocation {
     /// Its scope.

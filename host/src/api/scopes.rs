@@ -25,8 +25,7 @@ use crate::provider::{EnvVar, Manifest, ModelClass};
 use crate::resolution::catalog::CatalogModel;
 use crate::resolution::{Explanation, NearMiss, Resolver, health_verdict};
 use crate::runtime::Plugin;
-use crate::scope::KeyLocation;
-use crate::scope::Scope;
+use crate::scope::{KeyLocation, Scope};
 use crate::selfhost::ImportStatus;
 use crate::store::{
     HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderKey, UnixMillis, VarInfo,

@@ -29,7 +29,7 @@ use crate::policy::variants::{value_sources, variant_of};
 use crate::policy::verdicts::{Badge, badge};
 use crate::provider::{ClientInfo, Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
 use crate::runtime::{CallError, Plugin, PluginRegistry};
-use crate::scope::Scope;
+use crate::scope::{KeyLocation, Scope};
 use crate::store::{
     KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo, VarSource,
     default_key, key_var, now_millis,
@@ -747,7 +747,7 @@ impl Resolver {
     /// The plugin and env bag of one linked key, without leasing (for probes).
     pub async fn key_credentials(
         &self,
-        location: &crate::scope::KeyLocation,
+        location: &KeyLocation,
     ) -> Result<(Plugin, Credentials), ResolveError> {
         let plugin = self.plugin(&location.provider)?;
         let keys: Vec<ProviderKey> = self
@@ -771,7 +771,7 @@ impl Resolver {
     }
 
     /// Every linked key of every scope, for a health round.
-    pub async fn linked_keys(&self) -> Result<Vec<crate::scope::KeyLocation>, StoreError> {
+    pub async fn linked_keys(&self) -> Result<Vec<KeyLocation>, StoreError> {
         Ok(self
             .inner
             .store
@@ -779,11 +779,7 @@ impl Resolver {
             .await?
             .into_iter()
             .filter(|(_, key)| self.inner.registry.get(&key.provider).is_some())
-            .map(|(scope, key)| crate::scope::KeyLocation {
-                scope,
-                provider: key.provider,
-                key_id: key.env_var,
-            })
+            .map(|(scope, key)| KeyLocation { scope, provider: key.provider, key_id: key.env_var })
             .collect())
     }
 
