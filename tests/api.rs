@@ -1727,8 +1727,7 @@ const H1_OPENAI_CANARY: &str = "sk-h1Openai-Echo-3c5Wx1";
 
 #[tokio::test]
 async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
-    let (subscriber, logs) = support::capture_logs();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = support::capture_logs();
     let upstream = support::echoing_upstream().await;
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(

@@ -590,8 +590,7 @@ fn echo_credentials(mode: &str) -> Credentials {
 async fn a_key_put_anywhere_in_a_request_or_error_never_comes_back() {
     let host = host();
     let plugin = secret_echo(&host).await;
-    let (subscriber, logs) = support::capture_logs();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = support::capture_logs();
     let request = HttpRequest::get("https://api.h1-echo.example/v1/models");
     for (mode, code, says) in [
         ("host", "refused_request", "[redacted].evil.example"),

@@ -50,6 +50,21 @@ impl store_suite::Backend for SledBackend {
     }
 }
 
+/// The log capture the canary cases rely on sees a callsite that another
+/// thread, with no subscriber of its own, reached first.
+#[test]
+fn the_log_capture_sees_callsites_another_thread_reached_first() {
+    fn event() {
+        tracing::info!("reached first on another thread");
+    }
+    let (guard, logs) = support::capture_logs();
+    std::thread::spawn(event).join().unwrap();
+    event();
+    drop(guard);
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("reached first on another thread"), "nothing captured: {logs:?}");
+}
+
 mod sled_suite {
     crate::store_suite!(async { crate::SledBackend { dir: tempfile::tempdir().unwrap() } });
 }

@@ -818,36 +818,12 @@ pub async fn a_wrong_master_key_is_refused_at_open(backend: &dyn Backend) {
     drop(open(backend, keyring(KEY_A, None)).await);
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 pub async fn canary_secrets_never_reach_logs_errors_or_debug(backend: &dyn Backend) {
     const CANARY: &str = "sk-CANARY-7d3a91c0e5";
     const CANARY_KEY: &str = "CANARYKEYcanarykeyCANARYKEYcanar"; // 32 bytes
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .with_ansi(false)
-        .finish();
     // This thread's logs; a backend that logs from other threads must pass
     // the dispatcher on (the sled adapter does).
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = crate::support::capture_logs();
     let mut seen = Vec::<String>::new();
     let dir = tempfile::tempdir().unwrap();
     let dev = scope("acme/shop/dev");
@@ -903,7 +879,7 @@ pub async fn canary_secrets_never_reach_logs_errors_or_debug(backend: &dyn Backe
     seen.push(format!("{report:?}"));
     seen.push(format!("{:?}", options()));
     drop(without);
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("variable set"), "the capture works: {logs}");
     assert!(logs.contains("cannot rewrap a value"), "{logs}");
     for text in seen.iter().chain([&logs]) {

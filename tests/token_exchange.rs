@@ -369,8 +369,7 @@ async fn the_probe_exchanges_first_and_a_failed_exchange_is_the_verdict() {
 
 #[tokio::test]
 async fn neither_the_secret_nor_the_token_leaks_into_logs_errors_debug_or_files() {
-    let (subscriber, logs) = capture_logs();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = capture_logs();
     let (base, mock) = mock_endpoint().await;
     let secret = "cs-good-canary-Zt8vLm3q";
     let f = fixture(&base, secret).await;

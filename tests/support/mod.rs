@@ -208,9 +208,16 @@ pub fn assert_no_secret(haystack: impl AsRef<[u8]>, secret: &str, place: &str) {
     }
 }
 
-/// A tracing subscriber that writes every event (all levels) into a
-/// shared buffer, for tests that search the log.
-pub fn capture_logs() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<u8>>>) {
+/// Sends this thread's logs, at every level, into the returned buffer until
+/// the guard drops.
+///
+/// tracing caches each callsite's interest globally, and while just one
+/// dispatcher is registered it asks the registering thread's default. A
+/// callsite first reached by another test's thread (which has no
+/// subscriber) would then be cached as disabled for this one too. A second
+/// dispatcher that lives as long as the process makes tracing ask every
+/// registered dispatcher instead.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -218,7 +225,12 @@ pub fn capture_logs() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<
         .with_ansi(false)
         .with_writer(move || LogWriter(writer.clone()))
         .finish();
-    (subscriber, buffer)
+    static SECOND_DISPATCHER: std::sync::LazyLock<tracing::Dispatch> =
+        std::sync::LazyLock::new(|| {
+            tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
+        });
+    std::sync::LazyLock::force(&SECOND_DISPATCHER);
+    (tracing::subscriber::set_default(subscriber), buffer)
 }
 
 struct LogWriter(Arc<Mutex<Vec<u8>>>);
