@@ -17,6 +17,7 @@
 //! - [`caller_auth`]: a caller's own auth is removed, never kept beside a plugin's.
 //! - [`wire_url`]: a request URL in the form the HTTP client sends it.
 //! - [`bounds`]: size caps on plugin output and the messages that quote it.
+//! - [`spend`]: the price a request is charged at, the most it can cost, what it cost.
 
 pub mod addresses;
 pub mod auth_shape;
@@ -33,6 +34,7 @@ pub mod names;
 pub mod ownership;
 pub mod plugin_policy;
 pub mod redaction;
+pub mod spend;
 pub mod variants;
 pub mod verdicts;
 pub mod wire_url;
