@@ -88,6 +88,7 @@ pub(super) fn base() -> OpenApi {
         .tags(Some([
             tag("providers", "Providers and keys of a scope."),
             tag("env", "A scope's encrypted variables (write-only values)."),
+            tag("budgets", "Spending caps of a key or a scope, and what was spent."),
             tag("resolution", "Resolve, leases, explain and the model picker."),
             tag("tokens", "Operator, admin and agent tokens."),
             tag("health", "Health rounds: start one, follow its progress."),
