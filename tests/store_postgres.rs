@@ -169,6 +169,39 @@ async fn reserves_from_two_hosts_on_one_database_never_together_exceed_a_cap() {
     assert_eq!(stores[0].budget_status(&dev, NOON).await.unwrap().reserved, MicroUsd(37_000));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
+    let url = support::postgres_database().await;
+    let dev = scope("acme/shop/dev");
+    {
+        let store = host(&url).await;
+        set(&store, &dev, "OPENAI_API_KEY", "sk-before-budgets").await;
+    }
+    // The database as a host of schema 2 left it: no budget tables.
+    let client = sql(&url).await;
+    client
+        .batch_execute(
+            "DROP TABLE platos_budgets, platos_spend, platos_reservations;
+             DELETE FROM platos_schema_migrations WHERE version >= 3;",
+        )
+        .await
+        .unwrap();
+    let store = host(&url).await;
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-budgets");
+    let version: i32 = client
+        .query_one("SELECT max(version) FROM platos_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresStore::SCHEMA_VERSION as i32);
+    let key = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
+    let budget = Budget { limit: MicroUsd(5), period: Period::Total };
+    store.set_budget(&key, Some(budget)).await.unwrap();
+    store.record_spend(&key, MicroUsd(2), NOON).await.unwrap();
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.budget, status.spent), (Some(budget), MicroUsd(2)));
+}
+
 /// Runs `futures` as concurrent tasks; their outputs in order.
 async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
