@@ -2051,3 +2051,149 @@ async fn keys_are_probed_on_link_and_rotation_and_an_operator_starts_rounds() {
     assert_eq!((status, code(&missing)), (404, "round_not_found"));
     assert!(!listed.to_string().contains("sk-"), "rounds never carry values: {listed}");
 }
+
+#[tokio::test]
+async fn budgets_are_set_and_removed_by_admins_read_by_agents_and_checked() {
+    let host = start().await;
+    let client = &host.client;
+    let scope = "acme/shop/dev";
+    let agent = host.agent_token(scope).await;
+    let admin = host.admin_token(scope).await;
+    host.set(&host.operator, scope, "OPENAI_API_KEY", "sk-budget-canary-7e21").await;
+    let key_budget = format!("/v1/scopes/{scope}/providers/openai/keys/OPENAI_API_KEY/budget");
+    let scope_budget = format!("/v1/scopes/{scope}/budget");
+    let nothing = json!({ "day_usd": 0.0, "month_usd": 0.0, "total_usd": 0.0 });
+
+    // No budget yet: an agent reads the null fields.
+    let (status, body) = client.call("GET", &key_budget, Some(&agent), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "target": "acme/shop/dev/openai/OPENAI_API_KEY", "limit_usd": null, "period": null,
+            "spent_usd": 0.0, "reserved_usd": 0.0, "left_usd": null, "spend": nothing
+        })
+    );
+    // An agent sets and removes nothing.
+    let monthly = json!({ "limit_usd": 25.0, "period": "month" });
+    for (method, path) in [
+        ("PUT", &key_budget),
+        ("DELETE", &key_budget),
+        ("PUT", &scope_budget),
+        ("DELETE", &scope_budget),
+    ] {
+        let body = (method == "PUT").then_some(&monthly);
+        let (status, answer) = client.call(method, path, Some(&agent), body).await;
+        assert_eq!((status, code(&answer)), (403, "admin_only"), "{method} {path}");
+    }
+    let (_, still) = client.call("GET", &key_budget, Some(&agent), None).await;
+    assert_eq!(still["limit_usd"], Value::Null, "{still}");
+
+    // An admin of the scope sets the key's; an operator the scope's.
+    let (status, body) = client.call("PUT", &key_budget, Some(&admin), Some(&monthly)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["limit_usd"], &body["period"]), (&json!(25.0), &json!("month")));
+    assert_eq!((&body["left_usd"], &body["spent_usd"]), (&json!(25.0), &json!(0.0)));
+    let daily = json!({ "limit_usd": 0.125, "period": "day" });
+    let (status, body) =
+        client.call("PUT", &scope_budget, Some(&host.operator), Some(&daily)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = client.call("GET", &scope_budget, Some(&agent), None).await;
+    assert_eq!(
+        body,
+        json!({
+            "target": scope, "limit_usd": 0.125, "period": "day", "spent_usd": 0.0,
+            "reserved_usd": 0.0, "left_usd": 0.125, "spend": nothing
+        })
+    );
+    let (_, body) = client.call("GET", &key_budget, Some(&agent), None).await;
+    assert_eq!(body["limit_usd"], 25.0, "{body}");
+
+    // Spend, of the key and of the scope.
+    for path in [
+        format!("/v1/scopes/{scope}/providers/openai/keys/OPENAI_API_KEY/spend"),
+        format!("/v1/scopes/{scope}/spend"),
+    ] {
+        let (status, body) = client.call("GET", &path, Some(&agent), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["spend"], nothing, "{body}");
+        let day = body["day"].as_str().unwrap();
+        assert!(day.len() == 10 && day.starts_with(body["month"].as_str().unwrap()), "{body}");
+    }
+
+    // Bodies that are not a budget: 400 naming the field.
+    for (bad, field) in [
+        (json!({ "limit_usd": -0.01, "period": "day" }), "limit_usd"),
+        (json!({ "limit_usd": 1e10, "period": "day" }), "limit_usd"),
+        (json!({ "limit_usd": 1.0, "period": "weekly" }), "period"),
+        (json!({ "limit_usd": 1.0, "period": "Day" }), "period"),
+    ] {
+        for path in [&key_budget, &scope_budget] {
+            let (status, answer) = client.call("PUT", path, Some(&admin), Some(&bad)).await;
+            assert_eq!((status, code(&answer)), (400, "invalid_budget"), "{bad}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(field), "{message}");
+        }
+    }
+    for bad in [
+        json!({ "limit_usd": 1.0, "period": "day", "currency": "EUR" }),
+        json!({ "period": "day" }),
+        json!({ "limit_usd": "1", "period": "day" }),
+    ] {
+        let (status, answer) = client.call("PUT", &key_budget, Some(&admin), Some(&bad)).await;
+        assert_eq!((status, code(&answer)), (400, "invalid_json"), "{bad}: {answer}");
+    }
+    let (_, unchanged) = client.call("GET", &key_budget, Some(&agent), None).await;
+    assert_eq!(unchanged["limit_usd"], 25.0, "a refused body changed nothing: {unchanged}");
+
+    // A key without a row, a provider not loaded: 404 as the other key routes.
+    let missing = format!("/v1/scopes/{scope}/providers/openai/keys/OPENAI_API_KEY_9/budget");
+    let (status, answer) = client.call("PUT", &missing, Some(&admin), Some(&monthly)).await;
+    assert_eq!((status, code(&answer)), (404, "key_not_found"), "{answer}");
+    let (status, answer) = client.call("GET", &missing, Some(&agent), None).await;
+    assert_eq!((status, code(&answer)), (404, "key_not_found"), "{answer}");
+    let unknown = format!("/v1/scopes/{scope}/providers/nosuch/keys/OPENAI_API_KEY/budget");
+    let (status, answer) = client.call("GET", &unknown, Some(&agent), None).await;
+    assert_eq!((status, code(&answer)), (404, "unknown_provider"), "{answer}");
+
+    // Removed: the null fields again. A key whose variable was unset can
+    // still have its budget removed.
+    let (status, answer) = client
+        .call("DELETE", &format!("/v1/scopes/{scope}/env/OPENAI_API_KEY"), Some(&admin), None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, body) = client.call("DELETE", &key_budget, Some(&admin), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["limit_usd"], &body["left_usd"]), (&Value::Null, &Value::Null));
+    let (status, body) = client.call("DELETE", &scope_budget, Some(&host.operator), None).await;
+    assert_eq!((status, &body["period"]), (200, &Value::Null), "{body}");
+    let (_, body) = client.call("GET", &scope_budget, Some(&agent), None).await;
+    assert_eq!(body["limit_usd"], Value::Null, "{body}");
+
+    // The OpenAPI document lists every budget route with its access.
+    let document = platos_host::api::openapi::document_json();
+    let prefix = "/v1/scopes/{organization}/{project}/{environment}";
+    for (method, path, access) in [
+        ("put", "/providers/{provider}/keys/{key}/budget", Access::ScopeAdmin),
+        ("get", "/providers/{provider}/keys/{key}/budget", Access::Scoped),
+        ("delete", "/providers/{provider}/keys/{key}/budget", Access::ScopeAdmin),
+        ("get", "/providers/{provider}/keys/{key}/spend", Access::Scoped),
+        ("put", "/budget", Access::ScopeAdmin),
+        ("get", "/budget", Access::Scoped),
+        ("delete", "/budget", Access::ScopeAdmin),
+        ("get", "/spend", Access::Scoped),
+    ] {
+        let path = format!("{prefix}{path}");
+        let operation = &document["paths"][&path][method];
+        assert_eq!(operation["tags"], json!(["budgets"]), "{method} {path}");
+        let route = routes()
+            .into_iter()
+            .find(|route| route.method.eq_ignore_ascii_case(method) && route.path == path)
+            .unwrap_or_else(|| panic!("{method} {path} is not routed"));
+        assert_eq!(route.access, access, "{method} {path}");
+    }
+    let put = &document["paths"][format!("{prefix}/budget")]["put"];
+    let errors = put["responses"]["400"]["content"]["application/json"]["schema"].to_string();
+    assert!(errors.contains("invalid_budget"), "{errors}");
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}

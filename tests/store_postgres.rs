@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use platos_host::crypto::CryptoError;
+use platos_host::provider::MicroUsd;
 use platos_host::store::{
-    KeyUpdate, PostgresStore, SecretStore, StoreError, StoreOptions, VarSource,
+    Budget, KeyUpdate, Period, PostgresStore, SecretStore, StoreError, StoreOptions, VarSource,
 };
 use secrecy::ExposeSecret;
 
-use crate::store_suite::{Backend, KEY_A, KEY_B, keyring, options, scope, secret, set, value_of};
+use crate::store_suite::{
+    Backend, KEY_A, KEY_B, NOON, key_target, keyring, options, reserve_at_once, scope,
+    scope_target, secret, set, value_of,
+};
 use crate::support;
 
 /// A PostgreSQL database of its own on the test server.
@@ -140,6 +144,62 @@ async fn concurrent_writes_from_several_hosts_never_reuse_a_version() {
         .unwrap()
         .get(0);
     assert_eq!(last, 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserves_from_two_hosts_on_one_database_never_together_exceed_a_cap() {
+    let url = support::postgres_database().await;
+    let (a, b) = tokio::join!(host(&url), host(&url));
+    let stores: [Arc<dyn SecretStore>; 2] = [Arc::new(a), Arc::new(b)];
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    let amount = MicroUsd(1_000);
+    let cap = Budget { limit: MicroUsd(37_000), period: Period::Month };
+    stores[0].set_budget(&key, Some(cap)).await.unwrap();
+    assert_eq!(reserve_at_once(&stores, std::slice::from_ref(&key), 0..200, amount).await, 37);
+    let status = stores[1].budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.reserved, status.left()), (MicroUsd(37_000), Some(MicroUsd(0))));
+    // A scope cap across two keys, reserved from both hosts.
+    let dev = scope_target("acme/shop/dev");
+    stores[1].set_budget(&dev, Some(cap)).await.unwrap();
+    let keys = [
+        key_target("acme/shop/dev", "openai", "OPENAI_API_KEY"),
+        key_target("acme/shop/dev", "anthropic", "ANTHROPIC_API_KEY"),
+    ];
+    assert_eq!(reserve_at_once(&stores, &keys, 200..400, amount).await, 37);
+    assert_eq!(stores[0].budget_status(&dev, NOON).await.unwrap().reserved, MicroUsd(37_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
+    let url = support::postgres_database().await;
+    let dev = scope("acme/shop/dev");
+    {
+        let store = host(&url).await;
+        set(&store, &dev, "OPENAI_API_KEY", "sk-before-budgets").await;
+    }
+    // The database as a host of schema 2 left it: no budget tables.
+    let client = sql(&url).await;
+    client
+        .batch_execute(
+            "DROP TABLE platos_budgets, platos_spend, platos_reservations;
+             DELETE FROM platos_schema_migrations WHERE version >= 3;",
+        )
+        .await
+        .unwrap();
+    let store = host(&url).await;
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-budgets");
+    let version: i32 = client
+        .query_one("SELECT max(version) FROM platos_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresStore::SCHEMA_VERSION as i32);
+    let key = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
+    let budget = Budget { limit: MicroUsd(5), period: Period::Total };
+    store.set_budget(&key, Some(budget)).await.unwrap();
+    store.record_spend(&key, MicroUsd(2), NOON).await.unwrap();
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.budget, status.spent), (Some(budget), MicroUsd(2)));
 }
 
 /// Runs `futures` as concurrent tasks; their outputs in order.

@@ -13,11 +13,13 @@ use async_trait::async_trait;
 use platos_host::crypto::{
     ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring,
 };
+use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
 use platos_host::selfhost::{SelfHostConfig, reload};
 use platos_host::store::{
-    HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, MAX_RETIRED_VERSIONS, MAX_VALUE_LEN,
-    ProviderVars, SecretStore, StoreError, StoreOptions, VarSource,
+    Budget, BudgetExceeded, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
+    MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, Period, ProviderVars, RESERVATION_ID_LEN, Reservation,
+    SecretStore, SpendWindows, StoreError, StoreOptions, VarSource,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -112,6 +114,12 @@ macro_rules! store_suite {
             rotation_then_rewrap_leaves_everything_readable_under_the_new_key,
             a_wrong_master_key_is_refused_at_open,
             canary_secrets_never_reach_logs_errors_or_debug,
+            budget_reserve_within_the_cap_and_refuse_over_it_with_the_numbers,
+            budget_a_scope_cap_applies_across_its_keys,
+            budget_settle_moves_reserved_to_spent_and_a_late_settle_still_counts,
+            budget_an_expired_reservation_frees_its_amount,
+            budget_spend_counts_in_its_day_and_month_windows,
+            budget_concurrent_reserves_never_exceed_a_cap,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -887,4 +895,239 @@ pub async fn canary_secrets_never_reach_logs_errors_or_debug(backend: &dyn Backe
             assert!(!text.contains(canary), "{canary} leaked into: {text}");
         }
     }
+}
+
+/// 2026-12-03T12:00:00Z.
+pub const NOON: u64 = 1_796_299_200_000;
+/// A day, in milliseconds.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// Dollars as micro-USD.
+pub fn usd(dollars: u64) -> MicroUsd {
+    MicroUsd(dollars * 1_000_000)
+}
+
+pub fn key_target(scope_text: &str, provider: &str, key_id: &str) -> BudgetTarget {
+    BudgetTarget::key(scope(scope_text), provider, key_id)
+}
+
+pub fn scope_target(scope_text: &str) -> BudgetTarget {
+    BudgetTarget::Scope(scope(scope_text))
+}
+
+/// A reservation with an id made of `n`.
+pub fn reservation(n: u64, key: &BudgetTarget, amount: MicroUsd, expires_at: u64) -> Reservation {
+    let mut id = [0; RESERVATION_ID_LEN];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    Reservation { id, key: key.clone(), amount, expires_at }
+}
+
+pub fn id_of(n: u64) -> [u8; RESERVATION_ID_LEN] {
+    reservation(n, &scope_target("a/b/c"), MicroUsd(0), 0).id
+}
+
+pub async fn budget_reserve_within_the_cap_and_refuse_over_it_with_the_numbers(
+    backend: &dyn Backend,
+) {
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    let monthly = Budget { limit: usd(10), period: Period::Month };
+    store.set_budget(&key, Some(monthly)).await.unwrap();
+    let later = NOON + 3_600_000;
+    assert_eq!(store.reserve(&reservation(1, &key, usd(4), later), NOON).await.unwrap(), Ok(()));
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!(status.budget, Some(monthly));
+    assert_eq!((status.spent, status.reserved, status.left()), (usd(0), usd(4), Some(usd(6))));
+    let refused = store.reserve(&reservation(2, &key, usd(7), later), NOON).await.unwrap();
+    let refused = refused.unwrap_err();
+    assert_eq!(
+        refused,
+        BudgetExceeded {
+            target: key.clone(),
+            limit: usd(10),
+            period: Period::Month,
+            spent: usd(0),
+            reserved: usd(4),
+            asked: usd(7),
+        }
+    );
+    assert_eq!(refused.left(), usd(6));
+    let message = refused.to_string();
+    assert!(message.contains("OPENAI_API_KEY") && message.contains("$10.00"), "{message}");
+    assert!(message.contains("$6.00 is left"), "{message}");
+    // Nothing was reserved by the refusal; exactly the rest still fits.
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().reserved, usd(4));
+    assert_eq!(store.reserve(&reservation(3, &key, usd(6), later), NOON).await.unwrap(), Ok(()));
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().left(), Some(usd(0)));
+    // The budget survives a reopen.
+    drop(store);
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.budget, status.reserved), (Some(monthly), usd(10)));
+    // Removed, nothing caps the key, and a reservation still shows.
+    store.set_budget(&key, None).await.unwrap();
+    assert_eq!(store.reserve(&reservation(4, &key, usd(100), later), NOON).await.unwrap(), Ok(()));
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.budget, status.reserved, status.left()), (None, usd(110), None));
+    drop(store);
+    let store = open(backend, keyring(KEY_A, None)).await;
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().budget, None);
+}
+
+pub async fn budget_a_scope_cap_applies_across_its_keys(backend: &dyn Backend) {
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let prod = scope_target("acme/shop/prod");
+    let first = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    let second = key_target("acme/shop/prod", "anthropic", "ANTHROPIC_API_KEY");
+    let elsewhere = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
+    store.set_budget(&prod, Some(Budget { limit: usd(5), period: Period::Day })).await.unwrap();
+    let later = NOON + 60_000;
+    assert_eq!(store.reserve(&reservation(1, &first, usd(3), later), NOON).await.unwrap(), Ok(()));
+    let refused = store.reserve(&reservation(2, &second, usd(3), later), NOON).await.unwrap();
+    let refused = refused.unwrap_err();
+    assert_eq!((&refused.target, refused.reserved, refused.asked), (&prod, usd(3), usd(3)));
+    assert_eq!(store.reserve(&reservation(3, &second, usd(2), later), NOON).await.unwrap(), Ok(()));
+    assert_eq!(store.budget_status(&prod, NOON).await.unwrap().reserved, usd(5));
+    assert_eq!(store.budget_status(&first, NOON).await.unwrap().reserved, usd(3));
+    assert_eq!(store.budget_status(&second, NOON).await.unwrap().reserved, usd(2));
+    // Another scope is not capped by this one.
+    assert_eq!(
+        store.reserve(&reservation(4, &elsewhere, usd(50), later), NOON).await.unwrap(),
+        Ok(())
+    );
+    // A key's own cap is checked first.
+    store.set_budget(&prod, Some(Budget { limit: usd(50), period: Period::Day })).await.unwrap();
+    store.set_budget(&first, Some(Budget { limit: usd(4), period: Period::Total })).await.unwrap();
+    let refused = store.reserve(&reservation(5, &first, usd(2), later), NOON).await.unwrap();
+    assert_eq!(refused.unwrap_err().target, first);
+}
+
+pub async fn budget_settle_moves_reserved_to_spent_and_a_late_settle_still_counts(
+    backend: &dyn Backend,
+) {
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    let prod = scope_target("acme/shop/prod");
+    store.set_budget(&key, Some(Budget { limit: usd(10), period: Period::Total })).await.unwrap();
+    let soon = NOON + 60_000;
+    assert_eq!(store.reserve(&reservation(1, &key, usd(4), soon), NOON).await.unwrap(), Ok(()));
+    assert!(store.settle(&id_of(1), &key, usd(3), NOON).await.unwrap());
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.spent, status.reserved, status.left()), (usd(3), usd(0), Some(usd(7))));
+    let whole = store.budget_status(&prod, NOON).await.unwrap();
+    assert_eq!((whole.budget, whole.spent, whole.spend.day), (None, usd(3), usd(3)));
+    // Settled after the reservation expired: the cost counts all the same.
+    assert_eq!(store.reserve(&reservation(2, &key, usd(2), soon), NOON).await.unwrap(), Ok(()));
+    assert!(store.settle(&id_of(2), &key, usd(2), soon + 1).await.unwrap());
+    // A settle of a reservation no longer recorded still counts its cost.
+    assert!(!store.settle(&id_of(2), &key, usd(1), soon + 1).await.unwrap());
+    assert_eq!(store.budget_status(&key, soon + 1).await.unwrap().spent, usd(6));
+    // A cancel frees the amount and spends nothing.
+    assert_eq!(store.reserve(&reservation(3, &key, usd(4), soon), NOON).await.unwrap(), Ok(()));
+    assert!(store.reserve(&reservation(4, &key, usd(1), soon), NOON).await.unwrap().is_err());
+    assert!(store.cancel_reservation(&id_of(3)).await.unwrap());
+    assert!(!store.cancel_reservation(&id_of(3)).await.unwrap());
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.spent, status.reserved), (usd(6), usd(0)));
+    // Reported usage counts without a reservation, on the key and its scope.
+    store.record_spend(&key, MicroUsd(1), NOON).await.unwrap();
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().spent, MicroUsd(6_000_001));
+    assert_eq!(store.budget_status(&prod, NOON).await.unwrap().spend.total, MicroUsd(6_000_001));
+    // Spend is durable.
+    drop(store);
+    let store = open(backend, keyring(KEY_A, None)).await;
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().spent, MicroUsd(6_000_001));
+}
+
+pub async fn budget_an_expired_reservation_frees_its_amount(backend: &dyn Backend) {
+    let (clock, options) = manual_clock(NOON);
+    let store = backend.open(keyring(KEY_A, None), options).await.unwrap();
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    store.set_budget(&key, Some(Budget { limit: usd(10), period: Period::Day })).await.unwrap();
+    let end = NOON + 60_000;
+    assert_eq!(store.reserve(&reservation(1, &key, usd(8), end), NOON).await.unwrap(), Ok(()));
+    assert!(store.reserve(&reservation(2, &key, usd(3), end), end - 1).await.unwrap().is_err());
+    // At its end it counts no more.
+    assert_eq!(store.budget_status(&key, end).await.unwrap().reserved, usd(0));
+    assert_eq!(
+        store.reserve(&reservation(2, &key, usd(3), end + 60_000), end).await.unwrap(),
+        Ok(())
+    );
+    // The purge drops it (and only it); a settle after that still counts.
+    clock.store(end, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert!(!store.cancel_reservation(&id_of(1)).await.unwrap());
+    assert!(!store.settle(&id_of(1), &key, usd(5), end).await.unwrap());
+    let status = store.budget_status(&key, end).await.unwrap();
+    assert_eq!((status.spent, status.reserved), (usd(5), usd(3)));
+}
+
+pub async fn budget_spend_counts_in_its_day_and_month_windows(backend: &dyn Backend) {
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    // The last millisecond of 2026-12-31, then the first of 2027-01-01.
+    let new_year = 1_798_761_600_000;
+    let last = new_year - 1;
+    store.record_spend(&key, usd(5), last).await.unwrap();
+    let fits = async |period: Period, now: u64| {
+        store.set_budget(&key, Some(Budget { limit: usd(5), period })).await.unwrap();
+        let asked = reservation(now, &key, MicroUsd(1), now + 1);
+        let fits = store.reserve(&asked, now).await.unwrap().is_ok();
+        store.cancel_reservation(&asked.id).await.unwrap();
+        fits
+    };
+    assert!(!fits(Period::Day, last).await);
+    assert!(!fits(Period::Day, last - 3_600_000).await, "the same day");
+    assert!(fits(Period::Day, new_year).await, "a new day");
+    assert!(!fits(Period::Month, last - 20 * DAY_MS).await, "the same month");
+    assert!(fits(Period::Month, new_year).await, "a new month");
+    assert!(!fits(Period::Total, new_year + 400 * DAY_MS).await, "the total never resets");
+    let status = store.budget_status(&key, new_year).await.unwrap();
+    assert_eq!(status.spend, SpendWindows { day: usd(0), month: usd(0), total: usd(5) });
+    let status = store.budget_status(&key, last - 2 * DAY_MS).await.unwrap();
+    assert_eq!(status.spend, SpendWindows { day: usd(0), month: usd(5), total: usd(5) });
+    assert_eq!(store.budget_status(&key, last).await.unwrap().spend.day, usd(5));
+}
+
+/// The reserves of `amount` with the ids `ids` at once, on `stores` and
+/// for `keys` in turn; how many were admitted.
+pub async fn reserve_at_once(
+    stores: &[Arc<dyn SecretStore>],
+    keys: &[BudgetTarget],
+    ids: std::ops::Range<u64>,
+    amount: MicroUsd,
+) -> usize {
+    let tasks: Vec<_> = ids
+        .map(|n| {
+            let store = stores[n as usize % stores.len()].clone();
+            let asked = reservation(n, &keys[n as usize % keys.len()], amount, NOON + 60_000);
+            tokio::spawn(async move { store.reserve(&asked, NOON).await.unwrap().is_ok() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    admitted
+}
+
+pub async fn budget_concurrent_reserves_never_exceed_a_cap(backend: &dyn Backend) {
+    let store = open(backend, keyring(KEY_A, None)).await;
+    let key = key_target("acme/shop/prod", "openai", "OPENAI_API_KEY");
+    let amount = MicroUsd(1_000);
+    let cap = Budget { limit: MicroUsd(37 * 1_000), period: Period::Day };
+    store.set_budget(&key, Some(cap)).await.unwrap();
+    let stores = [store.clone()];
+    assert_eq!(reserve_at_once(&stores, std::slice::from_ref(&key), 0..200, amount).await, 37);
+    let status = store.budget_status(&key, NOON).await.unwrap();
+    assert_eq!((status.reserved, status.left()), (MicroUsd(37_000), Some(MicroUsd(0))));
+    // A scope cap across two keys holds the same way.
+    let dev = scope_target("acme/shop/dev");
+    store.set_budget(&dev, Some(cap)).await.unwrap();
+    let keys = [
+        key_target("acme/shop/dev", "openai", "OPENAI_API_KEY"),
+        key_target("acme/shop/dev", "anthropic", "ANTHROPIC_API_KEY"),
+    ];
+    assert_eq!(reserve_at_once(&stores, &keys, 200..400, amount).await, 37);
+    assert_eq!(store.budget_status(&dev, NOON).await.unwrap().reserved, MicroUsd(37_000));
 }

@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("value_too_large", 413, "a variable's value is larger than the store accepts"),
     ("invalid_label", 400, "a key label is empty, too long or has control characters"),
     ("invalid_class", 400, "`class` is not a model class"),
+    ("invalid_budget", 400, "a budget's limit or period is not one the host accepts"),
     ("invalid_request", 400, "the request to authorize is malformed"),
     (
         "invalid_token_request",

@@ -123,7 +123,7 @@ impl FromRequestParts<ApiState> for AdminScoped {
             Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "admin_only",
-                "this route changes the scope (its variables, its keys' labels and status, or a probe of a key): it needs an admin token of this scope or an operator token; an agent token reads and resolves only (an operator creates admin tokens: POST /v1/tokens with {\"scope\": \"...\", \"role\": \"admin\"})",
+                "this route changes the scope (its variables, its keys' labels, status and budgets, or a probe of a key): it needs an admin token of this scope or an operator token; an agent token reads and resolves only (an operator creates admin tokens: POST /v1/tokens with {\"scope\": \"...\", \"role\": \"admin\"})",
             ))
         }
     }

@@ -38,6 +38,7 @@ pub mod openapi;
 pub mod page;
 pub mod server;
 
+mod budgets;
 mod env;
 mod health;
 mod resolve;
@@ -327,6 +328,30 @@ fn table() -> Vec<Route> {
             routes!(resolve::authorize),
         ),
         route(Scoped, &["lease_not_found", "store_error"], routes!(resolve::release)),
+        route(
+            ScopeAdmin,
+            &["unknown_provider", "key_not_found", "invalid_budget", "store_error"],
+            routes!(budgets::set_key_budget),
+        ),
+        route(
+            Scoped,
+            &["unknown_provider", "key_not_found", "store_error"],
+            routes!(budgets::key_budget),
+        ),
+        route(
+            ScopeAdmin,
+            &["unknown_provider", "invalid_name", "store_error"],
+            routes!(budgets::remove_key_budget),
+        ),
+        route(
+            Scoped,
+            &["unknown_provider", "key_not_found", "store_error"],
+            routes!(budgets::key_spend),
+        ),
+        route(ScopeAdmin, &["invalid_budget", "store_error"], routes!(budgets::set_scope_budget)),
+        route(Scoped, STORE, routes!(budgets::scope_budget)),
+        route(ScopeAdmin, STORE, routes!(budgets::remove_scope_budget)),
+        route(Scoped, STORE, routes!(budgets::scope_spend)),
     ]
 }
 

@@ -68,7 +68,7 @@ pub(super) fn base() -> OpenApi {
     let info = InfoBuilder::new()
         .title("Platos provider host API")
         .version(env!("CARGO_PKG_VERSION"))
-        .description(Some("Provider keys per scope (organization/project/environment): set and list variables, see providers and their health, resolve the key a turn spends with a lease, authorize requests by lease, the model picker, tokens and metrics. Every error is `{\"error\": {\"code\", \"message\"}}` with a stable code. Every route but /healthz, /openapi.json and the page needs `Authorization: Bearer <token>`. An operator token reaches everything; an agent token reads its own scope and resolves in it; an admin token may also change its scope (variables, keys' labels and status, probes), which otherwise answers 403 `admin_only`. A token bound to a scope sees any other scope exactly as a scope that does not exist (404 `scope_not_found`). Bodies are JSON objects (`Content-Type: application/json`; other types get 415)."))
+        .description(Some("Provider keys per scope (organization/project/environment): set and list variables, see providers and their health, resolve the key a turn spends with a lease, authorize requests by lease, the model picker, tokens and metrics. Every error is `{\"error\": {\"code\", \"message\"}}` with a stable code. Every route but /healthz, /openapi.json and the page needs `Authorization: Bearer <token>`. An operator token reaches everything; an agent token reads its own scope and resolves in it; an admin token may also change its scope (variables, keys' labels and status, budgets, probes), which otherwise answers 403 `admin_only`. A token bound to a scope sees any other scope exactly as a scope that does not exist (404 `scope_not_found`). Bodies are JSON objects (`Content-Type: application/json`; other types get 415)."))
         .license(Some(LicenseBuilder::new().name("Apache-2.0").identifier(Some("Apache-2.0")).build()))
         .build();
     let tag = |name: &str, description: &str| {
@@ -88,6 +88,7 @@ pub(super) fn base() -> OpenApi {
         .tags(Some([
             tag("providers", "Providers and keys of a scope."),
             tag("env", "A scope's encrypted variables (write-only values)."),
+            tag("budgets", "Spending caps of a key or a scope, and what was spent."),
             tag("resolution", "Resolve, leases, explain and the model picker."),
             tag("tokens", "Operator, admin and agent tokens."),
             tag("health", "Health rounds: start one, follow its progress."),

@@ -78,7 +78,8 @@ fn key_view(key: &ProviderKey, keys: &[ProviderKey]) -> KeyView {
     }
 }
 
-fn plugin<'a>(state: &'a ApiState, slug: &str) -> Result<&'a Plugin, ApiError> {
+/// The loaded plugin of `slug`, or 404 `unknown_provider`.
+pub(super) fn plugin<'a>(state: &'a ApiState, slug: &str) -> Result<&'a Plugin, ApiError> {
     let registry = state.resolver().registry();
     registry.get(slug).ok_or_else(|| {
         let known: Vec<&str> = registry.iter().map(Plugin::slug).collect();
@@ -276,7 +277,9 @@ pub struct KeyAnswer {
     pub key: KeyView,
 }
 
-async fn find_key(
+/// The row of `key` of `provider` in `scope` and every row of the scope, or
+/// 404 `key_not_found`.
+pub(super) async fn find_key(
     state: &ApiState,
     scope: &Scope,
     provider: &str,

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::{
-    BlockingSecretStore, ImportReport, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars,
+    BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport,
+    KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
     RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo,
     VarSource, VarValue,
 };
 use crate::crypto::{KeyId, Keyring};
+use crate::provider::MicroUsd;
 use crate::scope::Scope;
 
 /// A blocking backend as a [`SecretStore`]. Cheap to clone.
@@ -128,6 +130,60 @@ impl<S: BlockingSecretStore> SecretStore for Blocking<S> {
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         self.0.lease_released(id, expires_at)
+    }
+
+    async fn set_budget(
+        &self,
+        target: &BudgetTarget,
+        budget: Option<Budget>,
+    ) -> Result<(), StoreError> {
+        let target = target.clone();
+        self.off_thread(move |store| store.set_budget(&target, budget)).await
+    }
+
+    async fn budget_status(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError> {
+        // It scans the reservations: on the pool.
+        let target = target.clone();
+        self.off_thread(move |store| store.budget_status(&target, now)).await
+    }
+
+    async fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: UnixMillis,
+    ) -> Result<Result<(), BudgetExceeded>, StoreError> {
+        let reservation = reservation.clone();
+        self.off_thread(move |store| store.reserve(&reservation, now)).await
+    }
+
+    async fn settle(
+        &self,
+        id: &[u8; RESERVATION_ID_LEN],
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let (id, key) = (*id, key.clone());
+        self.off_thread(move |store| store.settle(&id, &key, cost, now)).await
+    }
+
+    async fn cancel_reservation(&self, id: &[u8; RESERVATION_ID_LEN]) -> Result<bool, StoreError> {
+        let id = *id;
+        self.off_thread(move |store| store.cancel_reservation(&id)).await
+    }
+
+    async fn record_spend(
+        &self,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.off_thread(move |store| store.record_spend(&key, cost, now)).await
     }
 
     fn keyring(&self) -> &Keyring {

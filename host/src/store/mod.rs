@@ -16,6 +16,7 @@
 
 mod backend;
 mod blocking;
+pub mod budgets;
 pub mod links;
 mod postgres_store;
 pub mod rules;
@@ -30,13 +31,17 @@ use serde::{Deserialize, Serialize};
 
 pub use backend::{StoreBackend, UnknownBackend};
 pub use blocking::Blocking;
+pub use budgets::{
+    Budget, BudgetExceeded, BudgetStatus, BudgetTarget, Period, RESERVATION_ID_LEN, Reservation,
+    SpendWindows, Windows,
+};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId, Keyring};
 use crate::policy::bounds;
-use crate::provider::Verdict;
+use crate::provider::{MicroUsd, Verdict};
 use crate::scope::Scope;
 
 /// Milliseconds since the Unix epoch.
@@ -524,9 +529,10 @@ pub trait SecretStore: Send + Sync {
         version: u64,
     ) -> Result<Option<VarValue>, StoreError>;
 
-    /// Deletes every replaced version whose grace period is over, and every
-    /// lease release whose lease has ended ([`SecretStore::release_lease`]).
-    /// Returns how many of both were deleted.
+    /// Deletes every replaced version whose grace period is over, every
+    /// lease release whose lease has ended ([`SecretStore::release_lease`]),
+    /// and every reservation that expired ([`SecretStore::reserve`]).
+    /// Returns how many of the three were deleted.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
 
     /// Records that the lease with random id `id`, ending at `expires_at`
@@ -561,6 +567,66 @@ pub trait SecretStore: Send + Sync {
         id: &[u8; LEASE_ID_LEN],
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError>;
+
+    /// Sets (`Some`) or removes (`None`) the budget of `target`, durably.
+    /// Spend and reservations are kept either way.
+    async fn set_budget(
+        &self,
+        target: &BudgetTarget,
+        budget: Option<Budget>,
+    ) -> Result<(), StoreError>;
+
+    /// The budget of `target` and what counts against it at `now`: spend in
+    /// the windows `now` falls in ([`Windows`]) and live reservations (those
+    /// with `expires_at > now`), of the target's own keys for a scope.
+    async fn budget_status(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError>;
+
+    /// Reserves `reservation.amount` against every target of
+    /// [`BudgetTarget::counted_in`] (the key and its scope), atomically. It
+    /// is recorded if, for each of them with a budget, the spend in the
+    /// budget's window at `now`, the live reservations and the amount
+    /// together stay within the limit ([`BudgetStatus::refusal`]); else
+    /// nothing is recorded, and the first target it does not fit is the
+    /// answer. Without any budget it is recorded too (so it shows as
+    /// reserved). Concurrent reserves, on every host sharing this store,
+    /// never together exceed a cap. A reservation with the id of a recorded
+    /// one replaces it.
+    async fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: UnixMillis,
+    ) -> Result<Result<(), BudgetExceeded>, StoreError>;
+
+    /// Settles reservation `id` of `key`: removes it (`true` if it was
+    /// still recorded) and adds `cost` to the spend of every target of
+    /// `key.counted_in()` in the windows of `now`, whether or not the
+    /// reservation was still there (a settle after its expiry still counts:
+    /// nothing acknowledged is lost). Durable before it returns.
+    async fn settle(
+        &self,
+        id: &[u8; RESERVATION_ID_LEN],
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes reservation `id` without spending; `false` if it was not
+    /// recorded (settled, cancelled, purged or never made).
+    async fn cancel_reservation(&self, id: &[u8; RESERVATION_ID_LEN]) -> Result<bool, StoreError>;
+
+    /// Adds `cost` to the spend of every target of `key.counted_in()` in
+    /// the windows of `now`, without a reservation (usage an agent reports),
+    /// durably.
+    async fn record_spend(
+        &self,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
 
     /// The keyring values are sealed with. The resolver derives its lease
     /// MAC keys from it, so every host with the same master key verifies
@@ -668,9 +734,9 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
         version: u64,
     ) -> Result<Option<VarValue>, StoreError>;
 
-    /// Deletes every replaced version whose grace period is over, and every
-    /// lease release whose lease has ended. Returns how many of both were
-    /// deleted.
+    /// Deletes every replaced version whose grace period is over, every
+    /// lease release whose lease has ended, and every expired reservation.
+    /// Returns how many of the three were deleted.
     fn purge_expired(&self) -> Result<usize, StoreError>;
 
     /// Records the early release of lease `id` ending at `expires_at`,
@@ -688,6 +754,49 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
         id: &[u8; LEASE_ID_LEN],
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError>;
+
+    /// Sets or removes the budget of `target`, durably
+    /// ([`SecretStore::set_budget`]).
+    fn set_budget(&self, target: &BudgetTarget, budget: Option<Budget>) -> Result<(), StoreError>;
+
+    /// The budget of `target` and what counts against it at `now`
+    /// ([`SecretStore::budget_status`]).
+    fn budget_status(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError>;
+
+    /// Reserves against the key's and its scope's budgets, atomically
+    /// ([`SecretStore::reserve`]).
+    fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: UnixMillis,
+    ) -> Result<Result<(), BudgetExceeded>, StoreError>;
+
+    /// Removes reservation `id` and always counts `cost`, durably
+    /// ([`SecretStore::settle`]).
+    fn settle(
+        &self,
+        id: &[u8; RESERVATION_ID_LEN],
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes reservation `id` without spending
+    /// ([`SecretStore::cancel_reservation`]).
+    fn cancel_reservation(&self, id: &[u8; RESERVATION_ID_LEN]) -> Result<bool, StoreError>;
+
+    /// Counts `cost` without a reservation, durably
+    /// ([`SecretStore::record_spend`]).
+    fn record_spend(
+        &self,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
 
     /// The keyring values are sealed with.
     fn keyring(&self) -> &Keyring;

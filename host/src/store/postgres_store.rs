@@ -16,13 +16,21 @@
 //! - `platos_provider_keys`: `(scope, provider, env_var)` → a key's metadata.
 //! - `platos_lease_releases`: `(expires_at, lease_id)` of a lease released
 //!   before its end, kept until that end.
+//! - `platos_budgets`: [`BudgetTarget::storage_key`] → a budget's cap and
+//!   period; `platos_spend`: `(target, window)` → micro-USD spent
+//!   ([`Windows`]); `platos_reservations`: a reservation's id, the targets
+//!   it counts against, its amount and its end.
 //!
 //! One logical change is one transaction. Writes to one variable serialize
 //! on its `platos_vars` row (`SELECT … FOR UPDATE`), so concurrent writers on
 //! any number of hosts get distinct versions; a self-host import also takes
 //! a transaction-scoped advisory lock per scope. Migrations and the key check
 //! run at open in one transaction under an advisory lock, so hosts starting
-//! together do not race. The rules that are not layout live in
+//! together do not race. A reserve, settle or spend takes a
+//! transaction-scoped advisory lock per budget target it counts against,
+//! in the order of their storage keys (so two never wait on each other),
+//! and reads and writes under them: reserves on several hosts never
+//! together exceed a cap. The rules that are not layout live in
 //! [`super::rules`], shared with the sled store.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,19 +48,22 @@ use subtle::ConstantTimeEq;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{NoTls, Row};
 
+use super::budgets::Period;
 use super::rules::{self, KeyCheckStep};
 use super::sled_store::{Clock, StoreOptions};
 use super::{
-    HealthRecord, ImportReport, KeyLink, KeyStatus, KeyUpdate, LEASE_ID_LEN, ProviderKey,
-    ProviderVars, RewrapFailure, RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport,
-    UnixMillis, VarInfo, VarSource, VarValue, carried_row, check_name,
+    Budget, BudgetExceeded, BudgetStatus, BudgetTarget, HealthRecord, ImportReport, KeyLink,
+    KeyStatus, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
+    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, SpendWindows, StoreError, SyncReport,
+    UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
+use crate::provider::MicroUsd;
 use crate::scope::Scope;
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
-const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES];
+const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS];
 
 /// Migration 1: variables, sealed values, provider-key rows, metadata.
 const VARIABLES_AND_KEYS: &str = r#"
@@ -104,6 +115,30 @@ CREATE TABLE platos_lease_releases (
     lease_id bytea NOT NULL CHECK (octet_length(lease_id) = 16),
     PRIMARY KEY (expires_at, lease_id)
 );
+"#;
+
+/// Migration 3: budgets, spend counters and reservations
+/// ([`SecretStore::reserve`]). Amounts are micro-USD.
+const BUDGETS: &str = r#"
+CREATE TABLE platos_budgets (
+    target text COLLATE "C" PRIMARY KEY,
+    limit_micro_usd bigint NOT NULL CHECK (limit_micro_usd >= 0),
+    period text NOT NULL CHECK (period IN ('day', 'month', 'total'))
+);
+CREATE TABLE platos_spend (
+    target text COLLATE "C" NOT NULL,
+    window_name text COLLATE "C" NOT NULL,
+    micro_usd bigint NOT NULL CHECK (micro_usd >= 0),
+    PRIMARY KEY (target, window_name)
+);
+CREATE TABLE platos_reservations (
+    id bytea PRIMARY KEY CHECK (octet_length(id) = 16),
+    targets text[] NOT NULL,
+    amount bigint NOT NULL CHECK (amount >= 0),
+    expires_at bigint NOT NULL
+);
+CREATE INDEX platos_reservations_targets ON platos_reservations USING gin (targets);
+CREATE INDEX platos_reservations_expiry ON platos_reservations (expires_at);
 "#;
 
 /// The advisory lock (an arbitrary constant: "platos" in ASCII) held while
@@ -456,6 +491,127 @@ impl PostgresStore {
 
     fn now(&self) -> UnixMillis {
         (self.clock)()
+    }
+
+    /// Takes the advisory lock of each of `targets` (in storage-key order)
+    /// for the rest of `tx`.
+    async fn lock_targets(
+        &self,
+        tx: &Transaction<'_>,
+        targets: &[BudgetTarget],
+    ) -> Result<(), StoreError> {
+        let mut keys: Vec<String> = targets.iter().map(BudgetTarget::storage_key).collect();
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('platos-budget:' || $1, 0))",
+                &[key],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// The budget, spend and live reservations of `target` at `now`, in one
+    /// statement (one snapshot).
+    async fn status_in(
+        &self,
+        client: &impl GenericClient,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError> {
+        let key = target.storage_key();
+        let windows = Windows::of(now);
+        let row = client
+            .query_one(
+                "SELECT
+                     (SELECT limit_micro_usd FROM platos_budgets WHERE target = $1),
+                     (SELECT period FROM platos_budgets WHERE target = $1),
+                     coalesce((SELECT micro_usd FROM platos_spend
+                               WHERE target = $1 AND window_name = $2), 0),
+                     coalesce((SELECT micro_usd FROM platos_spend
+                               WHERE target = $1 AND window_name = $3), 0),
+                     coalesce((SELECT micro_usd FROM platos_spend
+                               WHERE target = $1 AND window_name = $4), 0),
+                     (SELECT least(coalesce(sum(amount), 0), 9223372036854775807)::bigint
+                      FROM platos_reservations
+                      WHERE targets @> ARRAY[$1::text] AND expires_at > $5)",
+                &[
+                    &key,
+                    &windows.name(Period::Day),
+                    &windows.name(Period::Month),
+                    &windows.name(Period::Total),
+                    &sql_int(now),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        let limit: Option<i64> = row.get(0);
+        let period: Option<String> = row.get(1);
+        let budget = match (limit, period) {
+            (Some(limit), Some(period)) => Some(Budget {
+                limit: MicroUsd(from_sql_int("budget limit", limit)?),
+                period: period.parse().map_err(|_| {
+                    StoreError::Corrupt(format!("unknown budget period `{period}`"))
+                })?,
+            }),
+            _ => None,
+        };
+        let amount = |index: usize, what: &str| -> Result<MicroUsd, StoreError> {
+            from_sql_int(what, row.get(index)).map(MicroUsd)
+        };
+        let spend = SpendWindows {
+            day: amount(2, "spend")?,
+            month: amount(3, "spend")?,
+            total: amount(4, "spend")?,
+        };
+        Ok(BudgetStatus::new(budget, spend, amount(5, "reserved amount")?))
+    }
+
+    /// Removes reservation `id` (when given) and adds `cost` to the spend of
+    /// `key` at `now`, in one transaction under the targets' locks; whether
+    /// `id` was recorded.
+    async fn spend_and_remove(
+        &self,
+        id: Option<&[u8; RESERVATION_ID_LEN]>,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let targets = key.counted_in();
+        let windows = Windows::of(now);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        self.lock_targets(&tx, &targets).await?;
+        let removed = match id {
+            Some(id) => {
+                tx.execute("DELETE FROM platos_reservations WHERE id = $1", &[&id.as_slice()])
+                    .await
+                    .map_err(backend)?
+                    > 0
+            }
+            None => false,
+        };
+        let cost = sql_int(cost.0);
+        for target in &targets {
+            let key = target.storage_key();
+            for period in [Period::Day, Period::Month, Period::Total] {
+                tx.execute(
+                    "INSERT INTO platos_spend (target, window_name, micro_usd) VALUES ($1, $2, $3)
+                     ON CONFLICT (target, window_name) DO UPDATE SET micro_usd =
+                         CASE WHEN platos_spend.micro_usd > 9223372036854775807 - excluded.micro_usd
+                              THEN 9223372036854775807
+                              ELSE platos_spend.micro_usd + excluded.micro_usd END",
+                    &[&key, &windows.name(period), &cost],
+                )
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(removed)
     }
 
     fn links(&self, name: &str) -> Vec<KeyLink> {
@@ -853,10 +1009,21 @@ impl SecretStore for PostgresStore {
             .execute("DELETE FROM platos_lease_releases WHERE expires_at <= $1", &[&now])
             .await
             .map_err(backend)?;
-        if purged + releases > 0 {
-            tracing::info!(purged, releases, "expired value versions and lease releases purged");
+        // Expired reservations count no more; a late settle still counts
+        // its cost.
+        let reservations = client
+            .execute("DELETE FROM platos_reservations WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(backend)?;
+        if purged + releases + reservations > 0 {
+            tracing::info!(
+                purged,
+                releases,
+                reservations,
+                "expired value versions, lease releases and reservations purged"
+            );
         }
-        Ok(usize::try_from(purged + releases).unwrap_or(usize::MAX))
+        Ok(usize::try_from(purged + releases + reservations).unwrap_or(usize::MAX))
     }
 
     async fn release_lease(
@@ -892,6 +1059,107 @@ impl SecretStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(row.is_some())
+    }
+
+    async fn set_budget(
+        &self,
+        target: &BudgetTarget,
+        budget: Option<Budget>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let key = target.storage_key();
+        match budget {
+            Some(budget) => {
+                let limit = sql_int(budget.limit.0);
+                client
+                    .execute(
+                        "INSERT INTO platos_budgets (target, limit_micro_usd, period)
+                         VALUES ($1, $2, $3)
+                         ON CONFLICT (target) DO UPDATE
+                         SET limit_micro_usd = excluded.limit_micro_usd, period = excluded.period",
+                        &[&key, &limit, &budget.period.as_str()],
+                    )
+                    .await
+            }
+            None => client.execute("DELETE FROM platos_budgets WHERE target = $1", &[&key]).await,
+        }
+        .map_err(backend)?;
+        tracing::info!(budget_target = %target, ?budget, "budget set");
+        Ok(())
+    }
+
+    async fn budget_status(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError> {
+        let client = self.client().await?;
+        self.status_in(&client, target, now).await
+    }
+
+    async fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: UnixMillis,
+    ) -> Result<Result<(), BudgetExceeded>, StoreError> {
+        let targets = reservation.key.counted_in();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        self.lock_targets(&tx, &targets).await?;
+        for target in &targets {
+            let status = self.status_in(&tx, target, now).await?;
+            if let Some(exceeded) = status.refusal(target, reservation.amount) {
+                // Nothing was written: the rollback only releases the locks.
+                tx.rollback().await.map_err(backend)?;
+                return Ok(Err(exceeded));
+            }
+        }
+        let keys: Vec<String> = targets.iter().map(BudgetTarget::storage_key).collect();
+        tx.execute(
+            "INSERT INTO platos_reservations (id, targets, amount, expires_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET targets = excluded.targets,
+                 amount = excluded.amount, expires_at = excluded.expires_at",
+            &[
+                &reservation.id.as_slice(),
+                &keys,
+                &sql_int(reservation.amount.0),
+                &sql_int(reservation.expires_at),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Ok(()))
+    }
+
+    async fn settle(
+        &self,
+        id: &[u8; RESERVATION_ID_LEN],
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.spend_and_remove(Some(id), key, cost, now).await
+    }
+
+    async fn cancel_reservation(&self, id: &[u8; RESERVATION_ID_LEN]) -> Result<bool, StoreError> {
+        let removed = self
+            .client()
+            .await?
+            .execute("DELETE FROM platos_reservations WHERE id = $1", &[&id.as_slice()])
+            .await
+            .map_err(backend)?;
+        Ok(removed > 0)
+    }
+
+    async fn record_spend(
+        &self,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.spend_and_remove(None, key, cost, now).await.map(drop)
     }
 
     fn keyring(&self) -> &Keyring {

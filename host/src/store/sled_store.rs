@@ -12,11 +12,20 @@
 //! - `leases-released`: `{expires_at: u64 BE}{lease id (16)}` → nothing: a
 //!   lease released before its end, kept until that end (the key starts
 //!   with it, so a purge reads only the records that are over).
+//! - `budgets`: [`BudgetTarget::storage_key`] → [`BudgetRecord`] (JSON).
+//! - `spend`: `{target}\0{window}` ([`Windows`], [`super::budgets::TOTAL_WINDOW`])
+//!   → micro-USD spent (u64, big-endian).
+//! - `reservations`: `{id (16)}` → [`ReservationRecord`] (JSON): the
+//!   targets it counts against, its amount and its end.
 //!
 //! One logical change — value, metadata, version pointer and provider-key
 //! rows — is one multi-tree transaction, and a write is acknowledged only
 //! after `flush` returned. Transaction closures may run more than once: they
 //! only read and write the trees and encrypt (no I/O, no logging).
+//!
+//! Budget checks and the writes they guard (reserve, settle, spend) take
+//! one mutex of the store: one process owns a sled directory, so that
+//! serializes every reserve against every write it reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,13 +42,16 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 use subtle::ConstantTimeEq;
 
+use super::budgets::Period;
 use super::rules::{self, KeyCheckStep};
 use super::{
-    BlockingSecretStore, ImportReport, KeyLink, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars,
-    RewrapFailure, RewrapProgress, RewrapReport, StoreError, SyncReport, UnixMillis, VarInfo,
-    VarSource, VarValue, carried_row, check_name, now_millis,
+    BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport, KeyLink,
+    KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
+    RewrapFailure, RewrapProgress, RewrapReport, SpendWindows, StoreError, SyncReport, UnixMillis,
+    VarInfo, VarSource, VarValue, Windows, carried_row, check_name, now_millis,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
+use crate::provider::MicroUsd;
 use crate::scope::Scope;
 
 /// The on-disk format this host writes.
@@ -118,6 +130,50 @@ impl Default for VarRecord {
 struct Retired {
     version: u64,
     expires_at: UnixMillis,
+}
+
+/// A budget's row.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct BudgetRecord {
+    /// The cap, in micro-USD.
+    limit: u64,
+    /// The window it caps.
+    period: Period,
+}
+
+/// A reservation's row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReservationRecord {
+    /// The storage keys of the targets it counts against.
+    targets: Vec<String>,
+    /// Its amount, in micro-USD.
+    amount: u64,
+    /// When it stops counting.
+    expires_at: UnixMillis,
+}
+
+/// `{target}\0{window}`: a spend counter's key.
+fn spend_key(target: &BudgetTarget, window: &str) -> Vec<u8> {
+    let mut key = target.storage_key().into_bytes();
+    key.push(0);
+    key.extend_from_slice(window.as_bytes());
+    key
+}
+
+/// The spend counters `cost` on `target` at `now` adds to: day, month, total.
+fn spend_keys(target: &BudgetTarget, now: UnixMillis) -> Vec<Vec<u8>> {
+    let windows = Windows::of(now);
+    [Period::Day, Period::Month, Period::Total]
+        .into_iter()
+        .flat_map(|period| target.counted_in().into_iter().map(move |counted| (counted, period)))
+        .map(|(counted, period)| spend_key(&counted, windows.name(period)))
+        .collect()
+}
+
+fn decode_amount(bytes: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("malformed spend counter".to_owned()))
 }
 
 /// The trees of one transaction.
@@ -323,6 +379,11 @@ pub struct SledStore {
     values: Tree,
     keys: Tree,
     released: Tree,
+    budgets: Tree,
+    spend: Tree,
+    reservations: Tree,
+    /// Held by every budget check and the writes it reads.
+    budget_lock: Mutex<()>,
     keyring: Keyring,
     grace_ms: u64,
     provider_vars: RwLock<ProviderVars>,
@@ -373,6 +434,10 @@ impl SledStore {
             values,
             keys: tree("keys")?,
             released: tree("leases-released")?,
+            budgets: tree("budgets")?,
+            spend: tree("spend")?,
+            reservations: tree("reservations")?,
+            budget_lock: Mutex::new(()),
             db,
             keyring,
             grace_ms: u64::try_from(options.grace.as_millis()).unwrap_or(u64::MAX),
@@ -463,6 +528,78 @@ impl SledStore {
             }
         }
         Ok(providers)
+    }
+
+    fn spent(&self, target: &BudgetTarget, window: &str) -> Result<MicroUsd, StoreError> {
+        match self.spend.get(spend_key(target, window)).map_err(StoreError::backend)? {
+            Some(bytes) => decode_amount(&bytes).map(MicroUsd),
+            None => Ok(MicroUsd(0)),
+        }
+    }
+
+    /// [`BlockingSecretStore::budget_status`], for a caller holding the
+    /// budget lock or not needing it.
+    fn status_of(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError> {
+        let key = target.storage_key();
+        let budget = match self.budgets.get(&key).map_err(StoreError::backend)? {
+            Some(bytes) => {
+                let record: BudgetRecord = decode("budget", &bytes)?;
+                Some(Budget { limit: MicroUsd(record.limit), period: record.period })
+            }
+            None => None,
+        };
+        let windows = Windows::of(now);
+        let spend = SpendWindows {
+            day: self.spent(target, windows.name(Period::Day))?,
+            month: self.spent(target, windows.name(Period::Month))?,
+            total: self.spent(target, windows.name(Period::Total))?,
+        };
+        let mut reserved: u64 = 0;
+        for item in self.reservations.iter() {
+            let (_, bytes) = item.map_err(StoreError::backend)?;
+            let record: ReservationRecord = decode("reservation", &bytes)?;
+            if record.expires_at > now && record.targets.contains(&key) {
+                reserved = reserved.saturating_add(record.amount);
+            }
+        }
+        Ok(BudgetStatus::new(budget, spend, MicroUsd(reserved)))
+    }
+
+    /// Removes reservation `id` (when given) and adds `cost` to the spend
+    /// of `key` at `now`, in one transaction; whether `id` was recorded.
+    fn spend_and_remove(
+        &self,
+        id: Option<&[u8; RESERVATION_ID_LEN]>,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let counters = spend_keys(key, now);
+        let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let removed =
+            finish((&self.reservations, &self.spend).transaction(|(reservations, spend)| {
+                let removed = match id {
+                    Some(id) => reservations.remove(&id[..])?.is_some(),
+                    None => false,
+                };
+                for counter in &counters {
+                    let old = match spend.get(counter)? {
+                        Some(bytes) => match decode_amount(&bytes) {
+                            Ok(amount) => amount,
+                            Err(error) => return abort(error),
+                        },
+                        None => 0,
+                    };
+                    spend.insert(counter.as_slice(), &old.saturating_add(cost.0).to_be_bytes())?;
+                }
+                Ok(removed)
+            }))?;
+        self.flush()?;
+        Ok(removed)
     }
 
     fn tx_record(&self, tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<VarRecord>> {
@@ -733,11 +870,27 @@ impl BlockingSecretStore for SledStore {
             self.released.remove(key).map_err(StoreError::backend)?;
             releases += 1;
         }
-        if purged + releases > 0 {
-            self.flush()?;
-            tracing::info!(purged, releases, "expired value versions and lease releases purged");
+        // Expired reservations count no more; a late settle still counts
+        // its cost.
+        let mut reservations = 0;
+        for item in self.reservations.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let record: ReservationRecord = decode("reservation", &bytes)?;
+            if record.expires_at <= now {
+                self.reservations.remove(key).map_err(StoreError::backend)?;
+                reservations += 1;
+            }
         }
-        Ok(purged + releases)
+        if purged + releases + reservations > 0 {
+            self.flush()?;
+            tracing::info!(
+                purged,
+                releases,
+                reservations,
+                "expired value versions, lease releases and reservations purged"
+            );
+        }
+        Ok(purged + releases + reservations)
     }
 
     fn release_lease(
@@ -762,6 +915,87 @@ impl BlockingSecretStore for SledStore {
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         self.released.contains_key(release_key(id, expires_at)).map_err(StoreError::backend)
+    }
+
+    fn set_budget(&self, target: &BudgetTarget, budget: Option<Budget>) -> Result<(), StoreError> {
+        let key = target.storage_key();
+        {
+            let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            match budget {
+                Some(budget) => {
+                    let record = BudgetRecord { limit: budget.limit.0, period: budget.period };
+                    self.budgets
+                        .insert(key.as_bytes(), encode(&record))
+                        .map_err(StoreError::backend)?;
+                }
+                None => {
+                    self.budgets.remove(key).map_err(StoreError::backend)?;
+                }
+            }
+        }
+        self.flush()?;
+        tracing::info!(budget_target = %target, ?budget, "budget set");
+        Ok(())
+    }
+
+    fn budget_status(
+        &self,
+        target: &BudgetTarget,
+        now: UnixMillis,
+    ) -> Result<BudgetStatus, StoreError> {
+        self.status_of(target, now)
+    }
+
+    fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: UnixMillis,
+    ) -> Result<Result<(), BudgetExceeded>, StoreError> {
+        let targets = reservation.key.counted_in();
+        let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        for target in &targets {
+            if let Some(exceeded) = self.status_of(target, now)?.refusal(target, reservation.amount)
+            {
+                return Ok(Err(exceeded));
+            }
+        }
+        let record = ReservationRecord {
+            targets: targets.iter().map(BudgetTarget::storage_key).collect(),
+            amount: reservation.amount.0,
+            expires_at: reservation.expires_at,
+        };
+        self.reservations
+            .insert(&reservation.id[..], encode(&record))
+            .map_err(StoreError::backend)?;
+        self.flush()?;
+        Ok(Ok(()))
+    }
+
+    fn settle(
+        &self,
+        id: &[u8; RESERVATION_ID_LEN],
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.spend_and_remove(Some(id), key, cost, now)
+    }
+
+    fn cancel_reservation(&self, id: &[u8; RESERVATION_ID_LEN]) -> Result<bool, StoreError> {
+        let removed = self.reservations.remove(&id[..]).map_err(StoreError::backend)?.is_some();
+        if removed {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    fn record_spend(
+        &self,
+        key: &BudgetTarget,
+        cost: MicroUsd,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.spend_and_remove(None, key, cost, now).map(drop)
     }
 
     fn keyring(&self) -> &Keyring {
