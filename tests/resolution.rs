@@ -20,6 +20,7 @@ use platos_host::embedding::{EmbeddingProvider, status};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
+use platos_host::provider::MicroUsd;
 use platos_host::provider::{HttpRequest, ModelClass};
 use platos_host::resolution::{
     ChosenBy, LeaseError, ResolveError, ResolveRequest, Resolver, ResolverConfig,
@@ -27,8 +28,8 @@ use platos_host::resolution::{
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
 use platos_host::store::{
-    BlockingSecretStore, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate, ProviderVars,
-    SledStore, StoreOptions, VarSource,
+    BlockingSecretStore, Budget, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
+    Period, ProviderVars, SledStore, StoreOptions, VarSource,
 };
 use secrecy::SecretString;
 
@@ -567,6 +568,50 @@ fn disable(store: &SledStore, scope: &Scope, key: &str) {
     store
         .update_provider_key(scope, "openai", key, KeyUpdate::Status(KeyStatus::Disabled))
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_pin_to_a_key_at_its_cap_falls_back_or_fails_and_explain_says_the_same() {
+    let f = fixture().await;
+    let prod = scope("acme/shop/prod");
+    set(&f.store, &prod, "OPENAI_API_KEY", "sk-canary-default-one");
+    set(&f.store, &prod, "OPENAI_API_KEY_2", "sk-canary-capped-two");
+    let capped = BudgetTarget::key(prod.clone(), "openai", "OPENAI_API_KEY_2");
+    let budget = Budget { limit: MicroUsd(1_000_000), period: Period::Month };
+    f.store.set_budget(&capped, Some(budget)).unwrap();
+    let now = platos_host::store::now_millis();
+    // A cent short of the cap is not at it: the pin holds.
+    f.store.record_spend(&capped, MicroUsd(990_000), now).unwrap();
+    let pinned = request(&prod, "openai", Some("OPENAI_API_KEY_2"), true);
+    assert_eq!(f.resolver.resolve(&pinned).await.unwrap().chosen_by, ChosenBy::Pinned);
+    f.store.record_spend(&capped, MicroUsd(10_000), now).unwrap();
+
+    let fallback = f
+        .resolver
+        .resolve(&request(&prod, "openai", Some("OPENAI_API_KEY_2"), false))
+        .await
+        .unwrap();
+    assert_eq!(fallback.chosen_by, ChosenBy::FallbackPinAtCap);
+    assert_eq!(fallback.env.get("OPENAI_API_KEY"), Some("sk-canary-default-one"));
+    let warning = fallback.warning.clone().unwrap();
+    assert!(warning.contains("OPENAI_API_KEY_2 has nothing left of its budget"), "{warning}");
+    assert_eq!(f.resolver.counters().cap_pin_fallbacks.load(Ordering::Relaxed), 1);
+
+    let error = f.resolver.resolve(&pinned).await.unwrap_err();
+    assert_eq!(error.code(), "pinned_key_at_cap");
+    let message = error.to_string();
+    assert!(message.ends_with("pin another active key: OPENAI_API_KEY"), "{message}");
+
+    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap();
+    assert_eq!(explanation.chosen_by, Some(ChosenBy::FallbackPinAtCap));
+    assert_eq!(explanation.warning.as_deref(), Some(warning.as_str()));
+    let strict = explanation.strict_error.as_ref().unwrap();
+    assert_eq!((strict.code, strict.message.as_str()), ("pinned_key_at_cap", message.as_str()));
+
+    // A scope's cap is no reason to fall back: every key shares it.
+    f.store.set_budget(&capped, None).unwrap();
+    f.store.set_budget(&BudgetTarget::Scope(prod.clone()), Some(budget)).unwrap();
+    assert_eq!(f.resolver.resolve(&pinned).await.unwrap().chosen_by, ChosenBy::Pinned);
 }
 
 #[tokio::test]

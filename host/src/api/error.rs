@@ -55,6 +55,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("no_key_linked", 404, "the provider has no active key in the scope"),
     ("pinned_key_missing", 404, "a strict pin names a key that no longer exists"),
     ("pinned_key_disabled", 409, "a strict pin names a key that is disabled"),
+    ("pinned_key_at_cap", 409, "a strict pin names a key with nothing left of its budget"),
     ("all_keys_disabled", 409, "every key of the provider in the scope is disabled"),
     ("key_not_found", 404, "the provider has no such key in the scope"),
     ("variable_not_set", 404, "the variable is not set in the scope"),
@@ -261,6 +262,7 @@ impl From<ResolveError> for ApiError {
             ResolveError::MissingVariable { .. }
             | ResolveError::LeaseTooLarge { .. }
             | ResolveError::PinnedKeyDisabled { .. }
+            | ResolveError::PinnedKeyAtCap { .. }
             | ResolveError::AllKeysDisabled { .. } => ApiError::conflict(code, message),
             ResolveError::UnknownClient(_) => ApiError::bad_request(code, message),
         }

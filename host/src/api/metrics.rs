@@ -178,6 +178,7 @@ pub fn render(state: &ApiState) -> String {
         ("scope-default", load(&counters.scope_default)),
         ("fallback-pin-missing", load(&counters.fallbacks)),
         ("fallback-pin-disabled", load(&counters.disabled_pin_fallbacks)),
+        ("fallback-pin-at-cap", load(&counters.cap_pin_fallbacks)),
         ("error", load(&counters.errors)),
     ] {
         let _ = writeln!(out, "platos_resolves_total{{outcome=\"{outcome}\"}} {value}");

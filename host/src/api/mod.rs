@@ -305,6 +305,7 @@ fn table() -> Vec<Route> {
                 "all_keys_disabled",
                 "pinned_key_missing",
                 "pinned_key_disabled",
+                "pinned_key_at_cap",
                 "missing_variable",
                 "unknown_client",
                 "invalid_name",

@@ -63,7 +63,7 @@ pub struct ResolveBody {
     tag = "resolution",
     operation_id = "resolve",
     summary = "Resolve a key for a turn",
-    description = "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists or is disabled falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.",
+    description = "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists, is disabled or has nothing left of its own budget falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`, `pinned_key_at_cap`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.",
     request_body(content = ResolveBody, description = "What to resolve.",
         example = json!({ "provider": "openai", "client": "ai-sdk" })),
     responses((status = 200, description = "The key, why, the lease and the env bag.", body = ResolveAnswer, example = json!({

@@ -27,12 +27,14 @@ use crate::policy::client_env::{ClientBag, EnvWarning, UnknownClient, choose_cli
 use crate::policy::hints::near_misses;
 use crate::policy::variants::{value_sources, variant_of};
 use crate::policy::verdicts::{Badge, badge};
-use crate::provider::{ClientInfo, Credentials, EnvVarRole, HttpRequest, Manifest, Verdict};
+use crate::provider::{
+    ClientInfo, Credentials, EnvVarRole, HttpRequest, Manifest, MicroUsd, Verdict,
+};
 use crate::runtime::{CallError, Plugin, PluginRegistry};
 use crate::scope::{KeyLocation, Scope};
 use crate::store::{
-    KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo, VarSource,
-    default_key, key_var, now_millis,
+    BudgetTarget, KeyStatus, KeyUpdate, ProviderKey, SecretStore, StoreError, UnixMillis, VarInfo,
+    VarSource, default_key, key_var, now_millis,
 };
 
 /// How resolution behaves.
@@ -80,6 +82,8 @@ pub enum ChosenBy {
     FallbackPinMissing,
     /// The pinned key is disabled: the scope default instead.
     FallbackPinDisabled,
+    /// The pinned key has nothing left of its budget: the scope default instead.
+    FallbackPinAtCap,
 }
 
 impl ChosenBy {
@@ -89,6 +93,7 @@ impl ChosenBy {
             ChosenBy::Pinned | ChosenBy::ScopeDefault => None,
             ChosenBy::FallbackPinMissing => Some(PinProblem::Missing),
             ChosenBy::FallbackPinDisabled => Some(PinProblem::Disabled),
+            ChosenBy::FallbackPinAtCap => Some(PinProblem::AtCap),
         }
     }
 }
@@ -101,6 +106,8 @@ pub enum PinProblem {
     Missing,
     /// The pinned key exists but is disabled.
     Disabled,
+    /// The pinned key is active but has nothing left of its budget.
+    AtCap,
 }
 
 /// What the resolution rule chooses among one provider's keys.
@@ -119,14 +126,18 @@ pub enum Choice<'a> {
     NoActiveKey,
 }
 
-/// The resolution rule: `provider`'s pinned key if it exists and is
-/// active; else, unless `strict`, the scope default ([`default_key`]: the
-/// operator's choice, else the lowest active variant). `keys` are one scope's keys.
+/// The resolution rule: `provider`'s pinned key if it exists, is active
+/// and is not `pin_at_cap` (nothing left of its budget); else, unless
+/// `strict`, the scope default ([`default_key`]: the operator's choice, else
+/// the lowest active variant). A pin at its cap that is the scope default
+/// itself stays chosen: there is nothing to fall back to, and spending it
+/// fails with `budget_exceeded`. `keys` are one scope's keys.
 pub fn choose_key<'a>(
     keys: &'a [ProviderKey],
     provider: &str,
     pin: Option<&str>,
     strict: bool,
+    pin_at_cap: bool,
 ) -> Choice<'a> {
     let default = default_key(keys, provider);
     let fallback = |chosen_by| match default {
@@ -137,8 +148,14 @@ pub fn choose_key<'a>(
         return fallback(ChosenBy::ScopeDefault);
     };
     let problem = match keys.iter().find(|key| key.provider == provider && key.env_var == pin) {
-        Some(key) if key.status == KeyStatus::Active => {
+        Some(key) if key.status == KeyStatus::Active && !pin_at_cap => {
             return Choice::Key { key, chosen_by: ChosenBy::Pinned };
+        }
+        Some(key) if key.status == KeyStatus::Active => {
+            if !strict && default.is_some_and(|default| std::ptr::eq(default, key)) {
+                return Choice::Key { key, chosen_by: ChosenBy::Pinned };
+            }
+            PinProblem::AtCap
         }
         Some(_) => PinProblem::Disabled,
         None => PinProblem::Missing,
@@ -149,6 +166,7 @@ pub fn choose_key<'a>(
         fallback(match problem {
             PinProblem::Missing => ChosenBy::FallbackPinMissing,
             PinProblem::Disabled => ChosenBy::FallbackPinDisabled,
+            PinProblem::AtCap => ChosenBy::FallbackPinAtCap,
         })
     }
 }
@@ -158,6 +176,7 @@ fn fallback_warning(pin: &str, problem: PinProblem, scope: &Scope, spent: &str) 
     let what = match problem {
         PinProblem::Missing => "no longer exists",
         PinProblem::Disabled => "is disabled",
+        PinProblem::AtCap => "has nothing left of its budget",
     };
     format!(
         "the pinned key {pin} {what} in {scope}; spending the scope default {spent} instead (pass strict to fail instead)"
@@ -259,6 +278,18 @@ pub enum ResolveError {
         /// The active keys.
         active: Vec<String>,
     },
+    /// A strict pin to a key with nothing left of its budget.
+    #[error("the pinned key {pinned} of {provider} has nothing left of its budget in {scope} (strict: no fallback); raise its budget (PUT .../providers/{provider}/keys/{pinned}/budget) or pin another active key: {}", if others.is_empty() { "none".to_owned() } else { others.join(", ") })]
+    PinnedKeyAtCap {
+        /// The provider.
+        provider: String,
+        /// The scope.
+        scope: String,
+        /// The pin.
+        pinned: String,
+        /// The other active keys.
+        others: Vec<String>,
+    },
     /// The provider has keys in the scope, and every one is disabled.
     #[error("every {provider} key in {scope} is disabled ({}): enable one (PATCH .../providers/{provider}/keys/{{key}} with {{\"status\": \"active\"}}) or set a new one", disabled.join(", "))]
     AllKeysDisabled {
@@ -332,6 +363,7 @@ impl ResolveError {
             ResolveError::NoKeyLinked { .. } => "no_key_linked",
             ResolveError::PinnedKeyMissing { .. } => "pinned_key_missing",
             ResolveError::PinnedKeyDisabled { .. } => "pinned_key_disabled",
+            ResolveError::PinnedKeyAtCap { .. } => "pinned_key_at_cap",
             ResolveError::AllKeysDisabled { .. } => "all_keys_disabled",
             ResolveError::KeyNotFound { .. } => "key_not_found",
             ResolveError::MissingVariable { .. } => "missing_variable",
@@ -413,6 +445,9 @@ pub struct ResolveCounters {
     pub fallbacks: AtomicU64,
     /// Resolves whose pinned key was disabled and fell back to the default.
     pub disabled_pin_fallbacks: AtomicU64,
+    /// Resolves whose pinned key had nothing left of its budget and fell
+    /// back to the default.
+    pub cap_pin_fallbacks: AtomicU64,
     /// Resolves that failed.
     pub errors: AtomicU64,
     /// Leases issued (one per successful resolve).
@@ -506,6 +541,7 @@ impl Resolver {
                 ChosenBy::ScopeDefault => &counters.scope_default,
                 ChosenBy::FallbackPinMissing => &counters.fallbacks,
                 ChosenBy::FallbackPinDisabled => &counters.disabled_pin_fallbacks,
+                ChosenBy::FallbackPinAtCap => &counters.cap_pin_fallbacks,
             },
             Err(_) => &counters.errors,
         };
@@ -527,19 +563,23 @@ impl Resolver {
             .filter(|key| key.provider == request.provider)
             .collect();
         let pin = request.pinned_key.as_deref();
-        let (key, chosen_by) = match choose_key(&keys, &request.provider, pin, request.strict) {
-            Choice::Key { key, chosen_by } => (key, chosen_by),
-            Choice::PinRefused(problem) => {
-                return Err(self.pin_refused(
-                    scope,
-                    manifest,
-                    pin.unwrap_or_default(),
-                    problem,
-                    &keys,
-                ));
-            }
-            Choice::NoActiveKey => return Err(self.no_active_key(scope, manifest, &keys).await),
-        };
+        let pin_at_cap = self.pin_at_cap(scope, &request.provider, pin, &keys).await?;
+        let (key, chosen_by) =
+            match choose_key(&keys, &request.provider, pin, request.strict, pin_at_cap) {
+                Choice::Key { key, chosen_by } => (key, chosen_by),
+                Choice::PinRefused(problem) => {
+                    return Err(self.pin_refused(
+                        scope,
+                        manifest,
+                        pin.unwrap_or_default(),
+                        problem,
+                        &keys,
+                    ));
+                }
+                Choice::NoActiveKey => {
+                    return Err(self.no_active_key(scope, manifest, &keys).await);
+                }
+            };
         let warning = chosen_by
             .pin_problem()
             .zip(pin)
@@ -638,7 +678,36 @@ impl Resolver {
                     .map(|key| key.env_var.clone())
                     .collect(),
             },
+            PinProblem::AtCap => ResolveError::PinnedKeyAtCap {
+                others: keys
+                    .iter()
+                    .filter(|key| key.status == KeyStatus::Active && key.env_var != pinned)
+                    .map(|key| key.env_var.clone())
+                    .collect(),
+                provider,
+                scope,
+                pinned,
+            },
         }
+    }
+
+    /// Whether `pin` names an active key of `provider` that has nothing
+    /// left of its own budget (a scope's budget caps every key alike, so it
+    /// is no reason to fall back).
+    async fn pin_at_cap(
+        &self,
+        scope: &Scope,
+        provider: &str,
+        pin: Option<&str>,
+        keys: &[ProviderKey],
+    ) -> Result<bool, StoreError> {
+        let Some(pin) = pin else { return Ok(false) };
+        if !keys.iter().any(|key| key.env_var == pin && key.status == KeyStatus::Active) {
+            return Ok(false);
+        }
+        let target = BudgetTarget::key(scope.clone(), provider, pin);
+        let status = self.inner.store.budget_status(&target, now_millis()).await?;
+        Ok(status.left() == Some(MicroUsd(0)))
     }
 
     /// The error of a provider without an active key: every key disabled,
@@ -922,7 +991,8 @@ impl Resolver {
             .collect();
         let vars = self.inner.store.list_vars(scope).await?;
         // What a resolve (not strict) would do, by the one rule.
-        let choice = choose_key(&keys, provider, pinned_key, false);
+        let pin_at_cap = self.pin_at_cap(scope, provider, pinned_key, &keys).await?;
+        let choice = choose_key(&keys, provider, pinned_key, false, pin_at_cap);
         let (chosen_key, chosen_by) = match choice {
             Choice::Key { key, chosen_by } => (Some(key.env_var.as_str()), Some(chosen_by)),
             Choice::PinRefused(_) | Choice::NoActiveKey => (None, None),
@@ -938,12 +1008,13 @@ impl Resolver {
             }
             Choice::Key { .. } | Choice::PinRefused(_) => None,
         };
-        let strict_error = match (choose_key(&keys, provider, pinned_key, true), pinned_key) {
-            (Choice::PinRefused(problem), Some(pin)) => {
-                Some(ExplainedError::of(&self.pin_refused(scope, manifest, pin, problem, &keys)))
-            }
-            _ => None,
-        };
+        let strict_error =
+            match (choose_key(&keys, provider, pinned_key, true, pin_at_cap), pinned_key) {
+                (Choice::PinRefused(problem), Some(pin)) => Some(ExplainedError::of(
+                    &self.pin_refused(scope, manifest, pin, problem, &keys),
+                )),
+                _ => None,
+            };
         let candidates = keys
             .iter()
             .map(|key| {
@@ -958,6 +1029,10 @@ impl Resolver {
                     (Some(ChosenBy::FallbackPinDisabled), Some(pin)) if chosen => {
                         format!("scope default, because the pin {pin} is disabled (fallback)")
                     }
+                    (Some(ChosenBy::FallbackPinAtCap), Some(pin)) if chosen => {
+                        format!("scope default, because the pin {pin} has nothing left of its budget (fallback)")
+                    }
+                    _ if is_pin && pin_at_cap => "pinned, but nothing is left of its budget: a resolve falls back to the scope default (strict fails with pinned_key_at_cap)".to_owned(),
                     _ if is_pin && chosen_key.is_some() => "pinned, but disabled: a resolve falls back to the scope default (strict fails with pinned_key_disabled)".to_owned(),
                     _ if is_pin => "pinned, but disabled, like every other key".to_owned(),
                     _ if key.status == KeyStatus::Disabled => "disabled".to_owned(),
@@ -1169,7 +1244,7 @@ mod tests {
             key("openai", "OPENAI_API_KEY_2", 2, Active),
             key("anthropic", "ANTHROPIC_API_KEY", 1, Active),
         ];
-        let choose = |pin, strict| choose_key(&keys, "openai", pin, strict);
+        let choose = |pin, strict| choose_key(&keys, "openai", pin, strict, false);
         for strict in [false, true] {
             assert_eq!(
                 chosen(choose(None, strict)),
@@ -1194,19 +1269,45 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_at_its_cap_falls_back_unless_strict_or_it_is_the_default_itself() {
+        use KeyStatus::Active;
+        let keys = [
+            key("openai", "OPENAI_API_KEY", 1, Active),
+            key("openai", "OPENAI_API_KEY_2", 2, Active),
+        ];
+        let choose = |pin, strict| choose_key(&keys, "openai", pin, strict, true);
+        assert_eq!(
+            chosen(choose(Some("OPENAI_API_KEY_2"), false)),
+            Some(("OPENAI_API_KEY", ChosenBy::FallbackPinAtCap))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY_2"), true), Choice::PinRefused(PinProblem::AtCap));
+        // The default itself at its cap: nothing to fall back to.
+        assert_eq!(
+            chosen(choose(Some("OPENAI_API_KEY"), false)),
+            Some(("OPENAI_API_KEY", ChosenBy::Pinned))
+        );
+        assert_eq!(choose(Some("OPENAI_API_KEY"), true), Choice::PinRefused(PinProblem::AtCap));
+        assert_eq!(ChosenBy::FallbackPinAtCap.pin_problem(), Some(PinProblem::AtCap));
+    }
+
+    #[test]
     fn without_an_active_key_nothing_is_chosen() {
         let keys = [
             key("openai", "OPENAI_API_KEY", 1, KeyStatus::Disabled),
             key("openai", "OPENAI_API_KEY_2", 2, KeyStatus::Disabled),
         ];
         for pin in [None, Some("OPENAI_API_KEY"), Some("OPENAI_API_KEY_7")] {
-            assert_eq!(choose_key(&keys, "openai", pin, false), Choice::NoActiveKey, "{pin:?}");
+            assert_eq!(
+                choose_key(&keys, "openai", pin, false, false),
+                Choice::NoActiveKey,
+                "{pin:?}"
+            );
         }
         assert_eq!(
-            choose_key(&keys, "openai", Some("OPENAI_API_KEY_2"), true),
+            choose_key(&keys, "openai", Some("OPENAI_API_KEY_2"), true, false),
             Choice::PinRefused(PinProblem::Disabled)
         );
-        assert_eq!(choose_key(&[], "openai", None, true), Choice::NoActiveKey);
+        assert_eq!(choose_key(&[], "openai", None, true, false), Choice::NoActiveKey);
     }
 
     #[test]
@@ -1223,7 +1324,7 @@ mod tests {
             chosen_at(key("anthropic", "ANTHROPIC_API_KEY_2", 2, Active), 30),
         ];
         let default = |keys: &[ProviderKey]| {
-            chosen(choose_key(keys, "openai", None, false)).map(|(key, _)| key.to_owned())
+            chosen(choose_key(keys, "openai", None, false, false)).map(|(key, _)| key.to_owned())
         };
         // The latest choice wins, whatever the variant; other providers'
         // choices do not count.
@@ -1237,7 +1338,7 @@ mod tests {
         // A pin still beats the choice.
         keys[2].status = Active;
         assert_eq!(
-            chosen(choose_key(&keys, "openai", Some("OPENAI_API_KEY_3"), true)),
+            chosen(choose_key(&keys, "openai", Some("OPENAI_API_KEY_3"), true, false)),
             Some(("OPENAI_API_KEY_3", ChosenBy::Pinned))
         );
     }
