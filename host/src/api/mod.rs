@@ -39,6 +39,7 @@ pub mod page;
 pub mod server;
 
 mod env;
+mod forward;
 mod health;
 mod resolve;
 mod scopes;
@@ -61,6 +62,7 @@ use self::auth::TokenStore;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use crate::health::HealthService;
+use crate::outbound::StreamLimits;
 use crate::resolution::Resolver;
 use crate::scope::Scope;
 use crate::selfhost::ImportStatus;
@@ -74,6 +76,8 @@ pub struct ApiOptions {
     pub request_timeout: Duration,
     /// The scope the self-host configuration is imported into, if any.
     pub self_host_scope: Option<Scope>,
+    /// How a forwarded answer is bounded (`.../leases/{lease}/forward`).
+    pub forward: StreamLimits,
 }
 
 impl Default for ApiOptions {
@@ -82,6 +86,7 @@ impl Default for ApiOptions {
             body_limit: 256 << 10,
             request_timeout: Duration::from_secs(30),
             self_host_scope: None,
+            forward: StreamLimits::default(),
         }
     }
 }
@@ -325,6 +330,21 @@ fn table() -> Vec<Route> {
                 "store_error",
             ],
             routes!(resolve::authorize),
+        ),
+        route(
+            Scoped,
+            &[
+                "lease_not_found",
+                "invalid_request",
+                "plugin_error",
+                "refused_request",
+                "secret_out_of_place",
+                "token_exchange_failed",
+                "plugin_failed",
+                "upstream_unreachable",
+                "store_error",
+            ],
+            routes!(forward::forward),
         ),
         route(Scoped, &["lease_not_found", "store_error"], routes!(resolve::release)),
     ]
