@@ -355,3 +355,31 @@ async fn refused_hosts_dead_leases_and_unreachable_upstreams_send_nothing() {
     assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"unreachable\"}"), 1, "{metrics}");
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_that_goes_away_mid_stream_is_metered_as_cancelled() {
+    let (base, up) = upstream().await;
+    let host = start().await;
+    let scope = "acme/shop/prod";
+    let lease = host.lease(scope, &base).await;
+    let url = format!("{base}/chat/completions");
+    let mut response =
+        host.forward(scope, &lease, &url, json!({ "model": "wait", "stream": true })).await;
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"Hel\""));
+    assert_eq!(metric(&host.metrics().await, "platos_forwards_in_flight"), 1);
+    drop(response);
+    up.release.notify_one();
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = host.metrics().await;
+        if metric(&metrics, "platos_forwards_total{outcome=\"cancelled\"}") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"cancelled\"}"), 1, "{metrics}");
+    assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"completed\"}"), 0);
+    assert_eq!(metric(&metrics, "platos_forwards_in_flight"), 0);
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
