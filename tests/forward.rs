@@ -56,6 +56,9 @@ async fn chat(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String)
         let text = format!("{{\"error\":{{\"message\":\"Incorrect API key provided: {auth}\"}}}}");
         return (StatusCode::UNAUTHORIZED, [("x-echo", auth)], text).into_response();
     }
+    if model == "slow" {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
     if body["stream"] != true {
         let answer = json!({ "id": "c1", "object": "chat.completion", "model": "gpt-5",
             "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Hello" } }],
@@ -120,8 +123,13 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(|_| ()).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut platos_host::api::server::ServerConfig)) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let config = support::loopback_server_config(dir.path(), "forward-test-plugin-cache");
+    let mut config = support::loopback_server_config(dir.path(), "forward-test-plugin-cache");
+    adjust(&mut config);
     let server = Server::start(config).await.expect("the server starts");
     let operator =
         std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
@@ -381,5 +389,22 @@ async fn an_agent_that_goes_away_mid_stream_is_metered_as_cancelled() {
     assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"cancelled\"}"), 1, "{metrics}");
     assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"completed\"}"), 0);
     assert_eq!(metric(&metrics, "platos_forwards_in_flight"), 0);
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_first_byte_gets_the_forward_timeout_not_the_request_timeout() {
+    let (base, _up) = upstream().await;
+    let host = start_with(|config| {
+        config.api.request_timeout = Duration::from_millis(300);
+        config.api.forward.first_byte = Duration::from_secs(5);
+    })
+    .await;
+    let scope = "acme/shop/prod";
+    let lease = host.lease(scope, &base).await;
+    let url = format!("{base}/chat/completions");
+    let mut response = host.forward(scope, &lease, &url, json!({ "model": "slow" })).await;
+    assert_eq!(response.status(), 200, "600 ms to the first byte is within the forward's 5 s");
+    assert!(rest(&mut response).await.contains("Hello"));
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
