@@ -446,7 +446,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "PUT" => Some(json!({ "value": "sk-isolation-probe" })),
         "PATCH" => Some(json!({ "label": "x" })),
         "POST" if path.ends_with("/resolve") => Some(json!({ "provider": "openai" })),
-        "POST" if path.ends_with("/authorize") => Some(
+        "POST" if path.ends_with("/authorize") || path.ends_with("/forward") => Some(
             json!({ "request": { "method": "GET", "url": "https://api.openai.com/v1/models" } }),
         ),
         "POST" if path == "/v1/tokens" => Some(json!({ "scope": "acme/shop/prod" })),
@@ -516,6 +516,11 @@ async fn a_token_of_one_scope_gets_nothing_from_another() {
             "POST",
             format!("/v1/scopes/{mine}/leases/{their_lease}/authorize"),
             body_for("POST", "/authorize"),
+        ),
+        (
+            "POST",
+            format!("/v1/scopes/{mine}/leases/{their_lease}/forward"),
+            body_for("POST", "/forward"),
         ),
         ("DELETE", format!("/v1/scopes/{mine}/leases/{their_lease}"), None),
     ] {

@@ -352,16 +352,19 @@ async fn every_documented_example_runs_against_the_server() {
     let (status, document) = client.call("GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(document["openapi"], "3.1.0");
-    // The scope of the examples routes its provider's probes to the mock.
-    let (status, body) = client
-        .call(
-            "PUT",
-            "/v1/scopes/acme/shop/prod/env/OPENAI_BASE_URL",
-            Some(&host.operator),
-            Some(&json!({ "value": upstream })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    // The scope of the examples routes its provider's probes to the mock,
+    // and lets a forward by lease reach it.
+    for name in ["OPENAI_BASE_URL", "OPENAI_API_BASE"] {
+        let (status, body) = client
+            .call(
+                "PUT",
+                &format!("/v1/scopes/acme/shop/prod/env/{name}"),
+                Some(&host.operator),
+                Some(&json!({ "value": upstream })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
 
     let mut operations = operations(&document);
     operations.sort_by_key(phase);
@@ -380,7 +383,14 @@ async fn every_documented_example_runs_against_the_server() {
                 example,
                 &format!("{what}'s request example"),
             );
-            example.to_string()
+            // The forward example goes to the public API; here the mock
+            // stands for it (the scope's base URL lets the provider reach it).
+            let example = example.to_string();
+            if operation.path.ends_with("/forward") {
+                example.replace("https://api.openai.com/v1", &upstream)
+            } else {
+                example
+            }
         });
         let answers = success_answers(operation);
         assert!(!answers.is_empty(), "{what}: no documented success answer");

@@ -1,5 +1,5 @@
 //! The outbound sender against a mock upstream on loopback: address policy,
-//! no redirects, timeouts and the body cap.
+//! no redirects, timeouts and the body cap, for whole and streamed answers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use platos_host::outbound::{Outbound, OutboundConfig};
+use platos_host::outbound::{Outbound, OutboundConfig, SendError, StreamLimits};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::policy::hosts::AllowedHosts;
 use platos_host::provider::HttpRequest;
@@ -39,7 +39,23 @@ async fn mock_upstream() -> SocketAddr {
                 "late"
             }),
         )
-        .route("/big", get(|| async { "x".repeat(3 << 20) }));
+        .route("/big", get(|| async { "x".repeat(3 << 20) }))
+        .route(
+            "/drip",
+            get(|| async {
+                // Four chunks 200 ms apart: longer than the whole-request timeout.
+                let chunks = futures_util::stream::unfold(0, |sent| async move {
+                    if sent == 4 {
+                        return None;
+                    }
+                    if sent > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Some((Ok::<_, std::convert::Infallible>(format!("chunk {sent}\n")), sent + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -292,4 +308,69 @@ async fn private_addresses_in_every_spelling_need_the_operator() {
         assert_eq!(status, 0, "{url}: {reason}");
         assert!(reason.contains("--allow-private-upstreams"), "{url}: {reason}");
     }
+}
+
+/// Reads a streamed body to its end or its first error.
+async fn drain(body: &mut platos_host::outbound::UpstreamBody) -> (String, Option<String>) {
+    let mut text = Vec::new();
+    loop {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => text.extend_from_slice(&chunk),
+            Ok(None) => return (String::from_utf8(text).unwrap(), None),
+            Err(reason) => return (String::from_utf8(text).unwrap(), Some(reason)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_outlives_the_whole_request_timeout_and_an_idle_gap_breaks_it() {
+    let address = mock_upstream().await;
+    let request = HttpRequest::get(format!("http://{address}/drip"));
+    let limits = StreamLimits { idle: Duration::from_millis(600), ..StreamLimits::default() };
+    let started = std::time::Instant::now();
+    let mut answer = sender(true).send_streaming(&request, &base(address), limits).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let (text, error) = drain(&mut answer.body).await;
+    assert_eq!((text.as_str(), error), ("chunk 0\nchunk 1\nchunk 2\nchunk 3\n", None));
+    assert!(started.elapsed() > Duration::from_millis(500), "longer than the 500 ms whole timeout");
+
+    let limits = StreamLimits { idle: Duration::from_millis(50), ..StreamLimits::default() };
+    let mut answer = sender(true).send_streaming(&request, &base(address), limits).await.unwrap();
+    let (text, error) = drain(&mut answer.body).await;
+    assert_eq!(text, "chunk 0\n");
+    assert_eq!(error.as_deref(), Some("no body chunk within 50ms"));
+}
+
+#[tokio::test]
+async fn a_stream_waits_for_its_first_byte_only_so_long_and_is_capped() {
+    let address = mock_upstream().await;
+    let limits = StreamLimits { first_byte: Duration::from_millis(100), ..StreamLimits::default() };
+    let hang = HttpRequest::get(format!("http://{address}/hang"));
+    let error = sender(true).send_streaming(&hang, &base(address), limits).await.unwrap_err();
+    assert_eq!(error, SendError::Transport("no answer within 100ms".to_owned()));
+
+    let limits = StreamLimits { max_bytes: 1 << 20, ..StreamLimits::default() };
+    let big = HttpRequest::get(format!("http://{address}/big"));
+    let mut answer = sender(true).send_streaming(&big, &base(address), limits).await.unwrap();
+    let (text, error) = drain(&mut answer.body).await;
+    assert!(text.len() <= 1 << 20, "{} bytes", text.len());
+    assert_eq!(error.as_deref(), Some("the answer is larger than the host relays"));
+}
+
+#[tokio::test]
+async fn a_stream_goes_through_the_same_checks_as_a_whole_answer() {
+    let address = mock_upstream().await;
+    let allowed = AllowedHosts::new(&["api.openai.com".to_owned()], None).unwrap();
+    let request = HttpRequest::get(format!("http://{address}/v1/models"));
+    let limits = StreamLimits::default();
+    let error = sender(true).send_streaming(&request, &allowed, limits).await.unwrap_err();
+    assert!(
+        matches!(&error, SendError::Refused(reason) if reason.contains("is not allowed")),
+        "{error}"
+    );
+    let error = sender(false).send_streaming(&request, &base(address), limits).await.unwrap_err();
+    assert!(matches!(error, SendError::Refused(_)), "loopback needs the operator: {error}");
+    let redirect = HttpRequest::get(format!("http://{address}/redirect"));
+    let answer = sender(true).send_streaming(&redirect, &base(address), limits).await.unwrap();
+    assert_eq!(answer.status, 302, "a redirect is answered, not followed");
 }

@@ -6,6 +6,7 @@
 //! - [`provider`]: the provider contract's domain types.
 //! - [`policy`]: pure rules (names, allowed hosts, imports, manifests).
 //! - [`outbound`]: the SSRF-safe sender of plugin-described requests.
+//! - [`forward`]: relaying a request the host authorized and sent by lease.
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
 //! - [`exchange`]: token exchange and the in-memory access-token cache.
 //! - [`health`]: health probes through the plugins, in deduplicated rounds.
@@ -24,6 +25,7 @@ pub mod crypto;
 pub mod embedding;
 pub mod envexample;
 pub mod exchange;
+pub mod forward;
 pub mod harness;
 pub mod health;
 pub mod outbound;

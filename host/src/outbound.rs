@@ -4,6 +4,12 @@
 //! timeout and a cap on the response body. Transport failures become a
 //! synthetic response with status 0 and the reason in the body, which is what
 //! `interpret-health` expects.
+//!
+//! [`Outbound::send`] reads the whole answer under one timeout;
+//! [`Outbound::send_streaming`] hands the answer over as it arrives, under a
+//! time-to-first-byte and an idle timeout instead (a long stream is not cut
+//! at a fixed length) and a byte cap. Both build the request through the one
+//! checking path, `Outbound::checked_request`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,10 +42,92 @@ impl Default for OutboundConfig {
     }
 }
 
+/// How a streamed answer ([`Outbound::send_streaming`]) is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// From sending the request to the answer's status and headers.
+    pub first_byte: Duration,
+    /// The longest wait for the next body chunk.
+    pub idle: Duration,
+    /// Body bytes relayed at most: past it the body fails.
+    pub max_bytes: u64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a request was not sent or got no answer. The reason never holds the
+/// URL's query or a header value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The request breaks the allowed hosts or the address policy, or its
+    /// URL is malformed: nothing was sent.
+    #[error("{0}")]
+    Refused(String),
+    /// The transport failed before an answer (DNS, connect, timeout).
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// A streamed answer: status and headers as received, the body to read.
+/// Header values may echo a secret: redact before showing them.
+pub struct StreamingResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// At most 100 headers whose values are text, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, chunk by chunk.
+    pub body: UpstreamBody,
+}
+
+impl std::fmt::Debug for StreamingResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingResponse").field("status", &self.status).finish_non_exhaustive()
+    }
+}
+
+/// The body of a [`StreamingResponse`], read under the idle timeout and the
+/// byte cap of its [`StreamLimits`].
+pub struct UpstreamBody {
+    response: reqwest::Response,
+    idle: Duration,
+    remaining: u64,
+}
+
+impl UpstreamBody {
+    /// The next chunk as it arrives; `None` at the end. An error says why
+    /// the body broke off: no chunk within the idle timeout, more than the
+    /// byte cap, or a transport failure.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        let chunk = tokio::time::timeout(self.idle, self.response.chunk())
+            .await
+            .map_err(|_| format!("no body chunk within {:?}", self.idle))?
+            .map_err(describe_error)?;
+        let Some(chunk) = chunk else { return Ok(None) };
+        let size = chunk.len() as u64;
+        if size > self.remaining {
+            return Err("the answer is larger than the host relays".to_owned());
+        }
+        self.remaining -= size;
+        Ok(Some(chunk))
+    }
+}
+
 /// Sends plugin-described requests. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
+    /// For whole answers: one timeout over the whole request.
     client: reqwest::Client,
+    /// For streamed answers: only the connect timeout; the first-byte and
+    /// idle timeouts are applied per request.
+    streaming: reqwest::Client,
     config: OutboundConfig,
 }
 
@@ -93,15 +181,20 @@ fn checked_addresses(
 impl Outbound {
     /// A sender with its own connection pool.
     pub fn new(config: OutboundConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = Self::client_builder(&config).timeout(config.timeout).build()?;
+        let streaming = Self::client_builder(&config).build()?;
+        Ok(Outbound { client, streaming, config })
+    }
+
+    /// What both clients share: no redirects, no proxy, checked DNS answers,
+    /// the connect timeout.
+    fn client_builder(config: &OutboundConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .dns_resolver(Arc::new(CheckedResolver { policy: config.addresses }))
             .user_agent(concat!("platos-host/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Outbound { client, config })
     }
 
     /// The configuration in force.
@@ -126,31 +219,12 @@ impl Outbound {
         request: &HttpRequest,
         allowed: &AllowedHosts,
     ) -> Result<HttpResponse, String> {
-        allowed.check(&request.url, &request.headers).map_err(|refusal| refusal.to_string())?;
-        let url = reqwest::Url::parse(&request.url).map_err(|_| "malformed URL".to_owned())?;
-        // Literal addresses skip DNS, so check them here. The URL parser has
-        // already turned every IPv4 spelling (`2852039166`, `0xa9fe.0xa9fe`,
-        // `0251.0376.0251.0376`, `169.254.43518`) into its address.
-        if let Some(address) = literal_address(&url) {
-            check_address(address, self.config.addresses).map_err(|refusal| refusal.to_string())?;
-        }
-        let mut builder = self.client.request(request.method.into(), url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
+        let builder = self
+            .checked_request(&self.client, request, allowed)
+            .map_err(|error| error.to_string())?;
         let mut response = builder.send().await.map_err(describe_error)?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .take(100)
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
+        let headers = text_headers(&response);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(describe_error)? {
             let room = self.config.max_body_bytes - body.len();
@@ -161,6 +235,72 @@ impl Outbound {
         }
         Ok(HttpResponse { status, headers, body })
     }
+
+    /// Sends `request` if `allowed` and the address policy let it (the same
+    /// checks as [`Outbound::send`]) and answers as soon as the status and
+    /// headers arrive, within `limits.first_byte`; the body is read chunk by
+    /// chunk ([`UpstreamBody::next_chunk`]).
+    pub async fn send_streaming(
+        &self,
+        request: &HttpRequest,
+        allowed: &AllowedHosts,
+        limits: StreamLimits,
+    ) -> Result<StreamingResponse, SendError> {
+        let builder = self.checked_request(&self.streaming, request, allowed)?;
+        let response = tokio::time::timeout(limits.first_byte, builder.send())
+            .await
+            .map_err(|_| SendError::Transport(format!("no answer within {:?}", limits.first_byte)))?
+            .map_err(|error| SendError::Transport(describe_error(error)))?;
+        Ok(StreamingResponse {
+            status: response.status().as_u16(),
+            headers: text_headers(&response),
+            body: UpstreamBody { response, idle: limits.idle, remaining: limits.max_bytes },
+        })
+    }
+
+    /// The one checking path of both sends: the allowed-host check, the URL
+    /// parsed, a literal address checked against the address policy, then
+    /// the request built on `client` with its headers and body.
+    fn checked_request(
+        &self,
+        client: &reqwest::Client,
+        request: &HttpRequest,
+        allowed: &AllowedHosts,
+    ) -> Result<reqwest::RequestBuilder, SendError> {
+        let refused = |reason: String| SendError::Refused(reason);
+        allowed
+            .check(&request.url, &request.headers)
+            .map_err(|refusal| refused(refusal.to_string()))?;
+        let url =
+            reqwest::Url::parse(&request.url).map_err(|_| refused("malformed URL".to_owned()))?;
+        // Literal addresses skip DNS, so check them here. The URL parser has
+        // already turned every IPv4 spelling (`2852039166`, `0xa9fe.0xa9fe`,
+        // `0251.0376.0251.0376`, `169.254.43518`) into its address.
+        if let Some(address) = literal_address(&url) {
+            check_address(address, self.config.addresses)
+                .map_err(|refusal| refused(refusal.to_string()))?;
+        }
+        let mut builder = client.request(request.method.into(), url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        Ok(builder)
+    }
+}
+
+/// The first 100 headers of `response` whose values are text.
+fn text_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .take(100)
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
 }
 
 /// The address of a URL whose host is an IP literal.

@@ -73,6 +73,13 @@ async fn embeddings(State(log): State<Arc<MockLog>>, headers: HeaderMap) -> Resp
     }
 }
 
+/// `POST /v1/chat/completions`: a chat completion with usage, whatever the
+/// key (for the forward example of the OpenAPI document).
+async fn chat_completions() -> Response {
+    let answer = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-5","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}"#;
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
+}
+
 /// `GET /v1/models` echoing the `Authorization` header it got: with
 /// `?mode=<m>` (the h1-secret-echo fixture's probe) as `mode=<m>;echo=<value>`
 /// with 200; without (the OpenAI plugin's probe) in a 502 error body, the way
@@ -103,13 +110,14 @@ pub async fn echoing_upstream() -> String {
     format!("http://{address}/v1")
 }
 
-/// Starts the mock ([`models`] and [`embeddings`]) on 127.0.0.1; returns its
+/// Starts the mock ([`models`], [`embeddings`] and [`chat_completions`]) on 127.0.0.1; returns its
 /// base URL (`http://addr/v1`).
 pub async fn mock_upstream() -> (String, Arc<MockLog>) {
     let log = Arc::new(MockLog::default());
     let app = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/embeddings", axum::routing::post(embeddings))
+        .route("/v1/chat/completions", axum::routing::post(chat_completions))
         .with_state(log.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();

@@ -82,6 +82,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the provider's token endpoint gave the key no access token (refused, unreachable or failing); the message says which",
     ),
     ("plugin_failed", 502, "the plugin broke a limit (CPU, memory, time, output) or trapped"),
+    (
+        "upstream_unreachable",
+        502,
+        "a forwarded request got no answer from the provider (DNS, connect, timeout); the message says why",
+    ),
     ("store_error", 500, "the store failed; the host's log says why"),
     (
         "store_unavailable",

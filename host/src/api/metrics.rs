@@ -1,7 +1,8 @@
 //! `/metrics`: Prometheus text exposition, written by hand (no client
 //! library): resolves by outcome, fallbacks, probe verdicts by class, plugin
 //! call and probe latency histograms, HTTP requests by route, method and
-//! status with their latency, leases issued and released, and loaded plugins.
+//! status with their latency, leases issued and released, loaded plugins,
+//! and forwards by outcome with the tokens they used.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use axum::http::Method;
 
 use super::ApiState;
+use crate::forward::{ForwardMeter, ForwardOutcome};
+use crate::resolution::leases::Lease;
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 14] =
@@ -96,6 +99,77 @@ pub struct Metrics {
     probes: RwLock<HashMap<String, Arc<Histogram>>>,
     /// Client connections, counted by the connection loop.
     pub(crate) connections: Arc<super::connections::ConnectionCounters>,
+    forwards: Arc<ForwardCounters>,
+}
+
+/// The outcomes of [`ForwardOutcome::name`], in the order they are counted.
+const FORWARD_OUTCOMES: [&str; 4] = ["completed", "unreachable", "interrupted", "cancelled"];
+
+/// Forwards by outcome and the tokens they used by provider: the meter
+/// every forward reports to ([`Metrics::forwards`]).
+#[derive(Debug, Default)]
+pub struct ForwardCounters {
+    in_flight: AtomicU64,
+    outcomes: [AtomicU64; FORWARD_OUTCOMES.len()],
+    tokens: RwLock<HashMap<String, Arc<TokenCounts>>>,
+}
+
+/// The tokens of one provider's forwards.
+#[derive(Debug, Default)]
+struct TokenCounts {
+    input: AtomicU64,
+    output: AtomicU64,
+    cached_input: AtomicU64,
+}
+
+impl ForwardMeter for ForwardCounters {
+    fn started(&self, _lease: &Lease) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self, lease: &Lease, outcome: &ForwardOutcome) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(index) = FORWARD_OUTCOMES.iter().position(|name| *name == outcome.name()) {
+            self.outcomes[index].fetch_add(1, Ordering::Relaxed);
+        }
+        if let ForwardOutcome::Completed { usage: Some(usage), .. } = outcome {
+            let counts = get_or_insert(&self.tokens, &lease.provider, || lease.provider.clone());
+            counts.input.fetch_add(usage.input_tokens, Ordering::Relaxed);
+            counts.output.fetch_add(usage.output_tokens, Ordering::Relaxed);
+            counts.cached_input.fetch_add(usage.cached_input_tokens, Ordering::Relaxed);
+        }
+    }
+}
+
+impl ForwardCounters {
+    fn render(&self, out: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        out.push_str("# HELP platos_forwards_in_flight Forwarded requests whose answer is still being relayed.\n# TYPE platos_forwards_in_flight gauge\n");
+        let _ = writeln!(out, "platos_forwards_in_flight {}", load(&self.in_flight));
+        out.push_str("# HELP platos_forwards_total Forwarded requests by outcome (cancelled: the agent went away before the end).\n# TYPE platos_forwards_total counter\n");
+        for (outcome, counter) in FORWARD_OUTCOMES.iter().zip(&self.outcomes) {
+            let _ =
+                writeln!(out, "platos_forwards_total{{outcome=\"{outcome}\"}} {}", load(counter));
+        }
+        out.push_str("# HELP platos_forward_tokens_total Tokens forwarded requests used, as their provider's plugin read them, by provider and kind.\n# TYPE platos_forward_tokens_total counter\n");
+        let tokens = self.tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tokens: Vec<_> = tokens.iter().collect();
+        tokens.sort_by(|a, b| a.0.cmp(b.0));
+        for (provider, counts) in tokens {
+            for (kind, counter) in [
+                ("input", &counts.input),
+                ("output", &counts.output),
+                ("cached_input", &counts.cached_input),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "platos_forward_tokens_total{{provider=\"{}\",kind=\"{kind}\"}} {}",
+                    label(provider),
+                    load(counter)
+                );
+            }
+        }
+    }
 }
 
 fn get_or_insert<K, V: Default>(
@@ -149,6 +223,11 @@ impl Metrics {
     pub fn record_plugin_call(&self, plugin: &str, function: &'static str, elapsed: Duration) {
         let key = (plugin.to_owned(), function);
         get_or_insert(&self.plugin_calls, &key, || key.clone()).observe(elapsed);
+    }
+
+    /// The meter forwards report to.
+    pub fn forwards(&self) -> Arc<ForwardCounters> {
+        self.forwards.clone()
     }
 
     /// Records one probe ("test key") made by the API.
@@ -244,6 +323,8 @@ pub fn render(state: &ApiState) -> String {
             &format!("provider=\"{}\"", label(provider)),
         );
     }
+
+    metrics.forwards.render(&mut out);
 
     let routes = metrics.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut routes: Vec<_> = routes.iter().collect();

@@ -40,6 +40,7 @@ pub mod server;
 
 mod budgets;
 mod env;
+mod forward;
 mod health;
 mod resolve;
 mod scopes;
@@ -62,6 +63,7 @@ use self::auth::TokenStore;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use crate::health::HealthService;
+use crate::outbound::StreamLimits;
 use crate::resolution::Resolver;
 use crate::scope::Scope;
 use crate::selfhost::ImportStatus;
@@ -71,10 +73,13 @@ use crate::selfhost::ImportStatus;
 pub struct ApiOptions {
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// The longest a request may take before a 503.
+    /// The longest a request may take before a 503 (until its answer's
+    /// headers; a forward gets its `forward.first_byte` on top).
     pub request_timeout: Duration,
     /// The scope the self-host configuration is imported into, if any.
     pub self_host_scope: Option<Scope>,
+    /// How a forwarded answer is bounded (`.../leases/{lease}/forward`).
+    pub forward: StreamLimits,
 }
 
 impl Default for ApiOptions {
@@ -83,6 +88,7 @@ impl Default for ApiOptions {
             body_limit: 256 << 10,
             request_timeout: Duration::from_secs(30),
             self_host_scope: None,
+            forward: StreamLimits::default(),
         }
     }
 }
@@ -193,6 +199,9 @@ pub struct RouteInfo {
     /// Who may call it.
     pub access: Access,
 }
+
+/// The forward route, whose answer [`observe`] waits longer for.
+const FORWARD_ROUTE: &str = scoped!("/leases/{lease}/forward");
 
 /// The prefix of every scoped route.
 pub const SCOPE_PREFIX: &str = scoped!("");
@@ -328,6 +337,21 @@ fn table() -> Vec<Route> {
             ],
             routes!(resolve::authorize),
         ),
+        route(
+            Scoped,
+            &[
+                "lease_not_found",
+                "invalid_request",
+                "plugin_error",
+                "refused_request",
+                "secret_out_of_place",
+                "token_exchange_failed",
+                "plugin_failed",
+                "upstream_unreachable",
+                "store_error",
+            ],
+            routes!(forward::forward),
+        ),
         route(Scoped, &["lease_not_found", "store_error"], routes!(resolve::release)),
         route(
             ScopeAdmin,
@@ -423,7 +447,16 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let is_api = request.uri().path().starts_with("/v1/") || request.uri().path() == "/metrics";
-    let timeout = state.options().request_timeout;
+    let options = state.options();
+    // A forward's answer may take long to start (a whole completion before
+    // its headers): it gets its first-byte timeout on top. Its body is not
+    // bounded here at all (the relay's idle timeout and byte cap are).
+    let timeout = match &route {
+        Some(path) if path.as_str() == FORWARD_ROUTE => {
+            options.request_timeout + options.forward.first_byte
+        }
+        _ => options.request_timeout,
+    };
     let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(

@@ -178,6 +178,26 @@ pub struct AuthorizeBody {
     request: ApiRequest,
 }
 
+impl AuthorizeBody {
+    /// The request to authorize, its URL checked to be absolute
+    /// (400 `invalid_request` otherwise).
+    pub(super) fn into_request(self) -> Result<HttpRequest, ApiError> {
+        let request = self.request;
+        if url::Url::parse(&request.url).is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "request.url is not an absolute URL: expected e.g. https://api.openai.com/v1/chat/completions",
+            ));
+        }
+        Ok(HttpRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body.map(String::into_bytes),
+        })
+    }
+}
+
 /// The answer of `POST .../leases/{lease}/authorize`.
 #[derive(Serialize, ToSchema)]
 pub struct Authorized {
@@ -213,19 +233,7 @@ pub async fn authorize(
 ) -> Result<Json<Authorized>, ApiError> {
     let resolver = state.resolver();
     let lease = resolver.live_lease(&scoped.scope, scoped.param("lease")).await?;
-    let request = body.request;
-    if url::Url::parse(&request.url).is_err() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "request.url is not an absolute URL: expected e.g. https://api.openai.com/v1/chat/completions",
-        ));
-    }
-    let request = HttpRequest {
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        body: request.body.map(String::into_bytes),
-    };
+    let request = body.into_request()?;
     let started = Instant::now();
     let result = resolver.authorize_lease(&lease, &request, state.health().outbound()).await;
     let provider = lease.provider.as_str();

@@ -118,6 +118,48 @@ impl Redactor {
         self.secrets.iter().map(|secret| secret.name.as_str())
     }
 
+    /// The length in bytes of the longest text a secret can be found in
+    /// (its longest form, which is also as long as a percent-decoded
+    /// reading gets); 0 for an empty redactor.
+    pub fn longest_form(&self) -> usize {
+        self.secrets.iter().flat_map(|secret| &secret.forms).map(String::len).max().unwrap_or(0)
+    }
+
+    /// How many bytes at the end of `bytes` could be the start of a secret
+    /// (in one of its forms, or percent-encoded): what a stream holds back
+    /// until the next bytes tell. Less than [`Redactor::longest_form`].
+    pub fn possible_start(&self, bytes: &[u8]) -> usize {
+        let earliest = bytes.len().saturating_sub(self.longest_form().saturating_sub(1));
+        (earliest..bytes.len())
+            .find(|&start| {
+                let suffix = bytes[start..].to_ascii_lowercase();
+                self.is_form_start(&suffix)
+                    || (suffix.contains(&b'%')
+                        && self.is_form_start(&percent_decoded_start(&suffix)))
+            })
+            .map_or(0, |start| bytes.len() - start)
+    }
+
+    /// Whether `text` (lower-cased) is how some secret's form begins.
+    fn is_form_start(&self, text: &[u8]) -> bool {
+        self.secrets
+            .iter()
+            .flat_map(|secret| &secret.forms)
+            .any(|form| form.as_bytes().starts_with(text))
+    }
+
+    /// `bytes` with every secret, in any form, replaced by [`REDACTED`]:
+    /// each run of valid UTF-8 is redacted as text (a secret's every form is
+    /// text, so none spans a byte that is not), other bytes are kept as is.
+    pub fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        for chunk in bytes.utf8_chunks() {
+            out.extend_from_slice(self.redact(chunk.valid()).as_bytes());
+            out.extend_from_slice(chunk.invalid());
+        }
+        out
+    }
+
     fn replace(&self, text: &str, label: impl Fn(usize) -> String) -> String {
         let found = self.find(text);
         if found.is_empty() {
@@ -186,6 +228,45 @@ impl Redactor {
 
     fn search_any(&self, haystack: &str) -> bool {
         self.secrets.iter().any(|forms| forms.forms.iter().any(|form| haystack.contains(form)))
+    }
+}
+
+/// Redaction of a body that arrives in chunks: a secret split across two
+/// chunks is still found, because the end of a chunk that could be the
+/// start of a secret ([`Redactor::possible_start`], less than
+/// [`Redactor::longest_form`] bytes) is held back until the next chunk (or
+/// [`StreamRedaction::finish`]); the rest passes at once. What
+/// [`StreamRedaction::push`] returns is final: no later chunk can make it
+/// part of a secret.
+#[derive(Debug)]
+pub struct StreamRedaction {
+    redactor: Redactor,
+    pending: Vec<u8>,
+}
+
+impl StreamRedaction {
+    /// Redaction of the secrets of `redactor`.
+    pub fn new(redactor: Redactor) -> Self {
+        StreamRedaction { redactor, pending: Vec::new() }
+    }
+
+    /// Takes the next chunk; answers the redacted bytes that are final.
+    /// A secret that ends after this chunk starts in the part held back, so
+    /// every secret starting before it is whole here and redacted.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(chunk);
+        if self.redactor.is_empty() {
+            return std::mem::take(&mut self.pending);
+        }
+        let mut redacted = self.redactor.redact_bytes(&self.pending);
+        let cut = redacted.len() - self.redactor.possible_start(&redacted);
+        self.pending = redacted.split_off(cut);
+        redacted
+    }
+
+    /// The redacted rest, at the end of the body.
+    pub fn finish(self) -> Vec<u8> {
+        self.redactor.redact_bytes(&self.pending)
     }
 }
 
@@ -322,6 +403,18 @@ fn percent_decoded_with_origin(text: &str) -> (Vec<u8>, Vec<usize>) {
     (decoded, origin)
 }
 
+/// The percent-decoded reading of a text's end, lower-cased, without a last
+/// `%` or `%X` that the next bytes may complete.
+fn percent_decoded_start(suffix: &[u8]) -> Vec<u8> {
+    let cut = match suffix {
+        [.., b'%'] => suffix.len() - 1,
+        [.., b'%', digit] if hex_digit(*digit).is_some() => suffix.len() - 2,
+        _ => suffix.len(),
+    };
+    let text = String::from_utf8_lossy(&suffix[..cut]);
+    percent_decoded_with_origin(&text).0.to_ascii_lowercase()
+}
+
 /// `%XX` sequences decoded (invalid ones kept), as lossy UTF-8.
 pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&percent_decoded_with_origin(text).0).into_owned()
@@ -357,6 +450,56 @@ mod tests {
             assert!(core.len() >= KEY.len(), "{prefix:?}: {core}");
             assert!(whole.contains(&core), "{prefix:?}: {core} not in {whole}");
         }
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_anywhere_is_redacted() {
+        let body = format!(
+            "data: {{\"echo\":\"Bearer {KEY}\"}}\n\nplain {} end %{}",
+            KEY.to_uppercase(),
+            hex::encode(KEY)
+        );
+        let whole = String::from_utf8(redactor().redact_bytes(body.as_bytes())).unwrap();
+        assert!(!whole.to_ascii_lowercase().contains(&KEY.to_ascii_lowercase()), "{whole}");
+        for first in 0..body.len() {
+            for second in first..body.len().min(first + 40) {
+                let mut stream = StreamRedaction::new(redactor());
+                let mut out = stream.push(&body.as_bytes()[..first]);
+                out.extend(stream.push(&body.as_bytes()[first..second]));
+                out.extend(stream.push(&body.as_bytes()[second..]));
+                out.extend(stream.finish());
+                assert_eq!(String::from_utf8(out).unwrap(), whole, "cut at {first} and {second}");
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_kept_and_the_text_around_them_redacted() {
+        let mut body = vec![0xff, 0xfe];
+        body.extend_from_slice(KEY.as_bytes());
+        body.extend_from_slice(&[0xc3, b'x']);
+        let mut expected = vec![0xff, 0xfe];
+        expected.extend_from_slice(REDACTED.as_bytes());
+        expected.extend_from_slice(&[0xc3, b'x']);
+        assert_eq!(redactor().redact_bytes(&body), expected);
+        let mut stream = StreamRedaction::new(Redactor::default());
+        assert_eq!(stream.push(&body), body, "nothing to redact: nothing held back");
+        assert!(stream.finish().is_empty());
+    }
+
+    #[test]
+    fn only_an_end_that_could_start_a_secret_is_held_back() {
+        let r = redactor();
+        assert_eq!(r.possible_start(b"data: {\"content\":\"Hi\"}\n\n"), 0);
+        assert_eq!(r.possible_start(b"Bearer SK-can"), 6);
+        assert_eq!(r.possible_start(b"key=%73k-C"), 6, "percent-encoded");
+        assert_eq!(r.possible_start(b"key=%7"), 2, "an unfinished escape");
+        assert!(r.possible_start(b"sk") > 0);
+        assert!(r.longest_form() >= 3 * KEY.len());
+        let mut stream = StreamRedaction::new(r);
+        assert_eq!(stream.push(b"data: ok\n\n"), b"data: ok\n\n", "nothing held back");
+        assert_eq!(stream.push(b"x sk-Can"), b"x ");
+        assert_eq!(stream.push(b"ary/7f3a+9c1e5b done"), b"[redacted] done");
     }
 
     #[test]

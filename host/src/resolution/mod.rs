@@ -25,6 +25,8 @@ use crate::exchange::{ExchangeError, TokenBroker};
 use crate::outbound::Outbound;
 use crate::policy::client_env::{ClientBag, EnvWarning, UnknownClient, choose_client, client_form};
 use crate::policy::hints::near_misses;
+use crate::policy::hosts::AllowedHosts;
+use crate::policy::redaction::Redactor;
 use crate::policy::variants::{value_sources, variant_of};
 use crate::policy::verdicts::{Badge, badge};
 use crate::provider::{
@@ -431,6 +433,28 @@ impl From<TokenRefusal> for LeaseError {
             TokenRefusal::Invalid => LeaseError::Unknown,
             TokenRefusal::Expired { at } => LeaseError::Expired { at },
         }
+    }
+}
+
+/// An authorized request the host sends itself
+/// ([`Resolver::authorize_for_sending`]). `Debug` shows no value.
+pub struct SendableRequest {
+    /// The request with the provider's credentials added.
+    pub request: HttpRequest,
+    /// Where requests for the leased key may go.
+    pub allowed: AllowedHosts,
+    /// Finds the leased secret values (and access token) in the answer.
+    pub redactor: Redactor,
+    /// The provider's plugin (it reads the usage of the answer).
+    pub plugin: Plugin,
+}
+
+impl std::fmt::Debug for SendableRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendableRequest")
+            .field("request", &self.request)
+            .field("plugin", &self.plugin.id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -904,6 +928,18 @@ impl Resolver {
         request: &HttpRequest,
         outbound: &Outbound,
     ) -> Result<HttpRequest, LeaseError> {
+        Ok(self.authorize_for_sending(lease, request, outbound).await?.request)
+    }
+
+    /// [`Resolver::authorize_lease`], with what the host needs to send the
+    /// request itself: the destinations the key may reach and the redactor
+    /// of the leased values (and access token), for the answer.
+    pub async fn authorize_for_sending(
+        &self,
+        lease: &Lease,
+        request: &HttpRequest,
+        outbound: &Outbound,
+    ) -> Result<SendableRequest, LeaseError> {
         let plugin = self.inner.registry.get(&lease.provider).ok_or(LeaseError::Unknown)?;
         self.check_lease_key(lease).await?;
         let mut credentials = self.leased_env(lease, plugin.manifest()).await?;
@@ -918,7 +954,13 @@ impl Resolver {
                     refused => LeaseError::TokenExchange(refused),
                 })?;
         }
-        Ok(plugin.authorize(&credentials, request, tokens.now()).await?)
+        let authorized = plugin.authorize(&credentials, request, tokens.now()).await?;
+        Ok(SendableRequest {
+            request: authorized,
+            allowed: plugin.allowed_hosts(&credentials),
+            redactor: plugin.redactor(&credentials),
+            plugin: plugin.clone(),
+        })
     }
 
     /// The lease's key is still linked and active: a key disabled or unset
