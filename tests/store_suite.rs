@@ -969,6 +969,9 @@ pub async fn budget_reserve_within_the_cap_and_refuse_over_it_with_the_numbers(
     assert_eq!(store.reserve(&reservation(4, &key, usd(100), later), NOON).await.unwrap(), Ok(()));
     let status = store.budget_status(&key, NOON).await.unwrap();
     assert_eq!((status.budget, status.reserved, status.left()), (None, usd(110), None));
+    // The same id again replaces the reservation.
+    assert_eq!(store.reserve(&reservation(4, &key, usd(1), later), NOON).await.unwrap(), Ok(()));
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().reserved, usd(11));
     drop(store);
     let store = open(backend, keyring(KEY_A, None)).await;
     assert_eq!(store.budget_status(&key, NOON).await.unwrap().budget, None);

@@ -397,7 +397,8 @@ impl SelfHostImport {
 }
 
 /// Every `interval`: batched last-used times to the store; replaced versions
-/// past their grace period and releases of ended leases purged.
+/// past their grace period, releases of ended leases and expired budget
+/// reservations purged.
 async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

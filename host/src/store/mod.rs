@@ -576,9 +576,10 @@ pub trait SecretStore: Send + Sync {
         budget: Option<Budget>,
     ) -> Result<(), StoreError>;
 
-    /// The budget of `target` and what counts against it at `now`: spend in
-    /// the windows `now` falls in ([`Windows`]) and live reservations (those
-    /// with `expires_at > now`), of the target's own keys for a scope.
+    /// The budget of `target` and what counts against it at `now`: its
+    /// spend in the windows `now` falls in ([`Windows`]) and the live
+    /// reservations (`expires_at > now`) counted against it (for a scope,
+    /// those of every key of it).
     async fn budget_status(
         &self,
         target: &BudgetTarget,
@@ -594,7 +595,7 @@ pub trait SecretStore: Send + Sync {
     /// answer. Without any budget it is recorded too (so it shows as
     /// reserved). Concurrent reserves, on every host sharing this store,
     /// never together exceed a cap. A reservation with the id of a recorded
-    /// one replaces it.
+    /// one replaces it. Durable before it returns.
     async fn reserve(
         &self,
         reservation: &Reservation,

@@ -538,7 +538,7 @@ impl SledStore {
     }
 
     /// [`BlockingSecretStore::budget_status`], for a caller holding the
-    /// budget lock or not needing it.
+    /// budget lock.
     fn status_of(
         &self,
         target: &BudgetTarget,
@@ -943,6 +943,8 @@ impl BlockingSecretStore for SledStore {
         target: &BudgetTarget,
         now: UnixMillis,
     ) -> Result<BudgetStatus, StoreError> {
+        // Under the lock: a settle is never seen half done.
+        let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.status_of(target, now)
     }
 
