@@ -41,7 +41,8 @@ const DONE: &str = "data: [DONE]\n\n";
 /// quoting the `Authorization` header in its body and a header;
 /// `split-echo` streams the header split across two chunks; any other
 /// streams when `stream` is true (`wait`: holds after the first chunk until
-/// released) and answers JSON with usage otherwise.
+/// released) and answers JSON with usage otherwise (7 prompt tokens, and
+/// all of `max_tokens` or 3 completion tokens).
 async fn chat(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String) -> Response {
     up.requests.fetch_add(1, Ordering::SeqCst);
     let auth = headers
@@ -60,9 +61,11 @@ async fn chat(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String)
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     if body["stream"] != true {
+        // A request with an output cap is reported as having used all of it.
+        let completion = body["max_tokens"].as_u64().unwrap_or(3);
         let answer = json!({ "id": "c1", "object": "chat.completion", "model": "gpt-5",
             "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Hello" } }],
-            "usage": { "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10 } });
+            "usage": { "prompt_tokens": 7, "completion_tokens": completion, "total_tokens": 7 + completion } });
         return (
             StatusCode::OK,
             [("content-type", "application/json"), ("set-cookie", "s=1")],
@@ -406,5 +409,171 @@ async fn a_slow_first_byte_gets_the_forward_timeout_not_the_request_timeout() {
     let mut response = host.forward(scope, &lease, &url, json!({ "model": "slow" })).await;
     assert_eq!(response.status(), 200, "600 ms to the first byte is within the forward's 5 s");
     assert!(rest(&mut response).await.contains("Hello"));
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+impl Running {
+    /// Calls `path` under the scope with the operator token.
+    async fn scoped(
+        &self,
+        method: &str,
+        scope: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let path = format!("/v1/scopes/{scope}{path}");
+        self.client.call(method, &path, Some(&self.operator), body.as_ref()).await
+    }
+}
+
+/// The micro-dollars of a USD amount in an answer.
+fn micro(usd: &Value) -> u64 {
+    (usd.as_f64().expect("a dollar amount") * 1e6).round() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_forwards_never_spend_more_than_the_cap_and_nothing_is_sent_past_it() {
+    let (base, up) = upstream().await;
+    let host = start().await;
+    let scope = "acme/shop/prod";
+    let lease = host.lease(scope, &base).await;
+    let budget_path = "/providers/openai/keys/OPENAI_API_KEY/budget";
+    let (status, answer) = host
+        .scoped("PUT", scope, budget_path, Some(json!({ "limit_usd": 3.0, "period": "day" })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // gpt-5: $1.25 per million prompt tokens, $10 per million output tokens.
+    // Each forward reserves its body's bytes as prompt tokens and its 1,000
+    // output tokens; the mock reports 7 prompt tokens and all 1,000 output.
+    let body = json!({ "model": "gpt-5", "max_tokens": 1000, "messages": [] });
+    let reservation =
+        (body.to_string().len() as u64 * 1_250_000 + 1000 * 10_000_000).div_ceil(1_000_000);
+    let cost = (7 * 1_250_000 + 1000 * 10_000_000_u64).div_ceil(1_000_000);
+    let url = format!("{base}/chat/completions");
+    let outcomes = futures_util::future::join_all((0..1000).map(|_| async {
+        let mut response = host.forward(scope, &lease, &url, body.clone()).await;
+        (response.status().as_u16(), rest(&mut response).await)
+    }))
+    .await;
+
+    let sent = outcomes.iter().filter(|(status, _)| *status == 200).count();
+    let refused: Vec<&String> =
+        outcomes.iter().filter(|(status, _)| *status == 402).map(|(_, text)| text).collect();
+    assert_eq!(sent + refused.len(), 1000, "every forward is sent or refused for the budget");
+    assert_eq!(up.requests.load(Ordering::SeqCst), sent, "nothing refused reached the upstream");
+    let refusal: Value = serde_json::from_str(refused[0]).unwrap();
+    assert_eq!(code(&refusal), "budget_exceeded");
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(message.contains("key OPENAI_API_KEY of openai in acme/shop/prod"), "{message}");
+    assert!(message.contains("$3.00 per day"), "{message}");
+    assert!(message.contains("left") && message.ends_with("nothing was sent"), "{message}");
+
+    let (status, spent) = host.scoped("GET", scope, budget_path, None).await;
+    assert_eq!(status, 200, "{spent}");
+    assert_eq!(micro(&spent["reserved_usd"]), 0, "every reservation was settled: {spent}");
+    assert_eq!(micro(&spent["spent_usd"]), sent as u64 * cost, "{spent}");
+    assert!(micro(&spent["spent_usd"]) <= 3_000_000, "the cap holds: {spent}");
+    // Not tripped early: every forward that could fit was sent.
+    assert!(
+        sent as u64 >= 3_000_000 / reservation,
+        "{sent} sent of {} possible",
+        3_000_000 / reservation
+    );
+    let (_, scope_spend) = host.scoped("GET", scope, "/spend", None).await;
+    assert_eq!(micro(&scope_spend["spend"]["day_usd"]), sent as u64 * cost, "{scope_spend}");
+    let metrics = host.metrics().await;
+    assert_eq!(
+        metric(&metrics, "platos_budget_refusals_total{provider=\"openai\"}"),
+        refused.len() as u64,
+        "{metrics}"
+    );
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn reported_usage_counts_and_a_pin_at_its_cap_falls_back_or_fails() {
+    let (base, up) = upstream().await;
+    let host = start().await;
+    let scope = "acme/shop/prod";
+    host.lease(scope, &base).await;
+    let (status, answer) = host
+        .scoped(
+            "PUT",
+            scope,
+            "/env/OPENAI_API_KEY_2",
+            Some(json!({ "value": "sk-canary-second-91d2" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let budget_path = "/providers/openai/keys/OPENAI_API_KEY_2/budget";
+    let (status, answer) = host
+        .scoped("PUT", scope, budget_path, Some(json!({ "limit_usd": 0.01, "period": "month" })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let pinned = |strict| json!({ "provider": "openai", "pinned_key": "OPENAI_API_KEY_2", "strict": strict });
+    let (status, answer) = host.scoped("POST", scope, "/resolve", Some(pinned(true))).await;
+    assert_eq!((status, answer["chosen_by"].as_str()), (200, Some("pinned")), "{answer}");
+    let lease = answer["lease"]["id"].as_str().unwrap().to_owned();
+
+    // A malformed report is refused and the lease stays live.
+    let release = format!("/leases/{lease}");
+    let (status, answer) = host
+        .scoped("DELETE", scope, &release, Some(json!({ "usage": { "output_tokens": -1 } })))
+        .await;
+    assert_eq!((status, code(&answer)), (400, "invalid_json"), "{answer}");
+    // 1,000 output tokens of gpt-5: exactly the cent the key may spend.
+    let usage = json!({ "usage": { "input_tokens": 0, "output_tokens": 1000, "model": "gpt-5" } });
+    let (status, answer) = host.scoped("DELETE", scope, &release, Some(usage.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(micro(&answer["charged"]["cost_usd"]), 10_000, "{answer}");
+    assert_eq!(answer["charged"]["price"], json!({ "basis": "listed", "model": "gpt-5" }));
+    // A retried release counts nothing twice.
+    let (status, answer) = host.scoped("DELETE", scope, &release, Some(usage)).await;
+    assert_eq!((status, code(&answer)), (404, "lease_not_found"), "{answer}");
+    let (_, status_now) = host.scoped("GET", scope, budget_path, None).await;
+    assert_eq!(micro(&status_now["spent_usd"]), 10_000, "{status_now}");
+    assert_eq!(micro(&status_now["left_usd"]), 0, "{status_now}");
+
+    // At its cap: a pin falls back, loudly; strict fails.
+    let (status, answer) = host.scoped("POST", scope, "/resolve", Some(pinned(false))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["chosen_by"], "fallback-pin-at-cap");
+    assert_eq!(answer["key"]["key_id"], "OPENAI_API_KEY");
+    assert!(answer["warning"].as_str().unwrap().contains("nothing left of its budget"), "{answer}");
+    let (status, answer) = host.scoped("POST", scope, "/resolve", Some(pinned(true))).await;
+    assert_eq!((status, code(&answer)), (409, "pinned_key_at_cap"), "{answer}");
+
+    // A lease taken before the cap was reached sends nothing more.
+    let (status, answer) = host
+        .scoped(
+            "POST",
+            scope,
+            "/resolve",
+            Some(json!({ "provider": "openai", "pinned_key": "OPENAI_API_KEY_2" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let before = up.requests.load(Ordering::SeqCst);
+    let (status, answer) = host
+        .scoped("PUT", scope, budget_path, Some(json!({ "limit_usd": 0.02, "period": "month" })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = host.scoped("POST", scope, "/resolve", Some(pinned(true))).await;
+    let capped_lease = answer["lease"]["id"].as_str().unwrap().to_owned();
+    host.scoped("PUT", scope, budget_path, Some(json!({ "limit_usd": 0.01, "period": "month" })))
+        .await;
+    let mut response = host
+        .forward(
+            scope,
+            &capped_lease,
+            &format!("{base}/chat/completions"),
+            json!({ "model": "gpt-5", "max_tokens": 10 }),
+        )
+        .await;
+    assert_eq!(response.status(), 402);
+    let refusal: Value = serde_json::from_str(&rest(&mut response).await).unwrap();
+    assert_eq!(code(&refusal), "budget_exceeded", "{refusal}");
+    assert_eq!(up.requests.load(Ordering::SeqCst), before, "nothing was sent");
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -211,11 +211,11 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
     let dev = scope("acme/shop/dev");
     let refused = f.resolver.authorize(&dev, &held.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Unknown), "{refused}");
-    assert!(!f.resolver.release(&dev, &held.lease_id).await.unwrap());
-    assert!(f.resolver.release(&prod, &held.lease_id).await.unwrap());
+    assert!(!f.resolver.release(&dev, &held.lease_id).await.unwrap().is_some());
+    assert!(f.resolver.release(&prod, &held.lease_id).await.unwrap().is_some());
     let refused = f.resolver.authorize(&prod, &held.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Released), "{refused}");
-    assert!(!f.resolver.release(&prod, &held.lease_id).await.unwrap(), "released once");
+    assert!(!f.resolver.release(&prod, &held.lease_id).await.unwrap().is_some(), "released once");
     assert!(f.resolver.authorize(&prod, &fresh.lease_id, &call, net).await.is_ok());
     let counters = f.resolver.counters();
     assert_eq!(counters.leases_issued.load(Ordering::Relaxed), 2);
@@ -246,7 +246,10 @@ async fn leases_expire() {
         matches!(refused, LeaseError::Expired { at } if at == lease.lease_expires_at),
         "{refused}"
     );
-    assert!(!resolver.release(&prod, &lease.lease_id).await.unwrap(), "nothing to release");
+    assert!(
+        !resolver.release(&prod, &lease.lease_id).await.unwrap().is_some(),
+        "nothing to release"
+    );
 }
 
 /// A sled store in `path` under `keyring` with the bundled providers' key
@@ -289,10 +292,10 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
     let released = f.resolver.resolve(&request(&prod, "openai", None, false)).await.unwrap();
     let signed = other.authorize(&prod, &kept.lease_id, &call, net).await.unwrap();
     assert_eq!(bearer(signed), "Bearer sk-one");
-    assert!(other.release(&prod, &released.lease_id).await.unwrap());
+    assert!(other.release(&prod, &released.lease_id).await.unwrap().is_some());
     let refused = f.resolver.authorize(&prod, &released.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Released), "{refused}");
-    assert!(!f.resolver.release(&prod, &released.lease_id).await.unwrap());
+    assert!(!f.resolver.release(&prod, &released.lease_id).await.unwrap().is_some());
 
     // A restart: every handle on the store dropped, the store reopened
     // with the same key: the lease still authorizes, the release still holds.

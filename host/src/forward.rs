@@ -11,9 +11,11 @@
 //! - [`safe_headers`] is which upstream headers reach the agent.
 //!
 //! Metering: [`MeterGuard::start`] is the one call before the request is
-//! sent (after authorize: a budget reservation goes there), and
-//! [`ForwardMeter::finished`] the one call after (usage known, the upstream
-//! failed, or the agent went away: the guard's `Drop` reports a cancel).
+//! sent (after authorize and the budget reservation,
+//! [`crate::metering::reserve`]), and [`MeterGuard::finish`] the one call
+//! after (usage known, or the upstream failed: the reservation is settled
+//! before the agent sees the end of the body; the agent went away: the
+//! guard's `Drop` reports a cancel and settles in a task).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::metering::Reserved;
 use crate::outbound::UpstreamBody;
 use crate::policy::redaction::{Redactor, StreamRedaction};
 use crate::provider::{HttpRequest, HttpResponse, Usage};
@@ -240,25 +243,34 @@ pub trait ForwardMeter: Send + Sync {
     fn finished(&self, lease: &Lease, outcome: &ForwardOutcome);
 }
 
-/// One started forward: reports its end to the meter exactly once,
-/// [`ForwardOutcome::Cancelled`] if dropped before [`MeterGuard::finish`].
+/// One started forward: reports its end to the meter exactly once, and
+/// settles its budget reservation; [`ForwardOutcome::Cancelled`] if dropped
+/// before [`MeterGuard::finish`] (the settlement then runs in a task).
 pub struct MeterGuard {
     meter: Arc<dyn ForwardMeter>,
     lease: Lease,
+    reserved: Option<Reserved>,
     finished: bool,
 }
 
 impl MeterGuard {
-    /// Tells `meter` the forward with `lease` starts.
-    pub fn start(meter: Arc<dyn ForwardMeter>, lease: Lease) -> Self {
+    /// Tells `meter` the forward with `lease`, holding `reserved`, starts.
+    pub fn start(meter: Arc<dyn ForwardMeter>, lease: Lease, reserved: Option<Reserved>) -> Self {
         meter.started(&lease);
-        MeterGuard { meter, lease, finished: false }
+        MeterGuard { meter, lease, reserved, finished: false }
     }
 
-    /// Tells the meter how the forward ended.
-    pub fn finish(mut self, outcome: ForwardOutcome) {
+    /// Tells the meter how the forward ended and settles its reservation,
+    /// durably before it returns (a failed settlement is logged: the
+    /// reservation then holds until its TTL).
+    pub async fn finish(mut self, outcome: ForwardOutcome) {
         self.finished = true;
         self.meter.finished(&self.lease, &outcome);
+        if let Some(reserved) = self.reserved.take()
+            && let Err(error) = reserved.settle(&outcome).await
+        {
+            tracing::warn!(%error, "a forward's reservation could not be settled; it holds until its TTL");
+        }
     }
 }
 
@@ -266,6 +278,9 @@ impl Drop for MeterGuard {
     fn drop(&mut self) {
         if !self.finished {
             self.meter.finished(&self.lease, &ForwardOutcome::Cancelled);
+            if let Some(reserved) = self.reserved.take() {
+                reserved.settle_in_background(ForwardOutcome::Cancelled);
+            }
         }
     }
 }
@@ -349,10 +364,12 @@ impl Relay {
                 }
                 Err(reason) => {
                     if let Some(guard) = self.guard.take() {
-                        guard.finish(ForwardOutcome::Interrupted {
-                            status: self.status,
-                            reason: reason.clone(),
-                        });
+                        guard
+                            .finish(ForwardOutcome::Interrupted {
+                                status: self.status,
+                                reason: reason.clone(),
+                            })
+                            .await;
                     }
                     return Some(Err(std::io::Error::other(reason)));
                 }
@@ -393,7 +410,7 @@ impl Relay {
                 None
             }
         };
-        guard.finish(ForwardOutcome::Completed { status: self.status, usage });
+        guard.finish(ForwardOutcome::Completed { status: self.status, usage }).await;
     }
 }
 
@@ -524,8 +541,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_guard_dropped_before_its_end_reports_a_cancel_once() {
+    #[tokio::test]
+    async fn a_guard_dropped_before_its_end_reports_a_cancel_once() {
         let lease = Lease {
             id: crate::resolution::leases::LeaseId([0; crate::resolution::leases::LEASE_ID_LEN]),
             scope: "acme/shop/prod".parse().unwrap(),
@@ -536,9 +553,10 @@ mod tests {
             expires_at: 1,
         };
         let meter = Arc::new(Counting(Default::default()));
-        drop(MeterGuard::start(meter.clone(), lease.clone()));
-        MeterGuard::start(meter.clone(), lease)
-            .finish(ForwardOutcome::Completed { status: 200, usage: None });
+        drop(MeterGuard::start(meter.clone(), lease.clone(), None));
+        MeterGuard::start(meter.clone(), lease, None)
+            .finish(ForwardOutcome::Completed { status: 200, usage: None })
+            .await;
         assert_eq!(*meter.0.lock().unwrap(), ["started", "cancelled", "started", "completed"]);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`runtime`]: the wasmtime host, plugins and their registry.
 //! - [`exchange`]: token exchange and the in-memory access-token cache.
 //! - [`health`]: health probes through the plugins, in deduplicated rounds.
+//! - [`metering`]: budget reservations of forwards, settled to what they cost.
 //! - [`bundled`]: the plugins embedded in this binary.
 //! - [`scope`]: `org/project/env` scopes.
 //! - [`private_fs`]: owner-only files and directories (0600/0700) whatever the umask.
@@ -28,6 +29,7 @@ pub mod exchange;
 pub mod forward;
 pub mod harness;
 pub mod health;
+pub mod metering;
 pub mod outbound;
 pub mod policy;
 pub mod private_fs;

@@ -56,6 +56,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("pinned_key_missing", 404, "a strict pin names a key that no longer exists"),
     ("pinned_key_disabled", 409, "a strict pin names a key that is disabled"),
     ("pinned_key_at_cap", 409, "a strict pin names a key with nothing left of its budget"),
+    (
+        "budget_exceeded",
+        402,
+        "the most the request can cost does not fit the key's or the scope's budget; nothing was sent",
+    ),
     ("all_keys_disabled", 409, "every key of the provider in the scope is disabled"),
     ("key_not_found", 404, "the provider has no such key in the scope"),
     ("variable_not_set", 404, "the variable is not set in the scope"),
@@ -313,6 +318,17 @@ impl From<LeaseError> for ApiError {
             LeaseError::Store(error) => error.into(),
         }
     }
+}
+
+/// The answer for a forward whose reservation does not fit a budget:
+/// nothing was sent. The message names the key or scope, the cap and what
+/// is left.
+pub fn budget_exceeded(exceeded: &crate::store::BudgetExceeded) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "budget_exceeded",
+        format!("{exceeded}; nothing was sent"),
+    )
 }
 
 /// The answer for a lease that is not live in the path's scope (it never

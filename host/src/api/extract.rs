@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use bytes::Bytes;
@@ -166,49 +166,75 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
-            && !content_type.to_str().is_ok_and(is_json_type)
-        {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON: send Content-Type: application/json (curl: -H 'content-type: application/json')",
-            ));
-        }
-        let limit = state.options().body_limit;
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body is larger than {limit} bytes"),
-                )
-            } else {
-                ApiError::bad_request("invalid_body", "the body could not be read")
-            }
-        })?;
+        let bytes = json_bytes(request, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "invalid_json",
                 "the body is empty: this route expects a JSON object",
             ));
         }
-        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                "the body is not a JSON object: this route expects {...}; see /openapi.json",
-            ));
-        }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
-            ApiError::bad_request(
-                "invalid_json",
-                format!(
-                    "the body is not the JSON this route expects: {}; see /openapi.json",
-                    redact_quoted(&error.to_string())
-                ),
-            )
-        })
+        parse_json_object(&bytes).map(JsonBody)
     }
+}
+
+/// `Option<JsonBody<T>>`: no body at all is `None`; a body is read as
+/// [`JsonBody`] reads it.
+impl<T: DeserializeOwned> OptionalFromRequest<ApiState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Option<Self>, ApiError> {
+        let bytes = json_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        parse_json_object(&bytes).map(|value| Some(JsonBody(value)))
+    }
+}
+
+/// The body of a request whose `Content-Type`, if any, names JSON, within
+/// the body limit.
+async fn json_bytes(request: Request, state: &ApiState) -> Result<Bytes, ApiError> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
+        && !content_type.to_str().is_ok_and(is_json_type)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON: send Content-Type: application/json (curl: -H 'content-type: application/json')",
+        ));
+    }
+    let limit = state.options().body_limit;
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", "the body could not be read")
+        }
+    })
+}
+
+/// `bytes` as the JSON object `T`, or an error that says what is expected
+/// without quoting any value of the body.
+fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body is not a JSON object: this route expects {...}; see /openapi.json",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the body is not the JSON this route expects: {}; see /openapi.json",
+                redact_quoted(&error.to_string())
+            ),
+        )
+    })
 }
 
 /// A query string of `T`.

@@ -11,7 +11,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, budget_exceeded};
 use super::extract::params::LeaseParam;
 use super::extract::{JsonBody, Scoped};
 use super::resolve::AuthorizeBody;
@@ -19,6 +19,7 @@ use crate::forward::{
     ForwardMeter, ForwardOutcome, MeterGuard, Relay, UsageReader, is_chat_completions,
     safe_headers, with_stream_usage,
 };
+use crate::metering::{self, ReserveError};
 use crate::outbound::SendError;
 
 /// `POST .../leases/{lease}/forward`: authorize as `.../authorize` does,
@@ -70,16 +71,38 @@ pub async fn forward(
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());
     let sendable = result?;
 
-    // The one call before sending: a budget reservation belongs here.
+    // Before anything is sent: the most it can cost, reserved against the
+    // key's and the scope's budgets (refused here, nothing sent, if it does
+    // not fit).
+    let models = resolver
+        .registry()
+        .get(provider)
+        .map(|plugin| plugin.manifest().default_models.clone())
+        .unwrap_or_default();
+    let body_bytes = agent_request.body.as_deref().unwrap_or_default();
+    let reserved = match metering::reserve(
+        resolver.store(),
+        state.metrics().spend(),
+        &state.options().spend,
+        &lease,
+        &models,
+        body_bytes,
+    )
+    .await
+    {
+        Ok(reserved) => reserved,
+        Err(ReserveError::Exceeded(exceeded)) => return Err(budget_exceeded(&exceeded)),
+        Err(ReserveError::Store(error)) => return Err(error.into()),
+    };
     let meter: Arc<dyn ForwardMeter> = state.metrics().forwards();
-    let guard = MeterGuard::start(meter, lease);
+    let guard = MeterGuard::start(meter, lease, Some(reserved));
     let limits = state.options().forward;
     let upstream = match outbound.send_streaming(&sendable.request, &sendable.allowed, limits).await
     {
         Ok(upstream) => upstream,
         Err(error) => {
             let reason = sendable.redactor.redact(&error.to_string());
-            guard.finish(ForwardOutcome::Unreachable { reason: reason.clone() });
+            guard.finish(ForwardOutcome::Unreachable { reason: reason.clone() }).await;
             return Err(match error {
                 SendError::Refused(_) => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -14,6 +14,7 @@ use axum::http::Method;
 
 use super::ApiState;
 use crate::forward::{ForwardMeter, ForwardOutcome};
+use crate::metering::SpendCounters;
 use crate::resolution::leases::Lease;
 
 /// Histogram bucket bounds, in seconds.
@@ -100,6 +101,7 @@ pub struct Metrics {
     /// Client connections, counted by the connection loop.
     pub(crate) connections: Arc<super::connections::ConnectionCounters>,
     forwards: Arc<ForwardCounters>,
+    spend: Arc<SpendCounters>,
 }
 
 /// The outcomes of [`ForwardOutcome::name`], in the order they are counted.
@@ -230,11 +232,46 @@ impl Metrics {
         self.forwards.clone()
     }
 
+    /// The spend forwards were charged, by provider.
+    pub fn spend(&self) -> &Arc<SpendCounters> {
+        &self.spend
+    }
+
     /// Records one probe ("test key") made by the API.
     pub fn record_probe(&self, provider: &str, elapsed: Duration) {
         let key = provider.to_owned();
         get_or_insert(&self.probes, &key, || key.clone()).observe(elapsed);
     }
+}
+
+/// The spend forwards were charged and the forwards budgets refused.
+fn render_spend(spend: &SpendCounters, out: &mut String) {
+    let usd = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64 / 1_000_000.0;
+    let mut charged = String::new();
+    let mut refused = String::new();
+    spend.for_each(|provider, counters| {
+        let provider = label(provider);
+        for (basis, counter) in [
+            ("listed-price", &counters.listed),
+            ("dearest-default", &counters.unlisted),
+            ("whole-reservation", &counters.reserved),
+        ] {
+            let _ = writeln!(
+                charged,
+                "platos_spend_usd_total{{provider=\"{provider}\",basis=\"{basis}\"}} {}",
+                usd(counter)
+            );
+        }
+        let _ = writeln!(
+            refused,
+            "platos_budget_refusals_total{{provider=\"{provider}\"}} {}",
+            counters.refusals.load(Ordering::Relaxed)
+        );
+    });
+    out.push_str("# HELP platos_spend_usd_total US dollars this host charged forwards, by provider and how the price was found (listed-price; dearest-default: an unknown model; whole-reservation: the usage was not known).\n# TYPE platos_spend_usd_total counter\n");
+    out.push_str(&charged);
+    out.push_str("# HELP platos_budget_refusals_total Forwards refused before sending because a key's or scope's budget had no room, by provider.\n# TYPE platos_budget_refusals_total counter\n");
+    out.push_str(&refused);
 }
 
 /// Escapes a label value.
@@ -325,6 +362,7 @@ pub fn render(state: &ApiState) -> String {
     }
 
     metrics.forwards.render(&mut out);
+    render_spend(&metrics.spend, &mut out);
 
     let routes = metrics.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut routes: Vec<_> = routes.iter().collect();

@@ -63,6 +63,7 @@ use self::auth::TokenStore;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use crate::health::HealthService;
+use crate::metering::SpendConfig;
 use crate::outbound::StreamLimits;
 use crate::resolution::Resolver;
 use crate::scope::Scope;
@@ -80,6 +81,8 @@ pub struct ApiOptions {
     pub self_host_scope: Option<Scope>,
     /// How a forwarded answer is bounded (`.../leases/{lease}/forward`).
     pub forward: StreamLimits,
+    /// How forwards reserve against budgets.
+    pub spend: SpendConfig,
 }
 
 impl Default for ApiOptions {
@@ -89,6 +92,7 @@ impl Default for ApiOptions {
             request_timeout: Duration::from_secs(30),
             self_host_scope: None,
             forward: StreamLimits::default(),
+            spend: SpendConfig::default(),
         }
     }
 }
@@ -348,11 +352,16 @@ fn table() -> Vec<Route> {
                 "token_exchange_failed",
                 "plugin_failed",
                 "upstream_unreachable",
+                "budget_exceeded",
                 "store_error",
             ],
             routes!(forward::forward),
         ),
-        route(Scoped, &["lease_not_found", "store_error"], routes!(resolve::release)),
+        route(
+            Scoped,
+            &["lease_not_found", "invalid_json", "unsupported_media_type", "store_error"],
+            routes!(resolve::release),
+        ),
         route(
             ScopeAdmin,
             &["unknown_provider", "key_not_found", "invalid_budget", "store_error"],

@@ -14,8 +14,10 @@ use super::error::{ApiError, lease_not_found};
 use super::extract::params::{LeaseParam, env_var_name_schema};
 use super::extract::{JsonBody, Scoped};
 use super::scopes::check_key_name;
+use crate::metering;
 use crate::policy::client_env::EnvWarning;
-use crate::provider::{ClientInfo, Credentials, HttpRequest, Method};
+use crate::policy::spend::PriceBasis;
+use crate::provider::{ClientInfo, Credentials, HttpRequest, Method, MicroUsd, Usage};
 use crate::resolution::{ChosenBy, ChosenKey, ResolveRequest};
 use crate::store::UnixMillis;
 
@@ -249,33 +251,103 @@ pub async fn authorize(
     Ok(Json(Authorized { request: out }))
 }
 
+/// The body of `DELETE .../leases/{lease}`, which is optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The tokens the turn consumed calling the provider itself: their cost
+    /// counts against the key's and the scope's budgets as a forward's does.
+    usage: ReportedUsage,
+}
+
+/// Tokens an agent reports.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedUsage {
+    /// Prompt tokens not served from a cache (cache writes included).
+    #[serde(default)]
+    input_tokens: u64,
+    /// Completion tokens, reasoning included.
+    #[serde(default)]
+    output_tokens: u64,
+    /// Prompt tokens served from a cache.
+    #[serde(default)]
+    cached_input_tokens: u64,
+    /// The model that served them; absent or unknown: the provider's
+    /// dearest priced default.
+    #[serde(default)]
+    model: Option<String>,
+}
+
 /// The answer of `DELETE .../leases/{lease}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Released {
     /// Always true.
     pub released: bool,
+    /// What the reported usage was charged; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charged: Option<Charged>,
+}
+
+/// What reported usage was charged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Charged {
+    /// US dollars.
+    #[schema(value_type = f64)]
+    pub cost_usd: MicroUsd,
+    /// How the price was found; null when the provider prices no model and
+    /// its default reservation was charged.
+    pub price: Option<PriceBasis>,
 }
 
 /// `DELETE .../leases/{lease}`: ends a lease early, on every host sharing
-/// the store (the release is durable before the answer).
+/// the store (the release is durable before the answer), with the usage
+/// the agent reports, if any.
 #[utoipa::path(
     delete,
     path = scoped!("/leases/{lease}"),
     tag = "resolution",
     operation_id = "releaseLease",
     summary = "Release a lease",
-    description = "Ends a lease early (a turn finished), on every host sharing the store; durable before the answer. A second release, or one of an expired lease, is `lease_not_found`.",
+    description = "Ends a lease early (a turn finished), on every host sharing the store; durable before the answer. A second release, or one of an expired lease, is `lease_not_found` (and nothing it reports is counted, so a retried release never counts twice). An agent that called the provider itself reports the tokens it used in the optional body: their cost (at the model's listed price, else the provider's dearest priced default) is added to the spend of the key and its scope, durably before the answer, and counts against their budgets as a forward's does.",
     params(LeaseParam),
+    request_body(content = Option<ReleaseBody>, description = "Optional: the usage to report.", example = json!({
+        "usage": { "input_tokens": 1200, "output_tokens": 300, "cached_input_tokens": 0, "model": "gpt-5" }
+    })),
     responses((status = 200, description = "Released.", body = Released,
-        example = json!({ "released": true }))),
+        example = json!({ "released": true, "charged": { "cost_usd": 0.0045, "price": { "basis": "listed", "model": "gpt-5" } } }))),
 )]
 pub async fn release(
     scoped: Scoped,
     State(state): State<ApiState>,
+    body: Option<JsonBody<ReleaseBody>>,
 ) -> Result<Json<Released>, ApiError> {
-    if state.resolver().release(&scoped.scope, scoped.param("lease")).await? {
-        Ok(Json(Released { released: true }))
-    } else {
-        Err(lease_not_found())
-    }
+    let resolver = state.resolver();
+    let Some(lease) = resolver.release(&scoped.scope, scoped.param("lease")).await? else {
+        return Err(lease_not_found());
+    };
+    let Some(JsonBody(ReleaseBody { usage })) = body else {
+        return Ok(Json(Released { released: true, charged: None }));
+    };
+    let usage = Usage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cached_input_tokens: usage.cached_input_tokens,
+        model: usage.model.map(|model| model.chars().take(128).collect()),
+    };
+    let models = resolver
+        .registry()
+        .get(&lease.provider)
+        .map(|plugin| plugin.manifest().default_models.clone())
+        .unwrap_or_default();
+    let (cost, price) = metering::record_reported(
+        resolver.store(),
+        state.metrics().spend(),
+        &state.options().spend,
+        &lease,
+        &models,
+        &usage,
+    )
+    .await?;
+    Ok(Json(Released { released: true, charged: Some(Charged { cost_usd: cost, price }) }))
 }

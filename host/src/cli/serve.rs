@@ -11,6 +11,7 @@ use platos_host::api::connections::ConnectionLimits;
 use platos_host::api::server::{Server, ServerConfig};
 use platos_host::outbound::OutboundConfig;
 use platos_host::policy::addresses::AddressPolicy;
+use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
 use platos_host::selfhost::SelfHostConfig;
 
@@ -87,6 +88,51 @@ pub struct ServeArgs {
     /// Link-local and metadata addresses stay refused.
     #[arg(long, env = "PLATOS_ALLOW_PRIVATE_UPSTREAMS")]
     allow_private_upstreams: bool,
+
+    /// How long a forward's budget reservation holds if it is never settled
+    /// (its host died mid-request): `30m`, `1h`. A forward still streaming
+    /// after it no longer holds room in the budget.
+    #[arg(long, env = "PLATOS_RESERVATION_TTL", default_value = "30m", value_parser = parse_duration)]
+    reservation_ttl: Duration,
+
+    /// What a forward reserves against budgets when its most possible cost
+    /// cannot be computed (its body names no max_tokens, max_output_tokens or
+    /// max_completion_tokens, or its provider prices no model), in US
+    /// dollars: `0.50` for every provider, or `PROVIDER=USD` for one
+    /// (repeat the flag; comma-separated in the variable).
+    #[arg(
+        long,
+        env = "PLATOS_DEFAULT_RESERVATION",
+        value_name = "USD|PROVIDER=USD",
+        value_delimiter = ',',
+        value_parser = parse_reservation
+    )]
+    default_reservation: Vec<(Option<String>, MicroUsd)>,
+}
+
+/// `0.50` (every provider) or `anthropic=2` (one provider), in US dollars.
+fn parse_reservation(text: &str) -> Result<(Option<String>, MicroUsd), String> {
+    let (provider, amount) = match text.split_once('=') {
+        Some((provider, amount)) => {
+            let provider = provider.trim();
+            if !platos_host::policy::names::is_valid_slug(provider) {
+                return Err(format!(
+                    "invalid provider slug `{provider}` in `{text}`: expected e.g. anthropic=2.00"
+                ));
+            }
+            (Some(provider.to_owned()), amount)
+        }
+        None => (None, text),
+    };
+    amount
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(platos_host::policy::spend::usd_to_micro)
+        .map(|micro| (provider, micro))
+        .ok_or_else(|| {
+            format!("invalid reservation `{text}`: expected US dollars from 0 to 1e9, e.g. 0.50 or openai=0.50")
+        })
 }
 
 /// `300`, `300s`, `5m`, `2h`, `500ms`.
@@ -135,6 +181,15 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     });
     config.health_interval = args.health_interval;
     config.lease_ttl = args.lease_ttl;
+    config.api.spend.reservation_ttl = args.reservation_ttl;
+    for (provider, amount) in args.default_reservation {
+        match provider {
+            Some(provider) => {
+                config.api.spend.provider_reservations.insert(provider, amount);
+            }
+            None => config.api.spend.default_reservation = amount,
+        }
+    }
     config.outbound = OutboundConfig {
         addresses: AddressPolicy {
             allow_loopback: args.allow_loopback_upstreams,

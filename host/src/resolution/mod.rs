@@ -887,20 +887,21 @@ impl Resolver {
         Ok(lease)
     }
 
-    /// Ends a live lease of `scope` early, for every host on this store.
-    /// `false` if `token` is no live lease of `scope` (expired, already
-    /// released, or not a lease of this scope: a lease of another scope is
-    /// left alone).
-    pub async fn release(&self, scope: &Scope, token: &str) -> Result<bool, StoreError> {
+    /// Ends a live lease of `scope` early, for every host on this store:
+    /// the lease released. `None` if `token` is no live lease of `scope`
+    /// (expired, already released (of concurrent releases exactly one gets
+    /// it), or not a lease of this scope: a lease of another scope is left
+    /// alone).
+    pub async fn release(&self, scope: &Scope, token: &str) -> Result<Option<Lease>, StoreError> {
         let Ok(lease) = Lease::verify(token, self.inner.store.keyring(), scope, now_millis())
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        let released = self.inner.store.release_lease(&lease.id.0, lease.expires_at).await?;
-        if released {
-            self.inner.counters.leases_released.fetch_add(1, Ordering::Relaxed);
+        if !self.inner.store.release_lease(&lease.id.0, lease.expires_at).await? {
+            return Ok(None);
         }
-        Ok(released)
+        self.inner.counters.leases_released.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(lease))
     }
 
     /// Has the plugin authorize `request` with the leased values, so an agent
