@@ -15,7 +15,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -241,10 +241,10 @@ async fn a_lease_from_one_node_authorizes_on_every_node_until_released_on_any() 
     }
 }
 
-/// `platos-host serve --store URL` on `data` as a child process, with the
+/// `platos-host serve --store URL` (and `extra_args`) on `data` as a child process, with the
 /// cluster's master key in its environment and the in-process nodes'
 /// compiled plugins copied into its cache.
-fn spawn_node(url: &str, data: &Path) -> Binary {
+fn spawn_node(url: &str, data: &Path, extra_args: &[&str]) -> Binary {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(PLUGIN_CACHE);
     let own = data.join("cache").join("components");
     std::fs::create_dir_all(&own).unwrap();
@@ -257,6 +257,7 @@ fn spawn_node(url: &str, data: &Path) -> Binary {
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--import-process-env", "false"])
         .args(["--health-interval", "0s"])
+        .args(extra_args)
         .env("PLATOS_STORE", url)
         .env("PLATOS_DATA_DIR", data)
         .env(ENCRYPTION_KEY_VAR, KEY)
@@ -279,7 +280,7 @@ async fn a_node_killed_during_writes_loses_no_acknowledged_write_and_its_leases_
     a.set("OPENAI_API_KEY", "sk-killed-node").await;
 
     let data = tempfile::tempdir().unwrap();
-    let binary = spawn_node(&url, data.path());
+    let binary = spawn_node(&url, data.path(), &[]);
     let victim = Client::new(binary.address);
     let victim_token =
         std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
@@ -491,4 +492,179 @@ async fn a_database_restarted_under_load_gives_clear_503s_then_the_nodes_reconne
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// A mock chat completions upstream on 127.0.0.1 (its base URL, and how many
+/// requests it got): each answer reports 7 prompt tokens and all of the
+/// request's `max_tokens` as completion tokens; `"model": "hang"` is never
+/// answered.
+async fn chat_upstream() -> (String, Arc<AtomicUsize>) {
+    async fn chat(
+        axum::extract::State(count): axum::extract::State<Arc<AtomicUsize>>,
+        body: String,
+    ) -> axum::Json<Value> {
+        count.fetch_add(1, Ordering::SeqCst);
+        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if body["model"] == "hang" {
+            std::future::pending::<()>().await;
+        }
+        let completion = body["max_tokens"].as_u64().unwrap_or(1);
+        axum::Json(json!({ "id": "c1", "object": "chat.completion", "model": "gpt-5",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Hi" } }],
+            "usage": { "prompt_tokens": 7, "completion_tokens": completion } }))
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(chat))
+        .with_state(count.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/v1"), count)
+}
+
+/// A forward of a gpt-5 chat request with `max_tokens` through `client`:
+/// the status and the answer read whole.
+async fn forward(
+    client: &Client,
+    token: &str,
+    lease: &str,
+    base: &str,
+    model: &str,
+) -> (u16, String) {
+    let body = json!({ "model": model, "max_tokens": 1000, "messages": [] }).to_string();
+    let request = json!({ "request": { "method": "POST", "url": format!("{base}/chat/completions"),
+        "headers": [["content-type", "application/json"]], "body": body } });
+    let response = client
+        .http
+        .post(format!("{}/v1/scopes/{SCOPE}/leases/{lease}/forward", client.base))
+        .bearer_auth(token)
+        .json(&request)
+        .send()
+        .await
+        .expect("the node answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// The cost of one forward of [`forward`] at gpt-5's prices ($1.25 and $10
+/// per million prompt and output tokens), as the mock reports it.
+const FORWARD_COST: u64 = (7 * 1_250_000 + 1000 * 10_000_000_u64).div_ceil(1_000_000);
+
+/// The micro-dollars of a USD amount in an answer.
+fn micro(usd: &Value) -> u64 {
+    (usd.as_f64().expect("a dollar amount") * 1e6).round() as u64
+}
+
+const KEY_BUDGET: &str = "/providers/openai/keys/OPENAI_API_KEY/budget";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_on_three_nodes_never_together_spend_more_than_a_cap() {
+    let url = support::postgres_database().await;
+    let (base, sent_upstream) = chat_upstream().await;
+    let nodes = cluster(&url, 3).await;
+    nodes[0].set("OPENAI_API_KEY", "sk-canary-cluster-budget").await;
+    nodes[0].set("OPENAI_API_BASE", &base).await;
+    let (status, answer) =
+        nodes[1].call("PUT", KEY_BUDGET, Some(json!({ "limit_usd": 1.5, "period": "day" }))).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut leases = Vec::new();
+    for node in &nodes {
+        leases.push(node.resolved().await.0);
+    }
+
+    let outcomes = futures_util::future::join_all((0..600).map(|index| {
+        let (node, lease) = (&nodes[index % 3], &leases[index % 3]);
+        forward(&node.client, &node.operator, lease, &base, "gpt-5")
+    }))
+    .await;
+    let sent = outcomes.iter().filter(|(status, _)| *status == 200).count();
+    let refused = outcomes
+        .iter()
+        .filter(|(status, text)| *status == 402 && text.contains("budget_exceeded"))
+        .count();
+    assert_eq!(sent + refused, 600, "every forward is sent or refused for the budget");
+    assert_eq!(sent_upstream.load(Ordering::SeqCst), sent, "nothing refused reached the upstream");
+    for node in &nodes {
+        let (status, answer) = node.call("GET", KEY_BUDGET, None).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(micro(&answer["spent_usd"]), sent as u64 * FORWARD_COST, "{answer}");
+        assert_eq!(micro(&answer["reserved_usd"]), 0, "{answer}");
+    }
+    assert!(sent as u64 * FORWARD_COST <= 1_500_000, "{sent} forwards overshot the cap");
+    // Not tripped early: at most one forward's reservation was left unspent.
+    assert!(sent as u64 >= 1_500_000 / 10_100, "only {sent} forwards were let through");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_reservations_open_leaves_nothing_reserved_after_the_ttl() {
+    let url = support::postgres_database().await;
+    let (base, sent_upstream) = chat_upstream().await;
+    let a = Node::start(&url).await;
+    a.set("OPENAI_API_KEY", "sk-canary-killed-budget").await;
+    a.set("OPENAI_API_BASE", &base).await;
+    let (status, answer) =
+        a.call("PUT", KEY_BUDGET, Some(json!({ "limit_usd": 100.0, "period": "month" }))).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let data = tempfile::tempdir().unwrap();
+    let binary = spawn_node(
+        &url,
+        data.path(),
+        &["--reservation-ttl", "2s", "--allow-loopback-upstreams", "--lease-ttl", "1m"],
+    );
+    let victim = Client::new(binary.address);
+    let token =
+        std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
+    let (status, answer) = victim
+        .call(
+            "POST",
+            &format!("/v1/scopes/{SCOPE}/resolve"),
+            Some(&token),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let lease = answer["lease"]["id"].as_str().unwrap().to_owned();
+    // Three forwards answered whole: their spend is settled before their end.
+    for _ in 0..3 {
+        let (status, text) = forward(&victim, &token, &lease, &base, "gpt-5").await;
+        assert_eq!(status, 200, "{text}");
+    }
+    // Two that the upstream never answers hold their reservations.
+    let hanging: Vec<_> = (0..2)
+        .map(|_| {
+            let (victim, token, lease, base) =
+                (victim.clone(), token.clone(), lease.clone(), base.clone());
+            tokio::spawn(async move { forward(&victim, &token, &lease, &base, "hang").await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent_upstream.load(Ordering::SeqCst) < 5 {
+        assert!(Instant::now() < deadline, "the hanging forwards never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, held) = a.call("GET", KEY_BUDGET, None).await;
+    assert!(micro(&held["reserved_usd"]) >= 2 * FORWARD_COST, "{held}");
+    binary.kill();
+    for forward in hanging {
+        let _ = forward.await;
+    }
+
+    // After the TTL nothing stays reserved, and the settled spend is whole.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, answer) = a.call("GET", KEY_BUDGET, None).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(micro(&answer["spent_usd"]), 3 * FORWARD_COST, "{answer}");
+        if micro(&answer["reserved_usd"]) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reservations outlived their TTL: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await;
 }
