@@ -190,6 +190,16 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
     .collect();
     let host = start_host(&dir.path().join("data"), &args);
     let token = host.admin_token("acme/shop/prod").await;
+    let (status, answer) = host
+        .client
+        .call(
+            "PUT",
+            "/v1/scopes/acme/shop/prod/providers/openai/keys/OPENAI_API_KEY_2/budget",
+            Some(&host.operator),
+            Some(&json!({ "limit_usd": 25.0, "period": "month" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
     let seen = run_driver(&host, "providers_page.mjs", &token, &[]).await;
     drop(host);
 
@@ -223,6 +233,13 @@ async fn the_providers_page_shows_badges_and_tests_keys() {
     );
     assert_eq!(openai["keys"][0]["button"], "Test key");
     assert_eq!(openai["keys"][0]["lastUsed"], "never");
+    // Each key's spend, and its cap with what is left.
+    assert_eq!(openai["keys"][0]["spend"], "$0.00 today · $0.00 this month no cap", "{openai}");
+    assert_eq!(
+        openai["keys"][1]["spend"],
+        "$0.00 today · $0.00 this month cap $25.00 per month: $25.00 left",
+        "{openai}"
+    );
     assert_eq!(provider(before, "anthropic")["linked"], "not linked");
     assert!(before["embedding"].as_str().unwrap().contains("VOYAGE_API_KEY"), "{before}");
     let models = before["models"].as_array().unwrap();

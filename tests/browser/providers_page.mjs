@@ -29,6 +29,7 @@ async function main() {
           badge: row.querySelector('.key-badge').dataset.badge,
           status: text(row.querySelector('.status')),
           lastUsed: text(row.querySelector('.last-used')),
+          spend: text(row.querySelector('.spend')),
           label: text(row.querySelector('td strong')),
           button: text(row.querySelector('button.test-key')),
         })),

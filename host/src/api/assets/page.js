@@ -141,8 +141,36 @@ function keyRow(provider, key) {
     el("td", { text: String(key.variant) }),
     el("td", { class: "status", text: key.status }),
     el("td", { class: "last-used", text: when(key.last_used_at) }),
+    spendCell(budgets.get(provider.slug + "/" + key.key_id)),
     healthCell,
     el("td", { class: "actions" }, button, toggle, makeDefault, unset, error));
+}
+
+// Each linked key's budget and spend (GET .../keys/{key}/budget), by
+// "provider/key", as the last load read them.
+let budgets = new Map();
+
+async function loadBudgets(providers) {
+  const pairs = providers.flatMap((p) => p.keys.map((k) => [p.slug, k.key_id]));
+  const answers = await Promise.all(pairs.map(([p, k]) => api("GET", keyPath(p, k) + "/budget").catch(() => null)));
+  return new Map(pairs.map(([p, k], index) => [p + "/" + k, answers[index]]));
+}
+
+// What a key spent today and this month, and its cap with what is left.
+function spendCell(budget) {
+  const cell = el("td", { class: "spend" });
+  if (!budget) return cell;
+  const usd = (amount) => "$" + amount.toFixed(amount !== 0 && amount < 1 ? 4 : 2);
+  const per = { day: "per day", month: "per month", total: "in total" };
+  cell.append(el("span", { class: "spent", text: usd(budget.spend.day_usd) + " today · " + usd(budget.spend.month_usd) + " this month" }), " ");
+  if (budget.limit_usd === null) {
+    cell.append(el("span", { class: "cap", text: "no cap" }));
+  } else {
+    const inFlight = budget.reserved_usd ? " (" + usd(budget.reserved_usd) + " in flight)" : "";
+    cell.append(el("span", { class: "cap" + (budget.left_usd === 0 ? " at-cap" : ""),
+      text: "cap " + usd(budget.limit_usd) + " " + per[budget.period] + ": " + usd(budget.left_usd) + " left" + inFlight }));
+  }
+  return cell;
 }
 
 function keyPath(provider, key) {
@@ -251,7 +279,7 @@ function providerCard(provider) {
   if (!isSelfHost) card.append(setVariableForm(provider));
   if (provider.keys.length) {
     const table = el("table", {},
-      el("thead", {}, el("tr", {}, ["Key", "Variant", "Status", "Last used", "Health", ""].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ["Key", "Variant", "Status", "Last used", "Spend", "Health", ""].map((h) => el("th", { text: h })))),
       el("tbody", {}, provider.keys.map((key) => keyRow(provider, key))));
     card.append(table);
   } else if (provider.key_var) {
@@ -289,6 +317,7 @@ async function loadAll() {
     const [providers, embedding, plugins, selfHost] = await Promise.all([api("GET", scopePath() + "/providers"),
       api("GET", scopePath() + "/embedding"), api("GET", "/v1/plugins"), api("GET", scopePath() + "/self-host")]);
     isSelfHost = Boolean(selfHost.self_host);
+    budgets = await loadBudgets(providers.providers);
     renderProviders(providers);
     renderEmbedding(embedding);
     renderSelfHost(selfHost.self_host);
