@@ -579,7 +579,7 @@ impl SledStore {
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let counters = spend_keys(key, now);
-        let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let removed =
             finish((&self.reservations, &self.spend).transaction(|(reservations, spend)| {
                 let removed = match id {
@@ -598,6 +598,10 @@ impl SledStore {
                 }
                 Ok(removed)
             }))?;
+        // Durable before it returns, but flushed outside the lock: the
+        // change is already visible to the next reserve, and concurrent
+        // flushes share one write to disk.
+        drop(serialized);
         self.flush()?;
         Ok(removed)
     }
@@ -954,7 +958,7 @@ impl BlockingSecretStore for SledStore {
         now: UnixMillis,
     ) -> Result<Result<(), BudgetExceeded>, StoreError> {
         let targets = reservation.key.counted_in();
-        let _serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let serialized = self.budget_lock.lock().unwrap_or_else(PoisonError::into_inner);
         for target in &targets {
             if let Some(exceeded) = self.status_of(target, now)?.refusal(target, reservation.amount)
             {
@@ -969,6 +973,8 @@ impl BlockingSecretStore for SledStore {
         self.reservations
             .insert(&reservation.id[..], encode(&record))
             .map_err(StoreError::backend)?;
+        // As in `spend_and_remove`: flushed outside the lock.
+        drop(serialized);
         self.flush()?;
         Ok(Ok(()))
     }
