@@ -29,6 +29,7 @@ const KEY: &str = "sk-canary-forward-7f3a9c1e5b";
 struct Upstream {
     requests: AtomicUsize,
     seen: Mutex<Vec<(String, Value)>>,
+    encodings: Mutex<Vec<String>>,
     release: tokio::sync::Notify,
 }
 
@@ -52,6 +53,11 @@ async fn chat(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String)
         .to_owned();
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     up.seen.lock().unwrap().push((auth.clone(), body.clone()));
+    let encodings = headers.get_all(header::ACCEPT_ENCODING).iter();
+    up.encodings
+        .lock()
+        .unwrap()
+        .extend(encodings.map(|value| value.to_str().unwrap_or_default().to_owned()));
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     if model == "echo" {
         let text = format!("{{\"error\":{{\"message\":\"Incorrect API key provided: {auth}\"}}}}");
@@ -283,6 +289,7 @@ async fn a_json_answer_is_relayed_with_safe_headers_and_its_usage_metered() {
     assert_eq!(answer["choices"][0]["message"]["content"], "Hello");
     let (_, sent) = up.seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(sent, json!({ "model": "gpt-5" }), "a request that does not stream is sent as is");
+    assert_eq!(*up.encodings.lock().unwrap(), ["identity"], "the agent's gzip is not asked for");
     let metrics = host.metrics().await;
     assert_eq!(
         metric(&metrics, "platos_forward_tokens_total{provider=\"openai\",kind=\"input\"}"),

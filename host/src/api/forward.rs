@@ -30,7 +30,7 @@ use crate::outbound::SendError;
     tag = "resolution",
     operation_id = "forwardByLease",
     summary = "Send a request with a lease and stream the answer",
-    description = "The request is authorized exactly as by `authorizeByLease` (the lease must be live, the destination one of the provider's allowed hosts, secrets only where the declared auth shape puts them), then the host sends it itself and answers with the provider's status, headers and body as they arrive: server-sent events and chunked bodies are relayed chunk by chunk, never buffered whole. The authorized request (the key) is never returned; every leased secret value the provider echoes, in the body or a header, is replaced by `[redacted]`. Hop-by-hop headers, `content-length` and `set-cookie` are not relayed; the caller's `accept-encoding` is not sent (the answer must be readable to be redacted). For a chat completions stream (`\"stream\": true` to a path ending in `/chat/completions`) that does not ask for usage, the host asks (`stream_options.include_usage`) and takes the extra usage event back out. After the answer, the provider's plugin reads its token usage, which the host meters. No answer from the provider at all is 502 `upstream_unreachable`; an answer that breaks off ends the body early.",
+    description = "The request is authorized exactly as by `authorizeByLease` (the lease must be live, the destination one of the provider's allowed hosts, secrets only where the declared auth shape puts them), then the host sends it itself and answers with the provider's status, headers and body as they arrive: server-sent events and chunked bodies are relayed chunk by chunk, never buffered whole. The authorized request (the key) is never returned; every leased secret value the provider echoes, in the body or a header, is replaced by `[redacted]`. Hop-by-hop headers, `content-length` and `set-cookie` are not relayed; the request is sent with `accept-encoding: identity` in place of the caller's (the answer must be readable to be redacted). For a chat completions stream (`\"stream\": true` to a path ending in `/chat/completions`) that does not ask for usage, the host asks (`stream_options.include_usage`) and takes the extra usage event back out. After the answer, the provider's plugin reads its token usage, which the host meters. No answer from the provider at all is 502 `upstream_unreachable`; an answer that breaks off ends the body early.",
     params(LeaseParam),
     request_body(content = AuthorizeBody, description = "The request to send.", example = json!({
         "request": { "method": "POST", "url": "https://api.openai.com/v1/chat/completions",
@@ -55,6 +55,7 @@ pub async fn forward(
     let mut request = agent_request.clone();
     // The answer is redacted as it passes: it must come uncompressed.
     request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("accept-encoding"));
+    request.headers.push(("accept-encoding".to_owned(), "identity".to_owned()));
     let mut strip_usage_event = false;
     if is_chat_completions(&request.url)
         && let Some(asked) = request.body.as_deref().and_then(with_stream_usage)
