@@ -40,7 +40,8 @@ const DONE: &str = "data: [DONE]\n\n";
 
 /// `POST /v1/chat/completions`. `model` picks the answer: `echo` is a 401
 /// quoting the `Authorization` header in its body and a header;
-/// `split-echo` streams the header split across two chunks; any other
+/// `split-echo` streams the header split across two chunks; `gzip` answers
+/// the header marked `content-encoding: gzip`; any other
 /// streams when `stream` is true (`wait`: holds after the first chunk until
 /// released) and answers JSON with usage otherwise (7 prompt tokens, and
 /// all of `max_tokens` or 3 completion tokens).
@@ -62,6 +63,10 @@ async fn chat(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String)
     if model == "echo" {
         let text = format!("{{\"error\":{{\"message\":\"Incorrect API key provided: {auth}\"}}}}");
         return (StatusCode::UNAUTHORIZED, [("x-echo", auth)], text).into_response();
+    }
+    if model == "gzip" {
+        // Compressed (it claims) although identity was asked for, quoting the key.
+        return (StatusCode::OK, [("content-encoding", "gzip")], auth).into_response();
     }
     if model == "slow" {
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -582,5 +587,27 @@ async fn reported_usage_counts_and_a_pin_at_its_cap_falls_back_or_fails() {
     let refusal: Value = serde_json::from_str(&rest(&mut response).await).unwrap();
     assert_eq!(code(&refusal), "budget_exceeded", "{refusal}");
     assert_eq!(up.requests.load(Ordering::SeqCst), before, "nothing was sent");
+    host.server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_compressed_against_the_request_is_not_relayed() {
+    let (base, up) = upstream().await;
+    let host = start().await;
+    let scope = "acme/shop/prod";
+    let lease = host.lease(scope, &base).await;
+    let mut response = host
+        .forward(scope, &lease, &format!("{base}/chat/completions"), json!({ "model": "gzip" }))
+        .await;
+    assert_eq!(response.status(), 502);
+    let text = rest(&mut response).await;
+    assert_no_secret(&text, KEY, "a compressed answer refused");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(code(&answer), "upstream_encoded", "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("content-encoding gzip"),
+        "{answer}"
+    );
+    assert_eq!(up.requests.load(Ordering::SeqCst), 1);
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }

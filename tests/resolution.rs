@@ -211,11 +211,11 @@ async fn a_rotation_keeps_the_old_value_for_the_lease_and_gives_new_resolves_the
     let dev = scope("acme/shop/dev");
     let refused = f.resolver.authorize(&dev, &held.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Unknown), "{refused}");
-    assert!(!f.resolver.release(&dev, &held.lease_id).await.unwrap().is_some());
+    assert!(f.resolver.release(&dev, &held.lease_id).await.unwrap().is_none());
     assert!(f.resolver.release(&prod, &held.lease_id).await.unwrap().is_some());
     let refused = f.resolver.authorize(&prod, &held.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Released), "{refused}");
-    assert!(!f.resolver.release(&prod, &held.lease_id).await.unwrap().is_some(), "released once");
+    assert!(f.resolver.release(&prod, &held.lease_id).await.unwrap().is_none(), "released once");
     assert!(f.resolver.authorize(&prod, &fresh.lease_id, &call, net).await.is_ok());
     let counters = f.resolver.counters();
     assert_eq!(counters.leases_issued.load(Ordering::Relaxed), 2);
@@ -247,7 +247,7 @@ async fn leases_expire() {
         "{refused}"
     );
     assert!(
-        !resolver.release(&prod, &lease.lease_id).await.unwrap().is_some(),
+        resolver.release(&prod, &lease.lease_id).await.unwrap().is_none(),
         "nothing to release"
     );
 }
@@ -295,7 +295,7 @@ async fn a_lease_authorizes_on_another_resolver_and_after_a_restart_and_a_releas
     assert!(other.release(&prod, &released.lease_id).await.unwrap().is_some());
     let refused = f.resolver.authorize(&prod, &released.lease_id, &call, net).await.unwrap_err();
     assert!(matches!(refused, LeaseError::Released), "{refused}");
-    assert!(!f.resolver.release(&prod, &released.lease_id).await.unwrap().is_some());
+    assert!(f.resolver.release(&prod, &released.lease_id).await.unwrap().is_none());
 
     // A restart: every handle on the store dropped, the store reopened
     // with the same key: the lease still authorizes, the release still holds.

@@ -92,6 +92,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         502,
         "a forwarded request got no answer from the provider (DNS, connect, timeout); the message says why",
     ),
+    (
+        "upstream_encoded",
+        502,
+        "the provider answered compressed although the host asked for identity; the host relays only answers it can check for echoed secrets",
+    ),
     ("store_error", 500, "the store failed; the host's log says why"),
     (
         "store_unavailable",

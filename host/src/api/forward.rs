@@ -119,6 +119,17 @@ pub async fn forward(
         }
     };
 
+    // A body the host cannot read cannot be searched for an echoed secret:
+    // an answer compressed although identity was asked for is not relayed.
+    if let Some(encoding) = foreign_encoding(&upstream.headers) {
+        let reason = format!(
+            "the provider answered with content-encoding {encoding} although the host asked for identity; the host relays only answers it can check for echoed secrets"
+        );
+        guard
+            .finish(ForwardOutcome::Interrupted { status: upstream.status, reason: reason.clone() })
+            .await;
+        return Err(ApiError::new(StatusCode::BAD_GATEWAY, "upstream_encoded", reason));
+    }
     let headers = safe_headers(&upstream.headers, &sendable.redactor);
     let usage = UsageReader { plugin: sendable.plugin, request: agent_request };
     let status = upstream.status;
@@ -141,4 +152,30 @@ pub async fn forward(
         }
     }
     Ok(response)
+}
+
+/// The `content-encoding` of an answer, if it is anything but identity
+/// (bounded, for quoting).
+fn foreign_encoding(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, value)| value.trim())
+        .find(|value| !value.is_empty() && !value.eq_ignore_ascii_case("identity"))
+        .map(|value| value.chars().take(32).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::foreign_encoding;
+
+    #[test]
+    fn only_an_identity_or_absent_encoding_is_relayed() {
+        let with = |value: &str| vec![("Content-Encoding".to_owned(), value.to_owned())];
+        assert_eq!(foreign_encoding(&[]), None);
+        assert_eq!(foreign_encoding(&with("identity")), None);
+        assert_eq!(foreign_encoding(&with(" IDENTITY ")), None);
+        assert_eq!(foreign_encoding(&with("gzip")), Some("gzip".to_owned()));
+        assert_eq!(foreign_encoding(&with("br")), Some("br".to_owned()));
+    }
 }

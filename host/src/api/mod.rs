@@ -352,6 +352,7 @@ fn table() -> Vec<Route> {
                 "token_exchange_failed",
                 "plugin_failed",
                 "upstream_unreachable",
+                "upstream_encoded",
                 "budget_exceeded",
                 "store_error",
             ],
