@@ -18,17 +18,10 @@ use platos_host::api::{Access, routes};
 use platos_host::selfhost::SelfHostConfig;
 use serde_json::{Value, json};
 use support::binary::Binary;
-use support::{Client, code, mock_upstream};
+use support::{Client, Running, code, mock_upstream};
 
 fn config(data_dir: &Path) -> ServerConfig {
     support::loopback_server_config(data_dir, "api-test-plugin-cache")
-}
-
-struct Running {
-    _dir: tempfile::TempDir,
-    server: Server,
-    client: Client,
-    operator: String,
 }
 
 async fn start() -> Running {
@@ -36,14 +29,7 @@ async fn start() -> Running {
 }
 
 async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    adjust(&mut config);
-    let server = Server::start(config).await.expect("the server starts");
-    let operator =
-        std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
-    let client = Client::new(server.address());
-    Running { _dir: dir, server, client, operator }
+    Running::start("api-test-plugin-cache", adjust).await
 }
 
 impl Running {
@@ -1684,8 +1670,8 @@ fn open_to_others(root: &Path) -> Vec<String> {
 async fn serve_refuses_to_start_with_a_wrong_master_key() {
     let host = start().await;
     host.set(&host.operator, "acme/shop/prod", "OPENAI_API_KEY", "sk-wrong-key-canary").await;
-    let data = host._dir.path().to_owned();
-    let Running { _dir, server, .. } = host;
+    let data = host.dir.path().to_owned();
+    let Running { dir: _dir, server, .. } = host;
     server.shutdown(Duration::from_secs(5)).await.unwrap();
     // The library creates owner-only files whatever this process's umask.
     #[cfg(unix)]
@@ -1759,7 +1745,7 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
     let operator =
         std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
     let client = Client::new(server.address());
-    let host = Running { _dir: dir, server, client, operator };
+    let host = Running { dir, server, client, operator };
     let client = &host.client;
     let op = host.operator.clone();
     let scope = "acme/h1/prod";
@@ -1862,7 +1848,7 @@ async fn a_key_echoed_by_a_plugin_or_an_upstream_is_in_no_answer_log_or_file() {
 
     // Nothing on disk holds either key in any form but the encrypted values.
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
-    let files = support::files_under(host._dir.path());
+    let files = support::files_under(host.dir.path());
     assert!(files.len() > 3, "{files:?}");
     for file in &files {
         let bytes = std::fs::read(file).unwrap();

@@ -17,9 +17,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use platos_host::api::server::Server;
 use serde_json::{Value, json};
-use support::{Client, assert_no_secret, code};
+use support::{Running, assert_no_secret, code};
 
 /// The canary key: it must reach the mock and nothing the agent sees.
 const KEY: &str = "sk-canary-forward-7f3a9c1e5b";
@@ -129,26 +128,12 @@ async fn upstream() -> (String, Arc<Upstream>) {
     (format!("http://{address}/v1"), up)
 }
 
-struct Running {
-    _dir: tempfile::TempDir,
-    server: Server,
-    client: Client,
-    operator: String,
-}
-
 async fn start() -> Running {
     start_with(|_| ()).await
 }
 
 async fn start_with(adjust: impl FnOnce(&mut platos_host::api::server::ServerConfig)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = support::loopback_server_config(dir.path(), "forward-test-plugin-cache");
-    adjust(&mut config);
-    let server = Server::start(config).await.expect("the server starts");
-    let operator =
-        std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
-    let client = Client::new(server.address());
-    Running { _dir: dir, server, client, operator }
+    Running::start("forward-test-plugin-cache", adjust).await
 }
 
 impl Running {

@@ -8,32 +8,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use platos_host::api::server::{Server, ServerConfig};
 use platos_host::api::{Access, SCOPE_PREFIX, routes};
 use serde_json::{Value, json};
-use support::{Client, mock_upstream};
-
-fn config(data_dir: &Path) -> ServerConfig {
-    support::loopback_server_config(data_dir, "openapi-test-plugin-cache")
-}
-
-struct Running {
-    _dir: tempfile::TempDir,
-    server: Server,
-    client: Client,
-    operator: String,
-}
+use support::{Running, mock_upstream};
 
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(dir.path())).await.expect("the server starts");
-    let operator =
-        std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
-    let client = Client::new(server.address());
-    Running { _dir: dir, server, client, operator }
+    Running::start("openapi-test-plugin-cache", |_| ()).await
 }
 
 /// The JSON Schema 2020-12 keywords [`errors`] checks. Annotations are

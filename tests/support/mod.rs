@@ -390,3 +390,35 @@ pub fn loopback_server_config(
     };
     config
 }
+
+/// A server on a fresh data directory, started with
+/// [`loopback_server_config`], and its operator token.
+pub struct Running {
+    /// The data directory, removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The server.
+    pub server: platos_host::api::server::Server,
+    /// A client of it.
+    pub client: Client,
+    /// The operator token its first start wrote.
+    pub operator: String,
+}
+
+impl Running {
+    /// Starts a server with its plugins compiled once into `cache`, its
+    /// configuration changed by `adjust` first.
+    pub async fn start(
+        cache: &str,
+        adjust: impl FnOnce(&mut platos_host::api::server::ServerConfig),
+    ) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = loopback_server_config(dir.path(), cache);
+        adjust(&mut config);
+        let server =
+            platos_host::api::server::Server::start(config).await.expect("the server starts");
+        let operator =
+            std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
+        let client = Client::new(server.address());
+        Running { dir, server, client, operator }
+    }
+}
