@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiState;
-use super::auth::{Grant, TokenError, TokenInfo, TokenKind, label_schema, valid_label};
+use super::auth::{Grant, Pins, TokenError, TokenInfo, TokenKind, label_schema, valid_label};
 use super::error::ApiError;
 use super::extract::params::TokenIdParam;
 use super::extract::{JsonBody, OperatorCaller, PathId};
@@ -144,10 +144,11 @@ pub async fn create(
         return Err(ApiError::bad_request("invalid_label", TokenError::InvalidLabel.to_string()));
     }
     let tokens = state.clone();
-    let issued = tokio::task::spawn_blocking(move || tokens.tokens().create(&grant, &label))
-        .await
-        .map_err(|_| token_store_failed())?
-        .map_err(token_error)?;
+    let issued =
+        tokio::task::spawn_blocking(move || tokens.tokens().create(&grant, &label, Pins::new()))
+            .await
+            .map_err(|_| token_store_failed())?
+            .map_err(token_error)?;
     tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), "token created through the API");
     Ok((
         StatusCode::CREATED,

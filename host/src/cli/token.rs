@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use platos_host::api::auth::{Grant, TokenKind, TokenStore};
+use platos_host::api::auth::{Grant, Pins, TokenKind, TokenStore};
 use platos_host::scope::Scope;
 use secrecy::ExposeSecret;
 
@@ -66,7 +66,7 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
                 )
             })?;
             let label = label.unwrap_or_else(|| grant.default_label());
-            let issued = tokens.create(&grant, &label)?;
+            let issued = tokens.create(&grant, &label, Pins::new())?;
             let kind = match grant.scope() {
                 None => "an operator token".to_owned(),
                 Some(scope) => format!("an {} token for {scope}", grant.kind().name()),
