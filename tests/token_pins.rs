@@ -161,6 +161,10 @@ async fn a_token_pin_applies_unless_the_request_pins_or_opts_out_and_says_so() {
         (&Value::Null, &Value::Null, &json!("scope-default"))
     );
 
+    // whoami shows the caller its own pins.
+    let (status, me) = host.client.call("GET", "/v1/whoami", Some(&agent), None).await;
+    assert_eq!((status, &me["pins"]), (200, &json!({ "openai": "OPENAI_API_KEY_2" })), "{me}");
+
     // The listing shows the pins, never a token.
     assert_eq!(host.listed_pins(&id).await, json!({ "openai": "OPENAI_API_KEY_2" }));
     let (_, listing) = host.client.raw("GET", "/v1/tokens", Some(&host.operator), None).await;
@@ -182,6 +186,8 @@ async fn a_token_without_pins_inherits_the_scope_default() {
     let explained = host.explain(&agent, "").await;
     assert_eq!((&explained["pinned_key"], &explained["pinned_by"]), (&Value::Null, &Value::Null));
     assert_eq!(host.listed_pins(&id).await, Value::Null, "no pins, no field");
+    let (_, me) = host.client.call("GET", "/v1/whoami", Some(&agent), None).await;
+    assert!(me.get("pins").is_none(), "{me}");
     // The operator token has none either.
     assert_eq!(
         host.resolved(&host.operator, json!({ "provider": "openai" })).await,
