@@ -569,3 +569,53 @@ fn a_manifest_of_200_000_model_ids_is_refused_briefly() {
     assert!(stderr.len() < 1_000, "{} bytes of error", stderr.len());
     assert_eq!(stderr.matches("platos_fixture_h1_huge_manifest.wasm").count(), 1, "{stderr}");
 }
+
+#[test]
+fn token_create_takes_pins_and_token_list_shows_them() {
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| run_on(data.path(), "077", &[], args, "");
+    let created = cli(&[
+        "token",
+        "create",
+        "--scope",
+        "acme/shop/prod",
+        "--label",
+        "checkout",
+        "--pin",
+        "openai=OPENAI_API_KEY_2",
+        "--pin",
+        "anthropic=ANTHROPIC_API_KEY",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let token = text(&created.stdout).trim().to_owned();
+    let listed = cli(&["token", "list"]);
+    let listed = text(&listed.stdout);
+    assert!(
+        listed.contains("pins: anthropic=ANTHROPIC_API_KEY, openai=OPENAI_API_KEY_2"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token), "{listed}");
+    let json = cli(&["token", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json[0]["pins"]["openai"], "OPENAI_API_KEY_2", "{json}");
+
+    // Refused, never repeating what may be a pasted key; nothing created.
+    for (pin, says) in [
+        ("sk-cli-canary-pasted", "expects PROVIDER=KEY_ID"),
+        ("openai=sk-cli-canary-pasted", "invalid pins: the key id of \"openai\""),
+        ("OpenAI=OPENAI_API_KEY", "\"OpenAI\" is not a provider slug"),
+    ] {
+        let refused = cli(&["token", "create", "--scope", "acme/shop/prod", "--pin", pin]);
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success() && refused.stdout.is_empty(), "{pin}: {stderr}");
+        assert!(stderr.contains(says) && !stderr.contains("canary"), "{pin}: {stderr}");
+    }
+    let twice =
+        cli(&["token", "create", "--scope", "a/b/c", "--pin", "openai=A", "--pin", "openai=B"]);
+    assert!(text(&twice.stderr).contains("twice"), "{}", text(&twice.stderr));
+    let operator = cli(&["token", "create", "--operator", "--pin", "openai=OPENAI_API_KEY"]);
+    assert!(!operator.status.success());
+    let json = cli(&["token", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+}

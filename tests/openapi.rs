@@ -640,4 +640,19 @@ fn the_documented_rules_accept_what_the_server_accepts() {
         &|scope| scope.parse::<Scope>().is_ok(),
         "a token's scope",
     );
+    // A token's pins: provider slugs to key ids, as `check_pins` takes them.
+    use platos_host::api::auth::{Pins, TokenKind, check_pins};
+    let pins_schema = body_property(&document, "post", "/v1/tokens", "pins");
+    let pin_cases = strings(&[], MAX_SLUG_LEN)
+        .into_iter()
+        .map(|slug| (slug, "OPENAI_API_KEY".to_owned()))
+        .chain(names.iter().map(|name| ("openai".to_owned(), name.clone())));
+    for (provider, key) in pin_cases {
+        let pins = Pins::from([(provider, key)]);
+        assert_eq!(
+            errors(&document, &pins_schema, &json!(pins), "$").is_empty(),
+            check_pins(TokenKind::Agent, &pins).is_ok(),
+            "pins: the document and the server disagree on {pins:?}"
+        );
+    }
 }

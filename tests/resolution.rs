@@ -23,7 +23,7 @@ use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::MicroUsd;
 use platos_host::provider::{HttpRequest, ModelClass};
 use platos_host::resolution::{
-    ChosenBy, LeaseError, ResolveError, ResolveRequest, Resolver, ResolverConfig,
+    ChosenBy, LeaseError, PinnedBy, ResolveError, ResolveRequest, Resolver, ResolverConfig,
 };
 use platos_host::runtime::{PluginHost, PluginRegistry, RuntimeConfig};
 use platos_host::scope::Scope;
@@ -439,7 +439,11 @@ async fn explain_lists_every_candidate_and_where_its_values_come_from() {
     set(&f.store, &dev, "OPENAI_API_KEY", "sk-one");
     set(&f.store, &dev, "OPENAI_API_KEY_2", "sk-two");
     set(&f.store, &dev, "OPENAI_API_BASE_2", "https://proxy.example/v1");
-    let explanation = f.resolver.explain(&dev, "openai", Some("OPENAI_API_KEY_9")).await.unwrap();
+    let explanation = f
+        .resolver
+        .explain(&dev, "openai", Some("OPENAI_API_KEY_9"), Some(PinnedBy::Request))
+        .await
+        .unwrap();
     let json = serde_json::to_value(&explanation).unwrap();
     assert_eq!(json["candidates"][0]["key_id"], "OPENAI_API_KEY");
     assert_eq!(json["candidates"][0]["chosen"], true);
@@ -605,7 +609,11 @@ async fn a_pin_to_a_key_at_its_cap_falls_back_or_fails_and_explain_says_the_same
     let message = error.to_string();
     assert!(message.ends_with("pin another active key: OPENAI_API_KEY"), "{message}");
 
-    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap();
+    let explanation = f
+        .resolver
+        .explain(&prod, "openai", Some("OPENAI_API_KEY_2"), Some(PinnedBy::Request))
+        .await
+        .unwrap();
     assert_eq!(explanation.chosen_by, Some(ChosenBy::FallbackPinAtCap));
     assert_eq!(explanation.warning.as_deref(), Some(warning.as_str()));
     let strict = explanation.strict_error.as_ref().unwrap();
@@ -651,7 +659,11 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     assert!(message.ends_with("pin an active key: OPENAI_API_KEY"), "{message}");
 
     // Explain: the same choice, warning and strict error, word for word.
-    let explanation = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap();
+    let explanation = f
+        .resolver
+        .explain(&prod, "openai", Some("OPENAI_API_KEY_2"), Some(PinnedBy::Request))
+        .await
+        .unwrap();
     assert_eq!(explanation.chosen_by, Some(ChosenBy::FallbackPinDisabled));
     assert_eq!(explanation.warning.as_deref(), Some(warning.as_str()));
     let strict = explanation.strict_error.as_ref().unwrap();
@@ -668,7 +680,11 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     assert!(chosen[1].2.starts_with("pinned, but disabled"), "{chosen:?}");
 
     // A missing pin keeps its own wording and code.
-    let missing = f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_7")).await.unwrap();
+    let missing = f
+        .resolver
+        .explain(&prod, "openai", Some("OPENAI_API_KEY_7"), Some(PinnedBy::Request))
+        .await
+        .unwrap();
     assert_eq!(missing.chosen_by, Some(ChosenBy::FallbackPinMissing));
     assert_eq!(missing.strict_error.unwrap().code, "pinned_key_missing");
 
@@ -685,7 +701,8 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
             "{message}"
         );
         assert!(!message.contains("set OPENAI_API_KEY"), "{message}");
-        let explanation = f.resolver.explain(&prod, "openai", pin).await.unwrap();
+        let explanation =
+            f.resolver.explain(&prod, "openai", pin, pin.map(|_| PinnedBy::Request)).await.unwrap();
         assert_eq!(explanation.chosen_by, None);
         let explained = explanation.error.unwrap();
         assert_eq!((explained.code, explained.message), ("all_keys_disabled", message));
@@ -722,9 +739,13 @@ async fn a_pin_to_a_disabled_key_falls_back_or_fails_and_explain_says_the_same()
     let texts = [
         format!(
             "{:?}",
-            f.resolver.explain(&prod, "openai", Some("OPENAI_API_KEY_2")).await.unwrap()
+            f.resolver
+                .explain(&prod, "openai", Some("OPENAI_API_KEY_2"), Some(PinnedBy::Request))
+                .await
+                .unwrap()
         ),
-        serde_json::to_string(&f.resolver.explain(&prod, "openai", None).await.unwrap()).unwrap(),
+        serde_json::to_string(&f.resolver.explain(&prod, "openai", None, None).await.unwrap())
+            .unwrap(),
         message,
         warning,
     ];

@@ -934,6 +934,7 @@ fn a_data_dir_of_release_0_1_opens_and_reads_the_same() {
     let mut labels: Vec<_> = tokens.list().into_iter().map(|token| token.label).collect();
     labels.sort();
     assert_eq!(labels, ["fixture agent prod", "fixture operator"]);
+    assert!(tokens.list().iter().all(|token| token.pins.is_empty()), "rows before pins have none");
     let operator = tokens.verify(FIXTURE_OPERATOR_TOKEN).unwrap();
     assert!(operator.is_operator());
     let agent = tokens.verify(FIXTURE_AGENT_TOKEN).unwrap();

@@ -411,7 +411,15 @@ impl Running {
         cache: &str,
         adjust: impl FnOnce(&mut platos_host::api::server::ServerConfig),
     ) -> Running {
-        let dir = tempfile::tempdir().unwrap();
+        Running::start_in(tempfile::tempdir().unwrap(), cache, adjust).await
+    }
+
+    /// [`Running::start`] on `dir` (a restart keeps its data directory).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        cache: &str,
+        adjust: impl FnOnce(&mut platos_host::api::server::ServerConfig),
+    ) -> Running {
         let mut config = loopback_server_config(dir.path(), cache);
         adjust(&mut config);
         let server =

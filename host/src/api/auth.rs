@@ -17,8 +17,13 @@
 //! `<data_dir>/tokens`; a presented token is found by its id and its digest
 //! compared in constant time (`subtle`). The token itself is shown once, when
 //! it is created, and never logged.
+//!
+//! An agent or admin token may carry [`Pins`]: per provider, the key a
+//! resolve with this token spends when the request names no pin of its own
+//! (the agent's "Provider key" setting). A token without pins resolves the
+//! scope default.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -42,6 +47,12 @@ const ID_HEX_LEN: usize = 12;
 const SECRET_HEX_LEN: usize = 64;
 /// The longest label accepted.
 pub const MAX_LABEL_LEN: usize = 128;
+/// The most pins a token carries (one per provider).
+pub const MAX_PINS: usize = 64;
+
+/// A token's default pins: provider slug to key id (the key's variable
+/// name, e.g. `openai` → `OPENAI_API_KEY_2`).
+pub type Pins = BTreeMap<String, String>;
 
 /// What a token may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,10 +142,16 @@ pub struct TokenInfo {
     /// When it was created.
     #[schema(value_type = u64)]
     pub created_at: UnixMillis,
+    /// Its default pins, provider slug to key id; absent when it has none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({ "openai": "OPENAI_API_KEY_2" }))]
+    pub pins: Pins,
 }
 
 /// The stored row: the description and the digest. Rows written before
-/// admin tokens existed (kinds `operator` and `agent`) read unchanged.
+/// admin tokens existed (kinds `operator` and `agent`), and before pins
+/// (no `pins`: none), read unchanged; a row without pins is written as
+/// before.
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredToken {
     id: String,
@@ -144,6 +161,8 @@ struct StoredToken {
     created_at: UnixMillis,
     /// `sha256(token)`, hex.
     digest: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pins: Pins,
 }
 
 impl StoredToken {
@@ -154,6 +173,7 @@ impl StoredToken {
             scope: self.scope.clone(),
             label: self.label.clone(),
             created_at: self.created_at,
+            pins: self.pins.clone(),
         }
     }
 }
@@ -221,6 +241,10 @@ pub enum TokenError {
     /// The label is empty, too long or has control characters.
     #[error("invalid label: expected 1-{MAX_LABEL_LEN} characters without control characters")]
     InvalidLabel,
+    /// A pin breaks a rule; the message names the entry (never its key id,
+    /// which may be a pasted key).
+    #[error("invalid pins: {0}")]
+    InvalidPins(String),
     /// A stored row is unreadable.
     #[error("the token database is inconsistent: {0}")]
     Corrupt(String),
@@ -274,6 +298,44 @@ pub fn valid_label(label: &str) -> bool {
         && !label.chars().any(char::is_control)
 }
 
+/// Checks the pins of a token of `kind`: only an agent or admin token
+/// carries pins, at most [`MAX_PINS`], each a provider slug
+/// ([`is_valid_slug`](crate::policy::names::is_valid_slug)) to a key id
+/// ([`is_valid_env_var_name`](crate::policy::names::is_valid_env_var_name)).
+pub fn check_pins(kind: TokenKind, pins: &Pins) -> Result<(), TokenError> {
+    use crate::policy::names::{
+        MAX_ENV_VAR_LEN, MAX_SLUG_LEN, is_valid_env_var_name, is_valid_slug,
+    };
+    if pins.is_empty() {
+        return Ok(());
+    }
+    if kind == TokenKind::Operator {
+        return Err(TokenError::InvalidPins(
+            "an operator token carries no pins (it is bound to no scope): pin on an agent or admin token".to_owned(),
+        ));
+    }
+    if pins.len() > MAX_PINS {
+        return Err(TokenError::InvalidPins(format!(
+            "{} pins: expected at most {MAX_PINS}, one per provider",
+            pins.len()
+        )));
+    }
+    for (provider, key) in pins {
+        if !is_valid_slug(provider) {
+            let shown: String = provider.chars().take(MAX_SLUG_LEN).collect();
+            return Err(TokenError::InvalidPins(format!(
+                "{shown:?} is not a provider slug: expected lowercase letters, digits and `-`, at most {MAX_SLUG_LEN} characters, e.g. \"openai\""
+            )));
+        }
+        if !is_valid_env_var_name(key) {
+            return Err(TokenError::InvalidPins(format!(
+                "the key id of {provider:?} is not a key id (not repeated here, in case it is a key): expected a variable name (an uppercase letter, then uppercase letters, digits or `_`, at most {MAX_ENV_VAR_LEN} characters), e.g. {{\"{provider}\": \"OPENAI_API_KEY_2\"}}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl TokenStore {
     /// Opens (or creates) the token database at `<data_dir>/tokens`.
     pub fn open_in_data_dir(data_dir: &Path) -> Result<Self, TokenError> {
@@ -321,12 +383,18 @@ impl TokenStore {
         self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates a token for `grant`, durably, and returns it (the only time
-    /// its text is available).
-    pub fn create(&self, grant: &Grant, label: &str) -> Result<IssuedToken, TokenError> {
+    /// Creates a token for `grant` with its default `pins` ([`check_pins`]),
+    /// durably, and returns it (the only time its text is available).
+    pub fn create(
+        &self,
+        grant: &Grant,
+        label: &str,
+        pins: Pins,
+    ) -> Result<IssuedToken, TokenError> {
         if !valid_label(label) {
             return Err(TokenError::InvalidLabel);
         }
+        check_pins(grant.kind(), &pins)?;
         let id = hex::encode(crate::crypto::random_bytes::<{ ID_HEX_LEN / 2 }>());
         let secret = zeroize::Zeroizing::new(hex::encode(crate::crypto::random_bytes::<
             { SECRET_HEX_LEN / 2 },
@@ -339,6 +407,7 @@ impl TokenStore {
             label: label.trim().to_owned(),
             created_at: now_millis(),
             digest: hex::encode(digest_of(token.expose_secret())),
+            pins,
         };
         let bytes =
             serde_json::to_vec(&row).map_err(|error| TokenError::Corrupt(error.to_string()))?;
@@ -359,6 +428,38 @@ impl TokenStore {
     /// One token's description.
     pub fn get(&self, id: &str) -> Option<TokenInfo> {
         self.read().get(id).map(StoredToken::info)
+    }
+
+    /// The key id the token `id` pins for `provider`, if it pins one.
+    pub fn pin(&self, id: &str, provider: &str) -> Option<String> {
+        self.read().get(id).and_then(|row| row.pins.get(provider).cloned())
+    }
+
+    /// Replaces the pins of the token `id`, durably ([`check_pins`]); its
+    /// new description, or `None` if there is no token with this id (a
+    /// token revoked meanwhile stays revoked).
+    pub fn set_pins(&self, id: &str, pins: Pins) -> Result<Option<TokenInfo>, TokenError> {
+        let info = {
+            let mut cache = self.write();
+            let Some(row) = cache.get(id) else { return Ok(None) };
+            check_pins(row.kind, &pins)?;
+            let mut row = row.clone();
+            row.pins = pins;
+            let bytes =
+                serde_json::to_vec(&row).map_err(|error| TokenError::Corrupt(error.to_string()))?;
+            // Only a row still there is replaced: a revoke is never undone.
+            let stored =
+                self.tree.update_and_fetch(id.as_bytes(), |old| old.map(|_| bytes.clone()))?;
+            if stored.is_none() {
+                cache.remove(id);
+                return Ok(None);
+            }
+            let info = row.info();
+            cache.insert(id.to_owned(), row);
+            info
+        };
+        self.db.flush()?;
+        Ok(Some(info))
     }
 
     /// Revokes a token, durably. `false` if there is none with this id.
@@ -417,8 +518,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
         let scope: Scope = "acme/shop/dev".parse().unwrap();
-        let agent = store.create(&Grant::Agent(scope.clone()), "ci").unwrap();
-        let operator = store.create(&Grant::Operator, "root").unwrap();
+        let agent = store.create(&Grant::Agent(scope.clone()), "ci", Pins::new()).unwrap();
+        let operator = store.create(&Grant::Operator, "root", Pins::new()).unwrap();
         let text = agent.token.expose_secret();
         assert!(text.starts_with("platos_") && text.len() == 7 + 12 + 1 + 64, "{}", text.len());
         assert!(!format!("{agent:?}").contains(text));
@@ -447,7 +548,10 @@ mod tests {
         let store = TokenStore::open(dir.path()).unwrap();
         assert_eq!(store.list().len(), 1);
         assert!(store.verify(&operator_text).is_some());
-        assert!(matches!(store.create(&Grant::Operator, " "), Err(TokenError::InvalidLabel)));
+        assert!(matches!(
+            store.create(&Grant::Operator, " ", Pins::new()),
+            Err(TokenError::InvalidLabel)
+        ));
     }
 
     #[test]
@@ -456,7 +560,7 @@ mod tests {
         let store = TokenStore::open(dir.path()).unwrap();
         let (dev, prod): (Scope, Scope) =
             ("acme/shop/dev".parse().unwrap(), "acme/shop/prod".parse().unwrap());
-        let admin = store.create(&Grant::Admin(dev.clone()), "deployer").unwrap();
+        let admin = store.create(&Grant::Admin(dev.clone()), "deployer", Pins::new()).unwrap();
         assert_eq!(
             (admin.info.kind, admin.info.scope.as_deref()),
             (TokenKind::Admin, Some("acme/shop/dev"))
@@ -466,7 +570,7 @@ mod tests {
         assert!(caller.can_access(&dev) && caller.can_administer(&dev));
         assert!(!caller.can_access(&prod) && !caller.can_administer(&prod));
         assert!(!caller.is_operator());
-        let operator = store.create(&Grant::Operator, "root").unwrap();
+        let operator = store.create(&Grant::Operator, "root", Pins::new()).unwrap();
         let operator = store.verify(operator.token.expose_secret()).unwrap();
         assert!(operator.can_administer(&prod));
         assert_eq!(store.operator_count(), 1, "an admin token is not an operator token");
@@ -528,10 +632,78 @@ mod tests {
         );
         assert_eq!(store.operator_count(), 1);
         // A new token beside them, and every row still reads after a reopen.
-        store.create(&Grant::Admin("acme/shop/prod".parse().unwrap()), "ops").unwrap();
+        store.create(&Grant::Admin("acme/shop/prod".parse().unwrap()), "ops", Pins::new()).unwrap();
         drop(store);
         let store = TokenStore::open(dir.path()).unwrap();
         assert_eq!(store.list().len(), 3);
         assert!(store.verify(&agent_text).is_some() && store.verify(&operator_text).is_some());
+    }
+
+    fn pins(entries: &[(&str, &str)]) -> Pins {
+        entries.iter().map(|(provider, key)| ((*provider).to_owned(), (*key).to_owned())).collect()
+    }
+
+    #[test]
+    fn pins_are_kept_replaced_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        let scope: Scope = "acme/shop/prod".parse().unwrap();
+        let agent = store
+            .create(&Grant::Agent(scope.clone()), "ci", pins(&[("openai", "OPENAI_API_KEY_2")]))
+            .unwrap();
+        let id = agent.info.id.clone();
+        assert_eq!(agent.info.pins, pins(&[("openai", "OPENAI_API_KEY_2")]));
+        assert_eq!(store.pin(&id, "openai").as_deref(), Some("OPENAI_API_KEY_2"));
+        assert_eq!(store.pin(&id, "anthropic"), None);
+        let listed = serde_json::to_value(store.get(&id).unwrap()).unwrap();
+        assert_eq!(listed["pins"], serde_json::json!({ "openai": "OPENAI_API_KEY_2" }));
+
+        // Replaced as a whole.
+        let replaced = pins(&[("anthropic", "ANTHROPIC_API_KEY_3")]);
+        assert_eq!(store.set_pins(&id, replaced.clone()).unwrap().unwrap().pins, replaced);
+        assert_eq!(store.pin(&id, "openai"), None);
+        assert_eq!(store.set_pins("000000000000", replaced.clone()).unwrap(), None);
+
+        // Persisted.
+        drop(store);
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(&id).unwrap().pins, replaced);
+        assert!(store.set_pins(&id, Pins::new()).unwrap().unwrap().pins.is_empty());
+        drop(store);
+        let store = TokenStore::open(dir.path()).unwrap();
+        let listed = serde_json::to_value(store.get(&id).unwrap()).unwrap();
+        assert!(listed.get("pins").is_none(), "no pins, no field: {listed}");
+
+        // A revoked token gets no pins back.
+        assert!(store.revoke(&id).unwrap());
+        assert_eq!(store.set_pins(&id, replaced).unwrap(), None);
+        assert!(store.get(&id).is_none());
+    }
+
+    #[test]
+    fn invalid_pins_are_refused_naming_the_entry_but_never_the_key_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        let grant = Grant::Admin("acme/shop/prod".parse().unwrap());
+        let message = |pins: Pins| match store.create(&grant, "x", pins) {
+            Err(TokenError::InvalidPins(message)) => message,
+            other => panic!("{other:?}"),
+        };
+        let bad_slug = message(pins(&[("OpenAI", "OPENAI_API_KEY")]));
+        assert!(bad_slug.contains("\"OpenAI\" is not a provider slug"), "{bad_slug}");
+        let bad_key = message(pins(&[("openai", "sk-canary-pasted-key")]));
+        assert!(bad_key.contains("\"openai\"") && !bad_key.contains("sk-canary"), "{bad_key}");
+        let many: Pins = (0..=MAX_PINS).map(|n| (format!("p{n}"), "KEY".to_owned())).collect();
+        assert!(message(many).contains("at most 64"));
+        assert!(matches!(
+            store.create(&Grant::Operator, "x", pins(&[("openai", "OPENAI_API_KEY")])),
+            Err(TokenError::InvalidPins(message)) if message.contains("operator token")
+        ));
+        assert!(store.list().is_empty(), "nothing was created");
+        let operator = store.create(&Grant::Operator, "root", Pins::new()).unwrap();
+        assert!(matches!(
+            store.set_pins(&operator.info.id, pins(&[("openai", "OPENAI_API_KEY")])),
+            Err(TokenError::InvalidPins(_))
+        ));
     }
 }

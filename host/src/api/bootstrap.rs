@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::auth::{Grant, TokenStore};
+use super::auth::{Grant, Pins, TokenStore};
 use crate::crypto::{ENCRYPTION_KEY_VAR, Keyring};
 
 /// The generated master key's file under the data directory.
@@ -103,7 +103,7 @@ pub fn operator_token(data_dir: &Path, tokens: &TokenStore) -> anyhow::Result<Op
         crate::private_fs::tighten_or_warn(&path);
         return Ok(OperatorToken::InFile(path));
     }
-    let issued = tokens.create(&Grant::Operator, "first start")?;
+    let issued = tokens.create(&Grant::Operator, "first start", Pins::new())?;
     if path.exists() {
         std::fs::remove_file(&path)
             .with_context(|| format!("cannot replace the stale {}", path.display()))?;

@@ -23,7 +23,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "admin_only",
         403,
-        "the route changes the scope's variables or keys: it needs an admin token of the scope or an operator token",
+        "the route changes the scope's variables, keys or tokens' pins: it needs an admin token of the scope or an operator token",
     ),
     ("scope_not_found", 404, "the scope does not exist or the token is not bound to it"),
     ("route_not_found", 404, "no route has this path"),
@@ -48,6 +48,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "invalid_token_request",
         400,
         "a token request's operator, role and scope do not fit together",
+    ),
+    (
+        "invalid_pins",
+        400,
+        "a token's pins break a rule (a provider slug to a key id, scope-bound tokens only); the message names the entry",
     ),
     ("managed_by_self_host", 409, "the variable is managed by the self-host configuration"),
     ("unknown_provider", 404, "no loaded plugin has this slug"),

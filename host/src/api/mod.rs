@@ -248,8 +248,19 @@ fn table() -> Vec<Route> {
         route(Operator, &[], routes!(tokens::list)),
         route(
             Operator,
-            &["invalid_token_request", "invalid_scope", "invalid_label", "store_error"],
+            &[
+                "invalid_token_request",
+                "invalid_scope",
+                "invalid_label",
+                "invalid_pins",
+                "store_error",
+            ],
             routes!(tokens::create),
+        ),
+        route(
+            AnyToken,
+            &["token_not_found", "admin_only", "invalid_pins", "invalid_path", "store_error"],
+            routes!(tokens::set_pins),
         ),
         route(
             Operator,

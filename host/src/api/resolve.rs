@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiState;
@@ -18,11 +18,11 @@ use crate::metering;
 use crate::policy::client_env::EnvWarning;
 use crate::policy::spend::PriceBasis;
 use crate::provider::{ClientInfo, Credentials, HttpRequest, Method, MicroUsd, Usage};
-use crate::resolution::{ChosenBy, ChosenKey, ResolveRequest};
+use crate::resolution::{ChosenBy, ChosenKey, PinnedBy, RequestPin, ResolveRequest, effective_pin};
 use crate::store::UnixMillis;
 
-/// A pin as a body or query carries it: a key id, or null, absent or empty
-/// for none.
+/// A pin as a body or query carries it: a key id; absent for the calling
+/// token's pin; null or empty for none at all.
 pub fn pin_schema() -> utoipa::openapi::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     let name = env_var_name_schema();
@@ -33,7 +33,7 @@ pub fn pin_schema() -> utoipa::openapi::Schema {
         .item(empty)
         .item(none)
         .description(Some(
-            "A key id (its variable name, 400 `invalid_name` otherwise), e.g. OPENAI_API_KEY_2; null, absent or empty: no pin.",
+            "A key id (its variable name, 400 `invalid_name` otherwise), e.g. OPENAI_API_KEY_2. Absent: the calling token's pin for the provider, if it has one (`pinned_by: token`); null or empty: no pin at all, whatever the token pins (the scope default).",
         ))
         .into()
 }
@@ -44,10 +44,11 @@ pub fn pin_schema() -> utoipa::openapi::Schema {
 pub struct ResolveBody {
     /// The provider's slug.
     provider: String,
-    /// A pinned key id (its variable name).
-    #[serde(default)]
+    /// A pinned key id (its variable name): absent (`None`), the token's
+    /// pin; null (`Some(None)`) or empty, none.
+    #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = pin_schema)]
-    pinned_key: Option<String>,
+    pinned_key: Option<Option<String>>,
     /// Fail instead of falling back when the pin no longer exists.
     #[serde(default)]
     strict: bool,
@@ -55,6 +56,12 @@ pub struct ResolveBody {
     /// the provider's `clients` (e.g. `ai-sdk`); absent: its default client.
     #[serde(default)]
     client: Option<String>,
+}
+
+/// A field that is present: `Some` of its value, null included (an absent
+/// field is the `#[serde(default)]`, `None`).
+fn present<'de, D: Deserializer<'de>>(field: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(field).map(Some)
 }
 
 /// `POST .../resolve`: the key a turn spends, with a lease on its values.
@@ -65,12 +72,13 @@ pub struct ResolveBody {
     tag = "resolution",
     operation_id = "resolve",
     summary = "Resolve a key for a turn",
-    description = "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). A pin that no longer exists, is disabled or has nothing left of its own budget falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`, `pinned_key_at_cap`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.",
+    description = "`client` names the client library whose names and value forms the env bag takes (one of the provider's clients; its default otherwise); a value the client cannot be given, such as a base URL it would ignore, is listed in `warnings`. The pinned key, or the scope default (the lowest active variant). The pin is the request's `pinned_key`, or, when the request has no `pinned_key` field, the calling token's default pin for the provider (`pinned_by` says which; an explicit null or empty `pinned_key` opts out of the token's pin). A pin that no longer exists, is disabled or has nothing left of its own budget falls back to the default with a warning, or fails with `strict` (`pinned_key_missing`, `pinned_key_disabled`, `pinned_key_at_cap`); a disabled key is never spent. The answer holds a lease on the values read and carries the env bag with values: it is for the agent.",
     request_body(content = ResolveBody, description = "What to resolve.",
         example = json!({ "provider": "openai", "client": "ai-sdk" })),
     responses((status = 200, description = "The key, why, the lease and the env bag.", body = ResolveAnswer, example = json!({
         "key": { "provider": "openai", "key_id": "OPENAI_API_KEY", "variant": 1, "label": "OPENAI_API_KEY" },
         "chosen_by": "scope-default",
+        "pinned_by": null,
         "warning": null,
         "lease": { "id": "5c1e0f9a2b7d4e6f8a9b0c1d2e3f4a5b", "expires_at": 1767226500000u64 },
         "client": { "id": "ai-sdk", "display_name": "Vercel AI SDK, @ai-sdk/openai" },
@@ -83,14 +91,17 @@ pub async fn resolve(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<ResolveBody>,
 ) -> Result<Response, ApiError> {
-    let pinned_key = body.pinned_key.filter(|pin| !pin.is_empty());
-    if let Some(pin) = &pinned_key {
+    let request_pin = RequestPin::of(body.pinned_key.as_ref().map(Option::as_deref));
+    if let RequestPin::Key(pin) = request_pin {
         check_key_name(pin)?;
     }
+    let provider: String = body.provider.chars().take(128).collect();
+    let token_pin = state.tokens().pin(&scoped.caller.token_id, &provider);
+    let (pinned_key, pinned_by) = effective_pin(request_pin, token_pin.as_deref());
     let request = ResolveRequest {
         scope: scoped.scope.clone(),
-        provider: body.provider.chars().take(128).collect(),
-        pinned_key,
+        pinned_key: pinned_key.map(str::to_owned),
+        provider,
         strict: body.strict,
         client: body.client,
     };
@@ -98,6 +109,7 @@ pub async fn resolve(
     let answer = ResolveAnswer {
         key: &resolution.key,
         chosen_by: resolution.chosen_by,
+        pinned_by,
         warning: resolution.warning.as_deref(),
         lease: LeaseAnswer { id: &resolution.lease_id, expires_at: resolution.lease_expires_at },
         client: resolution.client.as_ref(),
@@ -114,6 +126,10 @@ pub struct ResolveAnswer<'a> {
     key: &'a ChosenKey,
     /// How it was chosen.
     chosen_by: ChosenBy,
+    /// Who set the pin: `request` (its `pinned_key`), `token` (the calling
+    /// token's pin for the provider), or null (no pin). Still set when the
+    /// pin fell back (`chosen_by` says so).
+    pinned_by: Option<PinnedBy>,
     /// Set when a pin fell back to the scope default.
     warning: Option<&'a str>,
     /// The lease on the values read.

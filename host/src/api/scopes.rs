@@ -23,7 +23,9 @@ use crate::policy::client_env::{ClientNames, client_names};
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
 use crate::provider::{EnvVar, Manifest, ModelClass};
 use crate::resolution::catalog::CatalogModel;
-use crate::resolution::{Explanation, NearMiss, Resolver, health_verdict};
+use crate::resolution::{
+    Explanation, NearMiss, RequestPin, Resolver, effective_pin, health_verdict,
+};
 use crate::runtime::Plugin;
 use crate::scope::{KeyLocation, Scope};
 use crate::selfhost::ImportStatus;
@@ -430,7 +432,8 @@ pub async fn probe(
 /// The query of `GET .../explain`.
 #[derive(Debug, Deserialize)]
 pub struct ExplainQuery {
-    /// The pin to explain (a key id).
+    /// The pin to explain (a key id); absent: the calling token's pin;
+    /// empty: none.
     #[serde(default)]
     pinned_key: Option<String>,
 }
@@ -441,7 +444,7 @@ impl IntoParams for ExplainQuery {
     ) -> Vec<utoipa::openapi::path::Parameter> {
         vec![query_parameter(
             "pinned_key",
-            "The pin to explain (a key id).",
+            "The pin to explain (a key id); absent: the calling token's pin for the provider, if it has one; empty: no pin at all.",
             "OPENAI_API_KEY_2".into(),
             pin_schema(),
         )]
@@ -456,10 +459,11 @@ impl IntoParams for ExplainQuery {
     tag = "resolution",
     operation_id = "explain",
     summary = "Explain a resolve",
-    description = "Every key of the provider: whether a resolve (with this pin) would choose it and why, where each variable would come from, and its health; and what the resolve would answer: how it chooses, its warning, its error, and the error a `strict` resolve would answer.",
+    description = "Every key of the provider: whether a resolve (with this pin: the query's `pinned_key`, or, without one, the calling token's pin for the provider; `pinned_by` says which) would choose it and why, where each variable would come from, and its health; and what the resolve would answer: how it chooses, its warning, its error, and the error a `strict` resolve would answer.",
     params(ProviderParam, ExplainQuery),
     responses((status = 200, description = "The explanation.", body = Explanation, example = json!({
         "scope": "acme/shop/prod", "provider": "openai", "pinned_key": "OPENAI_API_KEY_2",
+        "pinned_by": "request",
         "chosen_by": "fallback-pin-missing",
         "warning": "the pinned key OPENAI_API_KEY_2 does not exist in acme/shop/prod; spending the scope default OPENAI_API_KEY instead (pass strict to fail instead)",
         "error": null,
@@ -479,11 +483,13 @@ pub async fn explain(
     QueryParams(query): QueryParams<ExplainQuery>,
 ) -> Result<Json<Explanation>, ApiError> {
     let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
-    let pin = query.pinned_key.filter(|pin| !pin.is_empty());
-    if let Some(pin) = &pin {
+    let request_pin = RequestPin::of(query.pinned_key.as_deref().map(Some));
+    if let RequestPin::Key(pin) = request_pin {
         check_key_name(pin)?;
     }
-    let explanation = state.resolver().explain(&scoped.scope, &provider, pin.as_deref()).await?;
+    let token_pin = state.tokens().pin(&scoped.caller.token_id, &provider);
+    let (pin, pinned_by) = effective_pin(request_pin, token_pin.as_deref());
+    let explanation = state.resolver().explain(&scoped.scope, &provider, pin, pinned_by).await?;
     Ok(Json(explanation))
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use super::auth::TokenKind;
+use super::auth::{Pins, TokenKind};
 use super::extract::{Authed, OperatorCaller};
 use crate::provider::Manifest;
 use crate::runtime::registry::RefusedPlugin;
@@ -71,6 +71,11 @@ pub struct Whoami {
     pub kind: TokenKind,
     /// The scope of an admin or agent token; null for an operator token.
     pub scope: Option<String>,
+    /// The token's default pins, provider slug to key id; absent when it
+    /// has none.
+    #[serde(skip_serializing_if = "Pins::is_empty")]
+    #[schema(example = json!({ "openai": "OPENAI_API_KEY_2" }))]
+    pub pins: Pins,
 }
 
 /// `GET /v1/whoami`: what the presented token is.
@@ -80,15 +85,17 @@ pub struct Whoami {
     tag = "tokens",
     operation_id = "whoami",
     summary = "The presented token",
-    description = "Its id, kind and (for an admin or agent token) scope.",
+    description = "Its id, kind, (for an admin or agent token) scope, and default pins (absent when it has none).",
     responses((status = 200, description = "The caller.", body = Whoami,
         example = json!({ "token_id": "3f2a9c01b7de", "kind": "operator", "scope": null }))),
 )]
-pub async fn whoami(Authed(caller): Authed) -> Json<Whoami> {
+pub async fn whoami(Authed(caller): Authed, State(state): State<ApiState>) -> Json<Whoami> {
+    let pins = state.tokens().get(&caller.token_id).map(|info| info.pins).unwrap_or_default();
     Json(Whoami {
         token_id: caller.token_id.clone(),
         kind: caller.grant.kind(),
         scope: caller.grant.scope().map(ToString::to_string),
+        pins,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Token management (operator tokens only): list, create (operator, admin
-//! or agent tokens), revoke.
+//! Token management: list, create (operator, admin or agent tokens, with
+//! default pins), revoke (operator tokens only); replace a token's pins (an
+//! operator, or an admin token of the token's scope).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,10 +10,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiState;
-use super::auth::{Grant, TokenError, TokenInfo, TokenKind, label_schema, valid_label};
+use super::auth::{
+    Grant, MAX_PINS, Pins, TokenError, TokenInfo, TokenKind, label_schema, valid_label,
+};
 use super::error::ApiError;
-use super::extract::params::TokenIdParam;
-use super::extract::{JsonBody, OperatorCaller, PathId};
+use super::extract::params::{TokenIdParam, env_var_name_schema, string_schema};
+use super::extract::{Authed, JsonBody, OperatorCaller, PathId};
+use crate::policy::names::{MAX_SLUG_LEN, slug_pattern};
 use crate::scope::{MAX_SCOPE_ID_LEN, Scope, id_pattern};
 
 /// The answer of `GET /v1/tokens`.
@@ -29,11 +33,12 @@ pub struct TokenList {
     tag = "tokens",
     operation_id = "listTokens",
     summary = "List tokens",
-    description = "Every token's id, kind, scope, label and creation time; never the token. Operator token.",
+    description = "Every token's id, kind, scope, label, creation time and pins (absent when it has none); never the token. Operator token.",
     responses((status = 200, description = "The tokens.", body = TokenList, example = json!({
         "tokens": [
             { "id": "3f2a9c01b7de", "kind": "operator", "label": "first operator token", "created_at": 1767225600000u64 },
-            { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64 }
+            { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64,
+              "pins": { "openai": "OPENAI_API_KEY_2" } }
         ]
     }))),
 )]
@@ -57,9 +62,24 @@ fn scope_schema() -> utoipa::openapi::Schema {
         .into()
 }
 
+/// A token's pins as a JSON schema: an object of provider slugs to key ids
+/// ([`check_pins`](super::auth::check_pins)).
+fn pins_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(string_schema(slug_pattern(), MAX_SLUG_LEN)))
+        .additional_properties(Some(env_var_name_schema()))
+        .description(Some(format!(
+            "Default pins, provider slug to key id (e.g. `{{\"openai\": \"OPENAI_API_KEY_2\"}}`), at most {MAX_PINS}; scope-bound (agent or admin) tokens only (400 `invalid_pins` naming the entry otherwise). A resolve with the token whose request names no pin spends the pinned key; a key the scope does not have (any more) falls back to the scope default with a warning, or fails with `strict`."
+        )))
+        .into()
+}
+
 /// The body of `POST /v1/tokens`: `{"operator": true}` (or `{"role":
 /// "operator"}`), or `{"scope": "org/project/env"}` with an optional `role`
-/// (`agent`, the default, or `admin`), and an optional label.
+/// (`agent`, the default, or `admin`), optional `pins`, and an optional
+/// label.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
@@ -79,6 +99,10 @@ pub struct CreateToken {
     #[serde(default)]
     #[schema(schema_with = label_schema)]
     label: Option<String>,
+    /// Default pins of an agent or admin token.
+    #[serde(default)]
+    #[schema(schema_with = pins_schema)]
+    pins: Pins,
 }
 
 /// The answer of `POST /v1/tokens`.
@@ -106,12 +130,13 @@ pub struct RevokedToken {
     tag = "tokens",
     operation_id = "createToken",
     summary = "Create a token",
-    description = "An operator token (`{\"operator\": true}` or `{\"role\": \"operator\"}`), or a token bound to one scope (`{\"scope\": \"org/project/env\"}`) with a `role`: `agent` (the default: read the scope and resolve in it) or `admin` (also set and unset variables, relabel, enable, disable and probe keys). The token is in this answer only. Operator token.",
+    description = "An operator token (`{\"operator\": true}` or `{\"role\": \"operator\"}`), or a token bound to one scope (`{\"scope\": \"org/project/env\"}`) with a `role`: `agent` (the default: read the scope and resolve in it) or `admin` (also set and unset variables, relabel, enable, disable and probe keys), and optional default `pins` (provider slug to key id: the key a resolve with this token spends when the request names no pin; without pins the token resolves the scope default). The token is in this answer only. Operator token.",
     request_body(content = CreateToken, description = "What to create.",
-        example = json!({ "scope": "acme/shop/prod", "role": "agent", "label": "checkout-agent" })),
+        example = json!({ "scope": "acme/shop/prod", "role": "agent", "label": "checkout-agent", "pins": { "openai": "OPENAI_API_KEY_2" } })),
     responses((status = 201, description = "Created; `token` is shown once.", body = CreatedToken, example = json!({
         "token": "platos_8c41d2e0a9f3_canary0example0not0a0real0token0000000000000000",
-        "info": { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64 }
+        "info": { "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64,
+            "pins": { "openai": "OPENAI_API_KEY_2" } }
     }))),
 )]
 pub async fn create(
@@ -144,11 +169,12 @@ pub async fn create(
         return Err(ApiError::bad_request("invalid_label", TokenError::InvalidLabel.to_string()));
     }
     let tokens = state.clone();
-    let issued = tokio::task::spawn_blocking(move || tokens.tokens().create(&grant, &label))
+    let pins = body.pins;
+    let issued = tokio::task::spawn_blocking(move || tokens.tokens().create(&grant, &label, pins))
         .await
         .map_err(|_| token_store_failed())?
         .map_err(token_error)?;
-    tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), "token created through the API");
+    tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), pins = issued.info.pins.len(), "token created through the API");
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken { token: issued.token.expose_secret().to_owned(), info: issued.info }),
@@ -194,9 +220,78 @@ pub async fn revoke(
     Ok(Json(RevokedToken { revoked: true, id: info.id }))
 }
 
+/// The body of `PUT /v1/tokens/{id}/pins`: the token's whole new map of
+/// pins, provider slug to key id (`{}`: none).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct PinsBody(Pins);
+
+impl utoipa::PartialSchema for PinsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        pins_schema().into()
+    }
+}
+
+impl ToSchema for PinsBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Pins".into()
+    }
+}
+
+/// `PUT /v1/tokens/{id}/pins`: replaces a token's pins.
+#[utoipa::path(
+    put,
+    path = "/v1/tokens/{id}/pins",
+    tag = "tokens",
+    operation_id = "setTokenPins",
+    summary = "Replace a token's pins",
+    description = "The body is the token's whole new map of default pins, provider slug to key id (`{}` removes them all); it takes effect at the token's next resolve. An operator token, or an admin token of the token's scope: an agent token cannot change pins, not even its own (403 `admin_only`), and to an admin token a token of another scope, or an operator token, is `token_not_found`, like one that does not exist. Only scope-bound tokens carry pins (400 `invalid_pins` naming the entry).",
+    params(TokenIdParam),
+    request_body(content = PinsBody, description = "The new pins.",
+        example = json!({ "openai": "OPENAI_API_KEY_2", "anthropic": "ANTHROPIC_API_KEY" })),
+    responses((status = 200, description = "The token with its new pins.", body = TokenInfo, example = json!({
+        "id": "8c41d2e0a9f3", "kind": "agent", "scope": "acme/shop/prod", "label": "checkout-agent", "created_at": 1767225660000u64,
+        "pins": { "anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY_2" }
+    }))),
+)]
+pub async fn set_pins(
+    Authed(caller): Authed,
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+    JsonBody(PinsBody(pins)): JsonBody<PinsBody>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            "token_not_found",
+            "no token has this id (a scope-bound token sees only its own scope's tokens): GET /v1/tokens lists them",
+        )
+    };
+    let info = state.tokens().get(&id).ok_or_else(not_found)?;
+    let scope = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok());
+    if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_access(scope)) {
+        return Err(not_found());
+    }
+    if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_administer(scope)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "changing a token's pins needs an admin token of its scope or an operator token; an agent token cannot change pins, not even its own",
+        ));
+    }
+    let tokens = state.clone();
+    let updated = tokio::task::spawn_blocking(move || tokens.tokens().set_pins(&id, pins))
+        .await
+        .map_err(|_| token_store_failed())?
+        .map_err(token_error)?
+        .ok_or_else(not_found)?;
+    tracing::info!(by = %caller.token_id, id = %updated.id, pins = updated.pins.len(), "token pins replaced through the API");
+    Ok(Json(updated))
+}
+
 fn token_error(error: TokenError) -> ApiError {
     match error {
         TokenError::InvalidLabel => ApiError::bad_request("invalid_label", error.to_string()),
+        TokenError::InvalidPins(_) => ApiError::bad_request("invalid_pins", error.to_string()),
         other => {
             tracing::error!(error = %other, "token database error");
             token_store_failed()

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use platos_host::api::auth::{Grant, TokenKind, TokenStore};
+use platos_host::api::auth::{Grant, Pins, TokenKind, TokenStore};
 use platos_host::scope::Scope;
 use secrecy::ExposeSecret;
 
@@ -35,6 +35,11 @@ pub enum TokenCommand {
         /// A name for people.
         #[arg(long)]
         label: Option<String>,
+        /// A default pin of an agent or admin token, PROVIDER=KEY_ID (e.g.
+        /// openai=OPENAI_API_KEY_2): a resolve with the token whose request
+        /// names no pin spends this key. Repeat for more providers.
+        #[arg(long = "pin", value_name = "PROVIDER=KEY_ID", conflicts_with = "operator")]
+        pins: Vec<String>,
     },
     /// List tokens (ids, kinds, what they may do, scopes, labels; never the
     /// tokens).
@@ -54,7 +59,7 @@ pub enum TokenCommand {
 pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let tokens = TokenStore::open_in_data_dir(&context.data_dir)?;
     match command {
-        TokenCommand::Create { operator, scope, admin, label } => {
+        TokenCommand::Create { operator, scope, admin, label, pins } => {
             let kind = match (operator, admin) {
                 (true, _) => TokenKind::Operator,
                 (false, true) => TokenKind::Admin,
@@ -66,7 +71,7 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
                 )
             })?;
             let label = label.unwrap_or_else(|| grant.default_label());
-            let issued = tokens.create(&grant, &label)?;
+            let issued = tokens.create(&grant, &label, parse_pins(&pins)?)?;
             let kind = match grant.scope() {
                 None => "an operator token".to_owned(),
                 Some(scope) => format!("an {} token for {scope}", grant.kind().name()),
@@ -94,6 +99,14 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
                         token.scope.as_deref().unwrap_or("(every scope)"),
                         token.label
                     );
+                    if !token.pins.is_empty() {
+                        let pins: Vec<String> = token
+                            .pins
+                            .iter()
+                            .map(|(provider, key)| format!("{provider}={key}"))
+                            .collect();
+                        println!("{:<14} pins: {}", "", pins.join(", "));
+                    }
                 }
             }
         }
@@ -106,6 +119,24 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--pin PROVIDER=KEY_ID` arguments as pins (each checked by the
+/// token store); a provider named twice is refused. An argument without
+/// `=` is not repeated in the error, in case it is a pasted key.
+fn parse_pins(arguments: &[String]) -> anyhow::Result<Pins> {
+    let mut pins = Pins::new();
+    for argument in arguments {
+        let Some((provider, key)) = argument.split_once('=') else {
+            anyhow::bail!(
+                "--pin expects PROVIDER=KEY_ID, e.g. --pin openai=OPENAI_API_KEY_2 (the argument given is not repeated, in case it is a key)"
+            );
+        };
+        if pins.insert(provider.to_owned(), key.to_owned()).is_some() {
+            anyhow::bail!("--pin names the provider {provider:?} twice: one pin per provider");
+        }
+    }
+    Ok(pins)
 }
 
 /// What a token of `kind` may do, for `token list`.

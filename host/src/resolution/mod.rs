@@ -100,6 +100,55 @@ impl ChosenBy {
     }
 }
 
+/// Who set the pin a resolve or an explain went by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PinnedBy {
+    /// The request's own `pinned_key`.
+    Request,
+    /// The calling token's default pin for the provider.
+    Token,
+}
+
+/// A request's own pin, before the calling token's is considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPin<'a> {
+    /// The request names no pin (the field is absent): the token's pin for
+    /// the provider applies, if it has one.
+    Unset,
+    /// The request asks for no pin at all (`null` or `""`): the scope
+    /// default, whatever the token pins.
+    NoPin,
+    /// The request pins this key id.
+    Key(&'a str),
+}
+
+impl<'a> RequestPin<'a> {
+    /// The pin of a request field: absent (`None`), explicitly none
+    /// (`Some(None)`, or an empty string), or a key id.
+    pub fn of(field: Option<Option<&'a str>>) -> Self {
+        match field {
+            None => RequestPin::Unset,
+            Some(None | Some("")) => RequestPin::NoPin,
+            Some(Some(key)) => RequestPin::Key(key),
+        }
+    }
+}
+
+/// The pin in effect, and who set it: the request's own pin beats the
+/// token's; a request that asks for no pin gets none; a request silent on
+/// pins gets the token's pin for the provider, if there is one.
+pub fn effective_pin<'a>(
+    request_pin: RequestPin<'a>,
+    token_pin: Option<&'a str>,
+) -> (Option<&'a str>, Option<PinnedBy>) {
+    match (request_pin, token_pin) {
+        (RequestPin::Key(key), _) => (Some(key), Some(PinnedBy::Request)),
+        (RequestPin::NoPin, _) | (RequestPin::Unset, None) => (None, None),
+        (RequestPin::Unset, Some(key)) => (Some(key), Some(PinnedBy::Token)),
+    }
+}
+
 /// Why a pin cannot be honoured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1016,11 +1065,14 @@ impl Resolver {
 
     /// Every candidate key of `provider` in `scope`: why it would be chosen
     /// or skipped, where each variable comes from, and its health.
+    /// `pinned_by` says who set `pinned_key` ([`effective_pin`]); the
+    /// explanation repeats it.
     pub async fn explain(
         &self,
         scope: &Scope,
         provider: &str,
         pinned_key: Option<&str>,
+        pinned_by: Option<PinnedBy>,
     ) -> Result<Explanation, ResolveError> {
         let plugin = self.plugin(provider)?;
         let manifest = plugin.manifest();
@@ -1129,6 +1181,7 @@ impl Resolver {
             scope: scope.to_string(),
             provider: provider.to_owned(),
             pinned_key: pinned_key.map(str::to_owned),
+            pinned_by,
             chosen_by,
             warning,
             error,
@@ -1168,8 +1221,10 @@ pub struct Explanation {
     pub scope: String,
     /// The provider.
     pub provider: String,
-    /// The pin asked about.
+    /// The pin asked about: the request's, or the calling token's.
     pub pinned_key: Option<String>,
+    /// Who set the pin: `request`, `token`, or null for no pin.
+    pub pinned_by: Option<PinnedBy>,
     /// How a resolve would choose (none when it would fail).
     pub chosen_by: Option<ChosenBy>,
     /// The warning a resolve would carry (a pin that falls back).
@@ -1384,5 +1439,24 @@ mod tests {
             chosen(choose_key(&keys, "openai", Some("OPENAI_API_KEY_3"), true, false)),
             Some(("OPENAI_API_KEY_3", ChosenBy::Pinned))
         );
+    }
+
+    #[test]
+    fn the_request_pin_beats_the_token_pin_and_an_explicit_none_opts_out() {
+        let token = Some("OPENAI_API_KEY_3");
+        let key = RequestPin::Key("OPENAI_API_KEY_2");
+        assert_eq!(effective_pin(key, token), (Some("OPENAI_API_KEY_2"), Some(PinnedBy::Request)));
+        assert_eq!(effective_pin(key, None), (Some("OPENAI_API_KEY_2"), Some(PinnedBy::Request)));
+        assert_eq!(effective_pin(RequestPin::Unset, token), (token, Some(PinnedBy::Token)));
+        assert_eq!(effective_pin(RequestPin::Unset, None), (None, None));
+        assert_eq!(effective_pin(RequestPin::NoPin, token), (None, None));
+        assert_eq!(effective_pin(RequestPin::NoPin, None), (None, None));
+
+        assert_eq!(RequestPin::of(None), RequestPin::Unset);
+        assert_eq!(RequestPin::of(Some(None)), RequestPin::NoPin);
+        assert_eq!(RequestPin::of(Some(Some(""))), RequestPin::NoPin);
+        assert_eq!(RequestPin::of(Some(Some("OPENAI_API_KEY_2"))), key);
+        assert_eq!(serde_json::to_value(PinnedBy::Token).unwrap(), "token");
+        assert_eq!(serde_json::to_value(PinnedBy::Request).unwrap(), "request");
     }
 }
