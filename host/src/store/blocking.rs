@@ -13,8 +13,8 @@ use secrecy::SecretString;
 use super::{
     BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport,
     KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapProgress, RewrapReport, SecretStore, StoreError, SyncReport, UnixMillis, VarInfo,
-    VarSource, VarValue,
+    RewrapProgress, RewrapReport, SecretStore, StoreDump, StoreError, SyncReport, UnixMillis,
+    VarInfo, VarSource, VarValue,
 };
 use crate::crypto::{KeyId, Keyring};
 use crate::provider::MicroUsd;
@@ -251,5 +251,15 @@ impl<S: BlockingSecretStore> SecretStore for Blocking<S> {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.off_thread(|store| store.flush()).await
+    }
+
+    async fn export_sealed(&self) -> Result<StoreDump, StoreError> {
+        self.off_thread(|store| store.export_sealed()).await
+    }
+
+    async fn import_sealed(&self, dump: &StoreDump) -> Result<(), StoreError> {
+        // The pool needs the dump to itself: a copy (a dump is held in memory anyway).
+        let dump = dump.clone();
+        self.off_thread(move |store| store.import_sealed(&dump)).await
     }
 }

@@ -17,6 +17,7 @@
 mod backend;
 mod blocking;
 pub mod budgets;
+pub mod copy;
 pub mod links;
 mod postgres_store;
 pub mod rules;
@@ -35,6 +36,7 @@ pub use budgets::{
     Budget, BudgetExceeded, BudgetStatus, BudgetTarget, Period, RESERVATION_ID_LEN, Reservation,
     SpendWindows, Windows,
 };
+pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
@@ -686,6 +688,16 @@ pub trait SecretStore: Send + Sync {
     /// and [`KeyUpdate::Health`] updates.
     async fn flush(&self) -> Result<(), StoreError>;
 
+    /// Everything the store holds, values still sealed, in one consistent
+    /// snapshot where the backend has them ([`copy`]). Held in memory whole.
+    async fn export_sealed(&self) -> Result<StoreDump, StoreError>;
+
+    /// Writes `dump` into this store as it is (sealed records, versions,
+    /// times, the key-check record), durably. Meant for an empty store
+    /// ([`copy_store`] checks that first): a record already there with the
+    /// same key is replaced.
+    async fn import_sealed(&self, dump: &StoreDump) -> Result<(), StoreError>;
+
     /// The scope default key of `provider` in `scope` ([`default_key`]).
     async fn default_provider_key(
         &self,
@@ -857,4 +869,12 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
     /// Makes every write so far durable, including the [`KeyUpdate::Used`]
     /// and [`KeyUpdate::Health`] updates.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Everything the store holds, values still sealed
+    /// ([`SecretStore::export_sealed`]).
+    fn export_sealed(&self) -> Result<StoreDump, StoreError>;
+
+    /// Writes `dump` into this store as it is, durably
+    /// ([`SecretStore::import_sealed`]).
+    fn import_sealed(&self, dump: &StoreDump) -> Result<(), StoreError>;
 }

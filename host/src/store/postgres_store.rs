@@ -49,13 +49,14 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{NoTls, Row};
 
 use super::budgets::Period;
+use super::copy::{BudgetRow, ReservationRow, SealedValue, SealedVar, SpendRow};
 use super::rules::{self, KeyCheckStep};
 use super::sled_store::{Clock, StoreOptions};
 use super::{
     Budget, BudgetExceeded, BudgetStatus, BudgetTarget, HealthRecord, ImportReport, KeyLink,
     KeyStatus, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, SpendWindows, StoreError, SyncReport,
-    UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name,
+    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, SpendWindows, StoreDump, StoreError,
+    SyncReport, UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::provider::MicroUsd;
@@ -1478,6 +1479,240 @@ impl SecretStore for PostgresStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         // Every write is durable once its transaction committed.
+        Ok(())
+    }
+
+    async fn export_sealed(&self) -> Result<StoreDump, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot of every table.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(backend)?;
+        let mut dump = StoreDump {
+            key_check: tx
+                .query_opt("SELECT value FROM platos_meta WHERE name = $1", &[&KEY_CHECK])
+                .await
+                .map_err(backend)?
+                .map(|row| row.get(0)),
+            ..StoreDump::default()
+        };
+        let value_rows = tx
+            .query(
+                "SELECT scope, name, version, sealed, retired_until FROM platos_values
+                 ORDER BY scope, name, version",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        let mut values: BTreeMap<(String, String), Vec<SealedValue>> = BTreeMap::new();
+        for row in &value_rows {
+            let retired_until: Option<i64> = row.get(4);
+            values.entry((row.get(0), row.get(1))).or_default().push(SealedValue {
+                version: from_sql_int("version", row.get(2))?,
+                sealed: row.get(3),
+                retired_until: retired_until.map(|at| from_sql_int("expiry", at)).transpose()?,
+            });
+        }
+        drop(value_rows);
+        let var_rows = tx
+            .query(&format!("SELECT {VAR_COLUMNS} FROM platos_vars ORDER BY scope, name"), &[])
+            .await
+            .map_err(backend)?;
+        for row in &var_rows {
+            let (scope, name): (String, String) = (row.get("scope"), row.get("name"));
+            let var = VarRow::from_row(row)?;
+            dump.vars.push(SealedVar {
+                scope: parse_scope(&scope)?,
+                values: values.remove(&(scope, name.clone())).unwrap_or_default(),
+                name,
+                current: var.current,
+                last_version: var.last_version,
+                updated_at: var.updated_at,
+                source: var.source,
+            });
+        }
+        dump.provider_keys = tx
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM platos_provider_keys ORDER BY scope, provider, env_var"
+                ),
+                &[],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(key_row)
+            .collect::<Result<_, _>>()?;
+        for row in tx
+            .query("SELECT lease_id, expires_at FROM platos_lease_releases ORDER BY 2, 1", &[])
+            .await
+            .map_err(backend)?
+        {
+            let id: Vec<u8> = row.get(0);
+            let id = id
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("malformed lease-release id".to_owned()))?;
+            dump.lease_releases.push((id, from_sql_int("lease end", row.get(1))?));
+        }
+        for row in tx
+            .query("SELECT target, limit_micro_usd, period FROM platos_budgets ORDER BY 1", &[])
+            .await
+            .map_err(backend)?
+        {
+            let period: String = row.get(2);
+            dump.budgets.push(BudgetRow {
+                target: row.get(0),
+                budget: Budget {
+                    limit: MicroUsd(from_sql_int("budget limit", row.get(1))?),
+                    period: period.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("unknown budget period `{period}`"))
+                    })?,
+                },
+            });
+        }
+        for row in tx
+            .query("SELECT target, window_name, micro_usd FROM platos_spend ORDER BY 1, 2", &[])
+            .await
+            .map_err(backend)?
+        {
+            dump.spend.push(SpendRow {
+                target: row.get(0),
+                window: row.get(1),
+                micro_usd: from_sql_int("spend", row.get(2))?,
+            });
+        }
+        for row in tx
+            .query(
+                "SELECT id, targets, amount, expires_at FROM platos_reservations ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(backend)?
+        {
+            let id: Vec<u8> = row.get(0);
+            dump.reservations.push(ReservationRow {
+                id: id
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("malformed reservation id".to_owned()))?,
+                targets: row.get(1),
+                amount: from_sql_int("reserved amount", row.get(2))?,
+                expires_at: from_sql_int("reservation end", row.get(3))?,
+            });
+        }
+        tx.commit().await.map_err(backend)?;
+        if let Some((scope, name)) = values.keys().next() {
+            return Err(StoreError::Corrupt(format!(
+                "values of {name} in scope {scope} have no variable row"
+            )));
+        }
+        Ok(dump)
+    }
+
+    async fn import_sealed(&self, dump: &StoreDump) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        // All or nothing.
+        let tx = client.transaction().await.map_err(backend)?;
+        for var in &dump.vars {
+            let scope = var.scope.to_string();
+            tx.execute(
+                "INSERT INTO platos_vars (scope, name, current_version, last_version, updated_at, source)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (scope, name) DO UPDATE SET current_version = excluded.current_version,
+                     last_version = excluded.last_version, updated_at = excluded.updated_at,
+                     source = excluded.source",
+                &[
+                    &scope,
+                    &var.name,
+                    &var.current.map(sql_int),
+                    &sql_int(var.last_version),
+                    &sql_int(var.updated_at),
+                    &source_text(var.source),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+            for value in &var.values {
+                tx.execute(
+                    "INSERT INTO platos_values (scope, name, version, sealed, retired_until)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (scope, name, version) DO UPDATE SET sealed = excluded.sealed,
+                         retired_until = excluded.retired_until",
+                    &[
+                        &scope,
+                        &var.name,
+                        &sql_int(value.version),
+                        &value.sealed,
+                        &value.retired_until.map(sql_int),
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            }
+        }
+        for (scope, row) in &dump.provider_keys {
+            let scope = scope.to_string();
+            tx.execute(
+                "DELETE FROM platos_provider_keys WHERE scope = $1 AND provider = $2 AND env_var = $3",
+                &[&scope, &row.provider, &row.env_var],
+            )
+            .await
+            .map_err(backend)?;
+            self.link(&tx, &scope, row).await?;
+        }
+        for (id, expires_at) in &dump.lease_releases {
+            tx.execute(
+                "INSERT INTO platos_lease_releases (expires_at, lease_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&sql_int(*expires_at), &id.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for row in &dump.budgets {
+            tx.execute(
+                "INSERT INTO platos_budgets (target, limit_micro_usd, period) VALUES ($1, $2, $3)
+                 ON CONFLICT (target) DO UPDATE SET limit_micro_usd = excluded.limit_micro_usd,
+                     period = excluded.period",
+                &[&row.target, &sql_int(row.budget.limit.0), &row.budget.period.as_str()],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for row in &dump.spend {
+            tx.execute(
+                "INSERT INTO platos_spend (target, window_name, micro_usd) VALUES ($1, $2, $3)
+                 ON CONFLICT (target, window_name) DO UPDATE SET micro_usd = excluded.micro_usd",
+                &[&row.target, &row.window, &sql_int(row.micro_usd)],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for row in &dump.reservations {
+            tx.execute(
+                "INSERT INTO platos_reservations (id, targets, amount, expires_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET targets = excluded.targets,
+                     amount = excluded.amount, expires_at = excluded.expires_at",
+                &[&row.id.as_slice(), &row.targets, &sql_int(row.amount), &sql_int(row.expires_at)],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        if let Some(record) = &dump.key_check {
+            tx.execute(
+                "INSERT INTO platos_meta (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&KEY_CHECK, record],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        tracing::info!(location = %self.location, copied = %dump.counts(), "sealed records imported");
         Ok(())
     }
 }

@@ -43,12 +43,13 @@ use sled::{Transactional, Tree};
 use subtle::ConstantTimeEq;
 
 use super::budgets::Period;
+use super::copy::{BudgetRow, ReservationRow, SealedValue, SealedVar, SpendRow};
 use super::rules::{self, KeyCheckStep};
 use super::{
     BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport, KeyLink,
     KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapFailure, RewrapProgress, RewrapReport, SpendWindows, StoreError, SyncReport, UnixMillis,
-    VarInfo, VarSource, VarValue, Windows, carried_row, check_name, now_millis,
+    RewrapFailure, RewrapProgress, RewrapReport, SpendWindows, StoreDump, StoreError, SyncReport,
+    UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name, now_millis,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::provider::MicroUsd;
@@ -1297,6 +1298,171 @@ impl BlockingSecretStore for SledStore {
     /// `docs/store.md` on power loss.
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(StoreError::backend)
+    }
+
+    fn export_sealed(&self) -> Result<StoreDump, StoreError> {
+        let mut dump = StoreDump {
+            key_check: self.meta.get(KEY_CHECK).map_err(StoreError::backend)?.map(|v| v.to_vec()),
+            ..StoreDump::default()
+        };
+        // The values, by variable: `{scope}\0{name}` → (version, sealed).
+        let mut values: BTreeMap<Vec<u8>, Vec<(u64, Vec<u8>)>> = BTreeMap::new();
+        for item in self.values.iter() {
+            let (key, sealed) = item.map_err(StoreError::backend)?;
+            let (scope, name, version) = parse_value_key(&key)?;
+            values.entry(var_key(&scope, &name)).or_default().push((version, sealed.to_vec()));
+        }
+        for item in self.vars.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let (scope, name) = split_scoped(&key)?;
+            let record: VarRecord = decode("variable", &bytes)?;
+            let mut sealed_values = Vec::new();
+            for (version, sealed) in values.remove(key.as_ref()).unwrap_or_default() {
+                let retired_until = if record.current == Some(version) {
+                    None
+                } else {
+                    let retired = record.retired.iter().find(|retired| retired.version == version);
+                    Some(retired.map(|retired| retired.expires_at).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "{name} version {version} in scope {scope} has a value but is neither current nor replaced"
+                        ))
+                    })?)
+                };
+                sealed_values.push(SealedValue { version, sealed, retired_until });
+            }
+            dump.vars.push(SealedVar {
+                scope,
+                name: name.to_owned(),
+                current: record.current,
+                last_version: record.last_version,
+                updated_at: record.updated_at,
+                source: record.source,
+                values: sealed_values,
+            });
+        }
+        if let Some(orphan) = values.keys().next() {
+            return Err(StoreError::Corrupt(format!(
+                "values of {} have no variable row",
+                String::from_utf8_lossy(orphan).replace('\0', " in scope ")
+            )));
+        }
+        dump.provider_keys = self.list_all_provider_keys()?;
+        for item in self.released.iter() {
+            let (key, _) = item.map_err(StoreError::backend)?;
+            let corrupt = || StoreError::Corrupt("malformed lease-release key".to_owned());
+            let (expires_at, id) = key.split_at_checked(8).ok_or_else(corrupt)?;
+            let expires_at = u64::from_be_bytes(expires_at.try_into().map_err(|_| corrupt())?);
+            dump.lease_releases.push((id.try_into().map_err(|_| corrupt())?, expires_at));
+        }
+        for item in self.budgets.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let record: BudgetRecord = decode("budget", &bytes)?;
+            dump.budgets.push(BudgetRow {
+                target: String::from_utf8_lossy(&key).into_owned(),
+                budget: Budget { limit: MicroUsd(record.limit), period: record.period },
+            });
+        }
+        for item in self.spend.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let text = std::str::from_utf8(&key)
+                .map_err(|_| StoreError::Corrupt("malformed spend key".to_owned()))?;
+            let (target, window) = text
+                .split_once('\0')
+                .ok_or_else(|| StoreError::Corrupt("malformed spend key".to_owned()))?;
+            dump.spend.push(SpendRow {
+                target: target.to_owned(),
+                window: window.to_owned(),
+                micro_usd: decode_amount(&bytes)?,
+            });
+        }
+        for item in self.reservations.iter() {
+            let (key, bytes) = item.map_err(StoreError::backend)?;
+            let record: ReservationRecord = decode("reservation", &bytes)?;
+            dump.reservations.push(ReservationRow {
+                id: key
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("malformed reservation id".to_owned()))?,
+                targets: record.targets,
+                amount: record.amount,
+                expires_at: record.expires_at,
+            });
+        }
+        Ok(dump)
+    }
+
+    fn import_sealed(&self, dump: &StoreDump) -> Result<(), StoreError> {
+        let apply =
+            |tree: &Tree, batch: sled::Batch| tree.apply_batch(batch).map_err(StoreError::backend);
+        let (mut vars, mut values) = (sled::Batch::default(), sled::Batch::default());
+        for var in &dump.vars {
+            let retired = var
+                .values
+                .iter()
+                .filter_map(|value| {
+                    value
+                        .retired_until
+                        .map(|expires_at| Retired { version: value.version, expires_at })
+                })
+                .collect();
+            let record = VarRecord {
+                current: var.current,
+                last_version: var.last_version,
+                updated_at: var.updated_at,
+                source: var.source,
+                retired,
+            };
+            vars.insert(var_key(&var.scope, &var.name), encode(&record));
+            for value in &var.values {
+                values.insert(
+                    value_key(&var.scope, &var.name, value.version),
+                    value.sealed.as_slice(),
+                );
+            }
+        }
+        let mut keys = sled::Batch::default();
+        for (scope, row) in &dump.provider_keys {
+            keys.insert(key_row_key(scope, &row.provider, &row.env_var), encode(row));
+        }
+        let mut released = sled::Batch::default();
+        for (id, expires_at) in &dump.lease_releases {
+            released.insert(&release_key(id, *expires_at)[..], &[][..]);
+        }
+        let mut budgets = sled::Batch::default();
+        for row in &dump.budgets {
+            let record = BudgetRecord { limit: row.budget.limit.0, period: row.budget.period };
+            budgets.insert(row.target.as_bytes(), encode(&record));
+        }
+        let mut spend = sled::Batch::default();
+        for row in &dump.spend {
+            let mut key = row.target.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(row.window.as_bytes());
+            spend.insert(key, &row.micro_usd.to_be_bytes()[..]);
+        }
+        let mut reservations = sled::Batch::default();
+        for row in &dump.reservations {
+            let record = ReservationRecord {
+                targets: row.targets.clone(),
+                amount: row.amount,
+                expires_at: row.expires_at,
+            };
+            reservations.insert(&row.id[..], encode(&record));
+        }
+        // Values before the rows pointing at them; the key check last.
+        apply(&self.values, values)?;
+        apply(&self.vars, vars)?;
+        apply(&self.keys, keys)?;
+        apply(&self.released, released)?;
+        apply(&self.budgets, budgets)?;
+        apply(&self.spend, spend)?;
+        apply(&self.reservations, reservations)?;
+        if let Some(record) = &dump.key_check {
+            self.meta.insert(KEY_CHECK, record.as_slice()).map_err(StoreError::backend)?;
+        }
+        self.flush()?;
+        tracing::info!(copied = %dump.counts(), "sealed records imported");
+        Ok(())
     }
 }
 
