@@ -107,9 +107,20 @@ async fn provider_vars(context: &Context) -> anyhow::Result<(ProviderVars, Vec<S
     Ok((links, names))
 }
 
-/// The data directory's store, with the keyring's current key id.
+/// The store of `--store`, with the keyring's current key id.
 async fn open_store(
     context: &Context,
+    provider_vars: ProviderVars,
+) -> anyhow::Result<(Arc<dyn SecretStore>, KeyId)> {
+    open_backend(context, &context.store, provider_vars).await
+}
+
+/// The store in `backend` (sled: the data directory's), under the master
+/// key of the environment or the data directory, with the keyring's
+/// current key id.
+pub(super) async fn open_backend(
+    context: &Context,
+    backend: &StoreBackend,
     provider_vars: ProviderVars,
 ) -> anyhow::Result<(Arc<dyn SecretStore>, KeyId)> {
     // ENCRYPTION_KEY from the environment, else the key `serve` generated
@@ -121,8 +132,8 @@ async fn open_store(
     )?;
     let options = StoreOptions { provider_vars, ..StoreOptions::default() };
     let current = keyring.current_id();
-    let store = context.store.open(&context.data_dir, keyring, options).await.map_err(|error| {
-        match (error, &context.store) {
+    let store = backend.open(&context.data_dir, keyring, options).await.map_err(|error| {
+        match (error, backend) {
             // A wrong key says so itself; the hint is for a store in use.
             (error @ StoreError::KeyMismatch { .. }, _) => anyhow::Error::new(error),
             (error, StoreBackend::Sled) => anyhow::Error::new(error).context(format!(

@@ -1,8 +1,10 @@
-//! The command line: `serve`, `token`, `plugin`, `env`, `keys`, `rewrap`.
+//! The command line: `serve`, `token`, `plugin`, `env`, `keys`, `rewrap`,
+//! `store`.
 
 mod env;
 mod plugin;
 mod serve;
+mod store;
 mod token;
 
 use std::path::PathBuf;
@@ -67,6 +69,9 @@ enum Command {
     Keys(env::KeysCommand),
     /// Re-encrypt every stored value under ENCRYPTION_KEY (after a rotation).
     Rewrap(env::RewrapArgs),
+    /// Copy a whole store to another backend (sled to PostgreSQL or back), values still sealed.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Print `.env.example` for the loaded plugins (bundled, plus --plugin-dir).
     EnvExample,
     /// The crash test's writer (tests only).
@@ -126,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(command) => env::run_env(&context, command).await,
         Command::Keys(command) => env::run_keys(&context, command).await,
         Command::Rewrap(args) => env::run_rewrap(&context, args).await,
+        Command::Store(command) => store::run(&context, command).await,
         Command::EnvExample => {
             let host = context.plugin_host()?;
             let registry = context.registry(&host).await?;

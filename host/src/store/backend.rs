@@ -60,6 +60,16 @@ impl fmt::Debug for StoreBackend {
 }
 
 impl StoreBackend {
+    /// Whether this is a PostgreSQL URL with a password in it (which must
+    /// come from the environment, never from the command line).
+    pub fn has_password(&self) -> bool {
+        match self {
+            StoreBackend::Sled => false,
+            StoreBackend::Postgres(url) => tokio_postgres::Config::from_str(url)
+                .is_ok_and(|config| config.get_password().is_some_and(|pw| !pw.is_empty())),
+        }
+    }
+
     /// Opens the store: sled under `data_dir` (created 0700), or the
     /// PostgreSQL database (migrated to this host's schema).
     pub async fn open(
@@ -91,6 +101,11 @@ mod tests {
         let backend: StoreBackend = url.parse().unwrap();
         assert_eq!(backend, StoreBackend::Postgres(url.to_owned()));
         assert_eq!(backend.to_string(), "postgres://platos@db.internal:5433/platos");
+        assert!(backend.has_password());
+        assert!(
+            !"postgres://platos@db.internal/platos".parse::<StoreBackend>().unwrap().has_password()
+        );
+        assert!(!StoreBackend::Sled.has_password());
         assert!(!format!("{backend:?}").contains("pw-canary"));
         assert!(matches!("postgresql://u@h/d".parse(), Ok(StoreBackend::Postgres(_))));
         for bad in ["", "sqlite", "mysql://root:pw-canary-2@h/d", "postgres:/x"] {
