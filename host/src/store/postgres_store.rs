@@ -1604,11 +1604,7 @@ impl SecretStore for PostgresStore {
             });
         }
         tx.commit().await.map_err(backend)?;
-        if let Some((scope, name)) = values.keys().next() {
-            return Err(StoreError::Corrupt(format!(
-                "values of {name} in scope {scope} have no variable row"
-            )));
-        }
+        // Every value has its variable's row: the foreign key sees to it.
         Ok(dump)
     }
 
