@@ -9,8 +9,9 @@
 //! id, and the key-check record moves with it, so the destination opens
 //! under exactly the keys the source opens under.
 //!
-//! A dump is held in memory whole (twice during a copy: the source's and
-//! the destination's, to verify). That is meant for stores of a reasonable
+//! A dump is held in memory whole: during a copy, the source's and the
+//! destination's (read back to verify), and a third copy handed to a
+//! blocking backend's import. That is meant for stores of a reasonable
 //! size: thousands of variables of at most [`super::MAX_VALUE_LEN`] bytes.
 //! API tokens are no part of a store: they live in the data directory.
 
@@ -151,7 +152,7 @@ impl StoreDump {
 }
 
 /// How many records of each kind a store holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DumpCounts {
     /// Variables ever written (set or unset).
     pub variables: u64,
@@ -286,11 +287,14 @@ mod tests {
 
     const CANARY: &str = "sk-copy-unit-canary-7f3e";
 
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    const NEW_KEY: &str = "fedcba9876543210fedcba9876543210";
+
     fn sled(dir: &std::path::Path) -> Arc<dyn SecretStore> {
-        let keyring = Keyring::new(
-            EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
-            None,
-        );
+        sled_under(dir, Keyring::new(EncryptionKey::parse(ENCRYPTION_KEY_VAR, KEY).unwrap(), None))
+    }
+
+    fn sled_under(dir: &std::path::Path, keyring: Keyring) -> Arc<dyn SecretStore> {
         let options = StoreOptions {
             provider_vars: ProviderVars::new().with("OPENAI_API_KEY", "openai"),
             ..StoreOptions::default()
@@ -372,6 +376,30 @@ mod tests {
         assert!(message.contains("the test store already holds 0 variables"), "{message}");
         assert!(message.contains("1 lease releases") && message.contains("fresh"), "{message}");
         assert_eq!(to.export_sealed().await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn values_under_the_previous_key_move_as_they_are_during_a_rotation() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let scope: Scope = "acme/shop/prod".parse().unwrap();
+        let value = SecretString::from(CANARY.to_owned());
+        sled(a.path()).set_var(&scope, "A", &value, VarSource::Api).await.unwrap();
+        let rotating = || {
+            let key = |var, text| EncryptionKey::parse(var, text).unwrap();
+            Keyring::new(
+                key(ENCRYPTION_KEY_VAR, NEW_KEY),
+                Some(key(crate::crypto::ENCRYPTION_KEY_PREVIOUS_VAR, KEY)),
+            )
+        };
+        let (from, to) = (sled_under(a.path(), rotating()), sled_under(b.path(), rotating()));
+        copy_store(from.as_ref(), to.as_ref(), "the test store").await.unwrap();
+        let old_id = rotating().previous_id().unwrap();
+        assert_eq!(to.key_usage().await.unwrap().into_iter().collect::<Vec<_>>(), [(old_id, 1)]);
+        assert_eq!(to.get_var(&scope, "A").await.unwrap().unwrap().value.expose_secret(), CANARY);
+        // The destination's key check is the source's: under the old key
+        // until a rewrap there, so the old key alone still opens it.
+        drop(to);
+        drop(sled(b.path()));
     }
 
     #[test]
