@@ -2,8 +2,10 @@
 //! in-process host and a mock OpenAI upstream, both on 127.0.0.1, the same
 //! keep-alive client for both. The upstream streams a chat completion as
 //! eight server-sent events 1 ms apart (plus the usage event the host asks
-//! for), so a forward pays for authorize, the send, the redaction of every
-//! chunk, the usage read and the metering.
+//! for), so a forward pays for authorize, its budget reservation (made and
+//! settled on every forward), the send, the redaction of every chunk, the
+//! usage read and the metering; a third path forwards in a scope whose key
+//! has a budget.
 //!
 //! Run: `cargo bench -p platos-host --bench forward`. Prints, for each
 //! path, p50 and p99 of the whole answer and of its first byte over
@@ -26,6 +28,8 @@ use serde_json::{Value, json};
 
 const KEY: &str = "sk-bench-forward-0123456789abcdef";
 const SCOPE: &str = "bench/forward/prod";
+/// A scope whose key has a budget.
+const BUDGET_SCOPE: &str = "bench/budget/prod";
 const EVENTS: usize = 8;
 
 /// The mock's chat completion stream: `EVENTS` deltas 1 ms apart, the usage
@@ -108,28 +112,44 @@ fn forward_benches(c: &mut Criterion) {
         std::fs::read_to_string(dir.path().join("operator.token")).unwrap().trim().to_owned();
     let host = format!("http://{}", server.address());
     let client = reqwest::Client::new();
-    let lease = runtime.block_on(async {
-        for (name, value) in [("OPENAI_API_KEY", KEY), ("OPENAI_API_BASE", base.as_str())] {
-            let response = client
-                .put(format!("{host}/v1/scopes/{SCOPE}/env/{name}"))
+    // A lease in each scope; the budget scope's key has a cap that never
+    // binds, so its forwards are checked against it and settled.
+    let (lease, budget_lease) = runtime.block_on(async {
+        let mut leases = Vec::new();
+        for scope in [SCOPE, BUDGET_SCOPE] {
+            for (name, value) in [("OPENAI_API_KEY", KEY), ("OPENAI_API_BASE", base.as_str())] {
+                let response = client
+                    .put(format!("{host}/v1/scopes/{scope}/env/{name}"))
+                    .bearer_auth(&operator)
+                    .json(&json!({ "value": value }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+            let answer: Value = client
+                .post(format!("{host}/v1/scopes/{scope}/resolve"))
                 .bearer_auth(&operator)
-                .json(&json!({ "value": value }))
+                .json(&json!({ "provider": "openai" }))
                 .send()
                 .await
+                .unwrap()
+                .json()
+                .await
                 .unwrap();
-            assert_eq!(response.status(), 200);
+            leases.push(answer["lease"]["id"].as_str().unwrap().to_owned());
         }
-        let answer: Value = client
-            .post(format!("{host}/v1/scopes/{SCOPE}/resolve"))
+        let response = client
+            .put(format!(
+                "{host}/v1/scopes/{BUDGET_SCOPE}/providers/openai/keys/OPENAI_API_KEY/budget"
+            ))
             .bearer_auth(&operator)
-            .json(&json!({ "provider": "openai" }))
+            .json(&json!({ "limit_usd": 1_000_000.0, "period": "month" }))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
-        answer["lease"]["id"].as_str().unwrap().to_owned()
+        assert_eq!(response.status(), 200);
+        (leases[0].clone(), leases[1].clone())
     });
 
     let chat_body = json!({ "model": "gpt-5", "stream": true, "messages": [] }).to_string();
@@ -148,9 +168,19 @@ fn forward_benches(c: &mut Criterion) {
             "headers": [["content-type", "application/json"]], "body": chat_body } }))
         .build()
         .unwrap();
+    let capped_body =
+        json!({ "model": "gpt-5", "stream": true, "max_tokens": 64, "messages": [] }).to_string();
+    let budgeted = client
+        .post(format!("{host}/v1/scopes/{BUDGET_SCOPE}/leases/{budget_lease}/forward"))
+        .bearer_auth(&operator)
+        .json(&json!({ "request": { "method": "POST", "url": url,
+            "headers": [["content-type", "application/json"]], "body": capped_body } }))
+        .build()
+        .unwrap();
     let paths = [
         Path { name: "direct to the upstream", request: direct },
         Path { name: "forward through the host", request: forwarded },
+        Path { name: "forward under a key budget", request: budgeted },
     ];
 
     let count: usize = std::env::var("PLATOS_BENCH_FORWARDS")
