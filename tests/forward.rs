@@ -389,6 +389,19 @@ async fn an_agent_that_goes_away_mid_stream_is_metered_as_cancelled() {
     assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"cancelled\"}"), 1, "{metrics}");
     assert_eq!(metric(&metrics, "platos_forwards_total{outcome=\"completed\"}"), 0);
     assert_eq!(metric(&metrics, "platos_forwards_in_flight"), 0);
+    // Its usage is unknown, so it is charged its whole reservation (the
+    // default: the body names no output cap), and nothing stays reserved.
+    let budget = "/providers/openai/keys/OPENAI_API_KEY/budget";
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = host.scoped("GET", scope, budget, None).await.1;
+        if micro(&status["reserved_usd"]) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(micro(&status["reserved_usd"]), 0, "{status}");
+    assert_eq!(micro(&status["spent_usd"]), 500_000, "{status}");
     host.server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
