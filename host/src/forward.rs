@@ -81,16 +81,24 @@ pub struct UsageEventFilter {
 }
 
 impl UsageEventFilter {
-    /// Takes the next bytes; answers the complete events to pass on.
+    /// Takes the next bytes; answers the complete events to pass on. Only
+    /// the new bytes (and the two before them, which may start a blank
+    /// line) are searched, and the pending bytes move once per call, so a
+    /// large event in small chunks costs linear time.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut from = self.pending.len().saturating_sub(2);
         self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(end) = event_end(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..end).collect();
-            if !is_usage_event(&event) {
-                out.extend_from_slice(&event);
+        let mut start = 0;
+        while let Some(end) = event_end(&self.pending, from.max(start)) {
+            let event = &self.pending[start..end];
+            if !is_usage_event(event) {
+                out.extend_from_slice(event);
             }
+            start = end;
+            from = end;
         }
+        self.pending.drain(..start);
         out
     }
 
@@ -101,10 +109,10 @@ impl UsageEventFilter {
     }
 }
 
-/// Where the first event of `bytes` ends (after its blank line: `\n\n` or
-/// `\r\n\r\n`), if it is complete.
-fn event_end(bytes: &[u8]) -> Option<usize> {
-    (0..bytes.len()).find_map(|at| match &bytes[at..] {
+/// Where the first event of `bytes` whose blank line (`\n\n` or
+/// `\r\n\r\n`) starts at or after `from` ends, if there is one.
+fn event_end(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find_map(|at| match &bytes[at..] {
         [b'\n', b'\n', ..] => Some(at + 2),
         [b'\n', b'\r', b'\n', ..] => Some(at + 3),
         _ => None,
@@ -487,6 +495,11 @@ mod tests {
             out.extend(filter.finish());
             assert_eq!(String::from_utf8(out).unwrap(), expected, "cut at {cut}");
         }
+        // One byte at a time: every blank line split across pushes.
+        let mut filter = UsageEventFilter::default();
+        let mut out: Vec<u8> = STREAM.bytes().flat_map(|byte| filter.push(&[byte])).collect();
+        out.extend(filter.finish());
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "byte by byte");
         let mut filter = UsageEventFilter::default();
         assert!(filter.push(b"data: {\"choices\":[],\"usage\":{}}").is_empty());
         assert!(filter.finish().is_empty(), "a last usage event without its blank line");
