@@ -130,14 +130,19 @@ impl Redactor {
     /// until the next bytes tell. Less than [`Redactor::longest_form`].
     pub fn possible_start(&self, bytes: &[u8]) -> usize {
         let earliest = bytes.len().saturating_sub(self.longest_form().saturating_sub(1));
-        (earliest..bytes.len())
+        // Lower-cased once: a long secret (a service-account JSON and its
+        // encodings run to kilobytes) must not cost a copy per position.
+        let tail = bytes[earliest..].to_ascii_lowercase();
+        let has_percent = tail.contains(&b'%');
+        (0..tail.len())
             .find(|&start| {
-                let suffix = bytes[start..].to_ascii_lowercase();
-                self.is_form_start(&suffix)
-                    || (suffix.contains(&b'%')
-                        && self.is_form_start(&percent_decoded_start(&suffix)))
+                let suffix = &tail[start..];
+                self.is_form_start(suffix)
+                    || (has_percent
+                        && suffix.contains(&b'%')
+                        && self.is_form_start(&percent_decoded_start(suffix)))
             })
-            .map_or(0, |start| bytes.len() - start)
+            .map_or(0, |start| tail.len() - start)
     }
 
     /// Whether `text` (lower-cased) is how some secret's form begins.
