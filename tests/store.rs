@@ -145,13 +145,24 @@ fn all_bytes(dir: &Path) -> Vec<u8> {
 /// The store's sled database, opened directly (waiting for the lock of a
 /// store just dropped).
 fn raw_db(dir: &Path) -> sled::Db {
-    for _ in 0..200 {
+    raw_open(dir).unwrap()
+}
+
+/// Opens `dir` with sled alone, waiting up to 10 s for the lock a store just
+/// dropped holds until its background threads end (longer under load).
+fn raw_open(dir: &Path) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
         match sled::open(dir) {
-            Ok(db) => return db,
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < Duration::from_secs(10) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
         }
     }
-    sled::open(dir).unwrap()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -341,17 +352,20 @@ fn an_unfinished_snapshot_left_by_a_kill_is_discarded() {
     }
     // Reopen once so a complete snapshot exists, then plant a torn one.
     drop(open(dir.path(), keyring(KEY_A, None)));
+    // The newest snapshot is the one sled reads (names sort by their lsn).
     let snapshot = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .find(|path| path.file_name().unwrap().to_string_lossy().starts_with("snap."))
+        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("snap."))
+        .max()
         .expect("sled wrote a snapshot");
     let bytes = std::fs::read(&snapshot).unwrap();
     let torn = snapshot
         .with_file_name(format!("{}.generating", snapshot.file_name().unwrap().to_string_lossy()));
     std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
     // sled alone refuses it.
-    assert!(matches!(sled::open(dir.path()), Err(sled::Error::Corruption { .. })));
+    let alone = raw_open(dir.path());
+    assert!(matches!(alone, Err(sled::Error::Corruption { .. })), "{:?}", alone.err());
     let store = open(dir.path(), keyring(KEY_A, None));
     assert!(!torn.exists());
     for index in 0..50 {
