@@ -181,7 +181,7 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
     let client = sql(&url).await;
     client
         .batch_execute(
-            "DROP TABLE platos_budgets, platos_spend, platos_reservations;
+            "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_tokens;
              DELETE FROM platos_schema_migrations WHERE version >= 3;",
         )
         .await

@@ -22,6 +22,9 @@ pub mod links;
 mod postgres_store;
 pub mod rules;
 mod sled_store;
+pub mod tokens;
+mod tokens_postgres;
+mod tokens_sled;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +43,9 @@ pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::PostgresStore;
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
+pub use tokens::TokenRecords;
+pub use tokens_postgres::PostgresTokens;
+pub use tokens_sled::{SledTokens, TOKENS_DIR};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId, Keyring};
 use crate::policy::bounds;
