@@ -491,6 +491,10 @@ async fn a_database_restarted_under_load_gives_clear_503s_then_the_nodes_reconne
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, during) = snapshot(&outcomes);
     assert!(during > 0, "requests while the database is away answer 503 store_unavailable");
+    // A token check alone (whoami reads nothing else) is that 503 too, not a 401.
+    let (status, answer) =
+        nodes[1].client.call("GET", "/v1/whoami", Some(&nodes[1].operator), None).await;
+    assert_eq!((status, code(&answer)), (503, "store_unavailable"), "{answer}");
     // Back: every node answers right again by itself, within a few seconds.
     tokio::task::block_in_place(|| postgres.script(&[]));
     let back = Instant::now();
@@ -801,11 +805,13 @@ async fn a_token_made_on_one_node_works_on_every_node_and_a_revoke_on_any_counts
 async fn two_nodes_starting_together_on_an_empty_database_make_one_operator_token() {
     let url = support::postgres_database().await;
     let (one, two) = (node_dir(), node_dir());
-    let (first, second) = tokio::join!(
-        Server::start(node_config(&url, one.path())),
-        Server::start(node_config(&url, two.path())),
-    );
-    let servers = [first.expect("a node starts"), second.expect("a node starts")];
+    // Each start on its own task: they run in parallel, up to the token table.
+    let starts =
+        [one.path(), two.path()].map(|dir| tokio::spawn(Server::start(node_config(&url, dir))));
+    let mut servers = Vec::new();
+    for start in starts {
+        servers.push(start.await.unwrap().expect("a node starts"));
+    }
     let files: Vec<String> =
         [one.path(), two.path()].into_iter().filter_map(operator_file).collect();
     assert_eq!(files.len(), 1, "exactly one node wrote operator.token");
