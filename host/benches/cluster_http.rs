@@ -98,8 +98,11 @@ fn spawn(store: &str) -> Node {
     };
     // Keep draining its log so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    let operator =
-        std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
+    // Only the first node on a database writes the operator token (the
+    // others share it through the database's token table).
+    let operator = std::fs::read_to_string(data.path().join("operator.token"))
+        .map(|token| token.trim().to_owned())
+        .unwrap_or_default();
     Node { child, address, operator, agent: String::new(), _data: data }
 }
 
@@ -122,6 +125,11 @@ async fn call(http: &reqwest::Client, node: &Node, method: &str, path: &str, bod
 /// gives every node an agent token of its own.
 async fn setup(http: &reqwest::Client, store: &str, count: usize) -> Vec<Node> {
     let mut nodes: Vec<Node> = (0..count).map(|_| spawn(store)).collect();
+    let operator = nodes[0].operator.clone();
+    assert!(!operator.is_empty(), "the first node wrote no operator token");
+    for node in &mut nodes {
+        node.operator.clone_from(&operator);
+    }
     let path = format!("/v1/scopes/{SCOPE}/env/OPENAI_API_KEY");
     call(http, &nodes[0], "PUT", &path, json!({ "value": "sk-bench-not-a-real-key-0123456789" }))
         .await;
@@ -342,7 +350,7 @@ fn write_section(figures: &mut [Figures], seconds: u64, long: Option<(u64, Vec<f
     let section = format!(
         "## Cluster\n\n`cargo bench -p platos-host --bench cluster_http` ({date}): release `platos-host` processes on \
 127.0.0.1 with the load generator (this bench, reqwest) and PostgreSQL (the test server, fsync off) on the same \
-{cores} cores ({cpu}; load average {load} at the end). Every node holds the same master key; one agent token per \
+{cores} cores ({cpu}; load average {load} at the end). Every node holds the same master key and reads the same token table; one agent token per \
 node; each request is `POST /v1/scopes/{{scope}}/resolve {{\"provider\":\"openai\"}}` spread round robin over the \
 nodes. Highest rate: {CONNECTIONS} keep-alive connections back to back for {seconds} s. Fixed rate: {RATE} resolves/s \
 in total for {seconds} s, latency counted from each request's scheduled send (a backlog shows as latency).\n\n\
