@@ -363,6 +363,16 @@ pub(super) async fn pooled(
         .map_err(|error| StoreError::Unavailable(format!("PostgreSQL at {location}: {error}")))
 }
 
+/// `sql` prepared on `client`'s connection once and kept there, so the hot
+/// reads (a resolve's, an authorize's) take one round trip instead of a
+/// parse and then an execute.
+async fn prepared(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    client.prepare_cached(sql).await.map_err(backend)
+}
+
 /// Applies the schema migrations the database lacks, in `tx` (which holds
 /// [`OPEN_LOCK`]).
 async fn migrate(tx: &Transaction<'_>, location: &str, now: UnixMillis) -> Result<(), StoreError> {
@@ -930,17 +940,17 @@ impl PostgresStore {
         names: &[&str],
     ) -> Result<Vec<Option<VarValue>>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT r.name, r.current_version, v.sealed
-                 FROM platos_vars r
-                 LEFT JOIN platos_values v
-                   ON v.scope = r.scope AND v.name = r.name AND v.version = r.current_version
-                 WHERE r.scope = $1 AND r.name = ANY($2) AND r.current_version IS NOT NULL",
-                &[&scope.to_string(), &names],
-            )
-            .await
-            .map_err(backend)?;
+        let statement = prepared(
+            &client,
+            "SELECT r.name, r.current_version, v.sealed
+             FROM platos_vars r
+             LEFT JOIN platos_values v
+               ON v.scope = r.scope AND v.name = r.name AND v.version = r.current_version
+             WHERE r.scope = $1 AND r.name = ANY($2) AND r.current_version IS NOT NULL",
+        )
+        .await?;
+        let rows =
+            client.query(&statement, &[&scope.to_string(), &names]).await.map_err(backend)?;
         let mut found: BTreeMap<String, VarValue> = BTreeMap::new();
         for row in rows {
             let name: String = row.get(0);
@@ -1045,12 +1055,17 @@ impl SecretStore for PostgresStore {
         version: u64,
     ) -> Result<Option<VarValue>, StoreError> {
         let client = self.client().await?;
+        let statement = prepared(
+            &client,
+            "SELECT v.sealed FROM platos_values v
+             JOIN platos_vars r ON r.scope = v.scope AND r.name = v.name
+             WHERE v.scope = $1 AND v.name = $2 AND v.version = $3
+               AND (r.current_version = v.version OR v.retired_until > $4)",
+        )
+        .await?;
         let row = client
             .query_opt(
-                "SELECT v.sealed FROM platos_values v
-                 JOIN platos_vars r ON r.scope = v.scope AND r.name = v.name
-                 WHERE v.scope = $1 AND v.name = $2 AND v.version = $3
-                   AND (r.current_version = v.version OR v.retired_until > $4)",
+                &statement,
                 &[&scope.to_string(), &name, &sql_int(version), &sql_int(self.now())],
             )
             .await
@@ -1112,13 +1127,14 @@ impl SecretStore for PostgresStore {
         id: &[u8; LEASE_ID_LEN],
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT 1 FROM platos_lease_releases WHERE expires_at = $1 AND lease_id = $2",
-                &[&sql_int(expires_at), &id.as_slice()],
-            )
+        let client = self.client().await?;
+        let statement = prepared(
+            &client,
+            "SELECT 1 FROM platos_lease_releases WHERE expires_at = $1 AND lease_id = $2",
+        )
+        .await?;
+        let row = client
+            .query_opt(&statement, &[&sql_int(expires_at), &id.as_slice()])
             .await
             .map_err(backend)?;
         Ok(row.is_some())
@@ -1291,16 +1307,15 @@ impl SecretStore for PostgresStore {
 
     async fn list_provider_keys(&self, scope: &Scope) -> Result<Vec<ProviderKey>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {KEY_COLUMNS} FROM platos_provider_keys WHERE scope = $1
-                     ORDER BY provider, variant, env_var"
-                ),
-                &[&scope.to_string()],
-            )
-            .await
-            .map_err(backend)?;
+        let statement = prepared(
+            &client,
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM platos_provider_keys WHERE scope = $1
+                 ORDER BY provider, variant, env_var"
+            ),
+        )
+        .await?;
+        let rows = client.query(&statement, &[&scope.to_string()]).await.map_err(backend)?;
         rows.iter().map(|row| key_row(row).map(|(_, key)| key)).collect()
     }
 
