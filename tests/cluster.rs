@@ -845,6 +845,25 @@ async fn three_nodes_probe_each_credential_once_per_interval_and_show_the_same_b
     for node in &nodes[1..] {
         assert_eq!(badges(node).await, shown);
     }
+
+    // An operator's round is a person asking: it probes every credential
+    // again, whatever the slot's claims say.
+    let (status, started) =
+        nodes[1].client.call("POST", "/v1/health/rounds", Some(&nodes[1].operator), None).await;
+    assert_eq!(status, 202, "{started}");
+    let path = format!("/v1/health/rounds/{}", started["round"]["id"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let round = loop {
+        let (_, shown) = nodes[1].client.call("GET", &path, Some(&nodes[1].operator), None).await;
+        if shown["round"]["state"] != "running" {
+            break shown["round"].clone();
+        }
+        assert!(Instant::now() < deadline, "the operator's round did not end: {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((round["probed"].as_u64(), round["shared"].as_u64()), (Some(8), Some(0)), "{round}");
+    let twice: BTreeMap<String, usize> = values.iter().map(|value| (value.clone(), 2)).collect();
+    assert_eq!(probe_counts(&seen), twice);
     for node in nodes {
         node.stop().await;
     }

@@ -174,18 +174,12 @@ const HELD_RECHECK_FIRST: Duration = Duration::from_millis(100);
 const HELD_RECHECK_MAX: Duration = Duration::from_secs(2);
 /// What a claim holds beyond the longest probe: the plugin's own calls and
 /// recording the verdict.
-pub const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
 /// The claim hold for probes sent through `outbound`: a token exchange and
 /// the probe, each within its timeout, and [`CLAIM_MARGIN`].
-pub fn claim_hold(outbound: &Outbound) -> Duration {
+fn claim_hold(outbound: &Outbound) -> Duration {
     outbound.config().timeout.saturating_mul(2) + CLAIM_MARGIN
-}
-
-/// The tag naming the credential of a provider and env bag in the shared
-/// probe claims: the fingerprint, keyed by the store's keyring.
-fn probe_tag(store: &dyn SecretStore, fingerprint: &[u8; 32]) -> ProbeTag {
-    store.keyring().probe_tag(fingerprint)
 }
 
 /// The dedupe key of a target: its provider and a hash of its env bag
@@ -279,7 +273,8 @@ pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
                     None,
                 ),
                 Some(shared) => {
-                    let tag = probe_tag(&*shared.store, &fingerprint);
+                    // Keyed: the store never sees the fingerprint itself.
+                    let tag = shared.store.keyring().probe_tag(&fingerprint);
                     match claim(shared, &tag, &permits).await {
                         Claim::Probe(permit) => (permit, Some(tag)),
                         // The store failed: probe anyway (twice beats never).
