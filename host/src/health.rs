@@ -521,9 +521,11 @@ impl HealthService {
         // Only the full scheduled rounds are shared with the other hosts of
         // the store: a person's request or a change probes at once.
         let scheduled = matches!(trigger, RoundTrigger::Start | RoundTrigger::Schedule);
+        // The slot the round began in, as its book entry says.
+        let began = self.round(id).map_or_else(now_millis, |round| round.started_at);
         let shared = (scheduled && target == RoundTarget::All).then(|| SharedSlot {
             store: self.resolver.store().clone(),
-            slot: ProbeSlot::of(now_millis(), self.config.interval),
+            slot: ProbeSlot::of(began, self.config.interval),
             hold: claim_hold(&self.outbound),
         });
         let result = self.probe_target(id, &target, shared).await;
@@ -653,11 +655,19 @@ impl HealthService {
         loop {
             self.start_round(RoundTarget::All, trigger);
             trigger = RoundTrigger::Schedule;
-            let now = now_millis();
-            let next = ProbeSlot::of(now, self.config.interval).ends_at;
+            let next = ProbeSlot::of(now_millis(), self.config.interval).ends_at;
             let jitter = self.config.interval.mul_f64(self.config.jitter.clamp(0.0, 0.5));
-            let wait = Duration::from_millis(next - now) + jitter.mul_f64(random_unit());
-            tokio::time::sleep(wait).await;
+            let start_at = next.saturating_add(jitter.mul_f64(random_unit()).as_millis() as u64);
+            // By the wall clock the slots are cut with: a timer that fires
+            // early (its clock is another) would start the round in the slot
+            // already probed, and it would skip every key.
+            loop {
+                let now = now_millis();
+                if now >= start_at {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(start_at - now)).await;
+            }
         }
     }
 }
