@@ -252,12 +252,12 @@ pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
     if shared.is_some() {
-        // Each host takes the credentials in an order of its own, so hosts
-        // rounding at once mostly claim apart instead of queueing on the
-        // same claims.
-        let mask = u64::from_le_bytes(crate::crypto::random_bytes::<8>());
-        groups.sort_by_key(|(fingerprint, _)| {
-            u64::from_le_bytes(fingerprint[..8].try_into().expect("8 bytes")) ^ mask
+        // Each host takes the credentials in a random order of its own, so
+        // hosts rounding at once mostly claim apart instead of meeting on
+        // the same claims.
+        let seed = crate::crypto::random_bytes::<16>();
+        groups.sort_by_cached_key(|(fingerprint, _)| {
+            <[u8; 32]>::from(Sha256::new().chain_update(seed).chain_update(fingerprint).finalize())
         });
     }
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
