@@ -385,7 +385,8 @@ mod tests {
 /// How the background health service runs.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
-    /// Time between rounds.
+    /// Time between rounds: the length of a slot of the schedule
+    /// ([`ProbeSlot`]), which hosts sharing a store should agree on.
     pub interval: Duration,
     /// Each scheduled round starts up to this fraction of the interval after
     /// its slot starts, so many hosts do not probe at one instant.
