@@ -4,7 +4,10 @@
 //! node killed with SIGKILL during writes loses no acknowledged write and
 //! its leases live on, and a database restarted under load gives clear
 //! 503s meanwhile, never a wrong answer, and the nodes reconnect by
-//! themselves.
+//! themselves. API tokens are shared too: a token made on one node works on
+//! every node, its pins set on one apply on all, a revoke on any is refused
+//! by all at once, and nodes starting together on an empty database make
+//! one operator token.
 //!
 //! Nodes run in-process (`Server::start` on their own data directories with
 //! the same master key and `--store postgres://…`), and one as the real
@@ -41,43 +44,63 @@ struct Node {
     dir: tempfile::TempDir,
 }
 
+/// A new data directory holding the cluster's master key.
+fn node_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    platos_host::api::bootstrap::write_private_file(
+        &dir.path().join(platos_host::api::bootstrap::ENCRYPTION_KEY_FILE),
+        format!("{KEY}\n").as_bytes(),
+    )
+    .unwrap();
+    dir
+}
+
+/// The configuration of a node over `url` on `dir`.
+fn node_config(url: &str, dir: &Path) -> platos_host::api::server::ServerConfig {
+    let mut config = support::loopback_server_config(dir, PLUGIN_CACHE);
+    config.store = StoreBackend::Postgres(url.to_owned());
+    config
+}
+
+/// The operator token in `dir`, if its node made it.
+fn operator_file(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("operator.token")).ok().map(|text| text.trim().to_owned())
+}
+
 impl Node {
-    /// Starts a node over `url`, on a new data directory holding the
-    /// cluster's master key, without health rounds.
+    /// Starts the first node over `url` (an empty database), on a new data
+    /// directory: it makes the cluster's operator token.
     async fn start(url: &str) -> Node {
-        Node::start_probing(url, Duration::ZERO).await
+        Node::start_on(url, node_dir(), None).await
     }
 
-    /// Starts a node over `url` on `dir` (a restart keeps its directory).
-    async fn start_on(url: &str, dir: tempfile::TempDir) -> Node {
-        Node::start_configured(url, dir, Duration::ZERO).await
+    /// Starts another node over `url`, on a new data directory: it finds
+    /// the cluster's `operator` token in the database and makes none.
+    async fn join(url: &str, operator: &str) -> Node {
+        let node = Node::start_on(url, node_dir(), Some(operator)).await;
+        assert_eq!(operator_file(node.dir.path()), None, "a joining node makes no operator token");
+        node
     }
 
-    /// Starts a node over `url` that runs health rounds every
-    /// `health_interval` (none for zero), on a new data directory.
-    async fn start_probing(url: &str, health_interval: Duration) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        platos_host::api::bootstrap::write_private_file(
-            &dir.path().join(platos_host::api::bootstrap::ENCRYPTION_KEY_FILE),
-            format!("{KEY}\n").as_bytes(),
-        )
-        .unwrap();
-        Node::start_configured(url, dir, health_interval).await
-    }
-
-    async fn start_configured(
-        url: &str,
-        dir: tempfile::TempDir,
-        health_interval: Duration,
-    ) -> Node {
-        let mut config = support::loopback_server_config(dir.path(), PLUGIN_CACHE);
-        config.store = StoreBackend::Postgres(url.to_owned());
+    /// [`Node::join`] for a node that runs health rounds every
+    /// `health_interval` (at start, then once in every slot).
+    async fn join_probing(url: &str, operator: &str, health_interval: Duration) -> Node {
+        let dir = node_dir();
+        let mut config = node_config(url, dir.path());
         config.health_interval = health_interval;
         let server = Server::start(config).await.expect("the node starts");
-        let operator = std::fs::read_to_string(dir.path().join("operator.token"))
-            .expect("each node's first start writes its operator token")
-            .trim()
-            .to_owned();
+        assert_eq!(operator_file(dir.path()), None, "a joining node makes no operator token");
+        let client = Client::new(server.address());
+        Node { server, client, operator: operator.to_owned(), dir }
+    }
+
+    /// Starts a node over `url` on `dir` (a restart keeps its directory),
+    /// with the operator token of its file, else `operator`.
+    async fn start_on(url: &str, dir: tempfile::TempDir, operator: Option<&str>) -> Node {
+        let server = Server::start(node_config(url, dir.path())).await.expect("the node starts");
+        let operator = operator_file(dir.path())
+            .or(operator.map(str::to_owned))
+            .expect("the first node's start writes the cluster's operator token");
         let client = Client::new(server.address());
         Node { server, client, operator, dir }
     }
@@ -143,9 +166,10 @@ impl Node {
 }
 
 async fn cluster(url: &str, nodes: usize) -> Vec<Node> {
-    let mut started = Vec::new();
-    for _ in 0..nodes {
-        started.push(Node::start(url).await);
+    let mut started = vec![Node::start(url).await];
+    for _ in 1..nodes {
+        let operator = started[0].operator.clone();
+        started.push(Node::join(url, &operator).await);
     }
     started
 }
@@ -247,7 +271,8 @@ async fn a_lease_from_one_node_authorizes_on_every_node_until_released_on_any() 
     let (lease, value) = b.resolved().await;
     assert_eq!(value, "sk-lease-two");
     let [a, b, c]: [Node; 3] = nodes.try_into().unwrap_or_else(|_| unreachable!());
-    let b = Node::start_on(&url, b.stop().await).await;
+    let operator = b.operator.clone();
+    let b = Node::start_on(&url, b.stop().await, Some(&operator)).await;
     for node in [&b, &a, &c] {
         assert_eq!(node.authorize(&lease).await, (200, "Bearer sk-lease-two".to_owned()));
     }
@@ -297,8 +322,9 @@ async fn a_node_killed_during_writes_loses_no_acknowledged_write_and_its_leases_
     let data = tempfile::tempdir().unwrap();
     let binary = spawn_node(&url, data.path(), &[]);
     let victim = Client::new(binary.address);
-    let victim_token =
-        std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
+    // The cluster's operator token, made by A: the victim made none.
+    let victim_token = a.operator.clone();
+    assert_eq!(operator_file(data.path()), None);
     let (status, answer) = victim
         .call(
             "POST",
@@ -477,6 +503,10 @@ async fn a_database_restarted_under_load_gives_clear_503s_then_the_nodes_reconne
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, during) = snapshot(&outcomes);
     assert!(during > 0, "requests while the database is away answer 503 store_unavailable");
+    // A token check alone (whoami reads nothing else) is that 503 too, not a 401.
+    let (status, answer) =
+        nodes[1].client.call("GET", "/v1/whoami", Some(&nodes[1].operator), None).await;
+    assert_eq!((status, code(&answer)), (503, "store_unavailable"), "{answer}");
     // Back: every node answers right again by itself, within a few seconds.
     tokio::task::block_in_place(|| postgres.script(&[]));
     let back = Instant::now();
@@ -644,8 +674,7 @@ async fn a_node_killed_with_reservations_open_leaves_nothing_reserved_after_the_
         &["--reservation-ttl", "2s", "--allow-loopback-upstreams", "--lease-ttl", "1m"],
     );
     let victim = Client::new(binary.address);
-    let token =
-        std::fs::read_to_string(data.path().join("operator.token")).unwrap().trim().to_owned();
+    let token = a.operator.clone();
     let (status, answer) = victim
         .call(
             "POST",
@@ -694,6 +723,129 @@ async fn a_node_killed_with_reservations_open_leaves_nothing_reserved_after_the_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     a.stop().await;
+}
+
+/// `GET /v1/whoami` on `node` with `token`: the status and the answer.
+async fn whoami(node: &Node, token: &str) -> (u16, Value) {
+    node.client.call("GET", "/v1/whoami", Some(token), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_made_on_one_node_works_on_every_node_and_a_revoke_on_any_counts_at_once() {
+    let url = support::postgres_database().await;
+    let nodes = cluster(&url, 3).await;
+    let [a, b, c] = &nodes[..] else { unreachable!() };
+    a.set("OPENAI_API_KEY", "sk-shared-token-one").await;
+    a.set("OPENAI_API_KEY_2", "sk-shared-token-two").await;
+
+    // Made on A through the API: B and C know it.
+    let (status, created) = a
+        .client
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&a.operator),
+            Some(&json!({ "scope": SCOPE, "label": "shared-agent" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (agent, id) = (created["token"].as_str().unwrap(), created["info"]["id"].as_str().unwrap());
+    for node in [b, c] {
+        let (status, answer) = whoami(node, agent).await;
+        assert_eq!((status, answer["token_id"].as_str()), (200, Some(id)), "{answer}");
+    }
+    // Every node lists the same tokens: the one operator token and the agent.
+    for node in [a, b, c] {
+        let (status, list) =
+            node.client.call("GET", "/v1/tokens", Some(&node.operator), None).await;
+        assert_eq!(status, 200, "{list}");
+        let kinds: Vec<&str> = list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["operator", "agent"], "{list}");
+    }
+
+    // Pins set on B apply on C's next resolve.
+    let (status, answer) = b
+        .client
+        .call(
+            "PUT",
+            &format!("/v1/tokens/{id}/pins"),
+            Some(&b.operator),
+            Some(&json!({ "openai": "OPENAI_API_KEY_2" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = c
+        .client
+        .call(
+            "POST",
+            &format!("/v1/scopes/{SCOPE}/resolve"),
+            Some(agent),
+            Some(&json!({ "provider": "openai" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["pinned_by"], "token", "{answer}");
+    assert_eq!(answer["env"]["OPENAI_API_KEY"], "sk-shared-token-two", "{answer}");
+
+    // Revoked on C: refused by A and B right away.
+    let (status, answer) =
+        c.client.call("DELETE", &format!("/v1/tokens/{id}"), Some(&c.operator), None).await;
+    assert_eq!(status, 200, "{answer}");
+    for node in [a, b] {
+        let (status, answer) = whoami(node, agent).await;
+        assert_eq!((status, code(&answer)), (401, "invalid_token"), "{answer}");
+    }
+    // The last operator token is kept, whichever node is asked.
+    let (_, me) = whoami(b, &b.operator).await;
+    let operator_id = me["token_id"].as_str().unwrap().to_owned();
+    let (status, answer) = b
+        .client
+        .call("DELETE", &format!("/v1/tokens/{operator_id}"), Some(&b.operator), None)
+        .await;
+    assert_eq!((status, code(&answer)), (409, "last_operator_token"), "{answer}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_starting_together_on_an_empty_database_make_one_operator_token() {
+    let url = support::postgres_database().await;
+    let (one, two) = (node_dir(), node_dir());
+    // Each start on its own task: they run in parallel, up to the token table.
+    let starts =
+        [one.path(), two.path()].map(|dir| tokio::spawn(Server::start(node_config(&url, dir))));
+    let mut servers = Vec::new();
+    for start in starts {
+        servers.push(start.await.unwrap().expect("a node starts"));
+    }
+    let files: Vec<String> =
+        [one.path(), two.path()].into_iter().filter_map(operator_file).collect();
+    assert_eq!(files.len(), 1, "exactly one node wrote operator.token");
+    let created = servers
+        .iter()
+        .filter(|server| {
+            matches!(
+                server.report().operator_token,
+                platos_host::api::bootstrap::OperatorToken::Created(_)
+            )
+        })
+        .count();
+    assert_eq!(created, 1);
+    for server in &servers {
+        let client = Client::new(server.address());
+        let (status, list) = client.call("GET", "/v1/tokens", Some(&files[0]), None).await;
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(list["tokens"].as_array().unwrap().len(), 1, "one operator token: {list}");
+    }
+    for server in servers {
+        server.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
 }
 
 /// A mock OpenAI models endpoint on 127.0.0.1 that answers each probe after
@@ -815,11 +967,14 @@ async fn three_nodes_probe_each_credential_once_per_interval_and_show_the_same_b
     seed_keys(&url, &base, &values).await;
     a_slot_with_room().await;
 
-    // Three nodes starting at once: their start rounds overlap.
+    // A node without rounds makes the cluster's operator token; then three
+    // nodes with rounds start at once: their start rounds overlap.
+    let first = Node::start(&url).await;
+    let operator = first.operator.clone();
     let (a, b, c) = tokio::join!(
-        Node::start_probing(&url, DAY),
-        Node::start_probing(&url, DAY),
-        Node::start_probing(&url, DAY)
+        Node::join_probing(&url, &operator, DAY),
+        Node::join_probing(&url, &operator, DAY),
+        Node::join_probing(&url, &operator, DAY)
     );
     let nodes = [a, b, c];
     let mut probed = 0;
@@ -835,14 +990,14 @@ async fn three_nodes_probe_each_credential_once_per_interval_and_show_the_same_b
     assert_eq!(probe_counts(&seen), expected, "each secret reached the upstream once");
 
     // One database, one badge per key, whichever node shows it.
-    let shown = badges(&nodes[0]).await;
+    let shown = badges(&first).await;
     assert_eq!(shown.len(), values.len(), "{shown:?}");
     for (key, health) in &shown {
         let bad = key.ends_with("_4") || key.ends_with("_8");
         let verdict = if bad { "invalid-credential" } else { "healthy" };
         assert_eq!(health["verdict"], verdict, "{key}: {health}");
     }
-    for node in &nodes[1..] {
+    for node in &nodes {
         assert_eq!(badges(node).await, shown);
     }
 
@@ -864,6 +1019,7 @@ async fn three_nodes_probe_each_credential_once_per_interval_and_show_the_same_b
     assert_eq!((round["probed"].as_u64(), round["shared"].as_u64()), (Some(8), Some(0)), "{round}");
     let twice: BTreeMap<String, usize> = values.iter().map(|value| (value.clone(), 2)).collect();
     assert_eq!(probe_counts(&seen), twice);
+    first.stop().await;
     for node in nodes {
         node.stop().await;
     }
@@ -877,7 +1033,8 @@ async fn a_credential_whose_claimant_died_is_probed_by_another_node_once_its_cla
     seed_keys(&url, &base, &values).await;
     a_slot_with_room().await;
 
-    let first = Node::start_probing(&url, DAY).await;
+    let viewer = Node::start(&url).await; // no rounds: it makes the operator token
+    let first = Node::join_probing(&url, &viewer.operator, DAY).await;
     assert_eq!(start_round_done(&first).await["probed"], 3);
     // As if a node had claimed one of the credentials in this slot and died
     // before it was done: its claim, not done, ends in two seconds.
@@ -897,8 +1054,10 @@ async fn a_credential_whose_claimant_died_is_probed_by_another_node_once_its_cla
 
     // Two more nodes start: they skip the two done credentials, wait for the
     // dead claim to end, and one of them probes it.
-    let (second, third) =
-        tokio::join!(Node::start_probing(&url, DAY), Node::start_probing(&url, DAY));
+    let (second, third) = tokio::join!(
+        Node::join_probing(&url, &viewer.operator, DAY),
+        Node::join_probing(&url, &viewer.operator, DAY)
+    );
     let mut probed = 0;
     for node in [&second, &third] {
         let round = start_round_done(node).await;
@@ -915,11 +1074,12 @@ async fn a_credential_whose_claimant_died_is_probed_by_another_node_once_its_cla
     // (Less 10 ms: the claim's end is in whole milliseconds.)
     assert!(retaken >= planted - Duration::from_millis(10), "taken over once the dead claim ended");
     assert!(retaken < planted + Duration::from_secs(5), "taken over soon after it ended");
-    let shown = badges(&first).await;
+    let shown = badges(&viewer).await;
     assert!(shown.values().all(|health| health["verdict"] == "healthy"), "{shown:?}");
-    assert_eq!(badges(&second).await, shown);
-    assert_eq!(badges(&third).await, shown);
-    for node in [first, second, third] {
+    for node in [&first, &second, &third] {
+        assert_eq!(badges(node).await, shown);
+    }
+    for node in [viewer, first, second, third] {
         node.stop().await;
     }
 }

@@ -944,18 +944,23 @@ fn a_data_dir_of_release_0_1_opens_and_reads_the_same() {
     refused(&store_dir, keyring(KEY_A, None), &keys);
 
     // Its tokens still verify; the revoked one does not.
-    let tokens = platos_host::api::auth::TokenStore::open_in_data_dir(data).unwrap();
-    let mut labels: Vec<_> = tokens.list().into_iter().map(|token| token.label).collect();
-    labels.sort();
-    assert_eq!(labels, ["fixture agent prod", "fixture operator"]);
-    assert!(tokens.list().iter().all(|token| token.pins.is_empty()), "rows before pins have none");
-    let operator = tokens.verify(FIXTURE_OPERATOR_TOKEN).unwrap();
-    assert!(operator.is_operator());
-    let agent = tokens.verify(FIXTURE_AGENT_TOKEN).unwrap();
-    assert!(!agent.is_operator());
-    assert!(agent.can_access(&scope("acme/shop/prod")));
-    assert!(!agent.can_access(&scope("acme/shop/dev")));
-    assert!(tokens.verify(FIXTURE_REVOKED_TOKEN).is_none());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let tokens = platos_host::api::auth::TokenStore::open_in_data_dir(data).unwrap();
+        let listed = tokens.list().await.unwrap();
+        let mut labels: Vec<_> = listed.iter().map(|token| token.label.clone()).collect();
+        labels.sort();
+        assert_eq!(labels, ["fixture agent prod", "fixture operator"]);
+        assert!(listed.iter().all(|token| token.pins.is_empty()), "rows before pins have none");
+        let verify = async |token: &str| tokens.verify(token).await.unwrap();
+        let operator = verify(FIXTURE_OPERATOR_TOKEN).await.unwrap();
+        assert!(operator.is_operator());
+        let agent = verify(FIXTURE_AGENT_TOKEN).await.unwrap();
+        assert!(!agent.is_operator());
+        assert!(agent.can_access(&scope("acme/shop/prod")));
+        assert!(!agent.can_access(&scope("acme/shop/dev")));
+        assert!(verify(FIXTURE_REVOKED_TOKEN).await.is_none());
+    });
 }
 
 #[test]

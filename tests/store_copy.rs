@@ -1,5 +1,6 @@
 //! `platos-host store copy`, run as an operator runs it: sled to PostgreSQL
-//! and back, every kind of record kept and its values still sealed; a
+//! and back, every kind of record kept and its values still sealed, and
+//! the API tokens with them (each still verifies on the other side); a
 //! destination that holds anything, a wrong master key and a password on
 //! the command line refused; no value in the command's output.
 
@@ -9,9 +10,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use platos_host::api::auth::{Grant, Pins, TokenStore};
 use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
+use platos_host::store::StoreBackend;
 use platos_host::store::{
     Blocking, Budget, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
     LEASE_ID_LEN, Period, PostgresStore, ProviderVars, RESERVATION_ID_LEN, Reservation,
@@ -172,6 +175,14 @@ fn assert_no_canary(output: &Output) {
 
 const SUMMARY: &str = "copied: 3 variables (4 versions), 2 provider keys, 1 lease releases, 2 budgets, 6 spend counters, 1 reservations; verified";
 
+/// Whether `token` verifies against the tokens of `backend` (with
+/// `data_dir` for sled), and the labels of every token there.
+async fn tokens_of(backend: &StoreBackend, data_dir: &Path, token: &str) -> (bool, Vec<String>) {
+    let tokens = TokenStore::new(backend.open_tokens(data_dir).await.unwrap());
+    let verified = tokens.verify(token).await.unwrap().is_some();
+    (verified, tokens.list().await.unwrap().into_iter().map(|token| token.label).collect())
+}
+
 #[tokio::test]
 async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -180,19 +191,31 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
         fill(store.as_ref()).await;
         dump(store.as_ref()).await
     };
+    let agent = {
+        let tokens = TokenStore::open_in_data_dir(first.path()).unwrap();
+        tokens.create(&Grant::Operator, "copied operator", Pins::new()).await.unwrap();
+        let grant = Grant::Agent(scope());
+        let pins = Pins::from([("openai".to_owned(), "OPENAI_API_KEY_2".to_owned())]);
+        tokens.create(&grant, "copied agent", pins).await.unwrap().token.expose_secret().to_owned()
+    };
+    let labels = ["copied operator", "copied agent"].map(str::to_owned).to_vec();
     let url = support::postgres_database().await;
+    let shared = StoreBackend::Postgres(url.clone());
 
     // --to from PLATOS_STORE, as the other commands take the store.
     let output = copy(first.path(), KEY, &["--from", "sled"], &[("PLATOS_STORE", &url)]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains(SUMMARY), "{stdout}");
-    assert!(stdout.contains("API tokens are not in the store"), "{stdout}");
+    assert!(stdout.contains("copied: 2 API tokens (0 already there), digests only"), "{stdout}");
     assert_no_canary(&output);
+    support::assert_no_secret(&output.stdout, &agent, "store copy's stdout");
+    support::assert_no_secret(&output.stderr, &agent, "store copy's stderr");
     let database = postgres(&url).await;
     assert_eq!(dump(database.as_ref()).await, original);
     assert_holds_what_fill_wrote(database.as_ref()).await;
     drop(database);
+    assert_eq!(tokens_of(&shared, first.path(), &agent).await, (true, labels.clone()));
 
     // And back, into a new data directory: --from from PLATOS_STORE_FROM.
     let output = copy(second.path(), KEY, &["--to", "sled"], &[("PLATOS_STORE_FROM", &url)]);
@@ -203,6 +226,7 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     // The very same sealed records, key check included: nothing re-encrypted.
     assert_eq!(dump(back.as_ref()).await, original);
     assert_holds_what_fill_wrote(back.as_ref()).await;
+    assert_eq!(tokens_of(&StoreBackend::Sled, second.path(), &agent).await, (true, labels));
 }
 
 #[tokio::test]

@@ -182,7 +182,8 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
     let client = sql(&url).await;
     client
         .batch_execute(
-            "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_probe_claims;
+            "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_tokens,
+                 platos_probe_claims;
              DELETE FROM platos_schema_migrations WHERE version >= 3;",
         )
         .await
@@ -204,7 +205,7 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_of_schema_3_migrates_to_probe_claims_and_keeps_its_data() {
+async fn a_database_of_schema_4_migrates_to_probe_claims_and_keeps_its_data() {
     let url = support::postgres_database().await;
     let dev = scope("acme/shop/dev");
     let key = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
@@ -214,12 +215,12 @@ async fn a_database_of_schema_3_migrates_to_probe_claims_and_keeps_its_data() {
         set(&store, &dev, "OPENAI_API_KEY", "sk-before-claims").await;
         store.set_budget(&key, Some(budget)).await.unwrap();
     }
-    // The database as a host of schema 3 left it: no claims table.
+    // The database as a host of schema 4 left it: no claims table.
     let client = sql(&url).await;
     client
         .batch_execute(
             "DROP TABLE platos_probe_claims;
-             DELETE FROM platos_schema_migrations WHERE version >= 4;",
+             DELETE FROM platos_schema_migrations WHERE version >= 5;",
         )
         .await
         .unwrap();

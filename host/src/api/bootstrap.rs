@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::auth::{Grant, Pins, TokenStore};
+use super::auth::TokenStore;
 use crate::crypto::{ENCRYPTION_KEY_VAR, Keyring};
 
 /// The generated master key's file under the data directory.
@@ -88,22 +88,26 @@ pub enum OperatorToken {
     Created(PathBuf),
     /// One exists; the file from the first start is still there.
     InFile(PathBuf),
-    /// One exists; its file is gone (the operator keeps the token elsewhere).
-    Exists,
+    /// One exists in the token records at this location, and this data
+    /// directory has no file of it: the file was removed, or (on a shared
+    /// store) another host created the token and wrote it in its own data
+    /// directory.
+    Exists(String),
 }
 
 /// Makes sure an operator token exists: with none, creates one and writes it
-/// to `<data_dir>/operator.token` (0600, replacing a stale file).
-pub fn operator_token(data_dir: &Path, tokens: &TokenStore) -> anyhow::Result<OperatorToken> {
+/// to `<data_dir>/operator.token` (0600, replacing a stale file). On a
+/// shared store, of hosts starting together on an empty token table exactly
+/// one creates it ([`TokenStore::create_first_operator`]).
+pub async fn operator_token(data_dir: &Path, tokens: &TokenStore) -> anyhow::Result<OperatorToken> {
     let path = data_dir.join(OPERATOR_TOKEN_FILE);
-    if tokens.operator_count() > 0 {
+    let Some(issued) = tokens.create_first_operator("first start").await? else {
         if !path.exists() {
-            return Ok(OperatorToken::Exists);
+            return Ok(OperatorToken::Exists(tokens.location()));
         }
         crate::private_fs::tighten_or_warn(&path);
         return Ok(OperatorToken::InFile(path));
-    }
-    let issued = tokens.create(&Grant::Operator, "first start", Pins::new())?;
+    };
     if path.exists() {
         std::fs::remove_file(&path)
             .with_context(|| format!("cannot replace the stale {}", path.display()))?;

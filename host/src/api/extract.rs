@@ -37,7 +37,8 @@ impl FromRequestParts<ApiState> for Authed {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .unwrap_or("");
-        state.tokens().verify(token).map(Authed).ok_or_else(|| {
+        let caller = state.tokens().verify(token).await.map_err(super::tokens::token_error)?;
+        caller.map(Authed).ok_or_else(|| {
             ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_token",

@@ -279,8 +279,9 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The exposition text.
-pub fn render(state: &ApiState) -> String {
+/// The exposition text; `tokens` (every token), when the token records
+/// could answer, gives the `platos_tokens` gauge.
+pub fn render(state: &ApiState, tokens: Option<&[super::auth::TokenInfo]>) -> String {
     let mut out = String::with_capacity(8 << 10);
     let resolver = state.resolver();
     let counters = resolver.counters();
@@ -329,15 +330,16 @@ pub fn render(state: &ApiState) -> String {
             refused.code
         );
     }
-    out.push_str("# HELP platos_tokens Access tokens by kind.\n# TYPE platos_tokens gauge\n");
-    let tokens = state.tokens().list();
-    for kind in [
-        super::auth::TokenKind::Operator,
-        super::auth::TokenKind::Admin,
-        super::auth::TokenKind::Agent,
-    ] {
-        let count = tokens.iter().filter(|token| token.kind == kind).count();
-        let _ = writeln!(out, "platos_tokens{{kind=\"{}\"}} {count}", kind.name());
+    if let Some(tokens) = tokens {
+        out.push_str("# HELP platos_tokens Access tokens by kind.\n# TYPE platos_tokens gauge\n");
+        for kind in [
+            super::auth::TokenKind::Operator,
+            super::auth::TokenKind::Admin,
+            super::auth::TokenKind::Agent,
+        ] {
+            let count = tokens.iter().filter(|token| token.kind == kind).count();
+            let _ = writeln!(out, "platos_tokens{{kind=\"{}\"}} {count}", kind.name());
+        }
     }
 
     let metrics = state.metrics();

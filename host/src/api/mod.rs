@@ -106,7 +106,7 @@ pub struct ApiState {
 struct StateInner {
     resolver: Resolver,
     health: HealthService,
-    tokens: Arc<TokenStore>,
+    tokens: TokenStore,
     metrics: Metrics,
     options: ApiOptions,
     import_status: ImportStatusCell,
@@ -117,12 +117,12 @@ pub type ImportStatusCell = Arc<Mutex<Option<ImportStatus>>>;
 
 impl ApiState {
     /// The state over a resolver (store and plugins), the health service
-    /// (probes), the token database, and where the self-host importer
+    /// (probes), the tokens, and where the self-host importer
     /// records its last outcome.
     pub fn new(
         resolver: Resolver,
         health: HealthService,
-        tokens: Arc<TokenStore>,
+        tokens: TokenStore,
         options: ApiOptions,
         import_status: ImportStatusCell,
     ) -> Self {

@@ -96,7 +96,7 @@ pub async fn resolve(
         check_key_name(pin)?;
     }
     let provider: String = body.provider.chars().take(128).collect();
-    let token_pin = state.tokens().pin(&scoped.caller.token_id, &provider);
+    let token_pin = scoped.caller.pins.get(&provider).cloned();
     let (pinned_key, pinned_by) = effective_pin(request_pin, token_pin.as_deref());
     let request = ResolveRequest {
         scope: scoped.scope.clone(),

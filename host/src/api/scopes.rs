@@ -487,7 +487,7 @@ pub async fn explain(
     if let RequestPin::Key(pin) = request_pin {
         check_key_name(pin)?;
     }
-    let token_pin = state.tokens().pin(&scoped.caller.token_id, &provider);
+    let token_pin = scoped.caller.pins.get(&provider).cloned();
     let (pin, pinned_by) = effective_pin(request_pin, token_pin.as_deref());
     let explanation = state.resolver().explain(&scoped.scope, &provider, pin, pinned_by).await?;
     Ok(Json(explanation))

@@ -153,8 +153,11 @@ impl Server {
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
         let options = StoreOptions { provider_vars: provider_vars.clone(), ..store_options };
-        let store: Arc<dyn SecretStore> =
-            config.store.open(&config.data_dir, keyring, options).await.map_err(|error| {
+        let (store, tokens) = config
+            .store
+            .open_with_tokens(&config.data_dir, keyring, options)
+            .await
+            .map_err(|error| {
                 match (error, &config.store) {
                     // A wrong master key is refused, and says so itself.
                     (error @ crate::store::StoreError::KeyMismatch { .. }, _) => {
@@ -169,8 +172,8 @@ impl Server {
                 }
             })?;
         store.set_provider_vars(provider_vars).await?;
-        let tokens = Arc::new(TokenStore::open_in_data_dir(&config.data_dir)?);
-        let operator_token = bootstrap::operator_token(&config.data_dir, &tokens)?;
+        let tokens = TokenStore::new(tokens);
+        let operator_token = bootstrap::operator_token(&config.data_dir, &tokens).await?;
 
         let accept: Arc<dyn Fn(&str) -> bool + Send + Sync> =
             Arc::from(manifest_var_filter(registry.iter().map(|plugin| plugin.manifest())));
@@ -311,8 +314,8 @@ impl Server {
             OperatorToken::InFile(path) => {
                 tracing::info!("the operator token is in {}", path.display())
             }
-            OperatorToken::Exists => tracing::info!(
-                "an operator token exists (its file {} was removed); make another with POST /v1/tokens or, with the server stopped, `platos-host token create --operator`",
+            OperatorToken::Exists(location) => tracing::info!(
+                "an operator token exists in {location}, but not in {}: with several hosts on one store it is in the operator.token of the host that started first; else its file was removed. Make another with POST /v1/tokens or `platos-host token create --operator`",
                 data_dir.join(bootstrap::OPERATOR_TOKEN_FILE).display()
             ),
         }

@@ -89,13 +89,12 @@ pub struct Whoami {
     responses((status = 200, description = "The caller.", body = Whoami,
         example = json!({ "token_id": "3f2a9c01b7de", "kind": "operator", "scope": null }))),
 )]
-pub async fn whoami(Authed(caller): Authed, State(state): State<ApiState>) -> Json<Whoami> {
-    let pins = state.tokens().get(&caller.token_id).map(|info| info.pins).unwrap_or_default();
+pub async fn whoami(Authed(caller): Authed) -> Json<Whoami> {
     Json(Whoami {
         token_id: caller.token_id.clone(),
         kind: caller.grant.kind(),
         scope: caller.grant.scope().map(ToString::to_string),
-        pins,
+        pins: caller.pins,
     })
 }
 
@@ -177,7 +176,13 @@ pub async fn plugins(Authed(_): Authed, State(state): State<ApiState>) -> Json<P
         example = json!("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\nplatos_plugins_loaded 17\n"))),
 )]
 pub async fn metrics(OperatorCaller(_): OperatorCaller, State(state): State<ApiState>) -> Response {
-    let mut response = super::metrics::render(&state).into_response();
+    let tokens = state
+        .tokens()
+        .list()
+        .await
+        .map_err(|error| tracing::warn!(%error, "/metrics: no token counts (the token records did not answer)"))
+        .ok();
+    let mut response = super::metrics::render(&state, tokens.as_deref()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

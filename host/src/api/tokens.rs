@@ -18,6 +18,7 @@ use super::extract::params::{TokenIdParam, env_var_name_schema, string_schema};
 use super::extract::{Authed, JsonBody, OperatorCaller, PathId};
 use crate::policy::names::{MAX_SLUG_LEN, slug_pattern};
 use crate::scope::{MAX_SCOPE_ID_LEN, Scope, id_pattern};
+use crate::store::tokens::Revoked;
 
 /// The answer of `GET /v1/tokens`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,8 +46,8 @@ pub struct TokenList {
 pub async fn list(
     OperatorCaller(_): OperatorCaller,
     State(state): State<ApiState>,
-) -> Json<TokenList> {
-    Json(TokenList { tokens: state.tokens().list() })
+) -> Result<Json<TokenList>, ApiError> {
+    Ok(Json(TokenList { tokens: state.tokens().list().await.map_err(token_error)? }))
 }
 
 /// A scope as a token request names it: `organization/project/environment`,
@@ -168,12 +169,7 @@ pub async fn create(
     if !valid_label(&label) {
         return Err(ApiError::bad_request("invalid_label", TokenError::InvalidLabel.to_string()));
     }
-    let tokens = state.clone();
-    let pins = body.pins;
-    let issued = tokio::task::spawn_blocking(move || tokens.tokens().create(&grant, &label, pins))
-        .await
-        .map_err(|_| token_store_failed())?
-        .map_err(token_error)?;
+    let issued = state.tokens().create(&grant, &label, body.pins).await.map_err(token_error)?;
     tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), pins = issued.info.pins.len(), "token created through the API");
     Ok((
         StatusCode::CREATED,
@@ -201,23 +197,18 @@ pub async fn revoke(
     let not_found = || {
         ApiError::not_found("token_not_found", "no token has this id: GET /v1/tokens lists them")
     };
-    let info = state.tokens().get(&id).ok_or_else(not_found)?;
-    if info.kind == TokenKind::Operator && state.tokens().operator_count() <= 1 {
-        return Err(ApiError::conflict(
-            "last_operator_token",
-            "this is the last operator token: create another operator token first, then revoke this one",
-        ));
+    match state.tokens().revoke(&id).await.map_err(token_error)? {
+        Revoked::Revoked => {}
+        Revoked::NotFound => return Err(not_found()),
+        Revoked::LastOperator => {
+            return Err(ApiError::conflict(
+                "last_operator_token",
+                "this is the last operator token: create another operator token first, then revoke this one",
+            ));
+        }
     }
-    let tokens = state.clone();
-    let revoked = tokio::task::spawn_blocking(move || tokens.tokens().revoke(&id))
-        .await
-        .map_err(|_| token_store_failed())?
-        .map_err(token_error)?;
-    if !revoked {
-        return Err(not_found());
-    }
-    tracing::info!(by = %caller.token_id, id = %info.id, "token revoked through the API");
-    Ok(Json(RevokedToken { revoked: true, id: info.id }))
+    tracing::info!(by = %caller.token_id, %id, "token revoked through the API");
+    Ok(Json(RevokedToken { revoked: true, id }))
 }
 
 /// The body of `PUT /v1/tokens/{id}/pins`: the token's whole new map of
@@ -266,7 +257,7 @@ pub async fn set_pins(
             "no token has this id (a scope-bound token sees only its own scope's tokens): GET /v1/tokens lists them",
         )
     };
-    let info = state.tokens().get(&id).ok_or_else(not_found)?;
+    let info = state.tokens().get(&id).await.map_err(token_error)?.ok_or_else(not_found)?;
     let scope = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok());
     if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_access(scope)) {
         return Err(not_found());
@@ -278,31 +269,20 @@ pub async fn set_pins(
             "changing a token's pins needs an admin token of its scope or an operator token; an agent token cannot change pins, not even its own",
         ));
     }
-    let tokens = state.clone();
-    let updated = tokio::task::spawn_blocking(move || tokens.tokens().set_pins(&id, pins))
-        .await
-        .map_err(|_| token_store_failed())?
-        .map_err(token_error)?
-        .ok_or_else(not_found)?;
+    let updated =
+        state.tokens().set_pins(&id, pins).await.map_err(token_error)?.ok_or_else(not_found)?;
     tracing::info!(by = %caller.token_id, id = %updated.id, pins = updated.pins.len(), "token pins replaced through the API");
     Ok(Json(updated))
 }
 
-fn token_error(error: TokenError) -> ApiError {
+/// A token error as the API answers it: a broken rule is a 400, and the
+/// token records failing is what a store failure is (503
+/// `store_unavailable` when the database cannot be reached, else 500
+/// `store_error`, logged).
+pub(super) fn token_error(error: TokenError) -> ApiError {
     match error {
         TokenError::InvalidLabel => ApiError::bad_request("invalid_label", error.to_string()),
         TokenError::InvalidPins(_) => ApiError::bad_request("invalid_pins", error.to_string()),
-        other => {
-            tracing::error!(error = %other, "token database error");
-            token_store_failed()
-        }
+        TokenError::Store(error) => error.into(),
     }
-}
-
-fn token_store_failed() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        "the token database could not complete the operation; the host's log says why",
-    )
 }

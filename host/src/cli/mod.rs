@@ -126,7 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
-        Command::Token(command) => token::run(&context, command),
+        Command::Token(command) => token::run(&context, command).await,
         Command::Plugin(command) => plugin::run(&context, command).await,
         Command::Env(command) => env::run_env(&context, command).await,
         Command::Keys(command) => env::run_keys(&context, command).await,

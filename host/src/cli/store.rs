@@ -1,10 +1,10 @@
 //! `platos-host store copy`: a whole store copied to another backend, its
-//! values still sealed ([`platos_host::store::copy`]).
+//! values still sealed ([`platos_host::store::copy`]), and its API tokens'
+//! rows (digests, never tokens) with it.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use platos_host::api::auth::TOKENS_DIR;
 use platos_host::api::bootstrap::OPERATOR_TOKEN_FILE;
 use platos_host::store::{CopyError, ProviderVars, STORE_DIR, StoreBackend, copy_store};
 
@@ -76,9 +76,13 @@ pub async fn run(context: &Context, command: StoreCommand) -> anyhow::Result<Exi
     eprintln!("copying {from_name} into {to_name}, values still sealed");
     let counts = copy_store(source.as_ref(), destination.as_ref(), &to_name).await?;
     println!("copied: {counts}; verified");
+    let source_tokens = from.open_tokens(&context.data_dir).await?;
+    let rows = source_tokens.list().await?;
+    drop(source_tokens);
+    let added = to.open_tokens(&context.data_dir).await?.import(&rows).await?;
     println!(
-        "not copied: API tokens are not in the store; they stay in {} (and {}): copy them to the data directory of every host that uses {to_name}, or create new ones there with `platos-host token create`",
-        context.data_dir.join(TOKENS_DIR).display(),
+        "copied: {added} API tokens ({} already there), digests only: every token of {from_name} works with {to_name}; the file {} stays where it is",
+        rows.len() - added,
         context.data_dir.join(OPERATOR_TOKEN_FILE).display()
     );
     Ok(ExitCode::SUCCESS)

@@ -1,9 +1,12 @@
 //! `platos-host token create | list | revoke`: operator, admin and agent
 //! tokens.
 //!
-//! The token database is held by a running server, so these commands work
-//! while it is stopped; with the server running, use its API (`POST
-//! /v1/tokens` with the operator token). A created token is printed once, to
+//! They work on the tokens of `--store` (env `PLATOS_STORE`): with `sled`,
+//! the token database under the data directory, which a running server
+//! holds (so these commands work while it is stopped; with the server
+//! running, use its API: `POST /v1/tokens` with the operator token); with
+//! `postgres://…`, the token table every host on that database shares, at
+//! any time, without the master key. A created token is printed once, to
 //! stdout, and never logged.
 
 use std::process::ExitCode;
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use platos_host::api::auth::{Grant, Pins, TokenKind, TokenStore};
 use platos_host::scope::Scope;
+use platos_host::store::tokens::Revoked;
 use secrecy::ExposeSecret;
 
 use super::Context;
@@ -56,8 +60,8 @@ pub enum TokenCommand {
 }
 
 /// Runs `token ...`.
-pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let tokens = TokenStore::open_in_data_dir(&context.data_dir)?;
+pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    let tokens = TokenStore::new(context.store.open_tokens(&context.data_dir).await?);
     match command {
         TokenCommand::Create { operator, scope, admin, label, pins } => {
             let kind = match (operator, admin) {
@@ -71,7 +75,7 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
                 )
             })?;
             let label = label.unwrap_or_else(|| grant.default_label());
-            let issued = tokens.create(&grant, &label, parse_pins(&pins)?)?;
+            let issued = tokens.create(&grant, &label, parse_pins(&pins)?).await?;
             let kind = match grant.scope() {
                 None => "an operator token".to_owned(),
                 Some(scope) => format!("an {} token for {scope}", grant.kind().name()),
@@ -83,7 +87,7 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
             println!("{}", issued.token.expose_secret());
         }
         TokenCommand::List { json } => {
-            let list = tokens.list();
+            let list = tokens.list().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
@@ -110,13 +114,15 @@ pub fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode>
                 }
             }
         }
-        TokenCommand::Revoke { id } => {
-            if tokens.revoke(&id)? {
-                println!("revoked token {id}");
-            } else {
-                anyhow::bail!("no token has the id {id:?}: `platos-host token list` shows them");
+        TokenCommand::Revoke { id } => match tokens.revoke(&id).await? {
+            Revoked::Revoked => println!("revoked token {id}"),
+            Revoked::NotFound => {
+                anyhow::bail!("no token has the id {id:?}: `platos-host token list` shows them")
             }
-        }
+            Revoked::LastOperator => anyhow::bail!(
+                "{id} is the last operator token: create another with `platos-host token create --operator` first, then revoke this one"
+            ),
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

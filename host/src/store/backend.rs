@@ -6,7 +6,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{Blocking, PostgresStore, SecretStore, SledStore, StoreError, StoreOptions};
+use super::{
+    Blocking, PostgresStore, PostgresTokens, SecretStore, SledStore, SledTokens, StoreError,
+    StoreOptions, TokenRecords,
+};
 use crate::crypto::Keyring;
 
 /// Where the store lives. `Debug` and `Display` never show a password.
@@ -78,13 +81,39 @@ impl StoreBackend {
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Arc<dyn SecretStore>, StoreError> {
+        Ok(self.open_with_tokens(data_dir, keyring, options).await?.0)
+    }
+
+    /// Opens the store ([`StoreBackend::open`]) and its API tokens: for
+    /// sled, the token database under `data_dir` ([`SledTokens`]); for
+    /// PostgreSQL, the token table of the same database, over the store's
+    /// connections ([`PostgresTokens`]).
+    pub async fn open_with_tokens(
+        &self,
+        data_dir: &Path,
+        keyring: Keyring,
+        options: StoreOptions,
+    ) -> Result<(Arc<dyn SecretStore>, Arc<dyn TokenRecords>), StoreError> {
         Ok(match self {
-            StoreBackend::Sled => {
-                Arc::new(Blocking::new(SledStore::open_in_data_dir(data_dir, keyring, options)?))
-            }
+            StoreBackend::Sled => (
+                Arc::new(Blocking::new(SledStore::open_in_data_dir(data_dir, keyring, options)?)),
+                Arc::new(SledTokens::open_in_data_dir(data_dir)?),
+            ),
             StoreBackend::Postgres(url) => {
-                Arc::new(PostgresStore::open(url, keyring, options).await?)
+                let store = PostgresStore::open(url, keyring, options).await?;
+                let tokens = PostgresTokens::of_store(&store);
+                (Arc::new(store), Arc::new(tokens))
             }
+        })
+    }
+
+    /// The API tokens alone, without the master key (the `token` commands):
+    /// the sled token database under `data_dir`, or the PostgreSQL token
+    /// table (the schema migrated if it is behind).
+    pub async fn open_tokens(&self, data_dir: &Path) -> Result<Arc<dyn TokenRecords>, StoreError> {
+        Ok(match self {
+            StoreBackend::Sled => Arc::new(SledTokens::open_in_data_dir(data_dir)?),
+            StoreBackend::Postgres(url) => Arc::new(PostgresTokens::open(url).await?),
         })
     }
 }

@@ -13,7 +13,8 @@
 //! destination's (read back to verify), and a third copy handed to a
 //! blocking backend's import. That is meant for stores of a reasonable
 //! size: thousands of variables of at most [`super::MAX_VALUE_LEN`] bytes.
-//! API tokens are no part of a store: they live in the data directory.
+//! API tokens are no part of a dump: `platos-host store copy` copies their
+//! rows beside it ([`super::TokenRecords::import`]).
 
 use std::fmt;
 

@@ -23,6 +23,9 @@ mod postgres_store;
 pub mod probe_claims;
 pub mod rules;
 mod sled_store;
+pub mod tokens;
+mod tokens_postgres;
+mod tokens_sled;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,6 +45,9 @@ pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, varia
 pub use postgres_store::PostgresStore;
 pub use probe_claims::{ProbeClaim, ProbeSlot, ProbeTag};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
+pub use tokens::TokenRecords;
+pub use tokens_postgres::PostgresTokens;
+pub use tokens_sled::{SledTokens, TOKENS_DIR};
 
 use crate::crypto::{CryptoError, ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, KeyId, Keyring};
 use crate::policy::bounds;

@@ -20,6 +20,8 @@
 //!   period; `platos_spend`: `(target, window)` → micro-USD spent
 //!   ([`Windows`]); `platos_reservations`: a reservation's id, the targets
 //!   it counts against, its amount and its end.
+//! - `platos_tokens`: API tokens' rows ([`super::PostgresTokens`]; only
+//!   digests, never a token).
 //! - `platos_probe_claims`: `(tag, slot)` → the end of the slot, the
 //!   claim's deadline and whether the probe is done
 //!   ([`SecretStore::claim_probe`]): a keyed tag and times, nothing else.
@@ -68,7 +70,7 @@ use crate::scope::Scope;
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
-const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, PROBE_CLAIMS];
+const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, TOKENS, PROBE_CLAIMS];
 
 /// Migration 1: variables, sealed values, provider-key rows, metadata.
 const VARIABLES_AND_KEYS: &str = r#"
@@ -146,7 +148,23 @@ CREATE INDEX platos_reservations_targets ON platos_reservations USING gin (targe
 CREATE INDEX platos_reservations_expiry ON platos_reservations (expires_at);
 "#;
 
-/// Migration 4: health-probe claims ([`SecretStore::claim_probe`]), kept
+/// Migration 4: API tokens ([`super::PostgresTokens`]): a token's id,
+/// `sha256(token)` in hex (never the token), kind, scope (none for an
+/// operator token), label, default pins and creation time.
+const TOKENS: &str = r#"
+CREATE TABLE platos_tokens (
+    id text COLLATE "C" PRIMARY KEY,
+    digest text NOT NULL CHECK (octet_length(digest) = 64),
+    kind text NOT NULL CHECK (kind IN ('operator', 'admin', 'agent')),
+    scope text COLLATE "C",
+    label text NOT NULL,
+    pins jsonb NOT NULL DEFAULT '{}',
+    created_at bigint NOT NULL,
+    CHECK ((kind = 'operator') = (scope IS NULL))
+);
+"#;
+
+/// Migration 5: health-probe claims ([`SecretStore::claim_probe`]), kept
 /// until their slot ends.
 const PROBE_CLAIMS: &str = r#"
 CREATE TABLE platos_probe_claims (
@@ -201,7 +219,7 @@ impl fmt::Debug for PostgresStore {
 /// A database error as a store error: one that means the server cannot be
 /// reached or is going away ([`unreachable`]) is [`StoreError::Unavailable`],
 /// any other a backend fault.
-fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+pub(super) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     let any: &dyn std::any::Any = &error;
     match any.downcast_ref::<tokio_postgres::Error>() {
         Some(postgres) if unreachable(postgres) => StoreError::Unavailable(postgres.to_string()),
@@ -317,6 +335,99 @@ impl VarRow {
     }
 }
 
+/// The pool of connections to the database at `url` (none opened yet),
+/// and its location without a password.
+fn pool_for(url: &str) -> Result<(Pool, String), StoreError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
+        described(format!(
+            "invalid PostgreSQL URL ({error}); expected postgres://USER@HOST:PORT/DATABASE"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(POOL_TIMEOUT);
+    }
+    let location = location_of(&config);
+    if config.get_ssl_mode() == SslMode::Require {
+        return Err(described(format!(
+            "{location}: sslmode=require is not supported (this host connects without TLS); \
+             use sslmode=disable or prefer, on a loopback or private network"
+        )));
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .recycle_timeout(Some(POOL_TIMEOUT))
+        .build()
+        .map_err(|error| described(format!("{location}: {error}")))?;
+    Ok((pool, location))
+}
+
+/// A pooled connection of `pool`; waiting for one, connecting and checking
+/// one are bounded ([`POOL_TIMEOUT`]), so a database that is away answers
+/// [`StoreError::Unavailable`] instead of hanging the request.
+pub(super) async fn pooled(
+    pool: &Pool,
+    location: &str,
+) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get()
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("PostgreSQL at {location}: {error}")))
+}
+
+/// Applies the schema migrations the database lacks, in `tx` (which holds
+/// [`OPEN_LOCK`]).
+async fn migrate(tx: &Transaction<'_>, location: &str, now: UnixMillis) -> Result<(), StoreError> {
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS platos_schema_migrations (
+             version integer PRIMARY KEY,
+             applied_at bigint NOT NULL
+         )",
+    )
+    .await
+    .map_err(backend)?;
+    let applied: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM platos_schema_migrations", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    let known = MIGRATIONS.len() as i32;
+    if applied > known {
+        return Err(StoreError::Format { found: applied as u32, expected: known as u32 });
+    }
+    for (version, migration) in (1..).zip(MIGRATIONS).skip(applied as usize) {
+        tx.batch_execute(migration).await.map_err(backend)?;
+        tx.execute(
+            "INSERT INTO platos_schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &sql_int(now)],
+        )
+        .await
+        .map_err(backend)?;
+        tracing::info!(%location, version, "store schema migrated");
+    }
+    Ok(())
+}
+
+/// The pool of the database at `url`, its location, and its schema
+/// migrated, without the master key (the token commands need no key: the
+/// key check waits for the first host that opens the store).
+pub(super) async fn open_schema(url: &str) -> Result<(Pool, String), StoreError> {
+    let (pool, location) = pool_for(url)?;
+    let mut client = pooled(&pool, &location).await?;
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK]).await.map_err(backend)?;
+    migrate(&tx, &location, super::now_millis()).await?;
+    tx.commit().await.map_err(backend)?;
+    drop(client);
+    Ok((pool, location))
+}
+
 /// `url` as `postgres://user@host:port/db`, without its password (or a
 /// placeholder when it does not parse).
 pub(super) fn redacted(url: &str) -> String {
@@ -353,34 +464,7 @@ impl PostgresStore {
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
-            described(format!(
-                "invalid PostgreSQL URL ({error}); expected postgres://USER@HOST:PORT/DATABASE"
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(POOL_TIMEOUT);
-        }
-        let location = location_of(&config);
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(described(format!(
-                "{location}: sslmode=require is not supported (this host connects without TLS); \
-                 use sslmode=disable or prefer, on a loopback or private network"
-            )));
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .build()
-            .map_err(|error| described(format!("{location}: {error}")))?;
+        let (pool, location) = pool_for(url)?;
         let StoreOptions { grace, provider_vars, clock } = options;
         let store = PostgresStore {
             pool,
@@ -395,6 +479,12 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// The connection pool, for the tables kept beside the store
+    /// ([`super::PostgresTokens`]).
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// `postgres://user@host:port/db` (never a password).
     pub fn location(&self) -> &str {
         &self.location
@@ -404,9 +494,7 @@ impl PostgresStore {
     /// are bounded ([`POOL_TIMEOUT`]), so a database that is away answers
     /// [`StoreError::Unavailable`] instead of hanging the request.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|error| {
-            StoreError::Unavailable(format!("PostgreSQL at {}: {error}", self.location))
-        })
+        pooled(&self.pool, &self.location).await
     }
 
     /// Migrates the schema and checks the master key, in one transaction
@@ -415,33 +503,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK]).await.map_err(backend)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS platos_schema_migrations (
-                 version integer PRIMARY KEY,
-                 applied_at bigint NOT NULL
-             )",
-        )
-        .await
-        .map_err(backend)?;
-        let applied: i32 = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM platos_schema_migrations", &[])
-            .await
-            .map_err(backend)?
-            .get(0);
-        let known = MIGRATIONS.len() as i32;
-        if applied > known {
-            return Err(StoreError::Format { found: applied as u32, expected: known as u32 });
-        }
-        for (version, migration) in (1..).zip(MIGRATIONS).skip(applied as usize) {
-            tx.batch_execute(migration).await.map_err(backend)?;
-            tx.execute(
-                "INSERT INTO platos_schema_migrations (version, applied_at) VALUES ($1, $2)",
-                &[&version, &sql_int(self.now())],
-            )
-            .await
-            .map_err(backend)?;
-            tracing::info!(location = %self.location, version, "store schema migrated");
-        }
+        migrate(&tx, &self.location, self.now()).await?;
         self.check_master_key(&tx).await?;
         tx.commit().await.map_err(backend)
     }
