@@ -82,6 +82,18 @@ impl Node {
         node
     }
 
+    /// [`Node::join`] for a node that runs health rounds every
+    /// `health_interval` (at start, then once in every slot).
+    async fn join_probing(url: &str, operator: &str, health_interval: Duration) -> Node {
+        let dir = node_dir();
+        let mut config = node_config(url, dir.path());
+        config.health_interval = health_interval;
+        let server = Server::start(config).await.expect("the node starts");
+        assert_eq!(operator_file(dir.path()), None, "a joining node makes no operator token");
+        let client = Client::new(server.address());
+        Node { server, client, operator: operator.to_owned(), dir }
+    }
+
     /// Starts a node over `url` on `dir` (a restart keeps its directory),
     /// with the operator token of its file, else `operator`.
     async fn start_on(url: &str, dir: tempfile::TempDir, operator: Option<&str>) -> Node {
@@ -833,5 +845,241 @@ async fn two_nodes_starting_together_on_an_empty_database_make_one_operator_toke
     }
     for server in servers {
         server.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+}
+
+/// A mock OpenAI models endpoint on 127.0.0.1 that answers each probe after
+/// 100 ms (200 for a key starting `sk-good`, 401 otherwise) and counts the
+/// probes of each key, with when each arrived.
+async fn counting_upstream() -> (String, Arc<Mutex<BTreeMap<String, Vec<Instant>>>>) {
+    type Seen = Arc<Mutex<BTreeMap<String, Vec<Instant>>>>;
+    async fn models(
+        axum::extract::State(seen): axum::extract::State<Seen>,
+        headers: axum::http::HeaderMap,
+    ) -> (axum::http::StatusCode, &'static str) {
+        let auth = headers.get("authorization").and_then(|value| value.to_str().ok());
+        let key = auth.and_then(|auth| auth.strip_prefix("Bearer ")).unwrap_or("").to_owned();
+        seen.lock().unwrap().entry(key.clone()).or_default().push(Instant::now());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if key.starts_with("sk-good") {
+            (axum::http::StatusCode::OK, r#"{"object":"list","data":[{"id":"gpt-5"}]}"#)
+        } else {
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                r#"{"error":{"code":"invalid_api_key","message":"Incorrect API key provided"}}"#,
+            )
+        }
+    }
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route("/v1/models", axum::routing::get(models))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/v1"), seen)
+}
+
+/// The health interval of the probe tests: a day, so that a test's rounds
+/// all fall in one slot of the schedule.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Waits, if the current slot of `DAY` ends within a minute, until the next
+/// one starts (slots are aligned on the Unix epoch: midnight UTC).
+async fn a_slot_with_room() {
+    let now = platos_host::store::now_millis();
+    let ends_at = platos_host::store::ProbeSlot::of(now, DAY).ends_at;
+    if ends_at - now < 60_000 {
+        tokio::time::sleep(Duration::from_millis(ends_at - now + 100)).await;
+    }
+}
+
+/// `OPENAI_API_BASE` pointing at `base` and one OpenAI key per value
+/// (`OPENAI_API_KEY`, `OPENAI_API_KEY_2`, …) in the cluster's scope, written
+/// straight to the database (no node runs a round for the change).
+async fn seed_keys(url: &str, base: &str, values: &[String]) {
+    let store = PostgresStore::open(url, keyring(), StoreOptions::default()).await.unwrap();
+    let scope = SCOPE.parse().unwrap();
+    let set = |name: String, value: &str| {
+        let store = &store;
+        let value = secrecy::SecretString::from(value.to_owned());
+        let scope = &scope;
+        async move {
+            store.set_var(scope, &name, &value, platos_host::store::VarSource::Api).await.unwrap();
+        }
+    };
+    set("OPENAI_API_BASE".to_owned(), base).await;
+    for (index, value) in values.iter().enumerate() {
+        let name = match index {
+            0 => "OPENAI_API_KEY".to_owned(),
+            _ => format!("OPENAI_API_KEY_{}", index + 1),
+        };
+        set(name, value).await;
+    }
+}
+
+/// The node's round that started with it, once done.
+async fn start_round_done(node: &Node) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, answer) =
+            node.client.call("GET", "/v1/health/rounds", Some(&node.operator), None).await;
+        assert_eq!(status, 200, "{answer}");
+        let start = answer["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|round| round["trigger"] == "start" && round["state"] != "running")
+            .cloned();
+        if let Some(round) = start {
+            assert_eq!(round["state"], "done", "{round}");
+            return round;
+        }
+        assert!(Instant::now() < deadline, "no start round done within 30 s: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each OpenAI key of the cluster's scope with its health, as `node` shows it.
+async fn badges(node: &Node) -> BTreeMap<String, Value> {
+    let (status, answer) = node.call("GET", "/providers/openai/keys", None).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["provider"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| (key["key_id"].as_str().unwrap().to_owned(), key["health"].clone()))
+        .collect()
+}
+
+/// How many probes of each key the mock saw.
+fn probe_counts(seen: &Mutex<BTreeMap<String, Vec<Instant>>>) -> BTreeMap<String, usize> {
+    seen.lock().unwrap().iter().map(|(key, times)| (key.clone(), times.len())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_probe_each_credential_once_per_interval_and_show_the_same_badges() {
+    let url = support::postgres_database().await;
+    let (base, seen) = counting_upstream().await;
+    let values: Vec<String> = (1..=8)
+        .map(|n| if n % 4 == 0 { format!("sk-bad-{n}") } else { format!("sk-good-{n}") })
+        .collect();
+    seed_keys(&url, &base, &values).await;
+    a_slot_with_room().await;
+
+    // A node without rounds makes the cluster's operator token; then three
+    // nodes with rounds start at once: their start rounds overlap.
+    let first = Node::start(&url).await;
+    let operator = first.operator.clone();
+    let (a, b, c) = tokio::join!(
+        Node::join_probing(&url, &operator, DAY),
+        Node::join_probing(&url, &operator, DAY),
+        Node::join_probing(&url, &operator, DAY)
+    );
+    let nodes = [a, b, c];
+    let mut probed = 0;
+    for node in &nodes {
+        let round = start_round_done(node).await;
+        assert_eq!(round["keys"], values.len(), "{round}");
+        let (own, shared) = (round["probed"].as_u64().unwrap(), round["shared"].as_u64().unwrap());
+        assert_eq!(own + shared, values.len() as u64, "every key probed or shared: {round}");
+        probed += own;
+    }
+    assert_eq!(probed, values.len() as u64, "the nodes probed the keys once between them");
+    let expected: BTreeMap<String, usize> = values.iter().map(|value| (value.clone(), 1)).collect();
+    assert_eq!(probe_counts(&seen), expected, "each secret reached the upstream once");
+
+    // One database, one badge per key, whichever node shows it.
+    let shown = badges(&first).await;
+    assert_eq!(shown.len(), values.len(), "{shown:?}");
+    for (key, health) in &shown {
+        let bad = key.ends_with("_4") || key.ends_with("_8");
+        let verdict = if bad { "invalid-credential" } else { "healthy" };
+        assert_eq!(health["verdict"], verdict, "{key}: {health}");
+    }
+    for node in &nodes {
+        assert_eq!(badges(node).await, shown);
+    }
+
+    // An operator's round is a person asking: it probes every credential
+    // again, whatever the slot's claims say.
+    let (status, started) =
+        nodes[1].client.call("POST", "/v1/health/rounds", Some(&nodes[1].operator), None).await;
+    assert_eq!(status, 202, "{started}");
+    let path = format!("/v1/health/rounds/{}", started["round"]["id"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let round = loop {
+        let (_, shown) = nodes[1].client.call("GET", &path, Some(&nodes[1].operator), None).await;
+        if shown["round"]["state"] != "running" {
+            break shown["round"].clone();
+        }
+        assert!(Instant::now() < deadline, "the operator's round did not end: {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((round["probed"].as_u64(), round["shared"].as_u64()), (Some(8), Some(0)), "{round}");
+    let twice: BTreeMap<String, usize> = values.iter().map(|value| (value.clone(), 2)).collect();
+    assert_eq!(probe_counts(&seen), twice);
+    first.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_whose_claimant_died_is_probed_by_another_node_once_its_claim_ends() {
+    let url = support::postgres_database().await;
+    let (base, seen) = counting_upstream().await;
+    let values: Vec<String> = (1..=3).map(|n| format!("sk-good-{n}")).collect();
+    seed_keys(&url, &base, &values).await;
+    a_slot_with_room().await;
+
+    let viewer = Node::start(&url).await; // no rounds: it makes the operator token
+    let first = Node::join_probing(&url, &viewer.operator, DAY).await;
+    assert_eq!(start_round_done(&first).await["probed"], 3);
+    // As if a node had claimed one of the credentials in this slot and died
+    // before it was done: its claim, not done, ends in two seconds.
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let planted_until = platos_host::store::now_millis() + 2_000;
+    let planted = Instant::now() + Duration::from_millis(2_000);
+    let planted_rows = sql
+        .execute(
+            "UPDATE platos_probe_claims SET done = false, until_ms = $1
+             WHERE tag = (SELECT tag FROM platos_probe_claims ORDER BY tag LIMIT 1)",
+            &[&(planted_until as i64)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(planted_rows, 1);
+
+    // Two more nodes start: they skip the two done credentials, wait for the
+    // dead claim to end, and one of them probes it.
+    let (second, third) = tokio::join!(
+        Node::join_probing(&url, &viewer.operator, DAY),
+        Node::join_probing(&url, &viewer.operator, DAY)
+    );
+    let mut probed = 0;
+    for node in [&second, &third] {
+        let round = start_round_done(node).await;
+        let (own, shared) = (round["probed"].as_u64().unwrap(), round["shared"].as_u64().unwrap());
+        assert_eq!(own + shared, 3, "{round}");
+        probed += own;
+    }
+    assert_eq!(probed, 1, "one node took the dead claim over");
+    let seen = seen.lock().unwrap().clone();
+    let again: Vec<_> = seen.iter().filter(|(_, times)| times.len() == 2).collect();
+    assert_eq!(again.len(), 1, "one secret probed again, the others not: {seen:?}");
+    assert!(seen.values().all(|times| times.len() <= 2), "{seen:?}");
+    let retaken = again[0].1[1];
+    // (Less 10 ms: the claim's end is in whole milliseconds.)
+    assert!(retaken >= planted - Duration::from_millis(10), "taken over once the dead claim ended");
+    assert!(retaken < planted + Duration::from_secs(5), "taken over soon after it ended");
+    let shown = badges(&viewer).await;
+    assert!(shown.values().all(|health| health["verdict"] == "healthy"), "{shown:?}");
+    for node in [&first, &second, &third] {
+        assert_eq!(badges(node).await, shown);
+    }
+    for node in [viewer, first, second, third] {
+        node.stop().await;
     }
 }

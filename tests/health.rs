@@ -1,6 +1,6 @@
 //! Health probes through a real plugin against a mock upstream on loopback:
 //! every verdict class, deduplication of shared credentials, the concurrency
-//! bound, a hanging probe and a redirect.
+//! bound, a hanging probe and a redirect, and rounds sharing a slot's claims.
 
 mod support;
 
@@ -14,12 +14,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use platos_host::health::{ProbeTarget, probe, run_round};
+use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
+use platos_host::health::{
+    KeyResult, ProbeTarget, RoundStats, SharedSlot, probe, probe_each, run_round,
+};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::{Credentials, Verdict};
 use platos_host::runtime::{Plugin, PluginHost, RuntimeConfig};
-use platos_host::store::HealthRecord;
+use platos_host::store::{
+    Blocking, HealthRecord, ProbeSlot, SecretStore, SledStore, StoreOptions, now_millis,
+};
 
 #[derive(Default)]
 struct Mock {
@@ -168,6 +173,79 @@ async fn a_shared_credential_is_probed_once_per_round() {
         };
         assert_eq!(class(&outcome.verdict), expected, "{scope}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_sharing_a_slot_probe_each_credential_once_between_them() {
+    let (address, mock) = mock_upstream().await;
+    let plugin = openai().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::new(
+        EncryptionKey::parse(ENCRYPTION_KEY_VAR, "0123456789abcdef0123456789abcdef").unwrap(),
+        None,
+    );
+    let store: Arc<dyn SecretStore> = Arc::new(Blocking::new(
+        SledStore::open(dir.path(), keyring, StoreOptions::default()).unwrap(),
+    ));
+    let shared =
+        |slot| Some(SharedSlot { store: store.clone(), slot, hold: Duration::from_secs(5) });
+    let targets = |behaviour: &dyn Fn(usize) -> String| -> Vec<ProbeTarget<usize>> {
+        (0..6)
+            .map(|index| ProbeTarget {
+                key: index,
+                plugin: plugin.clone(),
+                credentials: key(address, &behaviour(index)),
+            })
+            .collect()
+    };
+    let good_or_bad = |index: usize| if index < 4 { "good" } else { "bad" }.to_owned();
+    let hour = Duration::from_secs(3600);
+    let slot = ProbeSlot::of(now_millis(), hour);
+
+    // The first round of the slot probes each distinct credential.
+    let mut results = Vec::new();
+    let stats = probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), |key, result| {
+        results.push((key, result));
+        std::future::ready(())
+    })
+    .await;
+    assert_eq!(stats, RoundStats { keys: 6, probes: 2, shared: 0, unsettled: 0 });
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 2);
+    assert!(results.iter().all(|(_, result)| matches!(result, KeyResult::Probed(_))));
+    // Another round in the slot (another host's) skips them all.
+    let mut results = Vec::new();
+    let stats = probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), |key, result| {
+        results.push((key, result));
+        std::future::ready(())
+    })
+    .await;
+    assert_eq!(stats, RoundStats { keys: 6, probes: 0, shared: 2, unsettled: 0 });
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 2, "nothing sent");
+    assert_eq!(results.len(), 6);
+    assert!(results.iter().all(|(_, result)| *result == KeyResult::Shared));
+    // The next slot probes again.
+    let next = ProbeSlot::of(slot.ends_at, hour);
+    let stats =
+        probe_each(targets(&good_or_bad), &outbound(), 4, shared(next), |_, _| async {}).await;
+    assert_eq!((stats.probes, stats.shared), (2, 0));
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 4);
+
+    // Two rounds at once on one slot, with slow answers so that they meet
+    // on claims the other holds: each credential probed once between them.
+    let slow = |index: usize| format!("slow-{index}");
+    let later = ProbeSlot::of(next.ends_at, hour);
+    let outbound = outbound();
+    let (one, two) = tokio::join!(
+        probe_each(targets(&slow), &outbound, 2, shared(later), |_, _| async {}),
+        probe_each(targets(&slow), &outbound, 2, shared(later), |_, _| async {}),
+    );
+    assert_eq!((one.probes + two.probes, one.shared + two.shared), (6, 6), "{one:?} {two:?}");
+    assert_eq!((one.unsettled, two.unsettled), (0, 0));
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 10);
+    // Without a shared slot (a person asked): probed whatever the claims say.
+    let (_, stats) = run_round(targets(&slow), &outbound, 6).await;
+    assert_eq!((stats.probes, stats.shared), (6, 0));
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 16);
 }
 
 #[tokio::test]

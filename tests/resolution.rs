@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use platos_host::crypto::{
     ENCRYPTION_KEY_PREVIOUS_VAR, ENCRYPTION_KEY_VAR, EncryptionKey, Keyring,
 };
 use platos_host::embedding::{EmbeddingProvider, status};
+use platos_host::health::rounds::{RoundState, RoundTrigger};
 use platos_host::health::{HealthConfig, HealthService, KeyLocation};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
@@ -514,6 +516,57 @@ async fn mock_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (address, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_rounds_start_in_every_slot_and_two_services_on_a_store_probe_it_once() {
+    let f = fixture().await;
+    let (address, hits) = mock_upstream().await;
+    let dev = scope("acme/a/prod");
+    set(&f.store, &dev, "OPENAI_API_BASE", &format!("http://{address}/v1"));
+    set(&f.store, &dev, "OPENAI_API_KEY", "good");
+    let outbound = Outbound::new(OutboundConfig {
+        addresses: AddressPolicy { allow_loopback: true, allow_private: false },
+        timeout: Duration::from_secs(2),
+        max_body_bytes: 1 << 20,
+    })
+    .unwrap();
+    let interval = Duration::from_secs(2);
+    let config = HealthConfig { interval, jitter: 0.1, ..HealthConfig::default() };
+    // Two services on one store, as two hosts on one database.
+    let services = [
+        HealthService::new(f.resolver.clone(), outbound.clone(), config.clone()),
+        HealthService::new(f.resolver.clone(), outbound, config),
+    ];
+    let running: Vec<_> =
+        services.iter().map(|service| tokio::spawn(service.clone().run())).collect();
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    for task in running {
+        task.abort();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rounds = loop {
+        let rounds: Vec<_> = services.iter().flat_map(HealthService::rounds).collect();
+        if rounds.iter().all(|round| round.state != RoundState::Running) {
+            break rounds;
+        }
+        assert!(std::time::Instant::now() < deadline, "rounds still running: {rounds:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let millis = interval.as_millis() as u64;
+    let scheduled: Vec<_> =
+        rounds.iter().filter(|round| round.trigger == RoundTrigger::Schedule).collect();
+    assert!(scheduled.len() >= 2, "{rounds:?}");
+    for round in &scheduled {
+        // Early in its slot: within the 10 % jitter, and some slack for a busy machine.
+        assert!(round.started_at % millis < millis / 2, "{round:?}");
+    }
+    // One probe of the credential in each slot a round of either service ran in.
+    let slots: BTreeSet<u64> = rounds.iter().map(|round| round.started_at / millis).collect();
+    assert_eq!(hits.load(Ordering::SeqCst), slots.len(), "{rounds:?}");
+    let probed: usize = rounds.iter().map(|round| round.probed).sum();
+    let shared: usize = rounds.iter().map(|round| round.shared).sum();
+    assert_eq!((probed, probed + shared), (slots.len(), rounds.len()), "{rounds:?}");
 }
 
 #[tokio::test]

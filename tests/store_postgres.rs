@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use platos_host::crypto::CryptoError;
 use platos_host::provider::MicroUsd;
 use platos_host::store::{
-    Budget, KeyUpdate, Period, PostgresStore, SecretStore, StoreError, StoreOptions, VarSource,
+    Budget, KeyUpdate, Period, PostgresStore, ProbeClaim, ProbeSlot, SecretStore, StoreError,
+    StoreOptions, VarSource,
 };
 use secrecy::ExposeSecret;
 
@@ -181,7 +182,8 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
     let client = sql(&url).await;
     client
         .batch_execute(
-            "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_tokens;
+            "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_tokens,
+                 platos_probe_claims;
              DELETE FROM platos_schema_migrations WHERE version >= 3;",
         )
         .await
@@ -200,6 +202,46 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
     store.record_spend(&key, MicroUsd(2), NOON).await.unwrap();
     let status = store.budget_status(&key, NOON).await.unwrap();
     assert_eq!((status.budget, status.spent), (Some(budget), MicroUsd(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_schema_4_migrates_to_probe_claims_and_keeps_its_data() {
+    let url = support::postgres_database().await;
+    let dev = scope("acme/shop/dev");
+    let key = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
+    let budget = Budget { limit: MicroUsd(5), period: Period::Total };
+    {
+        let store = host(&url).await;
+        set(&store, &dev, "OPENAI_API_KEY", "sk-before-claims").await;
+        store.set_budget(&key, Some(budget)).await.unwrap();
+    }
+    // The database as a host of schema 4 left it: no claims table.
+    let client = sql(&url).await;
+    client
+        .batch_execute(
+            "DROP TABLE platos_probe_claims;
+             DELETE FROM platos_schema_migrations WHERE version >= 5;",
+        )
+        .await
+        .unwrap();
+    let store = host(&url).await;
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-claims");
+    assert_eq!(store.budget_status(&key, NOON).await.unwrap().budget, Some(budget));
+    let version: i32 = client
+        .query_one("SELECT max(version) FROM platos_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresStore::SCHEMA_VERSION as i32);
+    let slot = ProbeSlot::of(NOON, std::time::Duration::from_secs(300));
+    let tag = [7u8; 32];
+    assert_eq!(store.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap(), ProbeClaim::Claimed);
+    // A second host on the database sees the first one's claim.
+    let other = host(&url).await;
+    assert_eq!(
+        other.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap(),
+        ProbeClaim::Held { until: NOON + 1 }
+    );
 }
 
 /// Runs `futures` as concurrent tasks; their outputs in order.

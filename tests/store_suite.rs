@@ -18,8 +18,9 @@ use platos_host::scope::Scope;
 use platos_host::selfhost::{SelfHostConfig, reload};
 use platos_host::store::{
     Budget, BudgetExceeded, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
-    MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, Period, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    SecretStore, SpendWindows, StoreError, StoreOptions, VarSource,
+    MAX_RETIRED_VERSIONS, MAX_VALUE_LEN, Period, ProbeClaim, ProbeSlot, ProviderVars,
+    RESERVATION_ID_LEN, Reservation, SecretStore, SpendWindows, StoreError, StoreOptions,
+    VarSource,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -105,6 +106,7 @@ macro_rules! store_suite {
             an_operator_default_choice_persists,
             replaced_versions_stay_readable_for_the_grace_period,
             lease_releases_are_recorded_once_kept_until_the_lease_ends_and_survive_a_reopen,
+            probe_claims_give_one_claimant_per_slot_until_done_or_expired,
             a_zero_grace_period_keeps_no_old_version,
             replaced_versions_are_capped,
             names_and_values_are_checked,
@@ -392,6 +394,83 @@ pub async fn lease_releases_are_recorded_once_kept_until_the_lease_ends_and_surv
     assert!(store.lease_released(&two, end + 1).await.unwrap());
     now.store(i64::MAX as u64, Ordering::SeqCst);
     assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+}
+
+/// Health-probe claims ([`SecretStore::claim_probe`]): one claimant per
+/// credential and slot, held until done or until its deadline passes (then
+/// another takes it over), slots apart, purged once their slot ends.
+pub async fn probe_claims_give_one_claimant_per_slot_until_done_or_expired(backend: &dyn Backend) {
+    let interval = Duration::from_secs(300);
+    let t0 = 1_800_000_000_000; // a slot's start: 300 s divide it
+    let slot = ProbeSlot::of(t0, interval);
+    assert_eq!(slot.ends_at, t0 + 300_000);
+    let (now, clocked) = manual_clock(t0);
+    let store = backend.open(keyring(KEY_A, None), clocked).await.unwrap();
+    let (a, b, c, d) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+
+    // The first claimant gets it; another sees it held until the first's deadline.
+    assert_eq!(store.claim_probe(&a, slot, t0, t0 + 1_000).await.unwrap(), ProbeClaim::Claimed);
+    assert_eq!(
+        store.claim_probe(&a, slot, t0 + 10, t0 + 2_000).await.unwrap(),
+        ProbeClaim::Held { until: t0 + 1_000 }
+    );
+    assert_eq!(store.claim_probe(&b, slot, t0, t0 + 1_000).await.unwrap(), ProbeClaim::Claimed);
+    // Done: every later claim in the slot, even past the deadline, says so.
+    store.probe_done(&a, slot).await.unwrap();
+    for at in [t0 + 20, t0 + 5_000] {
+        assert_eq!(store.claim_probe(&a, slot, at, at + 1_000).await.unwrap(), ProbeClaim::Done);
+    }
+    // Not done by its deadline (its claimant died): taken over, by one.
+    assert_eq!(
+        store.claim_probe(&b, slot, t0 + 999, t0 + 2_000).await.unwrap(),
+        ProbeClaim::Held { until: t0 + 1_000 },
+        "held until its deadline"
+    );
+    assert_eq!(
+        store.claim_probe(&b, slot, t0 + 1_000, t0 + 3_000).await.unwrap(),
+        ProbeClaim::Claimed
+    );
+    assert_eq!(
+        store.claim_probe(&b, slot, t0 + 1_001, t0 + 3_001).await.unwrap(),
+        ProbeClaim::Held { until: t0 + 3_000 }
+    );
+    // Another slot is another claim.
+    let next = ProbeSlot::of(slot.ends_at, interval);
+    assert_eq!(next.number, slot.number + 1);
+    let later = slot.ends_at;
+    assert_eq!(
+        store.claim_probe(&a, next, later, later + 1_000).await.unwrap(),
+        ProbeClaim::Claimed
+    );
+    // Concurrent claimants of one credential: exactly one gets it.
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_probe(&c, slot, t0, t0 + 1_000).await.unwrap() })
+    });
+    let mut claimed = 0;
+    for claim in claims.collect::<Vec<_>>() {
+        match claim.await.unwrap() {
+            ProbeClaim::Claimed => claimed += 1,
+            ProbeClaim::Held { until } => assert_eq!(until, t0 + 1_000),
+            ProbeClaim::Done => panic!("nobody marked it done"),
+        }
+    }
+    assert_eq!(claimed, 1);
+    // Marked done without a claim (its claim was purged): done all the same.
+    store.probe_done(&d, slot).await.unwrap();
+    assert_eq!(store.claim_probe(&d, slot, t0, t0 + 1_000).await.unwrap(), ProbeClaim::Done);
+
+    // Kept until the slot ends, then purged; the next slot's stay.
+    now.store(slot.ends_at - 1, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert_eq!(store.claim_probe(&a, slot, t0, t0 + 1_000).await.unwrap(), ProbeClaim::Done);
+    now.store(slot.ends_at, Ordering::SeqCst);
+    assert_eq!(store.purge_expired().await.unwrap(), 4, "a, b, c and d of the ended slot");
+    assert_eq!(
+        store.claim_probe(&a, next, later + 1, later + 1_000).await.unwrap(),
+        ProbeClaim::Held { until: later + 1_000 }
+    );
     assert_eq!(store.purge_expired().await.unwrap(), 0);
 }
 

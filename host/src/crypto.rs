@@ -19,6 +19,15 @@
 //! key still verifies the leases made under it ([`Keyring::lease_mac`],
 //! [`Keyring::verify_lease_mac`]).
 //!
+//! A health-probe tag ([`Keyring::probe_tag`]) names a credential in the
+//! probe claims a cluster shares ([`crate::store::ProbeClaim`]): an
+//! HMAC-SHA256 of the credential's fingerprint under another derived key,
+//! `HMAC-SHA256(master key, "platos probe tag key v1")`, so the database
+//! never holds an unkeyed hash of a secret (which a guess could be checked
+//! against). Only the current key tags: during a rotation, nodes still on
+//! the old key name the same credential otherwise, so each side may probe it
+//! once in a slot; the rotation's end ends that.
+//!
 //! Keys never leave this module: they are held in zeroize-on-drop types, their
 //! `Debug` shows only the key id, they have no `Serialize`, and every error
 //! names the variable and lengths, never the value.
@@ -59,6 +68,10 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"platos master key check v1";
 const LEASE_KEY_LABEL: &[u8] = b"platos lease mac key v1";
 /// The length of a lease MAC (HMAC-SHA256).
 pub const LEASE_MAC_LEN: usize = 32;
+/// The label a master key's probe tag key is derived under.
+const PROBE_KEY_LABEL: &[u8] = b"platos probe tag key v1";
+/// The length of a probe tag (HMAC-SHA256).
+pub const PROBE_TAG_LEN: usize = 32;
 /// How to make a key, for error messages.
 const HOW_TO_GENERATE: &str = "generate one with `openssl rand -hex 16` (32 hex characters)";
 
@@ -131,11 +144,13 @@ pub enum KeyError {
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-/// One AES-256-GCM key, its id, and the lease MAC key derived from it.
+/// One AES-256-GCM key, its id, and the lease MAC and probe tag keys
+/// derived from it.
 pub struct EncryptionKey {
     cipher: Box<Aes256Gcm>,
     id: KeyId,
     lease_key: Zeroizing<[u8; LEASE_MAC_LEN]>,
+    probe_key: Zeroizing<[u8; PROBE_TAG_LEN]>,
 }
 
 impl EncryptionKey {
@@ -151,12 +166,23 @@ impl EncryptionKey {
         }
         let bytes = value.as_bytes();
         let cipher = Box::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)));
-        Ok(EncryptionKey { cipher, id: KeyId::of(bytes), lease_key: derive_lease_key(bytes) })
+        Ok(EncryptionKey {
+            cipher,
+            id: KeyId::of(bytes),
+            lease_key: derive_key(bytes, LEASE_KEY_LABEL),
+            probe_key: derive_key(bytes, PROBE_KEY_LABEL),
+        })
     }
 
     /// A keyed HMAC-SHA256 over lease payloads.
     fn lease_hmac(&self) -> HmacSha256 {
         <HmacSha256 as KeyInit>::new_from_slice(self.lease_key.as_slice())
+            .expect("HMAC takes a key of any length")
+    }
+
+    /// A keyed HMAC-SHA256 over credential fingerprints.
+    fn probe_hmac(&self) -> HmacSha256 {
+        <HmacSha256 as KeyInit>::new_from_slice(self.probe_key.as_slice())
             .expect("HMAC takes a key of any length")
     }
 
@@ -339,6 +365,16 @@ impl Keyring {
         })
     }
 
+    /// The tag naming the credential of `fingerprint` (a hash of a
+    /// provider and its env bag) in the shared probe claims, under the probe
+    /// key of the current master key: the same on every host with that key,
+    /// and no unkeyed hash of the secret.
+    pub fn probe_tag(&self, fingerprint: &[u8; 32]) -> [u8; PROBE_TAG_LEN] {
+        let mut mac = self.current.probe_hmac();
+        mac.update(fingerprint);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `id` is the current or the previous key.
     pub fn holds(&self, id: KeyId) -> bool {
         self.key_for(id).is_ok()
@@ -399,11 +435,12 @@ impl fmt::Debug for Keyring {
     }
 }
 
-/// `HMAC-SHA256(master, LEASE_KEY_LABEL)`: the lease MAC key of a master key.
-fn derive_lease_key(master: &[u8]) -> Zeroizing<[u8; LEASE_MAC_LEN]> {
+/// `HMAC-SHA256(master, label)`: the key of one purpose (lease MACs, probe
+/// tags) derived from a master key.
+fn derive_key(master: &[u8], label: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac =
         <HmacSha256 as KeyInit>::new_from_slice(master).expect("HMAC takes a key of any length");
-    mac.update(LEASE_KEY_LABEL);
+    mac.update(label);
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
@@ -674,6 +711,25 @@ mod tests {
         // The derived key is not shown.
         let debug = format!("{:?} {ring:?}", key(KEY_A));
         assert!(!debug.contains(&hex::encode(*key(KEY_A).lease_key)), "{debug}");
+    }
+
+    #[test]
+    fn probe_tags_are_stable_keyed_and_apart_from_lease_macs() {
+        let (one, two) = ([1u8; 32], [2u8; 32]);
+        let ring = Keyring::new(key(KEY_A), None);
+        let tag = ring.probe_tag(&one);
+        assert_eq!(tag, Keyring::new(key(KEY_A), None).probe_tag(&one), "stable");
+        assert_ne!(tag, ring.probe_tag(&two), "per fingerprint");
+        assert_ne!(tag, Keyring::new(key(KEY_B), None).probe_tag(&one), "per master key");
+        // Neither the bare fingerprint, nor its plain hash, nor a lease MAC of it.
+        assert_ne!(tag, one);
+        assert_ne!(tag, <[u8; 32]>::from(Sha256::digest(one)));
+        assert_ne!(tag, ring.lease_mac(&one));
+        // A rotation tags under the current key, whatever the previous one.
+        let rotated = Keyring::new(key(KEY_B), Some(key(KEY_A)));
+        assert_eq!(rotated.probe_tag(&one), Keyring::new(key(KEY_B), None).probe_tag(&one));
+        let debug = format!("{:?} {ring:?}", key(KEY_A));
+        assert!(!debug.contains(&hex::encode(*key(KEY_A).probe_key)), "{debug}");
     }
 
     #[test]

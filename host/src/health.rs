@@ -11,6 +11,14 @@
 //! once per round. [`HealthService`] runs rounds at start, on its schedule,
 //! when an operator asks and after a change to a provider's variables, and
 //! keeps their progress in a [`rounds::RoundBook`].
+//!
+//! Hosts sharing a store share the scheduled rounds: the schedule is cut
+//! into slots of one interval ([`ProbeSlot`]), and a round at start or on
+//! the schedule claims each distinct credential for its slot before probing
+//! it ([`crate::store::probe_claims`]). One host probes it; the others skip
+//! it (its verdict is on the shared key rows), or wait while it is held and
+//! take it over if its claimant died. A person's request (an operator's
+//! round, "test key") and a change probe at once, claims or not.
 
 pub mod rounds;
 
@@ -30,7 +38,7 @@ use crate::provider::{Credentials, ProviderErrorCode, Verdict};
 use crate::runtime::{CallError, CallErrorKind, Plugin};
 pub use crate::scope::KeyLocation;
 use crate::scope::Scope;
-use crate::store::{HealthRecord, now_millis};
+use crate::store::{HealthRecord, ProbeClaim, ProbeSlot, ProbeTag, SecretStore, now_millis};
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -127,6 +135,51 @@ pub struct RoundStats {
     pub keys: usize,
     /// Probes sent (after deduplication).
     pub probes: usize,
+    /// Distinct credentials another host sharing the store probed in this
+    /// slot, so this round did not ([`SharedSlot`]).
+    pub shared: usize,
+    /// Distinct credentials another host still held when the slot ended:
+    /// neither probed here nor known done (the next slot probes them).
+    pub unsettled: usize,
+}
+
+/// What a round did for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyResult {
+    /// This host probed the key's credential.
+    Probed(ProbeOutcome),
+    /// Another host sharing the store probed it in this slot: the key's row
+    /// holds that verdict.
+    Shared,
+}
+
+/// How a round shares its probes with the other hosts of its store: each
+/// distinct credential is claimed for `slot` before it is probed, and
+/// skipped if another host probed it in that slot.
+#[derive(Clone)]
+pub struct SharedSlot {
+    /// The store keeping the claims; its keyring tags the credentials.
+    pub store: Arc<dyn SecretStore>,
+    /// The slot of the schedule the round belongs to.
+    pub slot: ProbeSlot,
+    /// How long a claim holds: longer than a probe (an exchange and a
+    /// request, each within the outbound timeout) can take.
+    pub hold: Duration,
+}
+
+/// The first wait before claiming again a credential another host holds;
+/// it doubles up to [`HELD_RECHECK_MAX`], never past the claim's end.
+const HELD_RECHECK_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two claims of a held credential.
+const HELD_RECHECK_MAX: Duration = Duration::from_secs(2);
+/// What a claim holds beyond the longest probe: the plugin's own calls and
+/// recording the verdict.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
+/// The claim hold for probes sent through `outbound`: a token exchange and
+/// the probe, each within its timeout, and [`CLAIM_MARGIN`].
+fn claim_hold(outbound: &Outbound) -> Duration {
+    outbound.config().timeout.saturating_mul(2) + CLAIM_MARGIN
 }
 
 /// The dedupe key of a target: its provider and a hash of its env bag
@@ -153,22 +206,39 @@ pub async fn run_round<K: Send + 'static>(
     concurrency: usize,
 ) -> (Vec<(K, ProbeOutcome)>, RoundStats) {
     let mut results = Vec::with_capacity(targets.len());
-    let stats = probe_each(targets, outbound, concurrency, |key, outcome| {
-        results.push((key, outcome));
+    let stats = probe_each(targets, outbound, concurrency, None, |key, result| {
+        if let KeyResult::Probed(outcome) = result {
+            results.push((key, outcome));
+        }
         std::future::ready(())
     })
     .await;
     (results, stats)
 }
 
-/// [`run_round`], handing each key its outcome as soon as its probe ends.
-/// `on_outcome` runs once for each key, one at a time (a key sharing its
-/// credential with others gets a copy of their common outcome).
+/// What became of one distinct credential of a round.
+enum GroupEnd<K> {
+    /// Probed here; `tag` is the claim to mark done, if it was claimed.
+    Probed { keys: Vec<K>, outcome: ProbeOutcome, tag: Option<ProbeTag> },
+    /// Another host probed it in the slot.
+    Shared(Vec<K>),
+    /// Another host still held it when the slot ended.
+    Unsettled,
+}
+
+/// [`run_round`], handing each key its result as soon as its probe ends.
+/// `on_result` runs once for each key, one at a time (a key sharing its
+/// credential with others gets a copy of their common outcome). With
+/// `shared`, each credential is claimed for the slot first
+/// ([`SharedSlot`]): one another host probed is [`KeyResult::Shared`], one
+/// another host holds is claimed again once this host's other probes are
+/// under way (and taken over if its claim expires), until the slot ends.
 pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
     targets: Vec<ProbeTarget<K>>,
     outbound: &Outbound,
     concurrency: usize,
-    mut on_outcome: impl FnMut(K, ProbeOutcome) -> Done,
+    shared: Option<SharedSlot>,
+    mut on_result: impl FnMut(K, KeyResult) -> Done,
 ) -> RoundStats {
     let keys = targets.len();
     let mut groups: HashMap<[u8; 32], (Plugin, Credentials, Vec<K>)> = HashMap::new();
@@ -180,30 +250,121 @@ pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
             .2
             .push(target.key);
     }
-    let probes = groups.len();
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (plugin, credentials, keys) in groups.into_values() {
-        let permits = permits.clone();
-        let outbound = outbound.clone();
-        tasks.spawn(async move {
-            let _permit =
-                permits.acquire_owned().await.expect("the round's semaphore is never closed");
-            let outcome = probe(&plugin, &credentials, &outbound).await;
-            (keys, outcome)
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    if shared.is_some() {
+        // Each host takes the credentials in a random order of its own, so
+        // hosts rounding at once mostly claim apart instead of meeting on
+        // the same claims.
+        let seed = crate::crypto::random_bytes::<16>();
+        groups.sort_by_cached_key(|(fingerprint, _)| {
+            <[u8; 32]>::from(Sha256::new().chain_update(seed).chain_update(fingerprint).finalize())
         });
     }
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (fingerprint, (plugin, credentials, keys)) in groups {
+        let permits = permits.clone();
+        let outbound = outbound.clone();
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let (permit, tag) = match &shared {
+                None => (
+                    permits.acquire_owned().await.expect("the round's semaphore is never closed"),
+                    None,
+                ),
+                Some(shared) => {
+                    // Keyed: the store never sees the fingerprint itself.
+                    let tag = shared.store.keyring().probe_tag(&fingerprint);
+                    match claim(shared, &tag, &permits).await {
+                        Claim::Probe(permit) => (permit, Some(tag)),
+                        // The store failed: probe anyway (twice beats never).
+                        Claim::Unclaimed(permit) => (permit, None),
+                        Claim::Done => return GroupEnd::Shared(keys),
+                        Claim::SlotOver => return GroupEnd::Unsettled,
+                    }
+                }
+            };
+            let outcome = probe(&plugin, &credentials, &outbound).await;
+            drop(permit);
+            GroupEnd::Probed { keys, outcome, tag }
+        });
+    }
+    let mut stats = RoundStats { keys, ..RoundStats::default() };
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((keys, outcome)) => {
+            Ok(GroupEnd::Probed { keys, outcome, tag }) => {
+                stats.probes += 1;
                 for key in keys {
-                    on_outcome(key, outcome.clone()).await;
+                    on_result(key, KeyResult::Probed(outcome.clone())).await;
+                }
+                // Done once every row sharing it holds the verdict.
+                if let (Some(tag), Some(shared)) = (tag, &shared)
+                    && let Err(error) = shared.store.probe_done(&tag, shared.slot).await
+                {
+                    tracing::warn!(%error, "cannot mark a health probe done; another host may probe it again");
                 }
             }
+            Ok(GroupEnd::Shared(keys)) => {
+                stats.shared += 1;
+                for key in keys {
+                    on_result(key, KeyResult::Shared).await;
+                }
+            }
+            Ok(GroupEnd::Unsettled) => stats.unsettled += 1,
             Err(error) => tracing::error!(%error, "a health probe task failed"),
         }
     }
-    RoundStats { keys, probes }
+    if stats.unsettled > 0 {
+        tracing::warn!(
+            credentials = stats.unsettled,
+            "credentials still claimed by another host when the slot ended: the next slot probes them"
+        );
+    }
+    stats
+}
+
+/// What claiming a credential came to.
+enum Claim {
+    /// This host claimed it: probe it under the permit.
+    Probe(tokio::sync::OwnedSemaphorePermit),
+    /// The store could not answer: probe it without a claim.
+    Unclaimed(tokio::sync::OwnedSemaphorePermit),
+    /// Another host probed it in the slot.
+    Done,
+    /// Another host held it until the slot ended.
+    SlotOver,
+}
+
+/// Claims `tag` for the slot, under a permit of `permits` (a claim is a
+/// round trip to the store, counted in the round's concurrency). While
+/// another host holds it, waits without a permit (100 ms, doubling up to
+/// 2 s, never past its claim's end) and claims again, so this host's other
+/// credentials go first; gives up when the slot ends.
+async fn claim(shared: &SharedSlot, tag: &ProbeTag, permits: &Arc<Semaphore>) -> Claim {
+    let mut wait = HELD_RECHECK_FIRST;
+    loop {
+        let permit =
+            permits.clone().acquire_owned().await.expect("the round's semaphore is never closed");
+        let now = now_millis();
+        let until = now.saturating_add(shared.hold.as_millis() as u64);
+        let held_until = match shared.store.claim_probe(tag, shared.slot, now, until).await {
+            Ok(ProbeClaim::Claimed) => return Claim::Probe(permit),
+            Ok(ProbeClaim::Done) => return Claim::Done,
+            Ok(ProbeClaim::Held { until }) => until,
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim a health probe; probing without a claim");
+                return Claim::Unclaimed(permit);
+            }
+        };
+        drop(permit);
+        let now = now_millis();
+        if now >= shared.slot.ends_at {
+            return Claim::SlotOver;
+        }
+        let left = Duration::from_millis(held_until.min(shared.slot.ends_at).saturating_sub(now));
+        tokio::time::sleep(wait.min(left)).await;
+        wait = (wait * 2).min(HELD_RECHECK_MAX);
+    }
 }
 
 #[cfg(test)]
@@ -224,10 +385,11 @@ mod tests {
 /// How the background health service runs.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
-    /// Time between rounds.
+    /// Time between rounds: the length of a slot of the schedule
+    /// ([`ProbeSlot`]), which hosts sharing a store should agree on.
     pub interval: Duration,
-    /// Each round starts up to this fraction of the interval early or late,
-    /// so many hosts do not probe in step.
+    /// Each scheduled round starts up to this fraction of the interval after
+    /// its slot starts, so many hosts do not probe at one instant.
     pub jitter: f64,
     /// Probes in flight at once.
     pub concurrency: usize,
@@ -357,13 +519,24 @@ impl HealthService {
     /// rounds changes asked for meanwhile.
     async fn execute(&self, id: u64, target: RoundTarget, trigger: RoundTrigger) {
         let started = Instant::now();
-        let result = self.probe_target(id, &target).await;
+        // Only the full scheduled rounds are shared with the other hosts of
+        // the store: a person's request or a change probes at once.
+        let scheduled = matches!(trigger, RoundTrigger::Start | RoundTrigger::Schedule);
+        // The slot the round began in, as its book entry says.
+        let began = self.round(id).map_or_else(now_millis, |round| round.started_at);
+        let shared = (scheduled && target == RoundTarget::All).then(|| SharedSlot {
+            store: self.resolver.store().clone(),
+            slot: ProbeSlot::of(began, self.config.interval),
+            hold: claim_hold(&self.outbound),
+        });
+        let result = self.probe_target(id, &target, shared).await;
         match &result {
             Ok(stats) => tracing::info!(
                 round = id,
                 trigger = ?trigger,
                 keys = stats.keys,
                 probes = stats.probes,
+                shared = stats.shared,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "health round done"
             ),
@@ -401,17 +574,19 @@ impl HealthService {
     /// runs; kept in the book like every round.
     pub async fn run_round(&self) -> Result<RoundStats, crate::store::StoreError> {
         let id = self.book().open(RoundTarget::All, RoundTrigger::Operator, now_millis());
-        let result = self.probe_target(id, &RoundTarget::All).await;
+        let result = self.probe_target(id, &RoundTarget::All, None).await;
         let error = result.as_ref().err().map(ToString::to_string);
         self.book().finish(id, now_millis(), error);
         result
     }
 
-    /// Probes the keys `target` covers, counting each verdict in round `id`.
+    /// Probes the keys `target` covers, counting each verdict in round `id`;
+    /// with `shared`, only the credentials no other host probes in its slot.
     async fn probe_target(
         &self,
         id: u64,
         target: &RoundTarget,
+        shared: Option<SharedSlot>,
     ) -> Result<RoundStats, crate::store::StoreError> {
         let locations: Vec<KeyLocation> = self
             .resolver
@@ -440,15 +615,20 @@ impl HealthService {
                 }
             }
         }
-        let stats =
-            probe_each(targets, &self.outbound, self.config.concurrency, |location, outcome| {
-                let service = self.clone();
-                async move {
-                    service.record(&location, &outcome).await;
-                    service.book().probed(id, class_name(&outcome.verdict));
+        let concurrency = self.config.concurrency;
+        let stats = probe_each(targets, &self.outbound, concurrency, shared, |location, result| {
+            let service = self.clone();
+            async move {
+                match result {
+                    KeyResult::Probed(outcome) => {
+                        service.record(&location, &outcome).await;
+                        service.book().probed(id, class_name(&outcome.verdict));
+                    }
+                    KeyResult::Shared => service.book().shared(id),
                 }
-            })
-            .await;
+            }
+        })
+        .await;
         Ok(stats)
     }
 
@@ -468,16 +648,27 @@ impl HealthService {
         }
     }
 
-    /// Runs a round at once, then one every interval with jitter, forever.
-    /// Spawn it.
+    /// Runs a round at once, then one in every slot of the schedule
+    /// ([`ProbeSlot`]: one interval, the same on every host), a random part
+    /// of the jitter after the slot starts, forever. Spawn it.
     pub async fn run(self) {
         let mut trigger = RoundTrigger::Start;
         loop {
             self.start_round(RoundTarget::All, trigger);
             trigger = RoundTrigger::Schedule;
-            let jitter = self.config.jitter.clamp(0.0, 0.5);
-            let factor = 1.0 + jitter * (2.0 * random_unit() - 1.0);
-            tokio::time::sleep(self.config.interval.mul_f64(factor)).await;
+            let next = ProbeSlot::of(now_millis(), self.config.interval).ends_at;
+            let jitter = self.config.interval.mul_f64(self.config.jitter.clamp(0.0, 0.5));
+            let start_at = next.saturating_add(jitter.mul_f64(random_unit()).as_millis() as u64);
+            // By the wall clock the slots are cut with: a timer that fires
+            // early (its clock is another) would start the round in the slot
+            // already probed, and it would skip every key.
+            loop {
+                let now = now_millis();
+                if now >= start_at {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(start_at - now)).await;
+            }
         }
     }
 }

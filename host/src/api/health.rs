@@ -18,7 +18,7 @@ macro_rules! example_round {
         serde_json::json!({
             "id": 2, "target": { "kind": "all" }, "trigger": "operator", "state": $state,
             "started_at": 1767225600000u64, "finished_at": $finished,
-            "keys": 3, "probed": $probed, "verdicts": $verdicts, "error": null
+            "keys": 3, "probed": $probed, "shared": 0, "verdicts": $verdicts, "error": null
         })
     };
 }
@@ -73,7 +73,7 @@ pub struct RoundList {
     tag = "health",
     operation_id = "listHealthRounds",
     summary = "Health rounds",
-    description = "The kept rounds (the last 16 and every running one), newest first: what each probes (every key, or one provider's keys in a scope after a change), why it started, how many keys it has probed and their verdicts. Operator token.",
+    description = "The kept rounds (the last 16 and every running one), newest first: what each probes (every key, or one provider's keys in a scope after a change), why it started, how many keys it has probed and their verdicts, and how many it skipped because another node sharing the database probed them in this interval (`shared`: rounds at start and on the schedule only). Operator token.",
     responses((status = 200, description = "The rounds.", body = RoundList, example = json!({
         "rounds": [example_round!("done", 1767225601250u64, 3, { "healthy": 2, "invalid-credential": 1 })]
     }))),

@@ -48,7 +48,9 @@ pub struct ServeArgs {
     /// Time between background health rounds (`300`, `300s`, `5m`, `1h`); a
     /// round also runs at start, after a `.env` reload, and a provider's keys
     /// are probed when one of its variables changes. `0` turns all of these
-    /// off (`POST /v1/health/rounds` and "Test key" still probe).
+    /// off (`POST /v1/health/rounds` and "Test key" still probe). Hosts
+    /// sharing a PostgreSQL store should use the same interval: each
+    /// credential is then probed once per interval by one of them.
     #[arg(long, env = "PLATOS_HEALTH_INTERVAL", default_value = "300s", value_parser = parse_duration)]
     health_interval: Duration,
 

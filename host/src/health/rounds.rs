@@ -98,6 +98,10 @@ pub struct RoundView {
     pub keys: Option<usize>,
     /// Keys with a verdict so far.
     pub probed: usize,
+    /// Keys skipped because another host sharing the store probed their
+    /// credential in this slot (their rows hold its verdict); only rounds
+    /// at start and on the schedule share.
+    pub shared: usize,
     /// Verdicts so far, by class.
     #[schema(value_type = BTreeMap<String, u64>)]
     pub verdicts: BTreeMap<&'static str, usize>,
@@ -156,6 +160,7 @@ impl RoundBook {
             finished_at: None,
             keys: None,
             probed: 0,
+            shared: 0,
             verdicts: BTreeMap::new(),
             error: None,
         });
@@ -175,6 +180,14 @@ impl RoundBook {
         if let Some(round) = self.round_mut(id) {
             round.probed += 1;
             *round.verdicts.entry(class).or_default() += 1;
+        }
+    }
+
+    /// One key of the round was skipped: another host probed its
+    /// credential in the slot.
+    pub fn shared(&mut self, id: u64) {
+        if let Some(round) = self.round_mut(id) {
+            round.shared += 1;
         }
     }
 
@@ -302,12 +315,14 @@ mod tests {
             panic!()
         };
         assert_eq!(book.get(id).unwrap().keys, None);
-        book.planned(id, 3);
+        book.planned(id, 4);
         book.probed(id, "healthy");
         book.probed(id, "invalid-credential");
         book.probed(id, "healthy");
+        book.shared(id);
         let round = book.get(id).unwrap();
-        assert_eq!((round.keys, round.probed, round.state), (Some(3), 3, RoundState::Running));
+        assert_eq!((round.keys, round.probed, round.state), (Some(4), 3, RoundState::Running));
+        assert_eq!(round.shared, 1, "counted apart from the verdicts");
         assert_eq!(round.verdicts, BTreeMap::from([("healthy", 2), ("invalid-credential", 1)]));
         book.finish(id, 9, None);
         let round = book.get(id).unwrap();

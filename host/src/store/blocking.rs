@@ -3,7 +3,8 @@
 //! Writes (and whole-store scans) run on tokio's blocking pool, so a durable
 //! write waiting for the disk never stalls an async worker. Point reads run
 //! in place: the blocking backend serves them from memory (sled's page
-//! cache) in microseconds, less than a hand-off to the pool would cost.
+//! cache) in microseconds, less than a hand-off to the pool would cost; so
+//! do probe claims, which a one-host backend keeps in memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use secrecy::SecretString;
 
 use super::{
     BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport,
-    KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapProgress, RewrapReport, SecretStore, StoreDump, StoreError, SyncReport, UnixMillis,
-    VarInfo, VarSource, VarValue,
+    KeyUpdate, LEASE_ID_LEN, ProbeClaim, ProbeSlot, ProbeTag, ProviderKey, ProviderVars,
+    RESERVATION_ID_LEN, Reservation, RewrapProgress, RewrapReport, SecretStore, StoreDump,
+    StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue,
 };
 use crate::crypto::{KeyId, Keyring};
 use crate::provider::MicroUsd;
@@ -130,6 +131,20 @@ impl<S: BlockingSecretStore> SecretStore for Blocking<S> {
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         self.0.lease_released(id, expires_at)
+    }
+
+    async fn claim_probe(
+        &self,
+        tag: &ProbeTag,
+        slot: ProbeSlot,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<ProbeClaim, StoreError> {
+        self.0.claim_probe(tag, slot, now, until)
+    }
+
+    async fn probe_done(&self, tag: &ProbeTag, slot: ProbeSlot) -> Result<(), StoreError> {
+        self.0.probe_done(tag, slot)
     }
 
     async fn set_budget(

@@ -20,6 +20,7 @@ pub mod budgets;
 pub mod copy;
 pub mod links;
 mod postgres_store;
+pub mod probe_claims;
 pub mod rules;
 mod sled_store;
 pub mod tokens;
@@ -42,6 +43,7 @@ pub use budgets::{
 pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::PostgresStore;
+pub use probe_claims::{ProbeClaim, ProbeSlot, ProbeTag};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 pub use tokens::TokenRecords;
 pub use tokens_postgres::PostgresTokens;
@@ -539,8 +541,9 @@ pub trait SecretStore: Send + Sync {
 
     /// Deletes every replaced version whose grace period is over, every
     /// lease release whose lease has ended ([`SecretStore::release_lease`]),
-    /// and every reservation that expired ([`SecretStore::reserve`]).
-    /// Returns how many of the three were deleted.
+    /// every reservation that expired ([`SecretStore::reserve`]) and the
+    /// probe claims of every slot that ended ([`SecretStore::claim_probe`]).
+    /// Returns how many of the four were deleted.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
 
     /// Records that the lease with random id `id`, ending at `expires_at`
@@ -575,6 +578,37 @@ pub trait SecretStore: Send + Sync {
         id: &[u8; LEASE_ID_LEN],
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError>;
+
+    /// Claims the health probe of the credential `tag` in `slot` until
+    /// `until` (Unix ms), for one of the hosts sharing this store
+    /// ([`probe_claims`]). The contract every backend keeps:
+    ///
+    /// - [`ProbeClaim::Claimed`] if no claim of `(tag, slot)` is recorded,
+    ///   or one is that is not done and whose `until` is at or before `now`
+    ///   (its claimant died: the caller takes it over); the claim is then
+    ///   the caller's, until `until`. Of concurrent claims of one
+    ///   credential, on any hosts, exactly one gets it;
+    /// - [`ProbeClaim::Held`] with the other claim's `until` while it is
+    ///   not done and `until > now`;
+    /// - [`ProbeClaim::Done`] once [`SecretStore::probe_done`] recorded
+    ///   `(tag, slot)`;
+    /// - each slot is separate; a slot's claims are kept until it ends and
+    ///   dropped by [`SecretStore::purge_expired`] once `slot.ends_at <= now`.
+    ///
+    /// A claim holds the tag (keyed, [`crate::crypto::Keyring::probe_tag`])
+    /// and times only: no scope, provider or key.
+    async fn claim_probe(
+        &self,
+        tag: &ProbeTag,
+        slot: ProbeSlot,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<ProbeClaim, StoreError>;
+
+    /// Records that the credential `tag` was probed in `slot` and its
+    /// verdict is on its key rows: every later claim of it in the slot gets
+    /// [`ProbeClaim::Done`].
+    async fn probe_done(&self, tag: &ProbeTag, slot: ProbeSlot) -> Result<(), StoreError>;
 
     /// Sets (`Some`) or removes (`None`) the budget of `target`, durably.
     /// Spend and reservations are kept either way.
@@ -754,8 +788,9 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
     ) -> Result<Option<VarValue>, StoreError>;
 
     /// Deletes every replaced version whose grace period is over, every
-    /// lease release whose lease has ended, and every expired reservation.
-    /// Returns how many of the three were deleted.
+    /// lease release whose lease has ended, every expired reservation and
+    /// the probe claims of every ended slot. Returns how many of the four
+    /// were deleted.
     fn purge_expired(&self) -> Result<usize, StoreError>;
 
     /// Records the early release of lease `id` ending at `expires_at`,
@@ -773,6 +808,19 @@ pub trait BlockingSecretStore: Send + Sync + 'static {
         id: &[u8; LEASE_ID_LEN],
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError>;
+
+    /// Claims the probe of `tag` in `slot` until `until`
+    /// ([`SecretStore::claim_probe`]).
+    fn claim_probe(
+        &self,
+        tag: &ProbeTag,
+        slot: ProbeSlot,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<ProbeClaim, StoreError>;
+
+    /// Marks the probe of `tag` in `slot` done ([`SecretStore::probe_done`]).
+    fn probe_done(&self, tag: &ProbeTag, slot: ProbeSlot) -> Result<(), StoreError>;
 
     /// Sets or removes the budget of `target`, durably
     /// ([`SecretStore::set_budget`]).

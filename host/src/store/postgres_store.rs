@@ -22,6 +22,9 @@
 //!   it counts against, its amount and its end.
 //! - `platos_tokens`: API tokens' rows ([`super::PostgresTokens`]; only
 //!   digests, never a token).
+//! - `platos_probe_claims`: `(tag, slot)` → the end of the slot, the
+//!   claim's deadline and whether the probe is done
+//!   ([`SecretStore::claim_probe`]): a keyed tag and times, nothing else.
 //!
 //! One logical change is one transaction. Writes to one variable serialize
 //! on its `platos_vars` row (`SELECT … FOR UPDATE`), so concurrent writers on
@@ -56,9 +59,10 @@ use super::rules::{self, KeyCheckStep};
 use super::sled_store::{Clock, StoreOptions};
 use super::{
     Budget, BudgetExceeded, BudgetStatus, BudgetTarget, HealthRecord, ImportReport, KeyLink,
-    KeyStatus, KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapFailure, RewrapProgress, RewrapReport, SecretStore, SpendWindows, StoreDump, StoreError,
-    SyncReport, UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name,
+    KeyStatus, KeyUpdate, LEASE_ID_LEN, ProbeClaim, ProbeSlot, ProbeTag, ProviderKey, ProviderVars,
+    RESERVATION_ID_LEN, Reservation, RewrapFailure, RewrapProgress, RewrapReport, SecretStore,
+    SpendWindows, StoreDump, StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue,
+    Windows, carried_row, check_name,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::provider::MicroUsd;
@@ -66,7 +70,7 @@ use crate::scope::Scope;
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
-const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, TOKENS];
+const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, TOKENS, PROBE_CLAIMS];
 
 /// Migration 1: variables, sealed values, provider-key rows, metadata.
 const VARIABLES_AND_KEYS: &str = r#"
@@ -158,6 +162,20 @@ CREATE TABLE platos_tokens (
     created_at bigint NOT NULL,
     CHECK ((kind = 'operator') = (scope IS NULL))
 );
+"#;
+
+/// Migration 5: health-probe claims ([`SecretStore::claim_probe`]), kept
+/// until their slot ends.
+const PROBE_CLAIMS: &str = r#"
+CREATE TABLE platos_probe_claims (
+    tag bytea NOT NULL CHECK (octet_length(tag) = 32),
+    slot bigint NOT NULL,
+    slot_end bigint NOT NULL,
+    until_ms bigint NOT NULL,
+    done boolean NOT NULL,
+    PRIMARY KEY (tag, slot)
+);
+CREATE INDEX platos_probe_claims_end ON platos_probe_claims (slot_end);
 "#;
 
 /// The advisory lock (an arbitrary constant: "platos" in ASCII) held while
@@ -1101,7 +1119,64 @@ impl SecretStore for PostgresStore {
                 "expired value versions, lease releases and reservations purged"
             );
         }
-        Ok(usize::try_from(purged + releases + reservations).unwrap_or(usize::MAX))
+        let claims = client
+            .execute("DELETE FROM platos_probe_claims WHERE slot_end <= $1", &[&now])
+            .await
+            .map_err(backend)?;
+        Ok(usize::try_from(purged + releases + reservations + claims).unwrap_or(usize::MAX))
+    }
+
+    async fn claim_probe(
+        &self,
+        tag: &ProbeTag,
+        slot: ProbeSlot,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<ProbeClaim, StoreError> {
+        let client = self.client().await?;
+        let (tag, number) = (tag.as_slice(), sql_int(slot.number));
+        // One statement takes a new or an expired claim; the row lock of
+        // the conflict makes concurrent claimants wait for each other.
+        let claimed = client
+            .execute(
+                "INSERT INTO platos_probe_claims AS c (tag, slot, slot_end, until_ms, done)
+                 VALUES ($1, $2, $3, $4, false)
+                 ON CONFLICT (tag, slot) DO UPDATE SET until_ms = excluded.until_ms
+                 WHERE NOT c.done AND c.until_ms <= $5",
+                &[&tag, &number, &sql_int(slot.ends_at), &sql_int(until), &sql_int(now)],
+            )
+            .await
+            .map_err(backend)?;
+        if claimed == 1 {
+            return Ok(ProbeClaim::Claimed);
+        }
+        let row = client
+            .query_opt(
+                "SELECT until_ms, done FROM platos_probe_claims WHERE tag = $1 AND slot = $2",
+                &[&tag, &number],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(match row {
+            Some(row) if row.get::<_, bool>(1) => ProbeClaim::Done,
+            Some(row) => ProbeClaim::Held { until: from_sql_int("claim deadline", row.get(0))? },
+            // Purged in between (its slot ended): nothing holds it now.
+            None => ProbeClaim::Held { until: now },
+        })
+    }
+
+    async fn probe_done(&self, tag: &ProbeTag, slot: ProbeSlot) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO platos_probe_claims (tag, slot, slot_end, until_ms, done)
+                 VALUES ($1, $2, $3, 0, true)
+                 ON CONFLICT (tag, slot) DO UPDATE SET done = true",
+                &[&tag.as_slice(), &sql_int(slot.number), &sql_int(slot.ends_at)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn release_lease(

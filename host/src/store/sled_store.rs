@@ -26,6 +26,10 @@
 //! Budget checks and the writes they guard (reserve, settle, spend) take
 //! one mutex of the store: one process owns a sled directory, so that
 //! serializes every reserve against every write it reads.
+//!
+//! Health-probe claims are kept in memory ([`super::probe_claims::ProbeClaims`]):
+//! one host uses a sled store, so they need no shared home, and a restart
+//! costs at most one more probe per credential.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -44,12 +48,14 @@ use subtle::ConstantTimeEq;
 
 use super::budgets::Period;
 use super::copy::{BudgetRow, ReservationRow, SealedValue, SealedVar, SpendRow};
+use super::probe_claims::ProbeClaims;
 use super::rules::{self, KeyCheckStep};
 use super::{
     BlockingSecretStore, Budget, BudgetExceeded, BudgetStatus, BudgetTarget, ImportReport, KeyLink,
-    KeyUpdate, LEASE_ID_LEN, ProviderKey, ProviderVars, RESERVATION_ID_LEN, Reservation,
-    RewrapFailure, RewrapProgress, RewrapReport, SpendWindows, StoreDump, StoreError, SyncReport,
-    UnixMillis, VarInfo, VarSource, VarValue, Windows, carried_row, check_name, now_millis,
+    KeyUpdate, LEASE_ID_LEN, ProbeClaim, ProbeSlot, ProbeTag, ProviderKey, ProviderVars,
+    RESERVATION_ID_LEN, Reservation, RewrapFailure, RewrapProgress, RewrapReport, SpendWindows,
+    StoreDump, StoreError, SyncReport, UnixMillis, VarInfo, VarSource, VarValue, Windows,
+    carried_row, check_name, now_millis,
 };
 use crate::crypto::{Binding, KeyId, Keyring, sealed_key_id};
 use crate::provider::MicroUsd;
@@ -385,6 +391,8 @@ pub struct SledStore {
     reservations: Tree,
     /// Held by every budget check and the writes it reads.
     budget_lock: Mutex<()>,
+    /// One host uses this store: its probe claims live in memory.
+    probe_claims: ProbeClaims,
     keyring: Keyring,
     grace_ms: u64,
     provider_vars: RwLock<ProviderVars>,
@@ -439,6 +447,7 @@ impl SledStore {
             spend: tree("spend")?,
             reservations: tree("reservations")?,
             budget_lock: Mutex::new(()),
+            probe_claims: ProbeClaims::default(),
             db,
             keyring,
             grace_ms: u64::try_from(options.grace.as_millis()).unwrap_or(u64::MAX),
@@ -895,7 +904,9 @@ impl BlockingSecretStore for SledStore {
                 "expired value versions, lease releases and reservations purged"
             );
         }
-        Ok(purged + releases + reservations)
+        // Claims live in memory: nothing to flush for them.
+        let claims = self.probe_claims.purge(now);
+        Ok(purged + releases + reservations + claims)
     }
 
     fn release_lease(
@@ -920,6 +931,21 @@ impl BlockingSecretStore for SledStore {
         expires_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         self.released.contains_key(release_key(id, expires_at)).map_err(StoreError::backend)
+    }
+
+    fn claim_probe(
+        &self,
+        tag: &ProbeTag,
+        slot: ProbeSlot,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<ProbeClaim, StoreError> {
+        Ok(self.probe_claims.claim(tag, slot, now, until))
+    }
+
+    fn probe_done(&self, tag: &ProbeTag, slot: ProbeSlot) -> Result<(), StoreError> {
+        self.probe_claims.done(tag, slot);
+        Ok(())
     }
 
     fn set_budget(&self, target: &BudgetTarget, budget: Option<Budget>) -> Result<(), StoreError> {
