@@ -13,6 +13,9 @@
 //! `PLATOS_BENCH_SECONDS` sets the seconds per run (default 10). Writes the
 //! figures to docs/benchmarks.md under "## Cluster".
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -20,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use support::{fresh_database, postgres_server};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 const SCOPE: &str = "bench/cluster/prod";
@@ -286,29 +291,6 @@ async fn measure(http: &reqwest::Client, name: &str, nodes: &[Node], seconds: u6
         max.failures + fixed.failures
     );
     Figures { name: name.to_owned(), max, fixed, rss_before, rss_after }
-}
-
-fn postgres_server() -> String {
-    if let Ok(url) = std::env::var("PLATOS_TEST_POSTGRES")
-        && !url.is_empty()
-    {
-        return url;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-test-server.sh");
-    let output = Command::new("bash").arg(script).output().expect("bash runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim().to_owned()
-}
-
-/// A fresh database `name` on the server at `server`; its URL.
-async fn fresh_database(server: &str, name: &str) -> String {
-    let (client, connection) =
-        tokio_postgres::connect(server, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (root, _) = server.rsplit_once('/').unwrap();
-    format!("{root}/{name}")
 }
 
 fn mib(values: &[f64]) -> String {
