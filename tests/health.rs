@@ -5,8 +5,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -203,22 +203,28 @@ async fn rounds_sharing_a_slot_probe_each_credential_once_between_them() {
     let slot = ProbeSlot::of(now_millis(), hour);
 
     // The first round of the slot probes each distinct credential.
-    let mut results = Vec::new();
-    let stats = probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), |key, result| {
-        results.push((key, result));
-        std::future::ready(())
-    })
-    .await;
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let collected = results.clone();
+    let stats =
+        probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), move |key, result| {
+            collected.lock().unwrap().push((key, result));
+            std::future::ready(())
+        })
+        .await;
+    let results = std::mem::take(&mut *results.lock().unwrap());
     assert_eq!(stats, RoundStats { keys: 6, probes: 2, shared: 0, unsettled: 0 });
     assert_eq!(mock.hits.load(Ordering::SeqCst), 2);
     assert!(results.iter().all(|(_, result)| matches!(result, KeyResult::Probed(_))));
     // Another round in the slot (another host's) skips them all.
-    let mut results = Vec::new();
-    let stats = probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), |key, result| {
-        results.push((key, result));
-        std::future::ready(())
-    })
-    .await;
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let collected = results.clone();
+    let stats =
+        probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), move |key, result| {
+            collected.lock().unwrap().push((key, result));
+            std::future::ready(())
+        })
+        .await;
+    let results = std::mem::take(&mut *results.lock().unwrap());
     assert_eq!(stats, RoundStats { keys: 6, probes: 0, shared: 2, unsettled: 0 });
     assert_eq!(mock.hits.load(Ordering::SeqCst), 2, "nothing sent");
     assert_eq!(results.len(), 6);
@@ -246,6 +252,20 @@ async fn rounds_sharing_a_slot_probe_each_credential_once_between_them() {
     let (_, stats) = run_round(targets(&slow), &outbound, 6).await;
     assert_eq!((stats.probes, stats.shared), (6, 0));
     assert_eq!(mock.hits.load(Ordering::SeqCst), 16);
+
+    // A slow recorder (a loaded database) holds no claim past its end: each
+    // credential's rows are written, and the claim marked done, within its
+    // own hold, however many other credentials wait to be recorded.
+    let last = ProbeSlot::of(later.ends_at, hour);
+    let short =
+        |slot| Some(SharedSlot { store: store.clone(), slot, hold: Duration::from_secs(1) });
+    let slow_recorder = |_, _| async { tokio::time::sleep(Duration::from_millis(400)).await };
+    let (one, two) = tokio::join!(
+        probe_each(targets(&slow), &outbound, 2, short(last), slow_recorder),
+        probe_each(targets(&slow), &outbound, 2, short(last), slow_recorder),
+    );
+    assert_eq!((one.probes + two.probes, one.shared + two.shared), (6, 6), "{one:?} {two:?}");
+    assert_eq!(mock.hits.load(Ordering::SeqCst), 22, "each credential once more, not twice");
 }
 
 #[tokio::test]

@@ -205,41 +205,51 @@ pub async fn run_round<K: Send + 'static>(
     outbound: &Outbound,
     concurrency: usize,
 ) -> (Vec<(K, ProbeOutcome)>, RoundStats) {
-    let mut results = Vec::with_capacity(targets.len());
-    let stats = probe_each(targets, outbound, concurrency, None, |key, result| {
+    let results = Arc::new(Mutex::new(Vec::with_capacity(targets.len())));
+    let collected = results.clone();
+    let stats = probe_each(targets, outbound, concurrency, None, move |key, result| {
         if let KeyResult::Probed(outcome) = result {
-            results.push((key, outcome));
+            collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((key, outcome));
         }
         std::future::ready(())
     })
     .await;
+    let results =
+        std::mem::take(&mut *results.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     (results, stats)
 }
 
 /// What became of one distinct credential of a round.
-enum GroupEnd<K> {
-    /// Probed here; `tag` is the claim to mark done, if it was claimed.
-    Probed { keys: Vec<K>, outcome: ProbeOutcome, tag: Option<ProbeTag> },
+enum GroupEnd {
+    /// Probed here.
+    Probed,
     /// Another host probed it in the slot.
-    Shared(Vec<K>),
+    Shared,
     /// Another host still held it when the slot ended.
     Unsettled,
 }
 
 /// [`run_round`], handing each key its result as soon as its probe ends.
-/// `on_result` runs once for each key, one at a time (a key sharing its
-/// credential with others gets a copy of their common outcome). With
-/// `shared`, each credential is claimed for the slot first
-/// ([`SharedSlot`]): one another host probed is [`KeyResult::Shared`], one
-/// another host holds is claimed again once this host's other probes are
-/// under way (and taken over if its claim expires), until the slot ends.
-pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
+/// `on_result` runs once for each key (a key sharing its credential with
+/// others gets a copy of their common outcome), within the credential's
+/// share of the concurrency: the keys of many credentials are handed over
+/// at once, so a slow recorder slows the round but never holds a claim
+/// past its end. With `shared`, each credential is claimed for the slot
+/// first ([`SharedSlot`]), and marked done once `on_result` has run for all
+/// its keys: one another host probed is [`KeyResult::Shared`], one another
+/// host holds is claimed again once this host's other probes are under way
+/// (and taken over if its claim expires), until the slot ends.
+pub async fn probe_each<K, Done>(
     targets: Vec<ProbeTarget<K>>,
     outbound: &Outbound,
     concurrency: usize,
     shared: Option<SharedSlot>,
-    mut on_result: impl FnMut(K, KeyResult) -> Done,
-) -> RoundStats {
+    on_result: impl Fn(K, KeyResult) -> Done + Clone + Send + Sync + 'static,
+) -> RoundStats
+where
+    K: Send + 'static,
+    Done: Future<Output = ()> + Send + 'static,
+{
     let keys = targets.len();
     let mut groups: HashMap<[u8; 32], (Plugin, Credentials, Vec<K>)> = HashMap::new();
     for target in targets {
@@ -266,6 +276,7 @@ pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
         let permits = permits.clone();
         let outbound = outbound.clone();
         let shared = shared.clone();
+        let on_result = on_result.clone();
         tasks.spawn(async move {
             let (permit, tag) = match &shared {
                 None => (
@@ -279,37 +290,35 @@ pub async fn probe_each<K: Send + 'static, Done: Future<Output = ()>>(
                         Claim::Probe(permit) => (permit, Some(tag)),
                         // The store failed: probe anyway (twice beats never).
                         Claim::Unclaimed(permit) => (permit, None),
-                        Claim::Done => return GroupEnd::Shared(keys),
+                        Claim::Done => {
+                            for key in keys {
+                                on_result(key, KeyResult::Shared).await;
+                            }
+                            return GroupEnd::Shared;
+                        }
                         Claim::SlotOver => return GroupEnd::Unsettled,
                     }
                 }
             };
             let outcome = probe(&plugin, &credentials, &outbound).await;
+            for key in keys {
+                on_result(key, KeyResult::Probed(outcome.clone())).await;
+            }
+            // Done once every row sharing it holds the verdict.
+            if let (Some(tag), Some(shared)) = (tag, &shared)
+                && let Err(error) = shared.store.probe_done(&tag, shared.slot).await
+            {
+                tracing::warn!(%error, "cannot mark a health probe done; another host may probe it again");
+            }
             drop(permit);
-            GroupEnd::Probed { keys, outcome, tag }
+            GroupEnd::Probed
         });
     }
     let mut stats = RoundStats { keys, ..RoundStats::default() };
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(GroupEnd::Probed { keys, outcome, tag }) => {
-                stats.probes += 1;
-                for key in keys {
-                    on_result(key, KeyResult::Probed(outcome.clone())).await;
-                }
-                // Done once every row sharing it holds the verdict.
-                if let (Some(tag), Some(shared)) = (tag, &shared)
-                    && let Err(error) = shared.store.probe_done(&tag, shared.slot).await
-                {
-                    tracing::warn!(%error, "cannot mark a health probe done; another host may probe it again");
-                }
-            }
-            Ok(GroupEnd::Shared(keys)) => {
-                stats.shared += 1;
-                for key in keys {
-                    on_result(key, KeyResult::Shared).await;
-                }
-            }
+            Ok(GroupEnd::Probed) => stats.probes += 1,
+            Ok(GroupEnd::Shared) => stats.shared += 1,
             Ok(GroupEnd::Unsettled) => stats.unsettled += 1,
             Err(error) => tracing::error!(%error, "a health probe task failed"),
         }
@@ -616,19 +625,21 @@ impl HealthService {
             }
         }
         let concurrency = self.config.concurrency;
-        let stats = probe_each(targets, &self.outbound, concurrency, shared, |location, result| {
-            let service = self.clone();
-            async move {
-                match result {
-                    KeyResult::Probed(outcome) => {
-                        service.record(&location, &outcome).await;
-                        service.book().probed(id, class_name(&outcome.verdict));
+        let service = self.clone();
+        let stats =
+            probe_each(targets, &self.outbound, concurrency, shared, move |location, result| {
+                let service = service.clone();
+                async move {
+                    match result {
+                        KeyResult::Probed(outcome) => {
+                            service.record(&location, &outcome).await;
+                            service.book().probed(id, class_name(&outcome.verdict));
+                        }
+                        KeyResult::Shared => service.book().shared(id),
                     }
-                    KeyResult::Shared => service.book().shared(id),
                 }
-            }
-        })
-        .await;
+            })
+            .await;
         Ok(stats)
     }
 
