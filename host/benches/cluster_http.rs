@@ -339,8 +339,8 @@ in total for {seconds} s, latency counted from each request's scheduled send (a 
 | Setup | Highest rate (/s) | p50 (ms) | p99 (ms) | At {RATE}/s answered (/s) | p50 (ms) | p99 (ms) | Failures | RSS per node before → after (MiB) |\n\
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n{rows}{long}\n\
 What the figures say: on sled a resolve reads memory-mapped trees in the node's own process; on PostgreSQL each \
-resolve is a few round trips to the database (the key rows, the batch read of the variables), so a node spends \
-more time per request waiting and the database takes CPU of its own from the same two cores. Three nodes on two \
+resolve is three round trips to the database (the token's row, the key rows, the batch read of the variables; \
+each a statement prepared once per connection), so a node spends more time per request waiting and the database takes CPU of its own from the same two cores. Three nodes on two \
 cores do not add capacity here; on separate machines they would, the database being the shared part.\n",
         date = today(),
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),

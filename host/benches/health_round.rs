@@ -29,8 +29,8 @@ use platos_host::health::{HealthConfig, HealthService};
 use platos_host::outbound::{Outbound, OutboundConfig};
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::resolution::{Resolver, ResolverConfig};
-use platos_host::scope::Scope;
 use platos_host::runtime::PluginRegistry;
+use platos_host::scope::Scope;
 use platos_host::store::{
     Blocking, BlockingSecretStore, PostgresStore, ProviderVars, SecretStore, StoreOptions,
 };
@@ -80,7 +80,7 @@ async fn run() {
 
     let resolver = Resolver::new(
         std::sync::Arc::new(Blocking::shared(store)),
-        registry,
+        registry.clone(),
         ResolverConfig::default(),
     );
     let outbound = Outbound::new(OutboundConfig {
@@ -122,7 +122,8 @@ fn scopes(base: &str) -> Vec<(Scope, Vec<(String, SecretString)>)> {
         .map(|scope_index| {
             let scope: Scope =
                 format!("org-{}/project-{scope_index}/prod", scope_index % 10).parse().unwrap();
-            let mut vars = vec![("OPENAI_API_BASE".to_owned(), SecretString::from(base.to_owned()))];
+            let mut vars =
+                vec![("OPENAI_API_BASE".to_owned(), SecretString::from(base.to_owned()))];
             for variant in 1..=KEYS_PER_SCOPE {
                 let name = if variant == 1 {
                     "OPENAI_API_KEY".to_owned()
@@ -143,21 +144,25 @@ fn scopes(base: &str) -> Vec<(Scope, Vec<(String, SecretString)>)> {
 /// node's round ended.
 async fn shared_round(registry: &PluginRegistry, nodes: usize) -> Duration {
     let probes: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let app = Router::new()
-        .route(
-            "/v1/models",
-            get(|State(probes): State<Arc<Mutex<HashMap<String, usize>>>>, headers: HeaderMap| async move {
-                let credential = headers
-                    .get("authorization")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                *probes.lock().unwrap().entry(credential).or_default() += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                r#"{"data":[{"id":"gpt-5"}]}"#
-            }),
-        )
-        .with_state(probes.clone());
+    let app =
+        Router::new()
+            .route(
+                "/v1/models",
+                get(
+                    |State(probes): State<Arc<Mutex<HashMap<String, usize>>>>,
+                     headers: HeaderMap| async move {
+                        let credential = headers
+                            .get("authorization")
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        *probes.lock().unwrap().entry(credential).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        r#"{"data":[{"id":"gpt-5"}]}"#
+                    },
+                ),
+            )
+            .with_state(probes.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -170,7 +175,9 @@ async fn shared_round(registry: &PluginRegistry, nodes: usize) -> Duration {
         Keyring::new(key, None)
     };
     let options = || StoreOptions {
-        provider_vars: ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest())),
+        provider_vars: ProviderVars::from_manifests(
+            registry.iter().map(|plugin| plugin.manifest()),
+        ),
         ..StoreOptions::default()
     };
     let mut stores: Vec<Arc<dyn SecretStore>> = Vec::new();
