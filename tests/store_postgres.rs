@@ -512,3 +512,33 @@ async fn the_command_line_writes_to_the_store_it_is_given() {
     let stderr = crate::text(&bogus.stderr);
     assert!(stderr.contains("expected `sled`") && !stderr.contains("pw-canary"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_keeps_no_more_connections_than_its_pool_size() {
+    let url = support::postgres_database().await;
+    let options = StoreOptions { pool_size: 2, ..options() };
+    let store = Arc::new(PostgresStore::open(&url, keyring(KEY_A, None), options).await.unwrap());
+    let dev = scope("acme/shop/dev");
+    set(&*store, &dev, "OPENAI_API_KEY", "sk-pooled").await;
+    // Twenty reads at once share the two connections (each waits its turn).
+    let reads: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, dev) = (store.clone(), dev.clone());
+            tokio::spawn(async move { value_of(&*store, &dev, "OPENAI_API_KEY").await })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap(), "sk-pooled");
+    }
+    let client = sql(&url).await;
+    let open: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&open), "{open} connections open for a pool of 2");
+}

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Where the store lives: sled under the data directory, or PostgreSQL.
     pub store: StoreBackend,
+    /// The most connections to a PostgreSQL store.
+    pub store_pool_size: usize,
     /// Third-party plugins beside the bundled ones, and the operator's
     /// plugin policy (name grants).
     pub plugins: PluginSources,
@@ -73,6 +75,7 @@ impl ServerConfig {
             listen,
             data_dir,
             store: StoreBackend::Sled,
+            store_pool_size: crate::store::DEFAULT_POOL_SIZE,
             plugins: PluginSources::default(),
             require_all_plugins: false,
             cache_dir: None,
@@ -118,7 +121,8 @@ pub struct Server {
 impl Server {
     /// Starts everything and returns once the server listens.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
-        let store_options = StoreOptions::default();
+        let store_options =
+            StoreOptions { pool_size: config.store_pool_size, ..StoreOptions::default() };
         crate::resolution::leases::check_lease_ttl(config.lease_ttl, store_options.grace)?;
         crate::private_fs::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())

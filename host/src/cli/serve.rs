@@ -54,6 +54,19 @@ pub struct ServeArgs {
     #[arg(long, env = "PLATOS_HEALTH_INTERVAL", default_value = "300s", value_parser = parse_duration)]
     health_interval: Duration,
 
+    /// The most connections this host keeps to a PostgreSQL store (`--store
+    /// postgres://…`), 1 to 1000. Requests wait up to 3 s for one, then get
+    /// 503 `store_unavailable`: size it for the concurrency a node serves, and
+    /// keep nodes × size within the server's `max_connections`.
+    #[arg(
+        long,
+        env = "PLATOS_STORE_POOL_SIZE",
+        default_value_t = platos_host::store::DEFAULT_POOL_SIZE as u16,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    store_pool_size: u16,
+
     /// Let upstream base URLs resolve to loopback addresses (local mock or
     /// gateway providers; tests).
     #[arg(long, env = "PLATOS_ALLOW_LOOPBACK_UPSTREAMS")]
@@ -169,6 +182,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     }
     let mut config = ServerConfig::new(args.listen, context.data_dir.clone());
     config.store = context.store.clone();
+    config.store_pool_size = usize::from(args.store_pool_size);
     config.plugins = context.plugin_sources()?;
     config.require_all_plugins = args.require_all_plugins;
     config.connections = ConnectionLimits {

@@ -42,7 +42,7 @@ pub use budgets::{
 };
 pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
-pub use postgres_store::PostgresStore;
+pub use postgres_store::{DEFAULT_POOL_SIZE, PostgresStore};
 pub use probe_claims::{ProbeClaim, ProbeSlot, ProbeTag};
 pub use sled_store::{DEFAULT_GRACE, STORE_DIR, SledStore, StoreOptions};
 pub use tokens::TokenRecords;

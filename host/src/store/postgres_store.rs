@@ -185,8 +185,9 @@ const OPEN_LOCK: i64 = 0x706c_6174_6f73;
 const KEY_CHECK: &str = "key-check";
 /// A rewrap reads, reseals and reports progress this many values at a time.
 const REWRAP_BATCH: i64 = 256;
-/// The most connections one host keeps to the database.
-const POOL_SIZE: usize = 16;
+/// The most connections one host keeps to the database unless told
+/// otherwise (`serve --store-pool-size`).
+pub const DEFAULT_POOL_SIZE: usize = 16;
 /// The longest a request waits for a pooled connection, a new connection or
 /// the check of an idle one before the store answers it is unavailable.
 const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -335,9 +336,9 @@ impl VarRow {
     }
 }
 
-/// The pool of connections to the database at `url` (none opened yet),
-/// and its location without a password.
-fn pool_for(url: &str) -> Result<(Pool, String), StoreError> {
+/// The pool of at most `size` connections to the database at `url` (none
+/// opened yet), and its location without a password.
+fn pool_for(url: &str, size: usize) -> Result<(Pool, String), StoreError> {
     let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
         described(format!(
             "invalid PostgreSQL URL ({error}); expected postgres://USER@HOST:PORT/DATABASE"
@@ -359,7 +360,7 @@ fn pool_for(url: &str) -> Result<(Pool, String), StoreError> {
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
     let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(POOL_TIMEOUT))
         .create_timeout(Some(POOL_TIMEOUT))
@@ -428,7 +429,7 @@ async fn migrate(tx: &Transaction<'_>, location: &str, now: UnixMillis) -> Resul
 /// migrated, without the master key (the token commands need no key: the
 /// key check waits for the first host that opens the store).
 pub(super) async fn open_schema(url: &str) -> Result<(Pool, String), StoreError> {
-    let (pool, location) = pool_for(url)?;
+    let (pool, location) = pool_for(url, DEFAULT_POOL_SIZE)?;
     let mut client = pooled(&pool, &location).await?;
     let tx = client.transaction().await.map_err(backend)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK]).await.map_err(backend)?;
@@ -474,8 +475,8 @@ impl PostgresStore {
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let (pool, location) = pool_for(url)?;
-        let StoreOptions { grace, provider_vars, clock } = options;
+        let StoreOptions { grace, provider_vars, clock, pool_size } = options;
+        let (pool, location) = pool_for(url, pool_size)?;
         let store = PostgresStore {
             pool,
             keyring,

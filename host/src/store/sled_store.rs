@@ -84,6 +84,9 @@ pub struct StoreOptions {
     pub provider_vars: ProviderVars,
     /// The current time.
     pub clock: Clock,
+    /// The most connections a PostgreSQL store keeps to its database (a
+    /// sled store has none).
+    pub pool_size: usize,
 }
 
 impl Default for StoreOptions {
@@ -92,6 +95,7 @@ impl Default for StoreOptions {
             grace: DEFAULT_GRACE,
             provider_vars: ProviderVars::new(),
             clock: Arc::new(now_millis),
+            pool_size: super::postgres_store::DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -101,6 +105,7 @@ impl fmt::Debug for StoreOptions {
         f.debug_struct("StoreOptions")
             .field("grace", &self.grace)
             .field("provider_vars", &self.provider_vars)
+            .field("pool_size", &self.pool_size)
             .finish_non_exhaustive()
     }
 }
