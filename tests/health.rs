@@ -198,33 +198,29 @@ async fn rounds_sharing_a_slot_probe_each_credential_once_between_them() {
             })
             .collect()
     };
+    // A round of the slot, with every key's result.
+    let collecting = |targets, shared| async move {
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let collected = results.clone();
+        let stats = probe_each(targets, &outbound(), 4, shared, move |key, result| {
+            collected.lock().unwrap().push((key, result));
+            std::future::ready(())
+        })
+        .await;
+        let results = std::mem::take(&mut *results.lock().unwrap());
+        (stats, results)
+    };
     let good_or_bad = |index: usize| if index < 4 { "good" } else { "bad" }.to_owned();
     let hour = Duration::from_secs(3600);
     let slot = ProbeSlot::of(now_millis(), hour);
 
     // The first round of the slot probes each distinct credential.
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let collected = results.clone();
-    let stats =
-        probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), move |key, result| {
-            collected.lock().unwrap().push((key, result));
-            std::future::ready(())
-        })
-        .await;
-    let results = std::mem::take(&mut *results.lock().unwrap());
+    let (stats, results) = collecting(targets(&good_or_bad), shared(slot)).await;
     assert_eq!(stats, RoundStats { keys: 6, probes: 2, shared: 0, unsettled: 0 });
     assert_eq!(mock.hits.load(Ordering::SeqCst), 2);
     assert!(results.iter().all(|(_, result)| matches!(result, KeyResult::Probed(_))));
     // Another round in the slot (another host's) skips them all.
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let collected = results.clone();
-    let stats =
-        probe_each(targets(&good_or_bad), &outbound(), 4, shared(slot), move |key, result| {
-            collected.lock().unwrap().push((key, result));
-            std::future::ready(())
-        })
-        .await;
-    let results = std::mem::take(&mut *results.lock().unwrap());
+    let (stats, results) = collecting(targets(&good_or_bad), shared(slot)).await;
     assert_eq!(stats, RoundStats { keys: 6, probes: 0, shared: 2, unsettled: 0 });
     assert_eq!(mock.hits.load(Ordering::SeqCst), 2, "nothing sent");
     assert_eq!(results.len(), 6);
