@@ -52,6 +52,11 @@ async fn sql(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The newest migration the database records.
+async fn schema_version(client: &tokio_postgres::Client) -> i32 {
+    client.query_one("SELECT max(version) FROM platos_schema_migrations", &[]).await.unwrap().get(0)
+}
+
 async fn host(url: &str) -> PostgresStore {
     PostgresStore::open(url, keyring(KEY_A, None), options()).await.unwrap()
 }
@@ -190,12 +195,7 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
         .unwrap();
     let store = host(&url).await;
     assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-budgets");
-    let version: i32 = client
-        .query_one("SELECT max(version) FROM platos_schema_migrations", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, PostgresStore::SCHEMA_VERSION as i32);
+    assert_eq!(schema_version(&client).await, PostgresStore::SCHEMA_VERSION as i32);
     let key = key_target("acme/shop/dev", "openai", "OPENAI_API_KEY");
     let budget = Budget { limit: MicroUsd(5), period: Period::Total };
     store.set_budget(&key, Some(budget)).await.unwrap();
@@ -227,12 +227,7 @@ async fn a_database_of_schema_4_migrates_to_probe_claims_and_keeps_its_data() {
     let store = host(&url).await;
     assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-claims");
     assert_eq!(store.budget_status(&key, NOON).await.unwrap().budget, Some(budget));
-    let version: i32 = client
-        .query_one("SELECT max(version) FROM platos_schema_migrations", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, PostgresStore::SCHEMA_VERSION as i32);
+    assert_eq!(schema_version(&client).await, PostgresStore::SCHEMA_VERSION as i32);
     let slot = ProbeSlot::of(NOON, std::time::Duration::from_secs(300));
     let tag = [7u8; 32];
     assert_eq!(store.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap(), ProbeClaim::Claimed);

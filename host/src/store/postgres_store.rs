@@ -385,7 +385,7 @@ pub(super) async fn pooled(
 /// `sql` prepared on `client`'s connection once and kept there, so the hot
 /// reads (a resolve's, an authorize's) take one round trip instead of a
 /// parse and then an execute.
-async fn prepared(
+pub(super) async fn prepared(
     client: &deadpool_postgres::Object,
     sql: &str,
 ) -> Result<tokio_postgres::Statement, StoreError> {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::Row;
 
-use super::postgres_store::{backend, open_schema, pooled};
+use super::postgres_store::{backend, open_schema, pooled, prepared};
 use super::tokens::{Pins, Revoked, TokenKind, TokenRecords, TokenRow};
 use super::{PostgresStore, StoreError};
 
@@ -133,10 +133,9 @@ impl TokenRecords for PostgresTokens {
 
     async fn get(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM platos_tokens WHERE id = $1"))
-            .await
-            .map_err(backend)?;
+        let statement =
+            prepared(&client, &format!("SELECT {COLUMNS} FROM platos_tokens WHERE id = $1"))
+                .await?;
         client
             .query_opt(&statement, &[&id])
             .await
