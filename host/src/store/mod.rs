@@ -14,6 +14,7 @@
 //!   row, unsetting it unlinks it ([`links`]).
 //! - Values never appear in `Debug`, errors or logs.
 
+pub mod audit;
 mod backend;
 mod blocking;
 pub mod budgets;
@@ -34,6 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use audit::{AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail};
 pub use backend::{StoreBackend, UnknownBackend};
 pub use blocking::Blocking;
 pub use budgets::{
