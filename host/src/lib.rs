@@ -18,9 +18,11 @@
 //! - [`store`]: scoped, encrypted variables and provider-key metadata (sled).
 //! - [`selfhost`]: the `.env` / process-environment import of a self-hosted host.
 //! - [`resolution`]: which key a turn spends, leases, explain, the model picker.
+//! - [`audit`]: the audit trail: one record per change and per use of a key, never a value.
 //! - [`api`]: the HTTP API, tokens, OpenAPI, metrics and the providers page.
 
 pub mod api;
+pub mod audit;
 pub mod bundled;
 pub mod crypto;
 pub mod embedding;

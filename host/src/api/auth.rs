@@ -305,6 +305,34 @@ fn new_row(grant: &Grant, label: &str, pins: Pins) -> Result<(TokenRow, SecretSt
     Ok((row, token))
 }
 
+/// A token made and checked but not stored yet ([`TokenStore::insert`]):
+/// its id is known before it exists, for the audit record written first.
+/// `Debug` shows its id only.
+pub struct PreparedToken {
+    row: TokenRow,
+    token: SecretString,
+}
+
+impl PreparedToken {
+    /// A new token of `grant`, labelled `label`, with `pins`: the label and
+    /// the pins checked.
+    pub fn new(grant: &Grant, label: &str, pins: Pins) -> Result<Self, TokenError> {
+        let (row, token) = new_row(grant, label, pins)?;
+        Ok(PreparedToken { row, token })
+    }
+
+    /// Its description.
+    pub fn info(&self) -> TokenInfo {
+        info(&self.row)
+    }
+}
+
+impl fmt::Debug for PreparedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedToken").field("id", &self.row.id).finish_non_exhaustive()
+    }
+}
+
 impl TokenStore {
     /// The tokens kept in `records`.
     pub fn new(records: Arc<dyn TokenRecords>) -> Self {
@@ -324,7 +352,12 @@ impl TokenStore {
         label: &str,
         pins: Pins,
     ) -> Result<IssuedToken, TokenError> {
-        let (row, token) = new_row(grant, label, pins)?;
+        self.insert(PreparedToken::new(grant, label, pins)?).await
+    }
+
+    /// Stores `prepared`, durably.
+    pub async fn insert(&self, prepared: PreparedToken) -> Result<IssuedToken, TokenError> {
+        let PreparedToken { row, token } = prepared;
         self.records.insert(&row).await?;
         Ok(IssuedToken { info: info(&row), token })
     }

@@ -11,13 +11,15 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiState;
 use super::error::ApiError;
 use super::extract::params::{KeyParam, ProviderParam};
 use super::extract::{AdminScoped, JsonBody, Scoped};
 use super::scopes::{find_key, plugin};
+use super::{ApiState, audit};
 use crate::provider::MicroUsd;
-use crate::store::{Budget, BudgetStatus, BudgetTarget, Period, SpendWindows, Windows, now_millis};
+use crate::store::{
+    AuditAction, Budget, BudgetStatus, BudgetTarget, Period, SpendWindows, Windows, now_millis,
+};
 
 /// The largest budget accepted, in US dollars.
 pub const MAX_LIMIT_USD: f64 = 1e9;
@@ -147,13 +149,30 @@ async fn status(state: &ApiState, target: &BudgetTarget) -> Result<Json<BudgetAn
     Ok(Json(budget_answer(target, status)))
 }
 
+/// Sets (`Some`) or removes (`None`) the budget `checked` holds, under its
+/// audit record; a `checked` error is recorded as refused.
 async fn set(
     state: &ApiState,
-    target: &BudgetTarget,
-    budget: Option<Budget>,
+    scoped: &Scoped,
+    checked: Result<(BudgetTarget, Option<Budget>), ApiError>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    state.resolver().store().set_budget(target, budget).await?;
-    status(state, target).await
+    let removing = matches!(checked, Ok((_, None)));
+    let action = if removing { AuditAction::BudgetRemove } else { AuditAction::BudgetSet };
+    let mut draft = audit::draft(action, &scoped.caller).scope(&scoped.scope);
+    let key = scoped.params.contains_key("key");
+    if key {
+        draft = draft.provider(scoped.param("provider")).variable(scoped.param("key"));
+    }
+    let (target, budget) = state.refuse_on(&draft, checked).await?;
+    if let Some(budget) = &budget {
+        draft = draft
+            .detail("limit_usd", format!("{:.6}", budget.limit.0 as f64 / 1_000_000.0))
+            .detail("period", budget.period.as_str());
+    }
+    state
+        .audited(&draft, async { Ok(state.resolver().store().set_budget(&target, budget).await?) })
+        .await?;
+    status(state, &target).await
 }
 
 async fn spend(state: &ApiState, target: &BudgetTarget) -> Result<Json<SpendAnswer>, ApiError> {
@@ -204,9 +223,8 @@ pub async fn set_key_budget(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<SetBudget>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    let target = key_of(&state, &scoped, true).await?;
-    let budget = parse_budget(&body)?;
-    set(&state, &target, Some(budget)).await
+    let checked = async { Ok((key_of(&state, &scoped, true).await?, Some(parse_budget(&body)?))) };
+    set(&state, &scoped, checked.await).await
 }
 
 /// `GET .../providers/{provider}/keys/{key}/budget`.
@@ -249,8 +267,8 @@ pub async fn remove_key_budget(
     AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    let target = key_of(&state, &scoped, false).await?;
-    set(&state, &target, None).await
+    let checked = key_of(&state, &scoped, false).await.map(|target| (target, None));
+    set(&state, &scoped, checked).await
 }
 
 /// `PUT .../budget`.
@@ -271,8 +289,9 @@ pub async fn set_scope_budget(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<SetBudget>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    let budget = parse_budget(&body)?;
-    set(&state, &BudgetTarget::Scope(scoped.scope), Some(budget)).await
+    let checked =
+        parse_budget(&body).map(|budget| (BudgetTarget::Scope(scoped.scope.clone()), Some(budget)));
+    set(&state, &scoped, checked).await
 }
 
 /// `GET .../budget`.
@@ -312,7 +331,8 @@ pub async fn remove_scope_budget(
     AdminScoped(scoped): AdminScoped,
     State(state): State<ApiState>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    set(&state, &BudgetTarget::Scope(scoped.scope), None).await
+    let checked = Ok((BudgetTarget::Scope(scoped.scope.clone()), None));
+    set(&state, &scoped, checked).await
 }
 
 /// The example answer of the spend routes.

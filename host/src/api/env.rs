@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::ApiState;
 use super::error::ApiError;
 use super::extract::params::VarNameParam;
 use super::extract::{AdminScoped, JsonBody, Scoped};
+use super::{ApiState, audit};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::hints::near_misses;
 use crate::policy::variants::variant_of;
-use crate::store::{MAX_VALUE_LEN, VarInfo, VarSource, check_name};
+use crate::store::{AuditAction, MAX_VALUE_LEN, VarInfo, VarSource, check_name, rules};
 
 /// The answer of `GET .../env`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,22 +134,29 @@ pub async fn set(
     JsonBody(body): JsonBody<SetVar>,
 ) -> Result<Json<SetAnswer>, ApiError> {
     let name = scoped.param("name").to_owned();
-    check_name(&name)?;
-    if body.value.expose_secret().is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_value",
-            format!(
-                "the value of {name} is empty: send {{\"value\": \"...\"}} with the value, or DELETE the variable to unset it"
-            ),
-        ));
-    }
-    if name == EMBEDDING_PROVIDER_VAR
-        && let Err(problem) = body.value.expose_secret().parse::<EmbeddingProvider>()
-    {
-        return Err(ApiError::bad_request("invalid_value", problem));
-    }
     let store = state.resolver().store();
-    let info = store.set_var(&scoped.scope, &name, &body.value, VarSource::Api).await?;
+    let mut draft = audit::draft(AuditAction::VarSet, &scoped.caller).scope(&scoped.scope);
+    let checked = async {
+        check_name(&name)?;
+        let current =
+            store.list_vars(&scoped.scope).await?.into_iter().find(|var| var.name == name);
+        if let Some(current) = &current {
+            draft = audit::draft(AuditAction::VarRotate, &scoped.caller)
+                .scope(&scoped.scope)
+                .detail("previous_version", current.version.to_string());
+        }
+        check_value(&name, &body.value)?;
+        rules::check_writer(&scoped.scope, &name, VarSource::Api, current.map(|var| var.source))?;
+        Ok(())
+    }
+    .await;
+    let draft = audit::key_fields(&state, draft, &name);
+    state.refuse_on(&draft, checked).await?;
+    let info = state
+        .audited(&draft, async {
+            Ok(store.set_var(&scoped.scope, &name, &body.value, VarSource::Api).await?)
+        })
+        .await?;
     let keys = store.list_provider_keys(&scoped.scope).await?;
     let linked = keys.iter().find(|key| key.env_var == name).map(|key| LinkedKey {
         provider: key.provider.clone(),
@@ -163,6 +170,25 @@ pub async fn set(
         linked_key: linked,
         warning: unknown_name_warning(&state, &name),
     }))
+}
+
+/// Checks a value to be written as `name`: not empty, a valid embedding
+/// provider for [`EMBEDDING_PROVIDER_VAR`], and within the store's size.
+fn check_value(name: &str, value: &SecretString) -> Result<(), ApiError> {
+    if value.expose_secret().is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_value",
+            format!(
+                "the value of {name} is empty: send {{\"value\": \"...\"}} with the value, or DELETE the variable to unset it"
+            ),
+        ));
+    }
+    if name == EMBEDDING_PROVIDER_VAR
+        && let Err(problem) = value.expose_secret().parse::<EmbeddingProvider>()
+    {
+        return Err(ApiError::bad_request("invalid_value", problem));
+    }
+    Ok(rules::check_value(name, value)?)
 }
 
 /// A warning when `name` is no loaded provider's variable but looks like one.
@@ -203,14 +229,39 @@ pub async fn unset(
     State(state): State<ApiState>,
 ) -> Result<Json<Unset>, ApiError> {
     let name = scoped.param("name").to_owned();
-    check_name(&name)?;
-    let was_set = state.resolver().store().unset_var(&scoped.scope, &name, VarSource::Api).await?;
-    if !was_set {
-        return Err(ApiError::not_found(
-            "variable_not_set",
-            format!("{name} is not set in this scope: GET .../env lists the variables that are"),
-        ));
+    let store = state.resolver().store();
+    let draft = audit::draft(AuditAction::VarUnset, &scoped.caller).scope(&scoped.scope);
+    let draft = audit::key_fields(&state, draft, &name);
+    let checked = async {
+        check_name(&name)?;
+        let current =
+            store.list_vars(&scoped.scope).await?.into_iter().find(|var| var.name == name);
+        let Some(current) = current else {
+            return Err(ApiError::not_found(
+                "variable_not_set",
+                format!(
+                    "{name} is not set in this scope: GET .../env lists the variables that are"
+                ),
+            ));
+        };
+        rules::check_writer(&scoped.scope, &name, VarSource::Api, Some(current.source))?;
+        Ok(current.version)
     }
+    .await;
+    let version = state.refuse_on(&draft, checked).await?;
+    let draft = draft.version(version);
+    state
+        .audited(&draft, async {
+            match store.unset_var(&scoped.scope, &name, VarSource::Api).await? {
+                true => Ok(()),
+                // Unset by another request since the check.
+                false => Err(ApiError::not_found(
+                    "variable_not_set",
+                    format!("{name} is not set in this scope: it was unset meanwhile"),
+                )),
+            }
+        })
+        .await?;
     tracing::info!(scope = %scoped.scope, name = %name, by = %scoped.caller.token_id, "variable unset through the API");
     state.health().variable_changed(&scoped.scope, &name);
     Ok(Json(Unset { unset: true, name }))

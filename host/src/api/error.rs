@@ -108,6 +108,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         503,
         "the store (the database) cannot be reached right now; nothing was changed, retry after the Retry-After seconds",
     ),
+    (
+        "audit_unavailable",
+        503,
+        "the action's audit record could not be written (a full audit disk, a store that is away); nothing was done, and the message says which device failed",
+    ),
     ("request_timeout", 503, "the request took longer than the host allows"),
     (
         "too_many_connections",

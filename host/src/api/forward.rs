@@ -10,17 +10,19 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::ApiState;
 use super::error::{ApiError, budget_exceeded};
 use super::extract::params::LeaseParam;
 use super::extract::{JsonBody, Scoped};
 use super::resolve::AuthorizeBody;
+use super::resolve::live_lease;
+use super::{ApiState, audit};
 use crate::forward::{
     ForwardMeter, ForwardOutcome, MeterGuard, Relay, UsageReader, is_chat_completions,
     safe_headers, with_stream_usage,
 };
 use crate::metering::{self, ReserveError};
 use crate::outbound::SendError;
+use crate::store::AuditAction;
 
 /// `POST .../leases/{lease}/forward`: authorize as `.../authorize` does,
 /// then send and relay the answer as it arrives.
@@ -50,8 +52,11 @@ pub async fn forward(
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<Response, ApiError> {
     let resolver = state.resolver();
-    let lease = resolver.live_lease(&scoped.scope, scoped.param("lease")).await?;
-    let agent_request = body.into_request()?;
+    let draft = audit::draft(AuditAction::Forward, &scoped.caller).scope(&scoped.scope);
+    let lease = state.refuse_on(&draft, live_lease(&state, &scoped).await).await?;
+    let draft = audit::lease_fields(&state, draft, &lease);
+    let agent_request = state.refuse_on(&draft, body.into_request()).await?;
+    let draft = audit::request_fields(draft, &agent_request);
     let mut request = agent_request.clone();
     // The answer is redacted as it passes: it must come uncompressed.
     request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("accept-encoding"));
@@ -70,7 +75,7 @@ pub async fn forward(
     let provider = lease.provider.as_str();
     let plugin_id = resolver.registry().get(provider).map_or(provider, |plugin| plugin.id());
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());
-    let sendable = result?;
+    let sendable = state.refuse_on(&draft, result.map_err(ApiError::from)).await?;
 
     // Before anything is sent: the most it can cost, reserved against the
     // key's and the scope's budgets (refused here, nothing sent, if it does
@@ -81,7 +86,7 @@ pub async fn forward(
         .map(|plugin| plugin.manifest().default_models.clone())
         .unwrap_or_default();
     let body_bytes = agent_request.body.as_deref().unwrap_or_default();
-    let reserved = match metering::reserve(
+    let reserved = metering::reserve(
         resolver.store(),
         state.metrics().spend(),
         &state.options().spend,
@@ -90,11 +95,18 @@ pub async fn forward(
         body_bytes,
     )
     .await
-    {
-        Ok(reserved) => reserved,
-        Err(ReserveError::Exceeded(exceeded)) => return Err(budget_exceeded(&exceeded)),
-        Err(ReserveError::Store(error)) => return Err(error.into()),
-    };
+    .map_err(|error| match error {
+        ReserveError::Exceeded(exceeded) => budget_exceeded(&exceeded),
+        ReserveError::Store(error) => error.into(),
+    });
+    let reserved = state.refuse_on(&draft, reserved).await?;
+    // Nothing is sent before its record is written.
+    if let Err(error) = state.audit().allow(&draft).await {
+        reserved.settle_in_background(ForwardOutcome::Unreachable {
+            reason: "not sent: its audit record could not be written".to_owned(),
+        });
+        return Err(audit::audit_unavailable(&error));
+    }
     let meter: Arc<dyn ForwardMeter> = state.metrics().forwards();
     let guard = MeterGuard::start(meter, lease, Some(reserved));
     let limits = state.options().forward;

@@ -28,6 +28,7 @@ macro_rules! scoped {
     };
 }
 
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod connections;
@@ -62,6 +63,7 @@ use utoipa_axum::routes;
 use self::auth::TokenStore;
 use self::error::ApiError;
 use self::metrics::Metrics;
+use crate::audit::Auditor;
 use crate::health::HealthService;
 use crate::metering::SpendConfig;
 use crate::outbound::StreamLimits;
@@ -107,6 +109,7 @@ struct StateInner {
     resolver: Resolver,
     health: HealthService,
     tokens: TokenStore,
+    audit: Auditor,
     metrics: Metrics,
     options: ApiOptions,
     import_status: ImportStatusCell,
@@ -117,12 +120,13 @@ pub type ImportStatusCell = Arc<Mutex<Option<ImportStatus>>>;
 
 impl ApiState {
     /// The state over a resolver (store and plugins), the health service
-    /// (probes), the tokens, and where the self-host importer
-    /// records its last outcome.
+    /// (probes), the tokens, the audit trail, and where the self-host
+    /// importer records its last outcome.
     pub fn new(
         resolver: Resolver,
         health: HealthService,
         tokens: TokenStore,
+        audit: Auditor,
         options: ApiOptions,
         import_status: ImportStatusCell,
     ) -> Self {
@@ -131,6 +135,7 @@ impl ApiState {
                 resolver,
                 health,
                 tokens,
+                audit,
                 metrics: Metrics::default(),
                 options,
                 import_status,
@@ -156,6 +161,11 @@ impl ApiState {
     /// The tokens.
     pub fn tokens(&self) -> &TokenStore {
         &self.inner.tokens
+    }
+
+    /// The audit trail's writer.
+    pub fn audit(&self) -> &Auditor {
+        &self.inner.audit
     }
 
     /// The API's metrics.
@@ -234,6 +244,7 @@ fn table() -> Vec<Route> {
         Route { access, errors, handler }
     }
     const STORE: &[&str] = &["store_error"];
+    const STORE_AUDITED: &[&str] = &["store_error", "audit_unavailable"];
     vec![
         route(Public, &[], routes!(system::healthz)),
         route(Public, &[], routes!(openapi::serve)),
@@ -245,6 +256,11 @@ fn table() -> Vec<Route> {
         route(AnyToken, &[], routes!(system::whoami)),
         route(AnyToken, &[], routes!(system::plugins)),
         route(AnyToken, STORE, routes!(scopes::list_scopes)),
+        route(
+            AnyToken,
+            &["admin_only", "invalid_scope", "invalid_query", "store_error"],
+            routes!(audit::list),
+        ),
         route(Operator, &[], routes!(tokens::list)),
         route(
             Operator,
@@ -254,17 +270,31 @@ fn table() -> Vec<Route> {
                 "invalid_label",
                 "invalid_pins",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(tokens::create),
         ),
         route(
             AnyToken,
-            &["token_not_found", "admin_only", "invalid_pins", "invalid_path", "store_error"],
+            &[
+                "token_not_found",
+                "admin_only",
+                "invalid_pins",
+                "invalid_path",
+                "store_error",
+                "audit_unavailable",
+            ],
             routes!(tokens::set_pins),
         ),
         route(
             Operator,
-            &["token_not_found", "last_operator_token", "invalid_path", "store_error"],
+            &[
+                "token_not_found",
+                "last_operator_token",
+                "invalid_path",
+                "store_error",
+                "audit_unavailable",
+            ],
             routes!(tokens::revoke),
         ),
         route(Operator, &[], routes!(health::list)),
@@ -274,7 +304,13 @@ fn table() -> Vec<Route> {
         route(Scoped, &["unknown_provider", "store_error"], routes!(scopes::keys)),
         route(
             ScopeAdmin,
-            &["unknown_provider", "key_not_found", "invalid_label", "store_error"],
+            &[
+                "unknown_provider",
+                "key_not_found",
+                "invalid_label",
+                "store_error",
+                "audit_unavailable",
+            ],
             routes!(scopes::update_key),
         ),
         route(
@@ -307,6 +343,7 @@ fn table() -> Vec<Route> {
                 "value_too_large",
                 "managed_by_self_host",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(env::set),
         ),
@@ -318,6 +355,7 @@ fn table() -> Vec<Route> {
                 "variable_not_set",
                 "managed_by_self_host",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(env::unset),
         ),
@@ -335,6 +373,7 @@ fn table() -> Vec<Route> {
                 "invalid_name",
                 "lease_too_large",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(resolve::resolve),
         ),
@@ -349,6 +388,7 @@ fn table() -> Vec<Route> {
                 "token_exchange_failed",
                 "plugin_failed",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(resolve::authorize),
         ),
@@ -366,6 +406,7 @@ fn table() -> Vec<Route> {
                 "upstream_encoded",
                 "budget_exceeded",
                 "store_error",
+                "audit_unavailable",
             ],
             routes!(forward::forward),
         ),
@@ -376,7 +417,13 @@ fn table() -> Vec<Route> {
         ),
         route(
             ScopeAdmin,
-            &["unknown_provider", "key_not_found", "invalid_budget", "store_error"],
+            &[
+                "unknown_provider",
+                "key_not_found",
+                "invalid_budget",
+                "store_error",
+                "audit_unavailable",
+            ],
             routes!(budgets::set_key_budget),
         ),
         route(
@@ -386,7 +433,7 @@ fn table() -> Vec<Route> {
         ),
         route(
             ScopeAdmin,
-            &["unknown_provider", "invalid_name", "store_error"],
+            &["unknown_provider", "invalid_name", "store_error", "audit_unavailable"],
             routes!(budgets::remove_key_budget),
         ),
         route(
@@ -394,9 +441,13 @@ fn table() -> Vec<Route> {
             &["unknown_provider", "key_not_found", "store_error"],
             routes!(budgets::key_spend),
         ),
-        route(ScopeAdmin, &["invalid_budget", "store_error"], routes!(budgets::set_scope_budget)),
+        route(
+            ScopeAdmin,
+            &["invalid_budget", "store_error", "audit_unavailable"],
+            routes!(budgets::set_scope_budget),
+        ),
         route(Scoped, STORE, routes!(budgets::scope_budget)),
-        route(ScopeAdmin, STORE, routes!(budgets::remove_scope_budget)),
+        route(ScopeAdmin, STORE_AUDITED, routes!(budgets::remove_scope_budget)),
         route(Scoped, STORE, routes!(budgets::scope_spend)),
     ]
 }

@@ -91,6 +91,7 @@ pub(super) fn base() -> OpenApi {
             tag("budgets", "Spending caps of a key or a scope, and what was spent."),
             tag("resolution", "Resolve, leases, explain and the model picker."),
             tag("tokens", "Operator, admin and agent tokens."),
+            tag("audit", "The audit trail: who changed or used what, never a value."),
             tag("health", "Health rounds: start one, follow its progress."),
             tag("host", "Liveness, plugins, metrics, this document."),
             tag("page", "The providers page."),

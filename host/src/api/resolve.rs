@@ -9,17 +9,18 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiState;
 use super::error::{ApiError, lease_not_found};
 use super::extract::params::{LeaseParam, env_var_name_schema};
 use super::extract::{JsonBody, Scoped};
 use super::scopes::check_key_name;
+use super::{ApiState, audit};
 use crate::metering;
 use crate::policy::client_env::EnvWarning;
 use crate::policy::spend::PriceBasis;
 use crate::provider::{ClientInfo, Credentials, HttpRequest, Method, MicroUsd, Usage};
+use crate::resolution::leases::Lease;
 use crate::resolution::{ChosenBy, ChosenKey, PinnedBy, RequestPin, ResolveRequest, effective_pin};
-use crate::store::UnixMillis;
+use crate::store::{AuditAction, UnixMillis};
 
 /// A pin as a body or query carries it: a key id; absent for the calling
 /// token's pin; null or empty for none at all.
@@ -91,21 +92,37 @@ pub async fn resolve(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<ResolveBody>,
 ) -> Result<Response, ApiError> {
-    let request_pin = RequestPin::of(body.pinned_key.as_ref().map(Option::as_deref));
-    if let RequestPin::Key(pin) = request_pin {
-        check_key_name(pin)?;
-    }
     let provider: String = body.provider.chars().take(128).collect();
+    let draft =
+        audit::draft(AuditAction::Resolve, &scoped.caller).scope(&scoped.scope).provider(&provider);
+    let request_pin = RequestPin::of(body.pinned_key.as_ref().map(Option::as_deref));
     let token_pin = scoped.caller.pins.get(&provider).cloned();
     let (pinned_key, pinned_by) = effective_pin(request_pin, token_pin.as_deref());
-    let request = ResolveRequest {
-        scope: scoped.scope.clone(),
-        pinned_key: pinned_key.map(str::to_owned),
-        provider,
-        strict: body.strict,
-        client: body.client,
-    };
-    let resolution = state.resolver().resolve(&request).await?;
+    let resolved = async {
+        if let RequestPin::Key(pin) = request_pin {
+            check_key_name(pin)?;
+        }
+        let request = ResolveRequest {
+            scope: scoped.scope.clone(),
+            pinned_key: pinned_key.map(str::to_owned),
+            provider: provider.clone(),
+            strict: body.strict,
+            client: body.client,
+        };
+        Ok(state.resolver().resolve(&request).await?)
+    }
+    .await;
+    let resolution = state.refuse_on(&draft, resolved).await?;
+    // The values leave only once their record is written.
+    let mut draft = draft
+        .variable(&resolution.key.key_id)
+        .variant(resolution.key.variant)
+        .version(resolution.key_version)
+        .detail("chosen_by", resolution.chosen_by.as_str());
+    if let Some(pinned_by) = pinned_by {
+        draft = draft.detail("pinned_by", pinned_by.as_str());
+    }
+    state.audit().allow(&draft).await.map_err(|error| audit::audit_unavailable(&error))?;
     let answer = ResolveAnswer {
         key: &resolution.key,
         chosen_by: resolution.chosen_by,
@@ -250,14 +267,19 @@ pub async fn authorize(
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<Json<Authorized>, ApiError> {
     let resolver = state.resolver();
-    let lease = resolver.live_lease(&scoped.scope, scoped.param("lease")).await?;
-    let request = body.into_request()?;
+    let draft = audit::draft(AuditAction::Authorize, &scoped.caller).scope(&scoped.scope);
+    let lease = state.refuse_on(&draft, live_lease(&state, &scoped).await).await?;
+    let draft = audit::lease_fields(&state, draft, &lease);
+    let request = state.refuse_on(&draft, body.into_request()).await?;
+    let draft = audit::request_fields(draft, &request);
     let started = Instant::now();
     let result = resolver.authorize_lease(&lease, &request, state.health().outbound()).await;
     let provider = lease.provider.as_str();
     let plugin_id = resolver.registry().get(provider).map_or(provider, |plugin| plugin.id());
     state.metrics().record_plugin_call(plugin_id, "authorize", started.elapsed());
-    let authorized = result?;
+    let authorized = state.refuse_on(&draft, result.map_err(ApiError::from)).await?;
+    // The signed request leaves only once its record is written.
+    state.audit().allow(&draft).await.map_err(|error| audit::audit_unavailable(&error))?;
     let out = ApiRequest {
         method: authorized.method,
         url: authorized.url.clone(),
@@ -265,6 +287,11 @@ pub async fn authorize(
         body: authorized.body.as_ref().map(|body| String::from_utf8_lossy(body).into_owned()),
     };
     Ok(Json(Authorized { request: out }))
+}
+
+/// The live lease of the path ([`crate::resolution::Resolver::live_lease`]).
+pub(super) async fn live_lease(state: &ApiState, scoped: &Scoped) -> Result<Lease, ApiError> {
+    Ok(state.resolver().live_lease(&scoped.scope, scoped.param("lease")).await?)
 }
 
 /// The body of `DELETE .../leases/{lease}`, which is optional.

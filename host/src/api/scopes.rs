@@ -12,12 +12,13 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiState;
 use super::auth::label_schema;
 use super::error::ApiError;
 use super::extract::params::{KeyParam, ProviderParam, query_parameter};
 use super::extract::{AdminScoped, Authed, JsonBody, QueryParams, Scoped};
 use super::resolve::pin_schema;
+use super::{ApiState, audit};
+use crate::audit::{AuditDraft, key_update_action};
 use crate::embedding::{EMBEDDING_PROVIDER_VAR, EmbeddingProvider};
 use crate::policy::client_env::{ClientNames, client_names};
 use crate::policy::verdicts::{Badge, badge, class_name, provider_badge};
@@ -331,20 +332,10 @@ pub async fn update_key(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<UpdateKey>,
 ) -> Result<Json<KeyAnswer>, ApiError> {
-    let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
     let key = scoped.param("key").to_owned();
-    find_key(&state, &scoped.scope, &provider, &key).await?;
+    let label_valid = body.label.as_deref().is_none_or(super::auth::valid_label);
     let mut updates = Vec::new();
     if let Some(label) = body.label {
-        if !super::auth::valid_label(&label) {
-            return Err(ApiError::bad_request(
-                "invalid_label",
-                format!(
-                    "invalid label: expected 1-{} characters without control characters",
-                    super::auth::MAX_LABEL_LEN
-                ),
-            ));
-        }
         updates.push(KeyUpdate::Label(label.trim().to_owned()));
     }
     if let Some(status) = body.status {
@@ -359,9 +350,53 @@ pub async fn update_key(
             "nothing to change: expected any of {\"label\": \"...\"}, {\"status\": \"active\" | \"disabled\"}, {\"scope_default\": true | false}",
         ));
     }
+    // One record per change the body asks for.
+    let drafts: Vec<AuditDraft> = updates
+        .iter()
+        .filter_map(key_update_action)
+        .map(|(action, name, value)| {
+            audit::draft(action, &scoped.caller)
+                .scope(&scoped.scope)
+                .provider(scoped.param("provider"))
+                .variable(&key)
+                .detail(name, value)
+        })
+        .collect();
+    let checked = async {
+        let provider = plugin(&state, scoped.param("provider"))?.slug().to_owned();
+        let (found, _) = find_key(&state, &scoped.scope, &provider, &key).await?;
+        if !label_valid {
+            return Err(ApiError::bad_request(
+                "invalid_label",
+                format!(
+                    "invalid label: expected 1-{} characters without control characters",
+                    super::auth::MAX_LABEL_LEN
+                ),
+            ));
+        }
+        Ok((provider, found.variant))
+    }
+    .await;
+    let (provider, variant) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            for draft in &drafts {
+                state.audit().refuse(draft, error.code).await;
+            }
+            return Err(error);
+        }
+    };
     let store = state.resolver().store();
-    for update in updates {
-        store.update_provider_key(&scoped.scope, &provider, &key, update).await?;
+    for (update, draft) in updates.into_iter().zip(drafts) {
+        let draft = draft.variant(variant);
+        state
+            .audited(&draft, async {
+                match store.update_provider_key(&scoped.scope, &provider, &key, update).await? {
+                    true => Ok(()),
+                    false => Err(key_not_found(&provider, &[])),
+                }
+            })
+            .await?;
     }
     let (found, keys) = find_key(&state, &scoped.scope, &provider, &key).await?;
     Ok(Json(KeyAnswer { key: key_view(&found, &keys) }))

@@ -211,7 +211,14 @@ impl Server {
         );
         let mut api = config.api.clone();
         api.self_host_scope = config.self_host.as_ref().map(|self_host| self_host.scope.clone());
-        let state = ApiState::new(resolver.clone(), health.clone(), tokens, api, import_status);
+        let state = ApiState::new(
+            resolver.clone(),
+            health.clone(),
+            tokens,
+            crate::audit::Auditor::disabled(),
+            api,
+            import_status,
+        );
 
         let embedding_warning = match &config.self_host {
             Some(self_host) => {

@@ -9,15 +9,18 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiState;
 use super::auth::{
-    Grant, MAX_PINS, Pins, TokenError, TokenInfo, TokenKind, label_schema, valid_label,
+    Grant, MAX_PINS, Pins, PreparedToken, TokenError, TokenInfo, TokenKind, check_pins,
+    label_schema, valid_label,
 };
 use super::error::ApiError;
 use super::extract::params::{TokenIdParam, env_var_name_schema, string_schema};
 use super::extract::{Authed, JsonBody, OperatorCaller, PathId};
+use super::{ApiState, audit};
+use crate::audit::AuditDraft;
 use crate::policy::names::{MAX_SLUG_LEN, slug_pattern};
 use crate::scope::{MAX_SCOPE_ID_LEN, Scope, id_pattern};
+use crate::store::AuditAction;
 use crate::store::tokens::Revoked;
 
 /// The answer of `GET /v1/tokens`.
@@ -145,6 +148,40 @@ pub async fn create(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let draft = audit::draft(AuditAction::TokenCreate, &caller);
+    let prepared = state.refuse_on(&draft, prepare(body)).await?;
+    let draft = token_draft(draft, &prepared.info());
+    let issued = state
+        .audited(&draft, async { state.tokens().insert(prepared).await.map_err(token_error) })
+        .await?;
+    tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), pins = issued.info.pins.len(), "token created through the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken { token: issued.token.expose_secret().to_owned(), info: issued.info }),
+    ))
+}
+
+/// `draft` about the token `info` describes: its id, kind, scope, label and
+/// pins (key ids, never a token).
+fn token_draft(draft: AuditDraft, info: &TokenInfo) -> AuditDraft {
+    let mut draft = draft
+        .subject(&info.id)
+        .detail("kind", info.kind.name())
+        .detail("label", info.label.clone())
+        .detail("pins", pins_text(&info.pins));
+    if let Some(scope) = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok()) {
+        draft = draft.scope(&scope);
+    }
+    draft
+}
+
+/// Pins as a record shows them: `openai=OPENAI_API_KEY_2,…` (empty: none).
+fn pins_text(pins: &Pins) -> String {
+    pins.iter().map(|(provider, key)| format!("{provider}={key}")).collect::<Vec<_>>().join(",")
+}
+
+/// The token a create request asks for, checked.
+fn prepare(body: CreateToken) -> Result<PreparedToken, ApiError> {
     let scope = body
         .scope
         .map(|scope| {
@@ -169,12 +206,7 @@ pub async fn create(
     if !valid_label(&label) {
         return Err(ApiError::bad_request("invalid_label", TokenError::InvalidLabel.to_string()));
     }
-    let issued = state.tokens().create(&grant, &label, body.pins).await.map_err(token_error)?;
-    tracing::info!(by = %caller.token_id, id = %issued.info.id, kind = ?issued.info.kind, scope = issued.info.scope.as_deref().unwrap_or("-"), pins = issued.info.pins.len(), "token created through the API");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken { token: issued.token.expose_secret().to_owned(), info: issued.info }),
-    ))
+    PreparedToken::new(&grant, &label, body.pins).map_err(token_error)
 }
 
 /// `DELETE /v1/tokens/{id}`.
@@ -197,16 +229,34 @@ pub async fn revoke(
     let not_found = || {
         ApiError::not_found("token_not_found", "no token has this id: GET /v1/tokens lists them")
     };
-    match state.tokens().revoke(&id).await.map_err(token_error)? {
-        Revoked::Revoked => {}
-        Revoked::NotFound => return Err(not_found()),
-        Revoked::LastOperator => {
-            return Err(ApiError::conflict(
-                "last_operator_token",
-                "this is the last operator token: create another operator token first, then revoke this one",
-            ));
+    let last_operator = || {
+        ApiError::conflict(
+            "last_operator_token",
+            "this is the last operator token: create another operator token first, then revoke this one",
+        )
+    };
+    let draft = audit::draft(AuditAction::TokenRevoke, &caller).subject(&id);
+    let checked = async {
+        let tokens = state.tokens().list().await.map_err(token_error)?;
+        let info = tokens.iter().find(|token| token.id == id).ok_or_else(not_found)?;
+        let operators = tokens.iter().filter(|token| token.kind == TokenKind::Operator).count();
+        if info.kind == TokenKind::Operator && operators < 2 {
+            return Err(last_operator());
         }
+        Ok(token_draft(draft.clone(), info))
     }
+    .await;
+    let draft = state.refuse_on(&draft, checked).await?;
+    state
+        .audited(&draft, async {
+            // Checked again in one step by the records: a revoke meanwhile.
+            match state.tokens().revoke(&id).await.map_err(token_error)? {
+                Revoked::Revoked => Ok(()),
+                Revoked::NotFound => Err(not_found()),
+                Revoked::LastOperator => Err(last_operator()),
+            }
+        })
+        .await?;
     tracing::info!(by = %caller.token_id, %id, "token revoked through the API");
     Ok(Json(RevokedToken { revoked: true, id }))
 }
@@ -257,20 +307,34 @@ pub async fn set_pins(
             "no token has this id (a scope-bound token sees only its own scope's tokens): GET /v1/tokens lists them",
         )
     };
-    let info = state.tokens().get(&id).await.map_err(token_error)?.ok_or_else(not_found)?;
-    let scope = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok());
-    if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_access(scope)) {
-        return Err(not_found());
+    let draft = audit::draft(AuditAction::TokenPins, &caller).subject(&id);
+    let checked = async {
+        let info = state.tokens().get(&id).await.map_err(token_error)?.ok_or_else(not_found)?;
+        let scope = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok());
+        if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_access(scope))
+        {
+            return Err(not_found());
+        }
+        if !caller.is_operator()
+            && !scope.as_ref().is_some_and(|scope| caller.can_administer(scope))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_only",
+                "changing a token's pins needs an admin token of its scope or an operator token; an agent token cannot change pins, not even its own",
+            ));
+        }
+        check_pins(info.kind, &pins).map_err(token_error)?;
+        Ok(info)
     }
-    if !caller.is_operator() && !scope.as_ref().is_some_and(|scope| caller.can_administer(scope)) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_only",
-            "changing a token's pins needs an admin token of its scope or an operator token; an agent token cannot change pins, not even its own",
-        ));
-    }
-    let updated =
-        state.tokens().set_pins(&id, pins).await.map_err(token_error)?.ok_or_else(not_found)?;
+    .await;
+    let info = state.refuse_on(&draft, checked).await?;
+    let draft = token_draft(draft, &TokenInfo { pins: pins.clone(), ..info });
+    let updated = state
+        .audited(&draft, async {
+            state.tokens().set_pins(&id, pins).await.map_err(token_error)?.ok_or_else(not_found)
+        })
+        .await?;
     tracing::info!(by = %caller.token_id, id = %updated.id, pins = updated.pins.len(), "token pins replaced through the API");
     Ok(Json(updated))
 }

@@ -91,6 +91,17 @@ pub enum ChosenBy {
 }
 
 impl ChosenBy {
+    /// The name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChosenBy::Pinned => "pinned",
+            ChosenBy::ScopeDefault => "scope-default",
+            ChosenBy::FallbackPinMissing => "fallback-pin-missing",
+            ChosenBy::FallbackPinDisabled => "fallback-pin-disabled",
+            ChosenBy::FallbackPinAtCap => "fallback-pin-at-cap",
+        }
+    }
+
     /// Why the pin was not honoured, for a fallback.
     pub fn pin_problem(self) -> Option<PinProblem> {
         match self {
@@ -110,6 +121,16 @@ pub enum PinnedBy {
     Request,
     /// The calling token's default pin for the provider.
     Token,
+}
+
+impl PinnedBy {
+    /// The name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinnedBy::Request => "request",
+            PinnedBy::Token => "token",
+        }
+    }
 }
 
 /// A request's own pin, before the calling token's is considered.
@@ -254,6 +275,8 @@ pub struct ChosenKey {
 pub struct Resolution {
     /// The key chosen.
     pub key: ChosenKey,
+    /// The version of the key's variable read (for the audit record).
+    pub key_version: u64,
     /// How.
     pub chosen_by: ChosenBy,
     /// Set when the pin fell back.
@@ -445,6 +468,8 @@ impl Resolver {
             .map(|(problem, pin)| fallback_warning(pin, problem, scope, &key.env_var));
 
         let (plain, versions) = self.env_bag(scope, manifest, key).await?;
+        let key_version =
+            versions.iter().find(|var| var.source == key.env_var).map_or(0, |var| var.version);
         let ClientBag { env, warnings: env_warnings } = client_form(manifest, client, &plain);
         let lease = Lease::new(
             scope.clone(),
@@ -472,6 +497,7 @@ impl Resolver {
                 variant: key.variant,
                 label: key.label.clone(),
             },
+            key_version,
             chosen_by,
             warning,
             lease_id,
