@@ -2,7 +2,7 @@
 //! library): resolves by outcome, fallbacks, probe verdicts by class, plugin
 //! call and probe latency histograms, HTTP requests by route, method and
 //! status with their latency, leases issued and released, loaded plugins,
-//! and forwards by outcome with the tokens they used.
+//! forwards by outcome with the tokens they used, and audit records.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -314,6 +314,19 @@ pub fn render(state: &ApiState, tokens: Option<&[super::auth::TokenInfo]>) -> St
     let _ = writeln!(out, "platos_token_exchanges_total {}", resolver.tokens().exchanges());
     out.push_str("# HELP platos_access_tokens_cached Keys with an access token (or an exchange in flight) in memory.\n# TYPE platos_access_tokens_cached gauge\n");
     let _ = writeln!(out, "platos_access_tokens_cached {}", resolver.tokens().cached_keys());
+    if let Some(audit) = state.audit().counters() {
+        out.push_str("# HELP platos_audit_records_total Audit records written to every audit device, and records that could not be (their actions refused, or with --audit-on-error allow let through).\n# TYPE platos_audit_records_total counter\n");
+        let _ = writeln!(
+            out,
+            "platos_audit_records_total{{result=\"written\"}} {}",
+            load(&audit.written)
+        );
+        let _ = writeln!(
+            out,
+            "platos_audit_records_total{{result=\"failed\"}} {}",
+            load(&audit.failed)
+        );
+    }
     out.push_str("# HELP platos_plugins_loaded Loaded provider plugins.\n# TYPE platos_plugins_loaded gauge\n");
     let _ = writeln!(out, "platos_plugins_loaded {}", resolver.registry().len());
     let connections = &state.metrics().connections;

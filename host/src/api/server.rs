@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use super::bootstrap::{self, KeySource, OperatorToken};
 use super::connections::ConnectionLimits;
 use super::{ApiOptions, ApiState, ImportStatusCell, auth::TokenStore};
+use crate::audit::{AuditConfig, Auditor};
 use crate::bundled::PluginSources;
 use crate::health::rounds::{RoundTarget, RoundTrigger};
 use crate::health::{HealthConfig, HealthService};
@@ -66,6 +67,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Generate `<data_dir>/encryption.key` when `ENCRYPTION_KEY` is unset.
     pub generate_key: bool,
+    /// The audit trail: on or off, its JSON-lines copy, its retention, and
+    /// what a record that cannot be written does.
+    pub audit: AuditConfig,
 }
 
 impl ServerConfig {
@@ -88,6 +92,7 @@ impl ServerConfig {
             api: ApiOptions::default(),
             connections: ConnectionLimits::default(),
             generate_key: true,
+            audit: AuditConfig::default(),
         }
     }
 }

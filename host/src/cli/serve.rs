@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use platos_host::api::connections::ConnectionLimits;
 use platos_host::api::server::{Server, ServerConfig};
+use platos_host::audit::{AuditConfig, OnAuditError, SinkTarget};
 use platos_host::outbound::OutboundConfig;
 use platos_host::policy::addresses::AddressPolicy;
 use platos_host::provider::MicroUsd;
@@ -123,6 +124,46 @@ pub struct ServeArgs {
         value_parser = parse_reservation
     )]
     default_reservation: Vec<(Option<String>, MicroUsd)>,
+
+    /// Record every change, resolve, authorize, forward and plugin load in
+    /// the audit trail (`on`, the default) or nothing (`off`). The trail is
+    /// in the store (`<data_dir>/audit` for sled, a table of the PostgreSQL
+    /// database) and read with GET /v1/audit; it never holds a value.
+    #[arg(long, env = "PLATOS_AUDIT", default_value = "on", value_name = "on|off", value_parser = parse_on_off)]
+    audit: bool,
+
+    /// Also write each audit record as a JSON line to this file (appended,
+    /// created 0600) or, with `-`, to standard output (logs go to stderr),
+    /// for a log shipper. A record it cannot take refuses its action like
+    /// the trail's own (see --audit-on-error).
+    #[arg(long, env = "PLATOS_AUDIT_LOG", value_name = "PATH|-")]
+    audit_log: Option<SinkTarget>,
+
+    /// How long audit records are kept: `90d`, `720h`. Older ones are purged
+    /// by the maintenance loop.
+    #[arg(long, env = "PLATOS_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    audit_retention: Duration,
+
+    /// When an action's audit record cannot be written (a full disk, a
+    /// database that is away): `refuse` the action (the default: fail
+    /// closed, nothing happens unrecorded) or `allow` it (logged and counted
+    /// in platos_audit_records_total{result="failed"}).
+    #[arg(
+        long,
+        env = "PLATOS_AUDIT_ON_ERROR",
+        default_value = "refuse",
+        value_name = "refuse|allow"
+    )]
+    audit_on_error: OnAuditError,
+}
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("`{text}`: expected `on` or `off`")),
+    }
 }
 
 /// `0.50` (every provider) or `anthropic=2` (one provider), in US dollars.
@@ -150,22 +191,28 @@ fn parse_reservation(text: &str) -> Result<(Option<String>, MicroUsd), String> {
         })
 }
 
-/// `300`, `300s`, `5m`, `2h`, `500ms`.
+/// `300`, `300s`, `5m`, `2h`, `90d`, `500ms`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| {
-        format!("invalid duration `{text}`: expected a number of seconds, or e.g. 300s, 5m, 1h")
+        format!(
+            "invalid duration `{text}`: expected a number of seconds, or e.g. 300s, 5m, 1h, 90d"
+        )
     })?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
+    let scale: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
         "ms" => return Ok(Duration::from_millis(number)),
-        _ => return Err(format!("invalid duration unit in `{text}`: expected ms, s, m or h")),
+        _ => return Err(format!("invalid duration unit in `{text}`: expected ms, s, m, h or d")),
     };
-    Ok(Duration::from_secs(seconds))
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration `{text}`: too long"))
 }
 
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -196,6 +243,12 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         process_env: args.import_process_env,
     });
     config.health_interval = args.health_interval;
+    config.audit = AuditConfig {
+        enabled: args.audit,
+        on_error: args.audit_on_error,
+        retention: args.audit_retention,
+        sink: args.audit_log,
+    };
     config.lease_ttl = args.lease_ttl;
     config.api.spend.reservation_ttl = args.reservation_ttl;
     for (provider, amount) in args.default_reservation {
@@ -251,6 +304,10 @@ mod tests {
         assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
+        assert!(parse_duration("99999999999999999d").unwrap_err().contains("too long"));
+        assert_eq!(parse_on_off("OFF"), Ok(false));
+        assert!(parse_on_off("maybe").unwrap_err().contains("expected `on` or `off`"));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
     }
