@@ -46,7 +46,7 @@ pub use budgets::{
     Budget, BudgetExceeded, BudgetStatus, BudgetTarget, Period, RESERVATION_ID_LEN, Reservation,
     SpendWindows, Windows,
 };
-pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
+pub use copy::{CopyError, DumpCounts, StoreDump, copy_audit, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::{DEFAULT_POOL_SIZE, PostgresStore};
 pub use probe_claims::{ProbeClaim, ProbeSlot, ProbeTag};
