@@ -1,8 +1,9 @@
 //! `platos-host store copy`, run as an operator runs it: sled to PostgreSQL
 //! and back, every kind of record kept and its values still sealed, and
-//! the API tokens with them (each still verifies on the other side); a
-//! destination that holds anything, a wrong master key and a password on
-//! the command line refused; no value in the command's output.
+//! the API tokens (each still verifies on the other side) and the audit
+//! trail with them; a destination that holds anything, a wrong master key
+//! and a password on the command line refused; no value in the command's
+//! output.
 
 mod support;
 
@@ -14,7 +15,11 @@ use platos_host::api::auth::{Grant, Pins, TokenStore};
 use platos_host::crypto::{ENCRYPTION_KEY_VAR, EncryptionKey, Keyring};
 use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
-use platos_host::store::StoreBackend;
+use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
+use platos_host::store::{
+    AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, SledAudit,
+    StoreBackend,
+};
 use platos_host::store::{
     Blocking, Budget, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
     LEASE_ID_LEN, Period, PostgresStore, ProviderVars, RESERVATION_ID_LEN, Reservation,
@@ -183,6 +188,41 @@ async fn tokens_of(backend: &StoreBackend, data_dir: &Path, token: &str) -> (boo
     (verified, tokens.list().await.unwrap().into_iter().map(|token| token.label).collect())
 }
 
+/// An audit trail of more than one page ([`MAX_AUDIT_PAGE`]), in order.
+fn audit_records() -> Vec<AuditRecord> {
+    (0..1_500u64)
+        .map(|n| AuditRecord {
+            id: format!("{:016x}", n * 17),
+            request: format!("{:016x}", n * 17),
+            at: 1_000 + n / 4,
+            action: AuditAction::Resolve,
+            outcome: AuditOutcome::Ok,
+            code: None,
+            actor: AuditActor::of_kind(ActorKind::Cli),
+            scope: (n % 2 == 0).then(|| scope().to_string()),
+            provider: Some("openai".to_owned()),
+            variable: Some("OPENAI_API_KEY_2".to_owned()),
+            variant: Some(2),
+            version: Some(1),
+            subject: None,
+            detail: Default::default(),
+        })
+        .collect()
+}
+
+/// Every audit record of `backend` (with `data_dir` for sled), in order.
+async fn audit_of(backend: &StoreBackend, data_dir: &Path) -> Vec<AuditRecord> {
+    let trail = backend.open_audit(data_dir).await.unwrap();
+    let mut query = AuditQuery { limit: MAX_AUDIT_PAGE, ..AuditQuery::default() };
+    let mut all = Vec::new();
+    loop {
+        let page = trail.query(&query).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        query.after = Some((last.at, last.id.clone()));
+        all.extend(page);
+    }
+}
+
 #[tokio::test]
 async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -199,6 +239,8 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
         tokens.create(&grant, "copied agent", pins).await.unwrap().token.expose_secret().to_owned()
     };
     let labels = ["copied operator", "copied agent"].map(str::to_owned).to_vec();
+    let trail = audit_records();
+    SledAudit::open_in_data_dir(first.path()).unwrap().append(&trail, true).await.unwrap();
     let url = support::postgres_database().await;
     let shared = StoreBackend::Postgres(url.clone());
 
@@ -216,6 +258,8 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     assert_holds_what_fill_wrote(database.as_ref()).await;
     drop(database);
     assert_eq!(tokens_of(&shared, first.path(), &agent).await, (true, labels.clone()));
+    assert!(stdout.contains("copied: 1500 audit records"), "{stdout}");
+    assert_eq!(audit_of(&shared, first.path()).await, trail);
 
     // And back, into a new data directory: --from from PLATOS_STORE_FROM.
     let output = copy(second.path(), KEY, &["--to", "sled"], &[("PLATOS_STORE_FROM", &url)]);
@@ -227,6 +271,12 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     assert_eq!(dump(back.as_ref()).await, original);
     assert_holds_what_fill_wrote(back.as_ref()).await;
     assert_eq!(tokens_of(&StoreBackend::Sled, second.path(), &agent).await, (true, labels));
+    assert!(
+        text(&output.stdout).contains("copied: 1500 audit records"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(audit_of(&StoreBackend::Sled, second.path()).await, trail);
 }
 
 #[tokio::test]

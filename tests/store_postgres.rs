@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use platos_host::crypto::CryptoError;
 use platos_host::provider::MicroUsd;
 use platos_host::store::{
-    Budget, KeyUpdate, Period, PostgresStore, ProbeClaim, ProbeSlot, SecretStore, StoreError,
-    StoreOptions, VarSource,
+    AuditQuery, AuditRecord, AuditTrail, Budget, KeyUpdate, Period, PostgresAudit, PostgresStore,
+    ProbeClaim, ProbeSlot, SecretStore, StoreError, StoreOptions, VarSource,
 };
 use secrecy::ExposeSecret;
 
@@ -188,7 +188,8 @@ async fn a_database_of_schema_2_migrates_to_budgets_and_keeps_its_data() {
     client
         .batch_execute(
             "DROP TABLE platos_budgets, platos_spend, platos_reservations, platos_tokens,
-                 platos_probe_claims;
+                 platos_probe_claims, platos_audit;
+             DROP FUNCTION platos_audit_refuse_update;
              DELETE FROM platos_schema_migrations WHERE version >= 3;",
         )
         .await
@@ -219,7 +220,8 @@ async fn a_database_of_schema_4_migrates_to_probe_claims_and_keeps_its_data() {
     let client = sql(&url).await;
     client
         .batch_execute(
-            "DROP TABLE platos_probe_claims;
+            "DROP TABLE platos_probe_claims, platos_audit;
+             DROP FUNCTION platos_audit_refuse_update;
              DELETE FROM platos_schema_migrations WHERE version >= 5;",
         )
         .await
@@ -237,6 +239,51 @@ async fn a_database_of_schema_4_migrates_to_probe_claims_and_keeps_its_data() {
         other.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap(),
         ProbeClaim::Held { until: NOON + 1 }
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_schema_5_migrates_to_the_audit_trail_and_keeps_its_data() {
+    let url = support::postgres_database().await;
+    let dev = scope("acme/shop/dev");
+    let slot = ProbeSlot::of(NOON, std::time::Duration::from_secs(300));
+    let tag = [7u8; 32];
+    {
+        let store = host(&url).await;
+        set(&store, &dev, "OPENAI_API_KEY", "sk-before-audit").await;
+        store.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap();
+    }
+    // The database as a host of schema 5 left it: no audit table.
+    let client = sql(&url).await;
+    client
+        .batch_execute(
+            "DROP TABLE platos_audit;
+             DROP FUNCTION platos_audit_refuse_update;
+             DELETE FROM platos_schema_migrations WHERE version >= 6;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(schema_version(&client).await, 5);
+    let store = host(&url).await;
+    assert_eq!(schema_version(&client).await, PostgresStore::SCHEMA_VERSION as i32);
+    assert_eq!(value_of(&store, &dev, "OPENAI_API_KEY").await.unwrap(), "sk-before-audit");
+    assert_eq!(
+        store.claim_probe(&tag, slot, NOON, NOON + 1).await.unwrap(),
+        ProbeClaim::Held { until: NOON + 1 }
+    );
+    // The audit table is there, over the store's connections, append-only.
+    let audit = PostgresAudit::of_store(&store);
+    let record: AuditRecord = serde_json::from_value(serde_json::json!({
+        "id": "00000000000000a1", "request": "00000000000000a1", "at": NOON,
+        "action": "var.set", "outcome": "ok", "actor": { "kind": "cli" },
+        "scope": "acme/shop/dev", "variable": "OPENAI_API_KEY",
+    }))
+    .unwrap();
+    audit.append(std::slice::from_ref(&record), true).await.unwrap();
+    let query =
+        AuditQuery { scope: Some("acme/shop/dev".into()), limit: 10, ..AuditQuery::default() };
+    assert_eq!(audit.query(&query).await.unwrap(), [record]);
+    let error = client.batch_execute("UPDATE platos_audit SET at = 0").await.unwrap_err();
+    assert!(format!("{error:?}").contains("platos_audit is append-only"), "{error:?}");
 }
 
 /// Runs `futures` as concurrent tasks; their outputs in order.

@@ -162,9 +162,9 @@ impl Server {
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
         let options = StoreOptions { provider_vars: provider_vars.clone(), ..store_options };
-        let (store, tokens) = config
+        let crate::store::OpenedStore { store, tokens, audit: _ } = config
             .store
-            .open_with_tokens(&config.data_dir, keyring, options)
+            .open_all(&config.data_dir, keyring, options)
             .await
             .map_err(|error| {
                 match (error, &config.store) {

@@ -1,12 +1,14 @@
 //! `platos-host store copy`: a whole store copied to another backend, its
 //! values still sealed ([`platos_host::store::copy`]), and its API tokens'
-//! rows (digests, never tokens) with it.
+//! rows (digests, never tokens) and its audit trail with it.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use platos_host::api::bootstrap::OPERATOR_TOKEN_FILE;
-use platos_host::store::{CopyError, ProviderVars, STORE_DIR, StoreBackend, copy_store};
+use platos_host::store::{
+    CopyError, ProviderVars, STORE_DIR, StoreBackend, copy_audit, copy_store,
+};
 
 use super::Context;
 use super::env::open_backend;
@@ -85,6 +87,10 @@ pub async fn run(context: &Context, command: StoreCommand) -> anyhow::Result<Exi
         rows.len() - added,
         context.data_dir.join(OPERATOR_TOKEN_FILE).display()
     );
+    let (source_audit, destination_audit) =
+        (from.open_audit(&context.data_dir).await?, to.open_audit(&context.data_dir).await?);
+    let records = copy_audit(source_audit.as_ref(), destination_audit.as_ref()).await?;
+    println!("copied: {records} audit records");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -277,6 +277,25 @@ impl AuditQuery {
     }
 }
 
+/// A record id that is not [`AUDIT_ID_LEN`] lowercase hex digits (shown at
+/// most 40 characters long).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the audit record id {0:?} is not {AUDIT_ID_LEN} lowercase hex digits (expected an id the audit service made, e.g. `0123456789abcdef`); nothing was written"
+)]
+struct InvalidAuditId(String);
+
+/// The 8 bytes of a record's id ([`AUDIT_ID_LEN`] lowercase hex digits, so
+/// byte order is the id's order); a malformed id is refused, naming it.
+pub(super) fn id_bytes(id: &str) -> Result<[u8; AUDIT_ID_LEN / 2], StoreError> {
+    let mut bytes = [0; AUDIT_ID_LEN / 2];
+    let lowercase = id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    match hex::decode_to_slice(id, &mut bytes) {
+        Ok(()) if lowercase => Ok(bytes),
+        _ => Err(StoreError::backend(InvalidAuditId(id.chars().take(40).collect()))),
+    }
+}
+
 /// The records of the audit trail. Append-only: a record is added once and
 /// removed only by [`AuditTrail::purge_before`].
 #[async_trait]
@@ -351,5 +370,20 @@ mod tests {
         assert!(all.matches(&record("00", 10, None)));
         assert_eq!(query.page_size(), 1);
         assert_eq!(AuditQuery { limit: 5000, ..all }.page_size(), MAX_AUDIT_PAGE);
+    }
+
+    #[test]
+    fn ids_are_sixteen_lowercase_hex_digits() {
+        assert_eq!(
+            id_bytes("0123456789abcdef").unwrap(),
+            [1, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+        );
+        for bad in
+            ["", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg"]
+        {
+            let message = id_bytes(bad).unwrap_err().to_string();
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+            assert!(message.contains("16 lowercase hex digits"), "{message}");
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::{
-    Blocking, PostgresStore, PostgresTokens, SecretStore, SledStore, SledTokens, StoreError,
-    StoreOptions, TokenRecords,
+    AuditTrail, Blocking, PostgresAudit, PostgresStore, PostgresTokens, SecretStore, SledAudit,
+    SledStore, SledTokens, StoreError, StoreOptions, TokenRecords,
 };
 use crate::crypto::Keyring;
 
@@ -81,28 +81,42 @@ impl StoreBackend {
         keyring: Keyring,
         options: StoreOptions,
     ) -> Result<Arc<dyn SecretStore>, StoreError> {
-        Ok(self.open_with_tokens(data_dir, keyring, options).await?.0)
+        Ok(match self {
+            StoreBackend::Sled => {
+                Arc::new(Blocking::new(SledStore::open_in_data_dir(data_dir, keyring, options)?))
+            }
+            StoreBackend::Postgres(url) => {
+                Arc::new(PostgresStore::open(url, keyring, options).await?)
+            }
+        })
     }
 
-    /// Opens the store ([`StoreBackend::open`]) and its API tokens: for
-    /// sled, the token database under `data_dir` ([`SledTokens`]); for
-    /// PostgreSQL, the token table of the same database, over the store's
-    /// connections ([`PostgresTokens`]).
-    pub async fn open_with_tokens(
+    /// Opens the store ([`StoreBackend::open`]), its API tokens and its
+    /// audit trail: for sled, the token and audit databases under
+    /// `data_dir` ([`SledTokens`], [`SledAudit`]); for PostgreSQL, the
+    /// token and audit tables of the same database, over the store's
+    /// connections ([`PostgresTokens`], [`PostgresAudit`]).
+    pub async fn open_all(
         &self,
         data_dir: &Path,
         keyring: Keyring,
         options: StoreOptions,
-    ) -> Result<(Arc<dyn SecretStore>, Arc<dyn TokenRecords>), StoreError> {
+    ) -> Result<OpenedStore, StoreError> {
         Ok(match self {
-            StoreBackend::Sled => (
-                Arc::new(Blocking::new(SledStore::open_in_data_dir(data_dir, keyring, options)?)),
-                Arc::new(SledTokens::open_in_data_dir(data_dir)?),
-            ),
+            StoreBackend::Sled => OpenedStore {
+                store: Arc::new(Blocking::new(SledStore::open_in_data_dir(
+                    data_dir, keyring, options,
+                )?)),
+                tokens: Arc::new(SledTokens::open_in_data_dir(data_dir)?),
+                audit: Arc::new(SledAudit::open_in_data_dir(data_dir)?),
+            },
             StoreBackend::Postgres(url) => {
                 let store = PostgresStore::open(url, keyring, options).await?;
-                let tokens = PostgresTokens::of_store(&store);
-                (Arc::new(store), Arc::new(tokens))
+                OpenedStore {
+                    tokens: Arc::new(PostgresTokens::of_store(&store)),
+                    audit: Arc::new(PostgresAudit::of_store(&store)),
+                    store: Arc::new(store),
+                }
             }
         })
     }
@@ -115,6 +129,36 @@ impl StoreBackend {
             StoreBackend::Sled => Arc::new(SledTokens::open_in_data_dir(data_dir)?),
             StoreBackend::Postgres(url) => Arc::new(PostgresTokens::open(url).await?),
         })
+    }
+
+    /// The audit trail alone, without the master key (for the command
+    /// line): the sled audit database under `data_dir`, or the PostgreSQL
+    /// audit table (the schema migrated if it is behind).
+    pub async fn open_audit(&self, data_dir: &Path) -> Result<Arc<dyn AuditTrail>, StoreError> {
+        Ok(match self {
+            StoreBackend::Sled => Arc::new(SledAudit::open_in_data_dir(data_dir)?),
+            StoreBackend::Postgres(url) => Arc::new(PostgresAudit::open(url).await?),
+        })
+    }
+}
+
+/// What [`StoreBackend::open_all`] opens: the store, its API tokens and its
+/// audit trail.
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn SecretStore>,
+    /// The API tokens' rows.
+    pub tokens: Arc<dyn TokenRecords>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditTrail>,
+}
+
+impl fmt::Debug for OpenedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedStore")
+            .field("tokens", &self.tokens)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
     }
 }
 

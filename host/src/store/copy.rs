@@ -13,14 +13,16 @@
 //! destination's (read back to verify), and a third copy handed to a
 //! blocking backend's import. That is meant for stores of a reasonable
 //! size: thousands of variables of at most [`super::MAX_VALUE_LEN`] bytes.
-//! API tokens are no part of a dump: `platos-host store copy` copies their
-//! rows beside it ([`super::TokenRecords::import`]).
+//! API tokens and the audit trail are no part of a dump: `platos-host store
+//! copy` copies them beside it ([`super::TokenRecords::import`],
+//! [`copy_audit`]).
 
 use std::fmt;
 
+use super::audit::MAX_AUDIT_PAGE;
 use super::{
-    Budget, LEASE_ID_LEN, ProviderKey, RESERVATION_ID_LEN, SecretStore, StoreError, UnixMillis,
-    VarSource,
+    AuditQuery, AuditTrail, Budget, LEASE_ID_LEN, ProviderKey, RESERVATION_ID_LEN, SecretStore,
+    StoreError, UnixMillis, VarSource,
 };
 use crate::scope::Scope;
 
@@ -269,6 +271,21 @@ pub async fn copy_store(
         return Err(CopyError::Mismatch { store: to_name.to_owned(), expected, found });
     }
     Ok(found)
+}
+
+/// Copies every record of the audit trail `from` into `to`, a page at a
+/// time, each page durable before the next is read (a record `to` holds
+/// already is kept once); how many records `from` held.
+pub async fn copy_audit(from: &dyn AuditTrail, to: &dyn AuditTrail) -> Result<u64, StoreError> {
+    let mut query = AuditQuery { limit: MAX_AUDIT_PAGE, ..AuditQuery::default() };
+    let mut copied = 0;
+    loop {
+        let page = from.query(&query).await?;
+        let Some(last) = page.last() else { return Ok(copied) };
+        query.after = Some((last.at, last.id.clone()));
+        to.append(&page, true).await?;
+        copied += page.len() as u64;
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 //! - Values never appear in `Debug`, errors or logs.
 
 pub mod audit;
+mod audit_postgres;
+mod audit_sled;
 mod backend;
 mod blocking;
 pub mod budgets;
@@ -36,13 +38,15 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail};
-pub use backend::{StoreBackend, UnknownBackend};
+pub use audit_postgres::PostgresAudit;
+pub use audit_sled::{AUDIT_DIR, SledAudit};
+pub use backend::{OpenedStore, StoreBackend, UnknownBackend};
 pub use blocking::Blocking;
 pub use budgets::{
     Budget, BudgetExceeded, BudgetStatus, BudgetTarget, Period, RESERVATION_ID_LEN, Reservation,
     SpendWindows, Windows,
 };
-pub use copy::{CopyError, DumpCounts, StoreDump, copy_store};
+pub use copy::{CopyError, DumpCounts, StoreDump, copy_audit, copy_store};
 pub use links::{KeyLink, ProviderVars, carried_row, key_var, variant_name, variant_of};
 pub use postgres_store::{DEFAULT_POOL_SIZE, PostgresStore};
 pub use probe_claims::{ProbeClaim, ProbeSlot, ProbeTag};

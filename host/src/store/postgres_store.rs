@@ -25,6 +25,8 @@
 //! - `platos_probe_claims`: `(tag, slot)` → the end of the slot, the
 //!   claim's deadline and whether the probe is done
 //!   ([`SecretStore::claim_probe`]): a keyed tag and times, nothing else.
+//! - `platos_audit`: the audit trail's records ([`super::PostgresAudit`]),
+//!   append-only (a trigger refuses updates).
 //!
 //! One logical change is one transaction. Writes to one variable serialize
 //! on its `platos_vars` row (`SELECT … FOR UPDATE`), so concurrent writers on
@@ -70,7 +72,8 @@ use crate::scope::Scope;
 
 /// The schema, one migration per entry, applied in order; entry `i` is
 /// version `i + 1`. Append only: an applied migration never changes.
-const MIGRATIONS: &[&str] = &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, TOKENS, PROBE_CLAIMS];
+const MIGRATIONS: &[&str] =
+    &[VARIABLES_AND_KEYS, LEASE_RELEASES, BUDGETS, TOKENS, PROBE_CLAIMS, AUDIT];
 
 /// Migration 1: variables, sealed values, provider-key rows, metadata.
 const VARIABLES_AND_KEYS: &str = r#"
@@ -176,6 +179,29 @@ CREATE TABLE platos_probe_claims (
     PRIMARY KEY (tag, slot)
 );
 CREATE INDEX platos_probe_claims_end ON platos_probe_claims (slot_end);
+"#;
+
+/// Migration 6: the audit trail ([`super::PostgresAudit`]): a record's id,
+/// time and scope, and the record as JSON (no value, token or lease).
+/// Append-only: a trigger refuses every `UPDATE`; `DELETE` stays allowed
+/// for the retention.
+const AUDIT: &str = r#"
+CREATE TABLE platos_audit (
+    id text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[0-9a-f]{16}$'),
+    at bigint NOT NULL,
+    scope text COLLATE "C",
+    record text NOT NULL
+);
+CREATE INDEX platos_audit_at ON platos_audit (at, id);
+CREATE INDEX platos_audit_scope ON platos_audit (scope, at, id);
+CREATE OR REPLACE FUNCTION platos_audit_refuse_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'platos_audit is append-only';
+END;
+$$;
+CREATE TRIGGER platos_audit_append_only BEFORE UPDATE ON platos_audit
+    FOR EACH ROW EXECUTE FUNCTION platos_audit_refuse_update();
 "#;
 
 /// The advisory lock (an arbitrary constant: "platos" in ASCII) held while
@@ -491,7 +517,7 @@ impl PostgresStore {
     }
 
     /// The connection pool, for the tables kept beside the store
-    /// ([`super::PostgresTokens`]).
+    /// ([`super::PostgresTokens`], [`super::PostgresAudit`]).
     pub(super) fn pool(&self) -> &Pool {
         &self.pool
     }
