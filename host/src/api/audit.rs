@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
-use super::auth::{Caller, Grant};
+use super::auth::{Caller, Grant, Pins, TokenInfo};
 use super::error::ApiError;
 use super::extract::{Authed, QueryParams};
 use crate::audit::{AuditDraft, AuditError};
@@ -66,6 +66,25 @@ pub fn request_fields(draft: AuditDraft, request: &HttpRequest) -> AuditDraft {
         .and_then(|url| url.host_str().map(str::to_owned))
         .unwrap_or_default();
     draft.detail("method", reqwest::Method::from(request.method).as_str()).detail("host", host)
+}
+
+/// `draft` about the token `info` describes: its id, kind, scope, label and
+/// pins (key ids, never a token).
+pub fn token_draft(draft: AuditDraft, info: &TokenInfo) -> AuditDraft {
+    let mut draft = draft
+        .subject(&info.id)
+        .detail("kind", info.kind.name())
+        .detail("label", info.label.clone())
+        .detail("pins", pins_text(&info.pins));
+    if let Some(scope) = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok()) {
+        draft = draft.scope(&scope);
+    }
+    draft
+}
+
+/// Pins as a record shows them: `openai=OPENAI_API_KEY_2,…` (empty: none).
+fn pins_text(pins: &Pins) -> String {
+    pins.iter().map(|(provider, key)| format!("{provider}={key}")).collect::<Vec<_>>().join(",")
 }
 
 /// The answer when a record cannot be written: 503 `audit_unavailable`;

@@ -5,6 +5,7 @@
 //! change), the health loop, the maintenance loop, and the HTTP server with
 //! graceful shutdown.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,15 +18,21 @@ use tokio::task::JoinHandle;
 use super::bootstrap::{self, KeySource, OperatorToken};
 use super::connections::ConnectionLimits;
 use super::{ApiOptions, ApiState, ImportStatusCell, auth::TokenStore};
-use crate::audit::{AuditConfig, Auditor};
+use crate::audit::{AuditConfig, AuditDraft, Auditor};
 use crate::bundled::PluginSources;
 use crate::health::rounds::{RoundTarget, RoundTrigger};
 use crate::health::{HealthConfig, HealthService};
 use crate::outbound::{Outbound, OutboundConfig};
 use crate::resolution::{Resolver, ResolverConfig};
+use crate::runtime::PluginRegistry;
 use crate::runtime::{PluginHost, RuntimeConfig};
+use crate::scope::Scope;
 use crate::selfhost::{ImportStatus, SelfHostConfig, manifest_var_filter};
-use crate::store::{ProviderVars, SecretStore, StoreBackend, StoreOptions, now_millis};
+use crate::store::audit::ActorKind;
+use crate::store::{
+    AuditAction, AuditActor, ImportReport, ProviderVars, SecretStore, StoreBackend, StoreOptions,
+    now_millis,
+};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -142,15 +149,6 @@ impl Server {
             ..RuntimeConfig::default()
         })?;
         let registry = crate::bundled::load_all(&host, &config.plugins).await?;
-        if config.require_all_plugins && !registry.refused().is_empty() {
-            let refused: Vec<String> =
-                registry.refused().iter().map(|refused| refused.message.clone()).collect();
-            anyhow::bail!(
-                "{} plugin(s) refused and --require-all-plugins is set:\n  - {}",
-                refused.len(),
-                refused.join("\n  - ")
-            );
-        }
         let plugins: Vec<String> = registry.iter().map(|plugin| plugin.id().to_owned()).collect();
         let refused_plugins = registry.refused().len();
 
@@ -162,7 +160,7 @@ impl Server {
         let provider_vars =
             ProviderVars::from_manifests(registry.iter().map(|plugin| plugin.manifest()));
         let options = StoreOptions { provider_vars: provider_vars.clone(), ..store_options };
-        let crate::store::OpenedStore { store, tokens, audit: _ } = config
+        let crate::store::OpenedStore { store, tokens, audit } = config
             .store
             .open_all(&config.data_dir, keyring, options)
             .await
@@ -180,6 +178,18 @@ impl Server {
                         .context(format!("cannot open the store in {backend}")),
                 }
             })?;
+        let auditor =
+            Auditor::start(audit, &config.audit).context("cannot start the audit trail")?;
+        record_plugins(&auditor, &registry).await?;
+        if config.require_all_plugins && !registry.refused().is_empty() {
+            let refused: Vec<String> =
+                registry.refused().iter().map(|refused| refused.message.clone()).collect();
+            anyhow::bail!(
+                "{} plugin(s) refused and --require-all-plugins is set:\n  - {}",
+                refused.len(),
+                refused.join("\n  - ")
+            );
+        }
         store.set_provider_vars(provider_vars).await?;
         let tokens = TokenStore::new(tokens);
         let operator_token = bootstrap::operator_token(&config.data_dir, &tokens).await?;
@@ -197,6 +207,7 @@ impl Server {
             accept: accept.clone(),
             known: Arc::new(known),
             status: import_status.clone(),
+            audit: auditor.clone(),
         });
         if let Some(import) = &self_host_import {
             import.run().await.context("the self-host import failed (nothing was changed)")?;
@@ -220,7 +231,7 @@ impl Server {
             resolver.clone(),
             health.clone(),
             tokens,
-            crate::audit::Auditor::disabled(),
+            auditor.clone(),
             api,
             import_status,
         );
@@ -253,7 +264,12 @@ impl Server {
         if !config.health_interval.is_zero() {
             tasks.push(tokio::spawn(health.clone().run()));
         }
-        tasks.push(tokio::spawn(maintenance(resolver, store.clone(), config.maintenance_interval)));
+        tasks.push(tokio::spawn(maintenance(
+            resolver,
+            store.clone(),
+            auditor,
+            config.maintenance_interval,
+        )));
         if let Some(import) = self_host_import {
             // The SIGHUP handler is in place before the start returns (the
             // default action of SIGHUP ends the process).
@@ -358,6 +374,7 @@ impl Server {
         }
         let flushed = self.state.resolver().flush_usage().await?;
         self.store.flush().await?;
+        self.state.audit().flush().await?;
         tracing::info!(keys = flushed, "usage written and the store flushed");
         Ok(())
     }
@@ -372,6 +389,8 @@ struct SelfHostImport {
     /// The loaded providers' variable names, for misspelling hints.
     known: Arc<Vec<String>>,
     status: ImportStatusCell,
+    /// Where the import's changes are recorded.
+    audit: Auditor,
 }
 
 impl SelfHostImport {
@@ -380,9 +399,16 @@ impl SelfHostImport {
     /// nothing and is recorded too.
     async fn run(&self) -> anyhow::Result<()> {
         let scope = self.config.scope.clone();
+        let before: BTreeSet<String> = match self.store.list_vars(&scope).await {
+            Ok(vars) => vars.into_iter().map(|var| var.name).collect(),
+            Err(_) => BTreeSet::new(),
+        };
         let result = crate::selfhost::reload(self.store.as_ref(), &self.config, &*self.accept)
             .await
             .map_err(anyhow::Error::from);
+        if let Ok(reload) = &result {
+            self.record(&scope, &before, &reload.report).await;
+        }
         let mut status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let reload = match result {
             Ok(reload) => reload,
@@ -413,12 +439,57 @@ impl SelfHostImport {
         *status = Some(imported);
         Ok(())
     }
+
+    /// Records what an import changed (after it: the file or the process
+    /// environment is the changes' source, and they are made already). A
+    /// record that cannot be written is logged.
+    async fn record(&self, scope: &Scope, before: &BTreeSet<String>, report: &ImportReport) {
+        let actor = AuditActor::of_kind(ActorKind::SelfHost);
+        let set = report.set.iter().map(|name| {
+            let action =
+                if before.contains(name) { AuditAction::VarRotate } else { AuditAction::VarSet };
+            (action, name)
+        });
+        let removed = report.removed.iter().map(|name| (AuditAction::VarUnset, name));
+        for (action, name) in set.chain(removed) {
+            let draft = AuditDraft::new(action, actor.clone()).scope(scope).variable(name);
+            if let Err(error) = self.audit.allow(&draft).await {
+                tracing::error!(%error, scope = %scope, name = %name, "the audit record of a self-host import change could not be written");
+            }
+        }
+    }
+}
+
+/// Records every plugin loaded (`plugin.load`, with its hash) and refused
+/// (`plugin.refuse`, with its code) at start; fails the start if a record
+/// cannot be written and `--audit-on-error` is `refuse`.
+async fn record_plugins(auditor: &Auditor, registry: &PluginRegistry) -> anyhow::Result<()> {
+    let actor = AuditActor::of_kind(ActorKind::Host);
+    for plugin in registry.iter() {
+        let draft = AuditDraft::new(AuditAction::PluginLoad, actor.clone())
+            .subject(plugin.id())
+            .provider(plugin.slug())
+            .detail("origin", plugin.origin())
+            .detail("sha256", plugin.sha256());
+        auditor.allow(&draft).await.context("cannot write the audit trail")?;
+    }
+    for refused in registry.refused() {
+        let draft =
+            AuditDraft::new(AuditAction::PluginRefuse, actor.clone()).subject(&refused.origin);
+        auditor.write(draft.refused(refused.code)).await.context("cannot write the audit trail")?;
+    }
+    Ok(())
 }
 
 /// Every `interval`: batched last-used times to the store; replaced versions
-/// past their grace period, releases of ended leases and expired budget
-/// reservations purged.
-async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: Duration) {
+/// past their grace period, releases of ended leases, expired budget
+/// reservations and audit records past their retention purged.
+async fn maintenance(
+    resolver: Resolver,
+    store: Arc<dyn SecretStore>,
+    auditor: Auditor,
+    interval: Duration,
+) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -426,7 +497,7 @@ async fn maintenance(resolver: Resolver, store: Arc<dyn SecretStore>, interval: 
         ticker.tick().await;
         let result = async {
             let used = resolver.flush_usage().await?;
-            let purged = store.purge_expired().await?;
+            let purged = store.purge_expired().await? + auditor.purge_expired(now_millis()).await?;
             Ok::<_, crate::store::StoreError>((used, purged))
         }
         .await;

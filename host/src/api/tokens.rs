@@ -17,7 +17,6 @@ use super::error::ApiError;
 use super::extract::params::{TokenIdParam, env_var_name_schema, string_schema};
 use super::extract::{Authed, JsonBody, OperatorCaller, PathId};
 use super::{ApiState, audit};
-use crate::audit::AuditDraft;
 use crate::policy::names::{MAX_SLUG_LEN, slug_pattern};
 use crate::scope::{MAX_SCOPE_ID_LEN, Scope, id_pattern};
 use crate::store::AuditAction;
@@ -150,7 +149,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let draft = audit::draft(AuditAction::TokenCreate, &caller);
     let prepared = state.refuse_on(&draft, prepare(body)).await?;
-    let draft = token_draft(draft, &prepared.info());
+    let draft = audit::token_draft(draft, &prepared.info());
     let issued = state
         .audited(&draft, async { state.tokens().insert(prepared).await.map_err(token_error) })
         .await?;
@@ -159,25 +158,6 @@ pub async fn create(
         StatusCode::CREATED,
         Json(CreatedToken { token: issued.token.expose_secret().to_owned(), info: issued.info }),
     ))
-}
-
-/// `draft` about the token `info` describes: its id, kind, scope, label and
-/// pins (key ids, never a token).
-fn token_draft(draft: AuditDraft, info: &TokenInfo) -> AuditDraft {
-    let mut draft = draft
-        .subject(&info.id)
-        .detail("kind", info.kind.name())
-        .detail("label", info.label.clone())
-        .detail("pins", pins_text(&info.pins));
-    if let Some(scope) = info.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok()) {
-        draft = draft.scope(&scope);
-    }
-    draft
-}
-
-/// Pins as a record shows them: `openai=OPENAI_API_KEY_2,…` (empty: none).
-fn pins_text(pins: &Pins) -> String {
-    pins.iter().map(|(provider, key)| format!("{provider}={key}")).collect::<Vec<_>>().join(",")
 }
 
 /// The token a create request asks for, checked.
@@ -243,7 +223,7 @@ pub async fn revoke(
         if info.kind == TokenKind::Operator && operators < 2 {
             return Err(last_operator());
         }
-        Ok(token_draft(draft.clone(), info))
+        Ok(audit::token_draft(draft.clone(), info))
     }
     .await;
     let draft = state.refuse_on(&draft, checked).await?;
@@ -329,7 +309,7 @@ pub async fn set_pins(
     }
     .await;
     let info = state.refuse_on(&draft, checked).await?;
-    let draft = token_draft(draft, &TokenInfo { pins: pins.clone(), ..info });
+    let draft = audit::token_draft(draft, &TokenInfo { pins: pins.clone(), ..info });
     let updated = state
         .audited(&draft, async {
             state.tokens().set_pins(&id, pins).await.map_err(token_error)?.ok_or_else(not_found)

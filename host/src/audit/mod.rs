@@ -262,6 +262,14 @@ impl Auditor {
         }
     }
 
+    /// Makes every record written so far durable (at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            Some(inner) => inner.trail.append(&[], true).await,
+            None => Ok(()),
+        }
+    }
+
     /// Removes the records past the retention, as of `now`; how many.
     pub async fn purge_expired(&self, now: UnixMillis) -> Result<usize, StoreError> {
         let Some(inner) = &self.inner else { return Ok(0) };

@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use platos_host::audit::{AuditDraft, Auditor, cli_actor};
 use platos_host::crypto::{KeyId, Keyring};
 use platos_host::policy::hints::near_misses;
 use platos_host::policy::variants::variant_of;
 use platos_host::scope::Scope;
 use platos_host::store::{
-    BlockingSecretStore, MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore, SledStore,
-    StoreBackend, StoreError, StoreOptions, UnixMillis, VarSource, default_key,
+    AuditAction, BlockingSecretStore, MAX_VALUE_LEN, ProviderKey, ProviderVars, SecretStore,
+    SledStore, StoreBackend, StoreError, StoreOptions, UnixMillis, VarSource, default_key, rules,
 };
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -148,24 +149,85 @@ pub(super) async fn open_backend(
     Ok((store, current))
 }
 
+/// The record of a command-line change to `name` in `scope`: with its
+/// provider and variant when it is a key variable.
+fn var_draft(action: AuditAction, scope: &Scope, name: &str, links: &ProviderVars) -> AuditDraft {
+    let draft = AuditDraft::new(action, cli_actor()).scope(scope).variable(name);
+    match links.links(name).first() {
+        Some(link) => draft.provider(&link.provider).variant(link.variant),
+        None => draft,
+    }
+}
+
+/// Writes `draft`'s record as allowed; the change may be made only if this
+/// is `Ok`.
+pub(super) async fn allow(auditor: &Auditor, draft: &AuditDraft) -> anyhow::Result<()> {
+    auditor.allow(draft).await.map_err(|error| {
+        anyhow::anyhow!(
+            "{error}; nothing was changed: a change is made only once its audit record is written"
+        )
+    })
+}
+
 /// Runs `env ...`.
 pub async fn run_env(context: &Context, command: EnvCommand) -> anyhow::Result<ExitCode> {
     match command {
         EnvCommand::Set { scope, name } => {
             let (links, known) = provider_vars(context).await?;
-            let (store, _) = open_store(context, links).await?;
+            let (store, _) = open_store(context, links.clone()).await?;
+            let auditor = context.auditor().await?;
             let value = read_value(&scope, &name)?;
             warn_unknown_name(&name, &known);
-            let info = store.set_var(&scope, &name, &value, VarSource::Cli).await?;
+            let current = store.list_vars(&scope).await?.into_iter().find(|var| var.name == name);
+            let action =
+                if current.is_some() { AuditAction::VarRotate } else { AuditAction::VarSet };
+            let draft = var_draft(action, &scope, &name, &links);
+            let checked = rules::check_value(&name, &value).and_then(|()| {
+                rules::check_writer(&scope, &name, VarSource::Cli, current.map(|var| var.source))
+            });
+            if let Err(error) = checked {
+                auditor.refuse(&draft, error.code()).await;
+                return Err(error.into());
+            }
+            allow(&auditor, &draft).await?;
+            let info = match store.set_var(&scope, &name, &value, VarSource::Cli).await {
+                Ok(info) => info,
+                Err(error) => {
+                    auditor.fail(&draft, error.code()).await;
+                    return Err(error.into());
+                }
+            };
             println!("{name} set in {scope}: version {}", info.version);
         }
         EnvCommand::Unset { scope, name } => {
             let (links, _) = provider_vars(context).await?;
-            let (store, _) = open_store(context, links).await?;
-            if store.unset_var(&scope, &name, VarSource::Cli).await? {
-                println!("{name} unset in {scope}");
-            } else {
+            let (store, _) = open_store(context, links.clone()).await?;
+            let auditor = context.auditor().await?;
+            let draft = var_draft(AuditAction::VarUnset, &scope, &name, &links);
+            let current = store.list_vars(&scope).await?.into_iter().find(|var| var.name == name);
+            let Some(current) = current else {
+                auditor.refuse(&draft, "variable_not_set").await;
                 println!("{name} was not set in {scope}");
+                return Ok(ExitCode::SUCCESS);
+            };
+            if let Err(error) =
+                rules::check_writer(&scope, &name, VarSource::Cli, Some(current.source))
+            {
+                auditor.refuse(&draft, error.code()).await;
+                return Err(error.into());
+            }
+            let draft = draft.version(current.version);
+            allow(&auditor, &draft).await?;
+            match store.unset_var(&scope, &name, VarSource::Cli).await {
+                Ok(true) => println!("{name} unset in {scope}"),
+                Ok(false) => {
+                    auditor.fail(&draft, "variable_not_set").await;
+                    println!("{name} was not set in {scope}");
+                }
+                Err(error) => {
+                    auditor.fail(&draft, error.code()).await;
+                    return Err(error.into());
+                }
             }
         }
         EnvCommand::List { scope, json } => {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use platos_host::audit::{AuditConfig, Auditor};
 use platos_host::bundled::PluginSources;
 use platos_host::runtime::{PluginHost, RuntimeConfig};
 
@@ -171,6 +172,14 @@ impl Context {
             None => Default::default(),
         };
         Ok(PluginSources { plugin_dir: self.plugin_dir.clone(), policy })
+    }
+
+    /// The audit trail of `--store`, recording this command's changes (the
+    /// trail `serve` writes; a record that cannot be written refuses the
+    /// change).
+    pub async fn auditor(&self) -> anyhow::Result<Auditor> {
+        let trail = self.store.open_audit(&self.data_dir).await?;
+        Ok(Auditor::start(trail, &AuditConfig::default())?)
     }
 
     /// The bundled plugins plus those of `--plugin-dir` that load and own

@@ -12,8 +12,11 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use platos_host::api::auth::{Grant, Pins, TokenKind, TokenStore};
+use platos_host::api::audit::token_draft;
+use platos_host::api::auth::{Grant, Pins, PreparedToken, TokenError, TokenKind, TokenStore};
+use platos_host::audit::{AuditDraft, cli_actor};
 use platos_host::scope::Scope;
+use platos_host::store::AuditAction;
 use platos_host::store::tokens::Revoked;
 use secrecy::ExposeSecret;
 
@@ -59,6 +62,22 @@ pub enum TokenCommand {
     },
 }
 
+/// Why the last operator token stays.
+macro_rules! last_operator {
+    () => {
+        "{id} is the last operator token: create another with `platos-host token create --operator` first, then revoke this one"
+    };
+}
+
+/// The API's error code of a token error, for its audit record.
+fn token_code(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::InvalidLabel => "invalid_label",
+        TokenError::InvalidPins(_) => "invalid_pins",
+        TokenError::Store(error) => error.code(),
+    }
+}
+
 /// Runs `token ...`.
 pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let tokens = TokenStore::new(context.store.open_tokens(&context.data_dir).await?);
@@ -75,7 +94,24 @@ pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<Exi
                 )
             })?;
             let label = label.unwrap_or_else(|| grant.default_label());
-            let issued = tokens.create(&grant, &label, parse_pins(&pins)?).await?;
+            let auditor = context.auditor().await?;
+            let draft = AuditDraft::new(AuditAction::TokenCreate, cli_actor());
+            let prepared = match PreparedToken::new(&grant, &label, parse_pins(&pins)?) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    auditor.refuse(&draft, token_code(&error)).await;
+                    return Err(error.into());
+                }
+            };
+            let draft = token_draft(draft, &prepared.info());
+            super::env::allow(&auditor, &draft).await?;
+            let issued = match tokens.insert(prepared).await {
+                Ok(issued) => issued,
+                Err(error) => {
+                    auditor.fail(&draft, token_code(&error)).await;
+                    return Err(error.into());
+                }
+            };
             let kind = match grant.scope() {
                 None => "an operator token".to_owned(),
                 Some(scope) => format!("an {} token for {scope}", grant.kind().name()),
@@ -114,15 +150,39 @@ pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<Exi
                 }
             }
         }
-        TokenCommand::Revoke { id } => match tokens.revoke(&id).await? {
-            Revoked::Revoked => println!("revoked token {id}"),
-            Revoked::NotFound => {
+        TokenCommand::Revoke { id } => {
+            let auditor = context.auditor().await?;
+            let draft = AuditDraft::new(AuditAction::TokenRevoke, cli_actor()).subject(&id);
+            let list = tokens.list().await?;
+            let Some(info) = list.iter().find(|token| token.id == id) else {
+                auditor.refuse(&draft, "token_not_found").await;
                 anyhow::bail!("no token has the id {id:?}: `platos-host token list` shows them")
+            };
+            let operators = list.iter().filter(|token| token.kind == TokenKind::Operator).count();
+            if info.kind == TokenKind::Operator && operators < 2 {
+                auditor.refuse(&draft, "last_operator_token").await;
+                anyhow::bail!(last_operator!(), id = id);
             }
-            Revoked::LastOperator => anyhow::bail!(
-                "{id} is the last operator token: create another with `platos-host token create --operator` first, then revoke this one"
-            ),
-        },
+            let draft = token_draft(draft, info);
+            super::env::allow(&auditor, &draft).await?;
+            let revoked = tokens.revoke(&id).await;
+            let code = match &revoked {
+                Ok(Revoked::Revoked) => None,
+                Ok(Revoked::NotFound) => Some("token_not_found"),
+                Ok(Revoked::LastOperator) => Some("last_operator_token"),
+                Err(error) => Some(token_code(error)),
+            };
+            if let Some(code) = code {
+                auditor.fail(&draft, code).await;
+            }
+            match revoked? {
+                Revoked::Revoked => println!("revoked token {id}"),
+                Revoked::NotFound => {
+                    anyhow::bail!("no token has the id {id:?}: it was revoked meanwhile")
+                }
+                Revoked::LastOperator => anyhow::bail!(last_operator!(), id = id),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
