@@ -141,7 +141,7 @@ pub struct AuditParams {
     scope: Option<String>,
     /// Only records at or after this time, Unix milliseconds (default: all
     /// the retention holds).
-    #[param(example = 1767225600000u64)]
+    #[param(value_type = Option<u64>, example = 1767225600000u64)]
     since: Option<UnixMillis>,
     /// The previous page's `next`: the records after it.
     #[param(example = "1767225600000-3f2a9c01b7de4a55")]

@@ -1,6 +1,8 @@
 //! The JSON-lines copy of the audit trail for a log shipper: one record per
 //! line, appended to a file (created owner-only) or written to stdout (the
-//! host logs to stderr, so stdout carries records only).
+//! host logs to stderr, so stdout carries records only). A file moved away
+//! (log rotation) or replaced is noticed before the next batch, and its
+//! path opened again.
 
 use std::fmt;
 use std::fs::File;
@@ -48,7 +50,33 @@ pub struct JsonLines {
 
 enum Output {
     Stdout(io::Stdout),
-    File(File),
+    /// The file, and the identity (device, inode) it had when opened.
+    File(File, Option<(u64, u64)>),
+}
+
+/// The device and inode of `metadata`, where the platform has them.
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        None
+    }
+}
+
+/// Opens `path` to append, creating it owner-only.
+fn open_file(path: &std::path::Path) -> io::Result<Output> {
+    let mut options = File::options();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    let opened = identity(&file.metadata()?);
+    Ok(Output::File(file, opened))
 }
 
 impl fmt::Debug for JsonLines {
@@ -63,13 +91,7 @@ impl JsonLines {
     pub fn open(target: &SinkTarget) -> io::Result<Self> {
         let out = match target {
             SinkTarget::Stdout => Output::Stdout(io::stdout()),
-            SinkTarget::File(path) => {
-                let mut options = File::options();
-                options.append(true).create(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                Output::File(options.open(path)?)
-            }
+            SinkTarget::File(path) => open_file(path)?,
         };
         Ok(JsonLines { target: target.clone(), out })
     }
@@ -88,13 +110,14 @@ impl JsonLines {
             serde_json::to_writer(&mut lines, record).map_err(io::Error::other)?;
             lines.push(b'\n');
         }
+        self.reopen_if_rotated()?;
         match &mut self.out {
             Output::Stdout(stdout) => {
                 let mut stdout = stdout.lock();
                 stdout.write_all(&lines)?;
                 stdout.flush()
             }
-            Output::File(file) => {
+            Output::File(file, _) => {
                 file.write_all(&lines)?;
                 if durable {
                     file.sync_data()?;
@@ -102,6 +125,21 @@ impl JsonLines {
                 Ok(())
             }
         }
+    }
+}
+
+impl JsonLines {
+    /// Opens the path again when it no longer names the file open (moved
+    /// away by log rotation, removed, or replaced).
+    fn reopen_if_rotated(&mut self) -> io::Result<()> {
+        let (SinkTarget::File(path), Output::File(_, opened)) = (&self.target, &self.out) else {
+            return Ok(());
+        };
+        let current = std::fs::metadata(path).ok().and_then(|metadata| identity(&metadata));
+        if current.is_none() || current != *opened {
+            self.out = open_file(path)?;
+        }
+        Ok(())
     }
 }
 
@@ -145,6 +183,24 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rotated_file_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut sink = JsonLines::open(&SinkTarget::File(path.clone())).unwrap();
+        let draft = crate::audit::AuditDraft::new(
+            AuditAction::Resolve,
+            AuditActor::of_kind(ActorKind::Host),
+        );
+        sink.write(&[draft.ok()], false).unwrap();
+        std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
+        sink.write(&[draft.ok(), draft.ok()], false).unwrap();
+        let lines =
+            |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().lines().count();
+        assert_eq!((lines("audit.jsonl.1"), lines("audit.jsonl")), (1, 2));
     }
 
     #[cfg(target_os = "linux")]
