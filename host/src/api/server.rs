@@ -15,9 +15,10 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::auth::{TokenKind, TokenStore};
 use super::bootstrap::{self, KeySource, OperatorToken};
 use super::connections::ConnectionLimits;
-use super::{ApiOptions, ApiState, ImportStatusCell, auth::TokenStore};
+use super::{ApiOptions, ApiState, ImportStatusCell};
 use crate::audit::{AuditConfig, AuditDraft, Auditor};
 use crate::bundled::PluginSources;
 use crate::health::rounds::{RoundTarget, RoundTrigger};
@@ -193,6 +194,9 @@ impl Server {
         store.set_provider_vars(provider_vars).await?;
         let tokens = TokenStore::new(tokens);
         let operator_token = bootstrap::operator_token(&config.data_dir, &tokens).await?;
+        if let OperatorToken::Created(_) = &operator_token {
+            record_first_operator(&auditor, &tokens).await?;
+        }
 
         let accept: Arc<dyn Fn(&str) -> bool + Send + Sync> =
             Arc::from(manifest_var_filter(registry.iter().map(|plugin| plugin.manifest())));
@@ -458,6 +462,18 @@ impl SelfHostImport {
             }
         }
     }
+}
+
+/// Records the operator token the first start made (after it: of hosts
+/// starting together on one store, the store decides which one makes it).
+async fn record_first_operator(auditor: &Auditor, tokens: &TokenStore) -> anyhow::Result<()> {
+    let list = tokens.list().await?;
+    if let Some(info) = list.iter().find(|token| token.kind == TokenKind::Operator) {
+        let draft = AuditDraft::new(AuditAction::TokenCreate, AuditActor::of_kind(ActorKind::Host));
+        let draft = super::audit::token_draft(draft, info);
+        auditor.allow(&draft).await.context("cannot write the audit trail")?;
+    }
+    Ok(())
 }
 
 /// Records every plugin loaded (`plugin.load`, with its hash) and refused

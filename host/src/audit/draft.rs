@@ -39,6 +39,7 @@ impl AuditDraft {
         AuditDraft {
             record: AuditRecord {
                 request: id.clone(),
+                // The writer gives each record its place ([`super::Stamp`]).
                 id,
                 at: 0,
                 action,
@@ -124,10 +125,9 @@ impl AuditDraft {
     }
 
     /// The record that follows the `ok` one when the store then failed with
-    /// `code`: a new id, the same request.
+    /// `code`: the same request.
     pub fn failed(&self, code: &str) -> AuditRecord {
         AuditRecord {
-            id: new_record_id(),
             at: now_millis(),
             outcome: AuditOutcome::Failed,
             code: Some(code.to_owned()),
@@ -172,17 +172,15 @@ mod tests {
             .detail("source", "cli");
         let ok = draft.ok_at(42);
         assert_eq!((ok.at, ok.outcome, ok.code.as_deref()), (42, AuditOutcome::Ok, None));
-        assert_eq!(ok.id, ok.request);
-        assert_eq!(ok.id.len(), AUDIT_ID_LEN);
-        assert!(ok.id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(ok.request.len(), AUDIT_ID_LEN);
+        assert!(ok.request.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(ok.scope.as_deref(), Some("acme/shop/prod"));
         let refused = draft.refused("managed_by_self_host");
         assert_eq!(refused.outcome, AuditOutcome::Refused);
         assert_eq!(refused.code.as_deref(), Some("managed_by_self_host"));
         let failed = draft.failed("store_error");
-        assert_eq!(failed.request, ok.id);
-        assert_ne!(failed.id, ok.id);
-        assert_ne!(AuditDraft::new(AuditAction::VarSet, cli_actor()).ok().id, ok.id);
+        assert_eq!(failed.request, ok.request);
+        assert_ne!(AuditDraft::new(AuditAction::VarSet, cli_actor()).ok().request, ok.request);
         let long = AuditDraft::new(AuditAction::KeyLabel, cli_actor())
             .detail("label", format!("a\u{7}b{}", "x".repeat(5000)))
             .ok();

@@ -278,6 +278,30 @@ impl Auditor {
     }
 }
 
+/// Gives each record its place in the trail as the writer takes it: `at`
+/// never goes back and ids grow, so on one host `(at, id)` is the order
+/// records were written in, and a reader paging with `after` misses none
+/// written later. Ids start at a random point per process.
+struct Stamp {
+    last_at: UnixMillis,
+    next_id: u64,
+}
+
+impl Stamp {
+    fn new() -> Self {
+        let start = u64::from_be_bytes(crate::crypto::random_bytes::<8>());
+        // Room for 2^62 records before the ids wrap.
+        Stamp { last_at: 0, next_id: start >> 2 }
+    }
+
+    fn stamp(&mut self, record: &mut AuditRecord, now: UnixMillis) {
+        self.last_at = self.last_at.max(now);
+        record.at = self.last_at;
+        record.id = format!("{:016x}", self.next_id);
+        self.next_id += 1;
+    }
+}
+
 /// The writer: takes what is queued (up to [`MAX_BATCH`]), writes it to the
 /// JSON-lines copy and the trail, and answers every waiter. When one device
 /// took a batch the other refused, it gets a `failed` record of each, so
@@ -289,9 +313,16 @@ async fn write_batches(
     counters: Arc<AuditCounters>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stamp = Stamp::new();
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let records: Vec<AuditRecord> =
-            batch.iter().map(|waiting| waiting.record.clone()).collect();
+        let now = now_millis();
+        let records: Vec<AuditRecord> = batch
+            .iter_mut()
+            .map(|waiting| {
+                stamp.stamp(&mut waiting.record, now);
+                waiting.record.clone()
+            })
+            .collect();
         let durable = records.iter().any(|record| record.action.is_change());
         let (returned, sunk) = write_sink(sink.take(), records.clone(), durable).await;
         sink = returned;
@@ -303,7 +334,10 @@ async fn write_batches(
                     let error =
                         AuditError::Trail { location: trail.location(), reason: error.to_string() };
                     if sink.is_some() {
-                        let undone = undone(&records);
+                        let mut undone = undone(&records);
+                        for record in &mut undone {
+                            stamp.stamp(record, now_millis());
+                        }
                         let (returned, _) = write_sink(sink.take(), undone, true).await;
                         sink = returned;
                     }
@@ -329,8 +363,6 @@ fn undone(records: &[AuditRecord]) -> Vec<AuditRecord> {
         .iter()
         .filter(|record| record.outcome == AuditOutcome::Ok)
         .map(|record| AuditRecord {
-            id: new_record_id(),
-            at: now_millis(),
             outcome: AuditOutcome::Failed,
             code: Some("audit_unavailable".to_owned()),
             ..record.clone()
@@ -374,6 +406,26 @@ mod tests {
         let error = "ignore".parse::<OnAuditError>().unwrap_err();
         assert!(error.contains("`ignore`") && error.contains("expected `refuse`"), "{error}");
         assert_eq!(OnAuditError::default(), OnAuditError::Refuse);
+    }
+
+    #[test]
+    fn stamps_keep_the_written_order_even_when_the_clock_steps_back() {
+        let mut stamp = Stamp::new();
+        let draft = AuditDraft::new(
+            crate::store::AuditAction::Resolve,
+            crate::store::AuditActor::of_kind(crate::store::audit::ActorKind::Host),
+        );
+        let mut records: Vec<AuditRecord> = (0..5).map(|_| draft.ok()).collect();
+        for (record, now) in records.iter_mut().zip([10, 10, 9, 12, 11]) {
+            stamp.stamp(record, now);
+        }
+        let places: Vec<(UnixMillis, String)> =
+            records.iter().map(|record| (record.at, record.id.clone())).collect();
+        let mut sorted = places.clone();
+        sorted.sort();
+        assert_eq!(places, sorted);
+        assert_eq!(places.iter().map(|place| place.0).collect::<Vec<_>>(), [10, 10, 10, 12, 12]);
+        assert!(places.iter().all(|(_, id)| id.len() == crate::store::audit::AUDIT_ID_LEN));
     }
 
     #[test]

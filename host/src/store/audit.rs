@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, UnixMillis};
 
-/// The length of a record's id: 16 lowercase hex digits (64 random bits).
+/// The length of a record's id and a request's: 16 lowercase hex digits.
 pub const AUDIT_ID_LEN: usize = 16;
 
 /// The most records one query answers.
@@ -205,10 +205,11 @@ impl AuditActor {
 /// plugin's hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
-    /// The record's id: [`AUDIT_ID_LEN`] hex digits.
+    /// The record's id: [`AUDIT_ID_LEN`] hex digits, growing on each host
+    /// in the order it writes records (with `at`, the trail's order).
     pub id: String,
-    /// The request this record belongs to: its own id, or for a `failed`
-    /// record the id of the `ok` record before it.
+    /// The action's id ([`AUDIT_ID_LEN`] random hex digits): a `failed`
+    /// record has the `request` of the `ok` record before it.
     pub request: String,
     /// When it was recorded.
     #[schema(value_type = u64)]
