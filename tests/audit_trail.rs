@@ -42,7 +42,30 @@ impl Backend for Postgres {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trail_on_sled() {
-    exercise(&Sled(tempfile::tempdir().unwrap())).await;
+    let backend = Sled(tempfile::tempdir().unwrap());
+    exercise(&backend).await;
+    // The scope index names exactly the records that have a scope: the
+    // purge left no entry behind.
+    let db = sled::open(backend.0.path()).unwrap();
+    let records = db.open_tree("records").unwrap();
+    let mut scoped = BTreeSet::new();
+    for entry in records.iter() {
+        let (key, value) = entry.unwrap();
+        let record: AuditRecord = serde_json::from_slice(&value).unwrap();
+        if let Some(scope) = record.scope {
+            scoped.insert([scope.as_bytes(), &[0], &key].concat());
+        }
+    }
+    let index = db.open_tree("by-scope").unwrap();
+    let indexed: BTreeSet<Vec<u8>> = index.iter().keys().map(|key| key.unwrap().to_vec()).collect();
+    let (stale, missing) =
+        (indexed.difference(&scoped).count(), scoped.difference(&indexed).count());
+    assert_eq!((stale, missing), (0, 0), "index entries without their record, records not indexed");
+    assert_eq!(
+        scoped.len(),
+        20 + 32 * 50,
+        "the kept records of two scopes and the concurrent ones"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,11 +118,14 @@ fn everything() -> AuditQuery {
 }
 
 /// Every record `query` reaches, page by page of `query.limit`, each page
-/// checked to hold at most that many.
+/// checked to hold at most that many, all after the cursor.
 async fn paged(trail: &dyn AuditTrail, mut query: AuditQuery) -> Vec<AuditRecord> {
     let mut all = Vec::new();
     loop {
         let page = trail.query(&query).await.unwrap();
+        if let (Some((at, id)), Some(first)) = (&query.after, page.first()) {
+            assert!((first.at, &first.id) > (*at, id), "a page starts at or before its cursor");
+        }
         assert!(
             page.len() <= query.limit,
             "a page of {} for a limit of {}",
