@@ -1,7 +1,8 @@
 //! The audit trail over both backends: one suite ([`exercise`]) run for the
 //! sled audit database and for the PostgreSQL audit table (one constructor
 //! each); then what only one has: the table's trigger refusing an update,
-//! and the sled database held by another handle.
+//! a database that cannot be reached, and the sled database held by
+//! another handle.
 
 mod support;
 
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
 use platos_host::store::{
     AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, PostgresAudit,
-    SledAudit, UnixMillis,
+    SledAudit, StoreBackend, UnixMillis,
 };
 
 /// Where a trail lives; [`Backend::open`] opens it again (a reopen after
@@ -293,4 +294,12 @@ async fn a_sled_trail_held_by_another_handle_is_refused_naming_it() {
     assert!(error.contains(&held.location()) && error.contains("in use"), "{error}");
     drop(held);
     SledAudit::open_in_data_dir(dir.path()).unwrap();
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_unavailable() {
+    // Nothing listens on port 1 of the loopback.
+    let backend: StoreBackend = "postgres://platos@127.0.0.1:1/platos".parse().unwrap();
+    let error = backend.open_audit(std::path::Path::new("/nonexistent")).await.unwrap_err();
+    assert_eq!(error.code(), "store_unavailable", "{error}");
 }
