@@ -1,7 +1,8 @@
 //! The audit trail over both backends: one suite ([`exercise`]) run for the
 //! sled audit database and for the PostgreSQL audit table (one constructor
 //! each); then what only one has: the table's trigger refusing an update,
-//! and the sled database held by another handle.
+//! a database that cannot be reached, and the sled database held by
+//! another handle.
 
 mod support;
 
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
 use platos_host::store::{
     AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, PostgresAudit,
-    SledAudit, UnixMillis,
+    SledAudit, StoreBackend, UnixMillis,
 };
 
 /// Where a trail lives; [`Backend::open`] opens it again (a reopen after
@@ -42,7 +43,30 @@ impl Backend for Postgres {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trail_on_sled() {
-    exercise(&Sled(tempfile::tempdir().unwrap())).await;
+    let backend = Sled(tempfile::tempdir().unwrap());
+    exercise(&backend).await;
+    // The scope index names exactly the records that have a scope: the
+    // purge left no entry behind.
+    let db = sled::open(backend.0.path()).unwrap();
+    let records = db.open_tree("records").unwrap();
+    let mut scoped = BTreeSet::new();
+    for entry in records.iter() {
+        let (key, value) = entry.unwrap();
+        let record: AuditRecord = serde_json::from_slice(&value).unwrap();
+        if let Some(scope) = record.scope {
+            scoped.insert([scope.as_bytes(), &[0], &key].concat());
+        }
+    }
+    let index = db.open_tree("by-scope").unwrap();
+    let indexed: BTreeSet<Vec<u8>> = index.iter().keys().map(|key| key.unwrap().to_vec()).collect();
+    let (stale, missing) =
+        (indexed.difference(&scoped).count(), scoped.difference(&indexed).count());
+    assert_eq!((stale, missing), (0, 0), "index entries without their record, records not indexed");
+    assert_eq!(
+        scoped.len(),
+        20 + 32 * 50,
+        "the kept records of two scopes and the concurrent ones"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,11 +119,14 @@ fn everything() -> AuditQuery {
 }
 
 /// Every record `query` reaches, page by page of `query.limit`, each page
-/// checked to hold at most that many.
+/// checked to hold at most that many, all after the cursor.
 async fn paged(trail: &dyn AuditTrail, mut query: AuditQuery) -> Vec<AuditRecord> {
     let mut all = Vec::new();
     loop {
         let page = trail.query(&query).await.unwrap();
+        if let (Some((at, id)), Some(first)) = (&query.after, page.first()) {
+            assert!((first.at, &first.id) > (*at, id), "a page starts at or before its cursor");
+        }
         assert!(
             page.len() <= query.limit,
             "a page of {} for a limit of {}",
@@ -267,4 +294,12 @@ async fn a_sled_trail_held_by_another_handle_is_refused_naming_it() {
     assert!(error.contains(&held.location()) && error.contains("in use"), "{error}");
     drop(held);
     SledAudit::open_in_data_dir(dir.path()).unwrap();
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_unavailable() {
+    // Nothing listens on port 1 of the loopback.
+    let backend: StoreBackend = "postgres://platos@127.0.0.1:1/platos".parse().unwrap();
+    let error = backend.open_audit(std::path::Path::new("/nonexistent")).await.unwrap_err();
+    assert_eq!(error.code(), "store_unavailable", "{error}");
 }

@@ -428,7 +428,7 @@ fn serve_once(data: &Path, env: &[(&str, &str)]) -> String {
 fn data_files_and_folders_are_private_whatever_the_umask() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    // A first start (generated key, operator token, store, tokens, plugin
+    // A first start (generated key, operator token, store, tokens, audit, plugin
     // cache), then every command that writes, all under umask 000.
     let log = serve_once(&data, &[]);
     assert!(log.contains("generated a master key"), "{log}");
@@ -449,7 +449,7 @@ fn data_files_and_folders_are_private_whatever_the_umask() {
         let want = if path.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(*mode, want, "{} is {mode:03o}", path.display());
     }
-    for entry in ["store", "tokens", "cache", "encryption.key", "operator.token"] {
+    for entry in ["store", "tokens", "audit", "cache", "encryption.key", "operator.token"] {
         assert!(data.join(entry).exists(), "{entry}");
     }
 

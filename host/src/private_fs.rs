@@ -120,9 +120,10 @@ pub fn tighten_or_warn(path: &Path) {
 
 /// What the host keeps in its data directory: [`tighten_data_dir`] restricts
 /// these and nothing else there.
-pub const DATA_DIR_ENTRIES: [&str; 5] = [
+pub const DATA_DIR_ENTRIES: [&str; 6] = [
     crate::store::STORE_DIR,
     crate::api::auth::TOKENS_DIR,
+    crate::store::AUDIT_DIR,
     crate::api::bootstrap::ENCRYPTION_KEY_FILE,
     crate::api::bootstrap::OPERATOR_TOKEN_FILE,
     CACHE_DIR,

@@ -10,9 +10,12 @@
 //!   one scope in order, so a scope query seeks instead of scanning the
 //!   whole trail.
 //!
-//! An append is one multi-tree transaction adding what is not there yet
-//! (a re-appended record is the same key: nothing is added twice). It runs
-//! inline (no disk I/O: resolve traffic appends a batch every few
+//! An append is one multi-tree transaction adding what is not there yet:
+//! a re-appended record (a retried write) is the same key, and the first
+//! one written stays. (A record is found by its time and id, not its id
+//! alone: ids are 64 random bits, so two records never share one.) It runs
+//! inline, as it is microseconds (sled buffers the write and flushes it
+//! within its flush interval; resolve traffic appends a batch every few
 //! milliseconds); a durable one then flushes on a blocking thread. Queries
 //! and purges run on a blocking thread.
 
