@@ -296,7 +296,7 @@ async fn exercise(host: &Running) -> String {
 
     // Authorize and forward by lease, to a mock upstream.
     let (base, _log) = support::mock_upstream().await;
-    assert_eq!(host.put_env(&host.operator, "OPENAI_BASE_URL", &base).await.0, 200);
+    assert_eq!(host.put_env(&host.operator, "OPENAI_API_BASE", &base).await.0, 200);
     assert_eq!(trail.one(host).await["action"], "var.set");
     let (_, resolved) = host.resolve(&agent, json!({ "provider": "openai" })).await;
     assert_eq!(trail.one(host).await["action"], "resolve");
