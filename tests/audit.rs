@@ -699,3 +699,69 @@ async fn records_past_the_retention_are_purged_and_audit_off_records_nothing() {
     assert_eq!(status, 200);
     assert_eq!(page, json!({ "enabled": false, "records": [], "next": null }));
 }
+
+/// Runs `platos-host` on `data` with `args`, `stdin` on its input.
+fn cli(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
+        .args(args)
+        .env("PLATOS_DATA_DIR", data)
+        .env_remove("PLATOS_PLUGIN_DIR")
+        .env_remove("PLATOS_STORE")
+        .env("ENCRYPTION_KEY", "0123456789abcdef0123456789abcdef")
+        .env_remove("ENCRYPTION_KEY_PREVIOUS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn the_command_line_records_its_changes() {
+    let data = tempfile::tempdir().unwrap();
+    let set = cli(data.path(), &["env", "set", SCOPE, "OPENAI_API_KEY"], CANARY_ONE);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let again = cli(data.path(), &["env", "set", SCOPE, "OPENAI_API_KEY"], CANARY_TWO);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let created = cli(data.path(), &["token", "create", "--scope", SCOPE], "");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let revoked = cli(data.path(), &["token", "revoke", &id], "");
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let unset = cli(data.path(), &["env", "unset", SCOPE, "OPENAI_API_KEY"], "");
+    assert!(unset.status.success(), "{}", String::from_utf8_lossy(&unset.stderr));
+
+    let trail = platos_host::store::SledAudit::open_in_data_dir(data.path()).unwrap();
+    let query = platos_host::store::AuditQuery { limit: 100, ..Default::default() };
+    let records = platos_host::store::AuditTrail::query(&trail, &query).await.unwrap();
+    let seen: Vec<(String, Option<String>)> = records
+        .iter()
+        .map(|record| {
+            (record.action.to_string(), record.subject.clone().or(record.variable.clone()))
+        })
+        .collect();
+    let key = Some("OPENAI_API_KEY".to_owned());
+    assert_eq!(
+        seen,
+        [
+            ("var.set".to_owned(), key.clone()),
+            ("var.rotate".to_owned(), key.clone()),
+            ("token.create".to_owned(), Some(id.clone())),
+            ("token.revoke".to_owned(), Some(id)),
+            ("var.unset".to_owned(), key),
+        ]
+    );
+    for record in &records {
+        assert_eq!(record.actor.kind, platos_host::store::audit::ActorKind::Cli);
+        assert_eq!(record.outcome, platos_host::store::AuditOutcome::Ok);
+    }
+    assert_eq!(records[0].provider.as_deref(), Some("openai"));
+    drop(trail);
+    assert_no_canary(bytes_under(&data.path().join("audit")), "the audit database");
+    assert_no_secret(bytes_under(&data.path().join("audit")), &token, "the audit database");
+}
