@@ -765,3 +765,24 @@ async fn the_command_line_records_its_changes() {
     assert_no_canary(bytes_under(&data.path().join("audit")), "the audit database");
     assert_no_secret(bytes_under(&data.path().join("audit")), &token, "the audit database");
 }
+
+#[tokio::test]
+async fn a_refused_plugin_is_recorded_with_its_code() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm not a component").unwrap();
+    let plugin_dir = plugins.path().to_owned();
+    let host = start(StoreBackend::Sled, |config| {
+        config.plugins.plugin_dir = Some(plugin_dir);
+    })
+    .await;
+    assert_eq!(host.server.report().refused_plugins, 1);
+    let records = Reader { after: None }.new_records(&host).await;
+    let refused: Vec<&Value> =
+        records.iter().filter(|record| record["action"] == "plugin.refuse").collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert_eq!(refused[0]["outcome"], "refused");
+    assert!(refused[0]["subject"].as_str().unwrap().ends_with("broken.wasm"), "{}", refused[0]);
+    assert!(!refused[0]["code"].as_str().unwrap().is_empty());
+    let loads = records.iter().filter(|record| record["action"] == "plugin.load").count();
+    assert_eq!(loads, host.server.report().plugins.len());
+}
