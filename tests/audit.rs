@@ -49,7 +49,7 @@ impl Reader {
             if let Some(after) = &self.after {
                 path.push_str(&format!("&after={after}"));
             }
-            let (status, page) = host.client.call("GET", &path, Some(&host.operator), None).await;
+            let (status, page) = host.send("GET", &path, &host.operator, None).await;
             assert_eq!(status, 200, "{page}");
             let batch = page["records"].as_array().unwrap().clone();
             if let Some(last) = batch.last() {
@@ -71,6 +71,17 @@ impl Reader {
 }
 
 impl Running {
+    /// `method path` with `token` and an optional JSON body.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.client.call(method, path, Some(token), body).await
+    }
+
     async fn put_env(&self, token: &str, name: &str, value: &str) -> (u16, Value) {
         self.client
             .call(
@@ -187,7 +198,7 @@ async fn exercise(host: &Running) -> String {
     let key_path = format!("/v1/scopes/{SCOPE}/providers/openai/keys/OPENAI_API_KEY_2");
     let patch = |body: Value| {
         let path = key_path.clone();
-        async move { host.client.call("PATCH", &path, Some(&host.operator), Some(&body)).await }
+        async move { host.send("PATCH", &path, &host.operator, Some(&body)).await }
     };
     assert_eq!(patch(json!({ "label": "backup" })).await.0, 200);
     let label = trail.one(host).await;
@@ -207,11 +218,10 @@ async fn exercise(host: &Running) -> String {
     assert_eq!(patch(json!({ "status": "active" })).await.0, 200);
     assert_eq!(trail.one(host).await["action"], "key.enable");
     let (status, body) = host
-        .client
-        .call(
+        .send(
             "PATCH",
             &format!("/v1/scopes/{SCOPE}/providers/openai/keys/OPENAI_API_KEY_9"),
-            Some(&host.operator),
+            &host.operator,
             Some(&json!({ "label": "x" })),
         )
         .await;
@@ -242,11 +252,10 @@ async fn exercise(host: &Running) -> String {
         (&json!("agent"), &json!("checkout-agent"))
     );
     let (status, body) = host
-        .client
-        .call(
+        .send(
             "PUT",
             &format!("/v1/tokens/{agent_id}/pins"),
-            Some(&host.operator),
+            &host.operator,
             Some(&json!({ "openai": "OPENAI_API_KEY_2" })),
         )
         .await;
@@ -307,11 +316,10 @@ async fn exercise(host: &Running) -> String {
         "body": "{\"model\":\"gpt-5\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}"
     }});
     let (status, body) = host
-        .client
-        .call(
+        .send(
             "POST",
             &format!("/v1/scopes/{SCOPE}/leases/{lease}/authorize"),
-            Some(&agent),
+            &agent,
             Some(&request),
         )
         .await;
@@ -332,13 +340,7 @@ async fn exercise(host: &Running) -> String {
         (&json!("POST"), &json!("127.0.0.1"))
     );
     let (status, body) = host
-        .client
-        .call(
-            "POST",
-            &format!("/v1/scopes/{SCOPE}/leases/{lease}/forward"),
-            Some(&agent),
-            Some(&request),
-        )
+        .send("POST", &format!("/v1/scopes/{SCOPE}/leases/{lease}/forward"), &agent, Some(&request))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_fields(
@@ -350,11 +352,10 @@ async fn exercise(host: &Running) -> String {
         ],
     );
     let (status, body) = host
-        .client
-        .call(
+        .send(
             "POST",
             &format!("/v1/scopes/{SCOPE}/leases/not-a-lease/forward"),
-            Some(&agent),
+            &agent,
             Some(&request),
         )
         .await;
@@ -371,11 +372,10 @@ async fn exercise(host: &Running) -> String {
     // Budgets.
     let budget = format!("/v1/scopes/{SCOPE}/providers/openai/keys/OPENAI_API_KEY/budget");
     let (status, body) = host
-        .client
-        .call(
+        .send(
             "PUT",
             &budget,
-            Some(&host.operator),
+            &host.operator,
             Some(&json!({ "limit_usd": 25.0, "period": "month" })),
         )
         .await;
@@ -385,18 +385,12 @@ async fn exercise(host: &Running) -> String {
         (&set["action"], &set["detail"]["period"], &set["detail"]["limit_usd"]),
         (&json!("budget.set"), &json!("month"), &json!("25.000000"))
     );
-    assert_eq!(host.client.call("DELETE", &budget, Some(&host.operator), None).await.0, 200);
+    assert_eq!(host.send("DELETE", &budget, &host.operator, None).await.0, 200);
     assert_eq!(trail.one(host).await["action"], "budget.remove");
 
     // Unset and revoke.
     let (status, _) = host
-        .client
-        .call(
-            "DELETE",
-            &format!("/v1/scopes/{SCOPE}/env/OPENAI_API_KEY"),
-            Some(&host.operator),
-            None,
-        )
+        .send("DELETE", &format!("/v1/scopes/{SCOPE}/env/OPENAI_API_KEY"), &host.operator, None)
         .await;
     assert_eq!(status, 200);
     assert_fields(
@@ -408,13 +402,7 @@ async fn exercise(host: &Running) -> String {
         ],
     );
     let (status, body) = host
-        .client
-        .call(
-            "DELETE",
-            &format!("/v1/scopes/{SCOPE}/env/OPENAI_API_KEY"),
-            Some(&host.operator),
-            None,
-        )
+        .send("DELETE", &format!("/v1/scopes/{SCOPE}/env/OPENAI_API_KEY"), &host.operator, None)
         .await;
     assert_eq!((status, code(&body)), (404, "variable_not_set"));
     assert_fields(
@@ -425,19 +413,15 @@ async fn exercise(host: &Running) -> String {
             ("code", Some(json!("variable_not_set"))),
         ],
     );
-    let (status, _) = host
-        .client
-        .call("DELETE", &format!("/v1/tokens/{agent_id}"), Some(&host.operator), None)
-        .await;
+    let (status, _) =
+        host.send("DELETE", &format!("/v1/tokens/{agent_id}"), &host.operator, None).await;
     assert_eq!(status, 200);
     assert_fields(
         &trail.one(host).await,
         &[("action", Some(json!("token.revoke"))), ("subject", Some(json!(agent_id)))],
     );
-    let (status, _) = host
-        .client
-        .call("DELETE", &format!("/v1/tokens/{operator}"), Some(&host.operator), None)
-        .await;
+    let (status, _) =
+        host.send("DELETE", &format!("/v1/tokens/{operator}"), &host.operator, None).await;
     assert_eq!(status, 409);
     assert_fields(
         &trail.one(host).await,
@@ -496,8 +480,7 @@ async fn every_action_makes_one_record_without_a_value_on_sled() {
     let lines = std::fs::read_to_string(&log).unwrap();
     assert_no_canary(&lines, "the JSON-lines copy");
     // The copy holds what the trail holds, line for line.
-    let (_, page) =
-        host.client.call("GET", "/v1/audit?limit=1000", Some(&host.operator), None).await;
+    let (_, page) = host.send("GET", "/v1/audit?limit=1000", &host.operator, None).await;
     let copied: Vec<Value> =
         lines.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     assert_eq!(&copied, page["records"].as_array().unwrap());
@@ -547,20 +530,16 @@ async fn a_full_audit_disk_refuses_changes_and_resolves_and_changes_nothing() {
     let (status, body) = host.resolve(&host.operator, json!({ "provider": "openai" })).await;
     assert_eq!((status, code(&body)), (503, "audit_unavailable"), "{body}");
     assert!(body.get("env").is_none() && !body.to_string().contains(CANARY_ONE));
-    let (status, body) = host
-        .client
-        .call("POST", "/v1/tokens", Some(&host.operator), Some(&json!({ "scope": SCOPE })))
-        .await;
+    let (status, body) =
+        host.send("POST", "/v1/tokens", &host.operator, Some(&json!({ "scope": SCOPE }))).await;
     assert_eq!((status, code(&body)), (503, "audit_unavailable"), "{body}");
 
     // Nothing changed: the variable is at version 1, no token was made, and
     // the trail got no record of what was refused.
-    let (_, vars) = host
-        .client
-        .call("GET", &format!("/v1/scopes/{SCOPE}/env"), Some(&host.operator), None)
-        .await;
+    let (_, vars) =
+        host.send("GET", &format!("/v1/scopes/{SCOPE}/env"), &host.operator, None).await;
     assert_eq!(vars["variables"][0]["version"], 1, "{vars}");
-    let (_, tokens) = host.client.call("GET", "/v1/tokens", Some(&host.operator), None).await;
+    let (_, tokens) = host.send("GET", "/v1/tokens", &host.operator, None).await;
     assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1, "{tokens}");
     assert!(trail.new_records(&host).await.is_empty());
     let (_, metrics) = host.client.raw("GET", "/metrics", Some(&host.operator), None).await;
@@ -614,7 +593,7 @@ async fn the_trail_is_for_operators_and_the_scopes_admins_and_pages() {
         let path = format!("/v1/audit{query}");
         let token = token.to_owned();
         let host = &host;
-        async move { host.client.call("GET", &path, Some(&token), None).await }
+        async move { host.send("GET", &path, &token, None).await }
     };
     // An admin reads its own scope's, with or without naming it.
     let (status, own) = get(&admin, "").await;
@@ -685,7 +664,7 @@ async fn records_past_the_retention_are_purged_and_audit_off_records_nothing() {
     let mut purged = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (_, page) = host.client.call("GET", "/v1/audit", Some(&host.operator), None).await;
+        let (_, page) = host.send("GET", "/v1/audit", &host.operator, None).await;
         if page["records"].as_array().unwrap().is_empty() {
             purged = true;
             break;

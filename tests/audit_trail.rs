@@ -83,21 +83,15 @@ fn id(n: u64) -> String {
 }
 
 fn record(id: String, at: UnixMillis, scope: Option<&str>) -> AuditRecord {
+    let actor = AuditActor { kind: ActorKind::Agent, token_id: Some("t0k3n1d00001".into()) };
     AuditRecord {
-        request: id.clone(),
-        id,
-        at,
-        action: AuditAction::Resolve,
-        outcome: AuditOutcome::Ok,
-        code: None,
-        actor: AuditActor { kind: ActorKind::Agent, token_id: Some("t0k3n1d00001".into()) },
         scope: scope.map(str::to_owned),
         provider: Some("openai".into()),
         variable: Some("OPENAI_API_KEY".into()),
         variant: Some(1),
         version: Some(3),
-        subject: None,
         detail: BTreeMap::from([("label".to_owned(), "main".to_owned())]),
+        ..AuditRecord::new(AuditAction::Resolve, actor, id, at)
     }
 }
 

@@ -192,20 +192,17 @@ async fn tokens_of(backend: &StoreBackend, data_dir: &Path, token: &str) -> (boo
 fn audit_records() -> Vec<AuditRecord> {
     (0..1_500u64)
         .map(|n| AuditRecord {
-            id: format!("{:016x}", n * 17),
-            request: format!("{:016x}", n * 17),
-            at: 1_000 + n / 4,
-            action: AuditAction::Resolve,
-            outcome: AuditOutcome::Ok,
-            code: None,
-            actor: AuditActor::of_kind(ActorKind::Cli),
             scope: (n % 2 == 0).then(|| scope().to_string()),
             provider: Some("openai".to_owned()),
             variable: Some("OPENAI_API_KEY_2".to_owned()),
             variant: Some(2),
             version: Some(1),
-            subject: None,
-            detail: Default::default(),
+            ..AuditRecord::new(
+                AuditAction::Resolve,
+                AuditActor::of_kind(ActorKind::Cli),
+                format!("{:016x}", n * 17),
+                1_000 + n / 4,
+            )
         })
         .collect()
 }

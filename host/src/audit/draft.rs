@@ -35,26 +35,8 @@ pub struct AuditDraft {
 impl AuditDraft {
     /// A draft of `action` by `actor`, with a new id.
     pub fn new(action: AuditAction, actor: AuditActor) -> Self {
-        let id = new_record_id();
-        AuditDraft {
-            record: AuditRecord {
-                request: id.clone(),
-                // The writer gives each record its place ([`super::Stamp`]).
-                id,
-                at: 0,
-                action,
-                outcome: AuditOutcome::Ok,
-                code: None,
-                actor,
-                scope: None,
-                provider: None,
-                variable: None,
-                variant: None,
-                version: None,
-                subject: None,
-                detail: BTreeMap::new(),
-            },
-        }
+        // The writer gives each record its own id and time ([`super::Stamp`]).
+        AuditDraft { record: AuditRecord::new(action, actor, new_record_id(), 0) }
     }
 
     /// The action.

@@ -247,6 +247,29 @@ pub struct AuditRecord {
     pub detail: BTreeMap<String, String>,
 }
 
+impl AuditRecord {
+    /// A record of `action` by `actor` with the id (and request) `id`, at
+    /// `at`, `ok`, and no other field.
+    pub fn new(action: AuditAction, actor: AuditActor, id: String, at: UnixMillis) -> Self {
+        AuditRecord {
+            request: id.clone(),
+            id,
+            at,
+            action,
+            outcome: AuditOutcome::Ok,
+            code: None,
+            actor,
+            scope: None,
+            provider: None,
+            variable: None,
+            variant: None,
+            version: None,
+            subject: None,
+            detail: BTreeMap::new(),
+        }
+    }
+}
+
 /// Which records a query asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuditQuery {
@@ -324,21 +347,10 @@ mod tests {
     use super::*;
 
     fn record(id: &str, at: UnixMillis, scope: Option<&str>) -> AuditRecord {
+        let actor = AuditActor::of_kind(ActorKind::Host);
         AuditRecord {
-            id: id.to_owned(),
-            request: id.to_owned(),
-            at,
-            action: AuditAction::Resolve,
-            outcome: AuditOutcome::Ok,
-            code: None,
-            actor: AuditActor::of_kind(ActorKind::Host),
             scope: scope.map(str::to_owned),
-            provider: None,
-            variable: None,
-            variant: None,
-            version: None,
-            subject: None,
-            detail: BTreeMap::new(),
+            ..AuditRecord::new(AuditAction::Resolve, actor, id.to_owned(), at)
         }
     }
 

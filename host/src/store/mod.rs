@@ -25,6 +25,7 @@ pub mod links;
 mod postgres_store;
 pub mod probe_claims;
 pub mod rules;
+mod sled_db;
 mod sled_store;
 pub mod tokens;
 mod tokens_postgres;

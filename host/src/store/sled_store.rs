@@ -279,62 +279,6 @@ fn parse_key_row_key(key: &[u8]) -> Result<(Scope, String, String), StoreError> 
     Ok((scope, provider.to_owned(), env_var.to_owned()))
 }
 
-/// How long [`SledStore::open`] waits for the directory's lock: a store just
-/// dropped in this process releases it once sled's background threads end.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// Opens the sled database in `path`, waiting a little for its lock, and
-/// working around a sled 0.34.7 crash bug: opening writes a new snapshot as
-/// `snap.{lsn}.generating` and renames it when complete, but the next open
-/// also considers `.generating` files and picks one over the last complete
-/// snapshot, so a process killed while opening leaves a store that fails
-/// with "Read corrupted data". An unfinished snapshot is never the committed
-/// state (the rename is the commit), so on that error it is removed and the
-/// open retried: sled then recovers from the last complete snapshot and the
-/// log, which hold every acknowledged write.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    match open_db_waiting(path) {
-        Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(path)? > 0 => {
-            tracing::warn!(
-                path = %path.display(),
-                "removed an unfinished sled snapshot left by a crash; recovering from the log"
-            );
-            open_db_waiting(path).map_err(StoreError::backend)
-        }
-        result => result.map_err(StoreError::backend),
-    }
-}
-
-fn open_db_waiting(path: &Path) -> sled::Result<sled::Db> {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::Config::new().path(path).open() {
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && started.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Removes the `snap.*.generating` files of `path`. Returns how many.
-fn remove_unfinished_snapshots(path: &Path) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(path).map_err(StoreError::backend)? {
-        let entry = entry.map_err(StoreError::backend)?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            std::fs::remove_file(entry.path()).map_err(StoreError::backend)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 /// Makes sure `keyring` holds the key the store in `path` is written under,
 /// so a wrong master key is refused at open instead of answering every read
 /// with an error and sealing new writes under a key the old values do not
@@ -421,9 +365,12 @@ impl SledStore {
     /// files 0600), and refuses a keyring that holds not the store's key
     /// ([`StoreError::KeyMismatch`]; see "The key check" in `docs/store.md`).
     pub fn open(path: &Path, keyring: Keyring, options: StoreOptions) -> Result<Self, StoreError> {
-        crate::private_fs::create_private_dir(path).map_err(StoreError::backend)?;
-        let db = open_db(path)?;
-        crate::private_fs::tighten_created(path);
+        let db = super::sled_db::open(path, || {
+            format!(
+                "the store {} is in use by another process (is another `platos-host serve` running on this data directory?)",
+                path.display()
+            )
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(StoreError::backend);
         let meta = tree("meta")?;
         match meta.get("format").map_err(StoreError::backend)? {

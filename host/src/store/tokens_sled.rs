@@ -59,26 +59,12 @@ impl SledTokens {
     /// waiting up to two seconds for another handle in this process to let
     /// go of it; a database another process holds is refused, naming it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // Owner-only (0700 / 0600), whatever the umask.
-        crate::private_fs::create_private_dir(path).map_err(StoreError::backend)?;
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::Config::new().path(path).open() {
-                Err(sled::Error::Io(error))
-                    if error.to_string().contains("could not acquire lock") =>
-                {
-                    if started.elapsed() > Duration::from_secs(2) {
-                        return Err(StoreError::backend(std::io::Error::other(format!(
-                            "the token database {} is in use (is `platos-host serve` running on this data directory? then manage tokens through its API: POST /v1/tokens with the operator token)",
-                            path.display()
-                        ))));
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                result => break result.map_err(sled_error)?,
-            }
-        };
-        crate::private_fs::tighten_created(path);
+        let db = super::sled_db::open(path, || {
+            format!(
+                "the token database {} is in use (is `platos-host serve` running on this data directory? then manage tokens through its API: POST /v1/tokens with the operator token)",
+                path.display()
+            )
+        })?;
         let tree = db.open_tree("tokens").map_err(sled_error)?;
         let mut cache = HashMap::new();
         for entry in tree.iter() {
