@@ -87,10 +87,18 @@ fn pins_text(pins: &Pins) -> String {
     pins.iter().map(|(provider, key)| format!("{provider}={key}")).collect::<Vec<_>>().join(",")
 }
 
-/// The answer when a record cannot be written: 503 `audit_unavailable`;
-/// nothing was done.
+/// The answer when a record cannot be written: 503 `audit_unavailable`, or
+/// `store_unavailable` when the store that holds the trail cannot be reached
+/// (what a client retries either way); nothing was done.
 pub fn audit_unavailable(error: &AuditError) -> ApiError {
     tracing::error!(%error, "an action was refused: its audit record could not be written");
+    if let AuditError::Trail { unavailable: true, .. } = error {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store cannot be reached right now (the database is down or restarting), so this request's audit record could not be written; nothing was done, retry shortly",
+        );
+    }
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "audit_unavailable",

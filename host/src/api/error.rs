@@ -111,7 +111,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "audit_unavailable",
         503,
-        "the action's audit record could not be written (a full audit disk, a store that is away); nothing was done, and the message says which device failed",
+        "the action's audit record could not be written (a full disk under the audit log or the trail); nothing was done, and the message says which device failed and why (a trail in a database that cannot be reached answers `store_unavailable`)",
     ),
     ("request_timeout", 503, "the request took longer than the host allows"),
     (

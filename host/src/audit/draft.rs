@@ -1,8 +1,6 @@
 //! An [`AuditDraft`]: the fields of one action's record, gathered before the
 //! action runs, and the record for each way it can end. Pure: no I/O.
 
-use std::collections::BTreeMap;
-
 use crate::scope::Scope;
 use crate::store::audit::{AUDIT_ID_LEN, ActorKind};
 use crate::store::{

@@ -111,6 +111,9 @@ pub enum AuditError {
         location: String,
         /// Why.
         reason: String,
+        /// Whether the store cannot be reached right now
+        /// ([`StoreError::Unavailable`]): retrying shortly may succeed.
+        unavailable: bool,
     },
     /// The JSON-lines copy refused the batch (a full disk).
     #[error("the audit log {target} could not be written: {reason}")]
@@ -331,8 +334,11 @@ async fn write_batches(
             Ok(()) => match trail.append(&records, durable).await {
                 Ok(()) => Ok(()),
                 Err(error) => {
-                    let error =
-                        AuditError::Trail { location: trail.location(), reason: error.to_string() };
+                    let error = AuditError::Trail {
+                        location: trail.location(),
+                        reason: error.to_string(),
+                        unavailable: matches!(error, StoreError::Unavailable(_)),
+                    };
                     if sink.is_some() {
                         let mut undone = undone(&records);
                         for record in &mut undone {

@@ -22,7 +22,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
