@@ -181,11 +181,15 @@ fn assert_no_canary(output: &Output) {
 const SUMMARY: &str = "copied: 3 variables (4 versions), 2 provider keys, 1 lease releases, 2 budgets, 6 spend counters, 1 reservations; verified";
 
 /// Whether `token` verifies against the tokens of `backend` (with
-/// `data_dir` for sled), and the labels of every token there.
+/// `data_dir` for sled), and the labels of every token there, sorted.
 async fn tokens_of(backend: &StoreBackend, data_dir: &Path, token: &str) -> (bool, Vec<String>) {
     let tokens = TokenStore::new(backend.open_tokens(data_dir).await.unwrap());
     let verified = tokens.verify(token).await.unwrap().is_some();
-    (verified, tokens.list().await.unwrap().into_iter().map(|token| token.label).collect())
+    // Sorted: tokens made in the same millisecond list in their ids' order.
+    let mut labels: Vec<String> =
+        tokens.list().await.unwrap().into_iter().map(|token| token.label).collect();
+    labels.sort();
+    (verified, labels)
 }
 
 /// An audit trail of more than one page ([`MAX_AUDIT_PAGE`]), in order.
@@ -235,7 +239,7 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
         let pins = Pins::from([("openai".to_owned(), "OPENAI_API_KEY_2".to_owned())]);
         tokens.create(&grant, "copied agent", pins).await.unwrap().token.expose_secret().to_owned()
     };
-    let labels = ["copied operator", "copied agent"].map(str::to_owned).to_vec();
+    let labels = ["copied agent", "copied operator"].map(str::to_owned).to_vec();
     let trail = audit_records();
     SledAudit::open_in_data_dir(first.path()).unwrap().append(&trail, true).await.unwrap();
     let url = support::postgres_database().await;
