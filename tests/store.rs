@@ -352,8 +352,23 @@ fn an_unfinished_snapshot_left_by_a_kill_is_discarded() {
     }
     // Reopen once so a complete snapshot exists, then plant a torn one.
     drop(open(dir.path(), keyring(KEY_A, None)));
+    let torn = tear_newest_snapshot(dir.path());
+    let store = open(dir.path(), keyring(KEY_A, None));
+    assert!(!torn.exists());
+    for index in 0..50 {
+        assert_eq!(
+            value_of(&store, &dev, &format!("VAR_{index}")).unwrap(),
+            format!("value-{index}")
+        );
+    }
+}
+
+/// Plants a torn copy of the newest snapshot of the sled database in `dir`
+/// as `….generating`, the file a kill mid-snapshot leaves, and checks sled
+/// alone then refuses the database; returns the torn file's path.
+fn tear_newest_snapshot(dir: &Path) -> std::path::PathBuf {
     // The newest snapshot is the one sled reads (names sort by their lsn).
-    let snapshot = std::fs::read_dir(dir.path())
+    let snapshot = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("snap."))
@@ -363,17 +378,43 @@ fn an_unfinished_snapshot_left_by_a_kill_is_discarded() {
     let torn = snapshot
         .with_file_name(format!("{}.generating", snapshot.file_name().unwrap().to_string_lossy()));
     std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
-    // sled alone refuses it.
-    let alone = raw_open(dir.path());
+    let alone = raw_open(dir);
     assert!(matches!(alone, Err(sled::Error::Corruption { .. })), "{:?}", alone.err());
-    let store = open(dir.path(), keyring(KEY_A, None));
-    assert!(!torn.exists());
-    for index in 0..50 {
-        assert_eq!(
-            value_of(&store, &dev, &format!("VAR_{index}")).unwrap(),
-            format!("value-{index}")
-        );
+    torn
+}
+
+/// The token and audit databases survive the same torn snapshot: they open
+/// through the store's one sled opener.
+#[tokio::test]
+async fn the_token_and_audit_databases_discard_an_unfinished_snapshot_too() {
+    use platos_host::api::auth::{Grant, TokenStore};
+    use platos_host::store::{AuditQuery, AuditTrail, SledAudit, SledTokens};
+    let data = tempfile::tempdir().unwrap();
+    let draft = platos_host::audit::AuditDraft::new(
+        platos_host::store::AuditAction::VarSet,
+        platos_host::audit::cli_actor(),
+    );
+    let records: Vec<_> = (0..50u64)
+        .map(|n| platos_host::store::AuditRecord { id: format!("{n:016x}"), ..draft.ok_at(n) })
+        .collect();
+    {
+        let tokens = TokenStore::new(Arc::new(SledTokens::open_in_data_dir(data.path()).unwrap()));
+        tokens.create(&Grant::Operator, "root", Default::default()).await.unwrap();
+        SledAudit::open_in_data_dir(data.path()).unwrap().append(&records, true).await.unwrap();
     }
+    // Reopen once so complete snapshots exist, then tear each database's.
+    drop(SledTokens::open_in_data_dir(data.path()).unwrap());
+    drop(SledAudit::open_in_data_dir(data.path()).unwrap());
+    let torn = [
+        tear_newest_snapshot(&data.path().join("tokens")),
+        tear_newest_snapshot(&data.path().join("audit")),
+    ];
+    let tokens = TokenStore::new(Arc::new(SledTokens::open_in_data_dir(data.path()).unwrap()));
+    assert_eq!(tokens.list().await.unwrap().len(), 1);
+    let trail = SledAudit::open_in_data_dir(data.path()).unwrap();
+    let query = AuditQuery { limit: 100, ..AuditQuery::default() };
+    assert_eq!(trail.query(&query).await.unwrap(), records);
+    assert!(torn.iter().all(|path| !path.exists()));
 }
 
 #[test]

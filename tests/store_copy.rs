@@ -17,8 +17,7 @@ use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
 use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
 use platos_host::store::{
-    AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, SledAudit,
-    StoreBackend,
+    AuditAction, AuditActor, AuditQuery, AuditRecord, AuditTrail, SledAudit, StoreBackend,
 };
 use platos_host::store::{
     Blocking, Budget, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
