@@ -351,15 +351,16 @@ pub async fn update_key(
         ));
     }
     // One record per change the body asks for.
-    let drafts: Vec<AuditDraft> = updates
-        .iter()
-        .filter_map(key_update_action)
-        .map(|(action, name, value)| {
-            audit::draft(action, &scoped.caller)
+    let changes: Vec<(KeyUpdate, AuditDraft)> = updates
+        .into_iter()
+        .filter_map(|update| {
+            let (action, name, value) = key_update_action(&update)?;
+            let draft = audit::draft(action, &scoped.caller)
                 .scope(&scoped.scope)
                 .provider(scoped.param("provider"))
                 .variable(&key)
-                .detail(name, value)
+                .detail(name, value);
+            Some((update, draft))
         })
         .collect();
     let checked = async {
@@ -380,14 +381,14 @@ pub async fn update_key(
     let (provider, variant) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            for draft in &drafts {
+            for (_, draft) in &changes {
                 state.audit().refuse(draft, error.code).await;
             }
             return Err(error);
         }
     };
     let store = state.resolver().store();
-    for (update, draft) in updates.into_iter().zip(drafts) {
+    for (update, draft) in changes {
         let draft = draft.variant(variant);
         state
             .audited(&draft, async {
