@@ -319,15 +319,15 @@ async fn write_batches(
     let mut stamp = Stamp::new();
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_millis();
-        let records: Vec<AuditRecord> = batch
-            .iter_mut()
-            .map(|waiting| {
-                stamp.stamp(&mut waiting.record, now);
-                waiting.record.clone()
-            })
-            .collect();
+        let (mut records, waiters): (Vec<AuditRecord>, Vec<_>) =
+            batch.drain(..).map(|waiting| (waiting.record, waiting.done)).unzip();
+        for record in &mut records {
+            stamp.stamp(record, now);
+        }
         let durable = records.iter().any(|record| record.action.is_change());
-        let (returned, sunk) = write_sink(sink.take(), records.clone(), durable).await;
+        // The copy's own records, cloned only when there is a copy.
+        let copied = if sink.is_some() { records.clone() } else { Vec::new() };
+        let (returned, sunk) = write_sink(sink.take(), copied, durable).await;
         sink = returned;
         let result = match sunk {
             Err(error) => Err(error),
@@ -351,13 +351,13 @@ async fn write_batches(
                 }
             },
         };
-        let count = batch.len() as u64;
+        let count = waiters.len() as u64;
         match &result {
             Ok(()) => counters.written.fetch_add(count, Ordering::Relaxed),
             Err(_) => counters.failed.fetch_add(count, Ordering::Relaxed),
         };
-        for waiting in batch.drain(..) {
-            let _ = waiting.done.send(result.clone());
+        for done in waiters {
+            let _ = done.send(result.clone());
         }
     }
 }

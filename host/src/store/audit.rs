@@ -324,10 +324,11 @@ pub(super) fn id_bytes(id: &str) -> Result<[u8; AUDIT_ID_LEN / 2], StoreError> {
 /// removed only by [`AuditTrail::purge_before`].
 #[async_trait]
 pub trait AuditTrail: Send + Sync + fmt::Debug {
-    /// Adds `records` in one write. A record whose id is already there is
-    /// not added again (a retried write adds nothing twice). With `durable`
-    /// the records are on disk before this returns; without, they are within
-    /// the backend's flush interval (sled) or at once (PostgreSQL commits).
+    /// Adds `records`, in order (one statement on PostgreSQL, record by
+    /// record on sled). A record whose id is already there is not added
+    /// again (a retried write adds nothing twice). With `durable` the
+    /// records are on disk before this returns; without, they are within the
+    /// backend's flush interval (sled) or at once (PostgreSQL commits).
     async fn append(&self, records: &[AuditRecord], durable: bool) -> Result<(), StoreError>;
 
     /// The records `query` asks for, ordered by `(at, id)`, at most

@@ -10,14 +10,25 @@
 //!   one scope in order, so a scope query seeks instead of scanning the
 //!   whole trail.
 //!
-//! An append is one multi-tree transaction adding what is not there yet:
-//! a re-appended record (a retried write) is the same key, and the first
-//! one written stays. (A record is found by its time and id, not its id
-//! alone: ids are 64 random bits, so two records never share one.) It runs
-//! inline, as it is microseconds (sled buffers the write and flushes it
-//! within its flush interval; resolve traffic appends a batch every few
-//! milliseconds); a durable one then flushes on a blocking thread. Queries
-//! and purges run on a blocking thread.
+//! An append adds each record not there yet, in order, with plain
+//! inserts: the record first (a compare-and-swap from nothing, so a
+//! re-appended record, a retried write, is the same key and the first one
+//! written stays), then its `by-scope` entry. (A record is found by its
+//! time and id, not its id alone: ids are 64 random bits, so two records
+//! never share one.) Keys grow with the writer's stamps and an entry comes
+//! after its record, so a reader paging with `after` misses none. A crash
+//! between the two can leave the last record without its `by-scope` entry
+//! (in the trail, missing from its scope's view).
+//!
+//! Not a sled transaction or batch: in sled 0.34 each one rolls the log
+//! (seals the write buffer, then writes and syncs it) and holds the
+//! process-wide lock that every other sled operation, the store's resolve
+//! reads included, then waits for; one per resolve batch cut resolves to a
+//! quarter of their rate without auditing (docs/benchmarks.md, "Audit
+//! trail"). Plain inserts are buffered: the append runs inline, as it is
+//! microseconds, and sled writes it within its flush interval; a durable
+//! append then flushes on a blocking thread. Queries and purges run on a
+//! blocking thread.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -160,7 +171,7 @@ impl Inner {
                         // Another scope that starts with this one and a `\0`.
                         continue;
                     }
-                    // Written in one transaction with its index entry.
+                    // Written before its index entry; gone only if purged.
                     let Some(value) = self.records.get(key).map_err(sled_error)? else {
                         continue;
                     };
@@ -225,20 +236,16 @@ impl AuditTrail for SledAudit {
             rows.push((key, record.scope.as_deref(), value));
         }
         let inner = &self.inner;
-        (&inner.records, &inner.by_scope)
-            .transaction(|(stored, by_scope)| {
-                for (key, scope, value) in &rows {
-                    if stored.get(key)?.is_some() {
-                        continue;
-                    }
-                    stored.insert(&key[..], &value[..])?;
-                    if let Some(scope) = scope {
-                        by_scope.insert(scope_key(scope, key), &[][..])?;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(transaction_error)?;
+        for (key, scope, value) in rows {
+            let added = inner
+                .records
+                .compare_and_swap(&key, None::<&[u8]>, Some(value))
+                .map_err(sled_error)?
+                .is_ok();
+            if let (true, Some(scope)) = (added, scope) {
+                inner.by_scope.insert(scope_key(scope, &key), &[][..]).map_err(sled_error)?;
+            }
+        }
         if durable {
             self.blocking(|inner| inner.db.flush().map(drop).map_err(sled_error)).await?;
         }
