@@ -45,25 +45,31 @@ impl Backend for Postgres {
 async fn the_trail_on_sled() {
     let backend = Sled(tempfile::tempdir().unwrap());
     exercise(&backend).await;
-    // The scope index names exactly the records that have a scope: the
-    // purge left no entry behind.
+    // The scope index names exactly the pages holding records of a scope:
+    // the purge left no entry behind. A page is `{last id (8)}` and a JSON
+    // array of records that share its key's time.
     let db = sled::open(backend.0.path()).unwrap();
-    let records = db.open_tree("records").unwrap();
-    let mut scoped = BTreeSet::new();
-    for entry in records.iter() {
+    let pages = db.open_tree("records").unwrap();
+    let (mut scoped, mut scoped_records) = (BTreeSet::new(), 0);
+    for entry in pages.iter() {
         let (key, value) = entry.unwrap();
-        let record: AuditRecord = serde_json::from_slice(&value).unwrap();
-        if let Some(scope) = record.scope {
-            scoped.insert([scope.as_bytes(), &[0], &key].concat());
+        let records: Vec<AuditRecord> = serde_json::from_slice(&value[8..]).unwrap();
+        assert_eq!(value[..8], hex::decode(&records.last().unwrap().id).unwrap()[..]);
+        assert!(records.iter().all(|record| record.at.to_be_bytes() == key[..8]));
+        for record in records {
+            if let Some(scope) = record.scope {
+                scoped.insert([scope.as_bytes(), &[0], &key].concat());
+                scoped_records += 1;
+            }
         }
     }
     let index = db.open_tree("by-scope").unwrap();
     let indexed: BTreeSet<Vec<u8>> = index.iter().keys().map(|key| key.unwrap().to_vec()).collect();
     let (stale, missing) =
         (indexed.difference(&scoped).count(), scoped.difference(&indexed).count());
-    assert_eq!((stale, missing), (0, 0), "index entries without their record, records not indexed");
+    assert_eq!((stale, missing), (0, 0), "index entries without their page, pages not indexed");
     assert_eq!(
-        scoped.len(),
+        scoped_records,
         20 + 32 * 50,
         "the kept records of two scopes and the concurrent ones"
     );

@@ -129,7 +129,14 @@ pub struct ServeArgs {
     /// the audit trail (`on`, the default) or nothing (`off`). The trail is
     /// in the store (`<data_dir>/audit` for sled, a table of the PostgreSQL
     /// database) and read with GET /v1/audit; it never holds a value.
-    #[arg(long, env = "PLATOS_AUDIT", default_value = "on", value_name = "on|off", value_parser = parse_on_off)]
+    #[arg(
+        long,
+        env = "PLATOS_AUDIT",
+        default_value = "on",
+        value_name = "on|off",
+        value_parser = parse_on_off,
+        action = clap::ArgAction::Set
+    )]
     audit: bool,
 
     /// Also write each audit record as a JSON line to this file (appended,
@@ -307,6 +314,37 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
         assert!(parse_duration("99999999999999999d").unwrap_err().contains("too long"));
         assert_eq!(parse_on_off("OFF"), Ok(false));
+    }
+
+    /// `serve`'s arguments alone.
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn audit_flags_take_their_values() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| Serve::try_parse_from([&["serve"], args].concat());
+        let default = parse(&[]).unwrap().args;
+        assert!(default.audit);
+        assert_eq!(default.audit_on_error, OnAuditError::Refuse);
+        assert_eq!(default.audit_retention, Duration::from_secs(90 * 86400));
+        assert_eq!(default.audit_log, None);
+        assert!(!parse(&["--audit", "off"]).unwrap().args.audit);
+        assert!(parse(&["--audit=on"]).unwrap().args.audit);
+        let set =
+            parse(&["--audit-log", "-", "--audit-on-error", "allow", "--audit-retention", "7d"])
+                .unwrap()
+                .args;
+        assert_eq!(set.audit_log, Some(SinkTarget::Stdout));
+        assert_eq!(set.audit_on_error, OnAuditError::Allow);
+        assert_eq!(set.audit_retention, Duration::from_secs(7 * 86400));
+        let error = parse(&["--audit", "maybe"]).err().unwrap().to_string();
+        assert!(error.contains("expected `on` or `off`"), "{error}");
+        let error = parse(&["--audit-on-error", "ignore"]).err().unwrap().to_string();
+        assert!(error.contains("expected `refuse`"), "{error}");
         assert!(parse_on_off("maybe").unwrap_err().contains("expected `on` or `off`"));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());

@@ -1,42 +1,46 @@
 //! [`AuditTrail`] in a sled database of one host, at `<data_dir>/audit`.
 //!
 //! Trees (ids are [`super::audit::AUDIT_ID_LEN`] lowercase hex digits,
-//! stored as their 8 bytes, so byte order is `(at, id)` order):
+//! stored as their 8 bytes):
 //!
-//! - `records`: `{at: u64 BE}{id (8)}` → the [`AuditRecord`] (JSON). The
-//!   key starts with the time, so a query seeks to its first record and a
-//!   purge reads only the records past the retention.
-//! - `by-scope`: `{scope}\0{at: u64 BE}{id (8)}` → nothing: the records of
-//!   one scope in order, so a scope query seeks instead of scanning the
+//! - `records`: `{at: u64 BE}{first id (8)}` → a page: the records of one
+//!   append that share one `at`, ordered by id, as `{last id (8)}` then a
+//!   JSON array. The key starts with the time, so a query seeks to its first
+//!   page and a purge reads only the pages past the retention. Records of
+//!   one `at` may lie on several pages (several appends in one millisecond);
+//!   a query merges them by id.
+//! - `by-scope`: `{scope}\0{page key}` → nothing: the pages holding records
+//!   of one scope, in order, so a scope query seeks instead of scanning the
 //!   whole trail.
 //!
-//! An append adds each record not there yet, in order, with plain
-//! inserts: the record first (a compare-and-swap from nothing, so a
-//! re-appended record, a retried write, is the same key and the first one
-//! written stays), then its `by-scope` entry. (A record is found by its
-//! time and id, not its id alone: ids are 64 random bits, so two records
-//! never share one.) Keys grow with the writer's stamps and an entry comes
-//! after its record, so a reader paging with `after` misses none. A crash
-//! between the two can leave the last record without its `by-scope` entry
-//! (in the trail, missing from its scope's view).
+//! An append writes one page per `at` among its records (the writer's batch
+//! shares one: one page per batch), then its `by-scope` entries, with plain
+//! inserts. A record whose id a page of its `at` holds already is left out
+//! (a retried write adds nothing twice); the page's id range tells, without
+//! reading the page, when none can. Keys grow with the writer's stamps and
+//! an entry comes after its page, so a reader paging with `after` misses
+//! none; a crash between the two can leave the last page out of its scopes'
+//! view (it stays in the whole trail).
 //!
-//! Not a sled transaction or batch: in sled 0.34 each one rolls the log
-//! (seals the write buffer, then writes and syncs it) and holds the
-//! process-wide lock that every other sled operation, the store's resolve
-//! reads included, then waits for; one per resolve batch cut resolves to a
-//! quarter of their rate without auditing (docs/benchmarks.md, "Audit
-//! trail"). Plain inserts are buffered: the append runs inline, as it is
-//! microseconds, and sled writes it within its flush interval; a durable
-//! append then flushes on a blocking thread. Queries and purges run on a
-//! blocking thread.
+//! Pages, not a record per key, and not a sled transaction or batch: in
+//! sled 0.34 each transaction or batch rolls the log (seals the write
+//! buffer, then writes and syncs it) and holds the process-wide lock that
+//! every other sled operation, the store's resolve reads included, waits
+//! for; one per resolve batch cut resolves to a quarter of their rate, and
+//! two inserts per record to 60 % (docs/benchmarks.md, "Audit trail"). An
+//! append is one insert per page and scope, buffered: it runs inline, and
+//! sled writes it within its flush interval; a durable append then flushes
+//! on a blocking thread. Queries and purges run on a blocking thread, and
+//! the database's cache is capped ([`CACHE_BYTES`]): the trail is written
+//! far more than read.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
+use sled::Tree;
 
 use super::audit::{AUDIT_ID_LEN, AuditQuery, AuditRecord, AuditTrail, id_bytes};
 use super::{StoreError, UnixMillis};
@@ -44,11 +48,14 @@ use super::{StoreError, UnixMillis};
 /// The audit database's directory under the data directory.
 pub const AUDIT_DIR: &str = "audit";
 
-/// The length of a `records` key: the time, then the id's bytes.
-const KEY_LEN: usize = 8 + AUDIT_ID_LEN / 2;
+/// The length of a `records` key: the time, then the first id's bytes.
+const KEY_LEN: usize = 8 + ID_BYTES;
 
-/// A purge removes this many records per transaction.
-const PURGE_BATCH: usize = 1000;
+/// The length of an id's bytes.
+const ID_BYTES: usize = AUDIT_ID_LEN / 2;
+
+/// The most the audit database's cache holds, in bytes.
+pub const CACHE_BYTES: u64 = 32 << 20;
 
 /// The sled audit database.
 pub struct SledAudit {
@@ -72,18 +79,18 @@ fn sled_error(error: sled::Error) -> StoreError {
     StoreError::backend(error)
 }
 
-/// The `records` key of the record at `at` with the id bytes `id`.
-fn record_key(at: UnixMillis, id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(KEY_LEN);
-    key.extend_from_slice(&at.to_be_bytes());
-    key.extend_from_slice(id);
+/// The `records` key of the page at `at` whose first id has the bytes `id`.
+fn page_key(at: UnixMillis, id: &[u8; ID_BYTES]) -> [u8; KEY_LEN] {
+    let mut key = [0; KEY_LEN];
+    key[..8].copy_from_slice(&at.to_be_bytes());
+    key[8..].copy_from_slice(id);
     key
 }
 
-/// The `by-scope` key: `scope`, `\0`, then the `records` key.
-fn scope_key(scope: &str, record_key: &[u8]) -> Vec<u8> {
+/// The `by-scope` key: `scope`, `\0`, then the page's key.
+fn scope_key(scope: &str, page_key: &[u8]) -> Vec<u8> {
     let mut key = scope_prefix(scope);
-    key.extend_from_slice(record_key);
+    key.extend_from_slice(page_key);
     key
 }
 
@@ -94,10 +101,29 @@ fn scope_prefix(scope: &str) -> Vec<u8> {
     prefix
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
-    serde_json::from_slice(value).map_err(|error| {
-        StoreError::Corrupt(format!("the audit record {} is unreadable: {error}", hex::encode(key)))
-    })
+/// A page's id range, `(first, last)`, from its key and the head of its value.
+fn id_range(key: &[u8], value: &[u8]) -> Option<([u8; ID_BYTES], [u8; ID_BYTES])> {
+    let first = key.get(8..KEY_LEN)?.try_into().ok()?;
+    let last = value.get(..ID_BYTES)?.try_into().ok()?;
+    Some((first, last))
+}
+
+/// A page's records.
+fn decode(key: &[u8], value: &[u8]) -> Result<Vec<AuditRecord>, StoreError> {
+    let unreadable = |why: String| {
+        StoreError::Corrupt(format!("the audit page {} is unreadable: {why}", hex::encode(key)))
+    };
+    let json = value.get(ID_BYTES..).ok_or_else(|| unreadable("too short".to_owned()))?;
+    serde_json::from_slice(json).map_err(|error| unreadable(error.to_string()))
+}
+
+/// A page's value: its last id's bytes, then its records as JSON.
+fn encode(records: &[&AuditRecord], last: &[u8; ID_BYTES]) -> Result<Vec<u8>, StoreError> {
+    let mut value = Vec::with_capacity(ID_BYTES + records.len() * 320);
+    value.extend_from_slice(last);
+    serde_json::to_writer(&mut value, records)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok(value)
 }
 
 impl SledAudit {
@@ -111,7 +137,8 @@ impl SledAudit {
     /// waiting up to two seconds for another handle in this process to let
     /// go of it; a database another process holds is refused, naming it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = super::sled_db::open(path, || {
+        let config = sled::Config::new().cache_capacity(CACHE_BYTES);
+        let db = super::sled_db::open_with(path, config, || {
             format!(
                 "the audit database {} is in use (is `platos-host serve` running on this data directory? then read the trail through its API)",
                 path.display()
@@ -134,30 +161,60 @@ impl SledAudit {
     }
 }
 
+/// Collects a query's records page by page: the records of one `at` are
+/// merged by id before they count, since several pages may hold them.
+struct Collector<'a> {
+    query: &'a AuditQuery,
+    found: Vec<AuditRecord>,
+    /// The records of the `at` being read, not yet sorted.
+    pending: Vec<AuditRecord>,
+    pending_at: Option<UnixMillis>,
+}
+
+impl Collector<'_> {
+    /// Takes a page at `at`; `false` once the page size is reached.
+    fn page(&mut self, at: UnixMillis, records: Vec<AuditRecord>) -> bool {
+        if self.pending_at != Some(at) && !self.settle() {
+            return false;
+        }
+        self.pending_at = Some(at);
+        self.pending.extend(records.into_iter().filter(|record| self.query.matches(record)));
+        true
+    }
+
+    /// Moves the pending records, by id, into what is found; `false` once
+    /// the page size is reached.
+    fn settle(&mut self) -> bool {
+        let limit = self.query.page_size();
+        self.pending.sort_by(|a, b| a.id.cmp(&b.id));
+        let room = limit.saturating_sub(self.found.len());
+        self.found.extend(self.pending.drain(..).take(room));
+        self.found.len() < limit
+    }
+
+    fn finish(mut self) -> Vec<AuditRecord> {
+        self.settle();
+        self.found
+    }
+}
+
 impl Inner {
     /// Every record of `query` in order, at most its page size.
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let limit = query.page_size();
-        // The first key that can match: the cursor's, if it is past `since`.
-        let start = match &query.after {
-            Some((at, id)) if *at >= query.since => {
-                record_key(*at, id_bytes(id).as_ref().map_or(&[][..], |bytes| &bytes[..]))
-            }
-            _ => record_key(query.since, &[]),
+        // The first page that can match: the cursor's time, if it is past
+        // `since` (its earlier pages of that time may hold later ids).
+        let start_at = match &query.after {
+            Some((at, _)) => (*at).max(query.since),
+            None => query.since,
         };
-        let mut found = Vec::new();
-        let mut keep = |key: &[u8], value: &[u8]| -> Result<bool, StoreError> {
-            let record = decode(key, value)?;
-            if query.matches(&record) {
-                found.push(record);
-            }
-            Ok(found.len() < limit)
-        };
+        let start = page_key(start_at, &[0; ID_BYTES]);
+        let mut collector =
+            Collector { query, found: Vec::new(), pending: Vec::new(), pending_at: None };
         match &query.scope {
             None => {
-                for entry in self.records.range(start..) {
+                for entry in self.records.range(&start[..]..) {
                     let (key, value) = entry.map_err(sled_error)?;
-                    if !keep(&key, &value)? {
+                    if !collector.page(at_of(&key)?, decode(&key, &value)?) {
                         break;
                     }
                 }
@@ -175,41 +232,69 @@ impl Inner {
                     let Some(value) = self.records.get(key).map_err(sled_error)? else {
                         continue;
                     };
-                    if !keep(key, &value)? {
+                    if !collector.page(at_of(key)?, decode(key, &value)?) {
                         break;
                     }
                 }
             }
         }
-        Ok(found)
+        Ok(collector.finish())
     }
 
-    /// Removes every record older than `before` from both trees; how many.
+    /// The ids already on pages of `at` that `first..=last` overlaps (none
+    /// read when no page's range overlaps: the writer's case).
+    fn ids_at(
+        &self,
+        at: UnixMillis,
+        first: &[u8; ID_BYTES],
+        last: &[u8; ID_BYTES],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut ids = BTreeSet::new();
+        for entry in self.records.scan_prefix(at.to_be_bytes()) {
+            let (key, value) = entry.map_err(sled_error)?;
+            let overlaps = id_range(&key, &value)
+                .is_none_or(|(page_first, page_last)| page_first <= *last && *first <= page_last);
+            if overlaps {
+                ids.extend(decode(&key, &value)?.into_iter().map(|record| record.id));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Writes `records` (one `at`, ordered by id) as a page, leaving out
+    /// those already there, then its scopes' index entries.
+    fn append_page(&self, at: UnixMillis, records: &[&AuditRecord]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else { return Ok(()) };
+        let (first, last) = (id_bytes(&first.id)?, id_bytes(&last.id)?);
+        let there = self.ids_at(at, &first, &last)?;
+        let fresh: Vec<&AuditRecord> =
+            records.iter().copied().filter(|record| !there.contains(&record.id)).collect();
+        let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else { return Ok(()) };
+        let key = page_key(at, &id_bytes(&first.id)?);
+        self.records.insert(key, encode(&fresh, &id_bytes(&last.id)?)?).map_err(sled_error)?;
+        let scopes: BTreeSet<&str> =
+            fresh.iter().filter_map(|record| record.scope.as_deref()).collect();
+        for scope in scopes {
+            self.by_scope.insert(scope_key(scope, &key), &[][..]).map_err(sled_error)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every page older than `before`, and its index entries; how
+    /// many records they held.
     fn purge_before(&self, before: UnixMillis) -> Result<usize, StoreError> {
         let end = before.to_be_bytes();
         let mut removed = 0;
-        loop {
-            let mut batch = Vec::new();
-            for entry in self.records.range(..&end[..]).take(PURGE_BATCH) {
-                let (key, value) = entry.map_err(sled_error)?;
-                let scope = decode(&key, &value)?.scope;
-                batch.push((key, scope));
+        for entry in self.records.range(..&end[..]) {
+            let (key, value) = entry.map_err(sled_error)?;
+            let records = decode(&key, &value)?;
+            self.records.remove(&key).map_err(sled_error)?;
+            let scopes: BTreeSet<&str> =
+                records.iter().filter_map(|record| record.scope.as_deref()).collect();
+            for scope in scopes {
+                self.by_scope.remove(scope_key(scope, &key)).map_err(sled_error)?;
             }
-            if batch.is_empty() {
-                break;
-            }
-            (&self.records, &self.by_scope)
-                .transaction(|(records, by_scope)| {
-                    for (key, scope) in &batch {
-                        records.remove(key)?;
-                        if let Some(scope) = scope {
-                            by_scope.remove(scope_key(scope, key))?;
-                        }
-                    }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(transaction_error)?;
-            removed += batch.len();
+            removed += records.len();
         }
         if removed > 0 {
             self.db.flush().map_err(sled_error)?;
@@ -218,33 +303,29 @@ impl Inner {
     }
 }
 
-fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
-    match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => sled_error(error),
-    }
+/// The time a page key starts with.
+fn at_of(key: &[u8]) -> Result<UnixMillis, StoreError> {
+    let bytes = key.get(..8).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok());
+    bytes.map(UnixMillis::from_be_bytes).ok_or_else(|| {
+        StoreError::Corrupt(format!("the audit page key {} is malformed", hex::encode(key)))
+    })
 }
 
 #[async_trait]
 impl AuditTrail for SledAudit {
     async fn append(&self, records: &[AuditRecord], durable: bool) -> Result<(), StoreError> {
-        let mut rows = Vec::with_capacity(records.len());
+        // Every id is checked before anything is written.
         for record in records {
-            let key = record_key(record.at, &id_bytes(&record.id)?);
-            let value = serde_json::to_vec(record)
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-            rows.push((key, record.scope.as_deref(), value));
+            id_bytes(&record.id)?;
         }
-        let inner = &self.inner;
-        for (key, scope, value) in rows {
-            let added = inner
-                .records
-                .compare_and_swap(&key, None::<&[u8]>, Some(value))
-                .map_err(sled_error)?
-                .is_ok();
-            if let (true, Some(scope)) = (added, scope) {
-                inner.by_scope.insert(scope_key(scope, &key), &[][..]).map_err(sled_error)?;
-            }
+        let mut pages: BTreeMap<UnixMillis, Vec<&AuditRecord>> = BTreeMap::new();
+        for record in records {
+            pages.entry(record.at).or_default().push(record);
+        }
+        for (at, mut page) in pages {
+            page.sort_by(|a, b| a.id.cmp(&b.id));
+            page.dedup_by(|a, b| a.id == b.id);
+            self.inner.append_page(at, &page)?;
         }
         if durable {
             self.blocking(|inner| inner.db.flush().map(drop).map_err(sled_error)).await?;

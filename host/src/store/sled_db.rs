@@ -24,14 +24,24 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// removed and the open retried: sled then recovers from the last complete
 /// snapshot and the log, which hold every acknowledged write.
 pub(super) fn open(path: &Path, in_use: impl FnOnce() -> String) -> Result<sled::Db, StoreError> {
+    open_with(path, sled::Config::new(), in_use)
+}
+
+/// [`open`] with `config` (its path set here).
+pub(super) fn open_with(
+    path: &Path,
+    config: sled::Config,
+    in_use: impl FnOnce() -> String,
+) -> Result<sled::Db, StoreError> {
     crate::private_fs::create_private_dir(path).map_err(StoreError::backend)?;
-    let opened = match open_waiting(path) {
+    let config = config.path(path);
+    let opened = match open_waiting(&config) {
         Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(path)? > 0 => {
             tracing::warn!(
                 path = %path.display(),
                 "removed an unfinished sled snapshot left by a crash; recovering from the log"
             );
-            open_waiting(path)
+            open_waiting(&config)
         }
         result => result,
     };
@@ -50,10 +60,10 @@ fn is_lock_error(error: &std::io::Error) -> bool {
     error.to_string().contains("could not acquire lock")
 }
 
-fn open_waiting(path: &Path) -> sled::Result<sled::Db> {
+fn open_waiting(config: &sled::Config) -> sled::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
-        match sled::Config::new().path(path).open() {
+        match config.open() {
             Err(sled::Error::Io(error))
                 if is_lock_error(&error) && started.elapsed() < LOCK_WAIT =>
             {
