@@ -324,18 +324,17 @@ run (none failed).\n\n\
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n{table}\n\
 Goal, within 10 % of the throughput with auditing off:\n\n{verdicts}\n\n\
 How a record is written: a resolve queues its record and waits; one writer task takes everything queued (up to \
-1,024, here at most the {CONNECTIONS} in flight) and writes it before it answers every waiter: on sled each record \
-with two plain inserts (the record, then its `by-scope` entry; buffered, flushed within sled's interval, as resolves \
+1,024, here at most the {CONNECTIONS} in flight) and writes it before it answers every waiter: on sled the batch as \
+one page (one insert, and one `by-scope` entry per scope; buffered, flushed within sled's interval, as resolves \
 change nothing), on PostgreSQL the batch in one `INSERT … SELECT unnest(…)` committed before it returns, and for the \
 copy the batch in one `write` on a blocking thread.\n\n\
 What the figures say: PostgreSQL pays one round trip per batch on top of three per resolve, so its cost per record \
-is small. On sled a resolve is a few microseconds of reads in the node's own process, so the record's own work (two \
-B-tree inserts, the record a few hundred bytes of JSON, and their allocations) is a large share of it, and on {cores} cores shared \
-with the load generator and the database every microsecond shows in the rate; a profile (`perf`) of the audited sled \
-node puts about a quarter of its CPU in the writer, most of it in sled's inserts. Resident memory grows with sled's \
-page cache as the trail grows. Before `store/audit_sled.rs` appended with plain inserts, each batch was a sled \
-transaction, which in sled 0.34 seals and syncs the log buffer and holds the process-wide lock the store's reads \
-wait for: this bench then gave sled about 26 % of its rate without auditing.\n",
+is small. On sled a resolve is a few microseconds of reads in the node's own process, and keeping the trail in a \
+sled B-tree costs far more than that per record: the audit writer itself (records built, queued, batched and \
+serialized, but not stored) keeps about 92 % of the rate, the sled trail takes it to about 60 % (docs/audit.md, \
+\"Throughput\"). Before `store/audit_sled.rs` appended plain inserts, each batch was a sled transaction, which in \
+sled 0.34 seals and syncs the log buffer and holds the process-wide lock the store's reads wait for: this bench then \
+gave sled about 26 % of its rate without auditing.\n",
         date = serve::today(),
         verdicts = verdicts.join("\n"),
     );
