@@ -681,22 +681,15 @@ async fn records_past_the_retention_are_purged_and_audit_off_records_nothing() {
 
 /// Runs `platos-host` on `data` with `args`, `stdin` on its input.
 fn cli(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_platos-host"));
+    command
         .args(args)
         .env("PLATOS_DATA_DIR", data)
         .env_remove("PLATOS_PLUGIN_DIR")
         .env_remove("PLATOS_STORE")
         .env("ENCRYPTION_KEY", "0123456789abcdef0123456789abcdef")
-        .env_remove("ENCRYPTION_KEY_PREVIOUS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+        .env_remove("ENCRYPTION_KEY_PREVIOUS");
+    support::output_with_input(command, stdin)
 }
 
 #[tokio::test]

@@ -22,18 +22,13 @@ fn run(args: &[&str], stdin: &str) -> Output {
 /// [`run`] with `PLATOS_LOG` set to `log`.
 fn run_logged(args: &[&str], stdin: &str, log: &str) -> Output {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_platos-host"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_platos-host"));
+    command
         .args(args)
         .env("PLATOS_DATA_DIR", data.path())
         .env_remove("PLATOS_PLUGIN_DIR")
-        .env("PLATOS_LOG", log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+        .env("PLATOS_LOG", log);
+    support::output_with_input(command, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
