@@ -317,6 +317,8 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stamp = Stamp::new();
+    // A copy lost to a failed blocking task refuses every later batch.
+    let copy_target = sink.as_ref().map(|sink| sink.target().to_string());
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_millis();
         let (mut records, waiters): (Vec<AuditRecord>, Vec<_>) =
@@ -327,7 +329,16 @@ async fn write_batches(
         let durable = records.iter().any(|record| record.action.is_change());
         // The copy's own records, cloned only when there is a copy.
         let copied = if sink.is_some() { records.clone() } else { Vec::new() };
-        let (returned, sunk) = write_sink(sink.take(), copied, durable).await;
+        let (returned, sunk) = match (&sink, &copy_target) {
+            (None, Some(target)) => (
+                None,
+                Err(AuditError::Sink {
+                    target: target.clone(),
+                    reason: "its writer stopped".to_owned(),
+                }),
+            ),
+            _ => write_sink(sink.take(), copied, durable).await,
+        };
         sink = returned;
         let result = match sunk {
             Err(error) => Err(error),
