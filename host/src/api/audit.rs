@@ -22,6 +22,7 @@ use crate::resolution::leases::Lease;
 use crate::scope::Scope;
 use crate::store::audit::{AUDIT_ID_LEN, ActorKind, MAX_AUDIT_PAGE};
 use crate::store::{AuditAction, AuditActor, AuditQuery, AuditRecord, ProviderVars, UnixMillis};
+use crate::store::{key_var, variant_of};
 
 /// The records' actor for `caller`: its kind and its token's public id.
 pub fn actor(caller: &Caller) -> AuditActor {
@@ -42,16 +43,19 @@ pub fn draft(action: AuditAction, caller: &Caller) -> AuditDraft {
 /// it is one of a loaded plugin.
 pub fn key_fields(state: &ApiState, draft: AuditDraft, name: &str) -> AuditDraft {
     let manifests = state.resolver().registry().iter().map(|plugin| plugin.manifest());
-    match ProviderVars::from_manifests(manifests).links(name).first() {
-        Some(link) => draft.provider(&link.provider).variant(link.variant).variable(name),
-        None => draft.variable(name),
-    }
+    draft.linked(name, &ProviderVars::from_manifests(manifests))
 }
 
-/// `draft` with what `lease` holds: the provider, the key, its variant and
+/// `draft` with what `lease` holds: the provider, the key, its variant (from
+/// the provider's own manifest: no mapping of every plugin on this path) and
 /// the version of its variable.
 pub fn lease_fields(state: &ApiState, draft: AuditDraft, lease: &Lease) -> AuditDraft {
-    let draft = key_fields(state, draft.provider(&lease.provider), &lease.key_id);
+    let mut draft = draft.provider(&lease.provider).variable(&lease.key_id);
+    let plugin = state.resolver().registry().get(&lease.provider);
+    let base = plugin.and_then(|plugin| key_var(plugin.manifest()));
+    if let Some(variant) = base.and_then(|base| variant_of(&lease.key_id, base)) {
+        draft = draft.variant(variant);
+    }
     match lease.versions.iter().find(|var| var.source == lease.key_id) {
         Some(var) => draft.version(var.version),
         None => draft,

@@ -206,6 +206,18 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
+impl TokenError {
+    /// The API's error code for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::InvalidLabel => "invalid_label",
+            TokenError::InvalidPins(_) => "invalid_pins",
+            TokenError::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            TokenError::Store(_) => "store_error",
+        }
+    }
+}
+
 /// The tokens: the rules (labels, pins, kinds, verification) over one
 /// [`TokenRecords`] backend. A cheap handle.
 #[derive(Clone, Debug)]
@@ -400,6 +412,22 @@ impl TokenStore {
     /// Revokes a token, durably, unless it is the last operator token.
     pub async fn revoke(&self, id: &str) -> Result<Revoked, TokenError> {
         Ok(self.records.revoke(id).await?)
+    }
+
+    /// The token `id` if a revoke of it would go through now: `Err` with
+    /// [`Revoked::NotFound`] or [`Revoked::LastOperator`] if not (what the
+    /// audit record of a refused revoke names; [`TokenStore::revoke`] checks
+    /// again in one step).
+    pub async fn revocable(&self, id: &str) -> Result<Result<TokenInfo, Revoked>, TokenError> {
+        let tokens = self.list().await?;
+        let Some(token) = tokens.iter().find(|token| token.id == id) else {
+            return Ok(Err(Revoked::NotFound));
+        };
+        let operators = tokens.iter().filter(|token| token.kind == TokenKind::Operator).count();
+        if token.kind == TokenKind::Operator && operators < 2 {
+            return Ok(Err(Revoked::LastOperator));
+        }
+        Ok(Ok(token.clone()))
     }
 
     /// The caller a presented token stands for: `None` if it is malformed,

@@ -216,16 +216,12 @@ pub async fn revoke(
         )
     };
     let draft = audit::draft(AuditAction::TokenRevoke, &caller).subject(&id);
-    let checked = async {
-        let tokens = state.tokens().list().await.map_err(token_error)?;
-        let info = tokens.iter().find(|token| token.id == id).ok_or_else(not_found)?;
-        let operators = tokens.iter().filter(|token| token.kind == TokenKind::Operator).count();
-        if info.kind == TokenKind::Operator && operators < 2 {
-            return Err(last_operator());
-        }
-        Ok(audit::token_draft(draft.clone(), info))
-    }
-    .await;
+    let checked = match state.tokens().revocable(&id).await.map_err(token_error) {
+        Ok(Ok(info)) => Ok(audit::token_draft(draft.clone(), &info)),
+        Ok(Err(Revoked::LastOperator)) => Err(last_operator()),
+        Ok(Err(_)) => Err(not_found()),
+        Err(error) => Err(error),
+    };
     let draft = state.refuse_on(&draft, checked).await?;
     state
         .audited(&draft, async {
@@ -325,8 +321,9 @@ pub async fn set_pins(
 /// `store_error`, logged).
 pub(super) fn token_error(error: TokenError) -> ApiError {
     match error {
-        TokenError::InvalidLabel => ApiError::bad_request("invalid_label", error.to_string()),
-        TokenError::InvalidPins(_) => ApiError::bad_request("invalid_pins", error.to_string()),
+        TokenError::InvalidLabel | TokenError::InvalidPins(_) => {
+            ApiError::bad_request(error.code(), error.to_string())
+        }
         TokenError::Store(error) => error.into(),
     }
 }

@@ -4,8 +4,8 @@
 use crate::scope::Scope;
 use crate::store::audit::{AUDIT_ID_LEN, ActorKind};
 use crate::store::{
-    AuditAction, AuditActor, AuditOutcome, AuditRecord, KeyStatus, KeyUpdate, UnixMillis,
-    now_millis,
+    AuditAction, AuditActor, AuditOutcome, AuditRecord, KeyStatus, KeyUpdate, ProviderVars,
+    UnixMillis, now_millis,
 };
 
 /// The most characters a record keeps of one text field (a label, a path's
@@ -18,7 +18,7 @@ fn bounded(text: &str) -> String {
 }
 
 /// A fresh record id: [`AUDIT_ID_LEN`] lowercase hex digits.
-pub fn new_record_id() -> String {
+fn new_record_id() -> String {
     let id = hex::encode(crate::crypto::random_bytes::<{ AUDIT_ID_LEN / 2 }>());
     debug_assert_eq!(id.len(), AUDIT_ID_LEN);
     id
@@ -58,6 +58,16 @@ impl AuditDraft {
     pub fn variable(mut self, variable: &str) -> Self {
         self.record.variable = Some(bounded(variable));
         self
+    }
+
+    /// With the variable `name` and, when `vars` makes it a provider's key
+    /// variable, that provider and the key's variant.
+    pub fn linked(self, name: &str, vars: &ProviderVars) -> Self {
+        let draft = self.variable(name);
+        match vars.links(name).first() {
+            Some(link) => draft.provider(&link.provider).variant(link.variant),
+            None => draft,
+        }
     }
 
     /// With the key's variant.

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use draft::{AuditDraft, cli_actor, key_update_action, new_record_id};
+pub use draft::{AuditDraft, cli_actor, key_update_action};
 pub use sink::{JsonLines, SinkTarget};
 
 use crate::store::{AuditOutcome, AuditRecord, AuditTrail, StoreError, UnixMillis, now_millis};
@@ -205,19 +205,9 @@ impl Auditor {
         })
     }
 
-    /// Whether actions are recorded.
-    pub fn is_enabled(&self) -> bool {
-        self.inner.is_some()
-    }
-
     /// The store's trail, to query; `None` when auditing is off.
     pub fn trail(&self) -> Option<&Arc<dyn AuditTrail>> {
         self.inner.as_ref().map(|inner| &inner.trail)
-    }
-
-    /// What happens when a record cannot be written.
-    pub fn on_error(&self) -> OnAuditError {
-        self.inner.as_ref().map_or(OnAuditError::Allow, |inner| inner.on_error)
     }
 
     /// The counts of records written and failed; `None` when auditing is off.

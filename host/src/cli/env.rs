@@ -152,11 +152,7 @@ pub(super) async fn open_backend(
 /// The record of a command-line change to `name` in `scope`: with its
 /// provider and variant when it is a key variable.
 fn var_draft(action: AuditAction, scope: &Scope, name: &str, links: &ProviderVars) -> AuditDraft {
-    let draft = AuditDraft::new(action, cli_actor()).scope(scope).variable(name);
-    match links.links(name).first() {
-        Some(link) => draft.provider(&link.provider).variant(link.variant),
-        None => draft,
-    }
+    AuditDraft::new(action, cli_actor()).scope(scope).linked(name, links)
 }
 
 /// Writes `draft`'s record as allowed; the change may be made only if this

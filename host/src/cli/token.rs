@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use platos_host::api::audit::token_draft;
-use platos_host::api::auth::{Grant, Pins, PreparedToken, TokenError, TokenKind, TokenStore};
+use platos_host::api::auth::{Grant, Pins, PreparedToken, TokenKind, TokenStore};
 use platos_host::audit::{AuditDraft, cli_actor};
 use platos_host::scope::Scope;
 use platos_host::store::AuditAction;
@@ -69,15 +69,6 @@ macro_rules! last_operator {
     };
 }
 
-/// The API's error code of a token error, for its audit record.
-fn token_code(error: &TokenError) -> &'static str {
-    match error {
-        TokenError::InvalidLabel => "invalid_label",
-        TokenError::InvalidPins(_) => "invalid_pins",
-        TokenError::Store(error) => error.code(),
-    }
-}
-
 /// Runs `token ...`.
 pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let tokens = TokenStore::new(context.store.open_tokens(&context.data_dir).await?);
@@ -99,7 +90,7 @@ pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<Exi
             let prepared = match PreparedToken::new(&grant, &label, parse_pins(&pins)?) {
                 Ok(prepared) => prepared,
                 Err(error) => {
-                    auditor.refuse(&draft, token_code(&error)).await;
+                    auditor.refuse(&draft, error.code()).await;
                     return Err(error.into());
                 }
             };
@@ -108,7 +99,7 @@ pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<Exi
             let issued = match tokens.insert(prepared).await {
                 Ok(issued) => issued,
                 Err(error) => {
-                    auditor.fail(&draft, token_code(&error)).await;
+                    auditor.fail(&draft, error.code()).await;
                     return Err(error.into());
                 }
             };
@@ -153,24 +144,25 @@ pub async fn run(context: &Context, command: TokenCommand) -> anyhow::Result<Exi
         TokenCommand::Revoke { id } => {
             let auditor = context.auditor().await?;
             let draft = AuditDraft::new(AuditAction::TokenRevoke, cli_actor()).subject(&id);
-            let list = tokens.list().await?;
-            let Some(info) = list.iter().find(|token| token.id == id) else {
-                auditor.refuse(&draft, "token_not_found").await;
-                anyhow::bail!("no token has the id {id:?}: `platos-host token list` shows them")
+            let info = match tokens.revocable(&id).await? {
+                Ok(info) => info,
+                Err(Revoked::LastOperator) => {
+                    auditor.refuse(&draft, "last_operator_token").await;
+                    anyhow::bail!(last_operator!(), id = id);
+                }
+                Err(_) => {
+                    auditor.refuse(&draft, "token_not_found").await;
+                    anyhow::bail!("no token has the id {id:?}: `platos-host token list` shows them")
+                }
             };
-            let operators = list.iter().filter(|token| token.kind == TokenKind::Operator).count();
-            if info.kind == TokenKind::Operator && operators < 2 {
-                auditor.refuse(&draft, "last_operator_token").await;
-                anyhow::bail!(last_operator!(), id = id);
-            }
-            let draft = token_draft(draft, info);
+            let draft = token_draft(draft, &info);
             super::env::allow(&auditor, &draft).await?;
             let revoked = tokens.revoke(&id).await;
             let code = match &revoked {
                 Ok(Revoked::Revoked) => None,
                 Ok(Revoked::NotFound) => Some("token_not_found"),
                 Ok(Revoked::LastOperator) => Some("last_operator_token"),
-                Err(error) => Some(token_code(error)),
+                Err(error) => Some(error.code()),
             };
             if let Some(code) = code {
                 auditor.fail(&draft, code).await;
