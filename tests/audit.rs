@@ -708,7 +708,7 @@ async fn the_command_line_records_its_changes() {
     let unset = cli(data.path(), &["env", "unset", SCOPE, "OPENAI_API_KEY"], "");
     assert!(unset.status.success(), "{}", String::from_utf8_lossy(&unset.stderr));
 
-    let trail = platos_host::store::SledAudit::open_in_data_dir(data.path()).unwrap();
+    let trail = platos_host::store::FileAudit::open_in_data_dir(data.path()).unwrap();
     let query = platos_host::store::AuditQuery { limit: 100, ..Default::default() };
     let records = platos_host::store::AuditTrail::query(&trail, &query).await.unwrap();
     let seen: Vec<(String, Option<String>)> = records

@@ -1,19 +1,21 @@
 //! The audit trail over both backends: one suite ([`exercise`]) run for the
-//! sled audit database and for the PostgreSQL audit table (one constructor
+//! segment files (with their real sizes, and with tiny ones that cut many
+//! segments and blocks) and for the PostgreSQL audit table (one constructor
 //! each); then what only one has: the table's trigger refusing an update,
-//! a database that cannot be reached, and the sled database held by
-//! another handle.
+//! a database that cannot be reached; the files' torn lines, lost indexes,
+//! whole-segment purges, lock, and the copy of release 0.2's sled trail.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
 use platos_host::store::{
-    AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, PostgresAudit,
-    SledAudit, StoreBackend, UnixMillis,
+    AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail, FileAudit,
+    PostgresAudit, SegmentLimits, StoreBackend, UnixMillis,
 };
 
 /// Where a trail lives; [`Backend::open`] opens it again (a reopen after
@@ -23,14 +25,18 @@ trait Backend: Send + Sync {
     async fn open(&self) -> Arc<dyn AuditTrail>;
 }
 
-struct Sled(tempfile::TempDir);
+/// The segment files in a directory, cut at `limits`.
+struct Files(tempfile::TempDir, SegmentLimits);
 
 #[async_trait]
-impl Backend for Sled {
+impl Backend for Files {
     async fn open(&self) -> Arc<dyn AuditTrail> {
-        Arc::new(SledAudit::open(self.0.path()).unwrap())
+        Arc::new(FileAudit::open_with_limits(self.0.path(), self.1).unwrap())
     }
 }
+
+/// Limits that cut a segment every few appends and a block every line.
+const TINY: SegmentLimits = SegmentLimits { segment_bytes: 4096, block_bytes: 1 };
 
 struct Postgres(String);
 
@@ -42,37 +48,19 @@ impl Backend for Postgres {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_trail_on_sled() {
-    let backend = Sled(tempfile::tempdir().unwrap());
+async fn the_trail_in_files() {
+    exercise(&Files(tempfile::tempdir().unwrap(), SegmentLimits::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_in_many_small_files() {
+    let backend = Files(tempfile::tempdir().unwrap(), TINY);
     exercise(&backend).await;
-    // The scope index names exactly the pages holding records of a scope:
-    // the purge left no entry behind. A page is `{last id (8)}` and a JSON
-    // array of records that share its key's time.
-    let db = sled::open(backend.0.path()).unwrap();
-    let pages = db.open_tree("records").unwrap();
-    let (mut scoped, mut scoped_records) = (BTreeSet::new(), 0);
-    for entry in pages.iter() {
-        let (key, value) = entry.unwrap();
-        let records: Vec<AuditRecord> = serde_json::from_slice(&value[8..]).unwrap();
-        assert_eq!(value[..8], hex::decode(&records.last().unwrap().id).unwrap()[..]);
-        assert!(records.iter().all(|record| record.at.to_be_bytes() == key[..8]));
-        for record in records {
-            if let Some(scope) = record.scope {
-                scoped.insert([scope.as_bytes(), &[0], &key].concat());
-                scoped_records += 1;
-            }
-        }
-    }
-    let index = db.open_tree("by-scope").unwrap();
-    let indexed: BTreeSet<Vec<u8>> = index.iter().keys().map(|key| key.unwrap().to_vec()).collect();
-    let (stale, missing) =
-        (indexed.difference(&scoped).count(), scoped.difference(&indexed).count());
-    assert_eq!((stale, missing), (0, 0), "index entries without their page, pages not indexed");
-    assert_eq!(
-        scoped_records,
-        20 + 32 * 50,
-        "the kept records of two scopes and the concurrent ones"
-    );
+    // The suite's records crossed many segments, each closed one indexed,
+    // and the purge deleted the segments it emptied.
+    let segments = files_ending(backend.0.path(), ".seg");
+    assert!(segments.len() > 20, "{segments:?}");
+    assert_eq!(files_ending(backend.0.path(), ".idx").len(), segments.len() - 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,14 +274,221 @@ async fn the_table_refuses_every_update_and_allows_the_retention() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sled_trail_held_by_another_handle_is_refused_naming_it() {
+async fn a_trail_held_by_another_handle_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let held = SledAudit::open_in_data_dir(dir.path()).unwrap();
+    let held = FileAudit::open_in_data_dir(dir.path()).unwrap();
     assert_eq!(held.location(), dir.path().join("audit").display().to_string());
-    let error = SledAudit::open_in_data_dir(dir.path()).unwrap_err().to_string();
+    let error = FileAudit::open_in_data_dir(dir.path()).unwrap_err().to_string();
     assert!(error.contains(&held.location()) && error.contains("in use"), "{error}");
     drop(held);
-    SledAudit::open_in_data_dir(dir.path()).unwrap();
+    FileAudit::open_in_data_dir(dir.path()).unwrap();
+}
+
+/// The files of `dir` whose names end with `suffix`, sorted.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+fn append_to(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_line_is_cut_off_and_a_broken_line_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<_> = (0..10).map(|n| record(id(n), 2_000 + n, Some(DEV))).collect();
+    FileAudit::open(dir.path()).unwrap().append(&first, true).await.unwrap();
+    let segment = files_ending(dir.path(), ".seg").pop().unwrap();
+    let whole = std::fs::metadata(&segment).unwrap().len();
+
+    // A crash in the middle of a write: the last line has no end.
+    let second: Vec<_> = (10..20).map(|n| record(id(n), 2_000 + n, Some(PROD))).collect();
+    let line = serde_json::to_vec(&second).unwrap();
+    append_to(&segment, &line[..line.len() / 2]);
+    let trail = FileAudit::open(dir.path()).unwrap();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), whole, "the torn line is cut off");
+    assert_eq!(trail.query(&everything()).await.unwrap(), first);
+    trail.append(&second, false).await.unwrap();
+    assert_eq!(trail.query(&everything()).await.unwrap(), ordered([first, second].concat()));
+    drop(trail);
+
+    // A whole line that is not records (a write cut short, then a newline)
+    // is skipped by every reader, the rest read as before.
+    let before = std::fs::read(&segment).unwrap();
+    append_to(&segment, b"[{\"id\":\"00000000000000aa\",\"at\":3\n");
+    let third = vec![record(id(30), 2_030, Some(DEV))];
+    let trail = FileAudit::open(dir.path()).unwrap();
+    trail.append(&third, true).await.unwrap();
+    let all = trail.query(&everything()).await.unwrap();
+    assert_eq!(all.len(), 21);
+    assert_eq!(all.last(), third.last());
+    let dev = AuditQuery { scope: Some(DEV.into()), ..everything() };
+    assert_eq!(trail.query(&dev).await.unwrap().len(), 11);
+    assert!(std::fs::read(&segment).unwrap().starts_with(&before), "nothing written is changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_or_stale_indexes_are_rebuilt_from_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = FileAudit::open_with_limits(dir.path(), TINY).unwrap();
+    let written: Vec<_> = (0..120)
+        .map(|n| record(id(n), 4_000 + n, [Some(DEV), Some(PROD)][n as usize % 2]))
+        .collect();
+    for batch in written.chunks(4) {
+        trail.append(batch, false).await.unwrap();
+    }
+    trail.append(&[], true).await.unwrap();
+    drop(trail);
+    // Closing writes indexes on a blocking thread: wait for the last.
+    let segments = files_ending(dir.path(), ".seg");
+    assert!(segments.len() >= 4, "{segments:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while files_ending(dir.path(), ".idx").len() < segments.len() - 1 {
+        assert!(std::time::Instant::now() < deadline, "the closed segments were not indexed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let indexes = files_ending(dir.path(), ".idx");
+    std::fs::remove_file(&indexes[0]).unwrap();
+    std::fs::write(&indexes[1], b"{not json").unwrap();
+    // An index of another length: its segment changed behind it.
+    let stale = std::fs::read_to_string(&indexes[2]).unwrap();
+    std::fs::write(&indexes[2], stale.replacen("\"len\":", "\"len\":1", 1)).unwrap();
+
+    let trail = FileAudit::open_with_limits(dir.path(), TINY).unwrap();
+    assert_eq!(paged(&trail, AuditQuery { limit: 7, ..everything() }).await, written);
+    let dev = AuditQuery { scope: Some(DEV.into()), limit: 5, ..everything() };
+    assert_eq!(paged(&trail, dev).await, of_scope(&written, DEV, 0));
+    assert_eq!(files_ending(dir.path(), ".idx").len(), indexes.len(), "rewritten");
+    let rebuilt = std::fs::read_to_string(&indexes[2]).unwrap();
+    assert_eq!(rebuilt, stale);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_deletes_whole_segments_and_its_mark_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = FileAudit::open_with_limits(dir.path(), TINY).unwrap();
+    let written: Vec<_> = (0..100).map(|n| record(id(n), 10_000 + n * 10, Some(DEV))).collect();
+    for batch in written.chunks(5) {
+        trail.append(batch, false).await.unwrap();
+    }
+    let segments = files_ending(dir.path(), ".seg").len();
+    // 10,500 falls inside a segment: its older records go from every view
+    // at once, the segments wholly before it from the disk.
+    assert_eq!(trail.purge_before(10_500).await.unwrap(), 50);
+    let kept: Vec<_> = written[50..].to_vec();
+    assert_eq!(trail.query(&everything()).await.unwrap(), kept);
+    let left = files_ending(dir.path(), ".seg").len();
+    assert!(left < segments && left > segments / 3, "{left} of {segments} segments left");
+    // Records past the retention are not written again.
+    trail.append(&written[..10], true).await.unwrap();
+    assert_eq!(trail.query(&everything()).await.unwrap(), kept);
+    drop(trail);
+    let trail = FileAudit::open_with_limits(dir.path(), TINY).unwrap();
+    assert_eq!(trail.query(&everything()).await.unwrap(), kept, "the mark is kept");
+    assert_eq!(trail.purge_before(10_500).await.unwrap(), 0);
+    assert_eq!(trail.purge_before(20_000).await.unwrap(), 50);
+    assert!(trail.query(&everything()).await.unwrap().is_empty());
+    std::fs::write(dir.path().join("purged-before"), "soon").unwrap();
+    drop(trail);
+    let error = FileAudit::open(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("purged-before") && error.contains("\"soon\""), "{error}");
+}
+
+// ---------------------------------------------------------------------------
+// The upgrade promise: release 0.2's sled audit database
+// (`tests/fixtures/datadir-v0.2-audit`) is copied into the segments.
+
+const FIXTURE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/datadir-v0.2-audit/data");
+/// The clock its records were written at.
+const FIXTURE_T0: UnixMillis = 1_764_000_000_000;
+
+/// A copy of the fixture's data directory (opening the trail changes it).
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    for name in ["conf", "db"] {
+        std::fs::copy(Path::new(FIXTURE).join("audit").join(name), audit.join(name)).unwrap();
+    }
+    dir
+}
+
+/// Checks the records of the fixture, as `generate.rs` wrote them.
+fn assert_fixture_records(records: &[AuditRecord]) {
+    let fixture_id = |n: u64| format!("{:016x}", 0x0a00_0000_0000_0000 + n);
+    let ids: Vec<&str> = records.iter().map(|record| record.id.as_str()).collect();
+    let expected: Vec<String> = (1..26).map(fixture_id).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    let set = &records[0];
+    assert_eq!(
+        (set.at, set.action, set.outcome),
+        (FIXTURE_T0, AuditAction::VarSet, AuditOutcome::Ok)
+    );
+    assert_eq!(set.actor, AuditActor { kind: ActorKind::Admin, token_id: Some("tok0001".into()) });
+    assert_eq!((set.scope.as_deref(), set.provider.as_deref()), (Some(PROD), Some("openai")));
+    assert_eq!(
+        (set.variable.as_deref(), set.variant, set.version),
+        (Some("OPENAI_API_KEY"), Some(1), Some(1))
+    );
+    assert_eq!(records[1].detail["label"], "équipe \"backup\"\n");
+    let refused = &records[2];
+    assert_eq!((refused.at, refused.outcome), (FIXTURE_T0 + 1, AuditOutcome::Refused));
+    assert_eq!(refused.code.as_deref(), Some("invalid_name"));
+    let failed = &records[3];
+    assert_eq!(
+        (failed.outcome, failed.subject.as_deref()),
+        (AuditOutcome::Failed, Some("tok0009"))
+    );
+    assert_eq!(failed.request, "0b00000000000001");
+    let load = &records[4];
+    assert_eq!((load.actor.kind, load.subject.as_deref()), (ActorKind::Host, Some("openai@0.2.0")));
+    assert_eq!(load.detail["sha256"], "ab".repeat(32));
+    for (n, resolve) in (6..).zip(&records[5..]) {
+        assert_eq!((resolve.at, resolve.action), (FIXTURE_T0 + 1_000 * n, AuditAction::Resolve));
+        assert_eq!(resolve.scope.as_deref(), Some(if n % 2 == 0 { PROD } else { DEV }));
+        assert_eq!(resolve.detail["chosen_by"], "scope-default");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sled_trail_of_release_0_2_is_copied_in_and_reads_the_same() {
+    let data = fixture_copy();
+    let audit = data.path().join("audit");
+    let trail = FileAudit::open_in_data_dir(data.path()).unwrap();
+    let records = trail.query(&everything()).await.unwrap();
+    assert_fixture_records(&records);
+    let dev = AuditQuery { scope: Some(DEV.into()), since: FIXTURE_T0 + 1, ..everything() };
+    let expected: Vec<_> = records
+        .iter()
+        .filter(|record| record.scope.as_deref() == Some(DEV) && record.at > FIXTURE_T0)
+        .cloned()
+        .collect();
+    assert_eq!(trail.query(&dev).await.unwrap(), expected);
+    assert_eq!(expected.len(), 11);
+    for name in ["conf", "db", "blobs"] {
+        assert!(!audit.join(name).exists(), "{name} of the sled database is removed");
+    }
+    drop(trail);
+    let trail = FileAudit::open_in_data_dir(data.path()).unwrap();
+    assert_eq!(trail.query(&everything()).await.unwrap(), records, "reopened");
+    drop(trail);
+
+    // A copy a crash cut short before the sled files went is done again,
+    // and adds nothing twice.
+    for name in ["conf", "db"] {
+        std::fs::copy(Path::new(FIXTURE).join("audit").join(name), audit.join(name)).unwrap();
+    }
+    let trail = FileAudit::open_in_data_dir(data.path()).unwrap();
+    assert_eq!(trail.query(&everything()).await.unwrap(), records);
+    assert!(!audit.join("db").exists());
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use platos_host::provider::MicroUsd;
 use platos_host::scope::Scope;
 use platos_host::store::audit::{ActorKind, MAX_AUDIT_PAGE};
 use platos_host::store::{
-    AuditAction, AuditActor, AuditQuery, AuditRecord, AuditTrail, SledAudit, StoreBackend,
+    AuditAction, AuditActor, AuditQuery, AuditRecord, AuditTrail, FileAudit, StoreBackend,
 };
 use platos_host::store::{
     Blocking, Budget, BudgetTarget, HealthRecord, HealthVerdict, KeyStatus, KeyUpdate,
@@ -240,7 +240,7 @@ async fn sled_to_postgres_and_back_keeps_every_record_sealed_as_it_was() {
     };
     let labels = ["copied agent", "copied operator"].map(str::to_owned).to_vec();
     let trail = audit_records();
-    SledAudit::open_in_data_dir(first.path()).unwrap().append(&trail, true).await.unwrap();
+    FileAudit::open_in_data_dir(first.path()).unwrap().append(&trail, true).await.unwrap();
     let url = support::postgres_database().await;
     let shared = StoreBackend::Postgres(url.clone());
 

@@ -1,7 +1,7 @@
 //! Where the audit trail lives: [`AuditTrail`], the one seam between the
 //! audit service ([`crate::audit`]) and a backend. Two backends, one file
-//! each: [`SledAudit`](super::SledAudit), a sled database under
-//! `<data_dir>/audit` for one host; and
+//! each: [`FileAudit`](super::FileAudit), append-only segment files under
+//! `<data_dir>/audit` for one host (beside the sled store); and
 //! [`PostgresAudit`](super::PostgresAudit), the `platos_audit` table in the
 //! store's PostgreSQL database, shared by every host that uses it.
 //!
@@ -324,11 +324,12 @@ pub(super) fn id_bytes(id: &str) -> Result<[u8; AUDIT_ID_LEN / 2], StoreError> {
 /// removed only by [`AuditTrail::purge_before`].
 #[async_trait]
 pub trait AuditTrail: Send + Sync + fmt::Debug {
-    /// Adds `records`, in order (one statement on PostgreSQL, record by
-    /// record on sled). A record whose id is already there is not added
-    /// again (a retried write adds nothing twice). With `durable` the
-    /// records are on disk before this returns; without, they are within the
-    /// backend's flush interval (sled) or at once (PostgreSQL commits).
+    /// Adds `records` (one statement on PostgreSQL, one line of a segment
+    /// file for one host). A record whose `(at, id)` is already there is not
+    /// added again (a retried write adds nothing twice). With `durable` the
+    /// records are on disk before this returns; without, they are within
+    /// [`SYNC_INTERVAL`](super::SYNC_INTERVAL) (files) or at once
+    /// (PostgreSQL commits).
     async fn append(&self, records: &[AuditRecord], durable: bool) -> Result<(), StoreError>;
 
     /// The records `query` asks for, ordered by `(at, id)`, at most

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::{
-    AuditTrail, Blocking, PostgresAudit, PostgresStore, PostgresTokens, SecretStore, SledAudit,
+    AuditTrail, Blocking, FileAudit, PostgresAudit, PostgresStore, PostgresTokens, SecretStore,
     SledStore, SledTokens, StoreError, StoreOptions, TokenRecords,
 };
 use crate::crypto::Keyring;
@@ -92,8 +92,8 @@ impl StoreBackend {
     }
 
     /// Opens the store ([`StoreBackend::open`]), its API tokens and its
-    /// audit trail: for sled, the token and audit databases under
-    /// `data_dir` ([`SledTokens`], [`SledAudit`]); for PostgreSQL, the
+    /// audit trail: for sled, the token database and the audit segments
+    /// under `data_dir` ([`SledTokens`], [`FileAudit`]); for PostgreSQL, the
     /// token and audit tables of the same database, over the store's
     /// connections ([`PostgresTokens`], [`PostgresAudit`]).
     pub async fn open_all(
@@ -108,7 +108,7 @@ impl StoreBackend {
                     data_dir, keyring, options,
                 )?)),
                 tokens: Arc::new(SledTokens::open_in_data_dir(data_dir)?),
-                audit: Arc::new(SledAudit::open_in_data_dir(data_dir)?),
+                audit: Arc::new(FileAudit::open_in_data_dir(data_dir)?),
             },
             StoreBackend::Postgres(url) => {
                 let store = PostgresStore::open(url, keyring, options).await?;
@@ -132,11 +132,11 @@ impl StoreBackend {
     }
 
     /// The audit trail alone, without the master key (for the command
-    /// line): the sled audit database under `data_dir`, or the PostgreSQL
+    /// line): the segment files under `<data_dir>/audit`, or the PostgreSQL
     /// audit table (the schema migrated if it is behind).
     pub async fn open_audit(&self, data_dir: &Path) -> Result<Arc<dyn AuditTrail>, StoreError> {
         Ok(match self {
-            StoreBackend::Sled => Arc::new(SledAudit::open_in_data_dir(data_dir)?),
+            StoreBackend::Sled => Arc::new(FileAudit::open_in_data_dir(data_dir)?),
             StoreBackend::Postgres(url) => Arc::new(PostgresAudit::open(url).await?),
         })
     }

@@ -15,8 +15,9 @@
 //! - Values never appear in `Debug`, errors or logs.
 
 pub mod audit;
+mod audit_file;
+mod audit_import;
 mod audit_postgres;
-mod audit_sled;
 mod backend;
 mod blocking;
 pub mod budgets;
@@ -39,8 +40,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditAction, AuditActor, AuditOutcome, AuditQuery, AuditRecord, AuditTrail};
+pub use audit_file::{AUDIT_DIR, FileAudit, SYNC_INTERVAL, SegmentLimits};
 pub use audit_postgres::PostgresAudit;
-pub use audit_sled::{AUDIT_DIR, SledAudit};
 pub use backend::{OpenedStore, StoreBackend, UnknownBackend};
 pub use blocking::Blocking;
 pub use budgets::{

@@ -1,0 +1,1042 @@
+//! [`AuditTrail`] in append-only segment files of one host, at
+//! `<data_dir>/audit`: the embedded trail beside the sled store.
+//!
+//! Files (all owner-only):
+//!
+//! - `{seq:016x}.seg`: a segment. Each line is one append: a JSON array of
+//!   its new records, ordered by `(at, id)`. A line is there whole or not at
+//!   all: a write that fails is cut off again (or, if even that fails, the
+//!   next write starts a new line, and the broken one is skipped on read),
+//!   and the torn last line a crash may leave is cut off when the trail
+//!   opens. Segments are cut at [`SegmentLimits::segment_bytes`]; the last
+//!   one is written.
+//! - `{seq:016x}.idx`: a closed segment's index (JSON), written when it is
+//!   closed: its blocks (runs of lines of about
+//!   [`SegmentLimits::block_bytes`]), each with its byte range, the times
+//!   of its records and the scopes they name. A query reads only the blocks
+//!   that can hold what it asks for. An index that is missing, unreadable,
+//!   or does not match its segment's length is rebuilt from the segment.
+//! - `purged-before`: the retention's mark, a time in milliseconds; records
+//!   older than it are gone from every view, and a segment whose records
+//!   all are is deleted.
+//! - `lock`: held while the trail is open, so one process writes it.
+//!
+//! Why files and not a sled database (release 0.2): every sled write goes
+//! through its log and page cache, tens of microseconds of CPU a record
+//! against a resolve of a few, and its batches hold a process-wide lock;
+//! the audited host kept 60 % of its resolve rate. Here a batch is one
+//! `write` to the page cache, made durable with one `fdatasync` when it
+//! holds a change's record, or by a sync at most a second later
+//! ([`SYNC_INTERVAL`]). A data directory of release 0.2 keeps its sled
+//! audit database in the same directory: its records are copied into the
+//! segments when the trail first opens, then its files removed
+//! ([`super::audit_import`]).
+//!
+//! A record whose `(at, id)` the trail holds already is not added again.
+//! The writer's records come in time order, so the check is a set lookup
+//! ([`State::tail`]); an older time is looked up in the blocks that span it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::audit::{AuditQuery, AuditRecord, AuditTrail, id_bytes};
+use super::{StoreError, UnixMillis};
+
+/// The audit trail's directory under the data directory.
+pub const AUDIT_DIR: &str = "audit";
+
+/// The retention mark's file.
+const PURGED_FILE: &str = "purged-before";
+
+/// The lock file.
+const LOCK_FILE: &str = "lock";
+
+/// How long an open waits for the lock a handle of this process may still
+/// hold (a test, or the command line after `serve` stopped).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest a record written without `durable` waits for a sync.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where segments and blocks are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentLimits {
+    /// A segment is closed once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// A block of a segment's index spans lines of about this many bytes.
+    pub block_bytes: u64,
+}
+
+impl Default for SegmentLimits {
+    /// 32 MiB segments of 256 KiB blocks.
+    fn default() -> Self {
+        SegmentLimits { segment_bytes: 32 << 20, block_bytes: 256 << 10 }
+    }
+}
+
+/// The embedded audit trail.
+pub struct FileAudit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    limits: SegmentLimits,
+    state: Mutex<State>,
+    /// Whether a background sync is under way.
+    syncing: AtomicBool,
+    /// Held (locked) while the trail is open.
+    _lock: File,
+}
+
+impl fmt::Debug for FileAudit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileAudit").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+/// What the trail holds, and where it writes.
+struct State {
+    /// The closed segments, oldest first.
+    closed: Vec<Closed>,
+    /// The segment being written.
+    open: OpenSegment,
+    /// Records older than this are purged.
+    purged_before: UnixMillis,
+    /// The latest `at` of any record.
+    max_at: Option<UnixMillis>,
+    /// The ids of the records at `max_at`, once known: the writer's
+    /// duplicate check without a read.
+    tail: Option<(UnixMillis, HashSet<u64>)>,
+    /// When the open segment was last synced (or opened).
+    synced_at: Instant,
+}
+
+/// A closed segment, as the open trail knows it (its blocks are in its
+/// index file).
+#[derive(Debug, Clone)]
+struct Closed {
+    seq: u64,
+    span: Span,
+}
+
+/// The segment being written.
+struct OpenSegment {
+    seq: u64,
+    file: Arc<File>,
+    /// Its length: where the next line starts.
+    len: u64,
+    index: Index,
+    /// Whether the bytes before `len` end in a failed write's partial line.
+    torn: bool,
+    /// Whether its directory entry is synced.
+    entry_synced: bool,
+}
+
+/// The times and count of a segment's or a block's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Span {
+    min_at: UnixMillis,
+    max_at: UnixMillis,
+    records: u64,
+}
+
+impl Span {
+    fn of(at: UnixMillis) -> Self {
+        Span { min_at: at, max_at: at, records: 0 }
+    }
+
+    fn take(&mut self, other: Span) {
+        self.min_at = self.min_at.min(other.min_at);
+        self.max_at = self.max_at.max(other.max_at);
+        self.records += other.records;
+    }
+
+    fn holds(&self, at: UnixMillis) -> bool {
+        self.records > 0 && self.min_at <= at && at <= self.max_at
+    }
+}
+
+/// A segment's index: its length and its blocks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Index {
+    /// The segment's length when indexed.
+    len: u64,
+    blocks: Vec<Block>,
+}
+
+/// A run of whole lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Block {
+    offset: u64,
+    len: u64,
+    #[serde(flatten)]
+    span: Span,
+    scopes: BTreeSet<String>,
+}
+
+impl Index {
+    /// The span of every block, if any holds records.
+    fn span(&self) -> Option<Span> {
+        let mut blocks = self.blocks.iter().filter(|block| block.span.records > 0);
+        let mut span = blocks.next()?.span;
+        for block in blocks {
+            span.take(block.span);
+        }
+        Some(span)
+    }
+
+    /// Adds the line at `offset`, `len` bytes long, holding `heads`.
+    fn add_line(&mut self, offset: u64, len: u64, heads: &[Head<'_>], block_bytes: u64) {
+        self.len = self.len.max(offset + len);
+        if heads.is_empty() {
+            return;
+        }
+        let mut span = Span::of(heads[0].at);
+        for head in heads {
+            span.take(Span { records: 1, ..Span::of(head.at) });
+        }
+        let scopes = heads.iter().filter_map(|head| head.scope.as_deref());
+        match self.blocks.last_mut() {
+            Some(block) if block.len < block_bytes && block.offset + block.len == offset => {
+                block.len += len;
+                block.span.take(span);
+                block.scopes.extend(scopes.map(str::to_owned));
+            }
+            _ => self.blocks.push(Block {
+                offset,
+                len,
+                span,
+                scopes: scopes.map(str::to_owned).collect(),
+            }),
+        }
+    }
+}
+
+/// What the index needs of a record.
+#[derive(Deserialize)]
+struct Head<'a> {
+    at: UnixMillis,
+    #[serde(default, borrow)]
+    scope: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("{seq:016x}.seg")
+}
+
+fn index_name(seq: u64) -> String {
+    format!("{seq:016x}.idx")
+}
+
+/// The sequence number a segment's file name holds.
+fn segment_seq(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".seg")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
+}
+
+/// An id's number (its 8 bytes, big-endian: the id's order).
+fn id_number(id: &str) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(id_bytes(id)?))
+}
+
+/// `error`, naming `path` and what was being done.
+fn io_error(doing: &str, path: &Path, error: io::Error) -> StoreError {
+    StoreError::backend(io::Error::new(
+        error.kind(),
+        format!("could not {doing} {}: {error}", path.display()),
+    ))
+}
+
+/// Opens `path` to append, creating it owner-only.
+fn open_append(path: &Path) -> io::Result<File> {
+    let mut options = File::options();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Syncs the directory `dir` (a new or removed file's entry).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, synced.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = crate::private_fs::create_private_file(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// Calls `each` with the offset (from `base`), length and bytes of every
+/// whole, non-empty line of `bytes`; gives the length of the whole lines.
+fn scan_lines<'a>(bytes: &'a [u8], base: u64, mut each: impl FnMut(u64, u64, &'a [u8])) -> u64 {
+    let mut at = 0;
+    while let Some(end) = bytes[at..].iter().position(|&byte| byte == b'\n') {
+        let line = &bytes[at..at + end];
+        if !line.is_empty() {
+            each(base + at as u64, end as u64 + 1, line);
+        }
+        at += end + 1;
+    }
+    at as u64
+}
+
+/// The heads of a line's records, or `None` (with a warning) when it is not
+/// a JSON array of records.
+fn line_heads<'a>(line: &'a [u8], path: &Path, offset: u64) -> Option<Vec<Head<'a>>> {
+    match serde_json::from_slice::<Vec<Head<'a>>>(line) {
+        Ok(heads) => Some(heads),
+        Err(error) => {
+            tracing::warn!(segment = %path.display(), offset, %error, "skipped an unreadable line of the audit trail (a write cut short)");
+            None
+        }
+    }
+}
+
+/// The records of a line, or none (with a warning) when it is unreadable.
+fn line_records(line: &[u8], path: &Path, offset: u64) -> Vec<AuditRecord> {
+    match serde_json::from_slice::<Vec<AuditRecord>>(line) {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(segment = %path.display(), offset, %error, "skipped an unreadable line of the audit trail (a write cut short)");
+            Vec::new()
+        }
+    }
+}
+
+/// Indexes the segment at `path` by reading it; the length of its whole
+/// lines too (a torn last line is not one).
+fn build_index(path: &Path, limits: &SegmentLimits) -> Result<(Index, u64), StoreError> {
+    let bytes = std::fs::read(path).map_err(|error| io_error("read", path, error))?;
+    let mut index = Index::default();
+    let whole = scan_lines(&bytes, 0, |offset, len, line| {
+        let heads = line_heads(line, path, offset).unwrap_or_default();
+        index.add_line(offset, len, &heads, limits.block_bytes);
+    });
+    index.len = bytes.len() as u64;
+    Ok((index, whole))
+}
+
+/// The byte range `offset..offset + len` of `file`.
+fn read_range(file: &mut File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+impl FileAudit {
+    /// Opens (or creates) the trail at `<data_dir>/audit`.
+    pub fn open_in_data_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        crate::private_fs::tighten_data_dir(data_dir);
+        FileAudit::open(&data_dir.join(AUDIT_DIR))
+    }
+
+    /// Opens (or creates) the trail in the directory `dir`, waiting up to
+    /// two seconds for another handle in this process to let go of it; a
+    /// trail another process holds is refused, naming it. A sled audit
+    /// database of release 0.2 there is copied in first.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        FileAudit::open_with_limits(dir, SegmentLimits::default())
+    }
+
+    /// [`FileAudit::open`], cutting segments and blocks at `limits` (small
+    /// ones make tests cross many segments).
+    pub fn open_with_limits(dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
+        crate::private_fs::create_private_dir(dir)
+            .map_err(|error| io_error("create the audit directory", dir, error))?;
+        let lock = lock(dir)?;
+        let state = load(dir, &limits)?;
+        let trail = FileAudit {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                limits,
+                state: Mutex::new(state),
+                syncing: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        };
+        super::audit_import::import_sled_trail(dir, |records| {
+            let file = trail.inner.write(records)?;
+            trail.inner.sync(&file)
+        })?;
+        crate::private_fs::tighten_created(dir);
+        Ok(trail)
+    }
+
+    /// Runs `work` on a blocking thread (reads, syncs and purges block).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner)).await.map_err(|_| {
+            StoreError::backend(io::Error::other("an audit trail task was cancelled"))
+        })?
+    }
+}
+
+/// Takes the trail's lock, waiting [`LOCK_WAIT`] for this process's other
+/// handles.
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = open_append(&path).map_err(|error| io_error("open", &path, error))?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::backend(io::Error::other(format!(
+                    "the audit trail {} is in use (is `platos-host serve` running on this data directory? then read the trail through its API)",
+                    dir.display()
+                ))));
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(io_error("lock", &path, error));
+            }
+        }
+    }
+}
+
+/// Reads what the directory holds: the closed segments' indexes (rebuilt
+/// where needed), the last segment (its torn line cut off), the mark.
+fn load(dir: &Path, limits: &SegmentLimits) -> Result<State, StoreError> {
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|error| io_error("read", dir, error))? {
+        let entry = entry.map_err(|error| io_error("read", dir, error))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(segment_seq) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    let last = seqs.pop().unwrap_or(0);
+    let mut closed = Vec::with_capacity(seqs.len());
+    let mut max_at = None;
+    for seq in seqs {
+        let index = closed_index(dir, seq, limits)?;
+        // A segment of no readable record has an empty span: the next
+        // purge deletes it.
+        let span = index.span().unwrap_or(Span { min_at: 0, max_at: 0, records: 0 });
+        if span.records > 0 {
+            max_at = max_at.max(Some(span.max_at));
+        }
+        closed.push(Closed { seq, span });
+    }
+    let path = dir.join(segment_name(last));
+    let file = open_append(&path).map_err(|error| io_error("open", &path, error))?;
+    let (mut index, whole) = build_index(&path, limits)?;
+    if whole < index.len {
+        tracing::warn!(segment = %path.display(), cut = index.len - whole, "cut off the torn last line of the audit trail (a write a crash interrupted)");
+        file.set_len(whole).map_err(|error| io_error("cut the torn line of", &path, error))?;
+        index.len = whole;
+    }
+    if let Some(span) = index.span() {
+        max_at = max_at.max(Some(span.max_at));
+    }
+    let purged_path = dir.join(PURGED_FILE);
+    let purged_before = match std::fs::read_to_string(&purged_path) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "{} holds {:?}, not a time in milliseconds; write the retention's time there (or remove it to keep every record)",
+                purged_path.display(),
+                text.chars().take(40).collect::<String>()
+            ))
+        })?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+        Err(error) => return Err(io_error("read", &purged_path, error)),
+    };
+    Ok(State {
+        closed,
+        open: OpenSegment {
+            seq: last,
+            file: Arc::new(file),
+            len: index.len,
+            index,
+            torn: false,
+            entry_synced: false,
+        },
+        purged_before,
+        max_at,
+        tail: None,
+        synced_at: Instant::now(),
+    })
+}
+
+/// A closed segment's index: its index file, or the segment read again
+/// (and the file rewritten) when that is missing, unreadable or stale.
+fn closed_index(dir: &Path, seq: u64, limits: &SegmentLimits) -> Result<Index, StoreError> {
+    let segment = dir.join(segment_name(seq));
+    let len = match std::fs::metadata(&segment) {
+        Ok(metadata) => metadata.len(),
+        // Purged meanwhile.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Index::default()),
+        Err(error) => return Err(io_error("read", &segment, error)),
+    };
+    let stored = std::fs::read(dir.join(index_name(seq)))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
+        .filter(|index| index.len == len);
+    if let Some(index) = stored {
+        return Ok(index);
+    }
+    let (index, _) = build_index(&segment, limits)?;
+    write_index(dir, seq, &index);
+    Ok(index)
+}
+
+/// Writes a closed segment's index file; a failure is logged (the index is
+/// rebuilt from the segment when next needed).
+fn write_index(dir: &Path, seq: u64, index: &Index) {
+    let written = serde_json::to_vec(index)
+        .map_err(io::Error::other)
+        .and_then(|bytes| replace_file(dir, &index_name(seq), &bytes));
+    if let Err(error) = written {
+        tracing::warn!(dir = %dir.display(), seq, %error, "could not write an audit segment's index; it will be rebuilt from the segment");
+    }
+}
+
+/// The blocks of one segment to read for a query or a lookup.
+struct Reading {
+    path: PathBuf,
+    blocks: Vec<Block>,
+}
+
+impl Reading {
+    /// The records of `block`, read from `file`.
+    fn records(&self, file: &mut File, block: &Block) -> Result<Vec<AuditRecord>, StoreError> {
+        let bytes = read_range(file, block.offset, block.len)
+            .map_err(|error| io_error("read", &self.path, error))?;
+        let mut records = Vec::new();
+        scan_lines(&bytes, block.offset, |offset, _, line| {
+            records.extend(line_records(line, &self.path, offset));
+        });
+        Ok(records)
+    }
+
+    /// Opens the segment; `None` when it was purged meanwhile.
+    fn open(&self) -> Result<Option<File>, StoreError> {
+        match File::open(&self.path) {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("open", &self.path, error)),
+        }
+    }
+}
+
+/// What a reader needs of the trail, taken under the lock.
+struct Snapshot {
+    closed: Vec<Closed>,
+    open_seq: u64,
+    open_index: Index,
+    purged_before: UnixMillis,
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state as consistent as
+        // a crash would leave the files.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(segment_name(seq))
+    }
+
+    /// Writes `records` (their ids checked) as one line, leaving out those
+    /// the trail holds; gives the file written to, to sync.
+    fn write(&self, records: &[AuditRecord]) -> Result<Arc<File>, StoreError> {
+        let mut by_at: BTreeMap<UnixMillis, BTreeMap<u64, &AuditRecord>> = BTreeMap::new();
+        for record in records {
+            // The first of a batch's records with one place is kept.
+            by_at.entry(record.at).or_default().entry(id_number(&record.id)?).or_insert(record);
+        }
+        let mut state = self.state();
+        let mut fresh: Vec<&AuditRecord> = Vec::with_capacity(records.len());
+        let mut fresh_ids: Vec<(UnixMillis, u64)> = Vec::with_capacity(records.len());
+        for (at, group) in by_at {
+            if at < state.purged_before {
+                continue;
+            }
+            let known = self.known_ids(&mut state, at)?;
+            for (id, record) in group {
+                if !known.as_ref().is_some_and(|known| known.contains(&id)) {
+                    fresh.push(record);
+                    fresh_ids.push((at, id));
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(state.open.file.clone());
+        }
+        let mut line = Vec::with_capacity(1 + fresh.len() * 320);
+        if state.open.torn {
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, &fresh)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        line.push(b'\n');
+        self.append_line(&mut state, &line, &fresh)?;
+        for (at, id) in fresh_ids {
+            state.note_written(at, id);
+        }
+        let file = state.open.file.clone();
+        if state.open.len >= self.limits.segment_bytes {
+            self.close_open_segment(&mut state)?;
+        }
+        Ok(file)
+    }
+
+    /// The ids the trail holds at `at` (`None`: none can be there).
+    fn known_ids<'s>(
+        &self,
+        state: &'s mut State,
+        at: UnixMillis,
+    ) -> Result<Option<std::borrow::Cow<'s, HashSet<u64>>>, StoreError> {
+        let Some(max_at) = state.max_at else { return Ok(None) };
+        if at > max_at {
+            return Ok(None);
+        }
+        if at == max_at {
+            if state.tail.as_ref().is_none_or(|(tail_at, _)| *tail_at != at) {
+                let ids = self.ids_at(state, at)?;
+                state.tail = Some((at, ids));
+            }
+            return Ok(state.tail.as_ref().map(|(_, ids)| std::borrow::Cow::Borrowed(ids)));
+        }
+        Ok(Some(std::borrow::Cow::Owned(self.ids_at(state, at)?)))
+    }
+
+    /// The ids of the records at `at`, read from the blocks that span it.
+    fn ids_at(&self, state: &State, at: UnixMillis) -> Result<HashSet<u64>, StoreError> {
+        let mut readings = Vec::new();
+        for closed in state.closed.iter().filter(|closed| closed.span.holds(at)) {
+            let index = closed_index(&self.dir, closed.seq, &self.limits)?;
+            readings.push((closed.seq, index.blocks));
+        }
+        readings.push((state.open.seq, state.open.index.blocks.clone()));
+        let mut ids = HashSet::new();
+        for (seq, blocks) in readings {
+            let reading = Reading {
+                path: self.path(seq),
+                blocks: blocks.into_iter().filter(|block| block.span.holds(at)).collect(),
+            };
+            if reading.blocks.is_empty() {
+                continue;
+            }
+            let Some(mut file) = reading.open()? else { continue };
+            for block in &reading.blocks {
+                for record in reading.records(&mut file, block)? {
+                    if record.at == at {
+                        ids.insert(id_number(&record.id)?);
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Appends `line` (holding `records`) to the open segment and indexes
+    /// it. A failed write is cut off again, so no part of it is read.
+    fn append_line(
+        &self,
+        state: &mut State,
+        line: &[u8],
+        records: &[&AuditRecord],
+    ) -> Result<(), StoreError> {
+        let open = &mut state.open;
+        let path = self.dir.join(segment_name(open.seq));
+        if let Err(error) = (&*open.file).write_all(line) {
+            match open.file.set_len(open.len) {
+                Ok(()) => {}
+                Err(_) => {
+                    // The next line starts after whatever was written.
+                    open.torn = true;
+                    open.len = open
+                        .file
+                        .metadata()
+                        .map(|metadata| metadata.len())
+                        .map_err(|error| io_error("read the length of", &path, error))?;
+                }
+            }
+            return Err(io_error("write the audit segment", &path, error));
+        }
+        let start = open.len + u64::from(open.torn);
+        let heads: Vec<Head<'_>> = records
+            .iter()
+            .map(|record| Head {
+                at: record.at,
+                scope: record.scope.as_deref().map(std::borrow::Cow::Borrowed),
+            })
+            .collect();
+        open.index.add_line(
+            start,
+            line.len() as u64 - u64::from(open.torn),
+            &heads,
+            self.limits.block_bytes,
+        );
+        open.len += line.len() as u64;
+        open.index.len = open.len;
+        open.torn = false;
+        Ok(())
+    }
+
+    /// Closes the open segment (its index written, it synced) and opens
+    /// the next.
+    fn close_open_segment(&self, state: &mut State) -> Result<(), StoreError> {
+        let seq = state.open.seq + 1;
+        let path = self.path(seq);
+        let file = open_append(&path).map_err(|error| io_error("create", &path, error))?;
+        let next = OpenSegment {
+            seq,
+            file: Arc::new(file),
+            len: 0,
+            index: Index::default(),
+            torn: false,
+            entry_synced: false,
+        };
+        let done = std::mem::replace(&mut state.open, next);
+        if let Some(span) = done.index.span() {
+            state.closed.push(Closed { seq: done.seq, span });
+        }
+        let dir = self.dir.clone();
+        let close = move || {
+            if let Err(error) = done.file.sync_data() {
+                tracing::warn!(seq = done.seq, %error, "could not sync a closed audit segment");
+            }
+            write_index(&dir, done.seq, &done.index);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(close)),
+            Err(_) => close(),
+        }
+        Ok(())
+    }
+
+    /// Makes what was written to `file` durable, and the open segment's
+    /// directory entry.
+    fn sync(&self, file: &File) -> Result<(), StoreError> {
+        file.sync_data().map_err(|error| io_error("sync", &self.dir, error))?;
+        let entry_synced = self.state().open.entry_synced;
+        if !entry_synced {
+            sync_dir(&self.dir).map_err(|error| io_error("sync", &self.dir, error))?;
+            self.state().open.entry_synced = true;
+        }
+        self.state().synced_at = Instant::now();
+        Ok(())
+    }
+
+    /// Starts a sync on a blocking thread when the last is over
+    /// [`SYNC_INTERVAL`] ago and none is under way.
+    fn sync_soon(self: &Arc<Self>, file: Arc<File>) {
+        {
+            let mut state = self.state();
+            if state.synced_at.elapsed() < SYNC_INTERVAL {
+                return;
+            }
+            if self.syncing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            state.synced_at = Instant::now();
+        }
+        let inner = self.clone();
+        let sync = move || {
+            if let Err(error) = inner.sync(&file) {
+                tracing::warn!(%error, "could not sync the audit trail");
+            }
+            inner.syncing.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(sync)),
+            Err(_) => sync(),
+        }
+    }
+
+    /// What a reader needs, taken under the lock.
+    fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        Snapshot {
+            closed: state.closed.clone(),
+            open_seq: state.open.seq,
+            open_index: state.open.index.clone(),
+            purged_before: state.purged_before,
+        }
+    }
+
+    /// The records `query` asks for.
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let snapshot = self.snapshot();
+        let start_at = query
+            .after
+            .as_ref()
+            .map_or(query.since, |(at, _)| (*at).max(query.since))
+            .max(snapshot.purged_before);
+        let limit = query.page_size();
+        let mut found: Vec<AuditRecord> = Vec::new();
+        // The latest time a record can have and still be in the page.
+        let bound = |found: &mut Vec<AuditRecord>| -> Option<UnixMillis> {
+            if found.len() < limit {
+                return None;
+            }
+            found.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+            found.truncate(limit);
+            found.last().map(|record| record.at)
+        };
+        let mut segments: Vec<(Span, Option<u64>)> =
+            snapshot.closed.iter().map(|closed| (closed.span, Some(closed.seq))).collect();
+        if let Some(span) = snapshot.open_index.span() {
+            segments.push((span, None));
+        }
+        segments.retain(|(span, _)| span.records > 0 && span.max_at >= start_at);
+        segments.sort_by_key(|(span, _)| span.min_at);
+        for (span, seq) in segments {
+            if bound(&mut found).is_some_and(|bound| span.min_at > bound) {
+                break;
+            }
+            let (seq, index) = match seq {
+                Some(seq) => (seq, closed_index(&self.dir, seq, &self.limits)?),
+                None => (snapshot.open_seq, snapshot.open_index.clone()),
+            };
+            let mut reading = Reading { path: self.path(seq), blocks: index.blocks };
+            reading.blocks.retain(|block| {
+                block.span.records > 0
+                    && block.span.max_at >= start_at
+                    && query.scope.as_ref().is_none_or(|scope| block.scopes.contains(scope))
+            });
+            reading.blocks.sort_by_key(|block| block.span.min_at);
+            let Some(mut file) = reading.open()? else { continue };
+            for block in &reading.blocks {
+                if bound(&mut found).is_some_and(|bound| block.span.min_at > bound) {
+                    break;
+                }
+                found.extend(
+                    reading.records(&mut file, block)?.into_iter().filter(|record| {
+                        record.at >= snapshot.purged_before && query.matches(record)
+                    }),
+                );
+            }
+        }
+        found.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// Purges the records older than `before`: they leave every view at
+    /// once (the mark), and the segments holding only them are deleted.
+    fn purge_before(&self, before: UnixMillis) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let from = state.purged_before;
+        if before <= from {
+            return Ok(0);
+        }
+        let mut purged = 0;
+        let mut readings = Vec::new();
+        for closed in &state.closed {
+            if closed.span.min_at >= before || closed.span.max_at < from {
+                continue;
+            }
+            if closed.span.min_at >= from && closed.span.max_at < before {
+                purged += closed.span.records;
+                continue;
+            }
+            let index = closed_index(&self.dir, closed.seq, &self.limits)?;
+            readings.push(Reading { path: self.path(closed.seq), blocks: index.blocks });
+        }
+        readings.push(Reading {
+            path: self.path(state.open.seq),
+            blocks: state.open.index.blocks.clone(),
+        });
+        for reading in readings {
+            let Some(mut file) = reading.open()? else { continue };
+            for block in &reading.blocks {
+                let span = block.span;
+                if span.records == 0 || span.min_at >= before || span.max_at < from {
+                    continue;
+                }
+                if span.min_at >= from && span.max_at < before {
+                    purged += span.records;
+                    continue;
+                }
+                let records = reading.records(&mut file, block)?;
+                purged +=
+                    records.iter().filter(|record| from <= record.at && record.at < before).count()
+                        as u64;
+            }
+        }
+        // With nothing purged, the mark moves in memory only: no record
+        // lies between the stored mark and this one.
+        if purged > 0 {
+            replace_file(&self.dir, PURGED_FILE, before.to_string().as_bytes())
+                .map_err(|error| io_error("write", &self.dir.join(PURGED_FILE), error))?;
+        }
+        state.purged_before = before;
+        let (gone, kept): (Vec<Closed>, Vec<Closed>) = std::mem::take(&mut state.closed)
+            .into_iter()
+            .partition(|closed| closed.span.max_at < before);
+        state.closed = kept;
+        drop(state);
+        for closed in gone {
+            for name in [segment_name(closed.seq), index_name(closed.seq)] {
+                let path = self.dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error("remove", &path, error)),
+                }
+            }
+        }
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+}
+
+impl State {
+    /// Notes that the record `id` at `at` is in the trail.
+    fn note_written(&mut self, at: UnixMillis, id: u64) {
+        if self.max_at.is_none_or(|max_at| at > max_at) {
+            self.max_at = Some(at);
+            self.tail = Some((at, HashSet::new()));
+        }
+        if let Some((tail_at, ids)) = &mut self.tail
+            && *tail_at == at
+        {
+            ids.insert(id);
+        }
+    }
+}
+
+#[async_trait]
+impl AuditTrail for FileAudit {
+    async fn append(&self, records: &[AuditRecord], durable: bool) -> Result<(), StoreError> {
+        if durable {
+            let records = records.to_vec();
+            return self
+                .blocking(move |inner| {
+                    let file = inner.write(&records)?;
+                    inner.sync(&file)
+                })
+                .await;
+        }
+        let file = self.inner.write(records)?;
+        self.inner.sync_soon(file);
+        Ok(())
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |inner| inner.query(&query)).await
+    }
+
+    async fn purge_before(&self, before: UnixMillis) -> Result<usize, StoreError> {
+        self.blocking(move |inner| inner.purge_before(before)).await
+    }
+
+    fn location(&self) -> String {
+        self.inner.dir.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::{ActorKind, AuditAction, AuditActor};
+
+    fn record(n: u64) -> AuditRecord {
+        let actor = AuditActor::of_kind(ActorKind::Host);
+        AuditRecord {
+            scope: Some("acme/shop/prod".into()),
+            ..AuditRecord::new(AuditAction::Resolve, actor, format!("{n:016x}"), 100 + n)
+        }
+    }
+
+    fn all(trail: &FileAudit) -> Vec<AuditRecord> {
+        trail.inner.query(&AuditQuery { limit: 1000, ..AuditQuery::default() }).unwrap()
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_part_of_its_line_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let trail = FileAudit::open(dir.path()).unwrap();
+        let path = trail.inner.path(0);
+        trail.inner.write(&[record(1)]).unwrap();
+        let writable = trail.inner.state().open.file.clone();
+
+        // A handle that can neither write nor cut: the write fails, and the
+        // next line is started apart from whatever it left.
+        trail.inner.state().open.file = Arc::new(File::open(&path).unwrap());
+        let error = trail.inner.write(&[record(2)]).unwrap_err().to_string();
+        assert!(
+            error.contains("write the audit segment")
+                && error.contains(&path.display().to_string()),
+            "{error}"
+        );
+        assert!(trail.inner.state().open.torn);
+
+        // What a failed write on a full disk leaves: half a line.
+        let half = serde_json::to_vec(&[record(3)]).unwrap();
+        (&*writable).write_all(&half[..half.len() / 2]).unwrap();
+        {
+            let mut state = trail.inner.state();
+            state.open.file = writable;
+            state.open.len = std::fs::metadata(&path).unwrap().len();
+        }
+        trail.inner.write(&[record(4)]).unwrap();
+        assert!(!trail.inner.state().open.torn);
+        assert_eq!(all(&trail), [record(1), record(4)]);
+        drop(trail);
+        let trail = FileAudit::open(dir.path()).unwrap();
+        assert_eq!(all(&trail), [record(1), record(4)], "and after a reopen");
+        trail.inner.write(&[record(5)]).unwrap();
+        assert_eq!(all(&trail), [record(1), record(4), record(5)]);
+    }
+
+    #[test]
+    fn blocks_are_cut_by_size_and_hold_their_lines_times_and_scopes() {
+        let mut index = Index::default();
+        let head = |at, scope: &'static str| Head { at, scope: Some(scope.into()) };
+        index.add_line(0, 60, &[head(5, "a/b/c"), head(7, "a/b/d")], 100);
+        index.add_line(60, 50, &[head(3, "a/b/c")], 100);
+        index.add_line(110, 10, &[head(9, "x/y/z")], 100);
+        // An unreadable line: no records, and the next block starts apart.
+        index.add_line(120, 5, &[], 100);
+        index.add_line(125, 5, &[head(1, "a/b/c")], 100);
+        assert_eq!(index.len, 130);
+        let blocks: Vec<_> = index
+            .blocks
+            .iter()
+            .map(|block| (block.offset, block.len, block.span, block.scopes.len()))
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                (0, 110, Span { min_at: 3, max_at: 7, records: 3 }, 2),
+                (110, 10, Span { min_at: 9, max_at: 9, records: 1 }, 1),
+                (125, 5, Span { min_at: 1, max_at: 1, records: 1 }, 1),
+            ]
+        );
+        assert_eq!(index.span(), Some(Span { min_at: 1, max_at: 9, records: 5 }));
+        assert!(index.blocks[0].span.holds(3) && !index.blocks[0].span.holds(8));
+        assert_eq!(segment_seq(&segment_name(42)), Some(42));
+        assert_eq!(segment_seq("42.seg"), None);
+        assert_eq!(segment_seq("000000000000002a.idx"), None);
+    }
+}
