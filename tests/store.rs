@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, mpsc};
@@ -566,31 +566,6 @@ fn cli_sets_lists_links_unsets_and_rewraps() {
     }
 }
 
-/// A random number, without a dependency.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish()
-}
-
-/// Reads the writer's acknowledged numbers: complete lines only.
-fn read_acks(stdout: std::process::ChildStdout, first: mpsc::Sender<()>) -> Vec<u64> {
-    let mut reader = BufReader::new(stdout);
-    let mut acks = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line.ends_with('\n') => {
-                acks.push(line.trim().parse().expect("the writer prints numbers"));
-                let _ = first.send(());
-            }
-            Ok(_) => break,
-        }
-    }
-    acks
-}
-
 /// Spawns the writer, kills it with SIGKILL at a random moment, reopens the
 /// store and checks every acknowledged write is there: 50 cycles by default,
 /// `PLATOS_CRASH_CYCLES` for more.
@@ -620,7 +595,7 @@ fn acknowledged_writes_survive_sigkill() {
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let (first_tx, first_rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || read_acks(stdout, first_tx));
+        let reader = std::thread::spawn(move || support::crash::read_acks(stdout, first_tx));
         let errors = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
@@ -632,7 +607,7 @@ fn acknowledged_writes_survive_sigkill() {
             let started = first_rx.recv_timeout(Duration::from_secs(30));
             assert!(started.is_ok(), "cycle {cycle}: the writer acknowledged nothing");
         }
-        std::thread::sleep(Duration::from_micros(random_u64() % 40_000));
+        std::thread::sleep(Duration::from_micros(support::crash::random_u64() % 40_000));
         let exited = child.try_wait().unwrap();
         assert!(exited.is_none(), "cycle {cycle}: the writer exited: {}", errors.join().unwrap());
         child.kill().unwrap(); // SIGKILL

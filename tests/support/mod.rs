@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod crash;
 pub mod recording;
 
 use std::collections::HashMap;

@@ -317,8 +317,6 @@ async fn write_batches(
             stamp.stamp(record, now);
         }
         let durable = records.iter().any(|record| record.action.is_change());
-        // The copy's own records, cloned only when there is a copy.
-        let copied = if sink.is_some() { records.clone() } else { Vec::new() };
         let (returned, sunk) = match (&sink, &copy_target) {
             (None, Some(target)) => (
                 None,
@@ -327,7 +325,7 @@ async fn write_batches(
                     reason: "its writer stopped".to_owned(),
                 }),
             ),
-            _ => write_sink(sink.take(), copied, durable).await,
+            _ => write_sink(sink.take(), &records, durable).await,
         };
         sink = returned;
         let result = match sunk {
@@ -345,7 +343,7 @@ async fn write_batches(
                         for record in &mut undone {
                             stamp.stamp(record, now_millis());
                         }
-                        let (returned, _) = write_sink(sink.take(), undone, true).await;
+                        let (returned, _) = write_sink(sink.take(), &undone, true).await;
                         sink = returned;
                     }
                     Err(error)
@@ -377,14 +375,24 @@ fn undone(records: &[AuditRecord]) -> Vec<AuditRecord> {
         .collect()
 }
 
-/// Writes `records` to the JSON-lines copy, if there is one, on a blocking
-/// thread; gives the copy back.
+/// Writes `records` to the JSON-lines copy, if there is one: in place when
+/// the write cannot block for long (a file's page cache), else on a blocking
+/// thread (a sync, or a pipe that may be full); gives the copy back.
 async fn write_sink(
     sink: Option<JsonLines>,
-    records: Vec<AuditRecord>,
+    records: &[AuditRecord],
     durable: bool,
 ) -> (Option<JsonLines>, Result<(), AuditError>) {
     let Some(mut sink) = sink else { return (None, Ok(())) };
+    let failed = |sink: &JsonLines, error: std::io::Error| AuditError::Sink {
+        target: sink.target().to_string(),
+        reason: error.to_string(),
+    };
+    if !sink.may_block(durable) {
+        let result = sink.write(records, durable).map_err(|error| failed(&sink, error));
+        return (Some(sink), result);
+    }
+    let records = records.to_vec();
     let written = tokio::task::spawn_blocking(move || {
         let result = sink.write(&records, durable);
         (sink, result)
@@ -392,10 +400,7 @@ async fn write_sink(
     .await;
     match written {
         Ok((sink, result)) => {
-            let result = result.map_err(|error| AuditError::Sink {
-                target: sink.target().to_string(),
-                reason: error.to_string(),
-            });
+            let result = result.map_err(|error| failed(&sink, error));
             (Some(sink), result)
         }
         Err(_) => (None, Err(AuditError::Stopped)),

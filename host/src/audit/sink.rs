@@ -101,6 +101,13 @@ impl JsonLines {
         &self.target
     }
 
+    /// Whether a write may block for long: a sync (`durable`) does, and so
+    /// may standard output (a pipe whose reader is slow); a file's write
+    /// goes to the page cache.
+    pub fn may_block(&self, durable: bool) -> bool {
+        durable || matches!(self.out, Output::Stdout(_))
+    }
+
     /// Writes `records`, one line each, in one write; with `durable`, a file
     /// is synced to disk before this returns. An error (a full disk) means
     /// the batch may be partly written; the caller refuses its actions.

@@ -92,6 +92,20 @@ pub struct TortureArgs {
     count: Option<u64>,
 }
 
+/// `platos-host audit-torture`: the writer of the audit trail's crash test.
+#[derive(Args)]
+pub struct AuditTortureArgs {
+    /// The trail's directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// This run's number: the high half of its records' ids.
+    #[arg(long)]
+    run: u32,
+    /// Close segments at this many bytes (small: many closes to kill in).
+    #[arg(long, default_value_t = 16 << 10)]
+    segment_bytes: u64,
+}
+
 /// The scope the crash-test writer writes to.
 const TORTURE_SCOPE: &str = "torture/store/crash";
 
@@ -366,6 +380,43 @@ pub fn run_torture(args: TortureArgs) -> anyhow::Result<ExitCode> {
             }
         }
         writeln!(stdout, "{written}")?;
+        stdout.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends batches of 1 to 7 records (every third one durable) until
+/// killed, printing the number of the last record of each batch once its
+/// append returned. Record `n` of run `r` has the id `{r:08x}{n:08x}`, the
+/// scope `torture/audit/{n % 3}`.
+pub async fn run_audit_torture(args: AuditTortureArgs) -> anyhow::Result<ExitCode> {
+    use platos_host::store::{
+        AuditActor, AuditRecord, AuditTrail, FileAudit, SegmentLimits, audit::ActorKind,
+    };
+    let limits =
+        SegmentLimits { segment_bytes: args.segment_bytes, block_bytes: args.segment_bytes / 8 };
+    let trail = FileAudit::open_with_limits(&args.dir, limits)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut next: u32 = 0;
+    for batch in 0u32.. {
+        let records: Vec<AuditRecord> = (0..1 + batch % 7)
+            .map(|_| {
+                next += 1;
+                let actor = AuditActor::of_kind(ActorKind::Cli);
+                let id = format!("{:08x}{next:08x}", args.run);
+                AuditRecord {
+                    scope: Some(format!("torture/audit/{}", next % 3)),
+                    ..AuditRecord::new(
+                        AuditAction::Resolve,
+                        actor,
+                        id,
+                        platos_host::store::now_millis(),
+                    )
+                }
+            })
+            .collect();
+        trail.append(&records, batch % 3 == 0).await?;
+        writeln!(stdout, "{next}")?;
         stdout.flush()?;
     }
     Ok(ExitCode::SUCCESS)

@@ -78,6 +78,9 @@ enum Command {
     /// The crash test's writer (tests only).
     #[command(hide = true)]
     StoreTorture(env::TortureArgs),
+    /// The audit trail's crash test writer (tests only).
+    #[command(hide = true)]
+    AuditTorture(env::AuditTortureArgs),
 }
 
 /// Parses arguments, runs the command, and turns errors into a message and
@@ -141,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::StoreTorture(args) => env::run_torture(args),
+        Command::AuditTorture(args) => env::run_audit_torture(args).await,
     }
 }
 
