@@ -361,7 +361,12 @@ async fn lost_or_stale_indexes_are_rebuilt_from_their_segments() {
     let stale = std::fs::read_to_string(&indexes[2]).unwrap();
     std::fs::write(&indexes[2], stale.replacen("\"len\":", "\"len\":1", 1)).unwrap();
 
+    // What a crash in the middle of writing an index leaves.
+    let half_written = dir.path().join(".0000000000000000.idx.4242.0.tmp");
+    std::fs::write(&half_written, b"{\"len\":").unwrap();
+
     let trail = FileAudit::open_with_limits(dir.path(), TINY).unwrap();
+    assert!(!half_written.exists(), "a half-written file is removed");
     assert_eq!(paged(&trail, AuditQuery { limit: 7, ..everything() }).await, written);
     let dev = AuditQuery { scope: Some(DEV.into()), limit: 5, ..everything() };
     assert_eq!(paged(&trail, dev).await, of_scope(&written, DEV, 0));

@@ -60,6 +60,9 @@ const PURGED_FILE: &str = "purged-before";
 /// The lock file.
 const LOCK_FILE: &str = "lock";
 
+/// How the name of a file being written ends (one a crash left is removed).
+const TEMPORARY: &str = ".tmp";
+
 /// How long an open waits for the lock a handle of this process may still
 /// hold (a test, or the command line after `serve` stopped).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -277,7 +280,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, synced.
 fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temporary = dir.join(format!(".{name}.{}.{write}{TEMPORARY}", std::process::id()));
     let mut file = crate::private_fs::create_private_file(&temporary)?;
     file.write_all(bytes)?;
     file.sync_data()?;
@@ -425,8 +430,14 @@ fn load(dir: &Path, limits: &SegmentLimits) -> Result<State, StoreError> {
     let mut seqs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|error| io_error("read", dir, error))? {
         let entry = entry.map_err(|error| io_error("read", dir, error))?;
-        if let Some(seq) = entry.file_name().to_str().and_then(segment_seq) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seq) = segment_seq(name) {
             seqs.push(seq);
+        } else if name.starts_with('.') && name.ends_with(TEMPORARY) {
+            // A file a crash left half written: the one it was to replace
+            // is still there.
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     seqs.sort_unstable();
