@@ -324,17 +324,14 @@ run (none failed).\n\n\
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n{table}\n\
 Goal, within 10 % of the throughput with auditing off:\n\n{verdicts}\n\n\
 How a record is written: a resolve queues its record and waits; one writer task takes everything queued (up to \
-1,024, here at most the {CONNECTIONS} in flight) and writes it before it answers every waiter: on sled the batch as \
-one page (one insert, and one `by-scope` entry per scope; buffered, flushed within sled's interval, as resolves \
-change nothing), on PostgreSQL the batch in one `INSERT … SELECT unnest(…)` committed before it returns, and for the \
-copy the batch in one `write` on a blocking thread.\n\n\
-What the figures say: PostgreSQL pays one round trip per batch on top of three per resolve, so its cost per record \
-is small. On sled a resolve is a few microseconds of reads in the node's own process, and keeping the trail in a \
-sled B-tree costs far more than that per record: the audit writer itself (records built, queued, batched and \
-serialized, but not stored) keeps about 92 % of the rate, the sled trail takes it to about 60 % (docs/audit.md, \
-\"Throughput\"). Before `store/audit_sled.rs` appended plain inserts, each batch was a sled transaction, which in \
-sled 0.34 seals and syncs the log buffer and holds the process-wide lock the store's reads wait for: this bench then \
-gave sled about 26 % of its rate without auditing.\n",
+1,024, here at most the {CONNECTIONS} in flight) and writes it before it answers every waiter: beside sled the batch \
+as one line of the trail's segment file (one `write` to the page cache, in place; synced by a background sync within \
+a second, as resolves change nothing), on PostgreSQL the batch in one `INSERT … SELECT unnest(…)` committed before it \
+returns, and for the copy the batch in one `write` to its file, in place.\n\n\
+History: release 0.2 kept the embedded trail in a sled database of its own. Every record then went through sled's \
+log and page cache, tens of microseconds of CPU against a resolve of a few, and the audited sled node kept about 60 % \
+of its rate (and about 26 % while each batch was a sled transaction, which in sled 0.34 seals and syncs the log \
+buffer under the process-wide lock the store's reads wait for); docs/audit.md, \"Throughput\".\n",
         date = serve::today(),
         verdicts = verdicts.join("\n"),
     );
