@@ -7,8 +7,9 @@
 //!   If it cannot be written, the action is refused with 503
 //!   `audit_unavailable` and nothing happens ([`OnAuditError::Refuse`], the
 //!   default); [`OnAuditError::Allow`] logs the failure and goes on.
-//! - **Where.** The store's trail ([`AuditTrail`]: sled under
-//!   `<data_dir>/audit`, or the PostgreSQL table every host shares),
+//! - **Where.** The store's trail ([`AuditTrail`]: segment files under
+//!   `<data_dir>/audit` beside sled, or the PostgreSQL table every host
+//!   shares),
 //!   queryable through `GET /v1/audit`; optionally a JSON-lines copy
 //!   ([`sink`]) for a log shipper. Every device must take a record.
 //! - **Group commit.** Records from concurrent requests are written in one

@@ -127,8 +127,9 @@ pub struct ServeArgs {
 
     /// Record every change, resolve, authorize, forward and plugin load in
     /// the audit trail (`on`, the default) or nothing (`off`). The trail is
-    /// in the store (`<data_dir>/audit` for sled, a table of the PostgreSQL
-    /// database) and read with GET /v1/audit; it never holds a value.
+    /// beside the store (files in `<data_dir>/audit` for sled, a table of
+    /// the PostgreSQL database) and read with GET /v1/audit; it never holds
+    /// a value.
     #[arg(
         long,
         env = "PLATOS_AUDIT",
