@@ -3,7 +3,7 @@
 //! segments and blocks) and for the PostgreSQL audit table (one constructor
 //! each); then what only one has: the table's trigger refusing an update,
 //! a database that cannot be reached; the files' torn lines, lost indexes,
-//! whole-segment purges, lock, and the copy of release 0.2's sled trail.
+//! whole-segment purges, lock, and the copy of an earlier release's sled trail.
 
 mod support;
 
@@ -407,11 +407,11 @@ async fn the_retention_deletes_whole_segments_and_its_mark_survives() {
 }
 
 // ---------------------------------------------------------------------------
-// The upgrade promise: release 0.2's sled audit database
-// (`tests/fixtures/datadir-v0.2-audit`) is copied into the segments.
+// The upgrade promise: an earlier release's sled audit database
+// (`tests/fixtures/datadir-sled-audit`) is copied into the segments.
 
 const FIXTURE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/datadir-v0.2-audit/data");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/datadir-sled-audit/data");
 /// The clock its records were written at.
 const FIXTURE_T0: UnixMillis = 1_764_000_000_000;
 
@@ -464,7 +464,7 @@ fn assert_fixture_records(records: &[AuditRecord]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sled_trail_of_release_0_2_is_copied_in_and_reads_the_same() {
+async fn the_sled_trail_of_an_earlier_release_is_copied_in_and_reads_the_same() {
     let data = fixture_copy();
     let audit = data.path().join("audit");
     let trail = FileAudit::open_in_data_dir(data.path()).unwrap();

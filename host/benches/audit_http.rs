@@ -328,7 +328,7 @@ How a record is written: a resolve queues its record and waits; one writer task 
 as one line of the trail's segment file (one `write` to the page cache, in place; synced by a background sync within \
 a second, as resolves change nothing), on PostgreSQL the batch in one `INSERT … SELECT unnest(…)` committed before it \
 returns, and for the copy the batch in one `write` to its file, in place.\n\n\
-History: release 0.2 kept the embedded trail in a sled database of its own. Every record then went through sled's \
+History: releases up to commit 2115845 kept the embedded trail in a sled database of its own. Every record then went through sled's \
 log and page cache, tens of microseconds of CPU against a resolve of a few, and the audited sled node kept about 60 % \
 of its rate (and about 26 % while each batch was a sled transaction, which in sled 0.34 seals and syncs the log \
 buffer under the process-wide lock the store's reads wait for); docs/audit.md, \"Throughput\".\n",

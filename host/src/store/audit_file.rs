@@ -21,16 +21,16 @@
 //!   all are is deleted.
 //! - `lock`: held while the trail is open, so one process writes it.
 //!
-//! Why files and not a sled database (release 0.2): every sled write goes
-//! through its log and page cache, tens of microseconds of CPU a record
-//! against a resolve of a few, and its batches hold a process-wide lock;
-//! the audited host kept 60 % of its resolve rate. Here a batch is one
-//! `write` to the page cache, made durable with one `fdatasync` when it
-//! holds a change's record, or by a sync at most a second later
-//! ([`SYNC_INTERVAL`]). A data directory of release 0.2 keeps its sled
-//! audit database in the same directory: its records are copied into the
-//! segments when the trail first opens, then its files removed
-//! ([`super::audit_import`]).
+//! Why files and not a sled database (as up to commit `2115845`): every
+//! sled write goes through its log and page cache, tens of microseconds of
+//! CPU a record against a resolve of a few, and its batches hold a
+//! process-wide lock; the audited host kept 60 % of its resolve rate. Here
+//! a batch is one `write` to the page cache, made durable with one
+//! `fdatasync` when it holds a change's record, or by a sync at most a
+//! second later ([`SYNC_INTERVAL`]). A data directory of an earlier release
+//! keeps its sled audit database in the same directory: its records are
+//! copied into the segments when the trail first opens, then its files
+//! removed ([`super::audit_import`]).
 //!
 //! A record whose `(at, id)` the trail holds already is not added again.
 //! The writer's records come in time order, so the check is a set lookup
@@ -358,7 +358,7 @@ impl FileAudit {
     /// Opens (or creates) the trail in the directory `dir`, waiting up to
     /// two seconds for another handle in this process to let go of it; a
     /// trail another process holds is refused, naming it. A sled audit
-    /// database of release 0.2 there is copied in first.
+    /// database an earlier release left there is copied in first.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         FileAudit::open_with_limits(dir, SegmentLimits::default())
     }

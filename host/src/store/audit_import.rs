@@ -1,11 +1,11 @@
-//! The audit trail of release 0.2, a sled database in `<data_dir>/audit`,
-//! copied into the segment files of [`super::FileAudit`] the first time the
-//! trail opens there. Nothing is lost: the records are written (and synced)
+//! The audit trail of earlier releases (up to commit `2115845`), a sled
+//! database in `<data_dir>/audit`, copied into the segment files of
+//! [`super::FileAudit`] the first time the trail opens there. Nothing is lost: the records are written (and synced)
 //! before the database's files are removed, and a copy a crash interrupts is
 //! done again on the next open, adding no record twice (the trail leaves out
 //! ids it holds).
 //!
-//! Release 0.2 kept its records in the tree `records` as pages: key
+//! Those kept their records in the tree `records` as pages: key
 //! `{at: u64 BE}{first id (8 bytes)}`, value `{last id (8 bytes)}` then a
 //! JSON array of the page's records; the tree `by-scope` only indexed them.
 
@@ -20,7 +20,7 @@ const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
 /// The most records copied in one write.
 const CHUNK: usize = 1024;
 
-/// Copies the records of a release 0.2 sled audit database in `dir`, if
+/// Copies the records of an earlier release's sled audit database in `dir`, if
 /// there is one, through `write` (which makes them durable), then removes
 /// the database's files.
 pub(super) fn import_sled_trail(
@@ -38,7 +38,7 @@ pub(super) fn import_sled_trail(
     tracing::info!(
         dir = %dir.display(),
         records = records.len(),
-        "copied the audit records of release 0.2's sled database into the audit segments"
+        "copied the audit records of an earlier release's sled database into the audit segments"
     );
     Ok(())
 }
