@@ -35,18 +35,26 @@
 //! A record whose `(at, id)` the trail holds already is not added again.
 //! The writer's records come in time order, so the check is a set lookup
 //! ([`State::tail`]); an older time is looked up in the blocks that span it.
+//!
+//! Here: opening, writing and syncing; [`index`]: a segment's blocks and
+//! lines; [`read`]: queries and the retention's purge.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+
+mod index;
+mod read;
+
+use index::{Block, Head, Index, Span, line_records, scan_lines};
+use read::Reading;
 
 use super::audit::{AuditQuery, AuditRecord, AuditTrail, id_bytes};
 use super::{StoreError, UnixMillis};
@@ -145,94 +153,6 @@ struct OpenSegment {
     entry_synced: bool,
 }
 
-/// The times and count of a segment's or a block's records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Span {
-    min_at: UnixMillis,
-    max_at: UnixMillis,
-    records: u64,
-}
-
-impl Span {
-    fn of(at: UnixMillis) -> Self {
-        Span { min_at: at, max_at: at, records: 0 }
-    }
-
-    fn take(&mut self, other: Span) {
-        self.min_at = self.min_at.min(other.min_at);
-        self.max_at = self.max_at.max(other.max_at);
-        self.records += other.records;
-    }
-
-    fn holds(&self, at: UnixMillis) -> bool {
-        self.records > 0 && self.min_at <= at && at <= self.max_at
-    }
-}
-
-/// A segment's index: its length and its blocks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Index {
-    /// The segment's length when indexed.
-    len: u64,
-    blocks: Vec<Block>,
-}
-
-/// A run of whole lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Block {
-    offset: u64,
-    len: u64,
-    #[serde(flatten)]
-    span: Span,
-    scopes: BTreeSet<String>,
-}
-
-impl Index {
-    /// The span of every block, if any holds records.
-    fn span(&self) -> Option<Span> {
-        let mut blocks = self.blocks.iter().filter(|block| block.span.records > 0);
-        let mut span = blocks.next()?.span;
-        for block in blocks {
-            span.take(block.span);
-        }
-        Some(span)
-    }
-
-    /// Adds the line at `offset`, `len` bytes long, holding `heads`.
-    fn add_line(&mut self, offset: u64, len: u64, heads: &[Head<'_>], block_bytes: u64) {
-        self.len = self.len.max(offset + len);
-        if heads.is_empty() {
-            return;
-        }
-        let mut span = Span::of(heads[0].at);
-        for head in heads {
-            span.take(Span { records: 1, ..Span::of(head.at) });
-        }
-        let scopes = heads.iter().filter_map(|head| head.scope.as_deref());
-        match self.blocks.last_mut() {
-            Some(block) if block.len < block_bytes && block.offset + block.len == offset => {
-                block.len += len;
-                block.span.take(span);
-                block.scopes.extend(scopes.map(str::to_owned));
-            }
-            _ => self.blocks.push(Block {
-                offset,
-                len,
-                span,
-                scopes: scopes.map(str::to_owned).collect(),
-            }),
-        }
-    }
-}
-
-/// What the index needs of a record.
-#[derive(Deserialize)]
-struct Head<'a> {
-    at: UnixMillis,
-    #[serde(default, borrow)]
-    scope: Option<std::borrow::Cow<'a, str>>,
-}
-
 fn segment_name(seq: u64) -> String {
     format!("{seq:016x}.seg")
 }
@@ -290,62 +210,11 @@ fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Calls `each` with the offset (from `base`), length and bytes of every
-/// whole, non-empty line of `bytes`; gives the length of the whole lines.
-fn scan_lines<'a>(bytes: &'a [u8], base: u64, mut each: impl FnMut(u64, u64, &'a [u8])) -> u64 {
-    let mut at = 0;
-    while let Some(end) = bytes[at..].iter().position(|&byte| byte == b'\n') {
-        let line = &bytes[at..at + end];
-        if !line.is_empty() {
-            each(base + at as u64, end as u64 + 1, line);
-        }
-        at += end + 1;
-    }
-    at as u64
-}
-
-/// The heads of a line's records, or `None` (with a warning) when it is not
-/// a JSON array of records.
-fn line_heads<'a>(line: &'a [u8], path: &Path, offset: u64) -> Option<Vec<Head<'a>>> {
-    match serde_json::from_slice::<Vec<Head<'a>>>(line) {
-        Ok(heads) => Some(heads),
-        Err(error) => {
-            tracing::warn!(segment = %path.display(), offset, %error, "skipped an unreadable line of the audit trail (a write cut short)");
-            None
-        }
-    }
-}
-
-/// The records of a line, or none (with a warning) when it is unreadable.
-fn line_records(line: &[u8], path: &Path, offset: u64) -> Vec<AuditRecord> {
-    match serde_json::from_slice::<Vec<AuditRecord>>(line) {
-        Ok(records) => records,
-        Err(error) => {
-            tracing::warn!(segment = %path.display(), offset, %error, "skipped an unreadable line of the audit trail (a write cut short)");
-            Vec::new()
-        }
-    }
-}
-
 /// Indexes the segment at `path` by reading it; the length of its whole
 /// lines too (a torn last line is not one).
 fn build_index(path: &Path, limits: &SegmentLimits) -> Result<(Index, u64), StoreError> {
     let bytes = std::fs::read(path).map_err(|error| io_error("read", path, error))?;
-    let mut index = Index::default();
-    let whole = scan_lines(&bytes, 0, |offset, len, line| {
-        let heads = line_heads(line, path, offset).unwrap_or_default();
-        index.add_line(offset, len, &heads, limits.block_bytes);
-    });
-    index.len = bytes.len() as u64;
-    Ok((index, whole))
-}
-
-/// The byte range `offset..offset + len` of `file`.
-fn read_range(file: &mut File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(&mut bytes)?;
-    Ok(bytes)
+    Ok(Index::of_segment(&bytes, path, limits.block_bytes))
 }
 
 impl FileAudit {
@@ -525,42 +394,6 @@ fn write_index(dir: &Path, seq: u64, index: &Index) {
     if let Err(error) = written {
         tracing::warn!(dir = %dir.display(), seq, %error, "could not write an audit segment's index; it will be rebuilt from the segment");
     }
-}
-
-/// The blocks of one segment to read for a query or a lookup.
-struct Reading {
-    path: PathBuf,
-    blocks: Vec<Block>,
-}
-
-impl Reading {
-    /// The records of `block`, read from `file`.
-    fn records(&self, file: &mut File, block: &Block) -> Result<Vec<AuditRecord>, StoreError> {
-        let bytes = read_range(file, block.offset, block.len)
-            .map_err(|error| io_error("read", &self.path, error))?;
-        let mut records = Vec::new();
-        scan_lines(&bytes, block.offset, |offset, _, line| {
-            records.extend(line_records(line, &self.path, offset));
-        });
-        Ok(records)
-    }
-
-    /// Opens the segment; `None` when it was purged meanwhile.
-    fn open(&self) -> Result<Option<File>, StoreError> {
-        match File::open(&self.path) {
-            Ok(file) => Ok(Some(file)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(io_error("open", &self.path, error)),
-        }
-    }
-}
-
-/// What a reader needs of the trail, taken under the lock.
-struct Snapshot {
-    closed: Vec<Closed>,
-    open_seq: u64,
-    open_index: Index,
-    purged_before: UnixMillis,
 }
 
 impl Inner {
@@ -782,142 +615,6 @@ impl Inner {
             Err(_) => sync(),
         }
     }
-
-    /// What a reader needs, taken under the lock.
-    fn snapshot(&self) -> Snapshot {
-        let state = self.state();
-        Snapshot {
-            closed: state.closed.clone(),
-            open_seq: state.open.seq,
-            open_index: state.open.index.clone(),
-            purged_before: state.purged_before,
-        }
-    }
-
-    /// The records `query` asks for.
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let snapshot = self.snapshot();
-        let start_at = query
-            .after
-            .as_ref()
-            .map_or(query.since, |(at, _)| (*at).max(query.since))
-            .max(snapshot.purged_before);
-        let limit = query.page_size();
-        let mut found: Vec<AuditRecord> = Vec::new();
-        // The latest time a record can have and still be in the page.
-        let bound = |found: &mut Vec<AuditRecord>| -> Option<UnixMillis> {
-            if found.len() < limit {
-                return None;
-            }
-            found.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-            found.truncate(limit);
-            found.last().map(|record| record.at)
-        };
-        let mut segments: Vec<(Span, Option<u64>)> =
-            snapshot.closed.iter().map(|closed| (closed.span, Some(closed.seq))).collect();
-        if let Some(span) = snapshot.open_index.span() {
-            segments.push((span, None));
-        }
-        segments.retain(|(span, _)| span.records > 0 && span.max_at >= start_at);
-        segments.sort_by_key(|(span, _)| span.min_at);
-        for (span, seq) in segments {
-            if bound(&mut found).is_some_and(|bound| span.min_at > bound) {
-                break;
-            }
-            let (seq, index) = match seq {
-                Some(seq) => (seq, closed_index(&self.dir, seq, &self.limits)?),
-                None => (snapshot.open_seq, snapshot.open_index.clone()),
-            };
-            let mut reading = Reading { path: self.path(seq), blocks: index.blocks };
-            reading.blocks.retain(|block| {
-                block.span.records > 0
-                    && block.span.max_at >= start_at
-                    && query.scope.as_ref().is_none_or(|scope| block.scopes.contains(scope))
-            });
-            reading.blocks.sort_by_key(|block| block.span.min_at);
-            let Some(mut file) = reading.open()? else { continue };
-            for block in &reading.blocks {
-                if bound(&mut found).is_some_and(|bound| block.span.min_at > bound) {
-                    break;
-                }
-                found.extend(
-                    reading.records(&mut file, block)?.into_iter().filter(|record| {
-                        record.at >= snapshot.purged_before && query.matches(record)
-                    }),
-                );
-            }
-        }
-        found.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        found.truncate(limit);
-        Ok(found)
-    }
-
-    /// Purges the records older than `before`: they leave every view at
-    /// once (the mark), and the segments holding only them are deleted.
-    fn purge_before(&self, before: UnixMillis) -> Result<usize, StoreError> {
-        let mut state = self.state();
-        let from = state.purged_before;
-        if before <= from {
-            return Ok(0);
-        }
-        let mut purged = 0;
-        let mut readings = Vec::new();
-        for closed in &state.closed {
-            if closed.span.min_at >= before || closed.span.max_at < from {
-                continue;
-            }
-            if closed.span.min_at >= from && closed.span.max_at < before {
-                purged += closed.span.records;
-                continue;
-            }
-            let index = closed_index(&self.dir, closed.seq, &self.limits)?;
-            readings.push(Reading { path: self.path(closed.seq), blocks: index.blocks });
-        }
-        readings.push(Reading {
-            path: self.path(state.open.seq),
-            blocks: state.open.index.blocks.clone(),
-        });
-        for reading in readings {
-            let Some(mut file) = reading.open()? else { continue };
-            for block in &reading.blocks {
-                let span = block.span;
-                if span.records == 0 || span.min_at >= before || span.max_at < from {
-                    continue;
-                }
-                if span.min_at >= from && span.max_at < before {
-                    purged += span.records;
-                    continue;
-                }
-                let records = reading.records(&mut file, block)?;
-                purged +=
-                    records.iter().filter(|record| from <= record.at && record.at < before).count()
-                        as u64;
-            }
-        }
-        // With nothing purged, the mark moves in memory only: no record
-        // lies between the stored mark and this one.
-        if purged > 0 {
-            replace_file(&self.dir, PURGED_FILE, before.to_string().as_bytes())
-                .map_err(|error| io_error("write", &self.dir.join(PURGED_FILE), error))?;
-        }
-        state.purged_before = before;
-        let (gone, kept): (Vec<Closed>, Vec<Closed>) = std::mem::take(&mut state.closed)
-            .into_iter()
-            .partition(|closed| closed.span.max_at < before);
-        state.closed = kept;
-        drop(state);
-        for closed in gone {
-            for name in [segment_name(closed.seq), index_name(closed.seq)] {
-                let path = self.dir.join(name);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(io_error("remove", &path, error)),
-                }
-            }
-        }
-        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
-    }
 }
 
 impl State {
@@ -1021,32 +718,10 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_cut_by_size_and_hold_their_lines_times_and_scopes() {
-        let mut index = Index::default();
-        let head = |at, scope: &'static str| Head { at, scope: Some(scope.into()) };
-        index.add_line(0, 60, &[head(5, "a/b/c"), head(7, "a/b/d")], 100);
-        index.add_line(60, 50, &[head(3, "a/b/c")], 100);
-        index.add_line(110, 10, &[head(9, "x/y/z")], 100);
-        // An unreadable line: no records, and the next block starts apart.
-        index.add_line(120, 5, &[], 100);
-        index.add_line(125, 5, &[head(1, "a/b/c")], 100);
-        assert_eq!(index.len, 130);
-        let blocks: Vec<_> = index
-            .blocks
-            .iter()
-            .map(|block| (block.offset, block.len, block.span, block.scopes.len()))
-            .collect();
-        assert_eq!(
-            blocks,
-            [
-                (0, 110, Span { min_at: 3, max_at: 7, records: 3 }, 2),
-                (110, 10, Span { min_at: 9, max_at: 9, records: 1 }, 1),
-                (125, 5, Span { min_at: 1, max_at: 1, records: 1 }, 1),
-            ]
-        );
-        assert_eq!(index.span(), Some(Span { min_at: 1, max_at: 9, records: 5 }));
-        assert!(index.blocks[0].span.holds(3) && !index.blocks[0].span.holds(8));
+    fn segments_are_named_by_their_number() {
         assert_eq!(segment_seq(&segment_name(42)), Some(42));
+        assert_eq!(segment_name(42), "000000000000002a.seg");
+        assert_eq!(index_name(42), "000000000000002a.idx");
         assert_eq!(segment_seq("42.seg"), None);
         assert_eq!(segment_seq("000000000000002a.idx"), None);
     }
