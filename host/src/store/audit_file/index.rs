@@ -36,7 +36,7 @@ impl Span {
 }
 
 /// A segment's index: its length and its blocks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Index {
     /// The segment's length when indexed.
     pub(super) len: u64,
@@ -99,7 +99,51 @@ pub(super) struct Head<'a> {
     pub(super) scope: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// The first line of an index file: what opening the trail reads of a
+/// closed segment (its blocks follow on the second line).
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct IndexHeader {
+    /// The segment's length when indexed.
+    pub(super) len: u64,
+    /// The span of its records, if it holds any.
+    pub(super) span: Option<Span>,
+}
+
+/// The longest header line read.
+const MAX_HEADER: u64 = 4096;
+
+impl IndexHeader {
+    /// The header of the index file at `path`; `None` when it is missing
+    /// or unreadable.
+    pub(super) fn read(path: &Path) -> Option<IndexHeader> {
+        use std::io::{BufRead, Read};
+        let file = std::fs::File::open(path).ok()?;
+        let mut line = Vec::new();
+        std::io::BufReader::new(file.take(MAX_HEADER)).read_until(b'\n', &mut line).ok()?;
+        serde_json::from_slice(line.strip_suffix(b"\n")?).ok()
+    }
+}
+
 impl Index {
+    /// The index file's bytes: the [`IndexHeader`] line, then the blocks.
+    pub(super) fn to_file(&self) -> Vec<u8> {
+        let header = IndexHeader { len: self.len, span: self.span() };
+        let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
+        bytes.push(b'\n');
+        serde_json::to_writer(&mut bytes, &self.blocks).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// An index from its file's bytes; `None` when they are not one.
+    pub(super) fn from_file(bytes: &[u8]) -> Option<Index> {
+        let mut lines = bytes.splitn(2, |&byte| byte == b'\n');
+        let header: IndexHeader = serde_json::from_slice(lines.next()?).ok()?;
+        let blocks: Vec<Block> = serde_json::from_slice(lines.next()?).ok()?;
+        let index = Index { len: header.len, blocks };
+        (index.span() == header.span).then_some(index)
+    }
+
     /// The index of a segment's `bytes` (read from `path`, named in
     /// warnings), and the length of its whole lines (a torn last line is
     /// not one).
@@ -185,5 +229,27 @@ mod tests {
         );
         assert_eq!(index.span(), Some(Span { min_at: 1, max_at: 9, records: 5 }));
         assert!(index.blocks[0].span.holds(3) && !index.blocks[0].span.holds(8));
+    }
+
+    #[test]
+    fn index_files_round_trip_and_their_header_reads_alone() {
+        let mut index = Index::default();
+        index.add_line(0, 60, &[Head { at: 5, scope: Some("a/b/c".into()) }], 100);
+        index.add_line(60, 8, &[], 100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.idx");
+        std::fs::write(&path, index.to_file()).unwrap();
+        assert_eq!(Index::from_file(&std::fs::read(&path).unwrap()), Some(index.clone()));
+        let header = IndexHeader::read(&path).unwrap();
+        assert_eq!(header, IndexHeader { len: 68, span: index.span() });
+        // A header that disagrees with its blocks, half a file, no file.
+        let bytes = index.to_file();
+        let lied =
+            String::from_utf8(bytes.clone()).unwrap().replacen("\"max_at\":5", "\"max_at\":6", 1);
+        assert_eq!(Index::from_file(lied.as_bytes()), None);
+        assert_eq!(Index::from_file(&bytes[..bytes.len() / 2]), None);
+        std::fs::write(&path, &bytes[..10]).unwrap();
+        assert_eq!(IndexHeader::read(&path), None);
+        assert_eq!(IndexHeader::read(&dir.path().join("none.idx")), None);
     }
 }

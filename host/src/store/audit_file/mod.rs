@@ -10,7 +10,8 @@
 //!   and the torn last line a crash may leave is cut off when the trail
 //!   opens. Segments are cut at [`SegmentLimits::segment_bytes`]; the last
 //!   one is written.
-//! - `{seq:016x}.idx`: a closed segment's index (JSON), written when it is
+//! - `{seq:016x}.idx`: a closed segment's index (a JSON header line, read
+//!   alone when the trail opens, then the blocks), written when it is
 //!   closed: its blocks (runs of lines of about
 //!   [`SegmentLimits::block_bytes`]), each with its byte range, the times
 //!   of its records and the scopes they name. A query reads only the blocks
@@ -53,7 +54,7 @@ use async_trait::async_trait;
 mod index;
 mod read;
 
-use index::{Block, Head, Index, Span, line_records, scan_lines};
+use index::{Block, Head, Index, IndexHeader, Span, line_records, scan_lines};
 use read::Reading;
 
 use super::audit::{AuditQuery, AuditRecord, AuditTrail, id_bytes};
@@ -314,10 +315,10 @@ fn load(dir: &Path, limits: &SegmentLimits) -> Result<State, StoreError> {
     let mut closed = Vec::with_capacity(seqs.len());
     let mut max_at = None;
     for seq in seqs {
-        let index = closed_index(dir, seq, limits)?;
+        let span = closed_span(dir, seq, limits)?;
         // A segment of no readable record has an empty span: the next
         // purge deletes it.
-        let span = index.span().unwrap_or(Span { min_at: 0, max_at: 0, records: 0 });
+        let span = span.unwrap_or(Span::of(0));
         if span.records > 0 {
             max_at = max_at.max(Some(span.max_at));
         }
@@ -363,6 +364,17 @@ fn load(dir: &Path, limits: &SegmentLimits) -> Result<State, StoreError> {
     })
 }
 
+/// A closed segment's span, from its index file's first line alone when
+/// that matches the segment (opening reads no block list).
+fn closed_span(dir: &Path, seq: u64, limits: &SegmentLimits) -> Result<Option<Span>, StoreError> {
+    let segment = dir.join(segment_name(seq));
+    let len = std::fs::metadata(&segment).map_err(|error| io_error("read", &segment, error))?.len();
+    match IndexHeader::read(&dir.join(index_name(seq))) {
+        Some(header) if header.len == len => Ok(header.span),
+        _ => Ok(closed_index(dir, seq, limits)?.span()),
+    }
+}
+
 /// A closed segment's index: its index file, or the segment read again
 /// (and the file rewritten) when that is missing, unreadable or stale.
 fn closed_index(dir: &Path, seq: u64, limits: &SegmentLimits) -> Result<Index, StoreError> {
@@ -375,7 +387,7 @@ fn closed_index(dir: &Path, seq: u64, limits: &SegmentLimits) -> Result<Index, S
     };
     let stored = std::fs::read(dir.join(index_name(seq)))
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
+        .and_then(|bytes| Index::from_file(&bytes))
         .filter(|index| index.len == len);
     if let Some(index) = stored {
         return Ok(index);
@@ -388,9 +400,7 @@ fn closed_index(dir: &Path, seq: u64, limits: &SegmentLimits) -> Result<Index, S
 /// Writes a closed segment's index file; a failure is logged (the index is
 /// rebuilt from the segment when next needed).
 fn write_index(dir: &Path, seq: u64, index: &Index) {
-    let written = serde_json::to_vec(index)
-        .map_err(io::Error::other)
-        .and_then(|bytes| replace_file(dir, &index_name(seq), &bytes));
+    let written = replace_file(dir, &index_name(seq), &index.to_file());
     if let Err(error) = written {
         tracing::warn!(dir = %dir.display(), seq, %error, "could not write an audit segment's index; it will be rebuilt from the segment");
     }
@@ -581,12 +591,19 @@ impl Inner {
     /// directory entry.
     fn sync(&self, file: &File) -> Result<(), StoreError> {
         file.sync_data().map_err(|error| io_error("sync", &self.dir, error))?;
-        let entry_synced = self.state().open.entry_synced;
+        let (seq, entry_synced) = {
+            let state = self.state();
+            (state.open.seq, state.open.entry_synced)
+        };
         if !entry_synced {
             sync_dir(&self.dir).map_err(|error| io_error("sync", &self.dir, error))?;
-            self.state().open.entry_synced = true;
         }
-        self.state().synced_at = Instant::now();
+        let mut state = self.state();
+        // A segment opened meanwhile has an entry this sync may not hold.
+        if state.open.seq == seq {
+            state.open.entry_synced = true;
+        }
+        state.synced_at = Instant::now();
         Ok(())
     }
 
